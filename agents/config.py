@@ -1,0 +1,184 @@
+"""Typed, frozen configuration of the agent: model, optimisation and planner.
+
+Built once (from Hydra in launch/, or directly in tests) and never mutated. Values that
+depend on the task set (obs/action dims, task count, discounts) come in through
+`make_agent_config`; derived values are computed by named functions below.
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping
+
+# Published TD-MPC2 model sizes (millions of parameters at the mt80 dims). `num_q` defaults to 5.
+MODEL_PRESETS: dict[str, dict[str, int]] = {
+    "1": dict(enc_dim=256, mlp_dim=384, latent_dim=128, num_enc_layers=2, num_q=2),
+    "5": dict(enc_dim=256, mlp_dim=512, latent_dim=512, num_enc_layers=2, num_q=5),
+    "19": dict(enc_dim=1024, mlp_dim=1024, latent_dim=768, num_enc_layers=3, num_q=5),
+    "48": dict(enc_dim=1792, mlp_dim=1792, latent_dim=768, num_enc_layers=4, num_q=5),
+    "317": dict(enc_dim=4096, mlp_dim=4096, latent_dim=1376, num_enc_layers=5, num_q=8),
+    # Not from the paper: a ~0.1M model for tests and the CI learning check on 2 CPU cores.
+    "tiny": dict(enc_dim=128, mlp_dim=128, latent_dim=64, num_enc_layers=2, num_q=2),
+}
+
+
+def model_preset(model_size: str | int) -> dict[str, int]:
+    """The architecture dims of a named model size; unknown sizes raise with the valid names."""
+    key = str(model_size)
+    if key not in MODEL_PRESETS:
+        close = difflib.get_close_matches(key, MODEL_PRESETS, n=3, cutoff=0.0)
+        raise ValueError(
+            f"unknown model_size {model_size!r}; valid sizes are {sorted(MODEL_PRESETS)} "
+            f"(closest: {close})"
+        )
+    return dict(MODEL_PRESETS[key])
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    obs_dim: int
+    action_dim: int
+    num_tasks: int = 1
+    model_size: str = "5"
+    enc_dim: int = 256
+    mlp_dim: int = 512
+    latent_dim: int = 512
+    num_enc_layers: int = 2
+    num_q: int = 5
+    task_dim: int = 96  # used only when num_tasks > 1 (single-task models carry no embedding)
+    simnorm_dim: int = 8
+    num_bins: int = 101
+    vmin: float = -10.0
+    vmax: float = 10.0
+    dropout: float = 0.01
+    log_std_min: float = -10.0
+    log_std_max: float = 2.0
+
+    @property
+    def multitask(self) -> bool:
+        return self.num_tasks > 1
+
+    @property
+    def task_embedding_dim(self) -> int:
+        return self.task_dim if self.multitask else 0
+
+    @property
+    def bin_size(self) -> float:
+        return (self.vmax - self.vmin) / (self.num_bins - 1)
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    batch_size: int = 256
+    horizon: int = 3
+    lr: float = 3e-4
+    enc_lr_scale: float = 0.3
+    grad_clip_norm: float = 20.0
+    tau: float = 0.01
+    rho: float = 0.5
+    consistency_coef: float = 20.0
+    reward_coef: float = 0.1
+    value_coef: float = 0.1
+    entropy_coef: float = 1e-4
+    scale_tau: float = 0.01  # EMA rate of the running Q scale (P95 - P5)
+
+
+@dataclass(frozen=True)
+class PlannerConfig:
+    horizon: int = 3
+    iterations: int = 6
+    num_samples: int = 512
+    num_elites: int = 64
+    num_pi_trajs: int = 24
+    min_std: float = 0.05
+    max_std: float = 2.0
+    temperature: float = 0.5
+    large_action_dim: int = 20  # TD-MPC2's heuristic: +2 iterations at or above this action dim
+    large_action_extra_iterations: int = 2
+    deadline_ms: float | None = None  # stop refining once this budget is spent (None: never)
+
+    def __post_init__(self):
+        if self.num_pi_trajs >= self.num_samples:
+            raise ValueError(f"num_pi_trajs ({self.num_pi_trajs}) must be < num_samples ({self.num_samples})")
+        if not 0 < self.num_elites <= self.num_samples:
+            raise ValueError(f"num_elites ({self.num_elites}) must be in [1, num_samples={self.num_samples}]")
+        if self.horizon < 1 or self.iterations < 1:
+            raise ValueError("planner horizon and iterations must be >= 1")
+
+
+def planner_iterations(cfg: PlannerConfig, action_dim: int) -> int:
+    """MPPI iterations for an action space: more for large ones (TD-MPC2's heuristic)."""
+    extra = cfg.large_action_extra_iterations if action_dim >= cfg.large_action_dim else 0
+    return cfg.iterations + extra
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    model: ModelConfig
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    planner: PlannerConfig = field(default_factory=PlannerConfig)
+    discounts: tuple[float, ...] = (0.99,)  # one per task
+    device: str = "cpu"
+    precision: str = "fp32"  # "fp32" or "bf16" (autocast for planning and updates)
+    compile: bool = False
+
+    def __post_init__(self):
+        if len(self.discounts) != self.model.num_tasks:
+            raise ValueError(
+                f"{len(self.discounts)} discounts for {self.model.num_tasks} tasks; give one per task"
+            )
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
+
+
+def discount_from_episode_length(episode_length: int, denom: float = 5.0,
+                                 lo: float = 0.95, hi: float = 0.995) -> float:
+    """TD-MPC2's heuristic: a discount that grows with episode length, clipped to [lo, hi]."""
+    frac = episode_length / denom
+    return float(min(max((frac - 1) / frac, lo), hi))
+
+
+def _subset(cls, values: Mapping[str, Any] | None) -> dict[str, Any]:
+    values = dict(values or {})
+    known = set(cls.__dataclass_fields__)
+    unknown = sorted(set(values) - known)
+    if unknown:
+        hints = {u: difflib.get_close_matches(u, known, n=1) for u in unknown}
+        raise ValueError(f"unknown {cls.__name__} keys {unknown} (did you mean {hints}?)")
+    return values
+
+
+def make_agent_config(
+    *,
+    obs_dim: int,
+    action_dim: int,
+    episode_lengths: tuple[int, ...] | list[int],
+    model_size: str | int = "5",
+    model: Mapping[str, Any] | None = None,
+    optim: Mapping[str, Any] | None = None,
+    planner: Mapping[str, Any] | None = None,
+    device: str = "cpu",
+    precision: str = "fp32",
+    compile: bool = False,
+) -> AgentConfig:
+    """Assemble an AgentConfig from a preset name plus overrides (e.g. from Hydra)."""
+    dims = model_preset(model_size)
+    dims.update(_subset(ModelConfig, model))
+    mc = ModelConfig(obs_dim=int(obs_dim), action_dim=int(action_dim), num_tasks=len(episode_lengths),
+                     model_size=str(model_size), **{k: v for k, v in dims.items()
+                                                    if k not in ("obs_dim", "action_dim", "num_tasks", "model_size")})
+    return AgentConfig(
+        model=mc,
+        optim=OptimConfig(**_subset(OptimConfig, optim)),
+        planner=PlannerConfig(**_subset(PlannerConfig, planner)),
+        discounts=tuple(discount_from_episode_length(int(L)) for L in episode_lengths),
+        device=device,
+        precision=precision,
+        compile=compile,
+    )
+
+
+__all__ = [
+    "MODEL_PRESETS", "ModelConfig", "OptimConfig", "PlannerConfig", "AgentConfig",
+    "model_preset", "planner_iterations", "discount_from_episode_length", "make_agent_config", "replace",
+]

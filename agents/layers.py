@@ -1,0 +1,113 @@
+"""Building blocks of the world model: SimNorm, LayerNorm+Mish MLPs, a batched Q ensemble."""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class SimNorm(nn.Module):
+    """Simplicial normalisation: softmax over consecutive groups of `group` features."""
+
+    def __init__(self, group: int = 8):
+        super().__init__()
+        self.group = group
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        if shape[-1] % self.group:
+            raise ValueError(f"SimNorm: feature dim {shape[-1]} is not a multiple of the group size {self.group}")
+        return F.softmax(x.view(*shape[:-1], -1, self.group), dim=-1).view(shape)
+
+
+class NormedLinear(nn.Linear):
+    """Linear -> (Dropout) -> LayerNorm -> activation (Mish unless given)."""
+
+    def __init__(self, in_dim: int, out_dim: int, dropout: float = 0.0, act: nn.Module | None = None):
+        super().__init__(in_dim, out_dim)
+        self.ln = nn.LayerNorm(out_dim)
+        self.act = act if act is not None else nn.Mish()
+        self.dropout = nn.Dropout(dropout) if dropout else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = super().forward(x)
+        if self.dropout is not None:
+            x = self.dropout(x)
+        return self.act(self.ln(x))
+
+
+def mlp(in_dim: int, hidden: list[int], out_dim: int, *, out_act: nn.Module | None = None,
+        dropout: float = 0.0) -> nn.Sequential:
+    """Hidden layers are NormedLinear (dropout on the first only); the output layer is
+    NormedLinear with `out_act` if given (e.g. SimNorm), else a plain Linear."""
+    dims = [in_dim] + list(hidden)
+    layers: list[nn.Module] = [
+        NormedLinear(dims[i], dims[i + 1], dropout=dropout if i == 0 else 0.0) for i in range(len(hidden))
+    ]
+    layers.append(NormedLinear(dims[-1], out_dim, act=out_act) if out_act is not None else nn.Linear(dims[-1], out_dim))
+    return nn.Sequential(*layers)
+
+
+class EnsembleLinear(nn.Module):
+    """K independent Linear layers applied in one batched matmul: [K, N, in] -> [K, N, out]."""
+
+    def __init__(self, k: int, in_dim: int, out_dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(k, in_dim, out_dim))
+        self.bias = nn.Parameter(torch.zeros(k, 1, out_dim))
+        nn.init.trunc_normal_(self.weight, std=0.02)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
+class EnsembleMLP(nn.Module):
+    """K MLPs of identical shape (the Q ensemble), each hidden layer Linear -> (Dropout) ->
+    LayerNorm -> Mish with its own LayerNorm affine, evaluated together."""
+
+    def __init__(self, k: int, in_dim: int, hidden: list[int], out_dim: int, dropout: float = 0.0):
+        super().__init__()
+        dims = [in_dim] + list(hidden)
+        self.k = k
+        self.linears = nn.ModuleList(EnsembleLinear(k, dims[i], dims[i + 1]) for i in range(len(hidden)))
+        self.ln_weight = nn.ParameterList(nn.Parameter(torch.ones(k, 1, d)) for d in hidden)
+        self.ln_bias = nn.ParameterList(nn.Parameter(torch.zeros(k, 1, d)) for d in hidden)
+        self.out = EnsembleLinear(k, dims[-1], out_dim)
+        self.dropout = nn.Dropout(dropout) if dropout else None
+
+    def __len__(self) -> int:
+        return self.k
+
+    def zero_output(self) -> None:
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """[..., in] -> [K, ..., out]."""
+        lead = x.shape[:-1]
+        h = x.reshape(1, -1, x.shape[-1]).expand(self.k, -1, -1)
+        for i, lin in enumerate(self.linears):
+            h = lin(h)
+            if i == 0 and self.dropout is not None:
+                h = self.dropout(h)
+            h = F.layer_norm(h, h.shape[-1:]) * self.ln_weight[i] + self.ln_bias[i]
+            h = F.mish(h)
+        return self.out(h).reshape(self.k, *lead, -1)
+
+
+def init_weights(module: nn.Module) -> None:
+    """Truncated-normal(0.02) weights, zero biases (TD-MPC2's init)."""
+    if isinstance(module, nn.Linear):
+        nn.init.trunc_normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        nn.init.uniform_(module.weight, -0.02, 0.02)
+
+
+def zero_output_layer(seq: nn.Sequential) -> None:
+    """Zero the last Linear's weights so a head starts by predicting the zero-reward/value bin."""
+    last = seq[-1]
+    nn.init.zeros_(last.weight)
+    if last.bias is not None:
+        nn.init.zeros_(last.bias)

@@ -1,0 +1,183 @@
+"""Batched MPPI planning in the latent space of a WorldModel.
+
+One call plans for B observations at once, each row with its own task (and so its own
+action mask and discount), its own warm start and its own random stream: a row's result
+does not depend on which other rows share the batch.
+
+Per row: encode once; roll `num_pi_trajs` policy-prior trajectories; then for each
+iteration sample Gaussian action sequences around the current mean, score
+J = sum_k gamma^k r(z_k, a_k) + gamma^H Q(z_H, pi(z_H)), keep the top `num_elites`,
+refit mean/std with temperature-weighted elite scores. Execute the first action of an
+elite drawn by score; keep the mean so the next call starts from it shifted by one step.
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from agents.config import PlannerConfig, planner_iterations
+from agents.world_model import WorldModel
+
+
+def _row_seed(seed: int, row: int) -> int:
+    return (seed * 1_000_003 + row * 7919 + 12345) % (2**63 - 1)
+
+
+@dataclass
+class PlannerState:
+    """Per-row warm-start means and random streams; one instance per group of envs."""
+    prev_mean: torch.Tensor  # [B, H, A]
+    has_prev: torch.Tensor  # [B] bool: False at episode start (no warm start)
+    generators: list[torch.Generator]
+    head_generator: torch.Generator  # picks the 2 Q heads for the terminal value, shared by rows
+    seed: int = 0
+    calls: int = field(default=0)
+
+    @classmethod
+    def create(cls, batch_size: int, horizon: int, action_dim: int, seed: int = 0,
+               device: torch.device | str = "cpu") -> "PlannerState":
+        gens = []
+        for b in range(batch_size):
+            g = torch.Generator(device=device)
+            g.manual_seed(_row_seed(seed, b))
+            gens.append(g)
+        hg = torch.Generator(device="cpu")
+        hg.manual_seed(_row_seed(seed, -1))
+        return cls(prev_mean=torch.zeros(batch_size, horizon, action_dim, device=device),
+                   has_prev=torch.zeros(batch_size, dtype=torch.bool, device=device),
+                   generators=gens, head_generator=hg, seed=seed)
+
+    @property
+    def batch_size(self) -> int:
+        return self.prev_mean.shape[0]
+
+    def reset(self, rows: list[int] | torch.Tensor | None = None) -> None:
+        """Forget the warm start of `rows` (all rows if None): call at episode start."""
+        if rows is None:
+            self.has_prev.zero_()
+        else:
+            self.has_prev[torch.as_tensor(rows, dtype=torch.long, device=self.has_prev.device)] = False
+
+
+@dataclass
+class PlanInfo:
+    iterations: int  # MPPI iterations actually run (fewer than configured if the deadline hit)
+    elapsed_ms: float
+    mean: torch.Tensor  # [B, H, A] refit mean after the last iteration
+    std: torch.Tensor  # [B, H, A]
+    elite_actions: torch.Tensor  # [B, H, E, A]
+    elite_value: torch.Tensor  # [B, E]
+    elite_index: torch.Tensor  # [B, E] indices of the elites among the N samples of the last iteration
+    chosen_value: torch.Tensor  # [B] predicted return of the executed elite sequence
+
+
+def _draw_noise(state: PlannerState, sizes: list[int], device) -> list[torch.Tensor]:
+    """Standard normal noise per row from the row's own generator: list of [B, size]."""
+    total = sum(sizes)
+    rows = [torch.randn(total, generator=g, device=device) for g in state.generators]
+    flat = torch.stack(rows)
+    return list(flat.split(sizes, dim=1))
+
+
+@torch.no_grad()
+def estimate_value(model: WorldModel, z: torch.Tensor, actions: torch.Tensor, task: torch.Tensor,
+                   discount: torch.Tensor, term_eps: torch.Tensor, heads: torch.Tensor) -> torch.Tensor:
+    """Predicted return of action sequences. z [B, N, L], actions [B, H, N, A], task [B, 1],
+    discount [B, 1, 1], term_eps [B, N, A] noise for the terminal policy action -> [B, N, 1]."""
+    G = torch.zeros(*z.shape[:-1], 1, device=z.device, dtype=torch.float32)
+    scale = torch.ones_like(discount, dtype=torch.float32)
+    for t in range(actions.shape[1]):
+        a = actions[:, t]
+        G = G + scale * model.two_hot.decode(model.reward(z, a, task))
+        z = model.next(z, a, task)
+        scale = scale * discount
+    a_term, _ = model.pi(z, task, eps=term_eps)
+    return G + scale * model.Q(z, a_term, task, mode="avg", heads=heads).float()
+
+
+@torch.no_grad()
+def plan_batch(model: WorldModel, obs: torch.Tensor, task: torch.Tensor, state: PlannerState,
+               cfg: PlannerConfig, discounts: torch.Tensor, *, eval_mode: bool = False,
+               autocast_dtype: torch.dtype | None = None,
+               clock: Callable[[], float] = time.perf_counter) -> tuple[torch.Tensor, PlanInfo]:
+    """Plan one action per row.
+
+    obs [B, O] (padded), task [B] int64, discounts [num_tasks] -> actions [B, A] in [-1, 1]
+    with padded dims exactly 0. `cfg.deadline_ms` stops refining once the budget is spent
+    (at least one iteration always runs); `clock` returns seconds and can be injected.
+    """
+    start = clock()
+    B = obs.shape[0]
+    if state.batch_size != B:
+        raise ValueError(f"planner state holds {state.batch_size} rows but obs has {B}")
+    device = obs.device
+    H, N, P, E = cfg.horizon, cfg.num_samples, cfg.num_pi_trajs, cfg.num_elites
+    A = model.cfg.action_dim
+    if state.prev_mean.shape[1:] != (H, A):
+        raise ValueError(f"planner state is for horizon/action dim {tuple(state.prev_mean.shape[1:])}, "
+                         f"config asks for {(H, A)}")
+    iters = planner_iterations(cfg, A)
+    mask = model.mask(task).to(device)  # [B, A]
+    gamma = discounts.to(device)[task].view(B, 1, 1)
+    task_b1 = task.view(B, 1)
+    heads = torch.randperm(model.cfg.num_q, generator=state.head_generator)[:2].to(device)
+    noise = _draw_noise(state, [H * P * A, iters * H * (N - P) * A, iters * N * A, A], device)
+    pi_eps = noise[0].view(B, H, P, A)
+    sample_eps = noise[1].view(B, iters, H, N - P, A)
+    term_eps = noise[2].view(B, iters, N, A)
+    explore_eps = noise[3]
+    gumbel_u = torch.stack([torch.rand(E, generator=g, device=device) for g in state.generators])
+
+    amp = (torch.autocast(device_type=device.type, dtype=autocast_dtype)
+           if autocast_dtype is not None else contextlib.nullcontext())
+    with amp:
+        z = model.encode(obs, task)  # [B, L]
+        pi_actions = torch.empty(B, H, P, A, device=device)
+        if P > 0:
+            zp = z.unsqueeze(1).expand(B, P, z.shape[-1])
+            for t in range(H):
+                pi_actions[:, t] = model.pi(zp, task_b1, eps=pi_eps[:, t])[0].float()
+                if t < H - 1:
+                    zp = model.next(zp, pi_actions[:, t], task_b1)
+        zs = z.unsqueeze(1).expand(B, N, z.shape[-1])
+
+        mean = torch.zeros(B, H, A, device=device)
+        warm = state.has_prev.view(B, 1, 1)
+        mean[:, :-1] = torch.where(warm, state.prev_mean[:, 1:], mean[:, :-1])
+        std = torch.full((B, H, A), cfg.max_std, device=device) * mask.unsqueeze(1)
+        done = 0
+        for i in range(iters):
+            samples = (mean.unsqueeze(2) + std.unsqueeze(2) * sample_eps[:, i]).clamp(-1, 1)
+            actions = torch.cat([pi_actions, samples], dim=2) * mask.view(B, 1, 1, A)  # [B, H, N, A]
+            value = estimate_value(model, zs, actions, task_b1, gamma, term_eps[:, i], heads)
+            value = value.squeeze(-1).nan_to_num(0.0)  # [B, N]
+            elite_value, elite_index = torch.topk(value, E, dim=1)
+            elite_actions = torch.gather(actions, 2, elite_index.view(B, 1, E, 1).expand(B, H, E, A))
+            score = torch.softmax(cfg.temperature * elite_value, dim=1)  # [B, E]
+            w = score.view(B, 1, E, 1)
+            mean = (w * elite_actions).sum(2)
+            std = ((w * (elite_actions - mean.unsqueeze(2)).pow(2)).sum(2)).sqrt()
+            std = std.clamp(cfg.min_std, cfg.max_std) * mask.unsqueeze(1)
+            mean = mean * mask.unsqueeze(1)
+            done = i + 1
+            if cfg.deadline_ms is not None and (clock() - start) * 1e3 >= cfg.deadline_ms:
+                break
+
+    # draw the executed sequence among the elites in proportion to their score (Gumbel-max)
+    gumbel = -torch.log(-torch.log(gumbel_u.clamp(1e-20, 1 - 1e-7)))
+    pick = torch.argmax(torch.log(score + 1e-20) + gumbel, dim=1)  # [B]
+    first = elite_actions[torch.arange(B, device=device), 0, pick]  # [B, A]
+    if not eval_mode:
+        first = first + std[:, 0] * explore_eps
+    action = first.clamp(-1, 1) * mask
+    state.prev_mean = mean.detach().clone()
+    state.has_prev = torch.ones_like(state.has_prev)
+    state.calls += 1
+    info = PlanInfo(iterations=done, elapsed_ms=(clock() - start) * 1e3, mean=mean, std=std,
+                    elite_actions=elite_actions, elite_value=elite_value, elite_index=elite_index,
+                    chosen_value=elite_value.gather(1, pick.view(B, 1)).squeeze(1))
+    return action, info

@@ -1,0 +1,133 @@
+"""The decoder-free, task-embedded latent world model (TD-MPC2 architecture).
+
+Components, each conditioned on a learnable task embedding (max-norm 1) when there is
+more than one task: encoder (obs -> SimNorm latent), latent dynamics (z, a -> z', SimNorm),
+reward head and an ensemble of Q heads (two-hot logits in symlog space), and a squashed
+Gaussian policy prior. A per-task action mask zeroes padded action dimensions.
+
+Shapes: `task` is an int64 tensor broadcastable to the leading dims of `z`/`obs`
+(e.g. [B] for z [H, B, L], or [B, 1] for z [B, N, L]).
+"""
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+import torch.nn as nn
+
+from agents.config import ModelConfig
+from agents.layers import EnsembleMLP, SimNorm, init_weights, mlp, zero_output_layer
+from agents.regression import TwoHot
+
+_LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+
+
+class WorldModel(nn.Module):
+    def __init__(self, cfg: ModelConfig, action_masks: torch.Tensor | None = None):
+        super().__init__()
+        self.cfg = cfg
+        T, A, D, L = cfg.num_tasks, cfg.action_dim, cfg.task_embedding_dim, cfg.latent_dim
+        if action_masks is None:
+            action_masks = torch.ones(T, A)
+        if tuple(action_masks.shape) != (T, A):
+            raise ValueError(f"action_masks must be [num_tasks={T}, action_dim={A}], got {tuple(action_masks.shape)}")
+        self.register_buffer("action_masks", action_masks.float().clone())
+        self.task_emb = nn.Embedding(T, D, max_norm=1.0) if cfg.multitask else None
+        enc_hidden = max(cfg.num_enc_layers - 1, 1) * [cfg.enc_dim]
+        self.encoder = mlp(cfg.obs_dim + D, enc_hidden, L, out_act=SimNorm(cfg.simnorm_dim))
+        self.dynamics = mlp(L + A + D, 2 * [cfg.mlp_dim], L, out_act=SimNorm(cfg.simnorm_dim))
+        self.reward_head = mlp(L + A + D, 2 * [cfg.mlp_dim], cfg.num_bins)
+        self.policy = mlp(L + D, 2 * [cfg.mlp_dim], 2 * A)
+        self.qs = EnsembleMLP(cfg.num_q, L + A + D, 2 * [cfg.mlp_dim], cfg.num_bins, dropout=cfg.dropout)
+        self.apply(init_weights)
+        zero_output_layer(self.reward_head)
+        self.qs.zero_output()
+        self.target_qs = copy.deepcopy(self.qs).requires_grad_(False)
+        self.two_hot = TwoHot(cfg.num_bins, cfg.vmin, cfg.vmax)
+
+    # -- conditioning ---------------------------------------------------------------------
+    def _cond(self, x: torch.Tensor, task: torch.Tensor | None) -> torch.Tensor:
+        """Concatenate the task embedding to the last dim of x (no-op for single-task models)."""
+        if self.task_emb is None:
+            return x
+        if task is None:
+            raise ValueError("a multitask world model needs task ids")
+        emb = self.task_emb(task)
+        return torch.cat([x, emb.expand(*x.shape[:-1], emb.shape[-1]).to(x.dtype)], dim=-1)
+
+    def mask(self, task: torch.Tensor | None) -> torch.Tensor:
+        """Action mask rows for `task` ([..., A]); all ones for single-task models."""
+        if task is None:
+            return self.action_masks[0]
+        return self.action_masks[task]
+
+    # -- components -------------------------------------------------------------------------
+    def encode(self, obs: torch.Tensor, task: torch.Tensor | None) -> torch.Tensor:
+        """[..., O] -> [..., L]."""
+        return self.encoder(self._cond(obs, task))
+
+    def next(self, z: torch.Tensor, a: torch.Tensor, task: torch.Tensor | None) -> torch.Tensor:
+        """[..., L], [..., A] -> [..., L]."""
+        return self.dynamics(self._cond(torch.cat([z, a], dim=-1), task))
+
+    def reward(self, z: torch.Tensor, a: torch.Tensor, task: torch.Tensor | None) -> torch.Tensor:
+        """[..., L], [..., A] -> [..., num_bins] logits."""
+        return self.reward_head(self._cond(torch.cat([z, a], dim=-1), task))
+
+    def Q(self, z: torch.Tensor, a: torch.Tensor, task: torch.Tensor | None, *, mode: str = "all",
+          target: bool = False, detach: bool = False, heads: torch.Tensor | None = None) -> torch.Tensor:
+        """mode 'all': [num_q, ..., num_bins] logits; 'min'/'avg': [..., 1] values over two heads
+        (`heads`, else two random ones); 'mean': [..., 1] mean value over the whole ensemble."""
+        za = self._cond(torch.cat([z, a], dim=-1), task)
+        net = self.target_qs if target else self.qs
+        if detach:
+            with torch.no_grad():
+                params = {n: p.detach() for n, p in net.named_parameters()}
+            out = torch.func.functional_call(net, params, (za,))
+        else:
+            out = net(za)
+        if mode == "all":
+            return out
+        if mode == "mean":
+            return self.two_hot.decode(out).mean(0)
+        if heads is None:
+            heads = torch.randperm(self.cfg.num_q, device=z.device)[:2]
+        values = self.two_hot.decode(out[heads])
+        if mode == "min":
+            return values.min(0).values
+        if mode == "avg":
+            return values.mean(0)
+        raise ValueError(f"unknown Q mode {mode!r}; use 'all', 'min', 'avg' or 'mean'")
+
+    def pi(self, z: torch.Tensor, task: torch.Tensor | None, eps: torch.Tensor | None = None
+           ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Squashed Gaussian policy prior. [..., L] -> action [..., A] in [-1, 1] with padded
+        dims exactly 0, and info with 'mean' [..., A], 'log_prob', 'entropy', 'scaled_entropy' [..., 1].
+        `eps` ([..., A] standard normal noise) makes sampling reproducible."""
+        mean, log_std = self.policy(self._cond(z, task)).chunk(2, dim=-1)
+        lo, hi = self.cfg.log_std_min, self.cfg.log_std_max
+        log_std = lo + 0.5 * (hi - lo) * (torch.tanh(log_std) + 1)
+        mask = self.mask(task).to(mean.dtype)
+        if eps is None:
+            eps = torch.randn_like(mean)
+        mean, log_std, eps = mean * mask, log_std * mask, eps.to(mean.dtype) * mask
+        pre = mean + eps * log_std.exp()
+        action = torch.tanh(pre)
+        # log-prob of the squashed sample, over active dims only
+        log_prob = ((-0.5 * eps.pow(2) - log_std - _LOG_SQRT_2PI) * mask).sum(-1, keepdim=True)
+        log_prob = log_prob - (torch.log(torch.relu(1 - action.pow(2)) + 1e-6) * mask).sum(-1, keepdim=True)
+        active = mask.sum(-1, keepdim=True).expand_as(log_prob)
+        # entropy scaled by the number of active dims so the bonus is comparable across embodiments
+        return action * mask, {"mean": torch.tanh(mean) * mask, "log_prob": log_prob,
+                               "entropy": -log_prob, "scaled_entropy": -log_prob * active}
+
+    @torch.no_grad()
+    def soft_update_targets(self, tau: float) -> None:
+        """Polyak-average the target Q ensemble towards the online one."""
+        for tp, p in zip(self.target_qs.parameters(), self.qs.parameters()):
+            tp.lerp_(p, tau)
+
+    def num_parameters(self) -> int:
+        """Trainable parameters (target network excluded)."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
