@@ -37,9 +37,10 @@ class Agent:
         self.model.eval()
 
     # -- acting -----------------------------------------------------------------------------
-    def new_planner_state(self, batch_size: int, seed: int = 0) -> PlannerState:
-        return PlannerState.create(batch_size, self.cfg.planner.horizon, self.cfg.model.action_dim,
-                                   seed=seed, device=self.device)
+    def new_planner_state(self, batch_size: int, seed: int = 0, row_ids: list[int] | None = None,
+                          horizon: int | None = None) -> PlannerState:
+        return PlannerState.create(batch_size, horizon or self.cfg.planner.horizon, self.cfg.model.action_dim,
+                                   seed=seed, device=self.device, row_ids=row_ids)
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, task: torch.Tensor, state: PlannerState, *, eval_mode: bool = False,

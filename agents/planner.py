@@ -39,9 +39,14 @@ class PlannerState:
 
     @classmethod
     def create(cls, batch_size: int, horizon: int, action_dim: int, seed: int = 0,
-               device: torch.device | str = "cpu") -> "PlannerState":
+               device: torch.device | str = "cpu", row_ids: list[int] | None = None) -> "PlannerState":
+        """`row_ids` name each row's random stream (default 0..B-1): the same (seed, row id)
+        gives the same noise whichever batch the row is planned in."""
+        row_ids = list(range(batch_size)) if row_ids is None else list(row_ids)
+        if len(row_ids) != batch_size:
+            raise ValueError(f"{len(row_ids)} row ids for {batch_size} rows")
         gens = []
-        for b in range(batch_size):
+        for b in row_ids:
             g = torch.Generator(device=device)
             g.manual_seed(_row_seed(seed, b))
             gens.append(g)
