@@ -90,7 +90,7 @@ def test_checkpoint_round_trips_exactly(tmp_path):
     s1 = agent.update(batch)
     torch.manual_seed(1)
     s2 = restored.update(batch)
-    assert s1 == pytest.approx(s2, rel=1e-4)  # same maths; kernels may round differently
+    assert s1 == pytest.approx(s2, rel=1e-3)  # same maths; kernels may round differently
     # and safetensors holds the same weights
     from safetensors.torch import load_file
     w = load_file(str(tmp_path / "model.safetensors"))
