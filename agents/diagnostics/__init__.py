@@ -1,0 +1,29 @@
+"""Per-task latent-geometry diagnostics, planner audits and the latency/return table.
+
+- geometry: effective rank / participation ratio (SimNorm-corrected), spread, CKA, kNN
+  overlap, linear-probe R^2;
+- dynamics: k-step latent error, local Lipschitz constant, reward/value calibration;
+- audits: elite stability, terminal-value bias (horizon sweep), warm-start ablation;
+- evaluation: real episodes with per-step latency and the latency/return table;
+- run: `run_diagnostics(agent, samples_by_task, ...)`, `scalars`, `log_scalars`;
+- report: `write_report(results, out_dir)` (JSON + PNG + summary.md).
+"""
+from agents.diagnostics.audits import elite_stability, horizon_sweep, plan_quality, state_value, warm_start_ablation
+from agents.diagnostics.dynamics import (calibration, discounted_returns, kstep_latent_error, local_lipschitz,
+                                         untruncated_steps)
+from agents.diagnostics.evaluation import (PlannerSetting, format_table, latency_return_table, latency_summary,
+                                           parse_setting, run_episodes, tradeoff)
+from agents.diagnostics.geometry import (attainable_dim, centroid_separation, covariance_spectrum, effective_rank,
+                                         knn_overlap, latent_spread, linear_cka, linear_probe_r2, numerical_rank,
+                                         participation_ratio, simplex_tangent)
+from agents.diagnostics.report import findings, write_report
+from agents.diagnostics.run import cross_task, log_scalars, run_diagnostics, scalars, task_metrics
+
+__all__ = [
+    "attainable_dim", "calibration", "centroid_separation", "covariance_spectrum", "cross_task", "discounted_returns",
+    "effective_rank", "elite_stability", "findings", "format_table", "horizon_sweep", "knn_overlap",
+    "kstep_latent_error", "latency_return_table", "latency_summary", "latent_spread", "linear_cka",
+    "linear_probe_r2", "local_lipschitz", "log_scalars", "numerical_rank", "parse_setting", "participation_ratio",
+    "plan_quality", "PlannerSetting", "run_diagnostics", "run_episodes", "scalars", "simplex_tangent",
+    "state_value", "task_metrics", "tradeoff", "untruncated_steps", "warm_start_ablation", "write_report",
+]

@@ -1,0 +1,174 @@
+"""Real episodes with the planner in the loop, per-step latency, and the latency/return table.
+
+The environment comes in as a factory `env_fn(task_name, seed)` returning a Gymnasium-style
+env over padded observations/actions (`envs.make_padded_env` bound to a task set), so this
+module never imports an environment package.
+
+The table answers the seed's question ("+8% reward at 2x latency?") with one row per
+(planner setting, task): return, per-step planning latency p50/p99 and the fraction of
+steps that missed the control budget; a setting with `deadline_ms` shows what the slower
+planner is worth once it is forced to act in time.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, replace
+from typing import Callable
+
+import numpy as np
+import torch
+
+from agents.config import PlannerConfig
+from agents.planner import PlannerState, plan_batch
+
+
+@dataclass(frozen=True)
+class PlannerSetting:
+    """One column of the latency/return table. None keeps the agent's own value."""
+    name: str
+    horizon: int | None = None
+    iterations: int | None = None
+    num_samples: int | None = None
+    precision: str | None = None  # "fp32" | "bf16"
+    deadline_ms: float | None = None  # planner stops refining at this budget
+
+    def planner_config(self, base: PlannerConfig) -> PlannerConfig:
+        n = self.num_samples or base.num_samples
+        # keep elites / policy trajectories valid when the sample count shrinks
+        return replace(base, horizon=self.horizon or base.horizon, iterations=self.iterations or base.iterations,
+                       num_samples=n, num_elites=min(base.num_elites, max(1, n // 8)),
+                       num_pi_trajs=min(base.num_pi_trajs, n // 4), deadline_ms=self.deadline_ms)
+
+    def autocast_dtype(self, default: torch.dtype | None) -> torch.dtype | None:
+        if self.precision is None:
+            return default
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        return torch.bfloat16 if self.precision == "bf16" else None
+
+
+def parse_setting(text: str) -> PlannerSetting:
+    """'h3-i6-n512-fp32[-d20]' -> PlannerSetting (h horizon, i iterations, n samples, d deadline ms)."""
+    fields: dict = {"name": text}
+    for part in text.split("-"):
+        if part in ("fp32", "bf16"):
+            fields["precision"] = part
+        elif part[:1] in "hind" and part[1:].replace(".", "", 1).isdigit():
+            key = {"h": "horizon", "i": "iterations", "n": "num_samples", "d": "deadline_ms"}[part[0]]
+            fields[key] = float(part[1:]) if key == "deadline_ms" else int(part[1:])
+        else:
+            raise ValueError(f"bad planner setting part {part!r} in {text!r}; use e.g. 'h3-i6-n512-fp32-d20'")
+    return PlannerSetting(**fields)
+
+
+@torch.no_grad()
+def run_episodes(agent, env_fn: Callable, task_name: str, task_id: int, *, episodes: int = 1,
+                 setting: PlannerSetting | None = None, seed: int = 0, max_steps: int | None = None,
+                 clock: Callable[[], float] = time.perf_counter) -> list[dict]:
+    """Run `episodes` evaluation episodes of one task with the agent planning every step.
+
+    Returns one dict per episode of numpy arrays: obs [T+1, O], action [T, A], reward [T],
+    plan_value [T] (the planner's predicted return of the executed sequence), latency_ms [T],
+    iterations [T]; plus "return" (float) and "task_id".
+    """
+    setting = setting or PlannerSetting("default")
+    pcfg = setting.planner_config(agent.cfg.planner)
+    amp = setting.autocast_dtype(agent.autocast_dtype)
+    task = torch.tensor([task_id], dtype=torch.long, device=agent.device)
+    out = []
+    for ep in range(episodes):
+        env = env_fn(task_name, seed + ep)
+        obs, _ = env.reset(seed=seed + ep)
+        state = PlannerState.create(1, pcfg.horizon, agent.cfg.model.action_dim, seed=seed + ep, device=agent.device)
+        rec = {k: [] for k in ("obs", "action", "reward", "plan_value", "latency_ms", "iterations")}
+        rec["obs"].append(np.asarray(obs, dtype=np.float32))
+        steps = 0
+        while True:
+            o = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=agent.device).unsqueeze(0)
+            action, info = plan_batch(agent.model, o, task, state, pcfg, agent.discounts, eval_mode=True,
+                                      autocast_dtype=amp, clock=clock)
+            a = action[0].float().cpu().numpy()
+            obs, reward, terminated, truncated, _ = env.step(a)
+            steps += 1
+            rec["obs"].append(np.asarray(obs, dtype=np.float32))
+            rec["action"].append(a)
+            rec["reward"].append(float(reward))
+            rec["plan_value"].append(float(info.chosen_value[0]))
+            rec["latency_ms"].append(info.elapsed_ms)
+            rec["iterations"].append(info.iterations)
+            if terminated or truncated or (max_steps is not None and steps >= max_steps):
+                break
+        close = getattr(env, "close", None)
+        if close is not None:
+            close()
+        ep_out = {k: np.asarray(v, dtype=np.float32) for k, v in rec.items()}
+        ep_out["return"] = float(ep_out["reward"].sum())
+        ep_out["task_id"] = task_id
+        out.append(ep_out)
+    return out
+
+
+def latency_summary(latency_ms: np.ndarray, budget_ms: float | None) -> dict[str, float]:
+    """p50/p99/max of per-step latencies [T] and the fraction of steps over `budget_ms`."""
+    lat = np.asarray(latency_ms, dtype=np.float64)
+    out = {"latency_p50_ms": float(np.percentile(lat, 50)), "latency_p99_ms": float(np.percentile(lat, 99)),
+           "latency_max_ms": float(lat.max()), "steps": int(lat.size)}
+    out["deadline_miss_rate"] = float((lat > budget_ms).mean()) if budget_ms is not None else float("nan")
+    return out
+
+
+def latency_return_table(agent, env_fn: Callable, tasks: dict[str, int], settings: list[PlannerSetting], *,
+                         episodes: int = 1, budget_ms: float | None = None, seed: int = 0,
+                         max_steps: int | None = None, progress: Callable[[str], None] | None = None) -> dict:
+    """Evaluate every (setting, task): tasks maps name -> task id. Misses count steps over the
+    setting's deadline_ms, else over `budget_ms` (the control period). Returns {"rows": [...],
+    "settings": [...], "budget_ms", "tradeoff": per setting vs the first one (return ratio,
+    latency ratio, miss rate), "episodes": {(setting, task): episodes} (not JSON; dropped by
+    the report)}."""
+    rows, episodes_by_key = [], {}
+    for s in settings:
+        for name, tid in tasks.items():
+            eps = run_episodes(agent, env_fn, name, tid, episodes=episodes, setting=s, seed=seed, max_steps=max_steps)
+            episodes_by_key[(s.name, name)] = eps
+            rets = np.array([e["return"] for e in eps])
+            lat = latency_summary(np.concatenate([e["latency_ms"] for e in eps]), s.deadline_ms or budget_ms)
+            rows.append({"setting": s.name, "task": name, "return_mean": float(rets.mean()),
+                         "return_std": float(rets.std()), "episodes": len(eps),
+                         "iterations_mean": float(np.concatenate([e["iterations"] for e in eps]).mean()), **lat})
+            if progress is not None:
+                progress(f"{s.name} {name}: return {rets.mean():.1f} p50 {lat['latency_p50_ms']:.1f} ms")
+    return {"rows": rows, "settings": [asdict(s) for s in settings], "budget_ms": budget_ms,
+            "tradeoff": tradeoff(rows), "episodes": episodes_by_key}
+
+
+def tradeoff(rows: list[dict]) -> list[dict]:
+    """Per setting, averaged over tasks and relative to the first setting: return ratio
+    (mean over tasks of return / reference return), p50 latency ratio, mean miss rate."""
+    settings = list(dict.fromkeys(r["setting"] for r in rows))
+    if not settings:
+        return []
+    by = {(r["setting"], r["task"]): r for r in rows}
+    ref = settings[0]
+    tasks = [r["task"] for r in rows if r["setting"] == ref]
+    out = []
+    for s in settings:
+        ratios = [by[(s, t)]["return_mean"] / by[(ref, t)]["return_mean"] for t in tasks
+                  if (s, t) in by and abs(by[(ref, t)]["return_mean"]) > 1e-9]
+        lat = [by[(s, t)]["latency_p50_ms"] / max(by[(ref, t)]["latency_p50_ms"], 1e-9) for t in tasks if (s, t) in by]
+        miss = [by[(s, t)]["deadline_miss_rate"] for t in tasks if (s, t) in by]
+        out.append({"setting": s, "return_ratio": float(np.mean(ratios)) if ratios else float("nan"),
+                    "latency_ratio": float(np.mean(lat)), "deadline_miss_rate": float(np.nanmean(miss))
+                    if not all(np.isnan(miss)) else float("nan"),
+                    "return_mean": float(np.mean([by[(s, t)]["return_mean"] for t in tasks if (s, t) in by]))})
+    return out
+
+
+def format_table(rows: list[dict]) -> str:
+    """The latency/return table as Markdown (one line per setting x task)."""
+    head = "| setting | task | return | p50 ms | p99 ms | miss rate | iters |\n|---|---|---:|---:|---:|---:|---:|"
+    lines = [head]
+    for r in rows:
+        lines.append(f"| {r['setting']} | {r['task']} | {r['return_mean']:.1f} ± {r['return_std']:.1f} | "
+                     f"{r['latency_p50_ms']:.2f} | {r['latency_p99_ms']:.2f} | {r['deadline_miss_rate']:.2f} | "
+                     f"{r['iterations_mean']:.1f} |")
+    return "\n".join(lines)
