@@ -1,0 +1,104 @@
+"""Task sets as data (`envs/data/task_sets.json`): mt30, mt80, dmc-all, mw-mt10, mw-mt50, gym-all."""
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+
+import numpy as np
+
+from envs.catalog import VARIANT_SEP, task_names, task_spec
+from envs.errors import UnknownNameError
+from envs.spec import TaskSpec, discount_from_episode_length
+
+
+@functools.cache
+def _task_sets() -> dict[str, list[str]]:
+    return json.loads(resources.files("envs").joinpath("data/task_sets.json").read_text())["task_sets"]
+
+
+def task_set_names() -> tuple[str, ...]:
+    """The names of the predefined task sets."""
+    return tuple(_task_sets())
+
+
+@dataclass(frozen=True)
+class TaskSet:
+    """An ordered, immutable set of tasks; a task's id is its position. Dims are padded to the maxima."""
+    name: str
+    tasks: tuple[TaskSpec, ...]
+    names: tuple[str, ...] = field(init=False)
+    max_obs_dim: int = field(init=False)
+    max_action_dim: int = field(init=False)
+
+    def __post_init__(self):
+        if not self.tasks:
+            raise ValueError(f"task set {self.name!r} is empty")
+        names = tuple(t.name for t in self.tasks)
+        if len(set(names)) != len(names):
+            dup = sorted({n for n in names if names.count(n) > 1})
+            raise ValueError(f"task set {self.name!r} lists tasks more than once: {dup}")
+        object.__setattr__(self, "names", names)
+        object.__setattr__(self, "max_obs_dim", max(t.obs_dim for t in self.tasks))
+        object.__setattr__(self, "max_action_dim", max(t.action_dim for t in self.tasks))
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    def index(self, task: str) -> int:
+        """The task id of `task` in this set."""
+        try:
+            return self.names.index(task)
+        except ValueError:
+            raise UnknownNameError(f"task of set {self.name!r},", task, self.names) from None
+
+    def spec(self, task: str) -> TaskSpec:
+        """The TaskSpec of a member task."""
+        return self.tasks[self.index(task)]
+
+    def action_masks(self) -> np.ndarray:
+        """[T, max_action_dim] float32: 1 for a task's real action dims, 0 for padding."""
+        masks = np.zeros((len(self), self.max_action_dim), np.float32)
+        for i, t in enumerate(self.tasks):
+            masks[i, : t.action_dim] = 1.0
+        return masks
+
+    def discounts(self) -> np.ndarray:
+        """[T] float32 per-task discounts from episode lengths (TD-MPC2 heuristic)."""
+        return np.array([discount_from_episode_length(t.episode_length) for t in self.tasks], np.float32)
+
+    def episode_lengths(self) -> np.ndarray:
+        """[T] int64 episode lengths in agent steps."""
+        return np.array([t.episode_length for t in self.tasks], np.int64)
+
+
+def _split_task_list(text: str) -> list[str]:
+    """Split "a,b@leg=1.2,mass=0.8,c" into tasks; pieces with '=' but no '@' continue a variant suffix."""
+    tasks: list[str] = []
+    for piece in (p.strip() for p in text.split(",")):
+        if not piece:
+            continue
+        if "=" in piece and VARIANT_SEP not in piece and tasks and VARIANT_SEP in tasks[-1]:
+            tasks[-1] += "," + piece
+        else:
+            tasks.append(piece)
+    return tasks
+
+
+def load_task_set(name_or_task: str) -> TaskSet:
+    """A predefined set by name, or a single task (a set of one), or a comma-separated list of tasks.
+
+    Every listed task must exist: an unknown name raises with the closest set and task names.
+    """
+    sets = _task_sets()
+    if name_or_task in sets:
+        return TaskSet(name_or_task, tuple(task_spec(t) for t in sets[name_or_task]))
+    tasks = _split_task_list(name_or_task)
+    if not tasks:
+        raise ValueError("load_task_set: empty task set name")
+    base_names = set(task_names())
+    for t in tasks:
+        if t.partition(VARIANT_SEP)[0] not in base_names:
+            raise UnknownNameError("task set or task", t, list(sets) + list(base_names))
+    return TaskSet(name_or_task, tuple(task_spec(t) for t in tasks))
