@@ -60,6 +60,13 @@ class PlannerState:
     def batch_size(self) -> int:
         return self.prev_mean.shape[0]
 
+    def select(self, rows: list[int]) -> "PlannerState":
+        """A state for a subset of rows (sharing their random streams)."""
+        idx = torch.as_tensor(rows, dtype=torch.long, device=self.prev_mean.device)
+        return PlannerState(prev_mean=self.prev_mean[idx].clone(), has_prev=self.has_prev[idx].clone(),
+                            generators=[self.generators[r] for r in rows], head_generator=self.head_generator,
+                            seed=self.seed, calls=self.calls)
+
     def reset(self, rows: list[int] | torch.Tensor | None = None) -> None:
         """Forget the warm start of `rows` (all rows if None): call at episode start."""
         if rows is None:

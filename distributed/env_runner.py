@@ -1,0 +1,95 @@
+"""EnvRunner: a group of environments stepped together, planned for with ONE batched
+planner call per step. A plain class; `distributed/actors.py` wraps it as a Ray actor and
+the single-process trainer uses it directly."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from agents.agent import Agent
+from agents.config import AgentConfig
+from distributed.episodes import EpisodeBuilder
+
+
+class EnvRunner:
+    def __init__(self, agent_cfg: AgentConfig, task_set, tasks: list[str], *, envs_per_task: int = 1,
+                 seed: int = 0, runner_id: int = 0, torch_threads: int = 1):
+        from envs import make_padded_env  # envs is imported lazily so agents-only users never pay for MuJoCo
+
+        torch.set_num_threads(torch_threads)
+        self.task_set, self.runner_id = task_set, runner_id
+        self.agent = Agent(agent_cfg, action_masks=torch.as_tensor(task_set.action_masks()))
+        self.weights_version = -1
+        self.envs, self.task_ids = [], []
+        for i, name in enumerate(t for t in tasks for _ in range(envs_per_task)):
+            env_seed = seed * 100_003 + runner_id * 1009 + i
+            self.envs.append(make_padded_env(task_set, name, seed=env_seed))
+            self.task_ids.append(task_set.index(name))
+        self.tasks = list(tasks)
+        n = len(self.envs)
+        # each env's random stream is named by (runner, slot) so it is the same whatever the batch
+        self.plan_state = self.agent.new_planner_state(n, seed=seed, row_ids=[runner_id * 10_000 + i for i in range(n)])
+        self.rng = np.random.default_rng([seed, runner_id])
+        self.masks = task_set.action_masks()[self.task_ids]  # [n, A]
+        self.task_tensor = torch.as_tensor(self.task_ids, dtype=torch.long)
+        self.builders = [EpisodeBuilder(t, task_set.max_obs_dim, task_set.max_action_dim) for t in self.task_ids]
+        self.obs = np.zeros((n, task_set.max_obs_dim), np.float32)
+        for i, env in enumerate(self.envs):
+            obs, _ = env.reset(seed=seed * 100_003 + runner_id * 1009 + i)
+            self.obs[i] = obs
+            self.builders[i].start(obs)
+        self.env_steps = 0
+        self.timing = {"plan_s": 0.0, "sim_s": 0.0, "wall_s": 0.0, "steps": 0}
+
+    def __len__(self) -> int:
+        return len(self.envs)
+
+    def set_weights(self, model_state: dict, version: int) -> None:
+        """Load published world-model weights (a WorldModel state dict)."""
+        if version != self.weights_version:
+            self.agent.model.load_state_dict(model_state)
+            self.weights_version = version
+
+    def step(self, random_actions: bool = False) -> list[dict]:
+        """One agent step for every env; returns the episodes that finished (see EpisodeBuilder.finish)."""
+        t0 = time.perf_counter()
+        if random_actions:
+            actions = self.rng.uniform(-1, 1, self.masks.shape).astype(np.float32) * self.masks
+        else:
+            act, _ = self.agent.act(torch.from_numpy(self.obs), self.task_tensor, self.plan_state)
+            actions = act.numpy()
+        t1 = time.perf_counter()
+        finished, reset_rows = [], []
+        for i, env in enumerate(self.envs):
+            obs, reward, terminated, truncated, info = env.step(actions[i])
+            self.builders[i].add(actions[i], obs, reward, terminated, truncated, info.get("success", 0.0))
+            if terminated or truncated:
+                finished.append(self.builders[i].finish())
+                obs, _ = env.reset()
+                self.builders[i].start(obs)
+                reset_rows.append(i)
+            self.obs[i] = obs
+        if reset_rows:
+            self.plan_state.reset(reset_rows)
+        t2 = time.perf_counter()
+        self.env_steps += len(self.envs)
+        self.timing["plan_s"] += t1 - t0
+        self.timing["sim_s"] += t2 - t1
+        self.timing["wall_s"] += t2 - t0
+        self.timing["steps"] += 1
+        return finished
+
+    def collect(self, num_steps: int, random_actions: bool = False) -> tuple[list[dict], dict]:
+        """`num_steps` steps of every env; returns (finished episodes, stats)."""
+        episodes = []
+        start = time.perf_counter()
+        for _ in range(num_steps):
+            episodes.extend(self.step(random_actions))
+        return episodes, {"env_steps": self.env_steps, "collect_s": time.perf_counter() - start,
+                          "runner_id": self.runner_id, **self.timing}
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()

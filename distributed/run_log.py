@@ -1,0 +1,107 @@
+"""One logging path for every run: `metrics.jsonl` + PNG plots in the run directory, and
+wandb (offline by default, never needing a network)."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+
+class RunLogger:
+    def __init__(self, run_dir: str | os.PathLike, config: dict, *, wandb_mode: str = "offline",
+                 project: str = "latentfleet", group: str | None = None, name: str | None = None):
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.run_dir / "metrics.jsonl"
+        self.start = time.time()
+        self._wandb = None
+        if wandb_mode != "disabled":
+            import wandb
+
+            os.environ.setdefault("WANDB_SILENT", "true")
+            self._wandb = wandb.init(project=project, group=group, name=name or self.run_dir.name, config=config,
+                                     dir=str(self.run_dir), mode=wandb_mode, resume="allow",
+                                     id=_wandb_id(self.run_dir), reinit="finish_previous")
+
+    def log(self, step: int, metrics: dict, kind: str = "train") -> None:
+        """Append one record {kind, step, time, **metrics} (non-finite floats become null)."""
+        row = {"kind": kind, "step": int(step), "time": round(time.time() - self.start, 3)}
+        row.update({k: _clean(v) for k, v in metrics.items()})
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        if self._wandb is not None:
+            flat = {f"{kind}/{k}": v for k, v in row.items() if isinstance(v, (int, float)) and k not in ("step",)}
+            self._wandb.log(flat, step=int(step))
+
+    def close(self) -> None:
+        if self._wandb is not None:
+            self._wandb.finish()
+            self._wandb = None
+
+
+def read_metrics(run_dir: str | os.PathLike, kind: str | None = None) -> list[dict]:
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:  # a line cut short by a kill
+            continue
+        if kind is None or row.get("kind") == kind:
+            rows.append(row)
+    return rows
+
+
+def plot_learning_curves(run_dir: str | os.PathLike, out: str = "learning_curve.png") -> Path | None:
+    """Eval return (and normalized score when present) against env steps, per task."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = read_metrics(run_dir, "eval")
+    if not rows:
+        return None
+    steps = [r["step"] for r in rows]
+    tasks = sorted({k[len("return/"):] for r in rows for k in r if k.startswith("return/")})
+    fig, axes = plt.subplots(1, 2 if any("normalized_score" in r for r in rows) else 1, figsize=(11, 4), squeeze=False)
+    ax = axes[0, 0]
+    for t in tasks:
+        ax.plot(steps, [r.get(f"return/{t}") for r in rows], marker="o", label=t)
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("eval episode return")
+    if len(tasks) <= 12:
+        ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    if axes.shape[1] > 1:
+        axes[0, 1].plot(steps, [r.get("normalized_score") for r in rows], marker="o", color="k")
+        axes[0, 1].set_xlabel("env steps")
+        axes[0, 1].set_ylabel("normalized score")
+        axes[0, 1].grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(run_dir) / out
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _clean(v):
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def _wandb_id(run_dir: Path) -> str:
+    """A stable wandb run id per run directory so a resumed run continues the same wandb run."""
+    path = run_dir / ".wandb_id"
+    if path.exists():
+        return path.read_text().strip()
+    import uuid
+
+    rid = uuid.uuid4().hex[:12]
+    path.write_text(rid)
+    return rid

@@ -1,0 +1,225 @@
+"""Single-process training of one task (or a few) with the same plain classes the Ray job
+uses: an EnvRunner collects, a Zarr replay shard stores, the Agent updates, the evaluator
+scores. Run it under a debugger; `launch/train.py` wires a Hydra config to it."""
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from agents.agent import Agent
+from agents.batch import Batch
+from agents.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
+from agents.config import AgentConfig, make_agent_config
+from distributed.env_runner import EnvRunner
+from distributed.evaluator import evaluate
+from distributed.run_log import RunLogger, plot_learning_curves
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    task: str = "cartpole-balance"  # a task, a comma-separated list, or a task-set name
+    model_size: str = "1"
+    steps: int = 100_000  # agent steps (after action repeat) over all envs
+    seed: int = 1
+    run_dir: str = "runs/default"
+    envs_per_task: int = 1
+    seed_steps: int | None = None  # random-action steps before learning (None: max(1000, 5 x episode length))
+    utd: float = 1.0  # gradient updates per agent step
+    batch_size: int = 256
+    eval_freq: int = 10_000
+    eval_episodes: int = 5
+    eval_max_steps: int | None = None
+    checkpoint_freq: int = 10_000
+    device: str = "cpu"
+    precision: str = "fp32"
+    torch_threads: int = 1
+    wandb_mode: str = "offline"
+    wandb_project: str = "latentfleet"
+    progress: bool = True
+    chunk_len: int = 1024  # replay chunk length (rows)
+    planner: dict = field(default_factory=dict)
+    optim: dict = field(default_factory=dict)
+    model: dict = field(default_factory=dict)
+
+    def identity(self) -> dict:
+        """What must match for a run directory to be resumed by this config."""
+        return {"task": self.task, "model_size": str(self.model_size), "seed": self.seed}
+
+
+def train_config_from(values: dict) -> TrainConfig:
+    """A TrainConfig from a plain mapping (e.g. a resolved Hydra config); unknown keys are an error."""
+    import difflib
+
+    values = {k: v for k, v in values.items() if k != "hydra"}
+    known = set(TrainConfig.__dataclass_fields__)
+    unknown = sorted(set(values) - known)
+    if unknown:
+        hints = {u: difflib.get_close_matches(u, known, n=1) for u in unknown}
+        raise ValueError(f"unknown training options {unknown} (closest: {hints})")
+    values["model_size"] = str(values.get("model_size", TrainConfig.model_size))
+    for key in ("planner", "optim", "model"):
+        values[key] = dict(values.get(key) or {})
+    return TrainConfig(**values)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def default_seed_steps(episode_lengths: list[int]) -> int:
+    """TD-MPC2's rule: max(1000, 5 episodes of the longest task)."""
+    return max(1000, 5 * max(episode_lengths))
+
+
+def build_agent_config(cfg: TrainConfig, task_set) -> AgentConfig:
+    return make_agent_config(
+        obs_dim=task_set.max_obs_dim, action_dim=task_set.max_action_dim,
+        episode_lengths=[t.episode_length for t in task_set.tasks], model_size=cfg.model_size,
+        model=cfg.model, optim={"batch_size": cfg.batch_size, **cfg.optim}, planner=cfg.planner,
+        device=cfg.device, precision=cfg.precision)
+
+
+class Trainer:
+    """Collect -> store -> update -> evaluate -> checkpoint, in one process."""
+
+    def __init__(self, cfg: TrainConfig):
+        from distributed.replay import ShardReader, ShardWriter
+        from envs import load_task_set
+
+        self.cfg = cfg
+        torch.set_num_threads(cfg.torch_threads)
+        self.run_dir = Path(cfg.run_dir)
+        self.task_set = load_task_set(cfg.task)
+        self.agent_cfg = build_agent_config(cfg, self.task_set)
+        self._check_run_dir()
+        seed_everything(cfg.seed)
+        self.agent = Agent(self.agent_cfg, action_masks=torch.as_tensor(self.task_set.action_masks()))
+        self.runner = EnvRunner(self.agent_cfg, self.task_set, list(self.task_set.names),
+                                envs_per_task=cfg.envs_per_task, seed=cfg.seed, torch_threads=cfg.torch_threads)
+        self.seed_steps = cfg.seed_steps if cfg.seed_steps is not None else default_seed_steps(
+            [t.episode_length for t in self.task_set.tasks])
+        replay_path = self.run_dir / "replay" / "shard-000"
+        self.writer = ShardWriter(replay_path, obs_dim=self.task_set.max_obs_dim,
+                                  action_dim=self.task_set.max_action_dim, chunk_len=cfg.chunk_len)
+        self.reader = ShardReader(replay_path)
+        self.masks = self.task_set.action_masks()
+        self.rng = np.random.default_rng(cfg.seed)
+        self.env_steps, self.updates, self.last_eval, self.episodes = 0, 0, None, 0
+        self.logger = RunLogger(self.run_dir, asdict(cfg), wandb_mode=cfg.wandb_mode, project=cfg.wandb_project)
+        self._resume()
+
+    # -- run-directory identity and resume ------------------------------------------------------
+    def _check_run_dir(self) -> None:
+        meta = self.run_dir / "run.json"
+        if meta.exists():
+            saved = json.loads(meta.read_text())
+            diffs = {k: (saved.get(k), v) for k, v in self.cfg.identity().items() if saved.get(k) != v}
+            if diffs:
+                raise ValueError(f"run directory {self.run_dir} belongs to another run ({diffs}: saved vs asked); "
+                                 f"choose another run_dir or repeat the original settings")
+        else:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            meta.write_text(json.dumps({**self.cfg.identity(), "tasks": list(self.task_set.names)}, indent=1))
+
+    def _resume(self) -> None:
+        if not (self.run_dir / CHECKPOINT_FILE).exists():
+            return
+        state = load_checkpoint(self.run_dir)
+        self.agent.load_state_dict(state["agent"])
+        extra = state["extra"]
+        self.env_steps, self.updates = int(extra["env_steps"]), int(extra["updates"])
+        self.episodes = int(extra.get("episodes", 0))
+        self.rng.bit_generator.state = json.loads(extra["rng"])
+        torch.set_rng_state(extra["torch_rng"])
+        self.runner.set_weights(self.agent.model.state_dict(), self.updates)
+        print(f"resumed {self.run_dir} at env step {self.env_steps}, update {self.updates}, "
+              f"replay {self.writer.num_transitions} transitions")
+
+    def save(self) -> None:
+        self.writer.flush()
+        save_checkpoint(self.run_dir, self.agent, {
+            "env_steps": self.env_steps, "updates": self.updates, "episodes": self.episodes,
+            "task_set": self.cfg.task, "tasks": list(self.task_set.names),
+            "rng": json.dumps(self.rng.bit_generator.state), "torch_rng": torch.get_rng_state()})
+
+    # -- loop ---------------------------------------------------------------------------------------
+    def sample_batch(self) -> Batch:
+        arrays = self.reader.sample(self.agent_cfg.optim.batch_size, self.agent_cfg.optim.horizon, self.rng,
+                                    balance="task", action_masks=self.masks)
+        return Batch.from_numpy(arrays, self.agent.device)
+
+    def train(self) -> dict:
+        cfg = self.cfg
+        bar = _progress(cfg.steps, self.env_steps, cfg.progress)
+        t_start, steps_at_start = time.time(), self.env_steps
+        train_info: dict = {}
+        while self.env_steps < cfg.steps:
+            seeding = self.env_steps < self.seed_steps
+            finished = self.runner.step(random_actions=seeding)
+            n = len(self.runner)
+            self.env_steps += n
+            for ep in finished:
+                self.writer.add_episode(ep["obs"], ep["action"], ep["reward"], ep["terminated"],
+                                        ep["truncated"], ep["task"])
+                self.episodes += 1
+            if finished:
+                self.writer.flush()
+                self.reader.refresh()
+                self.logger.log(self.env_steps, {"episode_return": float(np.mean([e["return"] for e in finished])),
+                                                 "episode_success": float(np.mean([e["success"] for e in finished]))},
+                                kind="collect")
+            if not seeding and self.reader.num_episodes > 0:
+                # update-to-data ratio over all steps: the first learning step catches up on the
+                # seeding phase in one go, as TD-MPC2 does
+                while self.updates < int(self.env_steps * cfg.utd):
+                    train_info = self.agent.update(self.sample_batch())
+                    self.updates += 1
+                self.runner.set_weights(self.agent.model.state_dict(), self.updates)
+            if self.env_steps % cfg.eval_freq < n or self.env_steps >= cfg.steps:
+                self._evaluate()
+                if train_info:
+                    self.logger.log(self.env_steps, {**train_info, "updates": self.updates}, kind="train")
+            if self.env_steps % cfg.checkpoint_freq < n or self.env_steps >= cfg.steps:
+                self.save()
+            if bar is not None:
+                rate = (self.env_steps - steps_at_start) / max(time.time() - t_start, 1e-9)
+                bar.set_postfix(sps=f"{rate:.1f}", upd=self.updates,
+                                ret="-" if self.last_eval is None else f"{self.last_eval:.1f}", refresh=False)
+                bar.update(n)
+        if bar is not None:
+            bar.close()
+        plot_learning_curves(self.run_dir)
+        self.logger.close()
+        self.writer.close()
+        return {"env_steps": self.env_steps, "updates": self.updates, "last_eval_return": self.last_eval,
+                "wall_s": time.time() - t_start}
+
+    def _evaluate(self) -> dict:
+        result = evaluate(self.agent, self.task_set, episodes=self.cfg.eval_episodes, seed=self.cfg.seed + 17,
+                          max_steps=self.cfg.eval_max_steps)
+        per_task = result["tasks"]
+        self.last_eval = float(np.mean([r["return"] for r in per_task.values()]))
+        row = {"episode_return": self.last_eval, "updates": self.updates,
+               "latency_p50_ms": result["latency_ms"]["p50"], "latency_p99_ms": result["latency_ms"]["p99"],
+               **{f"return/{k}": v["return"] for k, v in per_task.items()},
+               **{f"success/{k}": v["success"] for k, v in per_task.items()}}
+        if result["normalized_score"] is not None:
+            row["normalized_score"] = result["normalized_score"]
+        self.logger.log(self.env_steps, row, kind="eval")
+        return result
+
+
+def _progress(total: int, initial: int, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, mininterval=1.0)
