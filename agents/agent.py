@@ -19,8 +19,14 @@ from agents.world_model import WorldModel
 
 
 class Agent:
-    def __init__(self, cfg: AgentConfig, action_masks: torch.Tensor | None = None):
+    """`grad_sync`, if given, is called with a list of parameters after every backward pass and
+    before clipping (data-parallel learners average gradients there); `mean_sync` averages a
+    tensor across replicas (used for the running Q scale). Both default to single-process no-ops."""
+
+    def __init__(self, cfg: AgentConfig, action_masks: torch.Tensor | None = None, *,
+                 grad_sync=None, mean_sync=None):
         self.cfg = cfg
+        self.grad_sync, self.mean_sync = grad_sync, mean_sync
         self.device = torch.device(cfg.device)
         self.model = WorldModel(cfg.model, action_masks).to(self.device)
         o, m = cfg.optim, self.model
@@ -87,10 +93,13 @@ class Agent:
             consistency, reward_loss, value_loss = consistency / H, reward_loss / H, value_loss / H
             total = o.consistency_coef * consistency + o.reward_coef * reward_loss + o.value_coef * value_loss
         total.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(
-            [p for g in self.optim.param_groups for p in g["params"]], o.grad_clip_norm)
+        params = [p for g in self.optim.param_groups for p in g["params"]]
+        if self.grad_sync is not None:
+            self.grad_sync(params)
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, o.grad_clip_norm)
         self.optim.step()
         self.optim.zero_grad(set_to_none=True)
+        m.project_task_embeddings()
 
         pi_info = self._update_policy(zs_t.detach(), task, rho.new_tensor(o.rho) ** torch.arange(H + 1, device=self.device))
         m.soft_update_targets(o.tau)
@@ -107,11 +116,13 @@ class Agent:
         with self._amp():
             action, info = m.pi(zs, task)
             q = m.Q(zs, action, task, mode="avg", detach=True).float()
-            self.scale.update(q[0])
+            self.scale.update(q[0], self.mean_sync)
             q = self.scale(q)
             objective = o.entropy_coef * info["scaled_entropy"].float() + q  # [H+1, B, 1]
             pi_loss = -(objective.mean(dim=(1, 2)) * rho).mean()
         pi_loss.backward()
+        if self.grad_sync is not None:
+            self.grad_sync(list(m.policy.parameters()))
         grad_norm = torch.nn.utils.clip_grad_norm_(m.policy.parameters(), o.grad_clip_norm)
         self.pi_optim.step()
         self.pi_optim.zero_grad(set_to_none=True)

@@ -10,11 +10,14 @@ class RunningScale:
         self.value = torch.ones(1, device=device)
         self.updates = 0
 
-    def update(self, x: torch.Tensor) -> None:
-        """Move the scale towards the spread of the batch `x` (any shape)."""
+    def update(self, x: torch.Tensor, mean_sync=None) -> None:
+        """Move the scale towards the spread of the batch `x` (any shape); `mean_sync` averages
+        the spread across data-parallel replicas so they all hold the same scale."""
         flat = x.detach().float().flatten()
         q = torch.quantile(flat, torch.tensor([0.05, 0.95], device=flat.device))
         spread = (q[1] - q[0]).clamp(min=1.0).view(1)
+        if mean_sync is not None:
+            spread = mean_sync(spread)
         # the first batch sets the scale; later ones move it slowly
         self.value = spread if self.updates == 0 else torch.lerp(self.value, spread, self.tau)
         self.updates += 1

@@ -123,6 +123,14 @@ class WorldModel(nn.Module):
                                "entropy": -log_prob, "scaled_entropy": -log_prob * active}
 
     @torch.no_grad()
+    def project_task_embeddings(self) -> None:
+        """Renormalise every task embedding to norm <= 1. Lookup-time max-norm only touches the rows
+        a batch uses, which would let data-parallel replicas drift apart; this touches all rows."""
+        if self.task_emb is not None:
+            w = self.task_emb.weight
+            w.mul_(w.norm(dim=-1, keepdim=True).clamp(min=1.0).reciprocal())
+
+    @torch.no_grad()
     def soft_update_targets(self, tau: float) -> None:
         """Polyak-average the target Q ensemble towards the online one."""
         for tp, p in zip(self.target_qs.parameters(), self.qs.parameters()):
