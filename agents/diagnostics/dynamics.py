@@ -45,16 +45,18 @@ def local_lipschitz(step: Step, z: torch.Tensor, action: torch.Tensor, *, group:
     to the simplex tangent space (the only ones a SimNorm latent can move in).
     For step(z, a) = z M^T + ..., every row gives the largest singular value of M.
     """
-    z = z.detach().float()
-    action = action.detach().float()
+    z = z.detach().float().requires_grad_(True)
+    out = step(z, action.detach().float())  # one graph, reused by every iteration
+    # J^T u by backprop; J v by differentiating u -> J^T u (linear in u) once more, which
+    # works where torch.func cannot (the task embedding's max-norm renormalises in place)
+    u0 = torch.zeros_like(out, requires_grad=True)
+    (jt_u0,) = torch.autograd.grad(out, z, u0, create_graph=True)
     v = simplex_tangent(torch.randn(z.shape, generator=generator), group)
     v = v / v.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    f = lambda x: step(x, action)  # noqa: E731 - rows are independent, so the batch Jacobian is block-diagonal
     sigma = torch.zeros(z.shape[0])
-    for _ in range(iters):
-        _, jv = torch.func.jvp(f, (z,), (v,))
-        _, vjp_fn = torch.func.vjp(f, z)
-        (jtjv,) = vjp_fn(jv)
+    for _ in range(iters):  # rows are independent, so the batch Jacobian is block-diagonal
+        (jv,) = torch.autograd.grad(jt_u0, u0, v, retain_graph=True)
+        (jtjv,) = torch.autograd.grad(out, z, jv, retain_graph=True)
         jtjv = simplex_tangent(jtjv, group)
         sigma = jv.norm(dim=-1)
         v = jtjv / jtjv.norm(dim=-1, keepdim=True).clamp_min(1e-12)

@@ -123,8 +123,8 @@ def latency_return_table(agent, env_fn: Callable, tasks: dict[str, int], setting
     """Evaluate every (setting, task): tasks maps name -> task id. Misses count steps over the
     setting's deadline_ms, else over `budget_ms` (the control period). Returns {"rows": [...],
     "settings": [...], "budget_ms", "tradeoff": per setting vs the first one (return ratio,
-    latency ratio, miss rate), "episodes": {(setting, task): episodes} (not JSON; dropped by
-    the report)}."""
+    latency ratio, miss rate), "episode_data": {(setting, task): episodes} (not JSON; dropped
+    by the report)}."""
     rows, episodes_by_key = [], {}
     for s in settings:
         for name, tid in tasks.items():
@@ -138,7 +138,7 @@ def latency_return_table(agent, env_fn: Callable, tasks: dict[str, int], setting
             if progress is not None:
                 progress(f"{s.name} {name}: return {rets.mean():.1f} p50 {lat['latency_p50_ms']:.1f} ms")
     return {"rows": rows, "settings": [asdict(s) for s in settings], "budget_ms": budget_ms,
-            "tradeoff": tradeoff(rows), "episodes": episodes_by_key}
+            "tradeoff": tradeoff(rows), "episode_data": episodes_by_key}
 
 
 def tradeoff(rows: list[dict]) -> list[dict]:
@@ -172,3 +172,73 @@ def format_table(rows: list[dict]) -> str:
                      f"{r['latency_p50_ms']:.2f} | {r['latency_p99_ms']:.2f} | {r['deadline_miss_rate']:.2f} | "
                      f"{r['iterations_mean']:.1f} |")
     return "\n".join(lines)
+
+
+def random_episodes(env_fn: Callable, task_name: str, task_id: int, action_mask: np.ndarray, *, episodes: int = 1,
+                    seed: int = 0) -> list[dict]:
+    """Uniform random-action episodes (padded dims 0), in the same format as run_episodes
+    (without plan_value/latency): the data for a quick model in tests and benchmarks."""
+    rng = np.random.default_rng(seed)
+    mask = np.asarray(action_mask, dtype=np.float32)
+    out = []
+    for ep in range(episodes):
+        env = env_fn(task_name, seed + ep)
+        obs, _ = env.reset(seed=seed + ep)
+        rec = {"obs": [np.asarray(obs, np.float32)], "action": [], "reward": []}
+        while True:
+            a = rng.uniform(-1, 1, mask.shape).astype(np.float32) * mask
+            obs, reward, terminated, truncated, _ = env.step(a)
+            rec["obs"].append(np.asarray(obs, np.float32))
+            rec["action"].append(a)
+            rec["reward"].append(float(reward))
+            if terminated or truncated:
+                break
+        if hasattr(env, "close"):
+            env.close()
+        ep_out = {k: np.asarray(v, dtype=np.float32) for k, v in rec.items()}
+        ep_out["return"], ep_out["task_id"] = float(ep_out["reward"].sum()), task_id
+        out.append(ep_out)
+    return out
+
+
+def windows_from_episodes(episodes: list[dict], horizon: int, batch_size: int, action_mask: np.ndarray,
+                          rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Replay-style sample (agents/batch.py keys) of `batch_size` random (horizon+1)-step
+    windows from episodes of one task: obs [H+1, B, O], action [H, B, A], reward [H, B],
+    terminated [H, B], task [B], action_mask [B, A]."""
+    eps = [e for e in episodes if len(e["action"]) >= horizon]
+    if not eps:
+        raise ValueError(f"no episode has {horizon} steps")
+    which = rng.integers(len(eps), size=batch_size)
+    obs, act, rew = [], [], []
+    for i in which:
+        e = eps[i]
+        s = int(rng.integers(len(e["action"]) - horizon + 1))
+        obs.append(e["obs"][s:s + horizon + 1])
+        act.append(e["action"][s:s + horizon])
+        rew.append(e["reward"][s:s + horizon])
+    tid = int(eps[0]["task_id"])
+    return {"obs": np.stack(obs, 1), "action": np.stack(act, 1), "reward": np.stack(rew, 1),
+            "terminated": np.zeros((horizon, batch_size), np.float32), "task": np.full(batch_size, tid, np.int64),
+            "action_mask": np.repeat(np.asarray(action_mask, np.float32)[None], batch_size, 0)}
+
+
+def fit_on_episodes(agent, episodes_by_task: dict[str, list[dict]], *, updates: int, batch_size: int = 64,
+                    seed: int = 0) -> list[dict[str, float]]:
+    """A quick offline fit of `agent` on fixed episodes (task-balanced batches): enough to get
+    a small non-trivial model for tests and benchmarks; not the trainer."""
+    from agents.batch import Batch
+
+    rng = np.random.default_rng(seed)
+    masks = agent.model.action_masks.cpu().numpy()
+    names = list(episodes_by_task)
+    H = agent.cfg.optim.horizon
+    per = max(1, batch_size // len(names))
+    stats = []
+    for _ in range(updates):
+        parts = [windows_from_episodes(episodes_by_task[n], H, per,
+                                       masks[int(episodes_by_task[n][0]["task_id"])], rng) for n in names]
+        batch = {k: np.concatenate([p[k] for p in parts], axis=0 if k in ("task", "action_mask") else 1)
+                 for k in parts[0]}
+        stats.append(agent.update(Batch.from_numpy(batch, agent.device)))
+    return stats

@@ -23,7 +23,7 @@ BARS = [("effective_rank_frac", "eff. rank / attainable"), ("participation_ratio
 
 def _jsonable(x):
     if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items() if k != "episodes"}
+        return {str(k): _jsonable(v) for k, v in x.items() if k != "episode_data"}
     if isinstance(x, (list, tuple)):
         return [_jsonable(v) for v in x]
     if isinstance(x, np.ndarray):
@@ -32,7 +32,9 @@ def _jsonable(x):
         x = x.item()
     if isinstance(x, float) and not math.isfinite(x):
         return None  # strict JSON has no NaN/inf
-    return x
+    if x is None or isinstance(x, (bool, int, float, str)):
+        return x
+    return str(x)
 
 
 def _plt():

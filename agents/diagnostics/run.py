@@ -21,8 +21,8 @@ from agents.diagnostics import audits, dynamics, geometry
 SCALAR_KEYS = (
     "effective_rank", "effective_rank_frac", "participation_ratio", "participation_ratio_frac", "spread",
     "knn_overlap", "knn_chance", "probe_r2", "kstep_rel_error_1", "kstep_rel_error_last", "lipschitz_median",
-    "lipschitz_max", "reward_r2", "reward_bias", "reward_rollout_r2", "value_corr", "value_bias", "value_slope",
-    "plan_value_corr", "elite_action_rms_small", "elite_action_rms_large", "elite_jaccard_small",
+    "lipschitz_max", "reward_r2", "reward_bias", "reward_mae", "reward_rollout_r2", "value_corr", "value_bias",
+    "value_slope", "value_mae", "plan_value_corr", "elite_action_rms_small", "elite_action_rms_large", "elite_jaccard_small",
     "elite_seed_floor_action_rms", "horizon_action_rms_h1", "horizon_return_shift_2h",
     "warm_iters_to_ref", "cold_iters_to_ref",
 )
@@ -43,7 +43,8 @@ def infer_obs_dim(obs: torch.Tensor) -> int:
 def task_metrics(agent, name: str, sample: Mapping[str, Any], *, obs_dim: int | None = None,
                  episodes: list[dict] | None = None, max_samples: int = 512, audit_states: int = 16,
                  knn_k: int = 10, lipschitz_rows: int = 64, run_audits: bool = True,
-                 horizons: tuple[int, ...] | None = None, seed: int = 0) -> dict:
+                 horizons: tuple[int, ...] | None = None, ablation_iterations: int | None = None,
+                 seed: int = 0) -> dict:
     """All metrics of one task from a replay sample (obs [K+1, N, O], action [K, N, A],
     reward [K, N], task [N]) and optional evaluation episodes (see evaluation.run_episodes)."""
     m, dev = agent.model, agent.device
@@ -96,6 +97,7 @@ def task_metrics(agent, name: str, sample: Mapping[str, Any], *, obs_dim: int | 
     cal_roll = dynamics.calibration(torch.stack(roll), reward)
     r["reward_calibration"], r["reward_rollout_calibration"] = cal, cal_roll
     r["reward_r2"], r["reward_bias"], r["reward_rollout_r2"] = cal["r2"], cal["bias"], cal_roll["r2"]
+    r["reward_mae"] = cal["mae"]  # r2 is NaN when the realised rewards are constant (e.g. sparse, all 0)
     idx = torch.randperm(r_hat.numel(), generator=gen)[:200]
     r["reward_pairs"] = [r_hat.flatten()[idx].tolist(), reward.flatten()[idx].tolist()]
 
@@ -118,7 +120,7 @@ def task_metrics(agent, name: str, sample: Mapping[str, Any], *, obs_dim: int | 
             r["value_calibration"] = dynamics.calibration(v, g)
             r["plan_value_calibration"] = dynamics.calibration(p, g)
             r["value_corr"], r["value_bias"] = r["value_calibration"]["corr"], r["value_calibration"]["bias"]
-            r["value_slope"] = r["value_calibration"]["slope"]
+            r["value_slope"], r["value_mae"] = r["value_calibration"]["slope"], r["value_calibration"]["mae"]
             r["plan_value_corr"] = r["plan_value_calibration"]["corr"]
             idx = torch.randperm(len(g), generator=gen)[:200]
             r["value_pairs"] = [v[idx].tolist(), g[idx].tolist()]
@@ -133,7 +135,8 @@ def task_metrics(agent, name: str, sample: Mapping[str, Any], *, obs_dim: int | 
                                     autocast_dtype=agent.autocast_dtype)
         hs = audits.horizon_sweep(m, o_a, t_a, agent.discounts, agent.cfg.planner, horizons=horizons, seed=seed,
                                   autocast_dtype=agent.autocast_dtype)
-        ws = audits.warm_start_ablation(m, obs[0, :S], obs[1, :S], t_a, agent.discounts, agent.cfg.planner, seed=seed)
+        ws = audits.warm_start_ablation(m, obs[0, :S], obs[1, :S], t_a, agent.discounts, agent.cfg.planner, seed=seed,
+                                        max_iterations=ablation_iterations or max(6, agent.cfg.planner.iterations))
         r["elite_stability"], r["horizon_sweep"], r["warm_start"] = es, hs, ws
         r["elite_action_rms_small"], r["elite_action_rms_large"] = es["action_rms"][0], es["action_rms"][-1]
         r["elite_jaccard_small"] = es["elite_jaccard"][0]
@@ -174,12 +177,15 @@ def cross_task(agent, obs_by_task: dict[str, torch.Tensor], ids: dict[str, int],
 def run_diagnostics(agent, samples_by_task: Mapping[str, Mapping[str, Any]], *,
                     episodes_by_task: Mapping[str, list[dict]] | None = None,
                     obs_dims: Mapping[str, int] | None = None, max_samples: int = 512, audit_states: int = 16,
-                    run_audits: bool = True, horizons: tuple[int, ...] | None = None, seed: int = 0) -> dict:
+                    run_audits: bool = True, horizons: tuple[int, ...] | None = None,
+                    ablation_iterations: int | None = None, seed: int = 0) -> dict:
     """Per-task geometry, information, dynamics, calibration and planner audits, plus the
     cross-task CKA / separation matrices.
 
     samples_by_task: task name -> replay dict (agents/batch.py keys; obs [K+1, N, O] with
-    K >= 1, ideally 2H so k-step errors reach 2H). episodes_by_task: optional task name ->
+    K >= 1, ideally 2H so k-step errors reach 2H). horizons: the terminal-value sweep
+    (default 1..2H); ablation_iterations: the warm-start ablation's range (default max(6, I)).
+    episodes_by_task: optional task name ->
     evaluation episodes (value calibration). Cost grows with max_samples, audit_states and
     len(horizons); nothing else depends on the data size.
     Returns {"tasks": {name: metrics}, "cross_task": {...}, "config": {...}, "seconds": float}.
@@ -190,7 +196,8 @@ def run_diagnostics(agent, samples_by_task: Mapping[str, Mapping[str, Any]], *,
     for i, (name, sample) in enumerate(samples_by_task.items()):
         tasks[name] = task_metrics(agent, name, sample, obs_dim=(obs_dims or {}).get(name),
                                    episodes=episodes_by_task.get(name), max_samples=max_samples,
-                                   audit_states=audit_states, run_audits=run_audits, horizons=horizons, seed=seed + i)
+                                   audit_states=audit_states, run_audits=run_audits, horizons=horizons,
+                                   ablation_iterations=ablation_iterations, seed=seed + i)
         first_obs[name] = _t(sample["obs"], agent.device)[0]
         ids[name] = tasks[name]["task_id"]
     pc = agent.cfg.planner

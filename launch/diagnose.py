@@ -1,0 +1,102 @@
+"""Diagnostics on a checkpoint: per-task latent geometry, planner audits, latency/return table.
+
+    python -m launch.diagnose checkpoint=runs/x/checkpoints/latest [tasks=a,b] [episodes=2] [out=dir]
+        [samples=256] [audit_states=16] [settings=h3-i6-n512-fp32,h1-i6-n512-fp32,...] [budget_ms=20]
+        [table_episodes=1] [max_steps=N] [seed=0] [device=cpu]
+
+Wiring only: load the agent, collect evaluation episodes per task with the agent planning,
+cut replay-style windows of 2H steps from them (held-out data), run `run_diagnostics`, the
+latency/return table over planner settings, and write the report (JSON, PNGs, summary.md)
+to `out` (default: <checkpoint>/diagnostics).
+The checkpoint's `extra` names the task set (`task_set`, `tasks`); without it give
+`tasks=` as the training task list, in training order (task ids are positions).
+"""
+from __future__ import annotations
+
+import difflib
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+DEFAULTS = dict(checkpoint=None, tasks=None, episodes="2", out=None, samples="256", audit_states="16",
+                settings=None, budget_ms="20", table_episodes="1", max_steps=None, seed="0", device="cpu",
+                threads="1")
+
+
+def parse_overrides(argv: list[str]) -> dict[str, str | None]:
+    """key=value arguments over DEFAULTS; unknown keys fail with the closest names."""
+    args = dict(DEFAULTS)
+    for item in argv:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"arguments are key=value, got {item!r}")
+        if key not in DEFAULTS:
+            raise SystemExit(f"unknown key {key!r}; known: {sorted(DEFAULTS)} "
+                             f"(closest: {difflib.get_close_matches(key, DEFAULTS, n=2)})")
+        args[key] = value
+    if not args["checkpoint"]:
+        raise SystemExit("checkpoint=<dir or file> is required")
+    return args
+
+
+def default_settings(pc) -> list[str]:
+    """The agent's own planner, shorter/longer horizon, twice the iterations, bf16, and the
+    agent's planner held to the control budget (the +return-at-xlatency question)."""
+    H, I, N = pc.horizon, pc.iterations, pc.num_samples
+    return [f"h{H}-i{I}-n{N}-fp32", f"h1-i{I}-n{N}-fp32", f"h{2 * H}-i{I}-n{N}-fp32", f"h{H}-i{2 * I}-n{N}-fp32",
+            f"h{H}-i{I}-n{N}-bf16"]
+
+
+def main(argv: list[str]) -> Path:
+    import numpy as np
+    import torch
+
+    import envs
+    from agents.checkpoint import agent_from_checkpoint
+    from agents.diagnostics import (latency_return_table, parse_setting, run_diagnostics, run_episodes,
+                                    windows_from_episodes, write_report)
+
+    a = parse_overrides(argv)
+    torch.set_num_threads(int(a["threads"]))
+    agent, extra = agent_from_checkpoint(a["checkpoint"], device=a["device"])
+    set_name = extra.get("task_set") or a["tasks"]
+    if not set_name:
+        raise SystemExit("the checkpoint names no task set (extra['task_set']); give tasks=<training task list>")
+    task_set = envs.load_task_set(set_name)
+    if (task_set.max_obs_dim, task_set.max_action_dim) != (agent.cfg.model.obs_dim, agent.cfg.model.action_dim):
+        raise SystemExit(f"task set {set_name!r} pads to {(task_set.max_obs_dim, task_set.max_action_dim)} but the "
+                         f"checkpoint's model is {(agent.cfg.model.obs_dim, agent.cfg.model.action_dim)}")
+    names = a["tasks"].split(",") if a["tasks"] and extra.get("task_set") else list(extra.get("tasks") or task_set.names)
+    ids = {n: task_set.index(n) for n in names}
+    seed, max_steps = int(a["seed"]), int(a["max_steps"]) if a["max_steps"] else None
+    env_fn = lambda task, s: envs.make_padded_env(task_set, task, s)  # noqa: E731
+    log = lambda msg: print(msg, flush=True)  # noqa: E731
+
+    episodes, samples = {}, {}
+    rng = np.random.default_rng(seed)
+    masks = task_set.action_masks()
+    for n, i in ids.items():
+        episodes[n] = run_episodes(agent, env_fn, n, i, episodes=int(a["episodes"]), seed=seed + 1000,
+                                   max_steps=max_steps)
+        samples[n] = windows_from_episodes(episodes[n], 2 * agent.cfg.planner.horizon, int(a["samples"]), masks[i], rng)
+        log(f"{n}: returns {[round(e['return'], 1) for e in episodes[n]]}")
+    results = run_diagnostics(agent, samples, episodes_by_task=episodes,
+                              obs_dims={n: task_set.tasks[i].obs_dim for n, i in ids.items()},
+                              max_samples=int(a["samples"]), audit_states=int(a["audit_states"]), seed=seed)
+    log(f"diagnostics: {results['seconds']:.1f} s")
+    settings = [parse_setting(s) for s in (a["settings"].split(",") if a["settings"]
+                                           else default_settings(agent.cfg.planner))]
+    results["latency_table"] = latency_return_table(agent, env_fn, ids, settings, episodes=int(a["table_episodes"]),
+                                                    budget_ms=float(a["budget_ms"]), seed=seed + 2000,
+                                                    max_steps=max_steps, progress=log)
+    results["checkpoint"] = {"path": str(a["checkpoint"]), "task_set": set_name, "extra": extra}
+    out = Path(a["out"] or Path(a["checkpoint"]) / "diagnostics")
+    path = write_report(results, out)
+    log(f"report: {path}")
+    return path
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
