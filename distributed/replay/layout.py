@@ -1,0 +1,132 @@
+"""On-disk layout of one replay shard: array names, dtypes, codecs and the commit record.
+
+README.md beside this file describes what a user sees with plain `zarr.open_group`.
+Everything here is plain data; the writer and reader decide when to read or write it.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import zarr
+from zarr.codecs import BloscCodec, Crc32cCodec
+
+from distributed.replay.errors import ShardLayoutError
+
+FORMAT = "latentfleet.replay/1"
+ATTR_KEY = "latentfleet_replay"
+DEFAULT_CHUNK_LEN = 1024
+INDEX_CHUNK_LEN = 4096
+# Zarr skips writing (and deletes) all-fill chunks by default; a missing chunk must mean damage.
+WRITE_CONFIG = {"write_empty_chunks": True}
+
+# Rows along time; "episode" and "step" are -1 on padding rows.
+ROW_ARRAYS = ("obs", "action", "reward", "terminated", "truncated", "task", "episode", "step")
+ROW_DTYPES = {"obs": np.float32, "action": np.float32, "reward": np.float32, "terminated": np.bool_,
+              "truncated": np.bool_, "task": np.int32, "episode": np.int64, "step": np.int32}
+ROW_FILL = {"task": -1, "episode": -1, "step": -1}
+# The arrays a sampler reads (task comes from the episode index).
+SAMPLED_ARRAYS = ("obs", "action", "reward", "terminated")
+# Episode index, one entry per committed episode (its ordinal), in commit order.
+EPISODE_ARRAYS = {"id": np.int64, "start": np.int64, "length": np.int64, "task": np.int32}
+EPISODE_GROUP = "episodes"
+TASK_GROUP = "tasks"
+
+
+def compressors() -> list:
+    """Blosc/zstd, then a CRC32C checksum so a corrupted chunk fails loudly instead of decoding."""
+    return [BloscCodec(cname="zstd", clevel=3), Crc32cCodec()]
+
+
+def row_tail(name: str, obs_dim: int, action_dim: int) -> tuple[int, ...]:
+    return {"obs": (obs_dim,), "action": (action_dim,)}.get(name, ())
+
+
+@dataclass
+class Commit:
+    """The committed state of a shard; written last, after the data it describes.
+
+    rows: rows [0, rows) are written (rows below first_row are evicted); the next write starts
+    at the next chunk boundary. episodes: entries of the episode index that are committed
+    (ordinals below first_episode are evicted). task_index: committed length of tasks/<t>.
+    live_*: what a sampler can use (whole episodes with start >= first_row).
+    """
+    rows: int = 0
+    episodes: int = 0
+    next_episode_id: int = 0
+    first_row: int = 0
+    first_episode: int = 0
+    task_index: dict[int, int] = field(default_factory=dict)
+    live_episodes: int = 0
+    live_transitions: int = 0
+    live_per_task: dict[int, list[int]] = field(default_factory=dict)  # task -> [episodes, transitions]
+    generation: int = 0
+    capacity: int | None = None
+    time: float = 0.0
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["task_index"] = {str(k): v for k, v in self.task_index.items()}
+        d["live_per_task"] = {str(k): v for k, v in self.live_per_task.items()}
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Commit":
+        d = dict(d)
+        d["task_index"] = {int(k): int(v) for k, v in d["task_index"].items()}
+        d["live_per_task"] = {int(k): [int(x) for x in v] for k, v in d["live_per_task"].items()}
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    """What a shard was created with; never changes."""
+    obs_dim: int
+    action_dim: int
+    chunk_len: int
+
+
+def read_state(path: str | Path) -> tuple[ShardInfo, Commit]:
+    """Read the shard's static info and its commit record (one small JSON file)."""
+    path = Path(path)
+    if not (path / "zarr.json").exists():
+        raise ShardLayoutError(f"{path} is not a replay shard (no zarr.json)")
+    attrs = zarr.open_group(str(path), mode="r").attrs.asdict().get(ATTR_KEY)
+    if attrs is None or "commit" not in attrs:
+        raise ShardLayoutError(f"{path} is a Zarr group but not a (fully created) replay shard "
+                               f"(no '{ATTR_KEY}.commit' attribute)")
+    if attrs.get("format") != FORMAT:
+        raise ShardLayoutError(f"{path} has replay format {attrs.get('format')!r}, this code reads {FORMAT!r}")
+    info = ShardInfo(int(attrs["obs_dim"]), int(attrs["action_dim"]), int(attrs["chunk_len"]))
+    return info, Commit.from_json(attrs["commit"])
+
+
+def chunk_file(shard: Path, array: str, chunk: int, ndim: int) -> Path:
+    """Path of chunk `chunk` (along time) of a row array; Zarr v3 default key encoding."""
+    return Path(shard, array, "c", str(chunk), *(["0"] * (ndim - 1)))
+
+
+def open_arrays(group: zarr.Group, names, *, write: bool = False) -> dict[str, zarr.Array]:
+    return {n: (group[n].with_config(WRITE_CONFIG) if write else group[n]) for n in names}
+
+
+def fsync_paths(paths) -> None:
+    """Flush files and their directories to disk (power loss; a killed process needs no fsync)."""
+    dirs = set()
+    for p in paths:
+        p = Path(p)
+        if p.exists():
+            fd = os.open(p, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            dirs.add(p.parent)
+    for d in dirs:
+        fd = os.open(d, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

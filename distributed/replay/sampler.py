@@ -1,0 +1,60 @@
+"""Drawing (H+1)-row windows that stay inside one episode, and shaping them into a batch.
+
+Pure functions over index arrays; ShardReader and MultiShardSampler supply the data.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from agents.batch import BATCH_KEYS
+
+
+def window_counts(lengths: np.ndarray, horizon: int) -> np.ndarray:
+    """Number of valid window starts per episode: an episode of L rows has max(L - H, 0)."""
+    return np.maximum(np.asarray(lengths, np.int64) - horizon, 0)
+
+
+def draw_uniform(counts: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """n draws uniform over all (item, offset < counts[item]) pairs -> (item [n], offset [n])."""
+    cum = np.cumsum(counts)
+    if n and (len(cum) == 0 or cum[-1] == 0):
+        raise ValueError("no valid window to draw from")
+    u = rng.integers(0, cum[-1], size=n) if n else np.zeros(0, np.int64)
+    item = np.searchsorted(cum, u, side="right")
+    return item, u - (cum[item] - counts[item])
+
+
+def balanced_task_counts(tasks, n: int, rng: np.random.Generator) -> dict[int, int]:
+    """Each of n draws picks one of `tasks` with equal probability; returns task -> count."""
+    tasks = list(tasks)
+    if not tasks:
+        raise ValueError("no task has a window long enough to sample")
+    counts = np.bincount(rng.integers(0, len(tasks), size=n), minlength=len(tasks))
+    return {int(t): int(c) for t, c in zip(tasks, counts) if c}
+
+
+def assemble_batch(parts: dict[str, np.ndarray], task: np.ndarray, action_masks, action_dim: int) -> dict:
+    """Windows [B, H+1, ...] -> the learner's batch (agents.batch.BATCH_KEYS).
+
+    obs [H+1, B, O]; action [H, B, A], reward [H, B], terminated [H, B] from rows 1..H;
+    task [B] int64; action_mask [B, A] float32 = action_masks[task] (all ones if None).
+    """
+    task = np.asarray(task, np.int64)
+    if action_masks is None:
+        mask = np.ones((len(task), action_dim), np.float32)
+    else:
+        table = np.asarray(action_masks, np.float32)
+        if table.ndim != 2 or table.shape[1] != action_dim:
+            raise ValueError(f"action_masks has shape {table.shape}; expected [num_tasks, {action_dim}]")
+        if len(task) and task.max() >= table.shape[0]:
+            raise ValueError(f"task id {int(task.max())} sampled but action_masks has only {table.shape[0]} rows")
+        mask = table[task]
+    batch = {
+        "obs": np.ascontiguousarray(parts["obs"].transpose(1, 0, 2)),
+        "action": np.ascontiguousarray(parts["action"][:, 1:].transpose(1, 0, 2)),
+        "reward": np.ascontiguousarray(parts["reward"][:, 1:].T),
+        "terminated": np.ascontiguousarray(parts["terminated"][:, 1:].T.astype(np.float32)),
+        "task": task,
+        "action_mask": mask,
+    }
+    return {k: batch[k] for k in BATCH_KEYS}

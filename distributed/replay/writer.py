@@ -1,0 +1,311 @@
+"""ShardWriter: the one process that appends episodes to a shard.
+
+Commit protocol (why a reader never sees a partial write and a kill loses only the tail):
+rows are buffered in RAM and written to Zarr in whole chunks, each chunk file written once
+(Zarr's LocalStore writes a temp file and renames it); then the episode/task indexes are
+appended; then, last, the commit record in the group's zarr.json is replaced. Readers read
+only what the commit record covers. `flush()` also writes the partial last chunk (padded);
+the next write starts at the next chunk boundary, so a committed chunk is never rewritten.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+from distributed.replay.errors import ShardLayoutError
+from distributed.replay.layout import (ATTR_KEY, DEFAULT_CHUNK_LEN, EPISODE_ARRAYS, EPISODE_GROUP,
+                                       FORMAT, INDEX_CHUNK_LEN, ROW_ARRAYS, ROW_DTYPES, ROW_FILL,
+                                       TASK_GROUP, WRITE_CONFIG, Commit, ShardInfo, chunk_file,
+                                       compressors, fsync_paths, open_arrays, read_state, row_tail)
+from distributed.replay.lock import LOCK_FILE, WriterLock
+
+
+def _round_up(n: int, k: int) -> int:
+    return -(-n // k) * k
+
+
+def episode_rows(obs, action, reward, terminated, truncated, task, *, obs_dim: int,
+                 action_dim: int) -> dict[str, np.ndarray]:
+    """Check one episode against the row convention and return its rows in store dtypes.
+
+    obs [T+1, O], action [T+1, A], reward/terminated/truncated [T+1], T >= 1; row 0 has zero
+    action and reward and no flags; flags only on the last row. Raises ValueError naming the
+    offending array and its shape before anything is written.
+    """
+    arrays = {"obs": np.asarray(obs), "action": np.asarray(action), "reward": np.asarray(reward),
+              "terminated": np.asarray(terminated), "truncated": np.asarray(truncated)}
+    n = arrays["obs"].shape[0] if arrays["obs"].ndim == 2 else -1
+    expected = {"obs": (n, obs_dim), "action": (n, action_dim), "reward": (n,),
+                "terminated": (n,), "truncated": (n,)}
+    if arrays["obs"].ndim != 2 or arrays["obs"].shape[1] != obs_dim or n < 2:
+        raise ValueError(f"obs has shape {arrays['obs'].shape}; this shard takes obs of shape "
+                         f"[T+1, {obs_dim}] with T >= 1")
+    for name, shape in expected.items():
+        a = arrays[name]
+        if a.shape != shape:
+            raise ValueError(f"{name} has shape {a.shape}, expected {shape} (obs has shape {arrays['obs'].shape})")
+        if name in ("terminated", "truncated"):
+            if not (a.dtype == np.bool_ or (np.issubdtype(a.dtype, np.integer) and np.isin(a, (0, 1)).all())):
+                raise ValueError(f"{name} has dtype {a.dtype}; expected bool (or integers 0/1)")
+        elif not np.issubdtype(a.dtype, np.floating):
+            raise ValueError(f"{name} has dtype {a.dtype}; expected a floating-point array")
+        elif not np.isfinite(a).all():
+            raise ValueError(f"{name} (shape {a.shape}) contains NaN or inf")
+    if isinstance(task, (bool, np.bool_)) or not isinstance(task, (int, np.integer)) or not 0 <= task < 2**31:
+        raise ValueError(f"task must be an int in [0, 2**31), got {task!r}")
+    rows = {k: arrays[k].astype(ROW_DTYPES[k], copy=False) for k in arrays}
+    if rows["action"][0].any() or rows["reward"][0] != 0 or rows["terminated"][0] or rows["truncated"][0]:
+        raise ValueError("row 0 must hold the first observation with action 0, reward 0 and no "
+                         "terminated/truncated flag (row t holds obs_t and action/reward/flags of step t-1)")
+    if rows["terminated"][1:-1].any() or rows["truncated"][1:-1].any():
+        raise ValueError("terminated/truncated may only be set on the last row of an episode")
+    return rows
+
+
+class ShardWriter:
+    """Creates or reopens the shard at `path` and appends episodes to it.
+
+    Reopening resumes: the committed content is kept exactly, uncommitted leftovers of a
+    killed writer are removed, episode ids continue. A second live writer on the same shard
+    gets WriterLockedError; different dims (or chunk_len) give ShardLayoutError and touch nothing.
+    capacity: if set, the oldest whole chunks are evicted (durably) to keep at most that many rows.
+    durable: fsync data before each commit record (for power loss; a killed process needs none).
+    """
+
+    def __init__(self, path: str | Path, *, obs_dim: int, action_dim: int, chunk_len: int | None = None,
+                 capacity: int | None = None, durable: bool = True):
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._lock = WriterLock(self.path)
+        try:
+            self.info = self._open_or_create(obs_dim, action_dim, chunk_len)
+            if capacity is not None and capacity < 2 * self.info.chunk_len:
+                raise ValueError(f"capacity {capacity} must be at least 2 chunks ({2 * self.info.chunk_len} rows)")
+            self.capacity, self.durable = capacity, durable
+            self._recover()
+        except BaseException:
+            self._lock.release()
+            raise
+        self._buffer: list[dict[str, np.ndarray]] = []
+        self._buffered = 0
+        self._pending: list[tuple[int, int, int, int]] = []  # (id, start row, rows, task) not yet committed
+        self._closed = False
+
+    # ---- opening -------------------------------------------------------------------------
+    def _open_or_create(self, obs_dim: int, action_dim: int, chunk_len: int | None) -> ShardInfo:
+        group_json = self.path / "zarr.json"
+        if group_json.exists():
+            attrs = zarr.open_group(str(self.path), mode="r").attrs.asdict().get(ATTR_KEY)
+            if attrs is None:
+                raise ShardLayoutError(f"{self.path} is a Zarr group but not a replay shard; refusing to write there")
+            if "commit" not in attrs:  # creation was interrupted before its first commit: nothing to lose
+                self._remove_contents()
+        else:
+            strays = [p for p in os.listdir(self.path) if p != LOCK_FILE and not p.endswith(".partial")]
+            if strays:
+                raise ShardLayoutError(f"{self.path} is not empty and not a replay shard (holds {strays[:5]})")
+        if not group_json.exists():
+            self._create(obs_dim, action_dim, chunk_len or DEFAULT_CHUNK_LEN)
+        info, _ = read_state(self.path)
+        if (info.obs_dim, info.action_dim) != (obs_dim, action_dim):
+            raise ShardLayoutError(f"shard {self.path} holds obs_dim={info.obs_dim}, action_dim={info.action_dim}; "
+                                   f"it was reopened with obs_dim={obs_dim}, action_dim={action_dim}")
+        if chunk_len is not None and chunk_len != info.chunk_len:
+            raise ShardLayoutError(f"shard {self.path} has chunk_len={info.chunk_len}; reopened with chunk_len={chunk_len}")
+        return info
+
+    def _remove_contents(self) -> None:
+        for p in self.path.iterdir():
+            if p.name != LOCK_FILE:
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+    def _create(self, obs_dim: int, action_dim: int, chunk_len: int) -> None:
+        static = {"format": FORMAT, "obs_dim": obs_dim, "action_dim": action_dim, "chunk_len": chunk_len}
+        g = zarr.create_group(store=str(self.path), attributes={ATTR_KEY: static})
+        for name in ROW_ARRAYS:
+            tail = row_tail(name, obs_dim, action_dim)
+            g.create_array(name, shape=(0, *tail), chunks=(chunk_len, *tail), dtype=ROW_DTYPES[name],
+                           compressors=compressors(), fill_value=ROW_FILL.get(name, 0),
+                           dimension_names=("row", *(f"{name}_dim",) * len(tail)), config=WRITE_CONFIG)
+        eg = g.create_group(EPISODE_GROUP)
+        for name, dtype in EPISODE_ARRAYS.items():
+            eg.create_array(name, shape=(0,), chunks=(INDEX_CHUNK_LEN,), dtype=dtype, compressors=compressors(),
+                            fill_value=-1, dimension_names=("episode",), config=WRITE_CONFIG)
+        g.create_group(TASK_GROUP)
+        g.attrs[ATTR_KEY] = {**static, "commit": Commit(time=time.time()).to_json()}
+
+    def _recover(self) -> None:
+        """Drop what a killed writer left beyond the commit record; load the live index."""
+        _, commit = read_state(self.path)
+        for root, _, files in os.walk(self.path):
+            for f in files:
+                if f.endswith(".partial"):  # temp file of a write that was killed before its rename
+                    os.remove(os.path.join(root, f))
+        g = zarr.open_group(str(self.path), mode="r+")
+        self._group = g
+        self._rows = open_arrays(g, ROW_ARRAYS, write=True)
+        self._episodes = open_arrays(g[EPISODE_GROUP], EPISODE_ARRAYS, write=True)
+        self._tasks = open_arrays(g[TASK_GROUP], [n for n, _ in g[TASK_GROUP].arrays()], write=True)
+        C = self.info.chunk_len
+        for arr in self._rows.values():
+            if arr.shape[0] > commit.rows:
+                arr.resize((commit.rows, *arr.shape[1:]))
+        for name, arr in self._rows.items():  # chunks an interrupted eviction did not delete yet
+            for k in range(commit.first_row // C):
+                chunk_file(self.path, name, k, arr.ndim).unlink(missing_ok=True)
+        for arr in self._episodes.values():
+            if arr.shape[0] > commit.episodes:
+                arr.resize((commit.episodes,))
+        for name, arr in self._tasks.items():
+            if arr.shape[0] > commit.task_index.get(int(name), 0):
+                arr.resize((commit.task_index.get(int(name), 0),))
+        live = slice(commit.first_episode, commit.episodes)
+        self._index = {k: a[live] for k, a in self._episodes.items()}  # ordinals >= first_episode
+        self._static = {k: v for k, v in g.attrs[ATTR_KEY].items() if k != "commit"}
+        self._commit = commit
+        self._n_episodes = commit.episodes
+        self._task_index = dict(commit.task_index)
+        self._next_row = _round_up(commit.rows, C)
+        self._next_id = commit.next_episode_id
+
+    # ---- writing -------------------------------------------------------------------------
+    def add_episode(self, obs, action, reward, terminated, truncated, task: int) -> int:
+        """Append one episode (arrays [T+1, ...] in the row convention); returns its episode id.
+
+        Whole chunks are committed as they fill; the rest waits for the next chunk or flush().
+        """
+        if self._closed:
+            raise RuntimeError(f"ShardWriter for {self.path} is closed")
+        rows = episode_rows(obs, action, reward, terminated, truncated, task,
+                            obs_dim=self.info.obs_dim, action_dim=self.info.action_dim)
+        n = len(rows["obs"])
+        eid = self._next_id
+        self._next_id += 1
+        rows["task"] = np.full(n, task, np.int32)
+        rows["episode"] = np.full(n, eid, np.int64)
+        rows["step"] = np.arange(n, dtype=np.int32)
+        self._pending.append((eid, self._next_row + self._buffered, n, int(task)))
+        self._buffer.append(rows)
+        self._buffered += n
+        if self._buffered >= self.info.chunk_len:
+            self._write(whole_chunks_only=True)
+        return eid
+
+    def flush(self) -> None:
+        """Commit everything added so far (the last chunk is written padded and never reused)."""
+        if self._buffered:
+            self._write(whole_chunks_only=False)
+
+    def _write(self, whole_chunks_only: bool) -> None:
+        C = self.info.chunk_len
+        n = (self._buffered // C) * C if whole_chunks_only else self._buffered
+        data = {k: np.concatenate([b[k] for b in self._buffer]) for k in ROW_ARRAYS}
+        start, end = self._next_row, self._next_row + n
+        written = []
+        for name, arr in self._rows.items():
+            arr.resize((end, *arr.shape[1:]))
+            arr[start:end] = data[name][:n]
+            written += [chunk_file(self.path, name, k, arr.ndim) for k in range(start // C, _round_up(end, C) // C)]
+        rest = {k: v[n:] for k, v in data.items()}
+        self._buffer = [rest] if len(rest["obs"]) else []
+        self._buffered -= n
+        done = [p for p in self._pending if p[1] + p[2] <= end]
+        self._pending = [p for p in self._pending if p[1] + p[2] > end]
+        written += self._append_index(done)
+        self._commit_state(end, written)
+        self._next_row = _round_up(end, C)
+
+    def _append_index(self, done: list[tuple[int, int, int, int]]) -> list[Path]:
+        if not done:
+            return []
+        e0, e1 = self._n_episodes, self._n_episodes + len(done)
+        cols = dict(zip(("id", "start", "length", "task"), map(np.asarray, zip(*done))))
+        touched = []
+        for name, arr in self._episodes.items():
+            arr.resize((e1,))
+            arr[e0:e1] = cols[name].astype(EPISODE_ARRAYS[name])
+            touched.append(arr)
+        for t in np.unique(cols["task"]):
+            t = int(t)
+            if str(t) not in self._tasks:
+                self._tasks[str(t)] = self._group[TASK_GROUP].create_array(
+                    str(t), shape=(0,), chunks=(INDEX_CHUNK_LEN,), dtype=np.int64, compressors=compressors(),
+                    fill_value=-1, dimension_names=("entry",), config=WRITE_CONFIG)
+            arr = self._tasks[str(t)]
+            ordinals = e0 + np.flatnonzero(cols["task"] == t)
+            n0 = self._task_index.get(t, 0)
+            arr.resize((n0 + len(ordinals),))
+            arr[n0:] = ordinals
+            self._task_index[t] = n0 + len(ordinals)
+            touched.append(arr)
+        for k in self._index:
+            self._index[k] = np.concatenate([self._index[k], cols[k].astype(EPISODE_ARRAYS[k])])
+        self._n_episodes = e1
+        files = []
+        for arr in touched:
+            path = self.path / arr.path
+            files += [path / "c" / str(k) for k in range((arr.shape[0] - 1) // INDEX_CHUNK_LEN + 1)][-2:]
+        return files
+
+    def _commit_state(self, rows: int, written: list[Path]) -> None:
+        old = self._commit
+        C = self.info.chunk_len
+        first_row = old.first_row
+        if self.capacity is not None and rows - first_row > self.capacity:
+            first_row = _round_up(rows - self.capacity, C)
+        drop = int(np.searchsorted(self._index["start"], first_row))  # starts increase with ordinal
+        self._index = {k: v[drop:] for k, v in self._index.items()}
+        live_tasks, lengths = self._index["task"], self._index["length"]
+        per_task = {int(t): [int((live_tasks == t).sum()), int((lengths[live_tasks == t] - 1).sum())]
+                    for t in np.unique(live_tasks)}
+        commit = Commit(rows=rows, episodes=self._n_episodes, next_episode_id=self._next_id, first_row=first_row,
+                        first_episode=old.first_episode + drop,
+                        task_index=dict(self._task_index),
+                        live_episodes=len(lengths), live_transitions=int((lengths - 1).sum()),
+                        live_per_task=per_task, generation=old.generation + 1, capacity=self.capacity,
+                        time=time.time())
+        if self.durable:
+            fsync_paths(written)
+        self._group.attrs[ATTR_KEY] = {**self._static, "commit": commit.to_json()}
+        if self.durable:
+            fsync_paths([self.path / "zarr.json"])
+        self._commit = commit
+        for name, arr in self._rows.items():  # evicted chunks go only after the record no longer covers them
+            for k in range(old.first_row // C, first_row // C):
+                chunk_file(self.path, name, k, arr.ndim).unlink(missing_ok=True)
+
+    # ---- state ---------------------------------------------------------------------------
+    @property
+    def commit(self) -> Commit:
+        """The last commit record this writer wrote (or found on reopening)."""
+        return self._commit
+
+    @property
+    def pending_rows(self) -> int:
+        """Rows added but not yet committed (lost if the process dies now)."""
+        return self._buffered
+
+    @property
+    def next_episode_id(self) -> int:
+        return self._next_id
+
+    def close(self) -> None:
+        """Flush and release the writer lock; the shard can then be reopened by any process."""
+        if self._closed:
+            return
+        try:
+            self.flush()
+        finally:
+            self._closed = True
+            self._lock.release()
+
+    def __enter__(self) -> "ShardWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
