@@ -54,6 +54,9 @@ class DMControlEnv(gym.Env):
         self._env = dm_env
         self.spec_ = spec
         aspec = dm_env.action_spec()
+        if aspec.shape != (spec.action_dim,):
+            raise ValueError(f"{spec.name}: simulator action shape {aspec.shape} != catalogue "
+                             f"({spec.action_dim},); fix envs/data/tasks.json")
         low, high = aspec.minimum.astype(np.float64), aspec.maximum.astype(np.float64)
         bounded = (np.abs(low) < _UNBOUNDED) & (np.abs(high) < _UNBOUNDED)
         self._low = np.where(bounded, low, -1.0)
@@ -69,7 +72,11 @@ class DMControlEnv(gym.Env):
         return self._env.physics
 
     def _obs(self, observation) -> np.ndarray:
-        return np.concatenate([np.asarray(v, np.float32).ravel() for v in observation.values()])
+        obs = np.concatenate([np.asarray(v, np.float32).ravel() for v in observation.values()])
+        if obs.shape != (self.spec_.obs_dim,):
+            raise ValueError(f"{self.spec_.name}: simulator observation shape {obs.shape} != catalogue "
+                             f"({self.spec_.obs_dim},); fix envs/data/tasks.json")
+        return obs
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)

@@ -28,7 +28,7 @@ def make_env(task: str, seed: int = 0) -> gym.Env:
         domain, task_name = row["source"].split("/")
         return DMControlEnv(load_dmc(base, domain, task_name, seed, xml_edit=edit), spec)
     if row["domain"] == "metaworld":
-        from envs.metaworld import make_metaworld
+        from envs.metaworld_tasks import make_metaworld
 
         return make_metaworld(spec, row["source"], seed)
     if row["domain"] == "gym":
