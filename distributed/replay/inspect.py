@@ -1,0 +1,48 @@
+"""`python -m distributed.replay.inspect <shard> [<shard> ...]`: print a shard's summary.
+
+Reads only the commit record (and the directory sizes), so it is instant on any store size.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+from pathlib import Path
+
+from distributed.replay.layout import read_state
+
+
+def size_on_disk(path: Path) -> int:
+    """Bytes of all files under `path`."""
+    return sum(os.path.getsize(os.path.join(root, f)) for root, _, files in os.walk(path) for f in files)
+
+
+def summary(path: str | Path) -> str:
+    """A human-readable summary: steps, episodes, per-task counts, chunks, size on disk."""
+    path = Path(path)
+    info, c = read_state(path)
+    when = datetime.datetime.fromtimestamp(c.time).isoformat(timespec="seconds")
+    lines = [
+        f"shard        {path}",
+        f"dims         obs {info.obs_dim}, action {info.action_dim}; chunk {info.chunk_len} rows",
+        f"transitions  {c.live_transitions}",
+        f"episodes     {c.live_episodes} (next id {c.next_episode_id})",
+        f"rows         {c.rows - c.first_row} live of {c.rows} written; {c.first_row // info.chunk_len} chunks evicted"
+        + (f" (capacity {c.capacity})" if c.capacity else ""),
+        f"size on disk {size_on_disk(path) / 2**20:.2f} MiB",
+        f"last commit  #{c.generation} at {when}",
+        "per task     task  episodes  transitions",
+    ]
+    lines += [f"             {t:4d}  {e:8d}  {n:11d}" for t, (e, n) in sorted(c.live_per_task.items()) if e]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description="Print the summary of replay shards.")
+    parser.add_argument("paths", nargs="+", help="shard directories")
+    args = parser.parse_args(argv)
+    print("\n\n".join(summary(p) for p in args.paths))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""MultiShardSampler: one batch stream drawn from many shards, optionally prefetched in a thread.
+
+Uniform: every window of every shard equally likely (so shards contribute in proportion to
+their size). Task-balanced: each task (over all shards) equally likely, then uniform over that
+task's windows wherever they live. A shard whose chunk turns out missing or corrupted is set
+aside (recorded in `failed`) and the batch is drawn from the others.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from distributed.replay.errors import ChunkError, ChunkEvicted, ReplayError
+from distributed.replay.reader import ShardReader
+from distributed.replay.sampler import assemble_batch, balanced_task_counts
+
+log = logging.getLogger(__name__)
+
+
+class MultiShardSampler:
+    """Samples across the shards at `paths`; `cache_bytes` is the total cache, split evenly."""
+
+    def __init__(self, paths, *, cache_bytes: int = 1 << 30):
+        paths = [Path(p) for p in paths]
+        if not paths:
+            raise ValueError("MultiShardSampler needs at least one shard path")
+        self.readers = [ShardReader(p, cache_bytes=cache_bytes // len(paths)) for p in paths]
+        dims = {(r.info.obs_dim, r.info.action_dim) for r in self.readers}
+        if len(dims) > 1:
+            raise ValueError(f"shards disagree on (obs_dim, action_dim): {sorted(dims)}")
+        self.action_dim = self.readers[0].info.action_dim
+        self.failed: dict[str, ChunkError] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._queue: queue.Queue | None = None
+        self._stop = threading.Event()
+
+    @property
+    def healthy(self) -> list[ShardReader]:
+        return [r for r in self.readers if str(r.path) not in self.failed]
+
+    def refresh(self) -> None:
+        """Pick up newly committed data in every healthy shard."""
+        with self._lock:
+            for r in self.healthy:
+                r.refresh()
+
+    @property
+    def num_transitions(self) -> int:
+        return sum(r.num_transitions for r in self.healthy)
+
+    def task_counts(self) -> dict[int, int]:
+        """task id -> live transitions over all healthy shards."""
+        total: dict[int, int] = {}
+        for r in self.healthy:
+            for t, n in r.task_counts().items():
+                total[t] = total.get(t, 0) + n
+        return dict(sorted(total.items()))
+
+    def sample(self, batch_size: int, horizon: int, rng: np.random.Generator, balance: str = "uniform",
+               action_masks=None) -> dict[str, np.ndarray]:
+        """Like ShardReader.sample, over all healthy shards (see the module docstring)."""
+        if balance not in ("uniform", "task"):
+            raise ValueError(f"balance must be 'uniform' or 'task', got {balance!r}")
+        with self._lock:
+            while True:
+                readers = self.healthy
+                if not readers:
+                    raise ReplayError(f"no healthy shard left; failures: {list(self.failed.values())}")
+                try:
+                    return self._sample(readers, batch_size, horizon, rng, balance, action_masks)
+                except ChunkError as e:
+                    log.error("setting shard aside: %s", e)
+                    self.failed[e.shard] = e
+                except ChunkEvicted:
+                    for r in readers:
+                        r.refresh()
+
+    def _sample(self, readers, batch_size, horizon, rng, balance, action_masks):
+        if balance == "uniform":
+            weights = np.array([r.window_total(horizon) for r in readers], np.float64)
+            if weights.sum() == 0:
+                raise ValueError(f"no shard has an episode with more than {horizon} rows")
+            plan = [{"n": int(n)} for n in rng.multinomial(batch_size, weights / weights.sum())]
+        else:
+            per_shard = [r.task_windows(horizon) for r in readers]
+            tasks = sorted(set().union(*per_shard))
+            plan = [{"per_task": {}} for _ in readers]
+            for t, n in balanced_task_counts(tasks, batch_size, rng).items():
+                w = np.array([s.get(t, 0) for s in per_shard], np.float64)
+                for i, m in enumerate(rng.multinomial(n, w / w.sum())):
+                    if m:
+                        plan[i]["per_task"][t] = int(m)
+        parts, tasks_out = [], []
+        for r, p in zip(readers, plan):
+            if p.get("n") or p.get("per_task"):
+                rows, task = r.draw(horizon, rng, **p)
+                parts.append(r.gather(rows))
+                tasks_out.append(task)
+        order = rng.permutation(batch_size)
+        merged = {k: np.concatenate([p[k] for p in parts])[order] for k in parts[0]}
+        return assemble_batch(merged, np.concatenate(tasks_out)[order], action_masks, self.action_dim)
+
+    # ---- background prefetch -------------------------------------------------------------
+    def start_prefetch(self, batch_size: int, horizon: int, *, balance: str = "uniform", action_masks=None,
+                       seed: int | None = None, depth: int = 4, refresh_every_s: float = 5.0) -> None:
+        """Start a thread that keeps up to `depth` batches ready for next_batch()."""
+        if self._thread is not None:
+            raise RuntimeError("prefetch already running; call stop() first")
+        rng = np.random.default_rng(seed)
+        self._queue = queue.Queue(maxsize=depth)
+        self._stop.clear()
+
+        def put(item) -> None:
+            while not self._stop.is_set():  # never block stop() on a full queue
+                try:
+                    self._queue.put(item, timeout=0.1)
+                    return
+                except queue.Full:
+                    continue
+
+        def run():
+            last_refresh = time.monotonic()
+            try:
+                while not self._stop.is_set():
+                    if time.monotonic() - last_refresh > refresh_every_s:
+                        self.refresh()
+                        last_refresh = time.monotonic()
+                    put(self.sample(batch_size, horizon, rng, balance, action_masks))
+            except Exception as e:  # handed to the consumer by next_batch()
+                put(e)
+
+        self._thread = threading.Thread(target=run, name="replay-prefetch", daemon=True)
+        self._thread.start()
+
+    def next_batch(self, timeout: float | None = None) -> dict[str, np.ndarray]:
+        """The next prefetched batch; re-raises an error the prefetch thread hit."""
+        if self._queue is None:
+            raise RuntimeError("call start_prefetch() first")
+        item = self._queue.get(timeout=timeout)
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    def stop(self) -> None:
+        """Stop the prefetch thread (if any)."""
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._thread, self._queue = None, None
+
+    def __enter__(self) -> "MultiShardSampler":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
