@@ -91,7 +91,8 @@ def main(argv: list[str]) -> Path:
     results["latency_table"] = latency_return_table(agent, env_fn, ids, settings, episodes=int(a["table_episodes"]),
                                                     budget_ms=float(a["budget_ms"]), seed=seed + 2000,
                                                     max_steps=max_steps, progress=log)
-    results["checkpoint"] = {"path": str(a["checkpoint"]), "task_set": set_name, "extra": extra}
+    results["checkpoint"] = {"path": str(a["checkpoint"]), "task_set": set_name,
+                             **{k: extra[k] for k in ("tasks", "env_steps", "updates") if k in extra}}
     out = Path(a["out"] or Path(a["checkpoint"]) / "diagnostics")
     path = write_report(results, out)
     log(f"report: {path}")
