@@ -18,13 +18,13 @@ from agents.diagnostics.geometry import (attainable_dim, centroid_separation, co
                                          knn_overlap, latent_spread, linear_cka, linear_probe_r2, numerical_rank,
                                          participation_ratio, simplex_tangent)
 from agents.diagnostics.report import findings, write_report
-from agents.diagnostics.run import cross_task, log_scalars, run_diagnostics, scalars, task_metrics
+from agents.diagnostics.run import cross_task, log_scalars, run_diagnostics, scalars, split_by_task, task_metrics
 
 __all__ = [
     "attainable_dim", "calibration", "centroid_separation", "covariance_spectrum", "cross_task", "discounted_returns",
     "effective_rank", "elite_stability", "findings", "fit_on_episodes", "format_table", "horizon_sweep", "knn_overlap",
     "kstep_latent_error", "latency_return_table", "latency_summary", "latent_spread", "linear_cka",
     "linear_probe_r2", "local_lipschitz", "log_scalars", "numerical_rank", "parse_setting", "participation_ratio",
-    "plan_quality", "PlannerSetting", "random_episodes", "run_diagnostics", "run_episodes", "scalars", "simplex_tangent",
+    "plan_quality", "PlannerSetting", "random_episodes", "run_diagnostics", "run_episodes", "scalars", "simplex_tangent", "split_by_task",
     "state_value", "task_metrics", "tradeoff", "untruncated_steps", "warm_start_ablation", "windows_from_episodes", "write_report",
 ]

@@ -39,6 +39,20 @@ def infer_obs_dim(obs: torch.Tensor) -> int:
     return int(nz.max()) + 1 if nz.numel() else obs.shape[-1]
 
 
+def split_by_task(sample: Mapping[str, Any], names: list[str] | tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """Split one mixed replay sample (agents/batch.py keys, e.g. a task-balanced
+    `ShardReader.sample(..., balance="task")`) into {task name: sample of that task's rows};
+    `names[i]` is task id i, tasks without rows are left out."""
+    task = np.asarray(sample["task"])
+    out = {}
+    for i, name in enumerate(names):
+        rows = np.nonzero(task == i)[0]
+        if rows.size:
+            out[name] = {k: (np.asarray(v)[rows] if k in ("task", "action_mask") else np.asarray(v)[:, rows])
+                         for k, v in sample.items()}
+    return out
+
+
 @torch.no_grad()
 def task_metrics(agent, name: str, sample: Mapping[str, Any], *, obs_dim: int | None = None,
                  episodes: list[dict] | None = None, max_samples: int = 512, audit_states: int = 16,

@@ -176,3 +176,17 @@ def test_latency_summary_and_tradeoff_from_given_latencies():
 def test_setting_default_keeps_agent_planner():
     pc = PlannerSetting("default").planner_config(PlannerConfig(num_samples=64, num_elites=8, num_pi_trajs=8))
     assert (pc.num_samples, pc.num_elites, pc.num_pi_trajs, pc.deadline_ms) == (64, 8, 8, None)
+
+
+def test_split_by_task_keeps_each_tasks_rows():
+    from agents.diagnostics import split_by_task
+
+    H, B = 2, 5
+    task = np.array([1, 0, 1, 2, 1])
+    sample = {"obs": np.arange(3 * B * 2).reshape(H + 1, B, 2), "action": np.zeros((H, B, 1)),
+              "reward": np.tile(task, (H, 1)).astype(float), "terminated": np.zeros((H, B)), "task": task,
+              "action_mask": np.ones((B, 1))}
+    parts = split_by_task(sample, ["a", "b", "c", "d"])
+    assert list(parts) == ["a", "b", "c"]  # "d" has no rows
+    assert parts["b"]["obs"].shape == (H + 1, 3, 2) and np.all(parts["b"]["reward"] == 1)
+    assert np.all(parts["b"]["task"] == 1) and parts["c"]["action_mask"].shape == (1, 1)
