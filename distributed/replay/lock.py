@@ -1,4 +1,6 @@
-"""The single-writer lock of a shard: an exclusive flock on `<shard>/.writer.lock`.
+"""The single-writer lock of a shard: an exclusive flock on `<shard>.writer.lock` beside it.
+
+(Beside, not inside: plain Zarr warns about unknown files inside a group.)
 
 The kernel drops a flock when its process dies (even by SIGKILL), so a crashed writer never
 leaves a stale lock behind. flock is per open file, so a second writer in the same process is
@@ -15,14 +17,15 @@ from pathlib import Path
 
 from distributed.replay.errors import WriterLockedError
 
-LOCK_FILE = ".writer.lock"
+LOCK_SUFFIX = ".writer.lock"
 
 
 class WriterLock:
     """Holds the writer lock of one shard directory until `release()`."""
 
     def __init__(self, shard_dir: Path):
-        self.path = Path(shard_dir) / LOCK_FILE
+        shard_dir = Path(shard_dir)
+        self.path = shard_dir.with_name(shard_dir.name + LOCK_SUFFIX)
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

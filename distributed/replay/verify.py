@@ -122,10 +122,10 @@ def verify_shard(path: str | Path) -> VerifyReport:
                 and np.isfinite(d["reward"][cov]).all()):
             fail(f"non-finite obs/action/reward in chunk {k}")
         stray = d["episode"][~cov]
-        pos = np.clip(np.searchsorted(ids, stray), 0, max(len(ids) - 1, 0))
-        if len(ids) and (ids[pos] == stray).any():
-            fail(f"chunk {k} holds rows of a committed episode outside that episode's range")
-        orphans += int((stray >= 0).sum())
+        if np.isin(stray, lid).any():
+            fail(f"chunk {k} holds rows of a live episode outside that episode's range")
+        evicted_tail = np.isin(stray, ids[:fe])  # an evicted episode's rows past the eviction point
+        orphans += int((~evicted_tail & (stray >= 0)).sum())
         padding += int((stray < 0).sum())
         checked += 1
     return VerifyReport(str(path), c.rows, checked, len(ll), int((ll - 1).sum()), per_task, orphans, padding)

@@ -22,7 +22,7 @@ from distributed.replay.layout import (ATTR_KEY, DEFAULT_CHUNK_LEN, EPISODE_ARRA
                                        FORMAT, INDEX_CHUNK_LEN, ROW_ARRAYS, ROW_DTYPES, ROW_FILL,
                                        TASK_GROUP, WRITE_CONFIG, Commit, ShardInfo, chunk_file,
                                        compressors, fsync_paths, open_arrays, read_state, row_tail)
-from distributed.replay.lock import LOCK_FILE, WriterLock
+from distributed.replay.lock import WriterLock
 
 
 def _round_up(n: int, k: int) -> int:
@@ -106,7 +106,7 @@ class ShardWriter:
             if "commit" not in attrs:  # creation was interrupted before its first commit: nothing to lose
                 self._remove_contents()
         else:
-            strays = [p for p in os.listdir(self.path) if p != LOCK_FILE and not p.endswith(".partial")]
+            strays = [p for p in os.listdir(self.path) if not p.endswith(".partial")]
             if strays:
                 raise ShardLayoutError(f"{self.path} is not empty and not a replay shard (holds {strays[:5]})")
         if not group_json.exists():
@@ -121,8 +121,7 @@ class ShardWriter:
 
     def _remove_contents(self) -> None:
         for p in self.path.iterdir():
-            if p.name != LOCK_FILE:
-                shutil.rmtree(p) if p.is_dir() else p.unlink()
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
 
     def _create(self, obs_dim: int, action_dim: int, chunk_len: int) -> None:
         static = {"format": FORMAT, "obs_dim": obs_dim, "action_dim": action_dim, "chunk_len": chunk_len}
