@@ -76,6 +76,17 @@ class ShardReader:
         """task id -> live transitions."""
         return {t: v[1] for t, v in sorted(self._commit.live_per_task.items()) if v[0]}
 
+    @property
+    def cached_bytes(self) -> int:
+        """Bytes of decoded chunks held in RAM now (at most cache_bytes + chunk_bytes)."""
+        return self._cached_bytes
+
+    @property
+    def chunk_bytes(self) -> int:
+        """Bytes of one decoded chunk of the sampled arrays."""
+        per_row = 4 * (self.info.obs_dim + self.info.action_dim + 1) + 1
+        return per_row * self.info.chunk_len
+
     def _window_index(self, horizon: int):
         if horizon not in self._windows:
             counts = window_counts(self._episodes["length"], horizon)
