@@ -71,6 +71,11 @@ class DMControlEnv(gym.Env):
         """The dm_control Physics (MuJoCo model and data) of this env."""
         return self._env.physics
 
+    @property
+    def mj_model(self):
+        """The compiled `mujoco.MjModel` being simulated."""
+        return self._env.physics.model.ptr
+
     def _obs(self, observation) -> np.ndarray:
         obs = np.concatenate([np.asarray(v, np.float32).ravel() for v in observation.values()])
         if obs.shape != (self.spec_.obs_dim,):

@@ -36,13 +36,13 @@ class RepeatedActionEnv(gym.Env):
         self._t, self._done = 0, True
 
     @property
-    def model(self):
-        """The MuJoCo model (`mujoco.MjModel`) of the simulator."""
+    def mj_model(self):
+        """The compiled `mujoco.MjModel` being simulated."""
         return self.sim.unwrapped.model
 
     @property
-    def data(self):
-        """The MuJoCo data (`mujoco.MjData`) of the simulator."""
+    def mj_data(self):
+        """The `mujoco.MjData` being simulated."""
         return self.sim.unwrapped.data
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
