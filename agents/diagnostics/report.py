@@ -186,8 +186,11 @@ def findings(results: dict) -> list[str]:
             return f"{_fmt(vals[lo], nd)} ({lo}) to {_fmt(vals[hi], nd)} ({hi})"
         s = rng("effective_rank")
         if s:
-            out.append(f"Latent effective rank per task ranges from {s} of "
-                       f"{tasks[next(iter(tasks))].get('samples')} samples' attainable dimension.")
+            cfg = results.get("config", {})
+            cap = (cfg["latent_dim"] // cfg["simnorm_group"] * (cfg["simnorm_group"] - 1)
+                   if "latent_dim" in cfg and "simnorm_group" in cfg else "?")
+            out.append(f"Latent effective rank per task ranges from {s}, out of an attainable {cap} "
+                       f"(SimNorm-corrected); participation ratio {rng('participation_ratio')}.")
         s = rng("probe_r2")
         if s:
             out.append(f"Information kept: held-out linear-probe R² of each task's own observation ranges from {s}.")
