@@ -51,7 +51,7 @@ class TaskSet:
         try:
             return self.names.index(task)
         except ValueError:
-            raise UnknownNameError(f"task of set {self.name!r},", task, self.names) from None
+            raise UnknownNameError(f"task in set {self.name!r}:", task, self.names) from None
 
     def spec(self, task: str) -> TaskSpec:
         """The TaskSpec of a member task."""

@@ -37,7 +37,7 @@ def test_props_are_not_part_of_the_robot():
 
 @pytest.fixture(scope="module")
 def one_task_per_embodiment():
-    return {e: tasks_of(e)[0] for e in embodiment_names() if not e.startswith("lqr")} | {"lqr-2-1": "lqr-lqr-2-1"}
+    return {e: tasks_of(e)[0] for e in embodiment_names()}
 
 
 def test_descriptor_is_fixed_size_finite_and_tells_bodies_apart(one_task_per_embodiment):
