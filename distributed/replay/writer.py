@@ -75,15 +75,17 @@ class ShardWriter:
     gets WriterLockedError; different dims (or chunk_len) give ShardLayoutError and touch nothing.
     capacity: if set, the oldest whole chunks are evicted (durably) to keep at most that many rows.
     durable: fsync data before each commit record (for power loss; a killed process needs none).
+    first_episode_id: where a new shard's ids start (e.g. shard_index << 40 for fleet-unique ids);
+    only used when the shard is created.
     """
 
     def __init__(self, path: str | Path, *, obs_dim: int, action_dim: int, chunk_len: int | None = None,
-                 capacity: int | None = None, durable: bool = True):
+                 capacity: int | None = None, durable: bool = True, first_episode_id: int = 0):
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         self._lock = WriterLock(self.path)
         try:
-            self.info = self._open_or_create(obs_dim, action_dim, chunk_len)
+            self.info = self._open_or_create(obs_dim, action_dim, chunk_len, first_episode_id)
             if capacity is not None and capacity < 2 * self.info.chunk_len:
                 raise ValueError(f"capacity {capacity} must be at least 2 chunks ({2 * self.info.chunk_len} rows)")
             self.capacity, self.durable = capacity, durable
@@ -97,7 +99,8 @@ class ShardWriter:
         self._closed = False
 
     # ---- opening -------------------------------------------------------------------------
-    def _open_or_create(self, obs_dim: int, action_dim: int, chunk_len: int | None) -> ShardInfo:
+    def _open_or_create(self, obs_dim: int, action_dim: int, chunk_len: int | None,
+                        first_episode_id: int) -> ShardInfo:
         group_json = self.path / "zarr.json"
         if group_json.exists():
             attrs = zarr.open_group(str(self.path), mode="r").attrs.asdict().get(ATTR_KEY)
@@ -110,7 +113,7 @@ class ShardWriter:
             if strays:
                 raise ShardLayoutError(f"{self.path} is not empty and not a replay shard (holds {strays[:5]})")
         if not group_json.exists():
-            self._create(obs_dim, action_dim, chunk_len or DEFAULT_CHUNK_LEN)
+            self._create(obs_dim, action_dim, chunk_len or DEFAULT_CHUNK_LEN, first_episode_id)
         info, _ = read_state(self.path)
         if (info.obs_dim, info.action_dim) != (obs_dim, action_dim):
             raise ShardLayoutError(f"shard {self.path} holds obs_dim={info.obs_dim}, action_dim={info.action_dim}; "
@@ -123,7 +126,7 @@ class ShardWriter:
         for p in self.path.iterdir():
             shutil.rmtree(p) if p.is_dir() else p.unlink()
 
-    def _create(self, obs_dim: int, action_dim: int, chunk_len: int) -> None:
+    def _create(self, obs_dim: int, action_dim: int, chunk_len: int, first_episode_id: int) -> None:
         static = {"format": FORMAT, "obs_dim": obs_dim, "action_dim": action_dim, "chunk_len": chunk_len}
         g = zarr.create_group(store=str(self.path), attributes={ATTR_KEY: static})
         for name in ROW_ARRAYS:
@@ -136,7 +139,7 @@ class ShardWriter:
             eg.create_array(name, shape=(0,), chunks=(INDEX_CHUNK_LEN,), dtype=dtype, compressors=compressors(),
                             fill_value=-1, dimension_names=("episode",), config=WRITE_CONFIG)
         g.create_group(TASK_GROUP)
-        g.attrs[ATTR_KEY] = {**static, "commit": Commit(time=time.time()).to_json()}
+        g.attrs[ATTR_KEY] = {**static, "commit": Commit(next_episode_id=first_episode_id, time=time.time()).to_json()}
 
     def _recover(self) -> None:
         """Drop what a killed writer left beyond the commit record; load the live index."""
