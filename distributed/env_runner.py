@@ -15,7 +15,8 @@ from distributed.episodes import EpisodeBuilder
 
 class EnvRunner:
     def __init__(self, agent_cfg: AgentConfig, task_set, tasks: list[str], *, envs_per_task: int = 1,
-                 seed: int = 0, runner_id: int = 0, torch_threads: int = 1):
+                 seed: int = 0, runner_id: int = 0, torch_threads: int = 1, max_episode_steps: int | None = None):
+        """`max_episode_steps` truncates episodes early (smoke runs); None keeps each task's own length."""
         from envs import make_padded_env  # envs is imported lazily so agents-only users never pay for MuJoCo
 
         torch.set_num_threads(torch_threads)
@@ -28,6 +29,7 @@ class EnvRunner:
             self.envs.append(make_padded_env(task_set, name, seed=env_seed))
             self.task_ids.append(task_set.index(name))
         self.tasks = list(tasks)
+        self.max_episode_steps = max_episode_steps
         n = len(self.envs)
         # each env's random stream is named by (runner, slot) so it is the same whatever the batch
         self.plan_state = self.agent.new_planner_state(n, seed=seed, row_ids=[runner_id * 10_000 + i for i in range(n)])
@@ -64,6 +66,8 @@ class EnvRunner:
         finished, reset_rows = [], []
         for i, env in enumerate(self.envs):
             obs, reward, terminated, truncated, info = env.step(actions[i])
+            if self.max_episode_steps is not None and self.builders[i].length + 1 >= self.max_episode_steps:
+                truncated = True
             self.builders[i].add(actions[i], obs, reward, terminated, truncated, info.get("success", 0.0))
             if terminated or truncated:
                 finished.append(self.builders[i].finish())

@@ -91,7 +91,8 @@ class Trainer:
     """Collect -> store -> update -> evaluate -> checkpoint, in one process."""
 
     def __init__(self, cfg: TrainConfig):
-        from distributed.replay import ShardReader, ShardWriter
+        from distributed.replay.reader import ShardReader
+        from distributed.replay.writer import ShardWriter
         from envs import load_task_set
 
         self.cfg = cfg
@@ -141,7 +142,7 @@ class Trainer:
         torch.set_rng_state(extra["torch_rng"])
         self.runner.set_weights(self.agent.model.state_dict(), self.updates)
         print(f"resumed {self.run_dir} at env step {self.env_steps}, update {self.updates}, "
-              f"replay {self.writer.num_transitions} transitions")
+              f"replay {self.reader.num_transitions} transitions")
 
     def save(self) -> None:
         self.writer.flush()

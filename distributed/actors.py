@@ -1,0 +1,174 @@
+"""Ray actor shells over the plain classes. Nothing here holds algorithm logic: each shell
+builds its plain object inside the actor process, sets its torch threads to its CPU share,
+and forwards calls. `actor_classes()` creates the `ray.remote` classes on first use so that
+importing this module never imports Ray."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from agents.agent import Agent
+from agents.config import AgentConfig
+from distributed.env_runner import EnvRunner
+from distributed.evaluator import evaluate
+from distributed.learner import Learner
+
+RUNNER_EPISODE_KEYS = ("obs", "action", "reward", "terminated", "truncated", "task")
+
+
+class EnvRunnerShell:
+    """An EnvRunner whose finished episodes go straight to its replay shard actor."""
+
+    def __init__(self, agent_cfg: AgentConfig, task_set_name: str, tasks: list[str], shard, *,
+                 envs_per_task: int, seed: int, runner_id: int, torch_threads: int,
+                 max_episode_steps: int | None):
+        from envs import load_task_set
+
+        self.shard = shard
+        self.call_s = 0.0
+        self.runner = EnvRunner(agent_cfg, load_task_set(task_set_name), tasks, envs_per_task=envs_per_task,
+                                seed=seed, runner_id=runner_id, torch_threads=torch_threads,
+                                max_episode_steps=max_episode_steps)
+
+    def collect(self, num_steps: int, random_actions: bool) -> dict:
+        """Step every env `num_steps` times; store finished episodes; return counts and timings."""
+        import time
+
+        import ray
+
+        start = time.perf_counter()
+        episodes, stats = self.runner.collect(num_steps, random_actions)
+        if episodes:  # stored before we report them: the driver only counts what the shard has
+            ray.get(self.shard.add_episodes.remote([{k: e[k] for k in RUNNER_EPISODE_KEYS} for e in episodes]))
+        self.call_s += time.perf_counter() - start
+        stats["call_s"] = self.call_s
+        stats["steps_this_call"] = num_steps * len(self.runner)
+        stats["episodes"] = [(e["task"], e["return"], e["success"], e["length"]) for e in episodes]
+        return stats
+
+    def set_weights(self, weights: dict, version: int) -> int:
+        self.runner.set_weights(weights, version)
+        return version
+
+    def weights_version(self) -> int:
+        return self.runner.weights_version
+
+    def pid(self) -> int:
+        import os
+
+        return os.getpid()
+
+
+class ShardActorSampler:
+    """Samples a learner batch from replay shard actors: rows split across shards in proportion
+    to their data (uniform) or to the number of tasks they hold (task-balanced), one request
+    kept in flight ahead of use."""
+
+    def __init__(self, shards: list, seed: int):
+        self.shards = shards
+        self.rng = np.random.default_rng(seed)
+        self._stats: list[dict] = []
+        self._pending = None
+
+    def _weights(self, balance: str) -> np.ndarray:
+        import ray
+
+        self._stats = ray.get([s.stats.remote() for s in self.shards])
+        if balance == "task":
+            w = np.array([len(s["task_counts"]) for s in self._stats], float)
+        else:
+            w = np.array([s["transitions"] for s in self._stats], float)
+        if w.sum() == 0:
+            raise RuntimeError("replay is empty: nothing to sample yet")
+        return w / w.sum()
+
+    def _request(self, batch_size, horizon, balance, action_masks):
+        counts = self.rng.multinomial(batch_size, self._weights(balance))
+        seeds = self.rng.integers(0, 2**31, len(self.shards))
+        return [s.sample.remote(int(n), horizon, balance, action_masks, int(seed))
+                for s, n, seed in zip(self.shards, counts, seeds) if n > 0]
+
+    def sample(self, batch_size: int, horizon: int, rng=None, balance: str = "task", action_masks=None) -> dict:
+        import ray
+
+        key = (batch_size, horizon, balance)
+        if self._pending is None or self._pending[0] != key:
+            self._pending = (key, self._request(batch_size, horizon, balance, action_masks))
+        parts = ray.get(self._pending[1])
+        self._pending = (key, self._request(batch_size, horizon, balance, action_masks))
+        # obs/action/reward/terminated are time-major [H(+1), B, ...]; task/action_mask are [B, ...]
+        return {k: np.concatenate([p[k] for p in parts], axis=1 if parts[0][k].ndim >= 2 and k not in
+                                  ("task", "action_mask") else 0) for k in parts[0]}
+
+
+class LearnerShell:
+    """A Learner sampling from replay shard actors."""
+
+    def __init__(self, agent_cfg: AgentConfig, action_masks: np.ndarray, shards: list, *, rank: int,
+                 world_size: int, seed: int, torch_threads: int):
+        self.learner = Learner(agent_cfg, action_masks, ShardActorSampler(shards, seed * 7 + rank), rank=rank,
+                               world_size=world_size, seed=seed, torch_threads=torch_threads)
+
+    def address(self) -> str:
+        """host:port for rank 0 to host the process group."""
+        import socket
+
+        import ray
+
+        host = ray.util.get_node_ip_address()
+        with socket.socket() as s:
+            s.bind(("", 0))
+            port = s.getsockname()[1]
+        return f"{host}:{port}"
+
+    def init_process_group(self, init_method: str) -> int:
+        return self.learner.init_process_group(init_method)
+
+    def train(self, num_updates: int) -> dict:
+        return self.learner.train(num_updates)
+
+    def weights(self) -> dict:
+        return self.learner.weights()
+
+    def param_digest(self) -> str:
+        return self.learner.param_digest()
+
+    def agent_state(self) -> dict:
+        return self.learner.agent.state_dict()
+
+    def load_agent_state(self, state: dict) -> None:
+        self.learner.agent.load_state_dict(state)
+
+
+class EvaluatorShell:
+    """Evaluates published weights on every task of a set (one batched planner call per step)."""
+
+    def __init__(self, agent_cfg: AgentConfig, task_set_name: str, torch_threads: int):
+        from envs import load_task_set
+
+        torch.set_num_threads(torch_threads)
+        self.task_set = load_task_set(task_set_name)
+        self.agent = Agent(agent_cfg, action_masks=torch.as_tensor(self.task_set.action_masks()))
+
+    def evaluate(self, weights: dict, version: int, *, episodes: int, seed: int, max_steps: int | None,
+                 tasks: list[str] | None = None) -> dict:
+        self.agent.model.load_state_dict(weights)
+        result = evaluate(self.agent, self.task_set, tasks, episodes=episodes, seed=seed, max_steps=max_steps)
+        result["weights_version"] = version
+        return result
+
+
+_classes: dict | None = None
+
+
+def actor_classes() -> dict:
+    """{'runner', 'learner', 'evaluator', 'shard'}: the shells as Ray actor classes."""
+    global _classes
+    if _classes is None:
+        import ray
+
+        from distributed.replay.actor import remote_class
+
+        _classes = {"runner": ray.remote(EnvRunnerShell), "learner": ray.remote(LearnerShell),
+                    "evaluator": ray.remote(EvaluatorShell), "shard": remote_class()}
+    return _classes

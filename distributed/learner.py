@@ -1,0 +1,112 @@
+"""Learner: one data-parallel replica of the Agent. Plain class; `distributed/actors.py` wraps
+it as a Ray actor. Ranks form a torch.distributed group (gloo on CPU, NCCL on GPU); each
+samples its own batch, gradients and the running Q scale are averaged, so every rank holds
+identical parameters after every step."""
+from __future__ import annotations
+
+import hashlib
+import time
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
+
+from agents.agent import Agent
+from agents.batch import Batch
+from agents.config import AgentConfig
+
+
+def _grad_sync(world_size: int):
+    def sync(params: list[torch.nn.Parameter]) -> None:
+        grads = []
+        for p in params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+            grads.append(p.grad)
+        flat = _flatten_dense_tensors(grads)  # one all-reduce for the whole model
+        dist.all_reduce(flat)
+        flat /= world_size
+        for g, synced in zip(grads, _unflatten_dense_tensors(flat, grads)):
+            g.copy_(synced)
+    return sync
+
+
+def _mean_sync(world_size: int):
+    def sync(t: torch.Tensor) -> torch.Tensor:
+        t = t.clone()
+        dist.all_reduce(t)
+        return t / world_size
+    return sync
+
+
+class Learner:
+    """`sampler` has `.sample(batch_size, horizon, rng, balance=..., action_masks=...)` returning
+    the arrays of agents.batch (a ShardReader, a MultiShardSampler, or shard actors' proxy)."""
+
+    def __init__(self, agent_cfg: AgentConfig, action_masks: np.ndarray, sampler, *, rank: int = 0,
+                 world_size: int = 1, seed: int = 0, balance: str = "task", torch_threads: int = 1):
+        torch.set_num_threads(torch_threads)
+        torch.manual_seed(seed * 1000 + rank)
+        self.rank, self.world_size, self.balance = rank, world_size, balance
+        self.sampler = sampler
+        self.masks = np.asarray(action_masks, np.float32)
+        self.rng = np.random.default_rng([seed, rank])
+        self.agent_cfg = agent_cfg
+        self.agent: Agent | None = None
+        self.sample_s = self.update_s = 0.0
+        if world_size == 1:
+            self._build_agent()
+
+    def init_process_group(self, init_method: str, backend: str | None = None) -> int:
+        """Join the group (all ranks must call this concurrently). Returns the rank."""
+        backend = backend or ("nccl" if self.agent_cfg.device.startswith("cuda") else "gloo")
+        dist.init_process_group(backend, init_method=init_method, rank=self.rank, world_size=self.world_size)
+        self._build_agent()
+        # start from rank 0's initial parameters
+        for t in list(self.agent.model.parameters()) + list(self.agent.model.buffers()):
+            dist.broadcast(t.data, src=0)
+        return self.rank
+
+    def _build_agent(self) -> None:
+        multi = self.world_size > 1
+        self.agent = Agent(self.agent_cfg, action_masks=torch.as_tensor(self.masks),
+                           grad_sync=_grad_sync(self.world_size) if multi else None,
+                           mean_sync=_mean_sync(self.world_size) if multi else None)
+
+    def train(self, num_updates: int) -> dict:
+        """Run `num_updates` updates (every rank must be asked for the same number)."""
+        info: dict = {}
+        o = self.agent_cfg.optim
+        for _ in range(num_updates):
+            t0 = time.perf_counter()
+            arrays = self.sampler.sample(o.batch_size, o.horizon, self.rng, balance=self.balance,
+                                         action_masks=self.masks)
+            batch = Batch.from_numpy(arrays, self.agent.device)
+            t1 = time.perf_counter()
+            info = self.agent.update(batch)
+            self.sample_s += t1 - t0
+            self.update_s += time.perf_counter() - t1
+        return {**info, "updates": self.agent.updates, "sample_s": self.sample_s, "update_s": self.update_s}
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        """The world model's parameters and buffers on CPU (what runners load)."""
+        return {k: v.detach().cpu().clone() for k, v in self.agent.model.state_dict().items()}
+
+    def param_digest(self) -> str:
+        """SHA-256 of every parameter's bytes: equal digests mean identical replicas."""
+        h = hashlib.sha256()
+        for p in self.agent.model.parameters():
+            h.update(p.detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()
+
+    def state_dict(self) -> dict:
+        return {"agent": self.agent.state_dict(), "rng": self.rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.agent.load_state_dict(state["agent"])
+
+    def close(self) -> None:
+        if dist.is_initialized():
+            dist.destroy_process_group()
