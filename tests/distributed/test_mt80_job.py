@@ -1,0 +1,109 @@
+"""The distributed job on an embedded Ray: mt80 end to end, failures, resume, bad input."""
+import json
+import threading
+import time
+
+import pytest
+import ray
+
+from distributed.coordinator import ConfigError, Coordinator
+from tests.distributed.job_helpers import compose_run_config, store_episodes
+
+pytestmark = pytest.mark.ray
+
+
+@pytest.mark.slow
+def test_mt80_end_to_end_with_two_learner_ranks(ray_session, tmp_path):
+    cfg = compose_run_config(["preset=smoke", f"run_dir={tmp_path}/run", "num_learners=2"])
+    co = Coordinator(cfg)
+    try:
+        summary = co.run()
+        digests = ray.get([lr.param_digest.remote() for lr in co.learners])
+    finally:
+        co.shutdown()
+    assert summary["updates"] >= 20 and summary["updates"] % 10 == 0
+    assert len(set(digests)) == 1, "learner ranks hold different parameters"
+    tasks_in_store = {task for task, _ in store_episodes(tmp_path / "run").values()}
+    assert tasks_in_store == set(range(80)), f"tasks without episodes: {set(range(80)) - tasks_in_store}"
+    table = (tmp_path / "run" / "eval.csv").read_text().splitlines()
+    assert len(table) == 81 and table[0].startswith("task,domain,return")
+    assert (tmp_path / "run" / "checkpoint.pt").exists()
+    assert (tmp_path / "run" / "eval_tasks.png").stat().st_size > 1000
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert any(r["kind"] == "eval" and "normalized_score" in r for r in rows)
+
+
+def _small(tmp_path, *extra):
+    return compose_run_config(["preset=smoke", "task_set=cartpole-balance,pendulum-swingup,mw-reach",
+                               f"run_dir={tmp_path}/run", *extra])
+
+
+def test_a_killed_env_runner_is_restarted_and_the_run_finishes(ray_session, tmp_path):
+    co = Coordinator(_small(tmp_path, "steps=3000", "num_runners=2"))
+    co.start()
+    victim = co.runners[0]
+    first_pid = ray.get(victim.pid.remote())
+    result = {}
+
+    def kill_when_running():
+        while co.env_steps < 600:
+            time.sleep(0.1)
+        ray.kill(victim, no_restart=False)
+
+    killer = threading.Thread(target=kill_when_running, daemon=True)
+    killer.start()
+    try:
+        result = co.run()
+        new_pid = ray.get(victim.pid.remote())
+    finally:
+        co.shutdown()
+    killer.join(timeout=1)
+    assert result["env_steps"] >= 3000
+    assert result["runner_restarts"] >= 1 and new_pid != first_pid
+    episodes = store_episodes(tmp_path / "run")  # verifies every shard
+    assert {t for t, _ in episodes.values()} == {0, 1, 2}
+
+
+def test_resume_continues_counters_and_keeps_every_episode(ray_session, tmp_path):
+    co = Coordinator(_small(tmp_path, "steps=2000"))
+    try:
+        first = co.run()
+    finally:
+        co.shutdown()
+    before = store_episodes(tmp_path / "run")
+    co2 = Coordinator(_small(tmp_path, "steps=3600"))
+    try:
+        co2.start()
+        assert co2.env_steps == first["env_steps"] and co2.limiter.samples == first["updates"]
+        second = co2.run()
+    finally:
+        co2.shutdown()
+    after = store_episodes(tmp_path / "run")
+    assert second["env_steps"] >= 3600 and second["updates"] > first["updates"]
+    assert set(before) <= set(after) and all(after[k] == v for k, v in before.items())
+    assert len(after) > len(before)
+
+
+def test_bad_configs_fail_before_any_actor_starts(ray_session, tmp_path, monkeypatch):
+    from ray.util.state import list_actors
+
+    alive = lambda: len([a for a in list_actors(filters=[("state", "=", "ALIVE")])])  # noqa: E731
+    n0 = alive()
+    with pytest.raises(ConfigError, match="resources cannot be satisfied.*CPU: needs"):
+        Coordinator(_small(tmp_path, "num_runners=40", "cpus_per_runner=1")).start()
+    with pytest.raises(ConfigError, match="resources cannot be satisfied.*GPU"):
+        Coordinator(_small(tmp_path, "num_learners=1", "gpus_per_learner=1")).start()
+    # a run directory made by another config
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "run.json").write_text(json.dumps({"task_set": "mt30", "model_size": "tiny", "seed": 1,
+                                                           "num_shards": 2}))
+    with pytest.raises(ConfigError, match="belongs to a run with another config"):
+        Coordinator(_small(tmp_path))
+    # a task whose simulator package this machine lacks (all are installed here, so point
+    # Meta-World's check at a package that does not exist)
+    import distributed.coordinator as coordinator
+
+    monkeypatch.setitem(coordinator.DOMAIN_PACKAGES, "metaworld", ("metaworld_not_installed", "metaworld"))
+    with pytest.raises(ConfigError, match="cannot build.*pip install metaworld.*mw-reach"):
+        Coordinator(_small(tmp_path / "other"))
+    assert alive() == n0
