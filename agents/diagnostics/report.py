@@ -252,7 +252,7 @@ def summary_markdown(results: dict, images: list[str]) -> str:
     if "latency_table" in results:
         lt = results["latency_table"]
         lines += ["", "## Latency / return", "", f"Control budget for misses: {lt.get('budget_ms')} ms "
-                  "(a setting's own deadline_ms when it has one).", "", format_table(lt["rows"]), "",
+                  "(a setting's `-dN` is the planner's own refinement budget, N ms).", "", format_table(lt["rows"]), "",
                   "| setting | return / ref | p50 latency / ref | miss rate |", "|---|---:|---:|---:|"]
         for t in lt["tradeoff"]:
             lines.append(f"| {t['setting']} | {_fmt(t['return_ratio'])} | {_fmt(t['latency_ratio'], 2)} | "
