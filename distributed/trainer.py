@@ -42,7 +42,7 @@ class TrainConfig:
     wandb_mode: str = "offline"
     wandb_project: str = "latentfleet"
     progress: bool = True
-    chunk_len: int = 1024  # replay chunk length (rows)
+    chunk_len: int = 256  # replay chunk length (rows); small, since each flush pads its chunk
     planner: dict = field(default_factory=dict)
     optim: dict = field(default_factory=dict)
     model: dict = field(default_factory=dict)

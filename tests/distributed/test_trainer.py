@@ -35,16 +35,18 @@ def random_policy_return(task: str, episodes: int, seed: int) -> float:
 
 @pytest.mark.slow
 def test_short_training_clearly_beats_a_random_policy(tmp_path):
-    cfg = _cfg(tmp_path, steps=2000, seed_steps=1000, eval_freq=2000, eval_episodes=2, eval_max_steps=None,
-               checkpoint_freq=2000)
+    # cartpole-swingup: a random policy earns ~50; 2000 agent steps (1000 of them random seeding)
+    # with the tiny model took it to ~220 in development runs
+    cfg = _cfg(tmp_path, task="cartpole-swingup", steps=2000, seed_steps=1000, eval_freq=2000, eval_episodes=2,
+               eval_max_steps=None, checkpoint_freq=2000)
     summary = Trainer(cfg).train()
-    random_return = random_policy_return("cartpole-balance", episodes=2, seed=cfg.seed + 17)
+    random_return = random_policy_return("cartpole-swingup", episodes=2, seed=cfg.seed + 17)
     print(f"trained eval return {summary['last_eval_return']:.1f} vs random {random_return:.1f}")
     assert summary["updates"] == 2000
-    assert summary["last_eval_return"] > max(1.5 * random_return, random_return + 100)
+    assert summary["last_eval_return"] > max(2 * random_return, random_return + 80)
     assert (tmp_path / "run" / "learning_curve.png").stat().st_size > 1000
     evals = read_metrics(tmp_path / "run", "eval")
-    assert evals and "return/cartpole-balance" in evals[-1]
+    assert evals and "return/cartpole-swingup" in evals[-1]
 
 
 def test_resume_continues_counters_without_duplicating_episodes(tmp_path):

@@ -1,0 +1,95 @@
+"""`ray job submit -- python launch/mt80.py` against a real local Ray head that this test starts
+(loopback only, its own temp dir, auth off) and stops (only its own processes)."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _own_processes(marker: str) -> list[int]:
+    pids = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                if marker in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="ignore"):
+                    pids.append(int(pid))
+            except OSError:
+                pass
+    return pids
+
+
+@pytest.fixture
+def ray_head():
+    temp_dir = tempfile.mkdtemp(prefix="rayhead", dir="/tmp")  # short: socket paths have a length limit
+    port, dash = _free_port(), _free_port()
+    env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}", "RAY_AUTH_MODE": "disabled",
+           "MUJOCO_GL": "egl", "WANDB_MODE": "disabled"}
+    head = subprocess.Popen(
+        [str(VENV_BIN / "ray"), "start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1",
+         "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
+         f"--temp-dir={temp_dir}", "--num-cpus=2"],
+        env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    address = f"http://127.0.0.1:{dash}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        probe = subprocess.run([str(VENV_BIN / "ray"), "job", "list", "--address", address], env=env,
+                               capture_output=True)
+        if probe.returncode == 0:
+            break
+        time.sleep(2)
+    else:
+        head.kill()
+        pytest.fail("the test's Ray head did not come up")
+    yield address, env
+    os.killpg(head.pid, signal.SIGTERM)
+    try:
+        head.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(head.pid, signal.SIGKILL)
+    time.sleep(2)
+    for pid in _own_processes(temp_dir):  # anything of ours that outlived its group
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_ray_job_submit_runs_mt80_launcher_to_success(ray_head, tmp_path):
+    address, env = ray_head
+    run_dir = tmp_path / "run"
+    sub_id = f"latentfleet-test-{os.getpid()}"
+    submit = subprocess.run(
+        [str(VENV_BIN / "ray"), "job", "submit", "--address", address, "--submission-id", sub_id, "--no-wait",
+         "--working-dir", str(REPO), "--", "python", "launch/mt80.py", "preset=smoke",
+         "task_set='cartpole-balance,mw-reach'", "steps=600", f"run_dir={run_dir}"],
+        env=env, capture_output=True, text=True, timeout=300)
+    assert submit.returncode == 0, submit.stderr
+    deadline, status = time.time() + 600, ""
+    while time.time() < deadline:
+        status = subprocess.run([str(VENV_BIN / "ray"), "job", "status", "--address", address, sub_id],
+                                env=env, capture_output=True, text=True).stdout
+        if any(s in status for s in ("SUCCEEDED", "FAILED", "STOPPED")):
+            break
+        time.sleep(3)
+    logs = subprocess.run([str(VENV_BIN / "ray"), "job", "logs", "--address", address, sub_id], env=env,
+                          capture_output=True, text=True).stdout
+    assert "SUCCEEDED" in status, f"{status}\n{logs[-3000:]}"
+    assert "cluster at" in logs  # it joined the submitted-to cluster, not an embedded one
+    assert (run_dir / "checkpoint.pt").exists() and (run_dir / "eval.md").exists()
