@@ -26,6 +26,7 @@ class EnvRunnerShell:
 
         self.shard = shard
         self.call_s = 0.0
+        self._storing = None  # the previous call's add_episodes, overlapped with this call's stepping
         self.runner = EnvRunner(agent_cfg, load_task_set(task_set_name), tasks, envs_per_task=envs_per_task,
                                 seed=seed, runner_id=runner_id, torch_threads=torch_threads,
                                 max_episode_steps=max_episode_steps)
@@ -38,8 +39,11 @@ class EnvRunnerShell:
 
         start = time.perf_counter()
         episodes, stats = self.runner.collect(num_steps, random_actions)
-        if episodes:  # stored before we report them: the driver only counts what the shard has
-            ray.get(self.shard.add_episodes.remote([{k: e[k] for k in RUNNER_EPISODE_KEYS} for e in episodes]))
+        if self._storing is not None:  # the shard must have taken the last call's episodes
+            ray.get(self._storing)
+            self._storing = None
+        if episodes:
+            self._storing = self.shard.add_episodes.remote([{k: e[k] for k in RUNNER_EPISODE_KEYS} for e in episodes])
         self.call_s += time.perf_counter() - start
         stats["call_s"] = self.call_s
         stats["steps_this_call"] = num_steps * len(self.runner)
@@ -49,6 +53,14 @@ class EnvRunnerShell:
     def set_weights(self, weights: dict, version: int) -> int:
         self.runner.set_weights(weights, version)
         return version
+
+    def drain(self) -> None:
+        """Wait until the shard holds every episode this runner has reported."""
+        import ray
+
+        if self._storing is not None:
+            ray.get(self._storing)
+            self._storing = None
 
     def weights_version(self) -> int:
         return self.runner.weights_version

@@ -300,7 +300,14 @@ class Coordinator:
 
         from agents.checkpoint import save_checkpoint
 
-        ray.get([s.flush.remote() for s in self.shards])
+        from ray.exceptions import RayActorError
+
+        for ref in [r.drain.remote() for r in self.runners]:  # reported episodes are in their shards ...
+            try:
+                ray.get(ref)
+            except RayActorError:  # a runner being restarted: what it had not handed over is gone
+                pass
+        ray.get([s.flush.remote() for s in self.shards])  # ... and committed before the counters are saved
         state = ray.get(self.learners[0].agent_state.remote())
         extra = {"env_steps": self.env_steps, "limiter": self.limiter.state_dict(), "episodes": dict(self.episodes),
                  "weights_version": self.weights_version, "task_set": self.cfg.task_set, "tasks": self.names,
