@@ -138,13 +138,15 @@ def discount_from_episode_length(episode_length: int, denom: float = 5.0,
     return float(min(max((frac - 1) / frac, lo), hi))
 
 
-def _subset(cls, values: Mapping[str, Any] | None) -> dict[str, Any]:
+def checked_options(cls, values: Mapping[str, Any] | None, what: str | None = None) -> dict[str, Any]:
+    """`values` as a dict if every key is a field of dataclass `cls`; otherwise a ValueError that
+    names the unknown keys and their closest fields."""
     values = dict(values or {})
     known = set(cls.__dataclass_fields__)
     unknown = sorted(set(values) - known)
     if unknown:
         hints = {u: difflib.get_close_matches(u, known, n=1) for u in unknown}
-        raise ValueError(f"unknown {cls.__name__} keys {unknown} (did you mean {hints}?)")
+        raise ValueError(f"unknown {what or cls.__name__} keys {unknown} (closest: {hints})")
     return values
 
 
@@ -163,14 +165,14 @@ def make_agent_config(
 ) -> AgentConfig:
     """Assemble an AgentConfig from a preset name plus overrides (e.g. from Hydra)."""
     dims = model_preset(model_size)
-    dims.update(_subset(ModelConfig, model))
+    dims.update(checked_options(ModelConfig, model))
     mc = ModelConfig(obs_dim=int(obs_dim), action_dim=int(action_dim), num_tasks=len(episode_lengths),
                      model_size=str(model_size), **{k: v for k, v in dims.items()
                                                     if k not in ("obs_dim", "action_dim", "num_tasks", "model_size")})
     return AgentConfig(
         model=mc,
-        optim=OptimConfig(**_subset(OptimConfig, optim)),
-        planner=PlannerConfig(**_subset(PlannerConfig, planner)),
+        optim=OptimConfig(**checked_options(OptimConfig, optim)),
+        planner=PlannerConfig(**checked_options(PlannerConfig, planner)),
         discounts=tuple(discount_from_episode_length(int(L)) for L in episode_lengths),
         device=device,
         precision=precision,
@@ -180,5 +182,6 @@ def make_agent_config(
 
 __all__ = [
     "MODEL_PRESETS", "ModelConfig", "OptimConfig", "PlannerConfig", "AgentConfig",
-    "model_preset", "planner_iterations", "discount_from_episode_length", "make_agent_config", "replace",
+    "model_preset", "planner_iterations", "discount_from_episode_length", "make_agent_config", "checked_options",
+    "replace",
 ]

@@ -1,8 +1,9 @@
 """The typed configuration of a distributed run (built once from Hydra, never mutated)."""
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
+
+from agents.config import checked_options
 
 
 @dataclass(frozen=True)
@@ -65,12 +66,8 @@ class RunConfig:
 
 def run_config_from(values: dict) -> RunConfig:
     """A RunConfig from a plain mapping (a resolved Hydra config); unknown keys are an error."""
-    values = {k: v for k, v in values.items() if k not in ("hydra", "preset")}
-    known = set(RunConfig.__dataclass_fields__)
-    unknown = sorted(set(values) - known)
-    if unknown:
-        hints = {u: difflib.get_close_matches(u, known, n=1) for u in unknown}
-        raise ValueError(f"unknown run options {unknown} (closest: {hints})")
+    values = checked_options(RunConfig, {k: v for k, v in values.items() if k not in ("hydra", "preset")},
+                             "run option")
     values["model_size"] = str(values.get("model_size", RunConfig.model_size))
     for key in ("planner", "optim", "model"):
         values[key] = {k: v for k, v in dict(values.get(key) or {}).items() if v is not None}

@@ -15,7 +15,7 @@ import torch
 from agents.agent import Agent
 from agents.batch import Batch
 from agents.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
-from agents.config import AgentConfig, make_agent_config
+from agents.config import AgentConfig, checked_options, make_agent_config
 from distributed.env_runner import EnvRunner
 from distributed.evaluator import evaluate
 from distributed.run_log import RunLogger, plot_learning_curves
@@ -54,14 +54,7 @@ class TrainConfig:
 
 def train_config_from(values: dict) -> TrainConfig:
     """A TrainConfig from a plain mapping (e.g. a resolved Hydra config); unknown keys are an error."""
-    import difflib
-
-    values = {k: v for k, v in values.items() if k != "hydra"}
-    known = set(TrainConfig.__dataclass_fields__)
-    unknown = sorted(set(values) - known)
-    if unknown:
-        hints = {u: difflib.get_close_matches(u, known, n=1) for u in unknown}
-        raise ValueError(f"unknown training options {unknown} (closest: {hints})")
+    values = checked_options(TrainConfig, {k: v for k, v in values.items() if k != "hydra"}, "training option")
     values["model_size"] = str(values.get("model_size", TrainConfig.model_size))
     for key in ("planner", "optim", "model"):
         values[key] = dict(values.get(key) or {})
