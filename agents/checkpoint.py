@@ -52,7 +52,7 @@ def config_from_checkpoint(state: dict, device: str | None = None) -> AgentConfi
     c = state["agent"]["config"]
     return AgentConfig(model=ModelConfig(**c["model"]), optim=OptimConfig(**c["optim"]),
                        planner=PlannerConfig(**c["planner"]), discounts=tuple(c["discounts"]),
-                       device=device or c["device"], precision=c["precision"], compile=c["compile"])
+                       device=device or c["device"], precision=c["precision"])
 
 
 def agent_from_checkpoint(path: str | os.PathLike, device: str | None = None) -> tuple[Agent, dict]:

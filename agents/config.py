@@ -120,7 +120,6 @@ class AgentConfig:
     discounts: tuple[float, ...] = (0.99,)  # one per task
     device: str = "cpu"
     precision: str = "fp32"  # "fp32" or "bf16" (autocast for planning and updates)
-    compile: bool = False
 
     def __post_init__(self):
         if len(self.discounts) != self.model.num_tasks:
@@ -161,7 +160,6 @@ def make_agent_config(
     planner: Mapping[str, Any] | None = None,
     device: str = "cpu",
     precision: str = "fp32",
-    compile: bool = False,
 ) -> AgentConfig:
     """Assemble an AgentConfig from a preset name plus overrides (e.g. from Hydra)."""
     dims = model_preset(model_size)
@@ -176,7 +174,6 @@ def make_agent_config(
         discounts=tuple(discount_from_episode_length(int(L)) for L in episode_lengths),
         device=device,
         precision=precision,
-        compile=compile,
     )
 
 

@@ -70,7 +70,7 @@ class Learner:
 
     def _build_agent(self) -> None:
         multi = self.world_size > 1
-        self.agent = Agent(self.agent_cfg, action_masks=torch.as_tensor(self.masks),
+        self.agent = Agent(self.agent_cfg, action_masks=torch.tensor(self.masks),
                            grad_sync=_grad_sync(self.world_size) if multi else None,
                            mean_sync=_mean_sync(self.world_size) if multi else None)
 
