@@ -15,7 +15,8 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, temp_dir: 
     if address:
         ray.init(address=address, log_to_driver=True)
         return f"cluster at {address}"
-    kwargs = dict(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False,
+    # address="local": always a new cluster, never some other Ray already running on this machine
+    kwargs = dict(address="local", num_cpus=num_cpus or os.cpu_count(), include_dashboard=False,
                   dashboard_host="127.0.0.1", log_to_driver=True)
     if temp_dir:
         kwargs["_temp_dir"] = temp_dir

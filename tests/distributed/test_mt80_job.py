@@ -64,24 +64,51 @@ def test_a_killed_env_runner_is_restarted_and_the_run_finishes(ray_session, tmp_
     assert {t for t, _ in episodes.values()} == {0, 1, 2}
 
 
-def test_resume_continues_counters_and_keeps_every_episode(ray_session, tmp_path):
-    co = Coordinator(_small(tmp_path, "steps=2000"))
+def test_a_killed_job_resumes_with_counters_and_episodes_intact(ray_session, tmp_path):
+    """SIGKILL a whole job (driver, its embedded Ray and all actors) after its first checkpoint,
+    then restart it on the same run directory."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from agents.checkpoint import load_checkpoint
+    from tests.distributed.test_job_submit import REPO, _own_processes
+
+    run_dir = tmp_path / "run"
+    ray_tmp = f"/tmp/raykill{os.getpid()}"
+    job = subprocess.Popen(
+        [sys.executable, str(REPO / "launch/mt80.py"), "preset=smoke",
+         "task_set='cartpole-balance,pendulum-swingup,mw-reach'", "steps=100000", "checkpoint_freq=1200",
+         f"run_dir={run_dir}", "ray.num_cpus=2", f"ray.temp_dir={ray_tmp}"],
+        cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "MUJOCO_GL": "egl"})
     try:
-        first = co.run()
+        deadline = time.time() + 300
+        while not (run_dir / "checkpoint.pt").exists() and time.time() < deadline and job.poll() is None:
+            time.sleep(1)
+        assert (run_dir / "checkpoint.pt").exists(), "the job never checkpointed"
+        time.sleep(3)  # let it run on past the checkpoint, then kill everything at once
+    finally:
+        os.killpg(job.pid, signal.SIGKILL)
+        job.wait()
+        time.sleep(1)
+        for pid in _own_processes(ray_tmp):
+            os.kill(pid, signal.SIGKILL)
+    saved = load_checkpoint(run_dir)["extra"]
+    before = store_episodes(run_dir)  # every shard verifies after the kill
+    co = Coordinator(_small(tmp_path, f"steps={saved['env_steps'] + 1200}"))
+    try:
+        co.start()
+        assert co.env_steps == saved["env_steps"] and co.limiter.samples == saved["limiter"]["samples"]
+        second = co.run()
     finally:
         co.shutdown()
-    before = store_episodes(tmp_path / "run")
-    co2 = Coordinator(_small(tmp_path, "steps=3600"))
-    try:
-        co2.start()
-        assert co2.env_steps == first["env_steps"] and co2.limiter.samples == first["updates"]
-        second = co2.run()
-    finally:
-        co2.shutdown()
-    after = store_episodes(tmp_path / "run")
-    assert second["env_steps"] >= 3600 and second["updates"] > first["updates"]
-    assert set(before) <= set(after) and all(after[k] == v for k, v in before.items())
+    after = store_episodes(run_dir)
+    assert second["env_steps"] >= saved["env_steps"] + 1200 and second["updates"] > saved["limiter"]["samples"]
+    assert set(before) <= set(after) and all(after[k] == v for k, v in before.items()), "an episode was lost"
     assert len(after) > len(before)
+    assert sum(saved["episodes"].values()) <= len(before)  # everything counted at the checkpoint is stored
 
 
 def test_bad_configs_fail_before_any_actor_starts(ray_session, tmp_path, monkeypatch):
