@@ -1,0 +1,176 @@
+"""Streaming, resumable import of TD-MPC2 dataset chunks into one replay shard.
+
+The resume point is the shard itself: files are imported in sorted order, episode by episode,
+so the shard's committed episode count says exactly how far a previous (killed or interrupted)
+import got; a resumed import skips that many episodes and never duplicates one. A small record
+beside the shard (`<shard>.import.json`) pins the list of source files (names, sizes, episode
+counts and a fingerprint of each file's head and tail) so a resume with different files fails instead of mixing them.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from distributed.offline.tdmpc2_format import ChunkFormatError, read_chunk
+
+IMPORT_RECORD_SUFFIX = ".import.json"
+
+
+def chunk_files(source) -> list[Path]:
+    """A directory (its `*.pt` files, sorted), one file, or a list of files (kept in the given order)."""
+    if isinstance(source, (str, os.PathLike)):
+        p = Path(source)
+        if p.is_dir():
+            files = sorted(p.glob("*.pt"))
+            if not files:
+                raise FileNotFoundError(f"no *.pt dataset chunks in {p}")
+            return files
+        source = [p]
+    files = [Path(f) for f in source]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise FileNotFoundError(f"dataset chunk files not found: {missing}")
+    return files
+
+
+def import_record_path(shard: str | os.PathLike) -> Path:
+    return Path(str(Path(shard)) + IMPORT_RECORD_SUFFIX)
+
+
+def import_tdmpc2(source, shard: str | os.PathLike, *, obs_dim: int | None = None, action_dim: int | None = None,
+                  chunk_len: int | None = None, flush_every: int = 64, progress: bool = True,
+                  on_commit: Callable[[int], None] | None = None) -> dict:
+    """Import every episode of the chunk files in `source` into the replay shard at `shard`.
+
+    obs/action are zero-padded to `obs_dim`/`action_dim` (default: the largest in the files).
+    Row 0's NaN action/reward become 0 (the store's convention). An episode ends `terminated`
+    if the file has a `terminated` key set on its last row, else `truncated` (time limit).
+    Every file is checked before anything is written. Commits every `flush_every` episodes and
+    then calls `on_commit(episodes committed so far)`. Re-running resumes; returns
+    {"episodes", "imported", "skipped", "transitions", "shard"}.
+    """
+    from distributed.replay.layout import read_state
+    from distributed.replay.writer import ShardWriter
+
+    files = chunk_files(source)
+    shard = Path(shard)
+    # header pass: memory-mapped, so this reads the layout, not the data
+    sources, dims = [], []
+    for f in files:
+        data = read_chunk(f)
+        n, t1, o, a = data["obs"].shape[0], data["obs"].shape[1], data["obs"].shape[2], data["action"].shape[2]
+        sources.append({"name": f.name, "size": f.stat().st_size, "fingerprint": _fingerprint(f), "episodes": n,
+                        "rows_per_episode": t1})
+        dims.append((o, a))
+        del data
+    obs_dim = obs_dim or max(o for o, _ in dims)
+    action_dim = action_dim or max(a for _, a in dims)
+    too_big = [(f.name, o, a) for f, (o, a) in zip(files, dims) if o > obs_dim or a > action_dim]
+    if too_big:
+        raise ChunkFormatError(f"files {too_big} (name, obs dim, action dim) exceed the requested "
+                               f"obs_dim={obs_dim}, action_dim={action_dim}")
+
+    record_path = import_record_path(shard)
+    committed = 0
+    if (shard / "zarr.json").exists():
+        if not record_path.exists():
+            raise ValueError(f"{shard} already holds a replay shard that was not made by an import "
+                             f"(no {record_path.name}); import into a new path")
+        record = json.loads(record_path.read_text())
+        old = record["sources"]
+        if sources[:len(old)] != old:
+            raise ValueError(f"{shard} was imported from other files {[s['name'] for s in old]} "
+                             f"(or they changed since); resume with the same files, or import into a new path")
+        committed = read_state(shard)[1].episodes
+    total = sum(s["episodes"] for s in sources)
+    if committed > total:
+        raise ValueError(f"{shard} holds {committed} episodes, more than the {total} in the source files")
+    tmp = record_path.with_name(record_path.name + ".tmp")
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    tmp.write_text(json.dumps({"sources": sources, "obs_dim": obs_dim, "action_dim": action_dim}, indent=1))
+    os.replace(tmp, record_path)
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, initial=committed, unit="ep", desc=f"import -> {shard.name}", dynamic_ncols=True)
+    done, imported, transitions = committed, 0, 0
+    with ShardWriter(shard, obs_dim=obs_dim, action_dim=action_dim, chunk_len=chunk_len) as writer:
+        start = 0
+        for f, src in zip(files, sources):
+            n = src["episodes"]
+            if start + n <= committed:
+                start += n
+                continue
+            data = read_chunk(f)
+            for i in range(max(committed - start, 0), n):
+                episode = _episode_rows(data, i, obs_dim, action_dim, f)
+                try:
+                    writer.add_episode(**episode)
+                except ValueError as exc:
+                    raise ChunkFormatError(f"{f} episode {i}: {exc}") from exc
+                done += 1
+                imported += 1
+                transitions += episode["obs"].shape[0] - 1
+                if bar is not None:
+                    bar.update(1)
+                if imported % flush_every == 0:
+                    writer.flush()
+                    if on_commit is not None:
+                        on_commit(done)
+            start += n
+            del data
+        writer.flush()
+    if on_commit is not None:
+        on_commit(done)
+    if bar is not None:
+        bar.close()
+    return {"episodes": total, "imported": imported, "skipped": committed, "transitions": transitions,
+            "shard": str(shard)}
+
+
+def _fingerprint(path: Path, span: int = 1 << 20) -> str:
+    """sha256 of the file's first and last MiB (and its size): tells files apart without reading GBs."""
+    import hashlib
+
+    h = hashlib.sha256()
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        h.update(f.read(span))
+        if size > span:
+            f.seek(max(size - span, span))
+            h.update(f.read(span))
+    h.update(str(size).encode())
+    return h.hexdigest()[:16]
+
+
+def _episode_rows(data: dict, i: int, obs_dim: int, action_dim: int, path: Path) -> dict:
+    """Episode i of a chunk as ShardWriter.add_episode arguments (store convention)."""
+    obs = data["obs"][i].float().numpy()
+    action = data["action"][i].float().numpy().copy()
+    reward = data["reward"][i].float().numpy().copy()
+    task = data["task"][i].numpy()
+    if (task != task[0]).any():
+        raise ChunkFormatError(f"{path} episode {i}: task changes within the episode ({np.unique(task).tolist()}); "
+                               f"expected one task index per episode")
+    t1 = obs.shape[0]
+    action[0], reward[0] = 0.0, 0.0  # TD-MPC2 keeps NaN on row 0
+    if obs.shape[1] < obs_dim:
+        obs = np.pad(obs, ((0, 0), (0, obs_dim - obs.shape[1])))
+    if action.shape[1] < action_dim:
+        action = np.pad(action, ((0, 0), (0, action_dim - action.shape[1])))
+    terminated, truncated = np.zeros(t1, bool), np.zeros(t1, bool)
+    if "terminated" in data:
+        flags = data["terminated"][i, 1:].float().numpy()
+        if (np.nan_to_num(flags[:-1]) != 0).any():
+            raise ChunkFormatError(f"{path} episode {i}: terminated is set before the last row; "
+                                   f"expected 1 only on the last row of an episode")
+        terminated[-1] = flags[-1] > 0.5
+    truncated[-1] = not terminated[-1]
+    return {"obs": obs, "action": action, "reward": reward, "terminated": terminated, "truncated": truncated,
+            "task": int(task[0])}

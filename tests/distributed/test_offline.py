@@ -1,0 +1,177 @@
+"""TD-MPC2 dataset chunks <-> the Zarr replay store, and training from a store (offline, mixed)."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from distributed.offline.exporter import export_tdmpc2
+from distributed.offline.importer import import_record_path, import_tdmpc2
+from distributed.offline.tdmpc2_format import ChunkFormatError, read_chunk
+from distributed.offline.train import MixedTrainer, OfflineTrainer, offline_config_from
+from distributed.replay.layout import read_state
+
+
+def make_chunk(n, t1, obs_dim, action_dim, tasks, seed, first_id=0):
+    """Episodes of a small linear system in the published layout: obs [N, T+1, O] float32,
+    action [N, T+1, A] and reward [N, T+1] float32 with NaN on row 0, task [N, T+1] int64.
+    obs[..., 0] carries a global episode number so a test can trace every episode."""
+    g = torch.Generator().manual_seed(seed)
+    A = 0.9 * torch.eye(obs_dim - 1)
+    B = torch.randn(action_dim, obs_dim - 1, generator=g) * 0.5
+    obs = torch.zeros(n, t1, obs_dim)
+    action = torch.rand(n, t1, action_dim, generator=g) * 2 - 1
+    x = torch.randn(n, obs_dim - 1, generator=g)
+    reward = torch.zeros(n, t1)
+    obs[:, 0, 1:] = x
+    for t in range(1, t1):
+        x = x @ A + action[:, t] @ B
+        obs[:, t, 1:] = x
+        reward[:, t] = -(x ** 2).mean(-1)
+    obs[..., 0] = (first_id + torch.arange(n, dtype=torch.float32))[:, None]
+    action[:, 0], reward[:, 0] = float("nan"), float("nan")
+    task = torch.tensor([tasks[i % len(tasks)] for i in range(n)], dtype=torch.int64)[:, None].expand(n, t1)
+    return {"obs": obs, "action": action, "reward": reward, "task": task.clone()}
+
+
+def make_dataset(directory, files=3, n=6, t1=21, obs_dim=7, action_dim=3, tasks=(0, 1)):
+    directory.mkdir(parents=True, exist_ok=True)
+    for k in range(files):
+        torch.save(make_chunk(n, t1, obs_dim, action_dim, tasks, seed=k, first_id=k * n), directory / f"chunk-{k:05d}.pt")
+    return sorted(directory.glob("*.pt"))
+
+
+def test_import_then_export_gives_the_same_files(tmp_path):
+    src = make_dataset(tmp_path / "src")
+    report = import_tdmpc2(tmp_path / "src", tmp_path / "shard", chunk_len=64, flush_every=4, progress=False)
+    assert report["imported"] == 18 and report["transitions"] == 18 * 20
+    _, commit = read_state(tmp_path / "shard")
+    assert commit.live_episodes == 18 and commit.live_per_task == {0: [9, 180], 1: [9, 180]}
+    out = export_tdmpc2(tmp_path / "shard", tmp_path / "out", episodes_per_file=6, progress=False)
+    assert [p.name for p in out] == [p.name for p in src]
+    for a, b in zip(src, out):
+        orig, back = torch.load(a, weights_only=True), read_chunk(b)
+        assert set(orig) == set(back)
+        for k in orig:
+            assert back[k].dtype == orig[k].dtype and back[k].shape == orig[k].shape, k
+            assert torch.equal(torch.isnan(back[k]), torch.isnan(orig[k])) if k != "task" else True
+            assert torch.equal(torch.nan_to_num(back[k]), torch.nan_to_num(orig[k])), k
+    # and the export imports again to the same store content
+    import_tdmpc2(tmp_path / "out", tmp_path / "shard2", chunk_len=64, progress=False)
+    assert read_state(tmp_path / "shard2")[1].live_per_task == commit.live_per_task
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda d: d.update(observation=d.pop("obs")), r"missing \['obs'\].*unexpected \['observation'\].*Expected obs float32 \[N, T\+1, O\]"),
+    (lambda d: d.update(reward=d["reward"][:, 1:]), r"reward has shape \[6, 20\], expected \[N, T\+1\] = \[6, 21\]"),
+    (lambda d: d.update(action=d["action"][..., 0]), r"action has shape \[6, 21\], expected \[N, T\+1, A\]"),
+    (lambda d: d.update(task=d["task"].float()), r"task has dtype torch.float32, expected an integer dtype"),
+    (lambda d: d["obs"].__setitem__((2, 5, 3), float("nan")), r"episode 2: obs .* contains NaN"),
+])
+def test_bad_dataset_files_name_what_was_expected(tmp_path, damage, message):
+    files = make_dataset(tmp_path / "src", files=2)
+    data = torch.load(files[1], weights_only=True)
+    damage(data)
+    torch.save(data, files[1])
+    with pytest.raises(ChunkFormatError, match=message):
+        import_tdmpc2(tmp_path / "src", tmp_path / "shard", progress=False)
+    if "contains NaN" not in message:  # layout errors are found before anything is written
+        assert not (tmp_path / "shard").exists()
+
+
+def test_a_pickled_tensordict_is_refused_with_the_conversion_command(tmp_path, monkeypatch):
+    # emulate a file written by tensordict: its class lives in a module this venv does not have
+    import sys
+    import types
+
+    fake = types.ModuleType("tensordict")
+
+    class TensorDict(dict):
+        pass
+
+    TensorDict.__module__, TensorDict.__qualname__ = "tensordict", "TensorDict"
+    fake.TensorDict = TensorDict
+    monkeypatch.setitem(sys.modules, "tensordict", fake)
+    torch.save(TensorDict(make_chunk(2, 5, 3, 1, (0,), seed=0)), tmp_path / "chunk.pt")
+    monkeypatch.delitem(sys.modules, "tensordict")
+    with pytest.raises(ChunkFormatError, match=r"pickled TensorDict(.|\n)*to_dict\(\)"):
+        read_chunk(tmp_path / "chunk.pt")
+    torch.save({**make_chunk(2, 5, 3, 1, (0,), seed=0), "task": [0, 1]}, tmp_path / "list.pt")
+    with pytest.raises(ChunkFormatError, match=r"'task' is a list, expected a tensor"):
+        read_chunk(tmp_path / "list.pt")
+
+
+def test_interrupted_import_resumes_without_duplicating_episodes(tmp_path):
+    make_dataset(tmp_path / "src", files=3, n=6)
+    commits = []
+
+    def interrupt(done):
+        commits.append(done)
+        if len(commits) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        import_tdmpc2(tmp_path / "src", tmp_path / "shard", chunk_len=32, flush_every=5, progress=False,
+                      on_commit=interrupt)
+    partial = read_state(tmp_path / "shard")[1].episodes
+    assert 10 <= partial < 18
+    report = import_tdmpc2(tmp_path / "src", tmp_path / "shard", chunk_len=32, flush_every=5, progress=False)
+    assert report["skipped"] == partial and report["imported"] == 18 - partial
+    import zarr
+
+    g = zarr.open_group(str(tmp_path / "shard"), mode="r")
+    ids = g["obs"][:][g["step"][:] == 0, 0]  # obs[..., 0] of each episode's first row = its number
+    assert sorted(ids.tolist()) == list(range(18)) and ids.tolist() == list(range(18))
+    # a third run has nothing left to do; resuming from other files is refused
+    assert import_tdmpc2(tmp_path / "src", tmp_path / "shard", progress=False)["imported"] == 0
+    torch.save(make_chunk(6, 21, 7, 3, (0, 1), seed=9), tmp_path / "src" / "chunk-00000.pt")
+    with pytest.raises(ValueError, match="imported from other files"):
+        import_tdmpc2(tmp_path / "src", tmp_path / "shard", progress=False)
+    assert json.loads(import_record_path(tmp_path / "shard").read_text())["obs_dim"] == 7
+
+
+def test_offline_training_from_an_imported_dataset_lowers_the_loss(tmp_path):
+    make_dataset(tmp_path / "src", files=2, n=16, t1=31)
+    import_tdmpc2(tmp_path / "src", tmp_path / "data" / "shard-000", progress=False)
+    cfg = offline_config_from(dict(data=str(tmp_path / "data"), model_size="tiny", steps=240, batch_size=32,
+                                   log_freq=40, checkpoint_freq=10**9, run_dir=str(tmp_path / "run"),
+                                   wandb_mode="disabled", progress=False))
+    summary = OfflineTrainer(cfg).train()
+    print(summary)
+    assert summary["updates"] == 240
+    assert summary["loss_last"] < 0.7 * summary["loss_first"]  # dev runs: 0.52 -> 0.23
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert len([r for r in rows if r["kind"] == "train"]) == 6
+    # resuming continues the counters instead of starting over
+    more = OfflineTrainer(offline_config_from({**cfg.__dict__, "steps": 260})).train()
+    assert more["updates"] == 260
+
+
+def test_offline_config_rejects_unknown_options():
+    with pytest.raises(Exception, match="lr"):
+        offline_config_from({"data": "x", "lr": 1e-3})
+
+
+def test_mixed_training_draws_its_batch_share_from_the_offline_store(tmp_path):
+    from distributed.trainer import TrainConfig
+    from envs import load_task_set
+
+    ts = load_task_set("cartpole-balance")
+    chunk = make_chunk(4, 21, ts.max_obs_dim, ts.max_action_dim, (0,), seed=3)
+    chunk["obs"][..., 0] = 1000.0  # no cartpole observation comes near this: marks offline rows
+    (tmp_path / "src").mkdir()
+    torch.save(chunk, tmp_path / "src" / "c.pt")
+    import_tdmpc2(tmp_path / "src", tmp_path / "offline", progress=False)
+    cfg = TrainConfig(task="cartpole-balance", model_size="tiny", steps=600, seed_steps=500, utd=0.1, batch_size=40,
+                      eval_freq=10**9, eval_episodes=1, eval_max_steps=20, checkpoint_freq=10**9,
+                      run_dir=str(tmp_path / "run"), wandb_mode="disabled", progress=False,
+                      planner=dict(num_samples=32, num_elites=4, num_pi_trajs=4, iterations=1))
+    trainer = MixedTrainer(cfg, tmp_path / "offline", offline_ratio=0.25)
+    summary = trainer.train()
+    assert summary["updates"] == 60
+    trainer.reader.refresh()
+    batch = trainer.sample_batch()
+    from_offline = (batch.obs[0, :, 0] == 1000.0).sum().item()
+    assert batch.size == 40 and from_offline == 10
+    with pytest.raises(ValueError, match="offline_ratio"):
+        MixedTrainer(cfg, tmp_path / "offline", offline_ratio=1.5)
