@@ -1,0 +1,319 @@
+"""Sweeps over Hydra overrides of `configs/train.yaml`, run as Ray Tune trials.
+
+Each trial is one full single-process training run (`distributed.trainer.Trainer`) with its
+own resources and its own run directory `<sweep>/runs/<slug>`, where the slug is derived from
+the trial's overrides, so a re-run sweep finds it again. Resume rules, per run directory:
+- `done.json` present: the trial finished; a resumed sweep reports it and never trains it again;
+- a checkpoint but no `done.json` (killed, or failed and retried): the Trainer resumes from it;
+- `attempts.jsonl`: one line per attempt that trained (start, elapsed, outcome).
+Tune retries a failed trial up to `max_failures` times; what still fails is reported in the
+table with its error. Every invocation is a new Tune experiment under `<sweep>/tune/attempt-N`
+(so a changed trial list is fine); the run directories are the sweep's state.
+
+Results: `<sweep>/results.csv`, `results.md`, `results.png` (final and best normalized score,
+per-task final returns, wall time, env steps), and with wandb on, every trial joins the wandb
+group `<name>` and a summary run logs the table.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import itertools
+import json
+import math
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+DONE_FILE = "done.json"
+ATTEMPTS_FILE = "attempts.jsonl"
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    name: str = "sweep"
+    storage: str = "runs/sweeps"  # the sweep lives in <storage>/<name>
+    base: tuple[str, ...] = ()  # Hydra overrides of train.yaml applied to every trial
+    grid: dict = field(default_factory=dict)  # key -> [values]: every combination
+    random: dict = field(default_factory=dict)  # key -> {choice: [..]} | {uniform|loguniform|randint: [lo, hi]}
+    num_random: int = 0  # random draws (each with every grid point); drawn from random_seed, so reproducible
+    random_seed: int = 0
+    seeds: tuple[int, ...] = (1,)
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    max_failures: int = 1  # Tune retries of a failed trial (it resumes from its checkpoint)
+    max_concurrent: int | None = None
+    wandb_mode: str = "offline"  # for the trials (unless base overrides it) and the summary run
+    wandb_project: str = "latentfleet"
+
+    @property
+    def directory(self) -> Path:
+        return Path(self.storage) / self.name
+
+
+def sweep_config_from(values: dict) -> SweepConfig:
+    from agents.config import checked_options
+
+    values = checked_options(SweepConfig, {k: v for k, v in values.items() if k != "hydra"}, "sweep option")
+    for key in ("base", "seeds"):
+        if key in values:
+            values[key] = tuple(values[key] or ())
+    for key in ("grid", "random"):
+        values[key] = dict(values.get(key) or {})
+    for key, spec in values["random"].items():
+        if not (isinstance(spec, dict) and len(spec) == 1 and next(iter(spec)) in _DRAWS):
+            raise ValueError(f"random.{key} = {spec!r}; expected one of {{choice: [..]}}, {{uniform: [lo, hi]}}, "
+                             f"{{loguniform: [lo, hi]}}, {{randint: [lo, hi]}}")
+    for key, vals in values["grid"].items():
+        if not isinstance(vals, (list, tuple)) or not vals:
+            raise ValueError(f"grid.{key} = {vals!r}; expected a non-empty list of values")
+    return SweepConfig(**values)
+
+
+_DRAWS = {
+    "choice": lambda rng, v: v[int(rng.integers(len(v)))],
+    "uniform": lambda rng, v: float(rng.uniform(v[0], v[1])),
+    "loguniform": lambda rng, v: float(math.exp(rng.uniform(math.log(v[0]), math.log(v[1])))),
+    "randint": lambda rng, v: int(rng.integers(v[0], v[1] + 1)),
+}
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_fmt(v) for v in value) + "]"
+    return str(value)
+
+
+def expand_trials(cfg: SweepConfig) -> list[dict]:
+    """The sweep's trials, in a fixed order: [{slug, overrides, varied}] (varied: key -> value
+    of the swept keys). The slug is readable plus a hash of all overrides, so it is stable."""
+    rng = np.random.default_rng(cfg.random_seed)
+    draws = [{k: _DRAWS[next(iter(s))](rng, next(iter(s.values()))) for k, s in cfg.random.items()}
+             for _ in range(cfg.num_random)] if cfg.random and cfg.num_random else [{}]
+    keys = list(cfg.grid)
+    trials, seen = [], set()
+    for point in itertools.product(*(cfg.grid[k] for k in keys)):
+        for draw in draws:
+            for seed in cfg.seeds:
+                varied = {**dict(zip(keys, point)), **draw, "seed": seed}
+                overrides = list(cfg.base) + [f"{k}={_fmt(v)}" for k, v in varied.items()]
+                digest = hashlib.sha1("\n".join(overrides).encode()).hexdigest()[:8]
+                readable = re.sub(r"[^A-Za-z0-9_.+-]", "_", "__".join(f"{k}-{_fmt(v)}" for k, v in varied.items()))
+                slug = f"{readable[:80]}-{digest}"
+                if slug not in seen:
+                    seen.add(slug)
+                    trials.append({"slug": slug, "overrides": overrides, "varied": varied})
+    return trials
+
+
+def compose_train_config(overrides: list[str], run_dir: str | Path) -> dict:
+    """configs/train.yaml + overrides, resolved to a plain dict with this run_dir (checked by
+    train_config_from, so a bad override fails in the driver before any trial starts)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    from distributed.trainer import train_config_from
+
+    overrides = [o for o in overrides if not o.startswith("run_dir=")] + [f"run_dir='{Path(run_dir).resolve()}'"]
+    if GlobalHydra.instance().is_initialized():  # inside a @hydra.main over configs/
+        cfg = compose(config_name="train", overrides=overrides)
+    else:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            cfg = compose(config_name="train", overrides=overrides)
+    values = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k != "hydra"}
+    train_config_from(values)
+    return values
+
+
+# ---- one trial (runs in a Ray worker) --------------------------------------------------------
+def run_trial(config: dict) -> None:
+    """Tune function trainable: train one trial unless its done marker says it finished."""
+    from ray import tune
+
+    trial = config["trial"]
+    run_dir = Path(trial["config"]["run_dir"])
+    done = run_dir / DONE_FILE
+    if done.exists():
+        tune.report({**json.loads(done.read_text()), "skipped": True})
+        return
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    os.environ["WANDB_RUN_GROUP"] = trial["group"]  # wandb.init(group=None) reads it
+    from distributed.trainer import Trainer, train_config_from
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    start, outcome = time.time(), "error"
+    try:
+        summary = Trainer(train_config_from(trial["config"])).train()
+        outcome = "done"
+    finally:
+        with open(run_dir / ATTEMPTS_FILE, "a") as f:
+            f.write(json.dumps({"start": start, "elapsed": time.time() - start, "outcome": outcome,
+                                "pid": os.getpid()}) + "\n")
+    result = trial_result(run_dir)
+    result.update(env_steps=summary["env_steps"], updates=summary["updates"])
+    tmp = done.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=1))
+    os.replace(tmp, done)  # written last: its presence means the whole run finished
+    tune.report({**result, "skipped": False})
+
+
+def trial_result(run_dir: str | Path) -> dict:
+    """Scores of one run directory from its metrics.jsonl and attempts: final and best score
+    (normalized score when the tasks have one, else mean eval return), per-task final returns,
+    env steps, wall time summed over attempts."""
+    from distributed.run_log import read_metrics
+
+    run_dir = Path(run_dir)
+    evals = read_metrics(run_dir, "eval")
+    key = "normalized_score" if evals and all(r.get("normalized_score") is not None for r in evals) else "episode_return"
+    scores = [r[key] for r in evals if r.get(key) is not None]
+    attempts = [json.loads(x) for x in (run_dir / ATTEMPTS_FILE).read_text().splitlines()] \
+        if (run_dir / ATTEMPTS_FILE).exists() else []
+    last = evals[-1] if evals else {}
+    return {"score_kind": key, "final_score": scores[-1] if scores else None,
+            "best_score": max(scores) if scores else None,
+            **{k: v for k, v in last.items() if k.startswith("return/")},
+            "env_steps": last.get("step"), "wall_s": round(sum(a["elapsed"] for a in attempts), 2),
+            "attempts": len(attempts)}
+
+
+def _trial_dirname(trial) -> str:
+    return trial.config["trial"]["slug"][:100]
+
+
+# ---- the sweep -----------------------------------------------------------------------------------
+def run_sweep(cfg: SweepConfig, *, verbose: int = 0) -> dict:
+    """Run (or resume) the sweep on the current Ray (initialised by the caller, or by Tune).
+
+    Returns {"rows": table rows, "files": {csv, md, png}, "trained": [slugs trained now],
+    "skipped": [slugs already done], "errors": {slug: message}}.
+    """
+    from ray import tune
+
+    sweep_dir = cfg.directory.resolve()
+    trials = expand_trials(cfg)
+    base_wandb = [] if any(o.startswith("wandb_mode=") for o in cfg.base) else [f"wandb_mode={cfg.wandb_mode}"]
+    for t in trials:
+        run_dir = sweep_dir / "runs" / t["slug"]
+        t["config"] = compose_train_config(base_wandb + t["overrides"] + ["progress=false"], run_dir)
+        t["group"] = cfg.name
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    (sweep_dir / "trials.json").write_text(json.dumps(
+        [{k: t[k] for k in ("slug", "overrides", "varied")} for t in trials], indent=1))
+    already = {t["slug"] for t in trials if (Path(t["config"]["run_dir"]) / DONE_FILE).exists()}
+
+    tune_dir = sweep_dir / "tune"
+    attempt = len(list(tune_dir.glob("attempt-*"))) if tune_dir.exists() else 0
+    errors: dict[str, str] = {}
+    todo = [t for t in trials if t["slug"] not in already]
+    if todo:  # finished trials are not even handed to Tune again
+        trainable = tune.with_resources(run_trial, {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial})
+        tuner = tune.Tuner(
+            trainable,
+            param_space={"trial": tune.grid_search(todo)},
+            tune_config=tune.TuneConfig(max_concurrent_trials=cfg.max_concurrent, trial_dirname_creator=_trial_dirname,
+                                        trial_name_creator=_trial_dirname),
+            run_config=tune.RunConfig(storage_path=str(tune_dir), name=f"attempt-{attempt}", verbose=verbose,
+                                      failure_config=tune.FailureConfig(max_failures=cfg.max_failures)))
+        for r in tuner.fit():
+            if r.error is not None:
+                errors[r.config["trial"]["slug"]] = f"{type(r.error).__name__}: {r.error}".splitlines()[0][:300]
+
+    rows = []
+    for t in trials:
+        run_dir = Path(t["config"]["run_dir"])
+        done = run_dir / DONE_FILE
+        row = {"trial": t["slug"], **{k: _fmt(v) for k, v in t["varied"].items()}}
+        if done.exists():
+            row.update(status="done", **json.loads(done.read_text()))
+        else:
+            row.update(status="error" if t["slug"] in errors else "incomplete", **trial_result(run_dir))
+            if t["slug"] in errors:
+                row["error"] = errors[t["slug"]]
+        rows.append(row)
+    files = write_results(rows, sweep_dir, cfg)
+    return {"rows": rows, "files": files, "errors": errors, "skipped": sorted(already),
+            "trained": [t["slug"] for t in todo]}
+
+
+def write_results(rows: list[dict], sweep_dir: Path, cfg: SweepConfig) -> dict:
+    """results.csv, results.md and results.png in sweep_dir; the table to wandb when it is on."""
+    varied = [k for k in rows[0] if k not in ("trial",)] if rows else []
+    fixed = ["status", "score_kind", "final_score", "best_score", "env_steps", "wall_s", "attempts"]
+    varied = [k for k in varied if k not in fixed and not k.startswith("return/") and k != "error"]
+    tasks = sorted({k for r in rows for k in r if k.startswith("return/")})
+    columns = ["trial", *varied, *fixed, *tasks] + (["error"] if any("error" in r for r in rows) else [])
+    csv_path, md_path = sweep_dir / "results.csv", sweep_dir / "results.md"
+    with open(csv_path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+
+    def cell(v):
+        return "" if v is None else (f"{v:.2f}" if isinstance(v, float) else str(v).replace("|", "/"))
+
+    lines = [f"# sweep {cfg.name}", "", f"{len(rows)} trials, {sum(r['status'] == 'done' for r in rows)} done; "
+             f"base overrides: `{' '.join(cfg.base) or '-'}`", "",
+             "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    ranked = sorted(rows, key=lambda r: -(r.get("final_score") if r.get("final_score") is not None else -math.inf))
+    lines += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in ranked]
+    md_path.write_text("\n".join(lines) + "\n")
+    png = _plot(rows, sweep_dir / "results.png")
+    if cfg.wandb_mode != "disabled" and rows:
+        _wandb_table(rows, columns, sweep_dir, cfg)
+    return {"csv": csv_path, "md": md_path, "png": png}
+
+
+def _plot(rows: list[dict], path: Path) -> Path | None:
+    """Final and best score per trial (bars) and each trial's eval curve."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from distributed.run_log import read_metrics
+
+    if not rows:
+        return None
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(13, 4.5))
+    x = np.arange(len(rows))
+    final = [r.get("final_score") if r.get("final_score") is not None else np.nan for r in rows]
+    best = [r.get("best_score") if r.get("best_score") is not None else np.nan for r in rows]
+    ax0.bar(x - 0.2, final, 0.4, label="final")
+    ax0.bar(x + 0.2, best, 0.4, label="best")
+    ax0.set_xticks(x, [r["trial"].rsplit("-", 1)[0][:30] for r in rows], rotation=60, ha="right", fontsize=6)
+    ax0.set_ylabel(rows[0].get("score_kind") or "score")
+    ax0.legend()
+    for r in rows:
+        evals = read_metrics(Path(r.get("run_dir") or path.parent / "runs" / r["trial"]), "eval")
+        key = r.get("score_kind") or "episode_return"
+        pts = [(e["step"], e[key]) for e in evals if e.get(key) is not None]
+        if pts:
+            ax1.plot(*zip(*pts), marker="o", ms=3, label=r["trial"].rsplit("-", 1)[0][:30])
+    ax1.set_xlabel("env steps")
+    ax1.set_ylabel(rows[0].get("score_kind") or "score")
+    if len(rows) <= 12:
+        ax1.legend(fontsize=6)
+    for ax in (ax0, ax1):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _wandb_table(rows: list[dict], columns: list[str], sweep_dir: Path, cfg: SweepConfig) -> None:
+    import wandb
+
+    run = wandb.init(project=cfg.wandb_project, group=cfg.name, name=f"{cfg.name}-summary", job_type="sweep-summary",
+                     dir=str(sweep_dir), mode=cfg.wandb_mode, reinit="finish_previous")
+    run.log({"results": wandb.Table(columns=columns, data=[[r.get(c) for c in columns] for r in rows])})
+    run.finish()
