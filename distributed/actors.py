@@ -142,6 +142,9 @@ class LearnerShell:
     def weights(self) -> dict:
         return self.learner.weights()
 
+    def diagnostics(self, task_names: list[str], obs_dims: list[int], **kw) -> dict:
+        return self.learner.diagnostics(task_names, obs_dims, **kw)
+
     def param_digest(self) -> str:
         return self.learner.param_digest()
 

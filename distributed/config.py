@@ -36,6 +36,9 @@ class RunConfig:
     eval_episodes: int = 1
     eval_max_steps: int | None = None
     checkpoint_freq: int = 50_000
+    diag_freq: int = 0  # per-task latent diagnostics on rank 0 every this many env steps (0: only at the end)
+    diag_samples_per_task: int = 64
+    diag_audit_states: int = 4
     # resources (per actor)
     cpus_per_runner: float = 1.0
     gpus_per_runner: float = 0.0

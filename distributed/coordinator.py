@@ -197,6 +197,8 @@ class Coordinator:
         learning: list | None = None
         round_size = 0
         evaluating = None
+        diagnosing = None
+        next_diag = (self.env_steps // cfg.diag_freq + 1) * cfg.diag_freq if cfg.diag_freq else None
         last_publish = self.limiter.samples
         next_eval = (self.env_steps // cfg.eval_freq + 1) * cfg.eval_freq
         next_ckpt = (self.env_steps // cfg.checkpoint_freq + 1) * cfg.checkpoint_freq
@@ -215,7 +217,8 @@ class Coordinator:
                 n = min(self.limiter.allowed_samples(), cfg.updates_per_round)
                 if n > 0 and sum(self.episodes.values()) > 0:
                     learning, round_size = [lr.train.remote(n) for lr in self.learners], n
-            waiting = list(collecting) + (learning or []) + ([evaluating] if evaluating else [])
+            waiting = (list(collecting) + (learning or []) + ([evaluating] if evaluating else [])
+                       + ([diagnosing] if diagnosing else []))
             ready, _ = ray.wait(waiting, num_returns=1, timeout=1.0)
             for ref in ready:
                 if ref in collecting:
@@ -245,6 +248,13 @@ class Coordinator:
                 elif ref is evaluating:
                     self._record_eval(ray.get(ref))
                     evaluating = None
+                elif ref is diagnosing:
+                    self.logger.log(self.env_steps, ray.get(ref), kind="diag")
+                    diagnosing = None
+            if next_diag is not None and self.env_steps >= next_diag and diagnosing is None \
+                    and self.limiter.samples > 0 and self.env_steps < cfg.steps:
+                diagnosing = self._start_diagnostics()
+                next_diag += cfg.diag_freq
             if self.env_steps >= next_eval and evaluating is None and self.env_steps < cfg.steps:
                 evaluating = self._start_eval()
                 next_eval += cfg.eval_freq
@@ -262,6 +272,11 @@ class Coordinator:
                 bar.refresh()
         if evaluating is not None:
             self._record_eval(ray.get(evaluating))
+        if diagnosing is not None:
+            self.logger.log(self.env_steps, ray.get(diagnosing), kind="diag")
+        if self.limiter.samples > 0:  # the full report of the final model
+            self.logger.log(self.env_steps, ray.get(self._start_diagnostics(str(self.run_dir / "diagnostics"))),
+                            kind="diag")
         self._publish()
         final = self._record_eval(ray.get(self._start_eval()))
         self.checkpoint()
@@ -278,6 +293,11 @@ class Coordinator:
         self.logger.log(self.env_steps, summary, kind="summary")
         plot_learning_curves(self.run_dir)
         return summary
+
+    def _start_diagnostics(self, out_dir: str | None = None):
+        return self.learners[0].diagnostics.remote(
+            self.names, [t.obs_dim for t in self.task_set.tasks], per_task=self.cfg.diag_samples_per_task,
+            audit_states=self.cfg.diag_audit_states, out_dir=out_dir)
 
     def _start_eval(self):
         return self.evaluator.evaluate.remote(self.weights_ref, self.weights_version, episodes=self.cfg.eval_episodes,

@@ -89,6 +89,24 @@ class Learner:
             self.update_s += time.perf_counter() - t1
         return {**info, "updates": self.agent.updates, "sample_s": self.sample_s, "update_s": self.update_s}
 
+    def diagnostics(self, task_names: list[str], obs_dims: list[int], *, per_task: int = 64,
+                    audit_states: int = 4, out_dir: str | None = None) -> dict[str, float]:
+        """Per-task latent diagnostics and planner audits on fresh replay windows of 2H+1 steps
+        (rank 0's job). Returns flat scalars (`diag/<task>/<metric>`); writes the full report
+        (JSON, PNGs, summary.md) to `out_dir` if given."""
+        from agents.diagnostics.report import write_report
+        from agents.diagnostics.run import run_diagnostics, scalars, split_by_task
+
+        H = self.agent_cfg.planner.horizon
+        arrays = self.sampler.sample(per_task * len(task_names), 2 * H, self.rng, balance="task",
+                                     action_masks=self.masks)
+        results = run_diagnostics(self.agent, split_by_task(arrays, task_names),
+                                  obs_dims=dict(zip(task_names, obs_dims)), max_samples=per_task,
+                                  audit_states=audit_states, seed=self.agent.updates)
+        if out_dir is not None:
+            write_report(results, out_dir)
+        return scalars(results)
+
     def weights(self) -> dict[str, torch.Tensor]:
         """The world model's parameters and buffers on CPU (what runners load)."""
         return {k: v.detach().cpu().clone() for k, v in self.agent.model.state_dict().items()}

@@ -36,6 +36,9 @@ class TrainConfig:
     eval_episodes: int = 5
     eval_max_steps: int | None = None
     checkpoint_freq: int = 10_000
+    diagnostics: bool = True  # per-task latent diagnostics at every evaluation, full report at the end
+    diag_samples_per_task: int = 64
+    diag_audit_states: int = 4
     device: str = "cpu"
     precision: str = "fp32"
     torch_threads: int = 1
@@ -179,6 +182,8 @@ class Trainer:
                 self.runner.set_weights(self.agent.model.state_dict(), self.updates)
             if self.env_steps % cfg.eval_freq < n or self.env_steps >= cfg.steps:
                 self._evaluate()
+                if cfg.diagnostics and self.updates > 0 and self.env_steps < cfg.steps:
+                    self._diagnose()
                 if train_info:
                     self.logger.log(self.env_steps, {**train_info, "updates": self.updates}, kind="train")
             if self.env_steps % cfg.checkpoint_freq < n or self.env_steps >= cfg.steps:
@@ -190,11 +195,29 @@ class Trainer:
                 bar.update(n)
         if bar is not None:
             bar.close()
+        if cfg.diagnostics and self.updates > 0:
+            self._diagnose(out_dir=str(self.run_dir / "diagnostics"))
         plot_learning_curves(self.run_dir)
         self.logger.close()
         self.writer.close()
         return {"env_steps": self.env_steps, "updates": self.updates, "last_eval_return": self.last_eval,
                 "wall_s": time.time() - t_start}
+
+    def _diagnose(self, out_dir: str | None = None) -> None:
+        from agents.diagnostics.report import write_report
+        from agents.diagnostics.run import run_diagnostics, scalars, split_by_task
+
+        cfg, H = self.cfg, self.agent_cfg.planner.horizon
+        names = list(self.task_set.names)
+        arrays = self.reader.sample(cfg.diag_samples_per_task * len(names), 2 * H, self.rng, balance="task",
+                                    action_masks=self.masks)
+        results = run_diagnostics(self.agent, split_by_task(arrays, names),
+                                  obs_dims={t.name: t.obs_dim for t in self.task_set.tasks},
+                                  max_samples=cfg.diag_samples_per_task, audit_states=cfg.diag_audit_states,
+                                  seed=self.updates)
+        self.logger.log(self.env_steps, scalars(results), kind="diag")
+        if out_dir is not None:
+            write_report(results, out_dir)
 
     def _evaluate(self) -> dict:
         result = evaluate(self.agent, self.task_set, episodes=self.cfg.eval_episodes, seed=self.cfg.seed + 17,

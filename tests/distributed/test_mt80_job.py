@@ -31,6 +31,10 @@ def test_mt80_end_to_end_with_two_learner_ranks(ray_session, tmp_path):
     assert (tmp_path / "run" / "eval_tasks.png").stat().st_size > 1000
     rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert any(r["kind"] == "eval" and "normalized_score" in r for r in rows)
+    # rank 0's per-task latent diagnostics: a scalar row and the report
+    diag = [r for r in rows if r["kind"] == "diag"][-1]
+    assert any(k.startswith("diag/walker-walk/") for k in diag) and any(k.startswith("diag/mw-reach/") for k in diag)
+    assert (tmp_path / "run" / "diagnostics" / "summary.md").exists()
 
 
 def _small(tmp_path, *extra):
@@ -38,7 +42,7 @@ def _small(tmp_path, *extra):
                                f"run_dir={tmp_path}/run", *extra])
 
 
-def test_a_killed_env_runner_is_restarted_and_the_run_finishes(ray_session, tmp_path):
+def test_killed_runner_and_shard_actors_are_restarted_and_the_run_finishes(ray_session, tmp_path):
     co = Coordinator(_small(tmp_path, "steps=3000", "num_runners=2"))
     co.start()
     victim = co.runners[0]
@@ -49,6 +53,9 @@ def test_a_killed_env_runner_is_restarted_and_the_run_finishes(ray_session, tmp_
         while co.env_steps < 600:
             time.sleep(0.1)
         ray.kill(victim, no_restart=False)
+        while co.env_steps < 1500:
+            time.sleep(0.1)
+        ray.kill(co.shards[1], no_restart=False)  # reopens its store on restart; calls are retried
 
     killer = threading.Thread(target=kill_when_running, daemon=True)
     killer.start()

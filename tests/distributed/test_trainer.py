@@ -47,6 +47,9 @@ def test_short_training_clearly_beats_a_random_policy(tmp_path):
     assert (tmp_path / "run" / "learning_curve.png").stat().st_size > 1000
     evals = read_metrics(tmp_path / "run", "eval")
     assert evals and "return/cartpole-swingup" in evals[-1]
+    diag = read_metrics(tmp_path / "run", "diag")
+    assert diag and diag[-1]["diag/cartpole-swingup/probe_r2"] is not None
+    assert (tmp_path / "run" / "diagnostics" / "cka.png").exists()
 
 
 def test_resume_continues_counters_without_duplicating_episodes(tmp_path):
