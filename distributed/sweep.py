@@ -23,6 +23,7 @@ import json
 import math
 import os
 import re
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,8 +64,11 @@ def sweep_config_from(values: dict) -> SweepConfig:
     for key in ("base", "seeds"):
         if key in values:
             values[key] = tuple(values[key] or ())
-    for key in ("grid", "random"):
-        values[key] = dict(values.get(key) or {})
+    # nested keys (grid: {planner: {num_samples: [..]}}, as `grid.planner.num_samples=[..]` on the
+    # command line builds them) mean dotted override keys
+    values["grid"] = _flatten(dict(values.get("grid") or {}), leaf=lambda v: not isinstance(v, dict))
+    values["random"] = _flatten(dict(values.get("random") or {}),
+                                leaf=lambda v: not isinstance(v, dict) or (len(v) == 1 and next(iter(v)) in _DRAWS))
     for key, spec in values["random"].items():
         if not (isinstance(spec, dict) and len(spec) == 1 and next(iter(spec)) in _DRAWS):
             raise ValueError(f"random.{key} = {spec!r}; expected one of {{choice: [..]}}, {{uniform: [lo, hi]}}, "
@@ -73,6 +77,16 @@ def sweep_config_from(values: dict) -> SweepConfig:
         if not isinstance(vals, (list, tuple)) or not vals:
             raise ValueError(f"grid.{key} = {vals!r}; expected a non-empty list of values")
     return SweepConfig(**values)
+
+
+def _flatten(d: dict, leaf, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if leaf(v):
+            out[prefix + str(k)] = v
+        else:
+            out.update(_flatten(dict(v), leaf, f"{prefix}{k}."))
+    return out
 
 
 _DRAWS = {
@@ -151,9 +165,14 @@ def run_trial(config: dict) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     start, outcome = time.time(), "error"
     try:
-        summary = Trainer(train_config_from(trial["config"])).train()
+        try:
+            summary = Trainer(train_config_from(trial["config"])).train()
+        except Exception as exc:  # a plain error crosses to the driver even if exc's type cannot be unpickled
+            raise RuntimeError(f"{type(exc).__name__}: {exc}") from None
         outcome = "done"
     finally:
+        if "wandb" in sys.modules:  # stop wandb's service now, not in an atexit hook Ray may cut short
+            sys.modules["wandb"].teardown()
         with open(run_dir / ATTEMPTS_FILE, "a") as f:
             f.write(json.dumps({"start": start, "elapsed": time.time() - start, "outcome": outcome,
                                 "pid": os.getpid()}) + "\n")
@@ -225,7 +244,8 @@ def run_sweep(cfg: SweepConfig, *, verbose: int = 0) -> dict:
                                       failure_config=tune.FailureConfig(max_failures=cfg.max_failures)))
         for r in tuner.fit():
             if r.error is not None:
-                errors[r.config["trial"]["slug"]] = f"{type(r.error).__name__}: {r.error}".splitlines()[0][:300]
+                cause = getattr(r.error, "cause", None) or r.error  # a RayTaskError wraps the trial's exception
+                errors[r.config["trial"]["slug"]] = " ".join(str(cause).split())[:300]
 
     rows = []
     for t in trials:
@@ -247,7 +267,7 @@ def run_sweep(cfg: SweepConfig, *, verbose: int = 0) -> dict:
 def write_results(rows: list[dict], sweep_dir: Path, cfg: SweepConfig) -> dict:
     """results.csv, results.md and results.png in sweep_dir; the table to wandb when it is on."""
     varied = [k for k in rows[0] if k not in ("trial",)] if rows else []
-    fixed = ["status", "score_kind", "final_score", "best_score", "env_steps", "wall_s", "attempts"]
+    fixed = ["status", "score_kind", "final_score", "best_score", "env_steps", "updates", "wall_s", "attempts"]
     varied = [k for k in varied if k not in fixed and not k.startswith("return/") and k != "error"]
     tasks = sorted({k for r in rows for k in r if k.startswith("return/")})
     columns = ["trial", *varied, *fixed, *tasks] + (["error"] if any("error" in r for r in rows) else [])
@@ -300,7 +320,7 @@ def _plot(rows: list[dict], path: Path) -> Path | None:
             ax1.plot(*zip(*pts), marker="o", ms=3, label=r["trial"].rsplit("-", 1)[0][:30])
     ax1.set_xlabel("env steps")
     ax1.set_ylabel(rows[0].get("score_kind") or "score")
-    if len(rows) <= 12:
+    if ax1.lines and len(rows) <= 12:
         ax1.legend(fontsize=6)
     for ax in (ax0, ax1):
         ax.grid(alpha=0.3)

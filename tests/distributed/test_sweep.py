@@ -72,3 +72,25 @@ def test_sweep_of_four_trials_writes_its_table_and_a_resume_reruns_nothing_finis
     assert json.loads((lost / "done.json").read_text())["updates"] == 60
     # and a third run trains nothing at all
     assert run_sweep(cfg)["trained"] == []
+
+
+def test_nested_keys_from_the_command_line_mean_dotted_overrides():
+    cfg = sweep_config_from(dict(grid={"planner": {"num_samples": [16, 32]}},
+                                 random={"optim": {"lr": {"uniform": [1e-4, 2e-4]}}}, num_random=1))
+    assert list(cfg.grid) == ["planner.num_samples"] and list(cfg.random) == ["optim.lr"]
+    assert expand_trials(cfg)[1]["overrides"][0] == "planner.num_samples=32"
+
+
+@pytest.mark.ray
+def test_a_failing_trial_is_retried_then_reported_with_its_error(tmp_path, ray_session):
+    from distributed.sweep import run_sweep
+
+    cfg = sweep_config_from(dict(name="bad", storage=str(tmp_path), base=TINY, grid={"task": ["walker-wlak"]},
+                                 cpus_per_trial=0.5, max_failures=1, wandb_mode="disabled"))
+    out = run_sweep(cfg)
+    (slug, error), = out["errors"].items()
+    assert "walker-wlak" in error
+    row = out["rows"][0]
+    assert row["status"] == "error" and row["attempts"] == 2  # the first try and one retry
+    md = (tmp_path / "bad" / "results.md").read_text()
+    assert "| error |" in md and "walker-wlak" in md
