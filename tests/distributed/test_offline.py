@@ -175,3 +175,70 @@ def test_mixed_training_draws_its_batch_share_from_the_offline_store(tmp_path):
     assert batch.size == 40 and from_offline == 10
     with pytest.raises(ValueError, match="offline_ratio"):
         MixedTrainer(cfg, tmp_path / "offline", offline_ratio=1.5)
+
+
+def test_offline_training_with_a_task_set_pads_to_its_dims_and_evaluates(tmp_path):
+    from envs import load_task_set
+
+    ts = load_task_set("cartpole-balance,reacher-easy")  # obs 5 / 6, actions 1 / 2
+    (tmp_path / "src").mkdir()
+    torch.save(make_chunk(4, 21, 5, 1, (0,), seed=1), tmp_path / "src" / "c.pt")  # narrower than the set: padded
+    import_tdmpc2(tmp_path / "src", tmp_path / "shard", progress=False)
+    cfg = offline_config_from(dict(data=str(tmp_path / "shard"), task="cartpole-balance,reacher-easy",
+                                   model_size="tiny", steps=20, batch_size=16, log_freq=10, eval_freq=20,
+                                   eval_episodes=1, eval_max_steps=10, run_dir=str(tmp_path / "run"),
+                                   wandb_mode="disabled", progress=False,
+                                   planner=dict(num_samples=32, num_elites=4, num_pi_trajs=4, iterations=1)))
+    trainer = OfflineTrainer(cfg)
+    assert trainer.agent_cfg.model.obs_dim == ts.max_obs_dim and trainer.agent_cfg.model.action_dim == 2
+    batch = trainer.sample_batch()
+    assert batch.obs.shape[-1] == ts.max_obs_dim and (batch.action_mask[:, 1] == 0).all()  # task 0 has 1 action
+    trainer.train()
+    evals = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+             if json.loads(x)["kind"] == "eval"]
+    assert len(evals) == 1 and {"return/cartpole-balance", "return/reacher-easy"} <= set(evals[0])
+    with pytest.raises(ValueError, match="store has obs_dim=5, action_dim=1; task set 'pendulum-swingup' has 3, 1"):
+        OfflineTrainer(offline_config_from({**cfg.__dict__, "task": "pendulum-swingup", "run_dir": str(tmp_path / "r2")}))
+
+
+def test_a_killed_import_process_resumes_without_duplicating_episodes(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import zarr
+
+    make_dataset(tmp_path / "src", files=3, n=20, t1=41, obs_dim=9)
+    script = Path(__file__).resolve().parents[2] / "launch" / "import_tdmpc2.py"
+    cmd = [sys.executable, str(script), str(tmp_path / "src"), "--out", str(tmp_path / "shard"), "--flush-every", "1",
+           "--chunk-len", "64"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    killed_at = None
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:
+            if (tmp_path / "shard" / "zarr.json").exists():
+                try:
+                    n = read_state(tmp_path / "shard")[1].episodes
+                except Exception:  # the group is being created
+                    n = 0
+                if n >= 25:  # into the second file
+                    os.kill(proc.pid, signal.SIGKILL)
+                    killed_at = n
+                    break
+            time.sleep(0.01)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    assert killed_at is not None, "the import finished before it could be killed"
+    partial = read_state(tmp_path / "shard")[1].episodes
+    assert partial < 60
+    report = import_tdmpc2(tmp_path / "src", tmp_path / "shard", progress=False)
+    assert report["skipped"] == partial and report["imported"] == 60 - partial
+    g = zarr.open_group(str(tmp_path / "shard"), mode="r")
+    ids = g["obs"][:][g["step"][:] == 0, 0]
+    assert ids.tolist() == list(range(60))  # every episode once, in order
