@@ -127,16 +127,17 @@ def expand_trials(cfg: SweepConfig) -> list[dict]:
     return trials
 
 
-def compose_train_config(overrides: list[str], run_dir: str | Path) -> dict:
-    """configs/train.yaml + overrides, resolved to a plain dict with this run_dir (checked by
-    train_config_from, so a bad override fails in the driver before any trial starts)."""
+def compose_train_config(overrides: list[str], run_dir: str | Path | None = None) -> dict:
+    """configs/train.yaml + overrides, resolved to a plain dict, with this run_dir if given
+    (checked by train_config_from, so a bad override fails in the driver before any trial starts)."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
     from distributed.trainer import train_config_from
 
-    overrides = [o for o in overrides if not o.startswith("run_dir=")] + [f"run_dir='{Path(run_dir).resolve()}'"]
+    if run_dir is not None:
+        overrides = [o for o in overrides if not o.startswith("run_dir=")] + [f"run_dir='{Path(run_dir).resolve()}'"]
     if GlobalHydra.instance().is_initialized():  # inside a @hydra.main over configs/
         cfg = compose(config_name="train", overrides=overrides)
     else:
@@ -192,7 +193,8 @@ def trial_result(run_dir: str | Path) -> dict:
 
     run_dir = Path(run_dir)
     evals = read_metrics(run_dir, "eval")
-    key = "normalized_score" if evals and all(r.get("normalized_score") is not None for r in evals) else "episode_return"
+    normalized = evals and all(r.get("normalized_score") is not None for r in evals)
+    key = "normalized_score" if normalized else "episode_return"
     scores = [r[key] for r in evals if r.get(key) is not None]
     attempts = [json.loads(x) for x in (run_dir / ATTEMPTS_FILE).read_text().splitlines()] \
         if (run_dir / ATTEMPTS_FILE).exists() else []

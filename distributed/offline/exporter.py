@@ -79,7 +79,8 @@ def _chunk(episodes: list[dict], obs_dim: int | None, action_dim: int | None, wi
     action = np.stack([e["action"] for e in episodes]).astype(np.float32)
     for name, arr, width in (("obs", obs, obs_dim), ("action", action, action_dim)):
         if width is not None and width < arr.shape[-1] and np.any(arr[..., width:]):
-            raise ValueError(f"cannot cut {name} to {width} dims: columns {width}..{arr.shape[-1] - 1} are not all zero")
+            raise ValueError(f"cannot cut {name} to {width} dims: "
+                             f"columns {width}..{arr.shape[-1] - 1} are not all zero")
     obs = obs[..., :obs_dim] if obs_dim else obs
     action = action[..., :action_dim] if action_dim else action
     reward = np.stack([e["reward"] for e in episodes]).astype(np.float32)

@@ -1,8 +1,11 @@
 """Training from a replay store: offline (no env runners; TD-MPC2's mt30/mt80 setting) and
 mixed (an offline store next to the online runners of the single-process Trainer).
 
-`python -m distributed.offline.train data=<shard or run/replay dir> task=mt80 steps=100000`
-(key=value options, the fields of OfflineConfig).
+    # offline: key=value options, the fields of OfflineConfig
+    python -m distributed.offline.train data=<shard or dir of shards> task=mt80 model_size=5 steps=100000
+    # mixed: the online single-task/multitask run of launch/train.py (its Hydra overrides) plus a
+    # share of every batch from an offline store
+    python -m distributed.offline.train mixed offline_data=<store> offline_ratio=0.5 task=walker-walk steps=50000
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from agents.batch import BATCH_KEYS, Batch
 from agents.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
 from agents.config import checked_options, make_agent_config
 from distributed.run_log import RunLogger, plot_learning_curves
-from distributed.trainer import TrainConfig, Trainer, seed_everything
+from distributed.trainer import TrainConfig, Trainer, seed_everything, train_config_from
 
 
 @dataclass(frozen=True)
@@ -275,8 +278,24 @@ class MixedTrainer(Trainer):
         return Batch.from_numpy(arrays, self.agent.device)
 
 
+def main_mixed(argv: list[str]) -> None:
+    from distributed.sweep import compose_train_config
+
+    options = dict(a.split("=", 1) for a in argv if a.startswith(("offline_data=", "offline_ratio=")))
+    if "offline_data" not in options:
+        raise SystemExit("mixed mode needs offline_data=<store> (and offline_ratio=<0..1>, default 0.5)")
+    overrides = [a for a in argv if not a.startswith(("offline_data=", "offline_ratio="))]
+    cfg = compose_train_config(overrides)
+    trainer = MixedTrainer(train_config_from(cfg), options["offline_data"], float(options.get("offline_ratio", 0.5)))
+    summary = trainer.train()
+    print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in summary.items()})
+
+
 def main(argv: list[str]) -> None:
     import ast
+
+    if argv[:1] == ["mixed"]:
+        return main_mixed(argv[1:])
 
     values = {}
     for arg in argv:
