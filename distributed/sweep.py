@@ -13,6 +13,9 @@ table with its error. Every invocation is a new Tune experiment under `<sweep>/t
 Results: `<sweep>/results.csv`, `results.md`, `results.png` (final and best normalized score,
 per-task final returns, wall time, env steps), and with wandb on, every trial joins the wandb
 group `<name>` and a summary run logs the table.
+
+On a multi-node cluster `storage` must be a shared file system: trials write their run
+directories wherever Tune places them, and the driver reads the markers and metrics.
 """
 from __future__ import annotations
 
