@@ -121,22 +121,55 @@ def plan_batch(model: WorldModel, obs: torch.Tensor, task: torch.Tensor, state: 
     obs [B, O] (padded), task [B] int64, discounts [num_tasks] -> actions [B, A] in [-1, 1]
     with padded dims exactly 0. `cfg.deadline_ms` stops refining once the budget is spent
     (at least one iteration always runs); `clock` returns seconds and can be injected.
+    Rows are planned `cfg.rows_per_pass` at a time (None: all in one pass); smaller passes keep
+    activations in cache on CPUs. Results do not depend on the split.
     """
     start = clock()
     B = obs.shape[0]
     if state.batch_size != B:
         raise ValueError(f"planner state holds {state.batch_size} rows but obs has {B}")
+    A = model.cfg.action_dim
+    if state.prev_mean.shape[1:] != (cfg.horizon, A):
+        raise ValueError(f"planner state is for horizon/action dim {tuple(state.prev_mean.shape[1:])}, "
+                         f"config asks for {(cfg.horizon, A)}")
+    heads = torch.randperm(model.cfg.num_q, generator=state.head_generator)[:2].to(obs.device)
+    per_pass = cfg.rows_per_pass or B
+    passes = -(-B // per_pass)
+    # each pass gets its share of the budget, so later rows are not starved
+    deadline = (lambda k: None) if cfg.deadline_ms is None else (
+        lambda k: start + cfg.deadline_ms * 1e-3 * (k + 1) / passes)
+    if passes == 1:
+        action, info = _plan_rows(model, obs, task, state, cfg, discounts, eval_mode, autocast_dtype, clock,
+                                  start, heads, deadline(0))
+    else:
+        parts = []
+        for k, lo in enumerate(range(0, B, per_pass)):
+            rows = list(range(lo, min(B, lo + per_pass)))
+            sub = state.select(rows)
+            parts.append(_plan_rows(model, obs[lo:lo + per_pass], task[lo:lo + per_pass], sub, cfg, discounts,
+                                    eval_mode, autocast_dtype, clock, start, heads, deadline(k)))
+            state.prev_mean[rows] = sub.prev_mean
+        state.has_prev = torch.ones_like(state.has_prev)
+        action = torch.cat([a for a, _ in parts])
+        infos = [i for _, i in parts]
+        info = PlanInfo(iterations=min(i.iterations for i in infos), elapsed_ms=(clock() - start) * 1e3,
+                        **{k: torch.cat([getattr(i, k) for i in infos]) for k in
+                           ("mean", "std", "elite_actions", "elite_value", "elite_index", "chosen_value")})
+    state.calls += 1
+    return action, info
+
+
+def _plan_rows(model, obs, task, state, cfg, discounts, eval_mode, autocast_dtype, clock, start, heads,
+               deadline_at):
+    """plan_batch for rows planned in one pass (shapes as there)."""
+    B = obs.shape[0]
     device = obs.device
     H, N, P, E = cfg.horizon, cfg.num_samples, cfg.num_pi_trajs, cfg.num_elites
     A = model.cfg.action_dim
-    if state.prev_mean.shape[1:] != (H, A):
-        raise ValueError(f"planner state is for horizon/action dim {tuple(state.prev_mean.shape[1:])}, "
-                         f"config asks for {(H, A)}")
     iters = planner_iterations(cfg, A)
     mask = model.mask(task).to(device)  # [B, A]
     gamma = discounts.to(device)[task].view(B, 1, 1)
     task_b1 = task.view(B, 1)
-    heads = torch.randperm(model.cfg.num_q, generator=state.head_generator)[:2].to(device)
     noise = _draw_noise(state, [H * P * A, iters * H * (N - P) * A, iters * N * A, A], device)
     pi_eps = noise[0].view(B, H, P, A)
     sample_eps = noise[1].view(B, iters, H, N - P, A)
@@ -176,7 +209,7 @@ def plan_batch(model: WorldModel, obs: torch.Tensor, task: torch.Tensor, state: 
             std = std.clamp(cfg.min_std, cfg.max_std) * mask.unsqueeze(1)
             mean = mean * mask.unsqueeze(1)
             done = i + 1
-            if cfg.deadline_ms is not None and (clock() - start) * 1e3 >= cfg.deadline_ms:
+            if deadline_at is not None and clock() >= deadline_at:
                 break
 
     # draw the executed sequence among the elites in proportion to their score (Gumbel-max)
@@ -188,7 +221,6 @@ def plan_batch(model: WorldModel, obs: torch.Tensor, task: torch.Tensor, state: 
     action = first.clamp(-1, 1) * mask
     state.prev_mean = mean.detach().clone()
     state.has_prev = torch.ones_like(state.has_prev)
-    state.calls += 1
     info = PlanInfo(iterations=done, elapsed_ms=(clock() - start) * 1e3, mean=mean, std=std,
                     elite_actions=elite_actions, elite_value=elite_value, elite_index=elite_index,
                     chosen_value=elite_value.gather(1, pick.view(B, 1)).squeeze(1))

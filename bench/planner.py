@@ -25,6 +25,7 @@ def main() -> None:
     p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--num-tasks", type=int, default=80, help="mt80 dims: obs 39, action 6, 80 task embeddings")
+    p.add_argument("--rows-per-pass", type=int, default=None, help="planner rows per pass (default: all)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     ref = {"fp32": matmul_gflops(torch.float32), "bf16": matmul_gflops(torch.bfloat16)}
@@ -35,7 +36,8 @@ def main() -> None:
     for size in args.sizes:
         for prec in args.precisions:
             cfg = make_agent_config(obs_dim=39, action_dim=6, episode_lengths=[500] * args.num_tasks,
-                                    model_size=size, precision=prec)
+                                    model_size=size, precision=prec,
+                                    planner={"rows_per_pass": args.rows_per_pass})
             agent = Agent(cfg)
             for B in args.batches:
                 obs = torch.randn(B, 39)

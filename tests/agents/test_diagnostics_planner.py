@@ -139,7 +139,7 @@ def test_deadline_budget_bounds_iterations_and_actions_stay_valid_and_masked():
     obs, task = torch.randn(4, 6), torch.tensor([0, 1, 1, 0])
     iters = {}
     for budget in (None, 6.0, 3.0, 1.0, 0.0):
-        pcfg = dataclasses.replace(cfg.planner, deadline_ms=budget)
+        pcfg = dataclasses.replace(cfg.planner, deadline_ms=budget, rows_per_pass=4)  # one pass: whole budget
         state = PlannerState.create(4, pcfg.horizon, 4, seed=0)
         for eval_mode in (True, False):
             action, info = plan_batch(m, obs, task, state, pcfg, torch.tensor([0.95, 0.95]), eval_mode=eval_mode,

@@ -77,6 +77,7 @@ def _spy_on_actions(model):
 def test_padded_action_dims_are_zero_everywhere():
     masks = torch.tensor([[1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 0.0, 0.0]])
     m, cfg = _model(masks=masks)
+    cfg = dataclasses.replace(cfg, planner=dataclasses.replace(cfg.planner, rows_per_pass=3))  # spy sees all rows
     seen = _spy_on_actions(m)
     task = torch.tensor([1, 1, 0])
     state = PlannerState.create(3, 3, 4, seed=1)
@@ -112,13 +113,15 @@ def test_warm_start_shifts_the_mean_per_row_and_resets_at_episode_start():
     assert torch.equal(state.prev_mean, info.mean) and state.has_prev.all()
 
 
-def test_a_batch_gives_each_row_what_it_gets_alone():
+@pytest.mark.parametrize("rows_per_pass", [5, 2])
+def test_a_batch_gives_each_row_what_it_gets_alone(rows_per_pass):
     m, cfg = _model()
     obs, task = torch.randn(5, 6), torch.tensor([0, 1, 1, 0, 1])
     disc = torch.tensor([0.99, 0.95])
+    joint = dataclasses.replace(cfg.planner, rows_per_pass=rows_per_pass)  # rows share passes
     for eval_mode in (False, True):
         batch_state = PlannerState.create(5, 3, 4, seed=3)
-        batch_action, batch_info = plan_batch(m, obs, task, batch_state, cfg.planner, disc, eval_mode=eval_mode)
+        batch_action, batch_info = plan_batch(m, obs, task, batch_state, joint, disc, eval_mode=eval_mode)
         for b in range(5):
             alone = PlannerState.create(1, 3, 4, seed=3, row_ids=[b])
             a, info = plan_batch(m, obs[b:b + 1], task[b:b + 1], alone, cfg.planner, disc, eval_mode=eval_mode)
@@ -141,7 +144,7 @@ def test_deadline_with_an_injected_clock_cuts_iterations_and_keeps_actions_valid
 
     done = {}
     for budget in (None, 35.0, 15.0, 0.0):
-        pcfg = dataclasses.replace(cfg.planner, iterations=6, deadline_ms=budget)
+        pcfg = dataclasses.replace(cfg.planner, iterations=6, deadline_ms=budget, rows_per_pass=2)
         state = PlannerState.create(2, 3, 4, seed=0)
         action, info = plan_batch(m, torch.randn(2, 6), torch.tensor([0, 1]), state, pcfg,
                                   torch.tensor([0.99, 0.99]), clock=clock)
@@ -150,6 +153,12 @@ def test_deadline_with_an_injected_clock_cuts_iterations_and_keeps_actions_valid
         assert (action[1, 1:] == 0).all()
     assert done[None] == 6
     assert done[None] > done[35.0] > done[15.0] >= done[0.0] == 1
+    # split into one pass per row, each pass gets its share of the budget: no row is starved
+    ticks["t"] = 0.0
+    pcfg = dataclasses.replace(cfg.planner, iterations=6, deadline_ms=70.0, rows_per_pass=1)
+    _, info = plan_batch(m, torch.randn(2, 6), torch.tensor([0, 1]), PlannerState.create(2, 3, 4), pcfg,
+                         torch.tensor([0.99, 0.99]), clock=clock)
+    assert info.iterations >= 2
 
 
 def test_large_action_spaces_get_more_iterations():
