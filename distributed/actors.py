@@ -154,6 +154,12 @@ class LearnerShell:
     def load_agent_state(self, state: dict) -> None:
         self.learner.agent.load_state_dict(state)
 
+    def rng_state(self) -> dict:
+        return self.learner.rng_state()
+
+    def load_rng_state(self, state: dict) -> None:
+        self.learner.load_rng_state(state)
+
 
 class EvaluatorShell:
     """Evaluates published weights on every task of a set (one batched planner call per step)."""

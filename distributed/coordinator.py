@@ -170,6 +170,8 @@ class Coordinator:
         state = load_checkpoint(self.run_dir)
         ray.get([lr.load_agent_state.remote(state["agent"]) for lr in self.learners])
         extra = state["extra"]
+        if len(extra.get("learner_rng", [])) == len(self.learners):
+            ray.get([lr.load_rng_state.remote(s) for lr, s in zip(self.learners, extra["learner_rng"])])
         self.env_steps = int(extra["env_steps"])
         self.limiter.load_state_dict(extra["limiter"])
         self.episodes = Counter({k: int(v) for k, v in extra["episodes"].items()})
@@ -266,7 +268,7 @@ class Coordinator:
                 last = self.evals[-1]["normalized_score"] if self.evals else None
                 bar.set_postfix(sps=f"{(self.env_steps - steps0) / el:.0f}",
                                 ups=f"{(self.limiter.samples - updates0) / el:.1f}",
-                                eps=sum(self.episodes.values()),
+                                replay=self.limiter.inserts, eps=sum(self.episodes.values()),
                                 score="-" if last is None else f"{last:.1f}", refresh=False)
                 bar.n = min(self.env_steps, cfg.steps)
                 bar.refresh()
@@ -329,7 +331,9 @@ class Coordinator:
                 pass
         ray.get([s.flush.remote() for s in self.shards])  # ... and committed before the counters are saved
         state = ray.get(self.learners[0].agent_state.remote())
-        extra = {"env_steps": self.env_steps, "limiter": self.limiter.state_dict(), "episodes": dict(self.episodes),
+        rngs = ray.get([lr.rng_state.remote() for lr in self.learners])
+        extra = {"env_steps": self.env_steps, "learner_rng": rngs, "limiter": self.limiter.state_dict(),
+                 "episodes": dict(self.episodes),
                  "weights_version": self.weights_version, "task_set": self.cfg.task_set, "tasks": self.names,
                  "evals": json.dumps(self.evals)}
         _save_agent_state(self.run_dir, state, extra)

@@ -118,12 +118,17 @@ class Learner:
             h.update(p.detach().cpu().contiguous().numpy().tobytes())
         return h.hexdigest()
 
-    def state_dict(self) -> dict:
-        return {"agent": self.agent.state_dict(), "rng": self.rng.bit_generator.state,
-                "torch_rng": torch.get_rng_state()}
+    def rng_state(self) -> dict:
+        """This rank's sampling and torch random states (JSON-able / a uint8 tensor)."""
+        import json
 
-    def load_state_dict(self, state: dict) -> None:
-        self.agent.load_state_dict(state["agent"])
+        return {"numpy": json.dumps(self.rng.bit_generator.state), "torch": torch.get_rng_state()}
+
+    def load_rng_state(self, state: dict) -> None:
+        import json
+
+        self.rng.bit_generator.state = json.loads(state["numpy"])
+        torch.set_rng_state(state["torch"])
 
     def close(self) -> None:
         if dist.is_initialized():
