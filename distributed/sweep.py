@@ -291,13 +291,14 @@ def write_results(rows: list[dict], sweep_dir: Path, cfg: SweepConfig) -> dict:
     ranked = sorted(rows, key=lambda r: -(r.get("final_score") if r.get("final_score") is not None else -math.inf))
     lines += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in ranked]
     md_path.write_text("\n".join(lines) + "\n")
-    png = _plot(rows, sweep_dir / "results.png")
+    labels = [" ".join(f"{k.rsplit('.', 1)[-1]}={r.get(k)}" for k in varied) or r["trial"] for r in rows]
+    png = _plot(rows, labels, sweep_dir / "results.png")
     if cfg.wandb_mode != "disabled" and rows:
         _wandb_table(rows, columns, sweep_dir, cfg)
     return {"csv": csv_path, "md": md_path, "png": png}
 
 
-def _plot(rows: list[dict], path: Path) -> Path | None:
+def _plot(rows: list[dict], labels: list[str], path: Path) -> Path | None:
     """Final and best score per trial (bars) and each trial's eval curve."""
     import matplotlib
 
@@ -314,15 +315,15 @@ def _plot(rows: list[dict], path: Path) -> Path | None:
     best = [r.get("best_score") if r.get("best_score") is not None else np.nan for r in rows]
     ax0.bar(x - 0.2, final, 0.4, label="final")
     ax0.bar(x + 0.2, best, 0.4, label="best")
-    ax0.set_xticks(x, [r["trial"].rsplit("-", 1)[0][:30] for r in rows], rotation=60, ha="right", fontsize=6)
+    ax0.set_xticks(x, [s[:40] for s in labels], rotation=60, ha="right", fontsize=6)
     ax0.set_ylabel(rows[0].get("score_kind") or "score")
     ax0.legend()
-    for r in rows:
+    for r, label in zip(rows, labels):
         evals = read_metrics(Path(r.get("run_dir") or path.parent / "runs" / r["trial"]), "eval")
         key = r.get("score_kind") or "episode_return"
         pts = [(e["step"], e[key]) for e in evals if e.get(key) is not None]
         if pts:
-            ax1.plot(*zip(*pts), marker="o", ms=3, label=r["trial"].rsplit("-", 1)[0][:30])
+            ax1.plot(*zip(*pts), marker="o", ms=3, label=label[:40])
     ax1.set_xlabel("env steps")
     ax1.set_ylabel(rows[0].get("score_kind") or "score")
     if ax1.lines and len(rows) <= 12:
