@@ -25,3 +25,15 @@ def test_missing_simulator_package_names_what_to_install(monkeypatch, task, modu
     monkeypatch.setitem(sys.modules, module, None)  # makes `import module` raise ImportError
     with pytest.raises(MissingPackageError, match=install.replace("[", r"\[").replace("]", r"\]")):
         make_env(task)
+
+
+def test_errors_survive_pickling_across_processes():
+    """Ray ships exceptions between processes by pickling them."""
+    import pickle
+
+    from envs.errors import MissingPackageError, UnknownNameError
+
+    e = pickle.loads(pickle.dumps(UnknownNameError("task", "walker-wlak", ["walker-walk", "walker-run"])))
+    assert isinstance(e, UnknownNameError) and "closest: walker-walk" in str(e)
+    m = pickle.loads(pickle.dumps(MissingPackageError("mw-reach", "metaworld", "metaworld")))
+    assert "pip install metaworld" in str(m)
