@@ -74,31 +74,38 @@ class EnvRunnerShell:
 class ShardActorSampler:
     """Samples a learner batch from replay shard actors: rows split across shards in proportion
     to their data (uniform) or to the number of tasks they hold (task-balanced), one request
-    kept in flight ahead of use."""
+    kept in flight ahead of use. With `offline` shards, a fixed `offline_ratio` of every batch
+    comes from them (all of it when there are no online shards)."""
 
-    def __init__(self, shards: list, seed: int):
-        self.shards = shards
+    def __init__(self, shards: list, seed: int, offline: list | None = None, offline_ratio: float = 0.0):
+        self.shards, self.offline = list(shards), list(offline or [])
+        self.offline_ratio = 1.0 if not self.shards else (offline_ratio if self.offline else 0.0)
         self.rng = np.random.default_rng(seed)
-        self._stats: list[dict] = []
         self._pending = None
 
-    def _weights(self, balance: str) -> np.ndarray:
+    def _weights(self, shards: list, balance: str) -> np.ndarray:
         import ray
 
-        self._stats = ray.get([s.stats.remote() for s in self.shards])
+        stats = ray.get([s.stats.remote() for s in shards])
         if balance == "task":
-            w = np.array([len(s["task_counts"]) for s in self._stats], float)
+            w = np.array([len(s["task_counts"]) for s in stats], float)
         else:
-            w = np.array([s["transitions"] for s in self._stats], float)
+            w = np.array([s["transitions"] for s in stats], float)
         if w.sum() == 0:
             raise RuntimeError("replay is empty: nothing to sample yet")
         return w / w.sum()
 
     def _request(self, batch_size, horizon, balance, action_masks):
-        counts = self.rng.multinomial(batch_size, self._weights(balance))
-        seeds = self.rng.integers(0, 2**31, len(self.shards))
-        return [s.sample.remote(int(n), horizon, balance, action_masks, int(seed))
-                for s, n, seed in zip(self.shards, counts, seeds) if n > 0]
+        n_off = int(round(batch_size * self.offline_ratio))
+        refs = []
+        for shards, n in ((self.shards, batch_size - n_off), (self.offline, n_off)):
+            if n == 0:
+                continue
+            counts = self.rng.multinomial(n, self._weights(shards, balance))
+            seeds = self.rng.integers(0, 2**31, len(shards))
+            refs += [s.sample.remote(int(k), horizon, balance, action_masks, int(seed))
+                     for s, k, seed in zip(shards, counts, seeds) if k > 0]
+        return refs
 
     def sample(self, batch_size: int, horizon: int, rng=None, balance: str = "task", action_masks=None) -> dict:
         import ray
@@ -117,9 +124,11 @@ class LearnerShell:
     """A Learner sampling from replay shard actors."""
 
     def __init__(self, agent_cfg: AgentConfig, action_masks: np.ndarray, shards: list, *, rank: int,
-                 world_size: int, seed: int, torch_threads: int):
-        self.learner = Learner(agent_cfg, action_masks, ShardActorSampler(shards, seed * 7 + rank), rank=rank,
-                               world_size=world_size, seed=seed, torch_threads=torch_threads)
+                 world_size: int, seed: int, torch_threads: int, offline_shards: list | None = None,
+                 offline_ratio: float = 0.0):
+        sampler = ShardActorSampler(shards, seed * 7 + rank, offline_shards, offline_ratio)
+        self.learner = Learner(agent_cfg, action_masks, sampler, rank=rank, world_size=world_size, seed=seed,
+                               torch_threads=torch_threads)
 
     def address(self) -> str:
         """host:port for rank 0 to host the process group."""

@@ -24,6 +24,10 @@ class RunConfig:
     chunk_len: int = 1024
     shard_flush_s: float = 10.0
     shard_cache_mb: int = 256
+    # offline data (TD-MPC2's mt80 setting): a replay store to learn from; with num_runners=0 the
+    # run is offline (steps, eval_freq and checkpoint_freq then count updates), else mixed
+    offline_data: str | None = None
+    offline_ratio: float = 0.5  # share of every batch drawn from offline_data in a mixed run
     # learning
     num_learners: int = 1
     batch_size: int = 256

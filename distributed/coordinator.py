@@ -35,6 +35,8 @@ def assign_tasks(task_set, num_runners: int) -> list[list[str]]:
     """Split tasks over runners so each runner holds as few embodiment families as possible:
     runners go to domains in proportion to their task counts (at least one each when there are
     enough runners), and each domain's tasks, sorted by embodiment, are cut into contiguous runs."""
+    if num_runners == 0:  # an offline run
+        return []
     by_domain: dict[str, list] = {}
     for t in task_set.tasks:
         by_domain.setdefault(t.domain, []).append(t)
@@ -65,19 +67,39 @@ def check_tasks_buildable(task_set) -> None:
         raise ConfigError(f"task set {task_set.name!r} has tasks this machine cannot build: {lines}")
 
 
-def resource_needs(cfg: RunConfig) -> dict[str, float]:
+def resource_needs(cfg: RunConfig, offline_shards: int = 0) -> dict[str, float]:
     return {"CPU": cfg.num_runners * cfg.cpus_per_runner + cfg.num_learners * cfg.cpus_per_learner
-            + cfg.shards * cfg.cpus_per_shard + cfg.cpus_per_evaluator,
+            + (cfg.shards + offline_shards) * cfg.cpus_per_shard + cfg.cpus_per_evaluator,
             "GPU": cfg.num_runners * cfg.gpus_per_runner + cfg.num_learners * cfg.gpus_per_learner}
 
 
-def check_resources(cfg: RunConfig, available: dict[str, float]) -> None:
-    need = resource_needs(cfg)
+def check_resources(cfg: RunConfig, available: dict[str, float], offline_shards: int = 0) -> None:
+    need = resource_needs(cfg, offline_shards)
     short = {k: (v, available.get(k, 0.0)) for k, v in need.items() if v > available.get(k, 0.0) + 1e-9}
     if short:
         lines = ", ".join(f"{k}: needs {a:g}, cluster has {b:g}" for k, (a, b) in short.items())
         raise ConfigError(f"resources cannot be satisfied ({lines}); lower num_runners/num_learners or the "
                           f"cpus_/gpus_per_* settings, or add nodes")
+
+
+def offline_shard_paths(cfg: RunConfig, task_set) -> list:
+    """The shards of `cfg.offline_data`, checked against the task set's padded dims."""
+    if not cfg.offline_data:
+        if cfg.num_runners == 0:
+            raise ConfigError("num_runners=0 means an offline run: give offline_data=<replay store>")
+        return []
+    from distributed.offline.train import shard_paths, store_dims
+
+    try:
+        paths = shard_paths(cfg.offline_data)
+        dims = store_dims(paths)
+    except (FileNotFoundError, ValueError) as exc:
+        raise ConfigError(f"offline_data={cfg.offline_data!r}: {exc}") from None
+    want = (task_set.max_obs_dim, task_set.max_action_dim)
+    if dims != want:
+        raise ConfigError(f"offline_data {cfg.offline_data!r} holds obs/action dims {dims}, task set "
+                          f"{task_set.name!r} pads to {want}; import it with --obs-dim {want[0]} --action-dim {want[1]}")
+    return paths
 
 
 def check_run_dir(cfg: RunConfig, tasks: list[str]) -> None:
@@ -103,6 +125,8 @@ class Coordinator:
         check_tasks_buildable(self.task_set)
         self.names = list(self.task_set.names)
         check_run_dir(cfg, self.names)
+        self.offline_paths = offline_shard_paths(cfg, self.task_set)
+        self.offline_only = cfg.num_runners == 0
         episode_lengths = [t.episode_length for t in self.task_set.tasks]
         common = dict(obs_dim=self.task_set.max_obs_dim, action_dim=self.task_set.max_action_dim,
                       episode_lengths=episode_lengths, model_size=cfg.model_size, model=cfg.model,
@@ -131,7 +155,7 @@ class Coordinator:
 
         from distributed.actors import actor_classes
 
-        check_resources(self.cfg, ray.cluster_resources())
+        check_resources(self.cfg, ray.cluster_resources(), len(self.offline_paths))
         cfg, C = self.cfg, actor_classes()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         meta = self.run_dir / "run.json"
@@ -142,6 +166,10 @@ class Coordinator:
             str(self.run_dir / "replay" / f"shard-{i:03d}"), obs_dim=self.task_set.max_obs_dim,
             action_dim=self.task_set.max_action_dim, chunk_len=cfg.chunk_len, cache_bytes=cfg.shard_cache_mb << 20,
             flush_every_s=cfg.shard_flush_s, seed=cfg.seed * 31 + i) for i in range(cfg.shards)]
+        self.offline_shards = [C["shard"].options(num_cpus=cfg.cpus_per_shard, max_restarts=-1,
+                                                  max_task_retries=-1).remote(
+            str(p), obs_dim=self.task_set.max_obs_dim, action_dim=self.task_set.max_action_dim,
+            cache_bytes=cfg.shard_cache_mb << 20, seed=cfg.seed * 37 + i) for i, p in enumerate(self.offline_paths)]
         threads = lambda c: max(1, int(c))  # noqa: E731  torch threads = the actor's CPU share
         self.runners = [C["runner"].options(num_cpus=cfg.cpus_per_runner, num_gpus=cfg.gpus_per_runner,
                                             max_restarts=-1).remote(
@@ -150,7 +178,8 @@ class Coordinator:
             max_episode_steps=cfg.max_episode_steps) for i, tasks in enumerate(self.assignment)]
         self.learners = [C["learner"].options(num_cpus=cfg.cpus_per_learner, num_gpus=cfg.gpus_per_learner).remote(
             self.learner_cfg, masks, self.shards, rank=r, world_size=cfg.num_learners, seed=cfg.seed,
-            torch_threads=threads(cfg.cpus_per_learner)) for r in range(cfg.num_learners)]
+            torch_threads=threads(cfg.cpus_per_learner), offline_shards=self.offline_shards,
+            offline_ratio=cfg.offline_ratio) for r in range(cfg.num_learners)]
         if cfg.num_learners > 1:
             addr = ray.get(self.learners[0].address.remote())
             ray.get([lr.init_process_group.remote(f"tcp://{addr}") for lr in self.learners])
@@ -188,6 +217,10 @@ class Coordinator:
         for r in self.runners:
             r.set_weights.remote(self.weights_ref, self.weights_version)
 
+    def progress(self) -> int:
+        """What `steps`, `eval_freq` and `checkpoint_freq` count: env steps, or updates offline."""
+        return self.limiter.samples if self.offline_only else self.env_steps
+
     def run(self) -> dict:
         import ray
         from ray.exceptions import RayActorError
@@ -200,27 +233,32 @@ class Coordinator:
         round_size = 0
         evaluating = None
         diagnosing = None
-        next_diag = (self.env_steps // cfg.diag_freq + 1) * cfg.diag_freq if cfg.diag_freq else None
+        next_diag = (self.progress() // cfg.diag_freq + 1) * cfg.diag_freq if cfg.diag_freq else None
         last_publish = self.limiter.samples
-        next_eval = (self.env_steps // cfg.eval_freq + 1) * cfg.eval_freq
-        next_ckpt = (self.env_steps // cfg.checkpoint_freq + 1) * cfg.checkpoint_freq
-        bar = _progress(cfg.steps, self.env_steps, cfg.progress)
+        next_eval = (self.progress() // cfg.eval_freq + 1) * cfg.eval_freq
+        next_ckpt = (self.progress() // cfg.checkpoint_freq + 1) * cfg.checkpoint_freq
+        bar = _progress(cfg.steps, self.progress(), cfg.progress)
         t0, steps0, updates0 = time.time(), self.env_steps, self.limiter.samples
         timing = {}
-        while self.env_steps < cfg.steps or collecting or learning is not None:
+        while self.progress() < cfg.steps or collecting or learning is not None:
             # collection, held back while learners lag
-            if self.env_steps < cfg.steps and self.limiter.can_insert():
+            if self.progress() < cfg.steps and self.limiter.can_insert():
                 for i, r in enumerate(self.runners):
                     if i not in collecting.values():
                         seeding = self.env_steps < self.seed_steps
                         collecting[r.collect.remote(cfg.collect_steps, seeding)] = i
             # learning, as far as the ratio allows
             if learning is None:
-                n = min(self.limiter.allowed_samples(), cfg.updates_per_round)
-                if n > 0 and sum(self.episodes.values()) > 0:
+                if self.offline_only:
+                    n = min(cfg.updates_per_round, cfg.steps - self.limiter.samples)
+                else:
+                    n = min(self.limiter.allowed_samples(), cfg.updates_per_round)
+                if n > 0 and (self.offline_only or sum(self.episodes.values()) > 0):
                     learning, round_size = [lr.train.remote(n) for lr in self.learners], n
             waiting = (list(collecting) + (learning or []) + ([evaluating] if evaluating else [])
                        + ([diagnosing] if diagnosing else []))
+            if not waiting:
+                continue
             ready, _ = ray.wait(waiting, num_returns=1, timeout=1.0)
             for ref in ready:
                 if ref in collecting:
@@ -253,14 +291,14 @@ class Coordinator:
                 elif ref is diagnosing:
                     self.logger.log(self.env_steps, ray.get(ref), kind="diag")
                     diagnosing = None
-            if next_diag is not None and self.env_steps >= next_diag and diagnosing is None \
-                    and self.limiter.samples > 0 and self.env_steps < cfg.steps:
+            if next_diag is not None and self.progress() >= next_diag and diagnosing is None \
+                    and self.limiter.samples > 0 and self.progress() < cfg.steps:
                 diagnosing = self._start_diagnostics()
                 next_diag += cfg.diag_freq
-            if self.env_steps >= next_eval and evaluating is None and self.env_steps < cfg.steps:
+            if self.progress() >= next_eval and evaluating is None and self.progress() < cfg.steps:
                 evaluating = self._start_eval()
                 next_eval += cfg.eval_freq
-            if self.env_steps >= next_ckpt:
+            if self.progress() >= next_ckpt:
                 self.checkpoint()
                 next_ckpt += cfg.checkpoint_freq
             if bar is not None:
@@ -270,7 +308,7 @@ class Coordinator:
                                 ups=f"{(self.limiter.samples - updates0) / el:.1f}",
                                 replay=self.limiter.inserts, eps=sum(self.episodes.values()),
                                 score="-" if last is None else f"{last:.1f}", refresh=False)
-                bar.n = min(self.env_steps, cfg.steps)
+                bar.n = min(self.progress(), cfg.steps)
                 bar.refresh()
         if evaluating is not None:
             self._record_eval(ray.get(evaluating))
@@ -343,9 +381,9 @@ class Coordinator:
 
         if self.started:
             try:
-                ray.get([s.close.remote() for s in self.shards], timeout=60)
+                ray.get([s.close.remote() for s in self.shards + self.offline_shards], timeout=60)
             finally:
-                for a in self.runners + self.learners + [self.evaluator] + self.shards:
+                for a in self.runners + self.learners + [self.evaluator] + self.shards + self.offline_shards:
                     ray.kill(a)
             self.logger.close()
             self.started = False

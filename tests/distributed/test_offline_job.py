@@ -1,0 +1,86 @@
+"""The distributed job learning from an offline store (TD-MPC2's mt80 setting) and mixing it
+with online collection."""
+import json
+
+import numpy as np
+import pytest
+import ray
+
+from distributed.coordinator import ConfigError, Coordinator
+from distributed.episodes import EpisodeBuilder
+from distributed.replay.writer import ShardWriter
+from tests.distributed.job_helpers import compose_run_config
+
+pytestmark = pytest.mark.ray
+TASKS = "'cartpole-balance,mw-reach'"
+
+
+def _write_store(path, episodes_per_task=3, steps=30, tasks=(0, 1)):
+    """Real random-action episodes of the two tasks, padded to the set's dims."""
+    from envs import load_task_set, make_padded_env
+
+    ts = load_task_set("cartpole-balance,mw-reach")
+    with ShardWriter(path, obs_dim=ts.max_obs_dim, action_dim=ts.max_action_dim, chunk_len=64) as w:
+        for task in tasks:
+            env = make_padded_env(ts, ts.names[task], seed=task)
+            rng = np.random.default_rng(task)
+            for _ in range(episodes_per_task):
+                b = EpisodeBuilder(task, ts.max_obs_dim, ts.max_action_dim)
+                b.start(env.reset()[0])
+                for t in range(steps):
+                    a = rng.uniform(-1, 1, ts.max_action_dim).astype(np.float32) * env.action_mask
+                    obs, r, term, trunc, _ = env.step(a)
+                    b.add(a, obs, r, term, trunc or t == steps - 1)
+                e = b.finish()
+                w.add_episode(e["obs"], e["action"], e["reward"], e["terminated"], e["truncated"], task)
+    return ts
+
+
+def test_offline_run_learns_from_a_store_without_env_runners(ray_session, tmp_path):
+    _write_store(tmp_path / "data" / "shard-000")
+    cfg = compose_run_config(["preset=smoke", f"task_set={TASKS}", "num_runners=0", f"offline_data={tmp_path}/data",
+                              "steps=60", "checkpoint_freq=30", f"run_dir={tmp_path}/run"])
+    co = Coordinator(cfg)
+    try:
+        summary = co.run()
+    finally:
+        co.shutdown()
+    assert summary["updates"] == 60 and summary["env_steps"] == 0
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["reward_loss"] for r in rows if r["kind"] == "train"]
+    assert len(losses) == 6 and losses[-1] < losses[0]
+    assert (tmp_path / "run" / "checkpoint.pt").exists() and (tmp_path / "run" / "eval.md").exists()
+
+
+def test_mixed_batches_take_the_configured_share_from_the_offline_store(ray_session, tmp_path):
+    from distributed.actors import ShardActorSampler, actor_classes
+
+    ts = _write_store(tmp_path / "online", tasks=(0,))
+    _write_store(tmp_path / "offline", tasks=(1,))
+    shard = actor_classes()["shard"]
+    online = shard.remote(str(tmp_path / "online"), obs_dim=ts.max_obs_dim, action_dim=ts.max_action_dim)
+    offline = shard.remote(str(tmp_path / "offline"), obs_dim=ts.max_obs_dim, action_dim=ts.max_action_dim)
+    try:
+        sampler = ShardActorSampler([online], seed=0, offline=[offline], offline_ratio=0.25)
+        for _ in range(3):
+            batch = sampler.sample(40, 3, balance="task", action_masks=ts.action_masks())
+            assert batch["obs"].shape == (4, 40, ts.max_obs_dim)
+            assert (batch["task"] == 1).sum() == 10  # exactly a quarter from the offline store
+            assert (batch["action_mask"][batch["task"] == 0][:, 1:] == 0).all()  # cartpole's padded dims
+    finally:
+        ray.get([online.close.remote(), offline.close.remote()])
+        ray.kill(online)
+        ray.kill(offline)
+
+
+def test_offline_config_errors(ray_session, tmp_path):
+    with pytest.raises(ConfigError, match="num_runners=0 means an offline run"):
+        Coordinator(compose_run_config(["preset=smoke", f"task_set={TASKS}", "num_runners=0",
+                                        f"run_dir={tmp_path}/a"]))
+    with pytest.raises(ConfigError, match="neither a replay shard"):
+        Coordinator(compose_run_config(["preset=smoke", f"task_set={TASKS}", "num_runners=0",
+                                        f"offline_data={tmp_path}/nothing", f"run_dir={tmp_path}/b"]))
+    _write_store(tmp_path / "data" / "shard-000", episodes_per_task=1, steps=5)
+    with pytest.raises(ConfigError, match=r"holds obs/action dims \(39, 4\).*--obs-dim 39 --action-dim 6"):
+        Coordinator(compose_run_config(["preset=smoke", "task_set='cartpole-balance,mw-reach,cheetah-run'",
+                                        "num_runners=0", f"offline_data={tmp_path}/data", f"run_dir={tmp_path}/c"]))
