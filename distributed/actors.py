@@ -86,14 +86,17 @@ class ShardActorSampler:
     def _weights(self, shards: list, balance: str) -> np.ndarray:
         import ray
 
-        stats = ray.get([s.stats.remote() for s in shards])
-        if balance == "task":
-            w = np.array([len(s["task_counts"]) for s in stats], float)
-        else:
-            w = np.array([s["transitions"] for s in stats], float)
-        if w.sum() == 0:
-            raise RuntimeError("replay is empty: nothing to sample yet")
-        return w / w.sum()
+        for attempt in range(2):
+            stats = ray.get([s.stats.remote() for s in shards])
+            if balance == "task":
+                w = np.array([len(s["task_counts"]) for s in stats], float)
+            else:
+                w = np.array([s["transitions"] for s in stats], float)
+            if w.sum() > 0:
+                return w / w.sum()
+            if attempt == 0:  # episodes may be added but not yet committed: commit them now
+                ray.get([s.flush.remote() for s in shards])
+        raise RuntimeError("replay is empty: no committed episode to sample from")
 
     def _request(self, batch_size, horizon, balance, action_masks):
         n_off = int(round(batch_size * self.offline_ratio))

@@ -230,6 +230,7 @@ class Coordinator:
         cfg = self.cfg
         collecting: dict = {}
         learning: list | None = None
+        learned: set = set()  # refs of the current learning round that have finished
         round_size = 0
         evaluating = None
         diagnosing = None
@@ -241,8 +242,9 @@ class Coordinator:
         t0, steps0, updates0 = time.time(), self.env_steps, self.limiter.samples
         timing = {}
         while self.progress() < cfg.steps or collecting or learning is not None:
-            # collection, held back while learners lag
-            if self.progress() < cfg.steps and self.limiter.can_insert():
+            # collection, held back while learners lag (never before there is anything to learn from)
+            no_data = sum(self.episodes.values()) == 0
+            if self.progress() < cfg.steps and (self.limiter.can_insert() or no_data):
                 for i, r in enumerate(self.runners):
                     if i not in collecting.values():
                         seeding = self.env_steps < self.seed_steps
@@ -255,7 +257,9 @@ class Coordinator:
                     n = min(self.limiter.allowed_samples(), cfg.updates_per_round)
                 if n > 0 and (self.offline_only or sum(self.episodes.values()) > 0):
                     learning, round_size = [lr.train.remote(n) for lr in self.learners], n
-            waiting = (list(collecting) + (learning or []) + ([evaluating] if evaluating else [])
+                    learned = set()
+            waiting = (list(collecting) + [r for r in learning or [] if r not in learned]
+                       + ([evaluating] if evaluating else [])
                        + ([diagnosing] if diagnosing else []))
             if not waiting:
                 continue
@@ -277,7 +281,8 @@ class Coordinator:
                         self.logger.log(self.env_steps, {"task": self.names[task], "return": ret, "success": succ,
                                                          "length": length}, kind="episode")
                 elif learning is not None and ref in learning:
-                    if all(r in ready or _done(r) for r in learning):
+                    learned.add(ref)
+                    if len(learned) == len(learning):  # every rank finished the round
                         infos = ray.get(learning)
                         learning = None
                         self.limiter.record_samples(round_size)
@@ -427,13 +432,6 @@ def write_eval_table(run_dir: Path, result: dict, domains: dict, env_steps: int)
     fig.tight_layout()
     fig.savefig(run_dir / "eval_tasks.png", dpi=90)
     plt.close(fig)
-
-
-def _done(ref) -> bool:
-    import ray
-
-    ready, _ = ray.wait([ref], timeout=0)
-    return bool(ready)
 
 
 def _overhead(timing: dict) -> float | None:

@@ -139,3 +139,20 @@ def test_bad_configs_fail_before_any_actor_starts(ray_session, tmp_path, monkeyp
     with pytest.raises(ConfigError, match="cannot build.*pip install metaworld.*mw-reach"):
         Coordinator(_small(tmp_path / "other"))
     assert free() == n0
+
+
+def test_collection_is_not_held_back_before_any_episode_can_be_learned_from(ray_session, tmp_path):
+    """Learning is allowed after 100 steps but the first 500-step episode ends only at step 500:
+    the limiter must not stop collection while there is nothing to sample (a deadlock)."""
+    cfg = compose_run_config(["preset=smoke", "task_set=cartpole-balance", "num_runners=1", "max_episode_steps=null",
+                              "seed_steps=100", "utd=0.2", "max_lag=5", "steps=700", f"run_dir={tmp_path}/run"])
+    co = Coordinator(cfg)
+    done = {}
+    worker = threading.Thread(target=lambda: done.update(co.run()), daemon=True)
+    try:
+        worker.start()
+        worker.join(timeout=240)
+        assert not worker.is_alive(), "the run stalled"
+    finally:
+        co.shutdown()
+    assert done["env_steps"] >= 700 and done["updates"] > 0 and done["episodes"] >= 1
