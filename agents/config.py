@@ -96,7 +96,7 @@ class PlannerConfig:
     large_action_dim: int = 20  # TD-MPC2's heuristic: +2 iterations at or above this action dim
     large_action_extra_iterations: int = 2
     deadline_ms: float | None = None  # stop refining once this budget is spent (None: never)
-    rows_per_pass: int | None = None  # rows planned together in one pass (None: all); a memory/cache knob
+    rows_per_pass: int | None = None  # rows planned together in one pass (None: 2 on CPU, all on GPU)
 
     def __post_init__(self):
         if self.num_pi_trajs >= self.num_samples:

@@ -121,8 +121,9 @@ def plan_batch(model: WorldModel, obs: torch.Tensor, task: torch.Tensor, state: 
     obs [B, O] (padded), task [B] int64, discounts [num_tasks] -> actions [B, A] in [-1, 1]
     with padded dims exactly 0. `cfg.deadline_ms` stops refining once the budget is spent
     (at least one iteration always runs); `clock` returns seconds and can be injected.
-    Rows are planned `cfg.rows_per_pass` at a time (None: all in one pass); smaller passes keep
-    activations in cache on CPUs. Results do not depend on the split.
+    Rows are planned `cfg.rows_per_pass` at a time (None: 2 on CPU, where small passes keep the
+    activations in cache (1M model, B=32: 147 vs 240 ms/action), all rows on GPU). Results do
+    not depend on the split.
     """
     start = clock()
     B = obs.shape[0]
@@ -133,7 +134,7 @@ def plan_batch(model: WorldModel, obs: torch.Tensor, task: torch.Tensor, state: 
         raise ValueError(f"planner state is for horizon/action dim {tuple(state.prev_mean.shape[1:])}, "
                          f"config asks for {(cfg.horizon, A)}")
     heads = torch.randperm(model.cfg.num_q, generator=state.head_generator)[:2].to(obs.device)
-    per_pass = cfg.rows_per_pass or B
+    per_pass = cfg.rows_per_pass or (2 if obs.device.type == "cpu" else B)
     passes = -(-B // per_pass)
     # each pass gets its share of the budget, so later rows are not starved
     deadline = (lambda k: None) if cfg.deadline_ms is None else (
