@@ -1,5 +1,6 @@
 """`ray job submit -- python launch/mt80.py` against a real local Ray head that this test starts
 (loopback only, its own temp dir, auth off) and stops (only its own processes)."""
+import contextlib
 import os
 import signal
 import socket
@@ -25,11 +26,9 @@ def _own_processes(marker: str) -> list[int]:
     pids = []
     for pid in os.listdir("/proc"):
         if pid.isdigit():
-            try:
+            with contextlib.suppress(OSError):  # the process ended while we looked
                 if marker in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="ignore"):
                     pids.append(int(pid))
-            except OSError:
-                pass
     return pids
 
 
@@ -63,10 +62,8 @@ def ray_head():
         os.killpg(head.pid, signal.SIGKILL)
     time.sleep(2)
     for pid in _own_processes(temp_dir):  # anything of ours that outlived its group
-        try:
+        with contextlib.suppress(ProcessLookupError):  # already gone
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 @pytest.mark.slow
