@@ -74,6 +74,7 @@ def test_killed_runner_and_shard_actors_are_restarted_and_the_run_finishes(ray_s
 def test_a_killed_job_resumes_with_counters_and_episodes_intact(ray_session, tmp_path):
     """SIGKILL a whole job (driver, its embedded Ray and all actors) after its first checkpoint,
     then restart it on the same run directory."""
+    import contextlib
     import os
     import signal
     import subprocess
@@ -101,7 +102,8 @@ def test_a_killed_job_resumes_with_counters_and_episodes_intact(ray_session, tmp
         job.wait()
         time.sleep(1)
         for pid in _own_processes(ray_tmp):
-            os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):  # already gone
+                os.kill(pid, signal.SIGKILL)
     saved = load_checkpoint(run_dir)["extra"]
     before = store_episodes(run_dir)  # every shard verifies after the kill
     co = Coordinator(_small(tmp_path, f"steps={saved['env_steps'] + 1200}"))
