@@ -7,8 +7,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from envs.actions import simulator_action
 from envs.errors import MissingPackageError
 from envs.spec import TaskSpec
+
 
 # Action bounds at least this large are treated as unbounded (lqr): the agent's [-1, 1] passes through.
 _UNBOUNDED = 1e6
@@ -93,13 +95,7 @@ class DMControlEnv(gym.Env):
         return self._obs(ts.observation), {}
 
     def step(self, action) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        if self._done:
-            raise RuntimeError(f"{self.spec_.name}: episode is over; call reset() before step()")
-        a = np.asarray(action, np.float64)
-        if a.shape != (self.spec_.action_dim,):
-            raise ValueError(f"{self.spec_.name}: action shape {a.shape}, expected ({self.spec_.action_dim},)")
-        a = np.clip(a, -1.0, 1.0)
-        sim_action = self._low + (a + 1.0) * 0.5 * (self._high - self._low)
+        sim_action = simulator_action(self.spec_, self._done, action, self._low, self._high)
         reward = 0.0
         for _ in range(self.spec_.action_repeat):
             ts = self._env.step(sim_action)

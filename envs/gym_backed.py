@@ -8,6 +8,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from envs.actions import simulator_action
 from envs.spec import TaskSpec
 
 
@@ -65,13 +66,8 @@ class RepeatedActionEnv(gym.Env):
         return obs
 
     def step(self, action) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        if self._done:
-            raise RuntimeError(f"{self.spec_.name}: episode is over; call reset() before step()")
-        a = np.asarray(action, np.float64)
-        if a.shape != (self.spec_.action_dim,):
-            raise ValueError(f"{self.spec_.name}: action shape {a.shape}, expected ({self.spec_.action_dim},)")
-        a = np.clip(a, -1.0, 1.0)
-        sim_action = (self._low + (a + 1.0) * 0.5 * (self._high - self._low)).astype(self.sim.action_space.dtype)
+        sim_action = simulator_action(self.spec_, self._done, action, self._low, self._high).astype(
+            self.sim.action_space.dtype)
         reward, terminated, success = 0.0, False, 0.0
         for _ in range(self.spec_.action_repeat):
             obs, r, terminated, _, info = self.sim.step(sim_action)

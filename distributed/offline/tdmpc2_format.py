@@ -32,7 +32,8 @@ EXPECTED_LAYOUT = ("obs float32 [N, T+1, O], action float32 [N, T+1, A] (NaN on 
                    "optional terminated float32 [N, T+1]")
 TENSORDICT_CONVERT = (
     "python -c \"import sys, torch; [torch.save(torch.load(f, weights_only=False).to_dict(), f[:-3] + '.dict.pt') "
-    "for f in sys.argv[1:]]\" chunk*.pt   # in an environment with tensordict installed")
+    "for f in sys.argv[1:]]\" chunk*.pt   # unpickles code: only for files you trust, where tensordict "
+    "is installed; the converted files then load with weights_only=True")
 
 
 class ChunkFormatError(ValueError):
