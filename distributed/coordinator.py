@@ -20,6 +20,7 @@ import numpy as np
 from agents.checkpoint import CHECKPOINT_FILE, load_checkpoint
 from agents.config import make_agent_config
 from distributed.config import RunConfig
+from distributed.evaluator import eval_row
 from distributed.rate_limiter import RateLimiter
 from distributed.run_log import RunLogger, plot_learning_curves
 
@@ -349,11 +350,8 @@ class Coordinator:
                                               seed=self.cfg.seed + 17, max_steps=self.cfg.eval_max_steps)
 
     def _record_eval(self, result: dict) -> dict:
-        row = {"normalized_score": result["normalized_score"], "latency_p50_ms": result["latency_ms"]["p50"],
-               "latency_p99_ms": result["latency_ms"]["p99"], "updates": self.limiter.samples,
-               "episode_return": float(np.mean([v["return"] for v in result["tasks"].values()])),
-               **{f"return/{k}": v["return"] for k, v in result["tasks"].items()},
-               **{f"success/{k}": v["success"] for k, v in result["tasks"].items()}}
+        row = {"normalized_score": result["normalized_score"],
+               **eval_row(result, updates=self.limiter.samples)}  # null score kept: sweeps read every row
         self.logger.log(self.env_steps, row, kind="eval")
         self.evals.append({"env_steps": self.env_steps, "normalized_score": result["normalized_score"]})
         write_eval_table(self.run_dir, result, {t.name: t.domain for t in self.task_set.tasks}, self.env_steps)
@@ -404,8 +402,9 @@ def _save_agent_state(run_dir: Path, state: dict, extra: dict) -> None:
     os.replace(tmp, run_dir / CHECKPOINT_FILE)
 
 
-def write_eval_table(run_dir: Path, result: dict, domains: dict, env_steps: int) -> None:
-    """Per-task evaluation as eval.md and eval.csv, plus a bar chart eval_tasks.png."""
+def write_eval_table(run_dir: Path, result: dict, domains: dict, env_steps: int, policy: str = "planner") -> None:
+    """Per-task evaluation as eval.md and eval.csv, plus a bar chart eval_tasks.png (`policy`
+    names what acted, for the latency line)."""
     rows = [(k, domains[k], v["return"], v["success"], v["episodes"]) for k, v in result["tasks"].items()]
     with open(run_dir / "eval.csv", "w", newline="") as f:
         w = csv.writer(f)
@@ -413,7 +412,7 @@ def write_eval_table(run_dir: Path, result: dict, domains: dict, env_steps: int)
         w.writerows(rows)
     lines = [f"# Evaluation at {env_steps} env steps", "",
              f"normalized score: {result['normalized_score']}", "",
-             f"planner latency per step (all tasks batched): p50 {result['latency_ms']['p50']:.1f} ms, "
+             f"{policy} latency per step (all tasks batched): p50 {result['latency_ms']['p50']:.1f} ms, "
              f"p99 {result['latency_ms']['p99']:.1f} ms", "",
              "| task | domain | return | success | episodes |", "|---|---|---:|---:|---:|"]
     lines += [f"| {t} | {d} | {r:.1f} | {s:.2f} | {n} |" for t, d, r, s, n in rows]

@@ -31,10 +31,37 @@ def evaluate(agent: Agent, task_set, tasks: list[str] | None = None, *, episodes
     "latency_ms": {"p50", "p99", "mean"}, "deadline_misses", "plan_calls", "wall_s"}.
     `max_steps` caps every episode (for quick smoke evaluations).
     """
+    tasks = list(tasks or task_set.names)
+    pcfg = planner_cfg or agent.cfg.planner
+    n = len(tasks) * episodes
+    state = agent.new_planner_state(n, seed=10_000 + seed)
+
+    def act(obs: np.ndarray, task_ids: np.ndarray, rows: list[int]) -> np.ndarray:
+        sub = state.select(rows)
+        actions, _ = agent.act(torch.from_numpy(obs), torch.as_tensor(task_ids, dtype=torch.long), sub,
+                               eval_mode=True, planner_cfg=pcfg)
+        state.prev_mean[rows] = sub.prev_mean
+        state.has_prev[rows] = sub.has_prev
+        return actions.numpy()
+
+    return evaluate_policy(act, task_set, tasks, episodes=episodes, seed=seed, max_steps=max_steps,
+                           deadline_ms=pcfg.deadline_ms)
+
+
+def evaluate_policy(act_fn, task_set, tasks: list[str] | None = None, *, episodes: int = 1, seed: int = 0,
+                    max_steps: int | None = None, deadline_ms: float | None = None) -> dict:
+    """The evaluation protocol of every policy, ours or a baseline's: `episodes` episodes of each
+    task, env k of a task seeded `seed * 7919 + k`, all still-running episodes batched per step.
+
+    `act_fn(obs [m, max_obs_dim] float32, task_ids [m] int64, rows: list[int]) -> actions
+    [m, max_action_dim]` gets the padded observations of the running episodes (`rows` index
+    them among all n = len(tasks) x episodes episodes, for policies that keep per-episode state)
+    and returns padded actions in [-1, 1]. The result is `evaluate`'s; `plan_calls` counts
+    `act_fn` calls and `deadline_misses` those slower than `deadline_ms`.
+    """
     from envs import make_padded_env
 
     tasks = list(tasks or task_set.names)
-    pcfg = planner_cfg or agent.cfg.planner
     envs, task_ids, names = [], [], []
     for name in tasks:
         for k in range(episodes):
@@ -45,21 +72,17 @@ def evaluate(agent: Agent, task_set, tasks: list[str] | None = None, *, episodes
     obs = np.stack([env.reset(seed=seed * 7919 + k % episodes)[0] for k, env in enumerate(envs)]).astype(np.float32)
     returns, success, lengths = np.zeros(n), np.zeros(n), np.zeros(n, int)
     active = list(range(n))
-    state = agent.new_planner_state(n, seed=10_000 + seed)
-    task_t = torch.as_tensor(task_ids, dtype=torch.long)
+    task_ids = np.asarray(task_ids, dtype=np.int64)
     latencies, misses, start = [], 0, time.perf_counter()
     while active:
-        sub = state.select(active)
         t0 = time.perf_counter()
-        act, _ = agent.act(torch.from_numpy(obs[active]), task_t[active], sub, eval_mode=True, planner_cfg=pcfg)
+        act = np.asarray(act_fn(obs[active], task_ids[active], active), dtype=np.float32)
         latencies.append((time.perf_counter() - t0) * 1e3)
-        if pcfg.deadline_ms is not None and latencies[-1] > pcfg.deadline_ms:
+        if deadline_ms is not None and latencies[-1] > deadline_ms:
             misses += 1
-        state.prev_mean[active] = sub.prev_mean
-        state.has_prev[active] = sub.has_prev
         still = []
         for j, i in enumerate(active):
-            o, r, term, trunc, info = envs[i].step(act[j].numpy())
+            o, r, term, trunc, info = envs[i].step(act[j])
             obs[i] = o
             returns[i] += r
             lengths[i] += 1
@@ -80,3 +103,17 @@ def evaluate(agent: Agent, task_set, tasks: list[str] | None = None, *, episodes
             "latency_ms": {"p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)),
                            "mean": float(lat.mean())},
             "deadline_misses": misses, "plan_calls": len(latencies), "wall_s": time.perf_counter() - start}
+
+
+def eval_row(result: dict, **extra) -> dict:
+    """The metrics.jsonl "eval" row of an evaluation result, one shape for every run (ours and
+    the baselines'): mean `episode_return`, policy latency, `return/<task>`, `success/<task>`,
+    and `normalized_score` when the tasks have one; `extra` (e.g. updates) is added."""
+    per_task = result["tasks"]
+    row = {"episode_return": float(np.mean([r["return"] for r in per_task.values()])), **extra,
+           "latency_p50_ms": result["latency_ms"]["p50"], "latency_p99_ms": result["latency_ms"]["p99"],
+           **{f"return/{k}": v["return"] for k, v in per_task.items()},
+           **{f"success/{k}": v["success"] for k, v in per_task.items()}}
+    if result["normalized_score"] is not None:
+        row["normalized_score"] = result["normalized_score"]
+    return row

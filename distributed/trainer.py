@@ -17,7 +17,7 @@ from agents.batch import Batch
 from agents.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
 from agents.config import AgentConfig, checked_options, make_agent_config
 from distributed.env_runner import EnvRunner
-from distributed.evaluator import evaluate
+from distributed.evaluator import eval_row, evaluate
 from distributed.run_log import RunLogger, plot_learning_curves
 
 
@@ -222,14 +222,8 @@ class Trainer:
     def _evaluate(self) -> dict:
         result = evaluate(self.agent, self.task_set, episodes=self.cfg.eval_episodes, seed=self.cfg.seed + 17,
                           max_steps=self.cfg.eval_max_steps)
-        per_task = result["tasks"]
-        self.last_eval = float(np.mean([r["return"] for r in per_task.values()]))
-        row = {"episode_return": self.last_eval, "updates": self.updates,
-               "latency_p50_ms": result["latency_ms"]["p50"], "latency_p99_ms": result["latency_ms"]["p99"],
-               **{f"return/{k}": v["return"] for k, v in per_task.items()},
-               **{f"success/{k}": v["success"] for k, v in per_task.items()}}
-        if result["normalized_score"] is not None:
-            row["normalized_score"] = result["normalized_score"]
+        row = eval_row(result, updates=self.updates)
+        self.last_eval = row["episode_return"]
         self.logger.log(self.env_steps, row, kind="eval")
         return result
 
