@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import torch
 import torch.nn.functional as F
@@ -29,18 +29,109 @@ class Agent:
         self.grad_sync, self.mean_sync = grad_sync, mean_sync
         self.device = torch.device(cfg.device)
         self.model = WorldModel(cfg.model, action_masks).to(self.device)
-        o, m = cfg.optim, self.model
-        self.optim = torch.optim.Adam([
-            {"params": m.encoder.parameters(), "lr": o.lr * o.enc_lr_scale},
-            {"params": list(m.dynamics.parameters()) + list(m.reward_head.parameters())
-             + list(m.qs.parameters()) + (list(m.task_emb.parameters()) if m.task_emb is not None else [])},
-        ], lr=o.lr)
-        self.pi_optim = torch.optim.Adam(m.policy.parameters(), lr=o.lr, eps=1e-5)
-        self.scale = RunningScale(o.scale_tau, self.device)
+        self._build_optimizers()
+        self.scale = RunningScale(cfg.optim.scale_tau, self.device)
         self.discounts = torch.tensor(cfg.discounts, dtype=torch.float32, device=self.device)
         self.autocast_dtype = torch.bfloat16 if cfg.precision == "bf16" else None
         self.updates = 0
         self.model.eval()
+
+    def _build_optimizers(self) -> None:
+        """Adam over the parameters that require grad: encoder (scaled lr) + the rest of the world
+        model, and the policy prior. A group with nothing trainable gets no optimizer."""
+        o, m = self.cfg.optim, self.model
+        enc = [p for p in m.encoder.parameters() if p.requires_grad]
+        rest = [p for mod in (m.dynamics, m.reward_head, m.qs) for p in mod.parameters()] + m.task_parameters()
+        groups = [{"params": enc, "lr": o.lr * o.enc_lr_scale}] if enc else []
+        rest = [p for p in rest if p.requires_grad]
+        groups += [{"params": rest}] if rest else []
+        self.optim = torch.optim.Adam(groups, lr=o.lr) if groups else None
+        pi = [p for p in m.policy.parameters() if p.requires_grad]
+        self.pi_optim = torch.optim.Adam(pi, lr=o.lr, eps=1e-5) if pi else None
+
+    def parameter_groups(self) -> dict[str, list[torch.nn.Parameter]]:
+        """Named parameter groups, for choosing what a finetune trains."""
+        m = self.model
+        return {"encoder": list(m.encoder.parameters()), "dynamics": list(m.dynamics.parameters()),
+                "reward": list(m.reward_head.parameters()), "q": list(m.qs.parameters()),
+                "policy": list(m.policy.parameters()),
+                "task_embedding": list(m.task_emb.parameters()) if m.task_emb is not None else [],
+                "descriptor_map": list(m.descriptor_map.parameters()) if m.descriptor_map is not None else []}
+
+    def set_trainable(self, groups: list[str] | str) -> None:
+        """Train only `groups` (names of `parameter_groups()`, or "all") from here on; optimisers
+        are rebuilt (fresh Adam state). Frozen Q heads also freeze their target network."""
+        named = self.parameter_groups()
+        groups = list(named) if groups == "all" or groups == ["all"] else list(groups)
+        unknown = [g for g in groups if g not in named]
+        if unknown:
+            raise ValueError(f"unknown parameter groups {unknown}; choose from {sorted(named)} or 'all'")
+        empty = [g for g in groups if not named[g]]
+        if empty and groups != list(named):
+            raise ValueError(f"this model has no {empty} parameters (task_conditioning="
+                             f"{self.cfg.model.task_conditioning!r}, {self.cfg.model.num_tasks} tasks)")
+        for g, params in named.items():
+            for p in params:
+                p.requires_grad_(g in groups)
+        self._build_optimizers()
+
+    @torch.no_grad()
+    def add_tasks(self, action_masks, discounts, descriptors=None, *, init: str = "descriptor",
+                  nearest: list[int] | None = None) -> list[int]:
+        """Add tasks the model never trained on; returns their ids. Each gets an embedding with no
+        training step, chosen by `init`:
+          descriptor - the descriptor map's embedding of `descriptors` (conditioning descriptor/both)
+          nearest    - the embedding of existing task `nearest[i]` (conditioning table/both)
+          mean       - the mean embedding of the existing tasks (conditioning table/both)
+        Optimisers are rebuilt (a finetune starts with fresh Adam state)."""
+        mc, m = self.cfg.model, self.model
+        if not mc.multitask:
+            raise ValueError("a single-task model has no task conditioning to extend; train a multitask model")
+        masks = torch.as_tensor(action_masks, dtype=torch.float32).reshape(-1, mc.action_dim)
+        n, T = masks.shape[0], mc.num_tasks
+        if len(discounts) != n:
+            raise ValueError(f"{len(discounts)} discounts for {n} new tasks")
+        new_desc = None
+        if mc.uses_descriptors:
+            if descriptors is None:
+                raise ValueError(f"task_conditioning={mc.task_conditioning!r}: new tasks need descriptors")
+            new_desc = torch.as_tensor(descriptors, dtype=torch.float32, device=self.device).reshape(n, -1)
+            if new_desc.shape[1] != mc.descriptor_dim:
+                raise ValueError(f"descriptors have {new_desc.shape[1]} features, the model {mc.descriptor_dim}")
+        if init == "descriptor":
+            if not mc.uses_descriptors:
+                raise ValueError("init='descriptor' needs task_conditioning 'descriptor' or 'both' (this model "
+                                 "has a table only); use init='nearest' or 'mean'")
+            target = None
+        elif init in ("nearest", "mean"):
+            if not mc.uses_table:
+                raise ValueError(f"init={init!r} needs a per-task table (task_conditioning 'table' or 'both'); "
+                                 f"a descriptor-only model embeds new tasks by their descriptor")
+            existing = m.all_task_embeddings()
+            if init == "mean":
+                target = existing.mean(0, keepdim=True).expand(n, -1)
+            else:
+                if nearest is None or len(nearest) != n or not all(0 <= int(i) < T for i in nearest):
+                    raise ValueError(f"init='nearest' needs one existing task id (0..{T - 1}) per new task, "
+                                     f"got {nearest}")
+                target = existing[torch.as_tensor(nearest, device=self.device)]
+        else:
+            raise ValueError(f"unknown init {init!r}; use 'descriptor', 'nearest' or 'mean'")
+        rows = None
+        if mc.uses_table:
+            if target is None:
+                rows = torch.zeros(n, mc.task_embedding_dim, device=self.device)
+            elif mc.task_conditioning == "both":  # offset so that map + offset = target
+                rows = target - m.descriptor_embedding(new_desc)
+            else:
+                rows = target
+        new_mc = replace(mc, num_tasks=T + n, task_descriptors=(
+            mc.task_descriptors + tuple(tuple(r) for r in new_desc.cpu().tolist())) if new_desc is not None else None)
+        m.add_tasks(new_mc, masks, rows)
+        self.cfg = replace(self.cfg, model=new_mc, discounts=self.cfg.discounts + tuple(float(d) for d in discounts))
+        self.discounts = torch.tensor(self.cfg.discounts, dtype=torch.float32, device=self.device)
+        self._build_optimizers()
+        return list(range(T, T + n))
 
     # -- acting -----------------------------------------------------------------------------
     def new_planner_state(self, batch_size: int, seed: int = 0, row_ids: list[int] | None = None,
@@ -92,27 +183,37 @@ class Agent:
             value_loss = (value_ce.mean(dim=(2, 3)) * rho).sum(1).mean()
             consistency, reward_loss, value_loss = consistency / H, reward_loss / H, value_loss / H
             total = o.consistency_coef * consistency + o.reward_coef * reward_loss + o.value_coef * value_loss
-        total.backward()
-        params = [p for g in self.optim.param_groups for p in g["params"]]
-        if self.grad_sync is not None:
-            self.grad_sync(params)
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, o.grad_clip_norm)
-        self.optim.step()
-        self.optim.zero_grad(set_to_none=True)
-        m.project_task_embeddings()
+            extra = {}
+            if m.cfg.task_conditioning == "both" and m.task_emb is not None:
+                offset = m.task_emb(task).float().pow(2).sum(-1).mean()
+                total = total + o.task_offset_coef * offset
+                extra["task_offset_sq"] = offset
+        grad_norm = torch.zeros(())
+        if self.optim is not None:
+            total.backward()
+            params = [p for g in self.optim.param_groups for p in g["params"]]
+            if self.grad_sync is not None:
+                self.grad_sync(params)
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, o.grad_clip_norm)
+            self.optim.step()
+            self.optim.zero_grad(set_to_none=True)
+            m.project_task_embeddings()
 
         pi_info = self._update_policy(zs_t.detach(), task, rho.new_tensor(o.rho) ** torch.arange(H + 1, device=self.device))
-        m.soft_update_targets(o.tau)
+        if any(p.requires_grad for p in m.qs.parameters()):  # frozen Q heads: keep their targets too
+            m.soft_update_targets(o.tau)
         m.eval()
         self.updates += 1
         stats = {"consistency_loss": consistency, "reward_loss": reward_loss, "value_loss": value_loss,
-                 "total_loss": total, "grad_norm": grad_norm, **pi_info}
+                 "total_loss": total, "grad_norm": grad_norm, **extra, **pi_info}
         # one device sync for all statistics
         values = torch.stack([torch.as_tensor(v, device=self.device).detach().float().reshape(()) for v in stats.values()])
         return dict(zip(stats, values.tolist()))
 
     def _update_policy(self, zs: torch.Tensor, task: torch.Tensor, rho: torch.Tensor) -> dict[str, torch.Tensor]:
         o, m = self.cfg.optim, self.model
+        if self.pi_optim is None:
+            return {}
         with self._amp():
             action, info = m.pi(zs, task)
             q = m.Q(zs, action, task, mode="avg", detach=True).float()
@@ -125,7 +226,9 @@ class Agent:
             self.grad_sync(list(m.policy.parameters()))
         grad_norm = torch.nn.utils.clip_grad_norm_(m.policy.parameters(), o.grad_clip_norm)
         self.pi_optim.step()
-        self.pi_optim.zero_grad(set_to_none=True)
+        # the policy loss also reaches the task embedding (and nothing else trains on it here):
+        # drop those gradients so they cannot leak into the next world-model step
+        m.zero_grad(set_to_none=True)
         return {"pi_loss": pi_loss, "pi_grad_norm": grad_norm, "pi_entropy": info["entropy"].mean(),
                 "pi_scale": self.scale.value}
 
@@ -133,27 +236,32 @@ class Agent:
     def identity(self) -> dict:
         """What a checkpoint must match to be loaded into this agent."""
         mc = self.cfg.model
-        return {"model_size": mc.model_size, "num_tasks": mc.num_tasks, "obs_dim": mc.obs_dim,
+        return {"model_size": mc.model_size, "num_tasks": mc.num_tasks, "task_conditioning": mc.task_conditioning,
+                "obs_dim": mc.obs_dim,
                 "action_dim": mc.action_dim, "latent_dim": mc.latent_dim, "num_q": mc.num_q}
 
     def state_dict(self) -> dict:
         """Everything needed to resume learning: tensors and plain Python values only."""
         return {"identity": self.identity(), "model": self.model.state_dict(),
-                "optim": self.optim.state_dict(), "pi_optim": self.pi_optim.state_dict(),
+                "optim": self.optim.state_dict() if self.optim is not None else {},
+                "pi_optim": self.pi_optim.state_dict() if self.pi_optim is not None else {},
                 "scale": self.scale.state_dict(), "updates": self.updates,
                 "config": _plain(asdict(self.cfg))}
 
     def load_state_dict(self, state: dict) -> None:
         check_compatible(self.identity(), state.get("identity", {}))
         self.model.load_state_dict(state["model"])
-        self.optim.load_state_dict(state["optim"])
-        self.pi_optim.load_state_dict(state["pi_optim"])
+        if self.optim is not None:
+            self.optim.load_state_dict(state["optim"])
+        if self.pi_optim is not None:
+            self.pi_optim.load_state_dict(state["pi_optim"])
         self.scale.load_state_dict(state["scale"])
         self.updates = int(state["updates"])
 
 
 def check_compatible(mine: dict, theirs: dict) -> None:
     """Raise a clear error if a checkpoint was made for another model size or task set."""
+    theirs = {"task_conditioning": "table", **theirs}  # checkpoints from before the switch existed
     diffs = {k: (theirs.get(k), v) for k, v in mine.items() if theirs.get(k) != v}
     if diffs:
         lines = ", ".join(f"{k}: checkpoint has {a!r}, this run has {b!r}" for k, (a, b) in diffs.items())

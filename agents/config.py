@@ -10,6 +10,8 @@ import difflib
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
+TASK_CONDITIONINGS = ("table", "descriptor", "both")
+
 # Published TD-MPC2 model sizes (millions of parameters at the mt80 dims). `num_q` defaults to 5.
 MODEL_PRESETS: dict[str, dict[str, int]] = {
     "1": dict(enc_dim=256, mlp_dim=384, latent_dim=128, num_enc_layers=2, num_q=2),
@@ -53,6 +55,47 @@ class ModelConfig:
     dropout: float = 0.01
     log_std_min: float = -10.0
     log_std_max: float = 2.0
+    # How a task id becomes its embedding (multitask models only):
+    #   table      - a learned lookup table, one row per task (TD-MPC2); new tasks need finetuning
+    #   descriptor - a learned map from the task's descriptor (body morphology + objective) alone
+    #   both       - the map plus a per-task table offset (initialised to 0, L2-regularised)
+    # The last two reach bodies never trained on (zero-shot transfer).
+    task_conditioning: str = "table"
+    descriptor_hidden: int = 256
+    task_descriptors: tuple[tuple[float, ...], ...] | None = None  # [num_tasks, descriptor_dim], raw
+    descriptor_mean: tuple[float, ...] | None = None  # standardisation fixed at creation (training tasks)
+    descriptor_std: tuple[float, ...] | None = None
+
+    def __post_init__(self):
+        if self.task_conditioning not in TASK_CONDITIONINGS:
+            raise ValueError(f"task_conditioning must be one of {TASK_CONDITIONINGS}, got {self.task_conditioning!r}")
+        for name in ("task_descriptors", "descriptor_mean", "descriptor_std"):  # lists from a checkpoint
+            v = getattr(self, name)
+            if v is not None:
+                object.__setattr__(self, name, tuple(tuple(float(x) for x in r) if isinstance(r, (list, tuple))
+                                                     else float(r) for r in v))
+        if self.uses_descriptors:
+            if self.task_descriptors is None or self.descriptor_mean is None or self.descriptor_std is None:
+                raise ValueError(f"task_conditioning={self.task_conditioning!r} needs task descriptors; build the "
+                                 f"config with make_agent_config(..., task_descriptors=...) (see "
+                                 f"embodiments.conditioning.conditioning_descriptors)")
+            if len(self.task_descriptors) != self.num_tasks:
+                raise ValueError(f"{len(self.task_descriptors)} task descriptors for {self.num_tasks} tasks")
+            if {len(r) for r in self.task_descriptors} != {len(self.descriptor_mean)} \
+                    or len(self.descriptor_std) != len(self.descriptor_mean):
+                raise ValueError("task descriptors and their mean/std must all have the same length")
+
+    @property
+    def uses_descriptors(self) -> bool:
+        return self.multitask and self.task_conditioning in ("descriptor", "both")
+
+    @property
+    def uses_table(self) -> bool:
+        return self.multitask and self.task_conditioning in ("table", "both")
+
+    @property
+    def descriptor_dim(self) -> int:
+        return len(self.descriptor_mean) if self.descriptor_mean is not None else 0
 
     @property
     def multitask(self) -> bool:
@@ -81,6 +124,7 @@ class OptimConfig:
     value_coef: float = 0.1
     entropy_coef: float = 1e-4
     scale_tau: float = 0.01  # EMA rate of the running Q scale (P95 - P5)
+    task_offset_coef: float = 0.1  # L2 on the per-task table offsets (task_conditioning=both)
 
 
 @dataclass(frozen=True)
@@ -138,6 +182,17 @@ def discount_from_episode_length(episode_length: int, denom: float = 5.0,
     return float(min(max((frac - 1) / frac, lo), hi))
 
 
+def descriptor_stats(rows) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-feature mean and std of descriptor rows; a feature constant over the rows gets std 1,
+    so a new body that differs there moves the input by its raw difference, not by infinity."""
+    import numpy as np
+
+    a = np.asarray(rows, dtype=np.float64)
+    std = a.std(0)
+    std[std < 1e-6] = 1.0
+    return tuple(a.mean(0).tolist()), tuple(std.tolist())
+
+
 def checked_options(cls, values: Mapping[str, Any] | None, what: str | None = None) -> dict[str, Any]:
     """`values` as a dict if every key is a field of dataclass `cls`; otherwise a ValueError that
     names the unknown keys and their closest fields."""
@@ -161,10 +216,19 @@ def make_agent_config(
     planner: Mapping[str, Any] | None = None,
     device: str = "cpu",
     precision: str = "fp32",
+    task_descriptors=None,
 ) -> AgentConfig:
-    """Assemble an AgentConfig from a preset name plus overrides (e.g. from Hydra)."""
+    """Assemble an AgentConfig from a preset name plus overrides (e.g. from Hydra).
+
+    `task_descriptors` ([num_tasks, D], one row per task) are needed for
+    `model.task_conditioning` 'descriptor' or 'both'; they are standardised with their own
+    per-feature mean/std, which stay fixed for tasks added later."""
     dims = model_preset(model_size)
     dims.update(checked_options(ModelConfig, model))
+    if task_descriptors is not None and dims.get("task_conditioning", "table") != "table":
+        rows = [[float(x) for x in r] for r in task_descriptors]
+        mean, std = descriptor_stats(rows)
+        dims.update(task_descriptors=tuple(map(tuple, rows)), descriptor_mean=mean, descriptor_std=std)
     mc = ModelConfig(obs_dim=int(obs_dim), action_dim=int(action_dim), num_tasks=len(episode_lengths),
                      model_size=str(model_size), **{k: v for k, v in dims.items()
                                                     if k not in ("obs_dim", "action_dim", "num_tasks", "model_size")})
@@ -179,7 +243,7 @@ def make_agent_config(
 
 
 __all__ = [
-    "MODEL_PRESETS", "ModelConfig", "OptimConfig", "PlannerConfig", "AgentConfig",
+    "MODEL_PRESETS", "TASK_CONDITIONINGS", "ModelConfig", "descriptor_stats", "OptimConfig", "PlannerConfig", "AgentConfig",
     "model_preset", "planner_iterations", "discount_from_episode_length", "make_agent_config", "checked_options",
     "replace",
 ]

@@ -1,7 +1,9 @@
 """The decoder-free, task-embedded latent world model (TD-MPC2 architecture).
 
-Components, each conditioned on a learnable task embedding (max-norm 1) when there is
-more than one task: encoder (obs -> SimNorm latent), latent dynamics (z, a -> z', SimNorm),
+Components, each conditioned on a task embedding (max-norm 1) when there is more than one
+task: a lookup table (TD-MPC2), a map from the task's descriptor (body morphology +
+objective, which reaches bodies never trained on), or the map plus a per-task table offset
+(`ModelConfig.task_conditioning`). The components: encoder (obs -> SimNorm latent), latent dynamics (z, a -> z', SimNorm),
 reward head and an ensemble of Q heads (two-hot logits in symlog space), and a squashed
 Gaussian policy prior. A per-task action mask zeroes padded action dimensions.
 
@@ -33,7 +35,16 @@ class WorldModel(nn.Module):
         if tuple(action_masks.shape) != (T, A):
             raise ValueError(f"action_masks must be [num_tasks={T}, action_dim={A}], got {tuple(action_masks.shape)}")
         self.register_buffer("action_masks", action_masks.float().clone())
-        self.task_emb = nn.Embedding(T, D, max_norm=1.0) if cfg.multitask else None
+        self.task_emb = self.descriptor_map = None
+        if cfg.uses_table:
+            # the pure table keeps TD-MPC2's max-norm lookup; as an offset it is unconstrained
+            # (the sum is norm-clipped functionally, see task_embedding)
+            self.task_emb = nn.Embedding(T, D, max_norm=1.0 if cfg.task_conditioning == "table" else None)
+        if cfg.uses_descriptors:
+            self.register_buffer("task_descriptors", torch.tensor(cfg.task_descriptors, dtype=torch.float32))
+            self.register_buffer("descriptor_mean", torch.tensor(cfg.descriptor_mean, dtype=torch.float32))
+            self.register_buffer("descriptor_std", torch.tensor(cfg.descriptor_std, dtype=torch.float32))
+            self.descriptor_map = mlp(cfg.descriptor_dim, [cfg.descriptor_hidden], D)
         enc_hidden = max(cfg.num_enc_layers - 1, 1) * [cfg.enc_dim]
         self.encoder = mlp(cfg.obs_dim + D, enc_hidden, L, out_act=SimNorm(cfg.simnorm_dim))
         self.dynamics = mlp(L + A + D, 2 * [cfg.mlp_dim], L, out_act=SimNorm(cfg.simnorm_dim))
@@ -41,19 +52,44 @@ class WorldModel(nn.Module):
         self.policy = mlp(L + D, 2 * [cfg.mlp_dim], 2 * A)
         self.qs = EnsembleMLP(cfg.num_q, L + A + D, 2 * [cfg.mlp_dim], cfg.num_bins, dropout=cfg.dropout)
         self.apply(init_weights)
+        if cfg.task_conditioning == "both" and self.task_emb is not None:
+            nn.init.zeros_(self.task_emb.weight)  # offsets start at 0: the map alone at first
         zero_output_layer(self.reward_head)
         self.qs.zero_output()
         self.target_qs = copy.deepcopy(self.qs).requires_grad_(False)
         self.two_hot = TwoHot(cfg.num_bins, cfg.vmin, cfg.vmax)
 
     # -- conditioning ---------------------------------------------------------------------
+    def descriptor_embedding(self, descriptors: torch.Tensor) -> torch.Tensor:
+        """The map's embedding of raw descriptors [..., Dd] -> [..., D] (before the offset and clip)."""
+        return self.descriptor_map((descriptors - self.descriptor_mean) / self.descriptor_std)
+
+    def task_embedding(self, task: torch.Tensor) -> torch.Tensor:
+        """[...] task ids -> [..., D] embeddings of norm <= 1."""
+        mode = self.cfg.task_conditioning
+        if mode == "table":
+            return self.task_emb(task)
+        emb = self.descriptor_embedding(self.task_descriptors[task])
+        if mode == "both":
+            emb = emb + self.task_emb(task)
+        # max-norm 1 as a function (no in-place renorm: data-parallel replicas stay identical)
+        return emb * emb.norm(dim=-1, keepdim=True).clamp(min=1.0).reciprocal()
+
+    def all_task_embeddings(self) -> torch.Tensor:
+        """[num_tasks, D]."""
+        return self.task_embedding(torch.arange(self.cfg.num_tasks, device=self.action_masks.device))
+
+    def task_parameters(self) -> list[nn.Parameter]:
+        """The parameters that produce task embeddings (table and/or descriptor map)."""
+        return [p for mod in (self.task_emb, self.descriptor_map) if mod is not None for p in mod.parameters()]
+
     def _cond(self, x: torch.Tensor, task: torch.Tensor | None) -> torch.Tensor:
         """Concatenate the task embedding to the last dim of x (no-op for single-task models)."""
-        if self.task_emb is None:
+        if not self.cfg.multitask:
             return x
         if task is None:
             raise ValueError("a multitask world model needs task ids")
-        emb = self.task_emb(task)
+        emb = self.task_embedding(task)
         return torch.cat([x, emb.expand(*x.shape[:-1], emb.shape[-1]).to(x.dtype)], dim=-1)
 
     def mask(self, task: torch.Tensor | None) -> torch.Tensor:
@@ -126,9 +162,27 @@ class WorldModel(nn.Module):
     def project_task_embeddings(self) -> None:
         """Renormalise every task embedding to norm <= 1. Lookup-time max-norm only touches the rows
         a batch uses, which would let data-parallel replicas drift apart; this touches all rows."""
-        if self.task_emb is not None:
+        if self.cfg.task_conditioning == "table" and self.task_emb is not None:
             w = self.task_emb.weight
             w.mul_(w.norm(dim=-1, keepdim=True).clamp(min=1.0).reciprocal())
+
+    @torch.no_grad()
+    def add_tasks(self, cfg: ModelConfig, action_masks: torch.Tensor, table_rows: torch.Tensor | None) -> None:
+        """Grow to `cfg.num_tasks` tasks: `cfg` carries the new tasks' descriptors, `action_masks`
+        [n, A] their masks, `table_rows` [n, D] their table rows (offsets for 'both')."""
+        n = cfg.num_tasks - self.cfg.num_tasks
+        if n <= 0 or tuple(action_masks.shape) != (n, self.cfg.action_dim):
+            raise ValueError(f"adding {n} tasks needs action masks [{n}, {self.cfg.action_dim}], "
+                             f"got {tuple(action_masks.shape)}")
+        dev = self.action_masks.device
+        self.action_masks = torch.cat([self.action_masks, action_masks.to(dev, torch.float32)])
+        if cfg.uses_descriptors:
+            self.task_descriptors = torch.tensor(cfg.task_descriptors, dtype=torch.float32, device=dev)
+        if self.task_emb is not None:
+            old = self.task_emb
+            self.task_emb = nn.Embedding(cfg.num_tasks, old.embedding_dim, max_norm=old.max_norm).to(dev)
+            self.task_emb.weight.copy_(torch.cat([old.weight, table_rows.to(dev, old.weight.dtype)]))
+        self.cfg = cfg
 
     @torch.no_grad()
     def soft_update_targets(self, tau: float) -> None:

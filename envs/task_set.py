@@ -86,11 +86,21 @@ def _split_task_list(text: str) -> list[str]:
     return tasks
 
 
+SPLIT_PREFIX = "split:"
+
+
 def load_task_set(name_or_task: str) -> TaskSet:
-    """A predefined set by name, or a single task (a set of one), or a comma-separated list of tasks.
+    """A predefined set by name, or a single task (a set of one), or a comma-separated list of tasks,
+    or `split:<name>`: the training tasks of a transfer split (`embodiments/data/splits.json`;
+    its held-out tasks are left out, so they can never reach training data).
 
     Every listed task must exist: an unknown name raises with the closest set and task names.
     """
+    if name_or_task.startswith(SPLIT_PREFIX):
+        from embodiments.splits import load_split
+
+        train = load_split(name_or_task[len(SPLIT_PREFIX):]).train
+        return TaskSet(name_or_task, tuple(task_spec(t) for t in train))
     sets = _task_sets()
     if name_or_task in sets:
         return TaskSet(name_or_task, tuple(task_spec(t) for t in sets[name_or_task]))

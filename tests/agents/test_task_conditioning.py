@@ -1,0 +1,150 @@
+"""Descriptor task conditioning, adding unseen tasks, and finetunes that train only what they say."""
+import numpy as np
+import pytest
+import torch
+
+from agents.agent import Agent
+from agents.batch import Batch
+from agents.checkpoint import agent_from_checkpoint, save_checkpoint
+from agents.config import make_agent_config
+
+O, A, T, DD = 5, 3, 3, 6
+
+
+def _descriptors(n, seed=0):
+    return np.random.default_rng(seed).normal(size=(n, DD)).astype(np.float32)
+
+
+def _agent(mode="both", num_tasks=T, seed=0):
+    torch.manual_seed(seed)
+    cfg = make_agent_config(obs_dim=O, action_dim=A, episode_lengths=[500] * num_tasks, model_size="tiny",
+                            model={"task_conditioning": mode}, optim=dict(batch_size=16),
+                            planner=dict(num_samples=32, num_elites=4, num_pi_trajs=4, iterations=2),
+                            task_descriptors=_descriptors(num_tasks))
+    return Agent(cfg, action_masks=torch.ones(num_tasks, A))
+
+
+def _batch(task_id, H=3, B=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    obs = torch.randn(H + 1, B, O, generator=g)
+    action = torch.rand(H, B, A, generator=g) * 2 - 1
+    reward = (obs[:-1, :, 0] * action[..., 0]).tanh()
+    return Batch(obs=obs, action=action, reward=reward, terminated=torch.zeros(H, B),
+                 task=torch.full((B,), task_id, dtype=torch.long), action_mask=torch.ones(B, A))
+
+
+def _params(agent):
+    return {k: v.detach().clone() for k, v in agent.model.named_parameters()} | {
+        f"target.{k}": v.detach().clone() for k, v in agent.model.target_qs.named_parameters()}
+
+
+@pytest.mark.parametrize("mode", ["descriptor", "both"])
+def test_unseen_task_gets_the_descriptor_embedding_without_a_training_step(mode):
+    agent = _agent(mode)
+    before = _params(agent)
+    new = _descriptors(2, seed=7)
+    ids = agent.add_tasks(np.ones((2, A)), [0.99, 0.98], new, init="descriptor")
+    assert ids == [T, T + 1] and agent.cfg.model.num_tasks == T + 2 and agent.updates == 0
+    m = agent.model
+    emb = m.all_task_embeddings()
+    expected = m.descriptor_embedding(torch.as_tensor(new))
+    expected = expected / expected.norm(dim=-1, keepdim=True).clamp(min=1.0)
+    torch.testing.assert_close(emb[T:], expected)
+    assert not torch.allclose(emb[T], emb[T + 1])  # different bodies, different embeddings
+    assert emb.norm(dim=-1).max() <= 1.0 + 1e-5
+    after = _params(agent)
+    for k, v in before.items():  # nothing trained; the table only grew
+        torch.testing.assert_close(after[k][: v.shape[0]] if k == "task_emb.weight" else after[k], v)
+    assert agent.cfg.discounts[-2:] == (0.99, 0.98)
+    action, _ = agent.act(torch.randn(2, O), torch.tensor(ids), agent.new_planner_state(2))
+    assert action.shape == (2, A) and torch.isfinite(action).all()
+
+
+def test_nearest_and_mean_inits_reproduce_training_embeddings():
+    for mode in ("table", "both"):
+        agent = _agent(mode)
+        old = agent.model.all_task_embeddings().detach()
+        ids = agent.add_tasks(np.ones((2, A)), [0.99] * 2, _descriptors(2, seed=3), init="nearest", nearest=[2, 0])
+        emb = agent.model.all_task_embeddings().detach()
+        torch.testing.assert_close(emb[ids], old[[2, 0]], atol=1e-5, rtol=0)
+        agent = _agent(mode)
+        (i,) = agent.add_tasks(np.ones((1, A)), [0.99], _descriptors(1, seed=3), init="mean")
+        torch.testing.assert_close(agent.model.all_task_embeddings()[i].detach(), old.mean(0), atol=1e-5, rtol=0)
+
+
+def test_add_tasks_rejects_what_the_conditioning_cannot_do():
+    with pytest.raises(ValueError, match="init='descriptor' needs task_conditioning"):
+        _agent("table").add_tasks(np.ones((1, A)), [0.99], _descriptors(1), init="descriptor")
+    with pytest.raises(ValueError, match="needs a per-task table"):
+        _agent("descriptor").add_tasks(np.ones((1, A)), [0.99], _descriptors(1), init="nearest", nearest=[0])
+    with pytest.raises(ValueError, match="one existing task id"):
+        _agent("both").add_tasks(np.ones((1, A)), [0.99], _descriptors(1), init="nearest", nearest=[T])
+    with pytest.raises(ValueError, match="new tasks need descriptors"):
+        _agent("both").add_tasks(np.ones((1, A)), [0.99], None)
+    with pytest.raises(ValueError, match="single-task"):
+        _agent("table", num_tasks=1).add_tasks(np.ones((1, A)), [0.99], None, init="mean")
+    with pytest.raises(ValueError, match="needs task descriptors"):
+        make_agent_config(obs_dim=O, action_dim=A, episode_lengths=[500] * 2, model_size="tiny",
+                          model={"task_conditioning": "both"})
+    with pytest.raises(ValueError, match="task_conditioning must be one of"):
+        make_agent_config(obs_dim=O, action_dim=A, episode_lengths=[500] * 2, model_size="tiny",
+                          model={"task_conditioning": "lookup"})
+
+
+@pytest.mark.parametrize("groups, changed", [
+    (["task_embedding"], {"task_emb.weight"}),
+    (["policy"], {"policy"}),
+    (["descriptor_map", "task_embedding"], {"descriptor_map", "task_emb.weight"}),
+])
+def test_finetune_touches_only_the_configured_parameters(groups, changed):
+    agent = _agent("both")
+    (new,) = agent.add_tasks(np.ones((1, A)), [0.99], _descriptors(1, seed=5), init="descriptor")
+    agent.set_trainable(groups)
+    before = _params(agent)
+    for k in range(5):
+        agent.update(_batch(new, seed=k))
+    after = _params(agent)
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert moved, "the configured parameters did not train"
+    assert all(any(k.startswith(c) for c in changed) for k in moved), f"trained outside {groups}: {moved}"
+    if "task_emb.weight" in moved:  # the new task's row only: other tasks' embeddings are untouched
+        torch.testing.assert_close(after["task_emb.weight"][:T], before["task_emb.weight"][:T], atol=0, rtol=0)
+        assert not torch.equal(after["task_emb.weight"][new], before["task_emb.weight"][new])
+    assert all(p.grad is None for p in agent.model.parameters())  # no gradient left over for the next step
+
+
+def test_set_trainable_all_restores_full_training_and_rejects_unknown_groups():
+    agent = _agent("both")
+    agent.set_trainable(["policy"])
+    agent.set_trainable("all")
+    assert all(p.requires_grad for p in agent.model.qs.parameters())
+    assert sum(len(g["params"]) for g in agent.optim.param_groups) == len(
+        [p for n, p in agent.model.named_parameters() if not n.startswith(("policy", "target_qs"))])
+    with pytest.raises(ValueError, match="unknown parameter groups"):
+        agent.set_trainable(["heads"])
+    with pytest.raises(ValueError, match="no \\['descriptor_map'\\] parameters"):
+        _agent("table").set_trainable(["descriptor_map"])
+
+
+def test_policy_loss_gradient_does_not_leak_into_the_next_world_model_step():
+    """The policy loss reaches the task embedding; its gradient must not be applied later by the
+    world-model optimiser (it was, one step late, before this was fixed)."""
+    agent = _agent("table")
+    agent.update(_batch(0))
+    assert all(p.grad is None for p in agent.model.parameters())
+
+
+@pytest.mark.parametrize("mode", ["descriptor", "both"])
+def test_descriptor_model_trains_and_round_trips_through_a_checkpoint(tmp_path, mode):
+    agent = _agent(mode)
+    first = agent.update(_batch(1))
+    for k in range(30):
+        last = agent.update(_batch(k % T, seed=k % 2))
+    assert np.isfinite(list(last.values())).all() and last["reward_loss"] < first["reward_loss"]
+    if mode == "both":
+        assert "task_offset_sq" in last
+    agent.add_tasks(np.ones((1, A)), [0.97], _descriptors(1, seed=9))
+    save_checkpoint(tmp_path, agent)
+    loaded, _ = agent_from_checkpoint(tmp_path)
+    assert loaded.cfg.model == agent.cfg.model and loaded.cfg.discounts == agent.cfg.discounts
+    torch.testing.assert_close(loaded.model.all_task_embeddings(), agent.model.all_task_embeddings())
