@@ -19,6 +19,7 @@ import numpy as np
 
 from agents.checkpoint import CHECKPOINT_FILE, load_checkpoint
 from agents.config import make_agent_config
+from embodiments.conditioning import descriptor_kwargs
 from distributed.config import RunConfig
 from distributed.evaluator import eval_row
 from distributed.rate_limiter import RateLimiter
@@ -132,7 +133,7 @@ class Coordinator:
         common = dict(obs_dim=self.task_set.max_obs_dim, action_dim=self.task_set.max_action_dim,
                       episode_lengths=episode_lengths, model_size=cfg.model_size, model=cfg.model,
                       optim={"batch_size": cfg.batch_size, **cfg.optim}, planner=cfg.planner,
-                      precision=cfg.precision)
+                      precision=cfg.precision, **descriptor_kwargs(cfg.model, self.task_set))
         self.learner_cfg = make_agent_config(device=cfg.device, **common)
         self.runner_cfg = make_agent_config(device=cfg.runner_device, **common)
         seed_steps = cfg.seed_steps if cfg.seed_steps is not None else max(1000, 5 * max(

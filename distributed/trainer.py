@@ -76,7 +76,9 @@ def default_seed_steps(episode_lengths: list[int]) -> int:
 
 
 def build_agent_config(cfg: TrainConfig, task_set) -> AgentConfig:
-    return make_agent_config(
+    from embodiments.conditioning import descriptor_kwargs
+
+    return make_agent_config(**descriptor_kwargs(cfg.model, task_set),
         obs_dim=task_set.max_obs_dim, action_dim=task_set.max_action_dim,
         episode_lengths=[t.episode_length for t in task_set.tasks], model_size=cfg.model_size,
         model=cfg.model, optim={"batch_size": cfg.batch_size, **cfg.optim}, planner=cfg.planner,
@@ -86,7 +88,9 @@ def build_agent_config(cfg: TrainConfig, task_set) -> AgentConfig:
 class Trainer:
     """Collect -> store -> update -> evaluate -> checkpoint, in one process."""
 
-    def __init__(self, cfg: TrainConfig):
+    def __init__(self, cfg: TrainConfig, *, agent: Agent | None = None, tasks: list[str] | None = None):
+        """`agent` (optional) continues training an existing agent whose tasks are `cfg.task`'s set,
+        by id (a finetune); `tasks` (optional) limits collection and evaluation to those tasks."""
         from distributed.replay.reader import ShardReader
         from distributed.replay.writer import ShardWriter
         from envs import load_task_set
@@ -95,14 +99,23 @@ class Trainer:
         torch.set_num_threads(cfg.torch_threads)
         self.run_dir = Path(cfg.run_dir)
         self.task_set = load_task_set(cfg.task)
-        self.agent_cfg = build_agent_config(cfg, self.task_set)
+        self.tasks = list(tasks or self.task_set.names)
+        missing = [t for t in self.tasks if t not in self.task_set.names]
+        if missing:
+            raise ValueError(f"tasks {missing} are not in the task set {cfg.task!r}")
+        if agent is not None and agent.cfg.model.num_tasks != len(self.task_set):
+            raise ValueError(f"the given agent has {agent.cfg.model.num_tasks} tasks, the task set "
+                             f"{cfg.task!r} {len(self.task_set)}")
+        self.agent_cfg = agent.cfg if agent is not None else build_agent_config(cfg, self.task_set)
         self._check_run_dir()
         seed_everything(cfg.seed)
-        self.agent = Agent(self.agent_cfg, action_masks=torch.as_tensor(self.task_set.action_masks()))
-        self.runner = EnvRunner(self.agent_cfg, self.task_set, list(self.task_set.names),
+        self.agent = agent or Agent(self.agent_cfg, action_masks=torch.as_tensor(self.task_set.action_masks()))
+        self.runner = EnvRunner(self.agent_cfg, self.task_set, self.tasks,
                                 envs_per_task=cfg.envs_per_task, seed=cfg.seed, torch_threads=cfg.torch_threads)
+        if agent is not None:
+            self.runner.set_weights(self.agent.model.state_dict(), 0)
         self.seed_steps = cfg.seed_steps if cfg.seed_steps is not None else default_seed_steps(
-            [t.episode_length for t in self.task_set.tasks])
+            [self.task_set.spec(t).episode_length for t in self.tasks])
         replay_path = self.run_dir / "replay" / "shard-000"
         self.writer = ShardWriter(replay_path, obs_dim=self.task_set.max_obs_dim,
                                   action_dim=self.task_set.max_action_dim, chunk_len=cfg.chunk_len)
@@ -208,8 +221,8 @@ class Trainer:
         from agents.diagnostics.run import run_diagnostics, scalars, split_by_task
 
         cfg, H = self.cfg, self.agent_cfg.planner.horizon
-        names = list(self.task_set.names)
-        arrays = self.reader.sample(cfg.diag_samples_per_task * len(names), 2 * H, self.rng, balance="task",
+        names = list(self.task_set.names)  # by task id; only self.tasks have data
+        arrays = self.reader.sample(cfg.diag_samples_per_task * len(self.tasks), 2 * H, self.rng, balance="task",
                                     action_masks=self.masks)
         results = run_diagnostics(self.agent, split_by_task(arrays, names),
                                   obs_dims={t.name: t.obs_dim for t in self.task_set.tasks},
@@ -220,7 +233,7 @@ class Trainer:
             write_report(results, out_dir)
 
     def _evaluate(self) -> dict:
-        result = evaluate(self.agent, self.task_set, episodes=self.cfg.eval_episodes, seed=self.cfg.seed + 17,
+        result = evaluate(self.agent, self.task_set, self.tasks, episodes=self.cfg.eval_episodes, seed=self.cfg.seed + 17,
                           max_steps=self.cfg.eval_max_steps)
         row = eval_row(result, updates=self.updates)
         self.last_eval = row["episode_return"]

@@ -150,7 +150,12 @@ class OfflineTrainer:
             num_tasks = max(lengths) + 1
             episode_lengths = [lengths.get(t, max(lengths.values())) for t in range(num_tasks)]
             self.masks = np.ones((num_tasks, action_dim), np.float32)
+        from embodiments.conditioning import descriptor_kwargs
+
+        if self.task_set is None and (cfg.model or {}).get("task_conditioning", "table") != "table":
+            raise ValueError("descriptor task conditioning needs task names: give task=<the data's task set>")
         self.agent_cfg = make_agent_config(
+            **(descriptor_kwargs(cfg.model, self.task_set) if self.task_set is not None else {}),
             obs_dim=obs_dim, action_dim=action_dim, episode_lengths=episode_lengths, model_size=cfg.model_size,
             model=cfg.model, optim={"batch_size": cfg.batch_size, **cfg.optim}, planner=cfg.planner,
             device=cfg.device, precision=cfg.precision)

@@ -1,0 +1,115 @@
+"""Zero-shot / few-shot transfer end to end on a small split run: training data never holds a
+held-out body, the experiment writes its table, and bad requests fail before any run."""
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from distributed.trainer import Trainer, train_config_from
+from distributed.transfer import TransferConfig, TransferExperiment, check_held_out_unseen, stored_task_ids
+
+SPLIT = "cartpole-length"
+SMALL_PLANNER = dict(num_samples=32, num_elites=4, num_pi_trajs=4, iterations=2)
+
+
+def _train(run_dir, conditioning):
+    cfg = train_config_from(dict(task=f"split:{SPLIT}", model_size="tiny", steps=2600, seed_steps=2500, utd=0.05,
+                                 batch_size=16, eval_freq=2600, eval_episodes=1, eval_max_steps=10, diagnostics=False,
+                                 run_dir=str(run_dir), wandb_mode="disabled", progress=False, planner=SMALL_PLANNER,
+                                 model={"task_conditioning": conditioning}))
+    trainer = Trainer(cfg)
+    trainer.train()
+    return trainer
+
+
+@pytest.fixture(scope="module")
+def both_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("transfer") / "both"
+    _train(run_dir, "both")
+    return run_dir
+
+
+def _config(run_dir, out, **kw):
+    base = dict(checkpoint=str(run_dir), split=SPLIT, out_dir=str(out), held_out=("cartpole-swingup@length=1.7",),
+                episodes=1, eval_max_steps=10, finetune_steps=0, planner=SMALL_PLANNER, wandb_mode="disabled",
+                progress=False)
+    return TransferConfig(**{**base, **kw})
+
+
+def test_held_out_bodies_never_reach_the_replay_store(both_run):
+    from distributed.replay.reader import ShardReader
+    from embodiments import load_split
+
+    split = load_split(SPLIT)
+    trained = json.loads((both_run / "run.json").read_text())["tasks"]
+    assert list(trained) == list(split.train)
+    ids = set().union(*stored_task_ids(both_run).values())
+    assert ids == set(range(len(split.train)))  # every training body collected, nothing else
+    reader = ShardReader(both_run / "replay" / "shard-000")
+    rows = reader.sample(256, 1, np.random.default_rng(0))
+    assert not {trained[int(t)] for t in rows["task"]} & set(split.held_out)
+    assert check_held_out_unseen(trained, list(split.held_out), both_run)["task_ids"] == sorted(ids)
+
+
+def test_the_leak_check_catches_held_out_data(both_run, tmp_path):
+    from distributed.replay.writer import ShardWriter
+    from embodiments import load_split
+
+    split = load_split(SPLIT)
+    trained = list(split.train)
+    with pytest.raises(ValueError, match="were training tasks"):
+        check_held_out_unseen(trained + [split.held_out[0]], list(split.held_out), None)
+    leaky = tmp_path / "leaky"
+    shutil.copytree(both_run, leaky)
+    with ShardWriter(leaky / "replay" / "shard-001", obs_dim=5, action_dim=1, chunk_len=8) as w:
+        w.add_episode(np.zeros((3, 5), np.float32), np.zeros((3, 1), np.float32), np.zeros(3, np.float32),
+                      np.zeros(3, bool), np.array([False, False, True]), len(trained))  # the first held-out id
+    with pytest.raises(ValueError, match="outside the checkpoint's 5 training tasks"):
+        check_held_out_unseen(trained, list(split.held_out), leaky)
+    with pytest.raises(ValueError, match="outside"):
+        TransferExperiment(_config(leaky, tmp_path / "out"))
+
+
+def test_transfer_table_zero_shot_few_shot_scratch_random(both_run, tmp_path):
+    out = tmp_path / "out"
+    cfg = _config(both_run, out, finetune_steps=520, finetune_params=("task_embedding",), scratch_seed_steps=500,
+                  finetune_inits=("descriptor",))
+    exp = TransferExperiment(cfg)
+    assert exp.zero_shot_inits == ["descriptor", "nearest", "mean"]
+    assert [exp.trained[i] for i in exp.nearest] == ["cartpole-swingup@length=1.4"]
+    (row,) = exp.run()
+    assert row["task"] == "cartpole-swingup@length=1.7"
+    assert row["nearest_training_task"] == "cartpole-swingup@length=1.4"
+    for key in ("zero_shot_descriptor", "zero_shot_nearest", "zero_shot_mean", "random_return",
+                "in_distribution_return", "finetune_descriptor_K", "scratch_K"):
+        assert np.isfinite(row[key]), key
+    assert row["transfer_ratio_nearest"] == pytest.approx(row["zero_shot_nearest"] / row["in_distribution_return"])
+    with open(out / "transfer.csv") as f:
+        (saved,) = list(csv.DictReader(f))
+    assert float(saved["zero_shot_descriptor"]) == pytest.approx(row["zero_shot_descriptor"])
+    md = (out / "transfer.md").read_text()
+    assert "cartpole-swingup@length=1.7" in md and "Mean transfer ratio" in md
+    assert (out / "transfer.png").stat().st_size > 0
+    assert json.loads((out / "metrics.jsonl").read_text().splitlines()[0])["kind"] == "transfer"
+    # the finetune collected the held-out body only, under its new id (after the 5 training tasks)
+    assert set().union(*stored_task_ids(out / "finetune" / "descriptor" / "cartpole-swingup_length1.7").values()) == {5}
+
+
+def test_bad_transfer_requests_fail_before_running(both_run, tmp_path):
+    with pytest.raises(ValueError, match="not held-out tasks"):
+        TransferExperiment(_config(both_run, tmp_path, held_out=("cartpole-swingup@length=1.2",)))
+    with pytest.raises(ValueError, match="unknown parameter groups"):
+        TransferExperiment(_config(both_run, tmp_path, finetune_steps=10, finetune_params=("heads",)))
+    with pytest.raises(LookupError, match="closest: cartpole-length"):
+        TransferExperiment(_config(both_run, tmp_path, split="cartpole-lenght"))
+
+
+def test_a_table_model_offers_nearest_and_mean_only(tmp_path):
+    run_dir = tmp_path / "table"
+    _train(run_dir, "table")
+    with pytest.raises(ValueError, match=r"finetune_inits \['descriptor'\] are not available"):
+        TransferExperiment(_config(run_dir, tmp_path / "out", finetune_inits=("descriptor",)))
+    exp = TransferExperiment(_config(run_dir, tmp_path / "out", finetune_inits=("nearest",)))
+    assert exp.zero_shot_inits == ["nearest", "mean"]
