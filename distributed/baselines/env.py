@@ -92,14 +92,29 @@ class LatentfleetEnv(gym.Env):
             env.close()
 
 
-def make_rllib_env(env_config) -> LatentfleetEnv:
-    return LatentfleetEnv(dict(env_config))
+def make_rllib_env(env_config, task_set: str | None = None) -> LatentfleetEnv:
+    """The env of `env_config` (an RLlib EnvContext or a dict); `task_set` is the default set."""
+    config = dict(env_config or {})
+    if task_set is not None:
+        config.setdefault("task_set", task_set)
+    return LatentfleetEnv(config)
 
 
 def register_env(task_set: str) -> str:
-    """Register `latentfleet/<task_set>` with RLlib (idempotent); returns the env id."""
+    """Register `latentfleet/<task_set>` with RLlib (idempotent); returns the env id. Its
+    env_config may leave out `task_set` (it is the registered name)."""
+    import functools
+
     from ray.tune.registry import register_env as tune_register_env
 
     name = env_id(task_set)
-    tune_register_env(name, make_rllib_env)
+    tune_register_env(name, functools.partial(make_rllib_env, task_set=task_set))
     return name
+
+
+def register_all_envs() -> list[str]:
+    """Register every catalogued task and predefined task set (`latentfleet/walker-walk`,
+    `latentfleet/mt30`, ...), for using them from RLlib directly; returns the env ids."""
+    from envs import task_names, task_set_names
+
+    return [register_env(name) for name in (*task_names(), *task_set_names())]

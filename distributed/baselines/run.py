@@ -99,6 +99,9 @@ class BaselineRun:
         self.logger = RunLogger(self.run_dir, asdict(cfg), wandb_mode=cfg.wandb_mode, project=cfg.wandb_project,
                                 group=cfg.wandb_group or cfg.task, name=f"{cfg.algo}-{self.run_dir.name}")
         self.algo = self.config.build_algo()  # inside the logged wall-clock: RLlib's set-up is part of its cost
+        # written once RLlib has built: a run that failed to start leaves its directory reusable
+        (self.run_dir / "run.json").write_text(json.dumps({**cfg.identity(), "tasks": list(self.task_set.names)},
+                                                          indent=1))
         self.env_steps, self.iterations, self.last_eval = 0, 0, None
 
     def _check_run_dir(self) -> None:
@@ -107,7 +110,6 @@ class BaselineRun:
             raise ValueError(f"run directory {self.run_dir} already holds a run; baselines do not resume: "
                              f"choose another run_dir")
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        meta.write_text(json.dumps({**self.cfg.identity(), "tasks": list(self.task_set.names)}, indent=1))
 
     def _write_configs(self) -> None:
         from omegaconf import OmegaConf

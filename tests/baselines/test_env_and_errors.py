@@ -63,6 +63,18 @@ def test_a_task_set_draws_every_member_and_a_fixed_task_stays():
     assert [env.step(np.zeros(2, np.float32))[3] for _ in range(3)] == [False, False, True]  # capped episodes
 
 
+def test_every_task_and_set_name_is_an_rllib_env():
+    from ray.tune.registry import ENV_CREATOR, _global_registry
+
+    from distributed.baselines.env import register_all_envs
+
+    ids = register_all_envs()
+    assert {"latentfleet/mt30", "latentfleet/cartpole-swingup", "latentfleet/mw-reach"} <= set(ids)
+    env = _global_registry.get(ENV_CREATOR, "latentfleet/reacher-easy")({"seed": 4})
+    obs, _ = env.reset(seed=4)
+    np.testing.assert_array_equal(obs, make_padded_env(load_task_set("reacher-easy"), "reacher-easy", 4).reset(seed=4)[0])
+
+
 def test_an_algorithm_rllib_lacks_or_we_do_not_run_is_a_clear_error():
     assert check_algorithm("SAC") == "sac" and check_algorithm("DreamerV3") == "dreamerv3"
     with pytest.raises(BaselineError, match=r"algo='sacc': RLlib .* has no algorithm .*supported here: sac, ppo, "
