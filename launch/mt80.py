@@ -14,18 +14,21 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from distributed.config import run_config_from  # noqa: E402
 from distributed.coordinator import Coordinator  # noqa: E402
-from distributed.ray_session import init_ray  # noqa: E402
+from distributed.ray_session import init_ray, shutdown_ray  # noqa: E402
 
 
 def run(cfg: DictConfig) -> dict:
     values = OmegaConf.to_container(cfg, resolve=True)
     ray_opts = values.pop("ray", {}) or {}
     coordinator = Coordinator(run_config_from(values))  # validates config, tasks and run dir
-    print("ray:", init_ray(ray_opts.get("address"), ray_opts.get("num_cpus"), ray_opts.get("temp_dir")))
+    how = init_ray(ray_opts.get("address"), ray_opts.get("num_cpus"), ray_opts.get("temp_dir"))
+    print("ray:", how)
     try:
         summary = coordinator.run()
     finally:
         coordinator.shutdown()
+        if how != "already initialized":  # a Ray this run started (or joined): stop / leave it
+            shutdown_ray()
     print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in summary.items()})
     return summary
 
