@@ -12,6 +12,7 @@ Shapes: `task` is an int64 tensor broadcastable to the leading dims of `z`/`obs`
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 
@@ -64,8 +65,23 @@ class WorldModel(nn.Module):
         """The map's embedding of raw descriptors [..., Dd] -> [..., D] (before the offset and clip)."""
         return self.descriptor_map((descriptors - self.descriptor_mean) / self.descriptor_std)
 
+    @contextlib.contextmanager
+    def cached_task_embeddings(self):
+        """Within this block (gradients off), descriptor-based embeddings of all tasks are computed
+        once and looked up: the planner calls the model dozens of times per action."""
+        if self.cfg.task_conditioning == "table" or not self.cfg.multitask or torch.is_grad_enabled():
+            yield
+            return
+        self._embedding_cache = self.all_task_embeddings()
+        try:
+            yield
+        finally:
+            self._embedding_cache = None
+
     def task_embedding(self, task: torch.Tensor) -> torch.Tensor:
         """[...] task ids -> [..., D] embeddings of norm <= 1."""
+        if getattr(self, "_embedding_cache", None) is not None:
+            return self._embedding_cache[task]
         mode = self.cfg.task_conditioning
         if mode == "table":
             return self.task_emb(task)

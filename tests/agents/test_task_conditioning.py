@@ -148,3 +148,20 @@ def test_descriptor_model_trains_and_round_trips_through_a_checkpoint(tmp_path, 
     loaded, _ = agent_from_checkpoint(tmp_path)
     assert loaded.cfg.model == agent.cfg.model and loaded.cfg.discounts == agent.cfg.discounts
     torch.testing.assert_close(loaded.model.all_task_embeddings(), agent.model.all_task_embeddings())
+
+
+def test_planning_with_cached_descriptor_embeddings_matches_uncached(monkeypatch):
+    import contextlib
+
+    agent = _agent("both")
+    for k in range(3):
+        agent.update(_batch(k % T, seed=k))
+    obs, task = torch.randn(4, O), torch.tensor([0, 1, 2, 1])
+    cached, _ = agent.act(obs, task, agent.new_planner_state(4, seed=3))
+    calls = []
+    real = agent.model.task_embedding
+    monkeypatch.setattr(agent.model, "task_embedding", lambda t: calls.append(1) or real(t))
+    monkeypatch.setattr(agent.model, "cached_task_embeddings", contextlib.nullcontext)
+    uncached, _ = agent.act(obs, task, agent.new_planner_state(4, seed=3))
+    torch.testing.assert_close(cached, uncached)
+    assert len(calls) > 10  # without the cache the map runs at every model call
