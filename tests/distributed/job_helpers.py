@@ -19,6 +19,21 @@ def compose_run_config(overrides: list[str], config_name: str = "mt80") -> RunCo
     return run_config_from(values)
 
 
+def run_job(cfg: RunConfig) -> tuple[dict, list[str]]:
+    """Run a Coordinator to the end on the session's Ray; (summary, every learner rank's parameter digest)."""
+    import ray
+
+    from distributed.coordinator import Coordinator
+
+    co = Coordinator(cfg)
+    try:
+        summary = co.run()
+        digests = ray.get([lr.param_digest.remote() for lr in co.learners])
+    finally:
+        co.shutdown()
+    return summary, digests
+
+
 def store_episodes(run_dir: Path) -> dict[tuple[str, int], tuple[int, int]]:
     """(shard, episode id) -> (task, length) for every live episode of every shard, each shard
     verified first; a duplicate id fails the test."""

@@ -7,20 +7,14 @@ import pytest
 import ray
 
 from distributed.coordinator import ConfigError, Coordinator
-from tests.distributed.job_helpers import compose_run_config, store_episodes
+from tests.distributed.job_helpers import compose_run_config, run_job, store_episodes
 
 pytestmark = pytest.mark.ray
 
 
 @pytest.mark.slow
 def test_mt80_end_to_end_with_two_learner_ranks(ray_session, tmp_path):
-    cfg = compose_run_config(["preset=smoke", f"run_dir={tmp_path}/run", "num_learners=2"])
-    co = Coordinator(cfg)
-    try:
-        summary = co.run()
-        digests = ray.get([lr.param_digest.remote() for lr in co.learners])
-    finally:
-        co.shutdown()
+    summary, digests = run_job(compose_run_config(["preset=smoke", f"run_dir={tmp_path}/run", "num_learners=2"]))
     assert summary["updates"] >= 20 and summary["updates"] % 10 == 0
     assert len(set(digests)) == 1, "learner ranks hold different parameters"
     tasks_in_store = {task for task, _ in store_episodes(tmp_path / "run").values()}

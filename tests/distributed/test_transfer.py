@@ -113,3 +113,22 @@ def test_a_table_model_offers_nearest_and_mean_only(tmp_path):
         TransferExperiment(_config(run_dir, tmp_path / "out", finetune_inits=("descriptor",)))
     exp = TransferExperiment(_config(run_dir, tmp_path / "out", finetune_inits=("nearest",)))
     assert exp.zero_shot_inits == ["nearest", "mean"]
+
+
+@pytest.mark.ray
+def test_distributed_job_on_a_split_with_descriptor_conditioning(ray_session, tmp_path):
+    """The Ray job trains a descriptor-conditioned model on a split's training bodies with two learner
+    ranks: replicas stay identical (no in-place embedding renorm) and held-out ids never reach replay."""
+    from agents.checkpoint import load_checkpoint
+    from tests.distributed.job_helpers import compose_run_config, run_job, store_episodes
+
+    summary, digests = run_job(compose_run_config([
+        "preset=smoke", f"task_set=split:{SPLIT}", f"run_dir={tmp_path}/run", "num_learners=2",
+        "model.task_conditioning=both", "steps=800", "seed_steps=300"]))
+    assert summary["updates"] > 0
+    assert len(set(digests)) == 1, "learner ranks hold different parameters"
+    assert {task for task, _ in store_episodes(tmp_path / "run").values()} == set(range(5))
+    model = load_checkpoint(tmp_path / "run")["agent"]["config"]["model"]
+    assert model["task_conditioning"] == "both" and len(model["task_descriptors"]) == 5
+    exp = TransferExperiment(_config(tmp_path / "run", tmp_path / "out"))
+    assert exp.leak_check["shards"] >= 1 and exp.leak_check["task_ids"] == [0, 1, 2, 3, 4]
