@@ -17,7 +17,7 @@ import hydra  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from distributed.baselines.run import baseline_config_from, run_baseline  # noqa: E402
-from distributed.ray_session import init_ray  # noqa: E402
+from distributed.ray_session import init_ray, shutdown_ray  # noqa: E402
 
 
 def run(cfg: DictConfig) -> dict:
@@ -27,8 +27,13 @@ def run(cfg: DictConfig) -> dict:
         config = baseline_config_from(values)
     except (ValueError, KeyError) as err:  # BaselineError, envs.UnknownNameError, bad options
         sys.exit(f"error: {err}")
-    print("ray:", init_ray(ray_opts.get("address"), ray_opts.get("num_cpus"), ray_opts.get("temp_dir")))
-    summary = run_baseline(config)
+    how = init_ray(ray_opts.get("address"), ray_opts.get("num_cpus"), ray_opts.get("temp_dir"))
+    print("ray:", how)
+    try:
+        summary = run_baseline(config)
+    finally:
+        if how != "already initialized":  # a Ray this run started (or joined): stop / leave it
+            shutdown_ray()
     print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in summary.items()})
     return summary
 
