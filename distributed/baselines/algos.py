@@ -114,14 +114,13 @@ def build_algo_config(algo: str, env_name: str, env_config: dict, *, seed: int, 
 
 def policy_fn(module, algo: str, task_set, one_hot: bool, num_rows: int):
     """`act_fn` for `distributed.evaluator.evaluate_policy` from a trained RLlib module: its
-    deterministic action (SAC: tanh of the mean; PPO: the Gaussian mean, clipped to [-1, 1];
+    deterministic action (`deterministic_action`: SAC tanh of the mean; PPO the mean, clipped to [-1, 1];
     DreamerV3: the actor's mode after the RSSM's posterior step, with one RSSM state per episode)."""
     import torch
 
     from distributed.baselines.env import policy_obs
 
-    spec = SUPPORTED[check_algorithm(algo)]
-    module.eval()
+    spec = SUPPORTED[check_algorithm(algo)]  # (the module keeps its mode: it may be the one RLlib samples with)
     if spec.recurrent:
         init = module.get_initial_state()
         state = {k: v.float().unsqueeze(0).repeat(num_rows, *([1] * v.dim())) for k, v in init.items()}
@@ -149,7 +148,19 @@ def policy_fn(module, algo: str, task_set, one_hot: bool, num_rows: int):
         x = torch.from_numpy(policy_obs(obs, task_ids, len(task_set), one_hot))
         with torch.no_grad():
             out = module.forward_inference({Columns.OBS: x})
-            actions = dist_cls.from_logits(out[Columns.ACTION_DIST_INPUTS]).to_deterministic().sample()
+            actions = deterministic_action(dist_cls.from_logits(out[Columns.ACTION_DIST_INPUTS]))
         return np.clip(actions.numpy(), -1.0, 1.0)
 
     return act
+
+
+def deterministic_action(dist):
+    """The mode of an RLlib action distribution. A squashed Gaussian (SAC) gives its squashed mean
+    tanh(mu), rescaled to [low, high]: RLlib 2.60's `to_deterministic()` returns the pre-tanh mean
+    mu there, which is not the policy's action (clipping it to [-1, 1] acts differently)."""
+    import torch
+    from ray.rllib.core.distribution.torch.torch_distribution import TorchSquashedGaussian
+
+    if isinstance(dist, TorchSquashedGaussian):
+        return dist.low + (torch.tanh(dist.loc) + 1.0) / 2.0 * (dist.high - dist.low)
+    return dist.to_deterministic().sample()

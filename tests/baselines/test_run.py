@@ -85,6 +85,27 @@ def test_each_baseline_trains_and_writes_our_eval_rows(tmp_path, ray_session, al
 
 
 @pytest.mark.ray
+def test_sac_is_evaluated_with_its_squashed_mean_not_rllibs_pre_tanh_mean(tmp_path, ray_session):
+    import torch
+    from ray.rllib.core.columns import Columns
+
+    from distributed.baselines.algos import policy_fn
+
+    run = BaselineRun(_config(tmp_path, "sac"))
+    try:
+        module = run.algo.get_module()
+        obs = np.random.default_rng(0).normal(size=(4, 5)).astype(np.float32)
+        act = policy_fn(module, "sac", run.task_set, one_hot=False, num_rows=4)(obs, np.zeros(4, np.int64), [0, 1, 2, 3])
+        with torch.no_grad():
+            logits = module.forward_inference({Columns.OBS: torch.from_numpy(obs)})[Columns.ACTION_DIST_INPUTS]
+        mean = logits[:, :1].numpy()  # [loc | log_std]
+        np.testing.assert_allclose(act, np.tanh(mean), rtol=1e-5, atol=1e-6)
+        assert not np.allclose(act, np.clip(mean, -1, 1), rtol=1e-5, atol=1e-6)  # the two really differ here
+    finally:
+        run.close()
+
+
+@pytest.mark.ray
 def test_ppo_takes_a_task_set_with_padding_and_a_task_one_hot(tmp_path, ray_session):
     cfg = _config(tmp_path, "ppo", task="cartpole-swingup,reacher-easy")
     run = BaselineRun(cfg)
