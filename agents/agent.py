@@ -69,7 +69,8 @@ class Agent:
         empty = [g for g in groups if not named[g]]
         if empty and groups != list(named):
             raise ValueError(f"this model has no {empty} parameters (task_conditioning="
-                             f"{self.cfg.model.task_conditioning!r}, {self.cfg.model.num_tasks} tasks)")
+                             f"{self.cfg.model.task_conditioning!r}, {self.cfg.model.num_tasks} tasks); "
+                             f"its groups: {[g for g in named if named[g]]}")
         for g, params in named.items():
             for p in params:
                 p.requires_grad_(g in groups)

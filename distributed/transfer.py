@@ -45,7 +45,7 @@ class TransferConfig:
     eval_max_steps: int | None = None  # cap evaluation episodes (smoke runs)
     finetune_steps: int = 2000  # K: agent steps of finetuning / from-scratch training per held-out task
     finetune_inits: tuple[str, ...] = ("descriptor",)  # subset of ZERO_SHOT_INITS
-    finetune_params: tuple[str, ...] = ("all",)  # Agent.parameter_groups() names, or "all"
+    finetune_params: tuple[str, ...] = ("task_embedding",)  # Agent.parameter_groups() names, or "all"
     finetune_seed_steps: int = 0  # random-action steps before the finetune plans (pretrained: none)
     scratch: bool = True
     scratch_seed_steps: int = 1000
