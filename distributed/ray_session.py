@@ -51,7 +51,7 @@ def shutdown_ray(timeout_s: float = 10.0) -> int:
         if _same_process(pid, start):
             try:
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
+            except ProcessLookupError:  # exited between the check and the kill: what we wanted
                 pass
     return len(pids)
 

@@ -202,7 +202,7 @@ class TransferExperiment:
                            eval_freq=max(steps, 1), eval_episodes=c.episodes, eval_max_steps=c.eval_max_steps,
                            checkpoint_freq=max(steps, 1), diagnostics=False, device=c.device,
                            precision=base.precision, torch_threads=c.torch_threads, wandb_mode="disabled",
-                           progress=False, planner={**_plain_planner(base.planner), **c.planner},
+                           progress=False, planner={**asdict(base.planner), **c.planner},
                            optim={k: v for k, v in asdict(base.optim).items() if k != "batch_size"})
         start = time.time()
         trainer = Trainer(tcfg, agent=agent, tasks=[task] if agent is not None else None)
@@ -255,10 +255,6 @@ def _planner(agent, overrides: dict):
     from dataclasses import replace
 
     return replace(agent.cfg.planner, **checked_options(type(agent.cfg.planner), overrides, "planner option"))
-
-
-def _plain_planner(p) -> dict:
-    return {k: v for k, v in asdict(p).items()}
 
 
 def _ratio(a: float, b: float) -> float | None:
