@@ -204,6 +204,10 @@ class TransferExperiment:
                            precision=base.precision, torch_threads=c.torch_threads, wandb_mode="disabled",
                            progress=False, planner={**asdict(base.planner), **c.planner},
                            optim={k: v for k, v in asdict(base.optim).items() if k != "batch_size"})
+        if agent is not None:  # a given agent plans with its own config: apply the overrides there too
+            from dataclasses import replace
+
+            agent.cfg = replace(agent.cfg, planner=_planner(agent, c.planner))
         start = time.time()
         trainer = Trainer(tcfg, agent=agent, tasks=[task] if agent is not None else None)
         trainer.train()
