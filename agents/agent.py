@@ -13,7 +13,8 @@ import torch.nn.functional as F
 
 from agents.batch import Batch
 from agents.config import AgentConfig
-from agents.planner import PlanInfo, PlannerState, plan_batch
+from agents.planner import PlanInfo, PlannerState
+from agents.policy import PlanningPolicy
 from agents.running_scale import RunningScale
 from agents.world_model import WorldModel
 
@@ -135,19 +136,18 @@ class Agent:
         return list(range(T, T + n))
 
     # -- acting -----------------------------------------------------------------------------
+    def policy(self) -> PlanningPolicy:
+        """This agent's model and planner as a policy (shares the model: no copy)."""
+        return PlanningPolicy(self.cfg, model=self.model)
+
     def new_planner_state(self, batch_size: int, seed: int = 0, row_ids: list[int] | None = None,
                           horizon: int | None = None) -> PlannerState:
-        return PlannerState.create(batch_size, horizon or self.cfg.planner.horizon, self.cfg.model.action_dim,
-                                   seed=seed, device=self.device, row_ids=row_ids)
+        return self.policy().new_planner_state(batch_size, seed, row_ids, horizon)
 
-    @torch.no_grad()
     def act(self, obs: torch.Tensor, task: torch.Tensor, state: PlannerState, *, eval_mode: bool = False,
             planner_cfg=None) -> tuple[torch.Tensor, PlanInfo]:
         """obs [B, O], task [B] -> actions [B, A] (on CPU) and the planner's info."""
-        action, info = plan_batch(self.model, obs.to(self.device, torch.float32), task.to(self.device), state,
-                                  planner_cfg or self.cfg.planner, self.discounts, eval_mode=eval_mode,
-                                  autocast_dtype=self.autocast_dtype)
-        return action.cpu(), info
+        return self.policy().act(obs, task, state, eval_mode=eval_mode, planner_cfg=planner_cfg)
 
     def _amp(self):
         if self.autocast_dtype is None:

@@ -22,17 +22,34 @@ WEIGHTS_FILE = "model.safetensors"
 def save_checkpoint(directory: str | os.PathLike, agent: Agent, extra: dict | None = None) -> Path:
     """Write `agent` (model, optimisers, scale, counters) and `extra` (plain data: counters,
     RNG states, run metadata) to `directory/checkpoint.pt`; returns that path."""
+    return write_checkpoint(directory, {"agent": agent.state_dict(), "extra": extra or {}}, agent.model.state_dict())
+
+
+def write_checkpoint(directory: str | os.PathLike, state: dict, model_weights: dict) -> Path:
+    """`state` (plain containers and tensors, with an "agent" entry) to `directory/checkpoint.pt`
+    and `model_weights` (a WorldModel state dict) to `model.safetensors`. Each file is written
+    to a temp file, fsynced, renamed, and the directory fsynced: a kill or power loss leaves the
+    previous checkpoint or the new one, never a torn file."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / CHECKPOINT_FILE
-    tmp = path.with_suffix(".pt.tmp")
-    torch.save({"agent": agent.state_dict(), "extra": extra or {}}, tmp)
-    os.replace(tmp, path)
-    weights = {k: v.detach().contiguous().cpu() for k, v in agent.model.state_dict().items()}
-    tmp_w = directory / (WEIGHTS_FILE + ".tmp")
-    save_file(weights, str(tmp_w))
-    os.replace(tmp_w, directory / WEIGHTS_FILE)
+    _atomic(path, lambda tmp: torch.save(state, tmp))
+    weights = {k: v.detach().contiguous().cpu() for k, v in model_weights.items()}
+    _atomic(directory / WEIGHTS_FILE, lambda tmp: save_file(weights, str(tmp)))
     return path
+
+
+def _atomic(path: Path, write) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
@@ -43,9 +60,14 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a truncated or foreign file
         raise ValueError(f"{path} is not a readable latentfleet checkpoint: {exc}") from exc
+    if not isinstance(state, dict) or "agent" not in state:
+        keys = sorted(state)[:6] if isinstance(state, dict) else type(state).__name__
+        raise ValueError(f"{path} is not a latentfleet checkpoint (a checkpoint of another layout: top-level "
+                         f"{keys}, no 'agent'); a TD-MPC2 checkpoint is imported with launch/import_checkpoint.py")
+    return state
 
 
 def config_from_checkpoint(state: dict, device: str | None = None) -> AgentConfig:

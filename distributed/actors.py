@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from agents.agent import Agent
 from agents.config import AgentConfig
+from agents.policy import PlanningPolicy
 from distributed.env_runner import EnvRunner
 from distributed.evaluator import evaluate
 from distributed.learner import Learner
@@ -24,12 +24,14 @@ class EnvRunnerShell:
                  max_episode_steps: int | None):
         from envs import load_task_set
 
+        torch.set_num_threads(torch_threads)
         self.shard = shard
         self.call_s = 0.0
         self._storing = None  # the previous call's add_episodes, overlapped with this call's stepping
-        self.runner = EnvRunner(agent_cfg, load_task_set(task_set_name), tasks, envs_per_task=envs_per_task,
-                                seed=seed, runner_id=runner_id, torch_threads=torch_threads,
-                                max_episode_steps=max_episode_steps)
+        task_set = load_task_set(task_set_name)
+        policy = PlanningPolicy(agent_cfg, torch.as_tensor(task_set.action_masks()))
+        self.runner = EnvRunner(policy, task_set, tasks, envs_per_task=envs_per_task, seed=seed,
+                                runner_id=runner_id, max_episode_steps=max_episode_steps)
 
     def collect(self, num_steps: int, random_actions: bool) -> dict:
         """Step every env `num_steps` times; store finished episodes; return counts and timings."""
@@ -46,12 +48,12 @@ class EnvRunnerShell:
             self._storing = self.shard.add_episodes.remote([{k: e[k] for k in RUNNER_EPISODE_KEYS} for e in episodes])
         self.call_s += time.perf_counter() - start
         stats["call_s"] = self.call_s
-        stats["steps_this_call"] = num_steps * len(self.runner)
+        stats["steps"] = num_steps * len(self.runner)
         stats["episodes"] = [(e["task"], e["return"], e["success"], e["length"]) for e in episodes]
         return stats
 
     def set_weights(self, weights: dict, version: int) -> int:
-        self.runner.set_weights(weights, version)
+        self.runner.policy.load_weights(weights, version)
         return version
 
     def drain(self) -> None:
@@ -71,67 +73,22 @@ class EnvRunnerShell:
         return os.getpid()
 
 
-class ShardActorSampler:
-    """Samples a learner batch from replay shard actors: rows split across shards in proportion
-    to their data (uniform) or to the number of tasks they hold (task-balanced), one request
-    kept in flight ahead of use. With `offline` shards, a fixed `offline_ratio` of every batch
-    comes from them (all of it when there are no online shards)."""
-
-    def __init__(self, shards: list, seed: int, offline: list | None = None, offline_ratio: float = 0.0):
-        self.shards, self.offline = list(shards), list(offline or [])
-        self.offline_ratio = 1.0 if not self.shards else (offline_ratio if self.offline else 0.0)
-        self.rng = np.random.default_rng(seed)
-        self._pending = None
-
-    def _weights(self, shards: list, balance: str) -> np.ndarray:
-        import ray
-
-        for attempt in range(2):
-            stats = ray.get([s.stats.remote() for s in shards])
-            if balance == "task":
-                w = np.array([len(s["task_counts"]) for s in stats], float)
-            else:
-                w = np.array([s["transitions"] for s in stats], float)
-            if w.sum() > 0:
-                return w / w.sum()
-            if attempt == 0:  # episodes may be added but not yet committed: commit them now
-                ray.get([s.flush.remote() for s in shards])
-        raise RuntimeError("replay is empty: no committed episode to sample from")
-
-    def _request(self, batch_size, horizon, balance, action_masks):
-        n_off = int(round(batch_size * self.offline_ratio))
-        refs = []
-        for shards, n in ((self.shards, batch_size - n_off), (self.offline, n_off)):
-            if n == 0:
-                continue
-            counts = self.rng.multinomial(n, self._weights(shards, balance))
-            seeds = self.rng.integers(0, 2**31, len(shards))
-            refs += [s.sample.remote(int(k), horizon, balance, action_masks, int(seed))
-                     for s, k, seed in zip(shards, counts, seeds) if k > 0]
-        return refs
-
-    def sample(self, batch_size: int, horizon: int, rng=None, balance: str = "task", action_masks=None) -> dict:
-        import ray
-
-        key = (batch_size, horizon, balance)
-        if self._pending is None or self._pending[0] != key:
-            self._pending = (key, self._request(batch_size, horizon, balance, action_masks))
-        parts = ray.get(self._pending[1])
-        self._pending = (key, self._request(batch_size, horizon, balance, action_masks))
-        # obs/action/reward/terminated are time-major [H(+1), B, ...]; task/action_mask are [B, ...]
-        return {k: np.concatenate([p[k] for p in parts], axis=1 if parts[0][k].ndim >= 2 and k not in
-                                  ("task", "action_mask") else 0) for k in parts[0]}
-
-
 class LearnerShell:
-    """A Learner sampling from replay shard actors."""
+    """A Learner sampling from replay shard actors, or (offline / mixed) from a store on disk that
+    this node can read (opened read-only), or a mixture of the two."""
 
     def __init__(self, agent_cfg: AgentConfig, action_masks: np.ndarray, shards: list, *, rank: int,
-                 world_size: int, seed: int, torch_threads: int, offline_shards: list | None = None,
-                 offline_ratio: float = 0.0):
-        sampler = ShardActorSampler(shards, seed * 7 + rank, offline_shards, offline_ratio)
-        self.learner = Learner(agent_cfg, action_masks, sampler, rank=rank, world_size=world_size, seed=seed,
-                               torch_threads=torch_threads)
+                 world_size: int, seed: int, torch_threads: int, balance: str, offline_data: str | None = None,
+                 offline_ratio: float = 0.0, cache_bytes: int = 256 << 20):
+        from distributed.batches import Mixture, ShardActorSource, StoreSource
+
+        torch.set_num_threads(torch_threads)
+        source = ShardActorSource(shards, action_masks, balance=balance) if shards else None
+        if offline_data:
+            offline = StoreSource(offline_data, action_masks, agent_cfg.model.obs_dim, balance=balance,
+                                  cache_bytes=cache_bytes)
+            source = offline if source is None else Mixture(source, offline, offline_ratio)
+        self.learner = Learner(agent_cfg, action_masks, source, rank=rank, world_size=world_size, seed=seed)
 
     def address(self) -> str:
         """host:port for rank 0 to host the process group."""
@@ -169,6 +126,9 @@ class LearnerShell:
     def rng_state(self) -> dict:
         return self.learner.rng_state()
 
+    def shards_set_aside(self) -> dict:
+        return {str(k): str(v) for k, v in getattr(self.learner.source, "failed", {}).items()}
+
     def load_rng_state(self, state: dict) -> None:
         self.learner.load_rng_state(state)
 
@@ -181,12 +141,12 @@ class EvaluatorShell:
 
         torch.set_num_threads(torch_threads)
         self.task_set = load_task_set(task_set_name)
-        self.agent = Agent(agent_cfg, action_masks=torch.as_tensor(self.task_set.action_masks()))
+        self.policy = PlanningPolicy(agent_cfg, torch.as_tensor(self.task_set.action_masks()))
 
     def evaluate(self, weights: dict, version: int, *, episodes: int, seed: int, max_steps: int | None,
                  tasks: list[str] | None = None) -> dict:
-        self.agent.model.load_state_dict(weights)
-        result = evaluate(self.agent, self.task_set, tasks, episodes=episodes, seed=seed, max_steps=max_steps)
+        self.policy.load_weights(weights, version)
+        result = evaluate(self.policy, self.task_set, tasks, episodes=episodes, seed=seed, max_steps=max_steps)
         result["weights_version"] = version
         return result
 

@@ -1,81 +1,343 @@
-"""The typed configuration of a distributed run (built once from Hydra, never mutated)."""
+"""The one typed configuration of every run, built once and never mutated.
+
+`RunConfig` is a Hydra structured config registered in the ConfigStore as `run_schema`; the YAML
+files in configs/ hold only presets and experiment overrides on top of it. OmegaConf checks
+types and keys while composing (`steps=abc` or `planner.num_samples=many` fail at once, naming
+the key), `compose()` returns the frozen dataclass, and `check_config` refuses out-of-range values
+before anything starts. Every mode (one process, offline, mixed, Ray) reads the same tree:
+
+    backend=local   one process: an in-process env runner, learner and evaluator, run in turn
+    backend=ray     Ray actors: env runners, replay-shard actors, a learner group, an evaluator
+    num_runners=0   no collection: offline training from `offline_data` (steps count updates)
+    offline_data=.. with runners: a mixed run, `offline_ratio` of every batch from that store
+"""
 from __future__ import annotations
 
+import dataclasses
+import difflib
+import json
+import os
+import re
+import typing
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
 
-from agents.config import checked_options
+from agents.config import AgentConfig, ModelConfig, OptimConfig, PlannerConfig, make_agent_config, model_preset
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+BACKENDS = ("local", "ray")
+BALANCES = ("uniform", "task")
 
 
-@dataclass(frozen=True)
+class ConfigError(ValueError):
+    """A run that cannot start as configured; raised before anything is written or started."""
+
+
+def _options_of(cls, exclude: tuple[str, ...] = (), optional: bool = False):
+    """A mutable (Hydra-mergeable) dataclass with the fields of the frozen agent config `cls`:
+    same names, types and defaults, so nothing is listed twice. With `optional`, every field
+    defaults to None (None: keep the model preset's value)."""
+    hints = typing.get_type_hints(cls)
+    fields = []
+    for f in dataclasses.fields(cls):
+        if f.name in exclude:
+            continue
+        kind = hints[f.name]
+        if optional:
+            fields.append((f.name, Optional[kind], field(default=None)))
+        else:
+            fields.append((f.name, kind, field(default=f.default)))
+    return dataclasses.make_dataclass(cls.__name__.replace("Config", "Options"), fields)
+
+
+PlannerOptions = _options_of(PlannerConfig)
+OptimOptions = _options_of(OptimConfig, exclude=("batch_size", "horizon"))  # batch_size top-level; horizon = planner's
+ModelOptions = _options_of(ModelConfig, optional=True, exclude=(
+    "obs_dim", "action_dim", "num_tasks", "model_size", "task_descriptors", "descriptor_mean", "descriptor_std"))
+
+
+@dataclass
+class RayOptions:
+    address: Optional[str] = None  # None: RAY_ADDRESS / the `ray job submit` cluster, else an embedded local Ray
+    num_cpus: Optional[int] = None  # embedded Ray only (None: all cores)
+    temp_dir: Optional[str] = None  # embedded Ray only
+
+
+@dataclass
 class RunConfig:
-    task_set: str = "mt80"
-    model_size: str = "5"
-    steps: int = 1_000_000  # agent steps over all tasks
+    task: str = "cartpole-balance"  # a task, a comma-separated list, a task-set name (mt80) or split:<name>
+    model_size: str = "1"  # 1 | 5 | 19 | 48 | 317 (TD-MPC2's presets) | tiny (tests, CI)
+    steps: int = 100_000  # env (agent) steps over all envs; updates when offline (num_runners=0)
     seed: int = 1
-    run_dir: str = "runs/mt80"
+    tag: str = ""  # set by presets: part of the default run directory, so presets never share one
+    run_dir: str = "runs/${task}-${model_size}-${tag}s${seed}"
+    backend: str = "local"  # local (one process) | ray
     # collection
-    num_runners: int = 2
+    num_runners: int = 1  # env-runner actors (ray); local: 1 in-process runner, or 0 (offline)
     envs_per_task: int = 1
-    collect_steps: int = 10  # env steps per runner call (per env)
-    max_episode_steps: int | None = None  # truncate episodes early (smoke presets only)
-    seed_steps: int | None = None  # random-action agent steps before learning (None: TD-MPC2 rule)
+    collect_steps: int = 1  # env steps per runner call (per env) between learning rounds
+    max_episode_steps: Optional[int] = None  # truncate episodes early (smoke presets only)
+    seed_steps: Optional[int] = None  # random-action steps before learning (None: see default_seed_steps)
     # replay
-    num_shards: int | None = None  # None: one per runner
-    chunk_len: int = 1024
+    num_shards: Optional[int] = None  # ray: None = one per runner; local: always 1
+    chunk_len: int = 256
     shard_flush_s: float = 10.0
     shard_cache_mb: int = 256
-    # offline data (TD-MPC2's mt80 setting): a replay store to learn from; with num_runners=0 the
-    # run is offline (steps, eval_freq and checkpoint_freq then count updates), else mixed
-    offline_data: str | None = None
-    offline_ratio: float = 0.5  # share of every batch drawn from offline_data in a mixed run
+    offline_data: Optional[str] = None  # a replay store (shard or directory of shards), opened read-only
+    offline_ratio: float = 0.5  # share of every batch from offline_data when runners also collect
     # learning
     num_learners: int = 1
     batch_size: int = 256
-    utd: float = 1.0  # updates per agent step (samples-per-insert)
-    max_lag: int = 200  # hold collection when learners are this many updates behind
-    updates_per_round: int = 20
-    publish_every: int = 20  # publish weights to runners every K updates
-    # evaluation / checkpoints
-    eval_freq: int = 50_000
-    eval_episodes: int = 1
-    eval_max_steps: int | None = None
-    checkpoint_freq: int = 50_000
-    diag_freq: int = 0  # per-task latent diagnostics on rank 0 every this many env steps (0: only at the end)
+    balance: str = "task"  # uniform | task (see distributed/batches.py)
+    utd: float = 1.0  # gradient updates per stored env step (samples per insert)
+    max_lag: int = 200  # hold collection when learners are this many updates behind the ratio
+    updates_per_round: int = 1  # updates per learner call between other work
+    publish_every: int = 1  # publish weights to runners every K updates (ray)
+    # evaluation, diagnostics, checkpoints (in env steps; in updates when offline)
+    eval_freq: int = 10_000
+    eval_episodes: int = 5
+    eval_max_steps: Optional[int] = None
+    checkpoint_freq: int = 10_000
+    diag_freq: int = 0  # per-task latent diagnostics every N (0: only the final report)
+    diagnostics: bool = True  # write the final diagnostics report
     diag_samples_per_task: int = 64
     diag_audit_states: int = 4
-    # resources (per actor)
+    # resources
     cpus_per_runner: float = 1.0
     gpus_per_runner: float = 0.0
     cpus_per_learner: float = 1.0
     gpus_per_learner: float = 0.0
     cpus_per_shard: float = 0.1
     cpus_per_evaluator: float = 1.0
-    device: str = "cpu"  # learner device: cpu | cuda
-    runner_device: str = "cpu"
-    precision: str = "fp32"
+    torch_threads: int = 1  # the local backend's torch threads (ray actors use their CPU share)
+    device: str = "cpu"  # learner device: cpu | cuda | cuda:1
+    runner_device: Optional[str] = None  # None: as device
+    precision: str = "fp32"  # fp32 | bf16
     # logging
-    wandb_mode: str = "offline"
+    wandb_mode: str = "offline"  # offline | online | disabled
     wandb_project: str = "latentfleet"
     progress: bool = True
-    planner: dict = field(default_factory=dict)
-    optim: dict = field(default_factory=dict)
-    model: dict = field(default_factory=dict)
+    planner: PlannerOptions = field(default_factory=PlannerOptions)
+    optim: OptimOptions = field(default_factory=OptimOptions)
+    model: ModelOptions = field(default_factory=ModelOptions)
+    ray: RayOptions = field(default_factory=RayOptions)
 
-    def identity(self) -> dict:
-        """What must match for a run directory to be resumed."""
-        return {"task_set": self.task_set, "model_size": str(self.model_size), "seed": self.seed,
-                "num_shards": self.shards}
+    @property
+    def offline(self) -> bool:
+        """No collection: `steps`, `eval_freq`, `checkpoint_freq` and `diag_freq` count updates."""
+        return self.num_runners == 0
 
     @property
     def shards(self) -> int:
-        return self.num_shards or self.num_runners
+        if self.backend == "local":
+            return 1
+        return self.num_shards or max(self.num_runners, 1)
+
+    def identity(self, tasks: list[str]) -> dict:
+        """What must match for a run directory (its replay store and checkpoint) to be resumed."""
+        return {"task": self.task, "tasks": list(tasks), "model_size": str(self.model_size), "seed": self.seed,
+                "backend": self.backend, "num_shards": self.shards if not self.offline else 0,
+                "chunk_len": self.chunk_len, "max_episode_steps": self.max_episode_steps,
+                "model": {k: v for k, v in dataclasses.asdict(self.model).items() if v is not None}}
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
 
 
-def run_config_from(values: dict) -> RunConfig:
-    """A RunConfig from a plain mapping (a resolved Hydra config); unknown keys are an error."""
-    values = checked_options(RunConfig, {k: v for k, v in values.items() if k not in ("hydra", "preset")},
-                             "run option")
-    values["model_size"] = str(values.get("model_size", RunConfig.model_size))
-    for key in ("planner", "optim", "model"):
-        values[key] = {k: v for k, v in dict(values.get(key) or {}).items() if v is not None}
-    return RunConfig(**values)
+def register_configs() -> None:
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(name="run_schema", node=RunConfig)
+
+
+def compose(config_name: str = "train", overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """configs/<config_name>.yaml + command-line overrides -> a checked RunConfig.
+
+    Raises ConfigError naming the key for a wrong type, an unknown key or an out-of-range value."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    register_configs()
+    try:
+        if GlobalHydra.instance().is_initialized():
+            GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            node = hydra_compose(config_name=config_name, overrides=list(overrides))
+        values = OmegaConf.to_container(node, resolve=True, structured_config_mode=None)
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise ConfigError(_one_line_hydra_error(exc, overrides)) from None
+    values.pop("hydra", None)
+    values.pop("preset", None)
+    if "," in values["run_dir"] or "'" in values["run_dir"]:  # a task list in the default run_dir
+        values["run_dir"] = re.sub(r"[,' ]+", "+", values["run_dir"])
+    return config_from_dict(values)
+
+
+def config_from_dict(values: dict) -> RunConfig:
+    """A checked RunConfig from a plain mapping (a composed config, or a sweep trial's record)."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        node = OmegaConf.merge(OmegaConf.structured(RunConfig), values)
+        cfg = OmegaConf.to_object(node)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(_one_line_hydra_error(exc, [])) from None
+    check_config(cfg)
+    return cfg
+
+
+def _one_line_hydra_error(exc: Exception, overrides) -> str:
+    """Hydra/OmegaConf's multi-line error as one line that names the key (and the closest key)."""
+    text = str(exc)
+    if exc.__cause__ is not None:
+        text += "\n" + str(exc.__cause__)
+    unknown = re.search(r"Key '([\w.]+)' is not in struct|Could not override '([\w.]+)'", text)
+    if unknown:
+        bad = unknown.group(1) or unknown.group(2)
+        leaf, parent = bad.split(".")[-1], bad.rsplit(".", 1)[0] if "." in bad else None
+        node = RunConfig if parent is None else typing.get_type_hints(RunConfig).get(parent)
+        names = [f.name for f in dataclasses.fields(node)] if dataclasses.is_dataclass(node) else []
+        hint = difflib.get_close_matches(leaf, names, n=2)
+        return f"unknown config key {bad!r}{f' (closest: {hint})' if hint else ''}"
+    keep = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith(
+        ("object_type", "reference_type", "To append", "full_key"))]
+    key = re.search(r"full_key: ([\w.]+)", text)
+    return f"bad value for {key.group(1) if key else 'a config key'}: " + "; ".join(dict.fromkeys(keep))
+
+
+def check_config(cfg: RunConfig) -> None:
+    """Ranges and choices, all at once (every problem named), before anything starts."""
+    errors = []
+
+    def need(ok: bool, msg: str) -> None:
+        if not ok:
+            errors.append(msg)
+
+    need(cfg.backend in BACKENDS, f"backend must be one of {BACKENDS}, got {cfg.backend!r}")
+    need(cfg.balance in BALANCES, f"balance must be one of {BALANCES}, got {cfg.balance!r}")
+    need(cfg.steps > 0, f"steps must be > 0, got {cfg.steps}")
+    need(cfg.seed >= 0, f"seed must be >= 0, got {cfg.seed}")
+    for name in ("eval_freq", "checkpoint_freq", "envs_per_task", "collect_steps", "num_learners", "batch_size",
+                 "updates_per_round", "publish_every", "chunk_len", "torch_threads"):
+        need(getattr(cfg, name) >= 1, f"{name} must be >= 1, got {getattr(cfg, name)}")
+    for name in ("num_runners", "diag_freq", "max_lag", "eval_episodes", "diag_samples_per_task"):
+        need(getattr(cfg, name) >= 0, f"{name} must be >= 0, got {getattr(cfg, name)}")
+    need(cfg.utd > 0, f"utd must be > 0, got {cfg.utd}")
+    need(0.0 <= cfg.offline_ratio <= 1.0, f"offline_ratio must be in [0, 1], got {cfg.offline_ratio}")
+    need(cfg.seed_steps is None or cfg.seed_steps >= 0, f"seed_steps must be >= 0, got {cfg.seed_steps}")
+    need(cfg.num_shards is None or cfg.num_shards >= 1, f"num_shards must be >= 1, got {cfg.num_shards}")
+    need(cfg.precision in ("fp32", "bf16"), f"precision must be fp32 or bf16, got {cfg.precision!r}")
+    need(cfg.wandb_mode in ("offline", "online", "disabled"), f"wandb_mode must be offline|online|disabled")
+    horizon = cfg.planner.horizon
+    if cfg.max_episode_steps is not None:
+        need(cfg.max_episode_steps > 2 * horizon, f"max_episode_steps ({cfg.max_episode_steps}) must be > 2 x "
+             f"planner.horizon ({2 * horizon}): training windows and diagnostics need H+1 and 2H+1 steps")
+    if cfg.eval_max_steps is not None:
+        need(cfg.eval_max_steps >= 1, f"eval_max_steps must be >= 1, got {cfg.eval_max_steps}")
+    if cfg.backend == "local":
+        need(cfg.num_runners in (0, 1), f"backend=local runs 0 (offline) or 1 in-process runner, got num_runners="
+             f"{cfg.num_runners}; use backend=ray for more")
+        need(cfg.num_learners == 1, f"backend=local has one learner, got num_learners={cfg.num_learners}; "
+             f"use backend=ray for a data-parallel group")
+    if cfg.offline:
+        need(cfg.offline_data is not None, "num_runners=0 means an offline run: give offline_data=<replay store>")
+    for dev in {cfg.device, cfg.runner_device or cfg.device}:
+        problem = device_problem(dev)
+        need(problem is None, problem or "")
+    try:
+        PlannerConfig(**dataclasses.asdict(cfg.planner))
+    except ValueError as exc:
+        errors.append(f"planner: {exc}")
+    try:
+        model_preset(cfg.model_size)
+    except ValueError as exc:
+        errors.append(str(exc))
+    if errors:
+        raise ConfigError("; ".join(errors))
+
+
+def device_problem(device: str) -> str | None:
+    """Why `device` cannot be used on this machine (None if it can)."""
+    if device == "cpu":
+        return None
+    if not re.fullmatch(r"cuda(:\d+)?", device):
+        return f"device must be cpu, cuda or cuda:<n>, got {device!r}"
+    import torch
+
+    if not torch.cuda.is_available():
+        return f"device={device} but this machine has no usable CUDA GPU (torch {torch.__version__}); use device=cpu"
+    index = int(device.split(":")[1]) if ":" in device else 0
+    if index >= torch.cuda.device_count():
+        return f"device={device} but this machine has {torch.cuda.device_count()} GPUs"
+    return None
+
+
+# -- values derived from the config and the task set (one place each) ---------------------------
+def default_seed_steps(episode_lengths: list[int]) -> int:
+    """TD-MPC2's rule: max(1000, 5 episodes of the longest task)."""
+    return max(1000, 5 * max(episode_lengths))
+
+
+def seed_steps(cfg: RunConfig, task_set, tasks: list[str]) -> int:
+    if cfg.seed_steps is not None:
+        return cfg.seed_steps
+    return default_seed_steps([min(task_set.spec(t).episode_length, cfg.max_episode_steps or 10**9) for t in tasks])
+
+
+def build_agent_config(cfg: RunConfig, task_set, device: str | None = None) -> AgentConfig:
+    """The agent's config for `task_set` (dims, discounts, descriptors) from the run config."""
+    from embodiments.conditioning import descriptor_kwargs
+
+    model = {k: v for k, v in dataclasses.asdict(cfg.model).items() if v is not None}
+    return make_agent_config(
+        **descriptor_kwargs(model, task_set), obs_dim=task_set.max_obs_dim, action_dim=task_set.max_action_dim,
+        episode_lengths=[t.episode_length for t in task_set.tasks], model_size=cfg.model_size, model=model,
+        optim={**dataclasses.asdict(cfg.optim), "batch_size": cfg.batch_size, "horizon": cfg.planner.horizon},
+        planner=dataclasses.asdict(cfg.planner), device=device or cfg.device, precision=cfg.precision)
+
+
+# -- the run directory ---------------------------------------------------------------------------
+RUN_FILE = "run.json"
+
+
+def check_run_dir(cfg: RunConfig, tasks: list[str]) -> None:
+    """Refuse a run directory that belongs to another run (before anything is written there)."""
+    meta = Path(cfg.run_dir) / RUN_FILE
+    if not meta.exists():
+        if Path(cfg.run_dir).exists() and (Path(cfg.run_dir) / "checkpoint.pt").exists():
+            raise ConfigError(f"run directory {cfg.run_dir} holds a checkpoint but no {RUN_FILE}: it was not made "
+                              f"by this version; choose another run_dir")
+        return
+    try:
+        saved = json.loads(meta.read_text())
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{meta} is unreadable ({exc}); choose another run_dir") from None
+    mine = cfg.identity(tasks)
+    diffs = {k: (saved.get(k), v) for k, v in mine.items() if saved.get(k) != v}
+    if diffs:
+        shown = {k: (f"{len(a or [])} tasks", f"{len(b)} tasks") if k == "tasks" else (a, b)
+                 for k, (a, b) in diffs.items()}
+        raise ConfigError(f"run directory {cfg.run_dir} belongs to another run ("
+                          + ", ".join(f"{k}: {a!r} there, {b!r} here" for k, (a, b) in shown.items())
+                          + "); use another run_dir or the original settings")
+
+
+def write_run_file(cfg: RunConfig, tasks: list[str], extra: dict | None = None) -> None:
+    """run.json (identity + what a reader of the run needs), written atomically."""
+    run_dir = Path(cfg.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    meta = run_dir / RUN_FILE
+    if meta.exists():
+        return
+    tmp = meta.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps({**cfg.identity(tasks), **(extra or {})}, indent=1))
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, meta)
+    (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))

@@ -8,21 +8,20 @@ import time
 import numpy as np
 import torch
 
-from agents.agent import Agent
-from agents.config import AgentConfig
+from agents.policy import PlanningPolicy
 from distributed.episodes import EpisodeBuilder
 
 
 class EnvRunner:
-    def __init__(self, agent_cfg: AgentConfig, task_set, tasks: list[str], *, envs_per_task: int = 1,
-                 seed: int = 0, runner_id: int = 0, torch_threads: int = 1, max_episode_steps: int | None = None):
-        """`max_episode_steps` truncates episodes early (smoke runs); None keeps each task's own length."""
+    def __init__(self, policy: PlanningPolicy, task_set, tasks: list[str], *, envs_per_task: int = 1,
+                 seed: int = 0, runner_id: int = 0, max_episode_steps: int | None = None):
+        """`policy` plans for every env (a world model + planner; in one process it shares the
+        learner's model). `max_episode_steps` truncates episodes early (smoke runs); None keeps
+        each task's own length."""
         from envs import make_padded_env  # envs is imported lazily so agents-only users never pay for MuJoCo
 
-        torch.set_num_threads(torch_threads)
         self.task_set, self.runner_id = task_set, runner_id
-        self.agent = Agent(agent_cfg, action_masks=torch.as_tensor(task_set.action_masks()))
-        self.weights_version = -1
+        self.policy = policy
         self.envs, self.task_ids = [], []
         for i, name in enumerate(t for t in tasks for _ in range(envs_per_task)):
             env_seed = seed * 100_003 + runner_id * 1009 + i
@@ -32,7 +31,7 @@ class EnvRunner:
         self.max_episode_steps = max_episode_steps
         n = len(self.envs)
         # each env's random stream is named by (runner, slot) so it is the same whatever the batch
-        self.plan_state = self.agent.new_planner_state(n, seed=seed, row_ids=[runner_id * 10_000 + i for i in range(n)])
+        self.plan_state = policy.new_planner_state(n, seed=seed, row_ids=[runner_id * 10_000 + i for i in range(n)])
         self.rng = np.random.default_rng([seed, runner_id])
         self.masks = task_set.action_masks()[self.task_ids]  # [n, A]
         self.task_tensor = torch.as_tensor(self.task_ids, dtype=torch.long)
@@ -48,11 +47,9 @@ class EnvRunner:
     def __len__(self) -> int:
         return len(self.envs)
 
-    def set_weights(self, model_state: dict, version: int) -> None:
-        """Load published world-model weights (a WorldModel state dict)."""
-        if version != self.weights_version:
-            self.agent.model.load_state_dict(model_state)
-            self.weights_version = version
+    @property
+    def weights_version(self) -> int:
+        return self.policy.weights_version
 
     def step(self, random_actions: bool = False) -> list[dict]:
         """One agent step for every env; returns the episodes that finished (see EpisodeBuilder.finish)."""
@@ -60,7 +57,7 @@ class EnvRunner:
         if random_actions:
             actions = self.rng.uniform(-1, 1, self.masks.shape).astype(np.float32) * self.masks
         else:
-            act, _ = self.agent.act(torch.from_numpy(self.obs), self.task_tensor, self.plan_state)
+            act, _ = self.policy.act(torch.from_numpy(self.obs), self.task_tensor, self.plan_state)
             actions = act.numpy()
         t1 = time.perf_counter()
         finished, reset_rows = [], []

@@ -3,12 +3,13 @@ eval-mode actions; per-task return / success, TD-MPC2's normalized score, and pe
 planner latency (p50/p99, deadline misses)."""
 from __future__ import annotations
 
+import csv
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from agents.agent import Agent
 
 
 def normalized_score(per_task: dict[str, dict], domains: dict[str, str]) -> float | None:
@@ -23,9 +24,10 @@ def normalized_score(per_task: dict[str, dict], domains: dict[str, str]) -> floa
     return float(np.mean(scores)) if scores else None
 
 
-def evaluate(agent: Agent, task_set, tasks: list[str] | None = None, *, episodes: int = 1, seed: int = 0,
+def evaluate(agent, task_set, tasks: list[str] | None = None, *, episodes: int = 1, seed: int = 0,
              planner_cfg=None, max_steps: int | None = None) -> dict:
-    """Run `episodes` episodes of each task (default: the whole set) with eval-mode planning.
+    """Run `episodes` episodes of each task (default: the whole set) with eval-mode planning by
+    `agent` (an Agent or a PlanningPolicy).
 
     Returns {"tasks": {name: {"return", "success", "length", "episodes"}}, "normalized_score",
     "latency_ms": {"p50", "p99", "mean"}, "deadline_misses", "plan_calls", "wall_s"}.
@@ -114,6 +116,36 @@ def eval_row(result: dict, **extra) -> dict:
            "latency_p50_ms": result["latency_ms"]["p50"], "latency_p99_ms": result["latency_ms"]["p99"],
            **{f"return/{k}": v["return"] for k, v in per_task.items()},
            **{f"success/{k}": v["success"] for k, v in per_task.items()}}
-    if result["normalized_score"] is not None:
-        row["normalized_score"] = result["normalized_score"]
+    row["normalized_score"] = result["normalized_score"]  # null for task sets without one: same keys everywhere
     return row
+
+
+def write_eval_table(run_dir: Path, result: dict, domains: dict, env_steps: int, policy: str = "planner") -> None:
+    """Per-task evaluation as eval.md and eval.csv, plus a bar chart eval_tasks.png (`policy`
+    names what acted, for the latency line)."""
+    rows = [(k, domains[k], v["return"], v["success"], v["episodes"]) for k, v in result["tasks"].items()]
+    with open(run_dir / "eval.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["task", "domain", "return", "success", "episodes"])
+        w.writerows(rows)
+    lines = [f"# Evaluation at {env_steps} env steps", "",
+             f"normalized score: {result['normalized_score']}", "",
+             f"{policy} latency per step (all tasks batched): p50 {result['latency_ms']['p50']:.1f} ms, "
+             f"p99 {result['latency_ms']['p99']:.1f} ms", "",
+             "| task | domain | return | success | episodes |", "|---|---|---:|---:|---:|"]
+    lines += [f"| {t} | {d} | {r:.1f} | {s:.2f} | {n} |" for t, d, r, s, n in rows]
+    (run_dir / "eval.md").write_text("\n".join(lines) + "\n")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(6, 0.18 * len(rows)), 4))
+    scores = [r / 10 if d == "dmc" else s * 100 if d == "metaworld" else r for _, d, r, s, _ in rows]
+    ax.bar(range(len(rows)), scores, color=["C0" if d == "dmc" else "C1" for _, d, *_ in rows])
+    ax.set_xticks(range(len(rows)))
+    ax.set_xticklabels([t for t, *_ in rows], rotation=90, fontsize=6)
+    ax.set_ylabel("normalized score (dmc: return/10, mw: success %)")
+    fig.savefig(run_dir / "eval_tasks.png", dpi=90, bbox_inches="tight")  # tight_layout warns with 80 labels
+    plt.close(fig)
+

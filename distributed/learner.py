@@ -41,21 +41,25 @@ def _mean_sync(world_size: int):
 
 
 class Learner:
-    """`sampler` has `.sample(batch_size, horizon, rng, balance=..., action_masks=...)` returning
-    the arrays of agents.batch (a ShardReader, a MultiShardSampler, or shard actors' proxy)."""
+    """`source` is a batch source (distributed/batches.py): `.sample(batch_size, horizon, rng)`
+    returns the arrays of agents.batch. `agent` (optional, single process only) continues an
+    existing agent instead of building a fresh one."""
 
-    def __init__(self, agent_cfg: AgentConfig, action_masks: np.ndarray, sampler, *, rank: int = 0,
-                 world_size: int = 1, seed: int = 0, balance: str = "task", torch_threads: int = 1):
-        torch.set_num_threads(torch_threads)
+    def __init__(self, agent_cfg: AgentConfig, action_masks: np.ndarray, source, *, rank: int = 0,
+                 world_size: int = 1, seed: int = 0, agent: Agent | None = None):
         torch.manual_seed(seed * 1000 + rank)
-        self.rank, self.world_size, self.balance = rank, world_size, balance
-        self.sampler = sampler
+        self.rank, self.world_size = rank, world_size
+        self.source = source
         self.masks = np.asarray(action_masks, np.float32)
         self.rng = np.random.default_rng([seed, rank])
         self.agent_cfg = agent_cfg
         self.agent: Agent | None = None
         self.sample_s = self.update_s = 0.0
-        if world_size == 1:
+        if agent is not None:
+            if world_size != 1:
+                raise ValueError("a given agent can only be continued by a single learner")
+            self.agent = agent
+        elif world_size == 1:
             self._build_agent()
 
     def init_process_group(self, init_method: str, backend: str | None = None) -> int:
@@ -80,8 +84,7 @@ class Learner:
         o = self.agent_cfg.optim
         for _ in range(num_updates):
             t0 = time.perf_counter()
-            arrays = self.sampler.sample(o.batch_size, o.horizon, self.rng, balance=self.balance,
-                                         action_masks=self.masks)
+            arrays = self.source.sample(o.batch_size, o.horizon, self.rng)
             batch = Batch.from_numpy(arrays, self.agent.device)
             t1 = time.perf_counter()
             info = self.agent.update(batch)
@@ -98,8 +101,7 @@ class Learner:
         from agents.diagnostics.run import run_diagnostics, scalars, split_by_task
 
         H = self.agent_cfg.planner.horizon
-        arrays = self.sampler.sample(per_task * len(task_names), 2 * H, self.rng, balance="task",
-                                     action_masks=self.masks)
+        arrays = self.source.sample(per_task * len(task_names), 2 * H, self.rng, balance="task")
         results = run_diagnostics(self.agent, split_by_task(arrays, task_names),
                                   obs_dims=dict(zip(task_names, obs_dims)), max_samples=per_task,
                                   audit_states=audit_states, seed=self.agent.updates)

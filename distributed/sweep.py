@@ -1,10 +1,10 @@
 """Sweeps over Hydra overrides of `configs/train.yaml`, run as Ray Tune trials.
 
-Each trial is one full single-process training run (`distributed.trainer.Trainer`) with its
+Each trial is one full single-process training run (`distributed.loop.run`, backend=local) with its
 own resources and its own run directory `<sweep>/runs/<slug>`, where the slug is derived from
 the trial's overrides, so a re-run sweep finds it again. Resume rules, per run directory:
 - `done.json` present: the trial finished; a resumed sweep reports it and never trains it again;
-- a checkpoint but no `done.json` (killed, or failed and retried): the Trainer resumes from it;
+- a checkpoint but no `done.json` (killed, or failed and retried): the loop resumes from it;
 - `attempts.jsonl`: one line per attempt that trained (start, elapsed, outcome).
 Tune retries a failed trial up to `max_failures` times; what still fails is reported in the
 table with its error. Every invocation is a new Tune experiment under `<sweep>/tune/attempt-N`
@@ -131,24 +131,13 @@ def expand_trials(cfg: SweepConfig) -> list[dict]:
 
 
 def compose_train_config(overrides: list[str], run_dir: str | Path | None = None) -> dict:
-    """configs/train.yaml + overrides, resolved to a plain dict, with this run_dir if given
-    (checked by train_config_from, so a bad override fails in the driver before any trial starts)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from omegaconf import OmegaConf
-
-    from distributed.trainer import train_config_from
+    """configs/train.yaml + overrides, checked (so a bad override fails in the driver before any
+    trial starts), as a plain dict, with this run_dir if given."""
+    from distributed.config import compose
 
     if run_dir is not None:
         overrides = [o for o in overrides if not o.startswith("run_dir=")] + [f"run_dir='{Path(run_dir).resolve()}'"]
-    if GlobalHydra.instance().is_initialized():  # inside a @hydra.main over configs/
-        cfg = compose(config_name="train", overrides=overrides)
-    else:
-        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            cfg = compose(config_name="train", overrides=overrides)
-    values = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k != "hydra"}
-    train_config_from(values)
-    return values
+    return compose("train", overrides).to_dict()
 
 
 # ---- one trial (runs in a Ray worker) --------------------------------------------------------
@@ -164,13 +153,14 @@ def run_trial(config: dict) -> None:
         return
     os.environ.setdefault("MUJOCO_GL", "egl")
     os.environ["WANDB_RUN_GROUP"] = trial["group"]  # wandb.init(group=None) reads it
-    from distributed.trainer import Trainer, train_config_from
+    from distributed.config import config_from_dict
+    from distributed.loop import run
 
     run_dir.mkdir(parents=True, exist_ok=True)
     start, outcome = time.time(), "error"
     try:
         try:
-            summary = Trainer(train_config_from(trial["config"])).train()
+            summary = run(config_from_dict(trial["config"]))
         except Exception as exc:  # a plain error crosses to the driver even if exc's type cannot be unpickled
             raise RuntimeError(f"{type(exc).__name__}: {exc}") from None
         outcome = "done"

@@ -193,25 +193,27 @@ class TransferExperiment:
 
     def _train(self, run_dir: Path, task: str, steps: int, seed_steps: int, agent=None) -> tuple[float, float]:
         """Train `agent` (or a fresh single-task model) on `task` for `steps`; (eval return, wall s)."""
-        from distributed.trainer import Trainer, TrainConfig
+        from distributed.config import config_from_dict
+        from distributed.loop import run
 
         c, base = self.cfg, self.base.cfg
-        tcfg = TrainConfig(task=",".join(self.task_set.names) if agent is not None else task,
-                           model_size=base.model.model_size, steps=steps, seed=c.seed, run_dir=str(run_dir),
-                           seed_steps=seed_steps, utd=c.utd, batch_size=c.batch_size or base.optim.batch_size,
-                           eval_freq=max(steps, 1), eval_episodes=c.episodes, eval_max_steps=c.eval_max_steps,
-                           checkpoint_freq=max(steps, 1), diagnostics=False, device=c.device,
-                           precision=base.precision, torch_threads=c.torch_threads, wandb_mode="disabled",
-                           progress=False, planner={**asdict(base.planner), **c.planner},
-                           optim={k: v for k, v in asdict(base.optim).items() if k != "batch_size"})
         if agent is not None:  # a given agent plans with its own config: apply the overrides there too
             from dataclasses import replace
 
             agent.cfg = replace(agent.cfg, planner=_planner(agent, c.planner))
+        overrides = {"task": ",".join(self.task_set.names) if agent is not None else task,
+                     "model_size": base.model.model_size, "steps": steps, "seed": c.seed, "run_dir": str(run_dir),
+                     "seed_steps": seed_steps, "utd": c.utd, "batch_size": c.batch_size or base.optim.batch_size,
+                     "eval_freq": max(steps, 1), "eval_episodes": c.episodes, "eval_max_steps": c.eval_max_steps,
+                     "checkpoint_freq": max(steps, 1), "diagnostics": False, "device": c.device,
+                     "precision": base.precision, "torch_threads": c.torch_threads, "wandb_mode": "disabled",
+                     "progress": False}
+        planner = {**asdict(base.planner), **c.planner}
+        optim = {k: v for k, v in asdict(base.optim).items() if k not in ("batch_size", "horizon")}
+        cfg = config_from_dict({**overrides, "backend": "local", "planner": planner, "optim": optim})
         start = time.time()
-        trainer = Trainer(tcfg, agent=agent, tasks=[task] if agent is not None else None)
-        trainer.train()
-        return float(trainer.last_eval), time.time() - start
+        summary = run(cfg, agent=agent, tasks=[task] if agent is not None else None)
+        return float(summary["last_eval_return"]), time.time() - start
 
     def run(self) -> list[dict]:
         c = self.cfg
@@ -323,3 +325,4 @@ def _plot(path: Path, rows: list[dict]) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+

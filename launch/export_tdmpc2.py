@@ -9,7 +9,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from distributed.offline.exporter import export_tdmpc2  # noqa: E402
-from distributed.offline.train import shard_paths  # noqa: E402
+from distributed.batches import shard_paths  # noqa: E402
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ the same command after an interruption).
 
 Chunks are the dict-of-tensors form (see distributed/offline/tdmpc2_format.py for the layout and
 the one-line conversion of a pickled TensorDict). Train from the result with
-`python -m distributed.offline.train data=data/mt80 task=mt80`.
+`python launch/train.py task=mt80 num_runners=0 offline_data=data/mt80`.
 """
 import argparse
 import os

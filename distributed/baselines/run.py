@@ -1,5 +1,5 @@
 """Train an RLlib baseline on our task (or task set) and score it with our evaluator, into the
-same run-directory layout as `distributed.trainer` / `distributed.coordinator` runs:
+same run-directory layout as `distributed.loop` runs:
 
     <run_dir>/run.json          what the run is (kind "baseline", algo, task, seed, tasks)
     <run_dir>/config.yaml       the options; rllib_config.json: RLlib's full config
@@ -141,7 +141,7 @@ class BaselineRun:
         import torch
 
         from distributed.baselines.algos import policy_fn
-        from distributed.coordinator import write_eval_table
+        from distributed.evaluator import write_eval_table
         from distributed.evaluator import eval_row, evaluate_policy
 
         cfg = self.cfg

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from distributed.replay.reader import ShardReader
+from distributed.replay.sampler import assemble_batch
 from distributed.replay.writer import ShardWriter, episode_rows
 
 EPISODE_KEYS = ("obs", "action", "reward", "terminated", "truncated", "task")
@@ -62,6 +63,17 @@ class ReplayShardActor:
         """ShardReader.sample with the actor's generator (or a fresh one from `seed`)."""
         rng = self.rng if seed is None else np.random.default_rng(seed)
         return self.reader.sample(batch_size, horizon, rng, balance=balance, action_masks=action_masks)
+
+    def task_windows(self, horizon: int) -> dict[int, int]:
+        """task id -> committed windows of horizon+1 rows (what a batch source plans its draws from)."""
+        return self.reader.task_windows(horizon)
+
+    def sample_plan(self, plan: dict, horizon: int, action_masks=None, seed: int | None = None) -> dict:
+        """The windows `plan` asks for ({"n": k} or {"per_task": {t: k}}, see replay.sampler.plan_draws)
+        as a batch (agents.batch.BATCH_KEYS)."""
+        rng = self.rng if seed is None else np.random.default_rng(seed)
+        rows, task = self.reader.draw(horizon, rng, **plan)
+        return assemble_batch(self.reader.gather(rows), task, action_masks, self.writer.info.action_dim)
 
     def stats(self) -> dict:
         """Committed counts plus what is still pending in the writer."""

@@ -17,7 +17,7 @@ import numpy as np
 
 from distributed.replay.errors import ChunkError, ChunkEvicted, ReplayError
 from distributed.replay.reader import ShardReader
-from distributed.replay.sampler import assemble_batch, balanced_task_counts
+from distributed.replay.sampler import assemble_batch, plan_draws
 
 log = logging.getLogger(__name__)
 
@@ -82,20 +82,7 @@ class MultiShardSampler:
                         r.refresh()
 
     def _sample(self, readers, batch_size, horizon, rng, balance, action_masks):
-        if balance == "uniform":
-            weights = np.array([r.window_total(horizon) for r in readers], np.float64)
-            if weights.sum() == 0:
-                raise ValueError(f"no shard has an episode with more than {horizon} rows")
-            plan = [{"n": int(n)} for n in rng.multinomial(batch_size, weights / weights.sum())]
-        else:
-            per_shard = [r.task_windows(horizon) for r in readers]
-            tasks = sorted(set().union(*per_shard))
-            plan = [{"per_task": {}} for _ in readers]
-            for t, n in balanced_task_counts(tasks, batch_size, rng).items():
-                w = np.array([s.get(t, 0) for s in per_shard], np.float64)
-                for i, m in enumerate(rng.multinomial(n, w / w.sum())):
-                    if m:
-                        plan[i]["per_task"][t] = int(m)
+        plan = plan_draws([r.task_windows(horizon) for r in readers], batch_size, balance, rng)
         parts, tasks_out = [], []
         for r, p in zip(readers, plan):
             if p.get("n") or p.get("per_task"):

@@ -33,6 +33,32 @@ def balanced_task_counts(tasks, n: int, rng: np.random.Generator) -> dict[int, i
     return {int(t): int(c) for t, c in zip(tasks, counts) if c}
 
 
+def plan_draws(sources: list[dict[int, int]], n: int, balance: str, rng: np.random.Generator) -> list[dict]:
+    """How many windows each source gives, from each source's {task: windows} (horizon fixed).
+
+    The one meaning of balance in this project:
+      "uniform": every window of every source equally likely (sources give in proportion to size);
+      "task":    every task present in any source equally likely, then uniform over that task's
+                 windows wherever they live.
+    Returns one `ShardReader.draw` keyword dict per source ({"n": k} or {"per_task": {t: k}}).
+    """
+    if balance not in ("uniform", "task"):
+        raise ValueError(f"balance must be 'uniform' or 'task', got {balance!r}")
+    if balance == "uniform":
+        weights = np.array([sum(s.values()) for s in sources], np.float64)
+        if weights.sum() == 0:
+            raise ValueError("no source has a window long enough to sample")
+        return [{"n": int(k)} for k in rng.multinomial(n, weights / weights.sum())]
+    plans: list[dict] = [{"per_task": {}} for _ in sources]
+    tasks = sorted(set().union(*sources))
+    for t, k in balanced_task_counts(tasks, n, rng).items():
+        w = np.array([s.get(t, 0) for s in sources], np.float64)
+        for i, m in enumerate(rng.multinomial(k, w / w.sum())):
+            if m:
+                plans[i]["per_task"][t] = int(m)
+    return plans
+
+
 def assemble_batch(parts: dict[str, np.ndarray], task: np.ndarray, action_masks, action_dim: int) -> dict:
     """Windows [B, H+1, ...] -> the learner's batch (agents.batch.BATCH_KEYS).
 

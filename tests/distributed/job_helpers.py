@@ -3,34 +3,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
-
-from distributed.config import RunConfig, run_config_from
-
-CONFIGS = str(Path(__file__).resolve().parents[2] / "configs")
+from distributed.config import RunConfig, compose
 
 
 def compose_run_config(overrides: list[str], config_name: str = "mt80") -> RunConfig:
-    with initialize_config_dir(config_dir=CONFIGS, version_base="1.3"):
-        cfg = compose(config_name=config_name, overrides=overrides)
-    values = OmegaConf.to_container(cfg, resolve=True)
-    values.pop("ray", None)
-    return run_config_from(values)
+    return compose(config_name, overrides)
 
 
 def run_job(cfg: RunConfig) -> tuple[dict, list[str]]:
-    """Run a Coordinator to the end on the session's Ray; (summary, every learner rank's parameter digest)."""
-    import ray
+    """Run the loop to the end on the session's Ray; (summary, every learner rank's parameter digest)."""
+    from distributed.loop import Loop
 
-    from distributed.coordinator import Coordinator
-
-    co = Coordinator(cfg)
+    loop = Loop(cfg)
     try:
-        summary = co.run()
-        digests = ray.get([lr.param_digest.remote() for lr in co.learners])
+        summary = loop.run()
+        digests = loop.parts.learners.digests()
     finally:
-        co.shutdown()
+        loop.shutdown()
     return summary, digests
 
 

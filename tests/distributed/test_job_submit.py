@@ -74,7 +74,7 @@ def test_ray_job_submit_runs_mt80_launcher_to_success(ray_head, tmp_path):
     sub_id = f"latentfleet-test-{os.getpid()}"
     cmd = [str(VENV_BIN / "ray"), "job", "submit", "--address", address, "--submission-id", sub_id, "--no-wait",
            "--working-dir", str(REPO), "--", "python", "launch/mt80.py", "preset=smoke",
-           "task_set='cartpole-balance,mw-reach'", "steps=1800", f"run_dir={run_dir}"]
+           "task='cartpole-balance,mw-reach'", "steps=1800", f"run_dir={run_dir}"]
     for _ in range(30):  # the head answers before its job agent is up: "No available agent ... try again later"
         submit = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
         if submit.returncode == 0 or "try again later" not in submit.stderr + submit.stdout:

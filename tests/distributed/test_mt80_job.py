@@ -5,8 +5,10 @@ import time
 
 import pytest
 import ray
+import torch
 
-from distributed.coordinator import ConfigError, Coordinator
+from distributed.config import ConfigError
+from distributed.loop import Loop
 from tests.distributed.job_helpers import compose_run_config, run_job, store_episodes
 
 pytestmark = pytest.mark.ray
@@ -32,14 +34,14 @@ def test_mt80_end_to_end_with_two_learner_ranks(ray_session, tmp_path):
 
 
 def _small(tmp_path, *extra):
-    return compose_run_config(["preset=smoke", "task_set='cartpole-balance,pendulum-swingup,mw-reach'",
+    return compose_run_config(["preset=smoke", "task='cartpole-balance,pendulum-swingup,mw-reach'",
                                f"run_dir={tmp_path}/run", *extra])
 
 
 def test_killed_runner_and_shard_actors_are_restarted_and_the_run_finishes(ray_session, tmp_path):
-    co = Coordinator(_small(tmp_path, "steps=3000", "num_runners=2"))
+    co = Loop(_small(tmp_path, "steps=3000", "num_runners=2"))
     co.start()
-    victim = co.runners[0]
+    victim = co.parts.runners[0]
     first_pid = ray.get(victim.pid.remote())
     result = {}
 
@@ -49,7 +51,7 @@ def test_killed_runner_and_shard_actors_are_restarted_and_the_run_finishes(ray_s
         ray.kill(victim, no_restart=False)
         while co.env_steps < 1500:
             time.sleep(0.1)
-        ray.kill(co.shards[1], no_restart=False)  # reopens its store on restart; calls are retried
+        ray.kill(co.parts.shards[1], no_restart=False)  # reopens its store on restart; calls are retried
 
     killer = threading.Thread(target=kill_when_running, daemon=True)
     killer.start()
@@ -81,7 +83,7 @@ def test_a_killed_job_resumes_with_counters_and_episodes_intact(ray_session, tmp
     ray_tmp = f"/tmp/raykill{os.getpid()}"
     job = subprocess.Popen(
         [sys.executable, str(REPO / "launch/mt80.py"), "preset=smoke",
-         "task_set='cartpole-balance,pendulum-swingup,mw-reach'", "steps=100000", "checkpoint_freq=1200",
+         "task='cartpole-balance,pendulum-swingup,mw-reach'", "steps=100000", "checkpoint_freq=1200",
          f"run_dir={run_dir}", "ray.num_cpus=2", f"ray.temp_dir={ray_tmp}"],
         cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         env={**os.environ, "MUJOCO_GL": "egl"})
@@ -100,49 +102,55 @@ def test_a_killed_job_resumes_with_counters_and_episodes_intact(ray_session, tmp
                 os.kill(pid, signal.SIGKILL)
     saved = load_checkpoint(run_dir)["extra"]
     before = store_episodes(run_dir)  # every shard verifies after the kill
-    co = Coordinator(_small(tmp_path, f"steps={saved['env_steps'] + 1200}"))
+    state = load_checkpoint(run_dir)
+    co = Loop(_small(tmp_path, f"steps={saved['env_steps'] + 1200}"))
     try:
         co.start()
-        assert co.env_steps == saved["env_steps"] and co.limiter.samples == saved["limiter"]["samples"]
+        assert co.env_steps == saved["env_steps"] and co.limiter.samples == saved["updates"]
+        assert co.limiter.state_dict() == state["limiter"]
+        # every learner rank's RNG streams continue where the checkpoint left them
+        rngs = co.parts.learners.rng_states()
+        assert [r["numpy"] for r in rngs] == [r["numpy"] for r in state["learner_rng"]]
+        assert all(torch.equal(a["torch"], b["torch"]) for a, b in zip(rngs, state["learner_rng"]))
         second = co.run()
     finally:
         co.shutdown()
     after = store_episodes(run_dir)
-    assert second["env_steps"] >= saved["env_steps"] + 1200 and second["updates"] > saved["limiter"]["samples"]
+    assert second["env_steps"] >= saved["env_steps"] + 1200 and second["updates"] > saved["updates"]
     assert set(before) <= set(after) and all(after[k] == v for k, v in before.items()), "an episode was lost"
     assert len(after) > len(before)
-    assert sum(saved["episodes"].values()) <= len(before)  # everything counted at the checkpoint is stored
+    assert sum(state["counters"]["episodes"].values()) <= len(before)  # everything counted at the checkpoint is stored
 
 
 def test_bad_configs_fail_before_any_actor_starts(ray_session, tmp_path, monkeypatch):
     free = lambda: ray.available_resources().get("CPU", 0.0)  # noqa: E731  an actor would hold CPU
     n0 = free()
     with pytest.raises(ConfigError, match="resources cannot be satisfied.*CPU: needs"):
-        Coordinator(_small(tmp_path, "num_runners=40", "cpus_per_runner=1")).start()
+        Loop(_small(tmp_path, "num_runners=40", "cpus_per_runner=1")).start()
     with pytest.raises(ConfigError, match="resources cannot be satisfied.*GPU"):
-        Coordinator(_small(tmp_path, "num_learners=1", "gpus_per_learner=1")).start()
+        Loop(_small(tmp_path, "num_learners=1", "gpus_per_learner=1")).start()
     # a run directory made by another config
     (tmp_path / "run").mkdir()
-    (tmp_path / "run" / "run.json").write_text(json.dumps({"task_set": "mt30", "model_size": "tiny", "seed": 1,
+    (tmp_path / "run" / "run.json").write_text(json.dumps({"task": "mt30", "model_size": "tiny", "seed": 1,
                                                            "num_shards": 2}))
-    with pytest.raises(ConfigError, match="belongs to a run with another config"):
-        Coordinator(_small(tmp_path))
+    with pytest.raises(ConfigError, match="belongs to another run"):
+        Loop(_small(tmp_path))
     # a task whose simulator package this machine lacks (all are installed here, so point
     # Meta-World's check at a package that does not exist)
-    import distributed.coordinator as coordinator
+    import distributed.ray_parts as ray_parts
 
-    monkeypatch.setitem(coordinator.DOMAIN_PACKAGES, "metaworld", ("metaworld_not_installed", "metaworld"))
+    monkeypatch.setitem(ray_parts.DOMAIN_PACKAGES, "metaworld", ("metaworld_not_installed", "metaworld"))
     with pytest.raises(ConfigError, match="cannot build.*pip install metaworld.*mw-reach"):
-        Coordinator(_small(tmp_path / "other"))
+        Loop(_small(tmp_path / "other"))
     assert free() == n0
 
 
 def test_collection_is_not_held_back_before_any_episode_can_be_learned_from(ray_session, tmp_path):
     """Learning is allowed after 100 steps but the first 500-step episode ends only at step 500:
     the limiter must not stop collection while there is nothing to sample (a deadlock)."""
-    cfg = compose_run_config(["preset=smoke", "task_set=cartpole-balance", "num_runners=1", "max_episode_steps=null",
+    cfg = compose_run_config(["preset=smoke", "task=cartpole-balance", "num_runners=1", "max_episode_steps=null",
                               "seed_steps=100", "utd=0.2", "max_lag=5", "steps=700", f"run_dir={tmp_path}/run"])
-    co = Coordinator(cfg)
+    co = Loop(cfg)
     done = {}
     worker = threading.Thread(target=lambda: done.update(co.run()), daemon=True)
     try:

@@ -1,13 +1,15 @@
 """TD-MPC2 dataset chunks <-> the Zarr replay store, and training from a store (offline, mixed)."""
 import json
 
+import numpy as np
 import pytest
 import torch
 
 from distributed.offline.exporter import export_tdmpc2
 from distributed.offline.importer import import_record_path, import_tdmpc2
 from distributed.offline.tdmpc2_format import ChunkFormatError, read_chunk
-from distributed.offline.train import MixedTrainer, OfflineTrainer, offline_config_from
+from distributed.config import ConfigError, config_from_dict
+from distributed.loop import Loop, run
 from distributed.replay.layout import read_state
 
 
@@ -131,30 +133,29 @@ def test_interrupted_import_resumes_without_duplicating_episodes(tmp_path):
     assert json.loads(import_record_path(tmp_path / "shard").read_text())["obs_dim"] == 7
 
 
+QUICK = dict(model_size="tiny", wandb_mode="disabled", progress=False, eval_episodes=1, eval_max_steps=10,
+             planner=dict(num_samples=32, num_elites=4, num_pi_trajs=4, iterations=1))
+PAIR = "cartpole-balance,reacher-easy"  # obs 5 / 6, actions 1 / 2
+
+
 def test_offline_training_from_an_imported_dataset_lowers_the_loss(tmp_path):
-    make_dataset(tmp_path / "src", files=2, n=16, t1=31)
+    make_dataset(tmp_path / "src", files=2, n=16, t1=31, obs_dim=6, action_dim=2, tasks=(0, 1))
     import_tdmpc2(tmp_path / "src", tmp_path / "data" / "shard-000", progress=False)
-    cfg = offline_config_from(dict(data=str(tmp_path / "data"), model_size="tiny", steps=240, batch_size=32,
-                                   log_freq=40, checkpoint_freq=10**9, run_dir=str(tmp_path / "run"),
-                                   wandb_mode="disabled", progress=False))
-    summary = OfflineTrainer(cfg).train()
-    print(summary)
-    assert summary["updates"] == 240
-    assert summary["loss_last"] < 0.7 * summary["loss_first"]  # dev runs: 0.52 -> 0.23
+    cfg = config_from_dict(dict(QUICK, task=PAIR, num_runners=0, offline_data=str(tmp_path / "data"), steps=240,
+                                batch_size=32, updates_per_round=40, eval_freq=10**9, checkpoint_freq=10**9,
+                                diagnostics=False, run_dir=str(tmp_path / "run")))
+    summary = run(cfg)
+    assert summary["updates"] == 240 and summary["env_steps"] == 0
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert len([r for r in rows if r["kind"] == "train"]) == 6
+    losses = [r["total_loss"] for r in rows if r["kind"] == "train"]
+    assert len(losses) == 6
+    assert losses[-1] < 0.7 * losses[0]  # dev runs: ~0.5 -> ~0.2
     # resuming continues the counters instead of starting over
-    more = OfflineTrainer(offline_config_from({**cfg.__dict__, "steps": 260})).train()
+    more = run(config_from_dict({**cfg.to_dict(), "steps": 260}))
     assert more["updates"] == 260
 
 
-def test_offline_config_rejects_unknown_options():
-    with pytest.raises(Exception, match="lr"):
-        offline_config_from({"data": "x", "lr": 1e-3})
-
-
 def test_mixed_training_draws_its_batch_share_from_the_offline_store(tmp_path):
-    from distributed.trainer import TrainConfig
     from envs import load_task_set
 
     ts = load_task_set("cartpole-balance")
@@ -163,44 +164,48 @@ def test_mixed_training_draws_its_batch_share_from_the_offline_store(tmp_path):
     (tmp_path / "src").mkdir()
     torch.save(chunk, tmp_path / "src" / "c.pt")
     import_tdmpc2(tmp_path / "src", tmp_path / "offline", progress=False)
-    cfg = TrainConfig(task="cartpole-balance", model_size="tiny", steps=600, seed_steps=500, utd=0.1, batch_size=40,
-                      eval_freq=10**9, eval_episodes=1, eval_max_steps=20, checkpoint_freq=10**9,
-                      run_dir=str(tmp_path / "run"), wandb_mode="disabled", progress=False,
-                      planner=dict(num_samples=32, num_elites=4, num_pi_trajs=4, iterations=1))
-    trainer = MixedTrainer(cfg, tmp_path / "offline", offline_ratio=0.25)
-    summary = trainer.train()
-    assert summary["updates"] == 60
-    trainer.reader.refresh()
-    batch = trainer.sample_batch()
-    from_offline = (batch.obs[0, :, 0] == 1000.0).sum().item()
-    assert batch.size == 40 and from_offline == 10
-    with pytest.raises(ValueError, match="offline_ratio"):
-        MixedTrainer(cfg, tmp_path / "offline", offline_ratio=1.5)
+    cfg = config_from_dict(dict(QUICK, task="cartpole-balance", steps=600, seed_steps=500, utd=0.1, batch_size=40,
+                                offline_data=str(tmp_path / "offline"), offline_ratio=0.25, eval_freq=10**9,
+                                checkpoint_freq=10**9, diagnostics=False, run_dir=str(tmp_path / "run")))
+    loop = Loop(cfg)
+    try:
+        summary = loop.run()
+        assert summary["updates"] == 60
+        source = loop.parts.learners.learner.source
+        source.refresh()
+        batch = source.sample(40, 3, np.random.default_rng(0))
+    finally:
+        loop.shutdown()
+    from_offline = (batch["obs"][0, :, 0] == 1000.0).sum()
+    assert batch["obs"].shape[1] == 40 and from_offline == 10
+    with pytest.raises(ConfigError, match="offline_ratio"):
+        config_from_dict({**cfg.to_dict(), "offline_ratio": 1.5})
 
 
 def test_offline_training_with_a_task_set_pads_to_its_dims_and_evaluates(tmp_path):
     from envs import load_task_set
 
-    ts = load_task_set("cartpole-balance,reacher-easy")  # obs 5 / 6, actions 1 / 2
+    ts = load_task_set(PAIR)
     (tmp_path / "src").mkdir()
     torch.save(make_chunk(4, 21, 5, 1, (0,), seed=1), tmp_path / "src" / "c.pt")  # narrower than the set: padded
     import_tdmpc2(tmp_path / "src", tmp_path / "shard", progress=False)
-    cfg = offline_config_from(dict(data=str(tmp_path / "shard"), task="cartpole-balance,reacher-easy",
-                                   model_size="tiny", steps=20, batch_size=16, log_freq=10, eval_freq=20,
-                                   eval_episodes=1, eval_max_steps=10, run_dir=str(tmp_path / "run"),
-                                   wandb_mode="disabled", progress=False,
-                                   planner=dict(num_samples=32, num_elites=4, num_pi_trajs=4, iterations=1)))
-    trainer = OfflineTrainer(cfg)
-    assert trainer.agent_cfg.model.obs_dim == ts.max_obs_dim and trainer.agent_cfg.model.action_dim == 2
-    batch = trainer.sample_batch()
-    assert batch.obs.shape[-1] == ts.max_obs_dim and (batch.action_mask[:, 1] == 0).all()  # task 0 has 1 action
-    trainer.train()
+    cfg = config_from_dict(dict(QUICK, task=PAIR, num_runners=0, offline_data=str(tmp_path / "shard"), steps=20,
+                                batch_size=16, updates_per_round=10, eval_freq=20, checkpoint_freq=10**9,
+                                diagnostics=False, run_dir=str(tmp_path / "run")))
+    loop = Loop(cfg)
+    try:
+        assert loop.agent_cfg.model.obs_dim == ts.max_obs_dim and loop.agent_cfg.model.action_dim == 2
+        loop.start()
+        batch = loop.parts.learners.learner.source.sample(16, 3, np.random.default_rng(0))
+        assert batch["obs"].shape[-1] == ts.max_obs_dim and (batch["action_mask"][:, 1] == 0).all()  # 1 action
+        loop.run()
+    finally:
+        loop.shutdown()
     evals = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
              if json.loads(x)["kind"] == "eval"]
     assert len(evals) == 1 and {"return/cartpole-balance", "return/reacher-easy"} <= set(evals[0])
-    with pytest.raises(ValueError, match="store has obs_dim=5, action_dim=1; task set 'pendulum-swingup' has 3, 1"):
-        OfflineTrainer(offline_config_from({**cfg.__dict__, "task": "pendulum-swingup",
-                                            "run_dir": str(tmp_path / "r2")}))
+    with pytest.raises(ConfigError, match=r"holds obs/action dims \(5, 1\), wider than task set 'pendulum-swingup'"):
+        Loop(config_from_dict({**cfg.to_dict(), "task": "pendulum-swingup", "run_dir": str(tmp_path / "r2")}))
 
 
 def test_a_killed_import_process_resumes_without_duplicating_episodes(tmp_path):

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import ray
 
-from distributed.coordinator import ConfigError, Coordinator
+from distributed.config import ConfigError
+from distributed.loop import Loop
 from distributed.episodes import EpisodeBuilder
 from distributed.replay.writer import ShardWriter
 from tests.distributed.job_helpers import compose_run_config
@@ -38,9 +39,9 @@ def _write_store(path, episodes_per_task=3, steps=30, tasks=(0, 1)):
 
 def test_offline_run_learns_from_a_store_without_env_runners(ray_session, tmp_path):
     _write_store(tmp_path / "data" / "shard-000")
-    cfg = compose_run_config(["preset=smoke", f"task_set={TASKS}", "num_runners=0", f"offline_data={tmp_path}/data",
+    cfg = compose_run_config(["preset=smoke", f"task={TASKS}", "num_runners=0", f"offline_data={tmp_path}/data",
                               "steps=60", "checkpoint_freq=30", f"run_dir={tmp_path}/run"])
-    co = Coordinator(cfg)
+    co = Loop(cfg)
     try:
         summary = co.run()
     finally:
@@ -53,34 +54,38 @@ def test_offline_run_learns_from_a_store_without_env_runners(ray_session, tmp_pa
 
 
 def test_mixed_batches_take_the_configured_share_from_the_offline_store(ray_session, tmp_path):
-    from distributed.actors import ShardActorSampler, actor_classes
+    from distributed.actors import actor_classes
+    from distributed.batches import Mixture, ShardActorSource, StoreSource
 
     ts = _write_store(tmp_path / "online", tasks=(0,))
     _write_store(tmp_path / "offline", tasks=(1,))
-    shard = actor_classes()["shard"]
-    online = shard.remote(str(tmp_path / "online"), obs_dim=ts.max_obs_dim, action_dim=ts.max_action_dim)
-    offline = shard.remote(str(tmp_path / "offline"), obs_dim=ts.max_obs_dim, action_dim=ts.max_action_dim)
+    masks = ts.action_masks()
+    online = actor_classes()["shard"].remote(str(tmp_path / "online"), obs_dim=ts.max_obs_dim,
+                                             action_dim=ts.max_action_dim)
     try:
-        sampler = ShardActorSampler([online], seed=0, offline=[offline], offline_ratio=0.25)
+        source = Mixture(ShardActorSource([online], masks), StoreSource(tmp_path / "offline", masks, ts.max_obs_dim),
+                         0.25)
+        rng = np.random.default_rng(0)
         for _ in range(3):
-            batch = sampler.sample(40, 3, balance="task", action_masks=ts.action_masks())
+            batch = source.sample(40, 3, rng)
             assert batch["obs"].shape == (4, 40, ts.max_obs_dim)
             assert (batch["task"] == 1).sum() == 10  # exactly a quarter from the offline store
             assert (batch["action_mask"][batch["task"] == 0][:, 1:] == 0).all()  # cartpole's padded dims
     finally:
-        ray.get([online.close.remote(), offline.close.remote()])
+        ray.get(online.close.remote())
         ray.kill(online)
-        ray.kill(offline)
 
 
 def test_offline_config_errors(ray_session, tmp_path):
     with pytest.raises(ConfigError, match="num_runners=0 means an offline run"):
-        Coordinator(compose_run_config(["preset=smoke", f"task_set={TASKS}", "num_runners=0",
-                                        f"run_dir={tmp_path}/a"]))
+        Loop(compose_run_config(["preset=smoke", f"task={TASKS}", "num_runners=0", f"run_dir={tmp_path}/a"]))
     with pytest.raises(ConfigError, match="neither a replay shard"):
-        Coordinator(compose_run_config(["preset=smoke", f"task_set={TASKS}", "num_runners=0",
-                                        f"offline_data={tmp_path}/nothing", f"run_dir={tmp_path}/b"]))
+        Loop(compose_run_config(["preset=smoke", f"task={TASKS}", "num_runners=0",
+                                 f"offline_data={tmp_path}/nothing", f"run_dir={tmp_path}/b"]))
     _write_store(tmp_path / "data" / "shard-000", episodes_per_task=1, steps=5)
-    with pytest.raises(ConfigError, match=r"holds obs/action dims \(39, 4\).*--obs-dim 39 --action-dim 6"):
-        Coordinator(compose_run_config(["preset=smoke", "task_set='cartpole-balance,mw-reach,cheetah-run'",
-                                        "num_runners=0", f"offline_data={tmp_path}/data", f"run_dir={tmp_path}/c"]))
+    with pytest.raises(ConfigError, match=r"holds obs/action dims \(39, 4\), wider than task set 'cartpole-balance'"):
+        Loop(compose_run_config(["preset=smoke", "task=cartpole-balance", "num_runners=0",
+                                 f"offline_data={tmp_path}/data", f"run_dir={tmp_path}/c"]))
+    with pytest.raises(ConfigError, match=r"holds task ids \[1\]; task set 'mw-reach' has 1 tasks"):
+        Loop(compose_run_config(["preset=smoke", "task=mw-reach", "num_runners=0",
+                                 f"offline_data={tmp_path}/data", f"run_dir={tmp_path}/d"]))

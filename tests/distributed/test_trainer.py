@@ -1,9 +1,10 @@
-"""The single-process trainer on real dm_control physics and a real Zarr replay store."""
+"""The loop in one process (backend=local) on real dm_control physics and a real Zarr replay store."""
 import numpy as np
 import pytest
 
+from distributed.config import ConfigError, compose, config_from_dict
+from distributed.loop import Loop, run
 from distributed.run_log import read_metrics
-from distributed.trainer import Trainer, TrainConfig, train_config_from
 
 FAST_PLANNER = dict(num_samples=128, num_elites=16, num_pi_trajs=8, iterations=3)
 
@@ -13,7 +14,7 @@ def _cfg(tmp_path, **kw):
                 eval_freq=10**9, eval_episodes=1, eval_max_steps=50, checkpoint_freq=300,
                 run_dir=str(tmp_path / "run"), wandb_mode="disabled", progress=False, planner=FAST_PLANNER)
     base.update(kw)
-    return TrainConfig(**base)
+    return config_from_dict(base)
 
 
 def random_policy_return(task: str, episodes: int, seed: int) -> float:
@@ -38,8 +39,8 @@ def test_short_training_clearly_beats_a_random_policy(tmp_path):
     # cartpole-swingup: a random policy earns ~50; 2000 agent steps (1000 of them random seeding)
     # with the tiny model took it to ~220 in development runs
     cfg = _cfg(tmp_path, task="cartpole-swingup", steps=2000, seed_steps=1000, eval_freq=2000, eval_episodes=2,
-               eval_max_steps=None, checkpoint_freq=2000)
-    summary = Trainer(cfg).train()
+               eval_max_steps=None, checkpoint_freq=2000, diag_freq=2000)
+    summary = run(cfg)
     random_return = random_policy_return("cartpole-swingup", episodes=2, seed=cfg.seed + 17)
     print(f"trained eval return {summary['last_eval_return']:.1f} vs random {random_return:.1f}")
     assert summary["updates"] == 2000
@@ -53,31 +54,34 @@ def test_short_training_clearly_beats_a_random_policy(tmp_path):
 
 
 def test_resume_continues_counters_without_duplicating_episodes(tmp_path):
-    first = Trainer(_cfg(tmp_path, steps=600))
-    s1 = first.train()
+    s1 = run(_cfg(tmp_path, steps=600))
     assert s1["env_steps"] == 600 and s1["updates"] == 600
     from distributed.replay.reader import ShardReader
 
     shard = tmp_path / "run" / "replay" / "shard-000"
     assert ShardReader(shard).num_episodes == 1  # one 500-step episode finished; the partial one is not stored
-    second = Trainer(_cfg(tmp_path, steps=1100))
-    assert second.env_steps == 600 and second.agent.updates == 600
-    s2 = second.train()
+    second = Loop(_cfg(tmp_path, steps=1100))
+    second.start()
+    assert second.env_steps == 600 and second.parts.agent.updates == 600
+    try:
+        s2 = second.run()
+    finally:
+        second.shutdown()
     assert s2["env_steps"] == 1100 and s2["updates"] == 1100
     reader = ShardReader(shard)
     assert reader.num_episodes == 2 and reader.num_transitions == 1000
 
 
 def test_a_run_directory_of_another_run_is_refused(tmp_path):
-    Trainer(_cfg(tmp_path, steps=2)).train()
-    with pytest.raises(ValueError, match="belongs to another run"):
-        Trainer(_cfg(tmp_path, steps=2, task="pendulum-swingup"))
+    run(_cfg(tmp_path, steps=2))
+    with pytest.raises(ConfigError, match="belongs to another run"):
+        Loop(_cfg(tmp_path, steps=2, task="pendulum-swingup"))
 
 
 def test_bad_options_are_clear_errors(tmp_path):
-    with pytest.raises(ValueError, match="unknown training option keys.*stepz"):
-        train_config_from({"stepz": 3})
-    with pytest.raises(Exception, match="cartpole-balance"):  # closest names are listed
-        Trainer(_cfg(tmp_path, task="cartpole-balanse"))
-    with pytest.raises(ValueError, match="unknown model_size"):
-        Trainer(_cfg(tmp_path, model_size="3"))
+    with pytest.raises(ConfigError, match="unknown config key 'stepz'.*steps"):
+        compose("train", ["stepz=3"])
+    with pytest.raises(ConfigError, match="cartpole-balance"):  # closest names are listed
+        Loop(_cfg(tmp_path, task="cartpole-balanse"))
+    with pytest.raises(ConfigError, match="unknown model_size"):
+        _cfg(tmp_path, model_size="3")

@@ -7,7 +7,8 @@ import shutil
 import numpy as np
 import pytest
 
-from distributed.trainer import Trainer, train_config_from
+from distributed.config import config_from_dict
+from distributed.loop import run
 from distributed.transfer import TransferConfig, TransferExperiment, check_held_out_unseen, stored_task_ids
 
 SPLIT = "cartpole-length"
@@ -15,13 +16,11 @@ SMALL_PLANNER = dict(num_samples=32, num_elites=4, num_pi_trajs=4, iterations=2)
 
 
 def _train(run_dir, conditioning):
-    cfg = train_config_from(dict(task=f"split:{SPLIT}", model_size="tiny", steps=2600, seed_steps=2500, utd=0.05,
+    cfg = config_from_dict(dict(task=f"split:{SPLIT}", model_size="tiny", steps=2600, seed_steps=2500, utd=0.05,
                                  batch_size=16, eval_freq=2600, eval_episodes=1, eval_max_steps=10, diagnostics=False,
                                  run_dir=str(run_dir), wandb_mode="disabled", progress=False, planner=SMALL_PLANNER,
                                  model={"task_conditioning": conditioning}))
-    trainer = Trainer(cfg)
-    trainer.train()
-    return trainer
+    return run(cfg)
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +122,7 @@ def test_distributed_job_on_a_split_with_descriptor_conditioning(ray_session, tm
     from tests.distributed.job_helpers import compose_run_config, run_job, store_episodes
 
     summary, digests = run_job(compose_run_config([
-        "preset=smoke", f"task_set=split:{SPLIT}", f"run_dir={tmp_path}/run", "num_learners=2",
+        "preset=smoke", f"task=split:{SPLIT}", f"run_dir={tmp_path}/run", "num_learners=2",
         "model.task_conditioning=both", "steps=800", "seed_steps=300"]))
     assert summary["updates"] > 0
     assert len(set(digests)) == 1, "learner ranks hold different parameters"

@@ -1,0 +1,44 @@
+"""What acts in an environment: a world model and the planner, no optimisers.
+
+Env runners and evaluators hold a `PlanningPolicy`. In one process it shares the learner's
+WorldModel (no weight copies); in a Ray actor it owns a model that loads published weights.
+"""
+from __future__ import annotations
+
+import torch
+
+from agents.config import AgentConfig
+from agents.planner import PlanInfo, PlannerState, plan_batch
+from agents.world_model import WorldModel
+
+
+class PlanningPolicy:
+    def __init__(self, cfg: AgentConfig, action_masks: torch.Tensor | None = None, *,
+                 model: WorldModel | None = None):
+        """`model` (optional) is shared, e.g. the learner's own; else a new one is built on cfg.device."""
+        self.cfg = cfg
+        self.device = torch.device(cfg.device)
+        self.model = model if model is not None else WorldModel(cfg.model, action_masks).to(self.device).eval()
+        self.discounts = torch.tensor(cfg.discounts, dtype=torch.float32, device=self.device)
+        self.autocast_dtype = torch.bfloat16 if cfg.precision == "bf16" else None
+        self.weights_version = -1
+
+    def load_weights(self, model_state: dict, version: int) -> None:
+        """Load published world-model weights (a WorldModel state dict) unless already at `version`."""
+        if version != self.weights_version:
+            self.model.load_state_dict(model_state)
+            self.weights_version = version
+
+    def new_planner_state(self, batch_size: int, seed: int = 0, row_ids: list[int] | None = None,
+                          horizon: int | None = None) -> PlannerState:
+        return PlannerState.create(batch_size, horizon or self.cfg.planner.horizon, self.cfg.model.action_dim,
+                                   seed=seed, device=self.device, row_ids=row_ids)
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, task: torch.Tensor, state: PlannerState, *, eval_mode: bool = False,
+            planner_cfg=None) -> tuple[torch.Tensor, PlanInfo]:
+        """obs [B, O], task [B] -> actions [B, A] (on CPU) and the planner's info."""
+        action, info = plan_batch(self.model, obs.to(self.device, torch.float32), task.to(self.device), state,
+                                  planner_cfg or self.cfg.planner, self.discounts, eval_mode=eval_mode,
+                                  autocast_dtype=self.autocast_dtype)
+        return action.cpu(), info

@@ -1,0 +1,224 @@
+"""Where learner batches come from: one small protocol, three sources.
+
+A batch source has `sample(batch_size, horizon, rng, balance=None) -> arrays` (agents.batch.BATCH_KEYS, with
+`action_mask` from the task set's masks; `balance` None: the source's own), `windows(horizon)`
+(how many windows it can draw from: 0 means not yet) and `refresh()` (pick up new commits).
+
+    StoreSource       replay shards on disk, read-only (one shard or many); a shard with a
+                      damaged chunk is set aside with a log line naming shard and chunk
+    ShardActorSource  replay-shard actors of a Ray job (their committed data)
+    Mixture           a fixed share of every batch from each of two sources (online + offline)
+
+Task balance means the same thing in every source (`distributed.replay.sampler.plan_draws`):
+`balance="uniform"` makes every stored window of H+1 steps equally likely; `balance="task"` makes
+every task present in the source equally likely, then windows uniform within the task, whichever
+shard holds them. A Mixture applies the balance within each of its sources; the ratio fixes the
+share of rows between them.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from agents.batch import BATCH_KEYS
+
+log = logging.getLogger(__name__)
+
+
+def concat_batches(parts: list[dict]) -> dict:
+    """Join batches along the batch axis: time-major arrays on axis 1, per-sample ones on axis 0."""
+    return {k: np.concatenate([p[k] for p in parts], axis=0 if k in ("task", "action_mask") else 1)
+            for k in BATCH_KEYS}
+
+
+def fit_batch(arrays: dict, obs_dim: int, action_masks: np.ndarray) -> dict:
+    """Zero-pad a store batch to the model's obs/action dims and set action_mask = masks[task]."""
+    out = dict(arrays)
+    for key, width in (("obs", obs_dim), ("action", action_masks.shape[1])):
+        have = out[key].shape[-1]
+        if have > width:
+            raise ValueError(f"store {key} dim {have} exceeds the model's {width}")
+        if have < width:
+            out[key] = np.pad(out[key], ((0, 0), (0, 0), (0, width - have)))
+    if out["task"].size and out["task"].max() >= len(action_masks):
+        raise ValueError(f"store holds task id {int(out['task'].max())}; the task set has {len(action_masks)} tasks")
+    out["action_mask"] = np.asarray(action_masks, np.float32)[out["task"]]
+    return out
+
+
+# -- stores on disk ------------------------------------------------------------------------------
+def shard_paths(data) -> list[Path]:
+    """Shard directories named by `data`: a shard itself, or a directory of shard-* (e.g. run/replay)."""
+    paths = []
+    for d in ([data] if isinstance(data, (str, Path)) else data):
+        d = Path(d)
+        if (d / "zarr.json").exists():
+            paths.append(d)
+        else:
+            found = sorted(p for p in d.glob("*") if (p / "zarr.json").exists()) if d.is_dir() else []
+            if not found:
+                raise FileNotFoundError(f"{d} is neither a replay shard nor a directory of shards")
+            paths.extend(found)
+    if not paths:
+        raise ValueError("no replay data given (offline_data=<shard or directory of shards>)")
+    return paths
+
+
+def store_dims(data) -> tuple[int, int]:
+    from distributed.replay.layout import read_state
+
+    dims = {(i.obs_dim, i.action_dim) for i in (read_state(p)[0] for p in shard_paths(data))}
+    if len(dims) > 1:
+        raise ValueError(f"shards disagree on (obs_dim, action_dim): {sorted(dims)}")
+    return dims.pop()
+
+
+def store_task_ids(data) -> set[int]:
+    """Task ids with live episodes in the store named by `data`."""
+    from distributed.replay.layout import read_state
+
+    ids: set[int] = set()
+    for p in shard_paths(data):
+        _, c = read_state(p)
+        ids |= {int(t) for t, v in c.live_per_task.items() if v[0]}
+    return ids
+
+
+class StoreSource:
+    """Batches from replay shards on disk, opened read-only (no lock, no recovery writes), padded to
+    the model's dims when the store is narrower (e.g. imported data of one embodiment)."""
+
+    def __init__(self, data, action_masks: np.ndarray, obs_dim: int, *, balance: str = "task",
+                 cache_bytes: int = 256 << 20):
+        from distributed.replay.multi import MultiShardSampler
+
+        self.sampler = MultiShardSampler(shard_paths(data), cache_bytes=cache_bytes)
+        self.masks = np.asarray(action_masks, np.float32)
+        self.obs_dim, self.balance = obs_dim, balance
+
+    def refresh(self) -> None:
+        self.sampler.refresh()
+
+    @property
+    def failed(self) -> dict:
+        """Shards set aside: path -> the ChunkError that named the damaged chunk."""
+        return self.sampler.failed
+
+    def windows(self, horizon: int) -> int:
+        return sum(sum(r.task_windows(horizon).values()) for r in self.sampler.healthy)
+
+    def sample(self, batch_size: int, horizon: int, rng: np.random.Generator, balance: str | None = None) -> dict:
+        arrays = self.sampler.sample(batch_size, horizon, rng, balance=balance or self.balance)
+        return fit_batch(arrays, self.obs_dim, self.masks)
+
+
+class ShardActorSource:
+    """Batches from the replay-shard actors of a Ray job: the draws are planned over all shards'
+    committed windows (one balance meaning), each shard serves its part, and one request is kept
+    in flight ahead of use. A shard whose data turns out damaged is set aside (logged, named)."""
+
+    def __init__(self, shards: list, action_masks: np.ndarray, *, balance: str = "task"):
+        self.shards = list(shards)
+        self.masks = np.asarray(action_masks, np.float32)
+        self.balance = balance
+        self.failed: dict[int, str] = {}  # shard index -> what was wrong
+        self._pending = None
+
+    def refresh(self) -> None:
+        pass  # shard actors serve what they have committed
+
+    def _healthy(self) -> list[int]:
+        return [i for i in range(len(self.shards)) if i not in self.failed]
+
+    def windows(self, horizon: int) -> int:
+        import ray
+
+        return sum(sum(w.values()) for w in ray.get([self.shards[i].task_windows.remote(horizon)
+                                                     for i in self._healthy()]))
+
+    def _request(self, batch_size: int, horizon: int, balance: str, rng: np.random.Generator):
+        import ray
+
+        from distributed.replay.sampler import plan_draws
+
+        healthy = self._healthy()
+        if not healthy:
+            raise RuntimeError(f"every replay shard was set aside: {self.failed}")
+        per_shard = ray.get([self.shards[i].task_windows.remote(horizon) for i in healthy])
+        if not any(per_shard):  # episodes may be handed over but not yet committed: commit them now
+            ray.get([self.shards[i].flush.remote() for i in healthy])
+            per_shard = ray.get([self.shards[i].task_windows.remote(horizon) for i in healthy])
+        plans = plan_draws(per_shard, batch_size, balance, rng)
+        seeds = rng.integers(0, 2**31, len(healthy))
+        return [(i, self.shards[i].sample_plan.remote(p, horizon, self.masks, int(s)))
+                for i, p, s in zip(healthy, plans, seeds) if p.get("n") or p.get("per_task")]
+
+    def sample(self, batch_size: int, horizon: int, rng: np.random.Generator, balance: str | None = None) -> dict:
+        import ray
+        from ray.exceptions import RayTaskError
+
+        from distributed.replay.errors import ChunkError
+
+        key = (batch_size, horizon, balance or self.balance)
+        for _ in range(len(self.shards) + 1):
+            if self._pending is None or self._pending[0] != key:
+                self._pending = (key, self._request(*key, rng))
+            requests = self._pending[1]
+            self._pending = None
+            try:
+                parts = [ray.get(ref) for _, ref in requests]
+            except RayTaskError as exc:
+                cause = exc.as_instanceof_cause()
+                if not isinstance(cause, ChunkError):
+                    raise
+                bad = next(i for i, ref in requests if _failed(ref))
+                self.failed[bad] = str(cause)
+                log.error("replay shard %d set aside: %s", bad, cause)
+                continue
+            self._pending = (key, self._request(*key, rng))
+            return concat_batches(parts)
+        raise RuntimeError(f"could not sample: shards set aside {self.failed}")
+
+
+def _failed(ref) -> bool:
+    import ray
+
+    try:
+        ray.get(ref)
+        return False
+    except Exception:
+        return True
+
+
+class Mixture:
+    """`ratio` of every batch (rounded) from `second`, the rest from `first`."""
+
+    def __init__(self, first, second, ratio: float):
+        if not 0.0 <= ratio <= 1.0:
+            raise ValueError(f"a mixture ratio must be in [0, 1], got {ratio}")
+        self.first, self.second, self.ratio = first, second, float(ratio)
+
+    def refresh(self) -> None:
+        self.first.refresh()
+        self.second.refresh()
+
+    @property
+    def failed(self) -> dict:
+        return {**getattr(self.first, "failed", {}), **getattr(self.second, "failed", {})}
+
+    def windows(self, horizon: int) -> int:
+        """Windows of the sources in use; 0 while one of them has none (a batch needs both)."""
+        used = [s for s, share in ((self.first, 1 - self.ratio), (self.second, self.ratio)) if share > 0]
+        counts = [s.windows(horizon) for s in used]
+        return 0 if min(counts) == 0 else sum(counts)
+
+    def sample(self, batch_size: int, horizon: int, rng: np.random.Generator, balance: str | None = None) -> dict:
+        n2 = int(round(self.ratio * batch_size))
+        parts = []
+        if n2 < batch_size:
+            parts.append(self.first.sample(batch_size - n2, horizon, rng, balance))
+        if n2:
+            parts.append(self.second.sample(n2, horizon, rng, balance))
+        return concat_batches(parts)

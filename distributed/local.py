@@ -1,0 +1,131 @@
+"""The loop's parts in one process: an env runner writing one replay shard, one Learner, and the
+evaluator, all sharing ONE world model (the learner's: the runner plans with the weights of the
+last update, and nothing is copied). Every call runs to the end and returns a finished Job,
+so the loop runs collection, learning and evaluation in turn. Debug a run here."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+from distributed.loop import Job
+
+
+class LocalCollector:
+    """One EnvRunner over the run's tasks; finished episodes are committed to the run's shard."""
+
+    slots = 1
+
+    def __init__(self, runner, writer, on_commit):
+        self.runner, self.writer, self.on_commit = runner, writer, on_commit
+
+    def collect(self, slot: int, num_steps: int, seeding: bool) -> Job:
+        episodes, stats = self.runner.collect(num_steps, seeding)
+        for ep in episodes:
+            self.writer.add_episode(ep["obs"], ep["action"], ep["reward"], ep["terminated"], ep["truncated"],
+                                    ep["task"])
+        if episodes:
+            self.writer.flush()
+            self.on_commit()
+        return Job({**stats, "call_s": stats["wall_s"], "steps": num_steps * len(self.runner),
+                    "episodes": [(e["task"], e["return"], e["success"], e["length"]) for e in episodes]})
+
+    def set_weights(self, weights, version: int) -> None:
+        self.runner.policy.weights_version = version  # the model is shared: nothing to load
+
+    def drain(self) -> None:
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+        self.runner.close()
+
+
+class NoCollector:
+    """Offline runs collect nothing."""
+
+    slots = 0
+
+    def set_weights(self, weights, version: int) -> None:
+        pass
+
+    def drain(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class LocalLearner:
+    def __init__(self, learner):
+        self.learner = learner
+
+    def train(self, n: int) -> Job:
+        return Job(self.learner.train(n))
+
+    def publish(self):
+        return None  # runner and evaluator share the model
+
+    def diagnostics(self, names, obs_dims, **kw) -> Job:
+        return Job(self.learner.diagnostics(names, obs_dims, **kw))
+
+    def agent_state(self) -> dict:
+        return self.learner.agent.state_dict()
+
+    def load_agent_state(self, state: dict) -> None:
+        self.learner.agent.load_state_dict(state)
+
+    def rng_states(self) -> list:
+        return [self.learner.rng_state()]
+
+    def load_rng_states(self, states: list) -> None:
+        self.learner.load_rng_state(states[0])
+
+    def shards_set_aside(self) -> dict:
+        return {str(k): str(v) for k, v in getattr(self.learner.source, "failed", {}).items()}
+
+    def close(self) -> None:
+        pass
+
+
+class LocalEvaluator:
+    def __init__(self, policy, task_set):
+        self.policy, self.task_set = policy, task_set
+
+    def evaluate(self, weights, version: int, **kw) -> Job:
+        from distributed.evaluator import evaluate
+
+        return Job({**evaluate(self.policy, self.task_set, **kw), "weights_version": version})
+
+
+def local_parts(loop) -> SimpleNamespace:
+    """The in-process parts of `loop` (a distributed.loop.Loop) for its config."""
+    from agents.policy import PlanningPolicy
+    from distributed.batches import Mixture, StoreSource
+    from distributed.env_runner import EnvRunner
+    from distributed.learner import Learner
+    from distributed.replay.writer import ShardWriter
+
+    cfg, ts = loop.cfg, loop.task_set
+    torch.set_num_threads(cfg.torch_threads)
+    masks = ts.action_masks().astype(np.float32)
+    cache = cfg.shard_cache_mb << 20
+    offline = StoreSource(cfg.offline_data, masks, ts.max_obs_dim, balance=cfg.balance, cache_bytes=cache) \
+        if cfg.offline_data else None
+    collector, source = NoCollector(), offline
+    shard = loop.run_dir / "replay" / "shard-000"
+    if not cfg.offline:
+        writer = ShardWriter(shard, obs_dim=ts.max_obs_dim, action_dim=ts.max_action_dim, chunk_len=cfg.chunk_len)
+        online = StoreSource(shard, masks, ts.max_obs_dim, balance=cfg.balance, cache_bytes=cache)
+        source = online if offline is None else Mixture(online, offline, cfg.offline_ratio)
+    learner = Learner(loop.agent_cfg, masks, source, seed=cfg.seed, agent=loop.agent)
+    policy = PlanningPolicy(loop.agent_cfg, model=learner.agent.model)
+    if not cfg.offline:
+        runner = EnvRunner(policy, ts, loop.tasks, envs_per_task=cfg.envs_per_task, seed=cfg.seed,
+                           max_episode_steps=cfg.max_episode_steps)
+        collector = LocalCollector(runner, writer, source.refresh)
+    parts = SimpleNamespace(collector=collector, learners=LocalLearner(learner),
+                            evaluator=LocalEvaluator(policy, ts), agent=learner.agent)
+    parts.close = lambda: collector.close()
+    return parts

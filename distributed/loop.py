@@ -1,0 +1,457 @@
+"""The one training loop. Every mode is a choice of parts, not a copy of this loop:
+
+    collector  in-process env runner | Ray env-runner actors + replay-shard actors | none (offline)
+    learners   one in-process Learner | a Ray data-parallel group          (each with a batch source)
+    evaluator  in-process | a Ray actor
+
+`distributed/local.py` and `distributed/ray_parts.py` build the parts; their calls return `Job`s
+(finished at once in-process, Ray object refs under Ray), so the Ray configuration overlaps
+collection, learning and evaluation while the in-process one runs them in turn, and the code
+above that seam (rate limit, schedules, logging, checkpoints, resume) is this file, once.
+
+A checkpoint is a registry of named objects with state_dict()/load_state_dict() (agent, learner
+RNGs, rate limiter, counters, the driver's RNGs, eval history), saved and restored the same way
+in every mode, with `extra` metadata that readers of a run (diagnose, transfer) use.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from distributed.config import ConfigError, RunConfig, build_agent_config, check_run_dir, seed_steps, write_run_file
+from distributed.rate_limiter import RateLimiter
+from distributed.run_log import RunLogger, plot_learning_curves
+
+log = logging.getLogger(__name__)
+
+
+# -- work in flight --------------------------------------------------------------------------------
+class Job:
+    """A call's result: `Job(value)` is finished; `Job(refs=[...], finish=f)` waits on Ray refs and
+    is `f(ray.get(refs))`; `on_error(exc)` (optional) turns an actor failure into a result."""
+
+    def __init__(self, value=None, *, refs: list | None = None, finish=None, on_error=None):
+        self.value, self.refs, self.finish, self.on_error = value, refs, finish, on_error
+        self._ready: set = set()
+
+    @property
+    def done(self) -> bool:
+        return self.refs is None or len(self._ready) == len(self.refs)
+
+    def result(self):
+        if self.refs is None:
+            return self.value
+        import ray
+        from ray.exceptions import RayActorError
+
+        try:
+            values = ray.get(self.refs)
+        except RayActorError as exc:
+            if self.on_error is None:
+                raise
+            return self.on_error(exc)
+        return self.finish(values) if self.finish else values
+
+
+def wait_any(jobs, timeout: float = 1.0) -> list[Job]:
+    """The jobs that are done (in-process ones at once; else block up to `timeout` for one ref)."""
+    jobs = list(jobs)
+    done = [j for j in jobs if j.done]
+    if done or not jobs:
+        return done
+    import ray
+
+    pending = [r for j in jobs for r in j.refs if r not in j._ready]
+    ready, _ = ray.wait(pending, num_returns=1, timeout=timeout)
+    for j in jobs:
+        j._ready.update(r for r in ready if r in j.refs)
+    return [j for j in jobs if j.done]
+
+
+# -- checkpoint registry -----------------------------------------------------------------------------
+class State:
+    """A registry entry made of two functions."""
+
+    def __init__(self, get, put):
+        self.state_dict, self.load_state_dict = get, put
+
+
+class Checkpoint:
+    """Named objects saved together in `<run_dir>/checkpoint.pt` (loads with weights_only=True),
+    plus `model.safetensors` from the `agent` entry. Writes are atomic and fsynced."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = Path(run_dir)
+        self.items: dict = {}
+
+    def register(self, name: str, obj) -> None:
+        self.items[name] = obj
+
+    def save(self, extra: dict) -> None:
+        from agents.checkpoint import write_checkpoint
+
+        state = {name: obj.state_dict() for name, obj in self.items.items()}
+        write_checkpoint(self.run_dir, {**state, "extra": extra}, state["agent"]["model"])
+
+    def load(self) -> dict | None:
+        """Restore every registered object from the run's checkpoint; None if there is none."""
+        from agents.checkpoint import CHECKPOINT_FILE, load_checkpoint
+
+        if not (self.run_dir / CHECKPOINT_FILE).exists():
+            return None
+        state = load_checkpoint(self.run_dir)
+        missing = [n for n in self.items if n not in state]
+        if missing:
+            raise ConfigError(f"{self.run_dir / CHECKPOINT_FILE} has another layout (no {missing}): it was not "
+                              f"written by this version's training loop; use another run_dir")
+        for name, obj in self.items.items():
+            obj.load_state_dict(state[name])
+        return state["extra"]
+
+
+@dataclass
+class Counters:
+    env_steps: int = 0
+    episodes: Counter = field(default_factory=Counter)  # task name -> committed episodes
+    weights_version: int = 0
+    runner_restarts: int = 0
+
+    def state_dict(self) -> dict:
+        return {"env_steps": self.env_steps, "episodes": dict(self.episodes), "weights_version": self.weights_version,
+                "runner_restarts": self.runner_restarts}
+
+    def load_state_dict(self, s: dict) -> None:
+        self.env_steps, self.weights_version = int(s["env_steps"]), int(s["weights_version"])
+        self.episodes = Counter({k: int(v) for k, v in s["episodes"].items()})
+        self.runner_restarts = int(s.get("runner_restarts", 0))
+
+
+class DriverRNG:
+    """The driver process's Python, NumPy and torch generators (one process: also the learner's torch)."""
+
+    def state_dict(self) -> dict:
+        return {"python": json.dumps(random.getstate()), "numpy": json.dumps(_np_state()),
+                "torch": torch.get_rng_state()}
+
+    def load_state_dict(self, s: dict) -> None:
+        v, state, gauss = json.loads(s["python"])
+        random.setstate((v, tuple(state), gauss))
+        np.random.set_state(tuple(json.loads(s["numpy"])))
+        torch.set_rng_state(s["torch"])
+
+
+def _np_state():
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    return [name, keys.tolist(), pos, has_gauss, gauss]
+
+
+class EvalHistory(list):
+    def state_dict(self) -> dict:
+        return {"rows": json.dumps(list(self))}
+
+    def load_state_dict(self, s: dict) -> None:
+        self[:] = json.loads(s["rows"])
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+# -- the loop ------------------------------------------------------------------------------------------
+class Loop:
+    """Collect -> store -> learn -> evaluate -> checkpoint, for every mode.
+
+    Construction checks everything (tasks, run directory, offline data) and writes nothing;
+    `start()` writes run.json, builds the parts and resumes; `run()` trains to `cfg.steps`."""
+
+    def __init__(self, cfg: RunConfig, *, agent=None, tasks: list[str] | None = None):
+        """`agent` (optional, backend=local) continues an existing agent whose tasks are cfg.task's
+        set, by id (a finetune); `tasks` (optional) limits collection and evaluation to those tasks."""
+        from envs import load_task_set
+        from envs.errors import UnknownNameError
+
+        self.cfg = cfg
+        try:
+            self.task_set = load_task_set(cfg.task)
+        except UnknownNameError as exc:
+            raise ConfigError(str(exc)) from None
+        self.names = list(self.task_set.names)
+        self.tasks = list(tasks or self.names)
+        missing = [t for t in self.tasks if t not in self.names]
+        if missing:
+            raise ConfigError(f"tasks {missing} are not in the task set {cfg.task!r}")
+        if agent is not None and (cfg.backend != "local" or agent.cfg.model.num_tasks != len(self.names)):
+            raise ConfigError(f"a given agent ({agent.cfg.model.num_tasks} tasks) continues only in backend=local "
+                              f"on its own task set ({cfg.task!r} has {len(self.names)})")
+        self.agent = agent
+        self.agent_cfg = agent.cfg if agent is not None else build_agent_config(cfg, self.task_set)
+        if cfg.backend == "ray":
+            from distributed.ray_parts import check_tasks_buildable
+
+            check_tasks_buildable(self.task_set)
+        check_run_dir(cfg, self.names)
+        if cfg.offline_data:
+            check_offline_data(cfg.offline_data, self.task_set)
+        self.run_dir = Path(cfg.run_dir)
+        self.seed_steps = 0 if cfg.offline else seed_steps(cfg, self.task_set, self.tasks)
+        self.limiter = RateLimiter(cfg.utd, min_inserts=self.seed_steps, max_lag=cfg.max_lag)
+        self.counters = Counters()
+        self.evals = EvalHistory()
+        self.last_eval: dict | None = None
+        self.parts = None
+
+    # -- start-up ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        cfg = self.cfg
+        seed_everything(cfg.seed)
+        if cfg.backend == "local":
+            from distributed.local import local_parts
+
+            self.parts = local_parts(self)
+        else:
+            from distributed.ray_parts import ray_parts
+
+            self.parts = ray_parts(self)
+        write_run_file(cfg, self.names, {"obs_dim": self.task_set.max_obs_dim,
+                                         "action_dim": self.task_set.max_action_dim})
+        self.logger = RunLogger(self.run_dir, cfg.to_dict(), wandb_mode=cfg.wandb_mode, project=cfg.wandb_project,
+                                group=cfg.task if len(self.names) > 1 else None)
+        learners = self.parts.learners
+        self.checkpoint = Checkpoint(self.run_dir)
+        self.checkpoint.register("agent", State(learners.agent_state, learners.load_agent_state))
+        self.checkpoint.register("learner_rng", State(learners.rng_states, learners.load_rng_states))
+        self.checkpoint.register("limiter", self.limiter)
+        self.checkpoint.register("counters", self.counters)
+        self.checkpoint.register("driver_rng", DriverRNG())
+        self.checkpoint.register("evals", self.evals)
+        if self.checkpoint.load() is not None:
+            print(f"resumed {self.run_dir}: env step {self.counters.env_steps}, update {self.limiter.samples}, "
+                  f"{sum(self.counters.episodes.values())} episodes")
+        self._publish()
+
+    @property
+    def updates(self) -> int:
+        return self.limiter.samples
+
+    @property
+    def env_steps(self) -> int:
+        return self.counters.env_steps
+
+    def progress(self) -> int:
+        """What steps, eval_freq, checkpoint_freq and diag_freq count: env steps, or updates offline."""
+        return self.limiter.samples if self.cfg.offline else self.counters.env_steps
+
+    def _publish(self) -> None:
+        self.counters.weights_version += 1
+        self.parts.collector.set_weights(self.parts.learners.publish(), self.counters.weights_version)
+
+    def _has_data(self) -> bool:
+        return self.cfg.offline or sum(self.counters.episodes.values()) > 0
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def run(self) -> dict:
+        if self.parts is None:
+            self.start()
+        cfg, collector, learners = self.cfg, self.parts.collector, self.parts.learners
+        jobs: dict[Job, tuple] = {}
+        every = lambda freq: (self.progress() // freq + 1) * freq if freq else None  # noqa: E731
+        next_eval, next_ckpt, next_diag = every(cfg.eval_freq), every(cfg.checkpoint_freq), every(cfg.diag_freq)
+        last_publish = self.updates
+        bar = progress_bar(cfg.steps, self.progress(), cfg.progress, "upd" if cfg.offline else "step")
+        t0, steps0, updates0 = time.time(), self.env_steps, self.updates
+        timing: dict = {}
+        train_info: dict = {}
+        while True:
+            kinds = [k[0] for k in jobs.values()]
+            if self.progress() >= cfg.steps and "collect" not in kinds and "learn" not in kinds and (
+                    cfg.offline or self.limiter.allowed_samples() == 0 or not self._has_data()):
+                break  # online runs end with the update-to-data ratio met
+            if self.progress() < cfg.steps and (self.limiter.can_insert() or not self._has_data()):
+                busy = {k[1] for k in jobs.values() if k[0] == "collect"}
+                for slot in range(collector.slots):
+                    if slot not in busy:
+                        jobs[collector.collect(slot, cfg.collect_steps, self.env_steps < self.seed_steps)] = \
+                            ("collect", slot)
+            if "learn" not in kinds and self._has_data():
+                if cfg.offline:
+                    n = min(cfg.updates_per_round, cfg.steps - self.updates)
+                else:
+                    n = min(self.limiter.allowed_samples(), cfg.updates_per_round)
+                if n > 0:
+                    jobs[learners.train(n)] = ("learn", n)
+            for job in wait_any(jobs):
+                kind = jobs.pop(job)
+                result = job.result()
+                if kind[0] == "collect":
+                    self._record_collect(result)
+                    timing[kind[1]] = result
+                elif kind[0] == "learn":
+                    self.limiter.record_samples(kind[1])
+                    train_info = result
+                    if self.updates - last_publish >= cfg.publish_every:
+                        self._publish()
+                        last_publish = self.updates
+                    self.logger.log(self.env_steps, {**result, "updates": self.updates}, kind="train")
+                elif kind[0] == "eval":
+                    self._record_eval(result)
+                elif kind[0] == "diag":
+                    self.logger.log(self.env_steps, result, kind="diag")
+            kinds = [k[0] for k in jobs.values()]
+            if next_diag is not None and self.progress() >= next_diag:
+                if "diag" not in kinds and self.updates > 0 and self.progress() < cfg.steps:
+                    jobs[self._diagnostics()] = ("diag",)
+                next_diag = every(cfg.diag_freq)
+            if self.progress() >= next_eval:
+                if "eval" not in kinds and self.progress() < cfg.steps:
+                    jobs[self._evaluate()] = ("eval",)
+                next_eval = every(cfg.eval_freq)
+            if self.progress() >= next_ckpt:
+                self.save()
+                next_ckpt = every(cfg.checkpoint_freq)
+            if bar is not None:
+                el = max(time.time() - t0, 1e-9)
+                last = self.last_eval
+                bar.set_postfix(sps=f"{(self.env_steps - steps0) / el:.0f}", ups=f"{(self.updates - updates0) / el:.1f}",
+                                eps=sum(self.counters.episodes.values()),
+                                ret="-" if last is None else f"{last['episode_return']:.1f}", refresh=False)
+                bar.n = min(self.progress(), cfg.steps)
+                bar.refresh()
+        for job, kind in list(jobs.items()):  # an evaluation or diagnostics still running
+            result = job.result()
+            self._record_eval(result) if kind[0] == "eval" else self.logger.log(self.env_steps, result, kind="diag")
+        if bar is not None:
+            bar.close()
+        return self._finish(t0, steps0, updates0, timing)
+
+    def _finish(self, t0: float, steps0: int, updates0: int, timing: dict) -> dict:
+        """Final checkpoint first; then the final evaluation and diagnostics, whose failure is
+        logged and loses no training."""
+        self._publish()
+        self.save()
+        final, failures = None, []
+        try:
+            final = self._record_eval(self._evaluate().result())
+        except Exception as exc:  # noqa: BLE001  the run's training is saved; say what failed
+            log.exception("final evaluation failed")
+            failures.append(f"evaluation: {type(exc).__name__}: {exc}")
+        if self.cfg.diagnostics and self.updates > 0:
+            try:
+                self.logger.log(self.env_steps, self._diagnostics(str(self.run_dir / "diagnostics")).result(),
+                                kind="diag")
+            except Exception as exc:  # noqa: BLE001
+                log.exception("final diagnostics failed")
+                failures.append(f"diagnostics: {type(exc).__name__}: {exc}")
+        self.save()  # with the final evaluation in the history
+        wall = time.time() - t0
+        summary = {"env_steps": self.env_steps, "updates": self.updates,
+                   "episodes": sum(self.counters.episodes.values()), "tasks_with_episodes": len(self.counters.episodes),
+                   "last_eval_return": None if final is None else final["episode_return"],
+                   "normalized_score": None if final is None else final.get("normalized_score"),
+                   "runner_restarts": self.counters.runner_restarts, "wall_s": wall,
+                   "env_steps_per_s": (self.env_steps - steps0) / wall, "updates_per_s": (self.updates - updates0) / wall,
+                   "runner_overhead": _overhead(timing), "failures": failures,
+                   "shards_set_aside": self.parts.learners.shards_set_aside()}
+        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+        self.logger.log(self.env_steps, summary, kind="summary")
+        plot_learning_curves(self.run_dir)
+        return summary
+
+    def _record_collect(self, stats: dict) -> None:
+        if stats.get("restarted"):
+            self.counters.runner_restarts += 1
+            return
+        self.counters.env_steps += stats["steps"]
+        self.limiter.record_inserts(stats["steps"])
+        for task, ret, succ, length in stats["episodes"]:
+            self.counters.episodes[self.names[task]] += 1
+            self.logger.log(self.env_steps, {"task": self.names[task], "return": ret, "success": succ,
+                                             "length": length}, kind="episode")
+
+    def _evaluate(self) -> Job:
+        return self.parts.evaluator.evaluate(self.parts.learners.publish(), self.counters.weights_version,
+                                             tasks=self.tasks, episodes=self.cfg.eval_episodes,
+                                             seed=self.cfg.seed + 17, max_steps=self.cfg.eval_max_steps)
+
+    def _diagnostics(self, out_dir: str | None = None) -> Job:
+        return self.parts.learners.diagnostics(self.names, [t.obs_dim for t in self.task_set.tasks],
+                                               per_task=self.cfg.diag_samples_per_task,
+                                               audit_states=self.cfg.diag_audit_states, out_dir=out_dir)
+
+    def _record_eval(self, result: dict) -> dict:
+        from distributed.evaluator import eval_row, write_eval_table
+
+        row = eval_row(result, updates=self.updates, weights_version=result.get("weights_version"))
+        self.logger.log(self.progress(), row, kind="eval")
+        self.evals.append({"step": self.progress(), "episode_return": row["episode_return"],
+                           "normalized_score": row["normalized_score"]})
+        self.last_eval = row
+        write_eval_table(self.run_dir, result, {t.name: t.domain for t in self.task_set.tasks}, self.progress())
+        return row
+
+    def save(self) -> None:
+        """Every reported episode committed first, so the saved counters match the store."""
+        self.parts.collector.drain()
+        self.checkpoint.save({"task_set": self.cfg.task, "tasks": self.names, "env_steps": self.env_steps,
+                              "updates": self.updates, "backend": self.cfg.backend})
+
+    def shutdown(self) -> None:
+        if self.parts is not None:
+            try:
+                self.parts.close()
+            finally:
+                self.logger.close()
+                self.parts = None
+
+
+def check_offline_data(data: str, task_set) -> None:
+    """The store named by `data` fits the task set: dims no wider, task ids inside the set."""
+    from distributed.batches import shard_paths, store_dims, store_task_ids
+
+    try:
+        paths = shard_paths(data)
+        obs_dim, action_dim = store_dims(paths)
+        ids = store_task_ids(paths)
+    except (FileNotFoundError, ValueError) as exc:
+        raise ConfigError(f"offline_data={data!r}: {exc}") from None
+    if obs_dim > task_set.max_obs_dim or action_dim > task_set.max_action_dim:
+        raise ConfigError(f"offline_data {data!r} holds obs/action dims {(obs_dim, action_dim)}, wider than task set "
+                          f"{task_set.name!r} ({task_set.max_obs_dim}, {task_set.max_action_dim}): it belongs to "
+                          f"another task set")
+    bad = sorted(t for t in ids if t >= len(task_set.tasks))
+    if bad:
+        raise ConfigError(f"offline_data {data!r} holds task ids {bad}; task set {task_set.name!r} has "
+                          f"{len(task_set.tasks)} tasks")
+
+
+def progress_bar(total: int, initial: int, enabled: bool, unit: str = "step"):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, unit=unit, dynamic_ncols=True, mininterval=2.0)
+
+
+def _overhead(timing: dict) -> float | None:
+    """Runners' wall time inside collect calls over their simulation + planning time."""
+    work = sum(t.get("plan_s", 0.0) + t.get("sim_s", 0.0) for t in timing.values())
+    return None if work == 0 else sum(t.get("call_s", 0.0) for t in timing.values()) / work
+
+
+def run(cfg: RunConfig, **kw) -> dict:
+    """Build the loop for `cfg`, train, shut down; returns the summary."""
+    loop = Loop(cfg, **kw)
+    try:
+        return loop.run()
+    finally:
+        loop.shutdown()

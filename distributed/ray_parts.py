@@ -1,0 +1,216 @@
+"""The loop's parts as Ray actors: env-runner actors that plan with published weights and ship
+episodes to replay-shard actors, a data-parallel learner group, and an evaluator actor. Calls
+return Jobs over object refs, so the loop overlaps collection, learning and evaluation.
+
+    EnvRunner actors --episodes--> ReplayShard actors --batches--> Learner actors (DDP group)
+           ^                                                              |
+           +------------------ weights (object store, every K updates) ---+
+"""
+from __future__ import annotations
+
+import importlib.util
+from types import SimpleNamespace
+
+import numpy as np
+
+from distributed.config import ConfigError, RunConfig
+from distributed.loop import Job
+
+DOMAIN_PACKAGES = {"dmc": ("dm_control", "dm-control"), "metaworld": ("metaworld", "metaworld"),
+                   "gym": ("mujoco", "gymnasium[mujoco]")}
+
+
+def assign_tasks(task_set, num_runners: int) -> list[list[str]]:
+    """Split tasks over runners so each runner holds as few embodiment families as possible:
+    runners go to domains in proportion to their task counts (at least one each when there are
+    enough runners), and each domain's tasks, sorted by embodiment, are cut into contiguous runs."""
+    if num_runners == 0:  # an offline run
+        return []
+    by_domain: dict[str, list] = {}
+    for t in task_set.tasks:
+        by_domain.setdefault(t.domain, []).append(t)
+    domains = sorted(by_domain, key=lambda d: -len(by_domain[d]))
+    if num_runners < len(domains):
+        ordered = sorted(task_set.tasks, key=lambda t: (t.domain, t.embodiment, t.name))
+        return [[t.name for t in part] for part in np.array_split(np.array(ordered, dtype=object), num_runners)]
+    share = {d: 1 for d in domains}
+    for _ in range(num_runners - len(domains)):  # give spare runners to the domain with most tasks per runner
+        d = max(domains, key=lambda d: len(by_domain[d]) / share[d])
+        share[d] += 1
+    out = []
+    for d in domains:
+        ordered = sorted(by_domain[d], key=lambda t: (t.embodiment, t.name))
+        for part in np.array_split(np.array(ordered, dtype=object), share[d]):
+            out.append([t.name for t in part])
+    return [p for p in out if p]
+
+
+def check_tasks_buildable(task_set) -> None:
+    missing = {}
+    for t in task_set.tasks:
+        module, pip_name = DOMAIN_PACKAGES.get(t.domain, (None, None))
+        if module and importlib.util.find_spec(module) is None:
+            missing.setdefault(pip_name, []).append(t.name)
+    if missing:
+        lines = "; ".join(f"{len(v)} tasks need `pip install {k}` (e.g. {v[0]})" for k, v in missing.items())
+        raise ConfigError(f"task set {task_set.name!r} has tasks this machine cannot build: {lines}")
+
+
+def resource_needs(cfg: RunConfig) -> dict[str, float]:
+    shards = 0 if cfg.offline else cfg.shards
+    return {"CPU": cfg.num_runners * cfg.cpus_per_runner + cfg.num_learners * cfg.cpus_per_learner
+            + shards * cfg.cpus_per_shard + cfg.cpus_per_evaluator,
+            "GPU": cfg.num_runners * cfg.gpus_per_runner + cfg.num_learners * cfg.gpus_per_learner}
+
+
+def check_resources(cfg: RunConfig, available: dict[str, float]) -> None:
+    need = resource_needs(cfg)
+    short = {k: (v, available.get(k, 0.0)) for k, v in need.items() if v > available.get(k, 0.0) + 1e-9}
+    if short:
+        lines = ", ".join(f"{k}: needs {a:g}, cluster has {b:g}" for k, (a, b) in short.items())
+        raise ConfigError(f"resources cannot be satisfied ({lines}); lower num_runners/num_learners or the "
+                          f"cpus_/gpus_per_* settings, or add nodes")
+
+
+def _threads(cpus: float) -> int:
+    return max(1, int(cpus))  # torch threads = the actor's CPU share
+
+
+class RayCollector:
+    def __init__(self, runners: list, shards: list):
+        self.runners, self.shards = runners, shards
+        self.slots = len(runners)
+        self.weights = None
+
+    def collect(self, slot: int, num_steps: int, seeding: bool) -> Job:
+        def restarted(exc):  # Ray restarts the actor; give it the current weights
+            self.runners[slot].set_weights.remote(*self.weights)
+            return {"restarted": True}
+
+        return Job(refs=[self.runners[slot].collect.remote(num_steps, seeding)], finish=lambda v: v[0],
+                   on_error=restarted)
+
+    def set_weights(self, weights_ref, version: int) -> None:
+        self.weights = (weights_ref, version)
+        for r in self.runners:
+            r.set_weights.remote(weights_ref, version)
+
+    def drain(self) -> None:
+        """Episodes the runners reported are in their shards, and committed."""
+        import ray
+        from ray.exceptions import RayActorError
+
+        for ref in [r.drain.remote() for r in self.runners]:
+            try:
+                ray.get(ref)
+            except RayActorError:  # a runner being restarted: what it had not handed over is gone
+                pass
+        ray.get([s.flush.remote() for s in self.shards])
+
+    def close(self) -> None:
+        import ray
+
+        ray.get([s.close.remote() for s in self.shards], timeout=60)
+
+
+class RayLearners:
+    def __init__(self, learners: list):
+        self.learners = learners
+
+    def train(self, n: int) -> Job:
+        return Job(refs=[lr.train.remote(n) for lr in self.learners], finish=lambda infos: infos[0])
+
+    def publish(self):
+        """Rank 0's weights into the object store once; every runner loads that one copy."""
+        return self.learners[0].weights.remote()
+
+    def diagnostics(self, names, obs_dims, **kw) -> Job:
+        return Job(refs=[self.learners[0].diagnostics.remote(names, obs_dims, **kw)], finish=lambda v: v[0])
+
+    def agent_state(self) -> dict:
+        import ray
+
+        return ray.get(self.learners[0].agent_state.remote())
+
+    def load_agent_state(self, state: dict) -> None:
+        import ray
+
+        ray.get([lr.load_agent_state.remote(state) for lr in self.learners])
+
+    def rng_states(self) -> list:
+        import ray
+
+        return ray.get([lr.rng_state.remote() for lr in self.learners])
+
+    def load_rng_states(self, states: list) -> None:
+        import ray
+
+        if len(states) != len(self.learners):
+            print(f"checkpoint has {len(states)} learner RNG states for {len(self.learners)} ranks: ranks start "
+                  f"fresh streams")
+            return
+        ray.get([lr.load_rng_state.remote(s) for lr, s in zip(self.learners, states)])
+
+    def digests(self) -> list[str]:
+        import ray
+
+        return ray.get([lr.param_digest.remote() for lr in self.learners])
+
+    def shards_set_aside(self) -> dict:
+        import ray
+
+        return ray.get(self.learners[0].shards_set_aside.remote())
+
+
+class RayEvaluator:
+    def __init__(self, actor):
+        self.actor = actor
+
+    def evaluate(self, weights_ref, version: int, **kw) -> Job:
+        return Job(refs=[self.actor.evaluate.remote(weights_ref, version, **kw)], finish=lambda v: v[0])
+
+
+def ray_parts(loop) -> SimpleNamespace:
+    """Start the actors of `loop` (a distributed.loop.Loop) on the connected Ray cluster."""
+    import ray
+
+    from distributed.actors import actor_classes
+    from distributed.config import build_agent_config
+
+    cfg, ts = loop.cfg, loop.task_set
+    check_resources(cfg, ray.cluster_resources())
+    C = actor_classes()
+    runner_cfg = build_agent_config(cfg, ts, device=cfg.runner_device or cfg.device)
+    masks = ts.action_masks().astype(np.float32)
+    shards = [] if cfg.offline else [
+        C["shard"].options(num_cpus=cfg.cpus_per_shard, max_restarts=-1, max_task_retries=-1).remote(
+            str(loop.run_dir / "replay" / f"shard-{i:03d}"), obs_dim=ts.max_obs_dim, action_dim=ts.max_action_dim,
+            chunk_len=cfg.chunk_len, cache_bytes=cfg.shard_cache_mb << 20, flush_every_s=cfg.shard_flush_s,
+            seed=cfg.seed * 31 + i) for i in range(cfg.shards)]
+    runners = [C["runner"].options(num_cpus=cfg.cpus_per_runner, num_gpus=cfg.gpus_per_runner, max_restarts=-1).remote(
+        runner_cfg, cfg.task, tasks, shards[i % len(shards)], envs_per_task=cfg.envs_per_task, seed=cfg.seed,
+        runner_id=i, torch_threads=_threads(cfg.cpus_per_runner), max_episode_steps=cfg.max_episode_steps)
+        for i, tasks in enumerate(assign_tasks(ts, cfg.num_runners))]
+    learners = [C["learner"].options(num_cpus=cfg.cpus_per_learner, num_gpus=cfg.gpus_per_learner).remote(
+        loop.agent_cfg, masks, shards, rank=r, world_size=cfg.num_learners, seed=cfg.seed,
+        torch_threads=_threads(cfg.cpus_per_learner), balance=cfg.balance,
+        offline_data=str(cfg.offline_data) if cfg.offline_data else None, offline_ratio=cfg.offline_ratio,
+        cache_bytes=cfg.shard_cache_mb << 20) for r in range(cfg.num_learners)]
+    if cfg.num_learners > 1:
+        addr = ray.get(learners[0].address.remote())
+        ray.get([lr.init_process_group.remote(f"tcp://{addr}") for lr in learners])
+    evaluator = C["evaluator"].options(num_cpus=cfg.cpus_per_evaluator).remote(
+        runner_cfg, cfg.task, _threads(cfg.cpus_per_evaluator))
+    collector = RayCollector(runners, shards)
+    parts = SimpleNamespace(collector=collector, learners=RayLearners(learners), evaluator=RayEvaluator(evaluator),
+                            runners=runners, shards=shards)
+
+    def close() -> None:
+        try:
+            collector.close()
+        finally:
+            for a in runners + learners + [evaluator] + shards:
+                ray.kill(a)
+
+    parts.close = close
+    return parts

@@ -1,0 +1,46 @@
+"""What every training entry point does: compose the typed config from configs/<name>.yaml and
+the command line's Hydra overrides, check it, build the loop (which checks tasks, run directory
+and data), start Ray only for backend=ray, train, and print the summary. A handled error is one
+line on stderr and exit status 2, before anything is started or written."""
+from __future__ import annotations
+
+import os
+import sys
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+
+def main(config_name: str, argv: list[str] | None = None) -> dict:
+    from distributed.config import ConfigError, compose
+    from distributed.loop import Loop
+
+    argv = sys.argv[1:] if argv is None else argv
+    if any(a in ("-h", "--help") for a in argv):
+        print(f"usage: {sys.argv[0]} key=value ... (Hydra overrides of configs/{config_name}.yaml; keys: "
+              f"distributed/config.py RunConfig)")
+        raise SystemExit(0)
+    try:
+        cfg = compose(config_name, argv)
+        loop = Loop(cfg)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    how = None
+    if cfg.backend == "ray":
+        from distributed.ray_session import init_ray
+
+        how = init_ray(cfg.ray.address, cfg.ray.num_cpus, cfg.ray.temp_dir)
+        print("ray:", how)
+    try:
+        summary = loop.run()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    finally:
+        loop.shutdown()
+        if how is not None and how != "already initialized":  # a Ray this run started (or joined)
+            from distributed.ray_session import shutdown_ray
+
+            shutdown_ray()
+    print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in summary.items()})
+    return summary
