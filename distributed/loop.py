@@ -96,11 +96,16 @@ class Checkpoint:
     def register(self, name: str, obj) -> None:
         self.items[name] = obj
 
-    def save(self, extra: dict) -> None:
+    def save(self, extra: dict) -> dict:
+        """Save every registered object; returns what was written (see `write`)."""
+        state = {**{name: obj.state_dict() for name, obj in self.items.items()}, "extra": extra}
+        self.write(state)
+        return state
+
+    def write(self, state: dict) -> None:
         from agents.checkpoint import write_checkpoint
 
-        state = {name: obj.state_dict() for name, obj in self.items.items()}
-        write_checkpoint(self.run_dir, {**state, "extra": extra}, state["agent"]["model"])
+        write_checkpoint(self.run_dir, state, state["agent"]["model"])
 
     def load(self) -> dict | None:
         """Restore every registered object from the run's checkpoint; None if there is none."""
@@ -338,7 +343,7 @@ class Loop:
         """Final checkpoint first; then the final evaluation and diagnostics, whose failure is
         logged and loses no training."""
         self._publish()
-        self.save()
+        state = self.save()
         final, failures = None, []
         try:
             final = self._record_eval(self._evaluate().result())
@@ -352,7 +357,8 @@ class Loop:
             except Exception as exc:  # noqa: BLE001
                 log.exception("final diagnostics failed")
                 failures.append(f"diagnostics: {type(exc).__name__}: {exc}")
-        self.save()  # with the final evaluation in the history
+        state["evals"] = self.evals.state_dict()  # the final evaluation in the history; nothing else moves
+        self.checkpoint.write(state)
         wall = time.time() - t0
         summary = {"env_steps": self.env_steps, "updates": self.updates,
                    "episodes": sum(self.counters.episodes.values()), "tasks_with_episodes": len(self.counters.episodes),
@@ -399,10 +405,10 @@ class Loop:
         write_eval_table(self.run_dir, result, {t.name: t.domain for t in self.task_set.tasks}, self.progress())
         return row
 
-    def save(self) -> None:
+    def save(self) -> dict:
         """Every reported episode committed first, so the saved counters match the store."""
         self.parts.collector.drain()
-        self.checkpoint.save({"task_set": self.cfg.task, "tasks": self.names, "env_steps": self.env_steps,
+        return self.checkpoint.save({"task_set": self.cfg.task, "tasks": self.names, "env_steps": self.env_steps,
                               "updates": self.updates, "backend": self.cfg.backend})
 
     def shutdown(self) -> None:
