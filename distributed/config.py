@@ -192,8 +192,9 @@ def config_from_dict(values: dict) -> RunConfig:
     return cfg
 
 
-def _one_line_hydra_error(exc: Exception, overrides) -> str:
+def _one_line_hydra_error(exc: Exception, overrides, schema=None) -> str:
     """Hydra/OmegaConf's multi-line error as one line that names the key (and the closest key)."""
+    schema = schema or RunConfig
     text = str(exc)
     if exc.__cause__ is not None:
         text += "\n" + str(exc.__cause__)
@@ -201,7 +202,7 @@ def _one_line_hydra_error(exc: Exception, overrides) -> str:
     if unknown:
         bad = unknown.group(1) or unknown.group(2)
         leaf, parent = bad.split(".")[-1], bad.rsplit(".", 1)[0] if "." in bad else None
-        node = RunConfig if parent is None else typing.get_type_hints(RunConfig).get(parent)
+        node = schema if parent is None else typing.get_type_hints(schema).get(parent)
         names = [f.name for f in dataclasses.fields(node)] if dataclasses.is_dataclass(node) else []
         hint = difflib.get_close_matches(leaf, names, n=2)
         return f"unknown config key {bad!r}{f' (closest: {hint})' if hint else ''}"
@@ -209,6 +210,33 @@ def _one_line_hydra_error(exc: Exception, overrides) -> str:
         ("object_type", "reference_type", "To append", "full_key"))]
     key = re.search(r"full_key: ([\w.]+)", text)
     return f"bad value for {key.group(1) if key else 'a config key'}: " + "; ".join(dict.fromkeys(keep))
+
+
+def compose_options(schema, overrides: list[str] | tuple[str, ...] = ()):
+    """An entry point's own options: the dataclass `schema` (registered in the ConfigStore) with
+    Hydra command-line overrides applied, type-checked; returns an instance of `schema`.
+    Raises ConfigError naming the key."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize
+    from hydra.core.config_store import ConfigStore
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    name = f"{schema.__name__}_schema"
+    ConfigStore.instance().store(name=name, node=schema)
+    try:
+        if GlobalHydra.instance().is_initialized():
+            GlobalHydra.instance().clear()
+        with initialize(version_base="1.3", config_path=None):
+            node = hydra_compose(config_name=name, overrides=list(overrides))
+        node = OmegaConf.merge(OmegaConf.structured(schema), {k: v for k, v in node.items() if k != "hydra"})
+        return OmegaConf.to_object(node)
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise ConfigError(_one_line_hydra_error(exc, overrides, schema)) from None
+    except ValueError as exc:  # the schema's own checks (__post_init__)
+        raise ConfigError(str(exc)) from None
 
 
 def check_config(cfg: RunConfig) -> None:

@@ -10,6 +10,25 @@ import sys
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 
+def options(schema, argv: list[str] | None = None):
+    """`schema` (a dataclass of an entry point's options) from the command line's Hydra overrides;
+    a bad one is one line on stderr and exit status 2."""
+    from distributed.config import ConfigError, compose_options
+
+    argv = sys.argv[1:] if argv is None else argv
+    if any(a in ("-h", "--help") for a in argv):
+        import dataclasses
+
+        print(f"usage: {sys.argv[0]} key=value ...\n" + "\n".join(
+            f"  {f.name}={f.default!r}" for f in dataclasses.fields(schema)))
+        raise SystemExit(0)
+    try:
+        return compose_options(schema, argv)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def main(config_name: str, argv: list[str] | None = None) -> dict:
     from distributed.config import ConfigError, compose
     from distributed.loop import Loop

@@ -1,44 +1,43 @@
 """Diagnostics on a checkpoint: per-task latent geometry, planner audits, latency/return table.
 
-    python -m launch.diagnose checkpoint=runs/x/checkpoints/latest [tasks=a,b] [episodes=2] [out=dir]
-        [samples=256] [audit_states=16] [settings=h3-i6-n512-fp32,h1-i6-n512-fp32,...] [budget_ms=20]
-        [table_episodes=1] [max_steps=N] [seed=0] [device=cpu]
+    python launch/diagnose.py checkpoint=runs/x [tasks=a,b] [episodes=2] [out=dir] [samples=256]
+        [audit_states=16] [settings=h3-i6-n512-fp32,h1-i6-n512-fp32,...] [budget_ms=20]
+        [table_episodes=1] [max_steps=N] [seed=0] [device=cpu] [threads=1]
 
-Wiring only: load the agent, collect evaluation episodes per task with the agent planning,
-cut replay-style windows of 2H steps from them (held-out data), run `run_diagnostics`, the
-latency/return table over planner settings, and write the report (JSON, PNGs, summary.md)
-to `out` (default: <checkpoint>/diagnostics).
+Hydra overrides of `DiagnoseOptions` below. Wiring only: load the agent, collect evaluation
+episodes per task with the agent planning, cut replay-style windows of 2H steps from them
+(held-out data), run `run_diagnostics`, the latency/return table over planner settings, and write
+the report (JSON, PNGs, summary.md) to `out` (default: <checkpoint>/diagnostics).
 The checkpoint's `extra` names the task set (`task_set`, `tasks`); without it give
 `tasks=` as the training task list, in training order (task ids are positions).
 """
 from __future__ import annotations
 
-import difflib
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 os.environ.setdefault("MUJOCO_GL", "egl")
-
-DEFAULTS = dict(checkpoint=None, tasks=None, episodes="2", out=None, samples="256", audit_states="16",
-                settings=None, budget_ms="20", table_episodes="1", max_steps=None, seed="0", device="cpu",
-                threads="1")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def parse_overrides(argv: list[str]) -> dict[str, str | None]:
-    """key=value arguments over DEFAULTS; unknown keys fail with the closest names."""
-    args = dict(DEFAULTS)
-    for item in argv:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"arguments are key=value, got {item!r}")
-        if key not in DEFAULTS:
-            raise SystemExit(f"unknown key {key!r}; known: {sorted(DEFAULTS)} "
-                             f"(closest: {difflib.get_close_matches(key, DEFAULTS, n=2)})")
-        args[key] = value
-    if not args["checkpoint"]:
-        raise SystemExit("checkpoint=<dir or file> is required")
-    return args
+@dataclass
+class DiagnoseOptions:
+    checkpoint: str = "???"  # a run directory or checkpoint.pt (required)
+    tasks: Optional[str] = None  # comma-separated subset (or the training list for checkpoints without one)
+    episodes: int = 2
+    out: Optional[str] = None
+    samples: int = 256
+    audit_states: int = 16
+    settings: Optional[str] = None  # comma-separated h<H>-i<I>-n<N>-<fp32|bf16>
+    budget_ms: float = 20.0
+    table_episodes: int = 1
+    max_steps: Optional[int] = None
+    seed: int = 0
+    device: str = "cpu"
+    threads: int = 1
 
 
 def default_settings(pc) -> list[str]:
@@ -57,10 +56,16 @@ def main(argv: list[str]) -> Path:
     from agents.checkpoint import agent_from_checkpoint
     from agents.diagnostics import (latency_return_table, parse_setting, run_diagnostics, run_episodes,
                                     windows_from_episodes, write_report)
+    from launch.common import options
 
-    a = parse_overrides(argv)
-    torch.set_num_threads(int(a["threads"]))
-    agent, extra = agent_from_checkpoint(a["checkpoint"], device=a["device"])
+    o = options(DiagnoseOptions, argv)
+    a = {k: (None if v is None else str(v)) for k, v in vars(o).items()}
+    torch.set_num_threads(o.threads)
+    try:
+        agent, extra = agent_from_checkpoint(a["checkpoint"], device=a["device"])
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     set_name = extra.get("task_set") or a["tasks"]
     if not set_name:
         raise SystemExit("the checkpoint names no task set (extra['task_set']); give tasks=<training task list>")

@@ -220,8 +220,8 @@ def test_a_killed_import_process_resumes_without_duplicating_episodes(tmp_path):
 
     make_dataset(tmp_path / "src", files=3, n=20, t1=41, obs_dim=9)
     script = Path(__file__).resolve().parents[2] / "launch" / "import_tdmpc2.py"
-    cmd = [sys.executable, str(script), str(tmp_path / "src"), "--out", str(tmp_path / "shard"), "--flush-every", "1",
-           "--chunk-len", "64"]
+    cmd = [sys.executable, str(script), f"source={tmp_path / 'src'}", f"out={tmp_path / 'shard'}", "flush_every=1",
+           "chunk_len=64"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     killed_at = None
     try:
