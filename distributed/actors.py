@@ -32,6 +32,11 @@ class EnvRunnerShell:
         policy = PlanningPolicy(agent_cfg, torch.as_tensor(task_set.action_masks()))
         self.runner = EnvRunner(policy, task_set, tasks, envs_per_task=envs_per_task, seed=seed,
                                 runner_id=runner_id, max_episode_steps=max_episode_steps)
+        # episodes are numbered per incarnation of this actor, so the shard stores each exactly once
+        # even when Ray retries an add_episodes call (a restarted runner is a new producer)
+        import uuid
+
+        self.producer, self.sequence = f"runner{runner_id}-{uuid.uuid4().hex[:12]}", 0
 
     def collect(self, num_steps: int, random_actions: bool) -> dict:
         """Step every env `num_steps` times; store finished episodes; return counts and timings."""
@@ -45,7 +50,11 @@ class EnvRunnerShell:
             ray.get(self._storing)
             self._storing = None
         if episodes:
-            self._storing = self.shard.add_episodes.remote([{k: e[k] for k in RUNNER_EPISODE_KEYS} for e in episodes])
+            batch = []
+            for e in episodes:
+                batch.append({**{k: e[k] for k in RUNNER_EPISODE_KEYS}, "source": (self.producer, self.sequence)})
+                self.sequence += 1
+            self._storing = self.shard.add_episodes.remote(batch)
         self.call_s += time.perf_counter() - start
         stats["call_s"] = self.call_s
         stats["steps"] = num_steps * len(self.runner)

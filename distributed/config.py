@@ -251,10 +251,10 @@ def check_config(cfg: RunConfig) -> None:
     need(cfg.balance in BALANCES, f"balance must be one of {BALANCES}, got {cfg.balance!r}")
     need(cfg.steps > 0, f"steps must be > 0, got {cfg.steps}")
     need(cfg.seed >= 0, f"seed must be >= 0, got {cfg.seed}")
-    for name in ("eval_freq", "checkpoint_freq", "envs_per_task", "collect_steps", "num_learners", "batch_size",
+    for name in ("eval_freq", "checkpoint_freq", "envs_per_task", "collect_steps", "num_learners", "batch_size", "eval_episodes",
                  "updates_per_round", "publish_every", "chunk_len", "torch_threads"):
         need(getattr(cfg, name) >= 1, f"{name} must be >= 1, got {getattr(cfg, name)}")
-    for name in ("num_runners", "diag_freq", "max_lag", "eval_episodes", "diag_samples_per_task"):
+    for name in ("num_runners", "diag_freq", "max_lag", "diag_samples_per_task"):
         need(getattr(cfg, name) >= 0, f"{name} must be >= 0, got {getattr(cfg, name)}")
     need(cfg.utd > 0, f"utd must be > 0, got {cfg.utd}")
     need(0.0 <= cfg.offline_ratio <= 1.0, f"offline_ratio must be in [0, 1], got {cfg.offline_ratio}")

@@ -81,8 +81,9 @@ def task_metrics(agent, name: str, sample: Mapping[str, Any], *, obs_dim: int | 
     cap = geometry.attainable_dim(m.cfg.latent_dim, group)
     r["effective_rank"] = geometry.effective_rank(z0, group)
     r["participation_ratio"] = geometry.participation_ratio(z0, group)
-    r["effective_rank_frac"] = r["effective_rank"] / min(cap, N - 1)
-    r["participation_ratio_frac"] = r["participation_ratio"] / min(cap, N - 1)
+    attainable = min(cap, N - 1)  # N samples span at most N - 1 dims; one sample spans none
+    r["effective_rank_frac"] = r["effective_rank"] / attainable if attainable > 0 else None
+    r["participation_ratio_frac"] = r["participation_ratio"] / attainable if attainable > 0 else None
     r["numerical_rank"] = geometry.numerical_rank(z0, group, rtol=1e-4)
     r["spread"] = geometry.latent_spread(z0)
     r["knn_overlap"] = geometry.knn_overlap(own_std, z0, knn_k)

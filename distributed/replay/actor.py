@@ -5,6 +5,7 @@ wraps it with `ray.remote` on first use, so importing this module never imports 
 """
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -18,8 +19,11 @@ EPISODE_KEYS = ("obs", "action", "reward", "terminated", "truncated", "task")
 
 
 class ReplayShardActor:
-    """Owns the shard at `path`: appends episodes, flushes at least every `flush_every_s`
-    seconds (and on flush()/close()), and samples what is committed."""
+    """Owns the shard at `path`: appends episodes, commits what it was handed within
+    `flush_every_s` seconds even if no further call comes (a timer thread; and on flush()/close()),
+    and samples what is committed. Episodes that carry a `source` (producer, sequence) id are
+    inserted once: a retried call (Ray retries a call to a restarted actor) skips the ones the
+    shard already holds, also across a restart (the ids are in the commit record)."""
 
     def __init__(self, path: str | Path, *, obs_dim: int, action_dim: int, chunk_len: int | None = None,
                  capacity: int | None = None, cache_bytes: int = 256 << 20, flush_every_s: float = 30.0,
@@ -30,6 +34,16 @@ class ReplayShardActor:
         self.rng = np.random.default_rng(seed)
         self.flush_every_s = flush_every_s
         self._last_flush = time.monotonic()
+        self._lock = threading.RLock()  # the timer thread and actor calls share writer and reader
+        self._stop = threading.Event()
+        self._timer = threading.Thread(target=self._flush_on_time, daemon=True, name="shard-flush")
+        self._timer.start()
+
+    def _flush_on_time(self) -> None:
+        while not self._stop.wait(min(self.flush_every_s, 1.0) / 2):
+            with self._lock:
+                if self.writer.pending_rows and time.monotonic() - self._last_flush >= self.flush_every_s:
+                    self.flush()
 
     def add_episodes(self, episodes: list[dict]) -> list[int]:
         """Append episodes (dicts with EPISODE_KEYS; extra keys ignored); returns their ids.
@@ -45,35 +59,45 @@ class ReplayShardActor:
                              action_dim=self.writer.info.action_dim)
             except ValueError as err:
                 raise ValueError(f"episode {i}: {err}") from None
-        ids = [self.writer.add_episode(*(e[k] for k in EPISODE_KEYS)) for e in episodes]
-        if time.monotonic() - self._last_flush > self.flush_every_s:
-            self.flush()
-        else:
-            self.reader.refresh()
-        return ids
+        with self._lock:
+            ids = []
+            for e in episodes:
+                source = tuple(e["source"]) if e.get("source") is not None else None
+                if source is not None and self.writer.seen(source):
+                    continue  # a retried call: this episode is stored already
+                ids.append(self.writer.add_episode(*(e[k] for k in EPISODE_KEYS), source=source))
+            if time.monotonic() - self._last_flush > self.flush_every_s:
+                self.flush()
+            else:
+                self.reader.refresh()
+            return ids
 
     def flush(self) -> None:
         """Commit everything added so far and make it sampleable."""
-        self.writer.flush()
-        self._last_flush = time.monotonic()
-        self.reader.refresh()
+        with self._lock:
+            self.writer.flush()
+            self._last_flush = time.monotonic()
+            self.reader.refresh()
 
     def sample(self, batch_size: int, horizon: int, balance: str = "uniform", action_masks=None,
                seed: int | None = None) -> dict[str, np.ndarray]:
         """ShardReader.sample with the actor's generator (or a fresh one from `seed`)."""
         rng = self.rng if seed is None else np.random.default_rng(seed)
-        return self.reader.sample(batch_size, horizon, rng, balance=balance, action_masks=action_masks)
+        with self._lock:
+            return self.reader.sample(batch_size, horizon, rng, balance=balance, action_masks=action_masks)
 
     def task_windows(self, horizon: int) -> dict[int, int]:
         """task id -> committed windows of horizon+1 rows (what a batch source plans its draws from)."""
-        return self.reader.task_windows(horizon)
+        with self._lock:
+            return self.reader.task_windows(horizon)
 
     def sample_plan(self, plan: dict, horizon: int, action_masks=None, seed: int | None = None) -> dict:
         """The windows `plan` asks for ({"n": k} or {"per_task": {t: k}}, see replay.sampler.plan_draws)
         as a batch (agents.batch.BATCH_KEYS)."""
         rng = self.rng if seed is None else np.random.default_rng(seed)
-        rows, task = self.reader.draw(horizon, rng, **plan)
-        return assemble_batch(self.reader.gather(rows), task, action_masks, self.writer.info.action_dim)
+        with self._lock:
+            rows, task = self.reader.draw(horizon, rng, **plan)
+            return assemble_batch(self.reader.gather(rows), task, action_masks, self.writer.info.action_dim)
 
     def stats(self) -> dict:
         """Committed counts plus what is still pending in the writer."""
@@ -85,7 +109,9 @@ class ReplayShardActor:
 
     def close(self) -> None:
         """Flush and release the shard's writer lock."""
-        self.writer.close()
+        self._stop.set()
+        with self._lock:
+            self.writer.close()
 
 
 _remote = None

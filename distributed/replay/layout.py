@@ -65,6 +65,7 @@ class Commit:
     generation: int = 0
     capacity: int | None = None
     time: float = 0.0
+    sources: dict[str, int] = field(default_factory=dict)  # producer -> highest committed sequence number
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -77,6 +78,7 @@ class Commit:
         d = dict(d)
         d["task_index"] = {int(k): int(v) for k, v in d["task_index"].items()}
         d["live_per_task"] = {int(k): [int(x) for x in v] for k, v in d["live_per_task"].items()}
+        d["sources"] = {str(k): int(v) for k, v in d.get("sources", {}).items()}  # absent in older shards
         return cls(**d)
 
 
@@ -112,9 +114,12 @@ def open_arrays(group: zarr.Group, names, *, write: bool = False) -> dict[str, z
     return {n: (group[n].with_config(WRITE_CONFIG) if write else group[n]) for n in names}
 
 
-def fsync_paths(paths) -> None:
-    """Flush files and their directories to disk (power loss; a killed process needs no fsync)."""
+def fsync_paths(paths, root: str | Path | None = None) -> None:
+    """Flush files and their directories to disk (power loss; a killed process needs no fsync):
+    every directory from a file's parent up to `root` (inclusive), so a directory created for a
+    new chunk or a new task array is durable too, not only the file inside it."""
     dirs = set()
+    root = Path(root) if root is not None else None
     for p in paths:
         p = Path(p)
         if p.exists():
@@ -123,8 +128,12 @@ def fsync_paths(paths) -> None:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            dirs.add(p.parent)
-    for d in dirs:
+            d = p.parent
+            dirs.add(d)
+            while root is not None and d != root and root in d.parents:
+                d = d.parent
+                dirs.add(d)
+    for d in sorted(dirs, key=lambda x: -len(x.parts)):  # deepest first: an entry is synced after its contents
         fd = os.open(d, os.O_RDONLY)
         try:
             os.fsync(fd)

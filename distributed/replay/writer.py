@@ -96,6 +96,8 @@ class ShardWriter:
         self._buffer: list[dict[str, np.ndarray]] = []
         self._buffered = 0
         self._pending: list[tuple[int, int, int, int]] = []  # (id, start row, rows, task) not yet committed
+        self._pending_sources: dict[str, int] = {}  # producer -> highest sequence added (committed or not)
+        self._source_of: dict[int, tuple[str, int]] = {}  # pending episode id -> (producer, sequence)
         self._closed = False
 
     # ---- opening -------------------------------------------------------------------------
@@ -176,8 +178,17 @@ class ShardWriter:
         self._next_id = commit.next_episode_id
 
     # ---- writing -------------------------------------------------------------------------
-    def add_episode(self, obs, action, reward, terminated, truncated, task: int) -> int:
+    def seen(self, source: tuple[str, int]) -> bool:
+        """Whether the episode with this (producer, sequence) id was added already (committed, or
+        pending in this writer): a retried insert must not store it twice. Producers number
+        their episodes 0, 1, 2, ... in order."""
+        producer, seq = source
+        return seq <= max(self._commit.sources.get(producer, -1), self._pending_sources.get(producer, -1))
+
+    def add_episode(self, obs, action, reward, terminated, truncated, task: int,
+                    source: tuple[str, int] | None = None) -> int:
         """Append one episode (arrays [T+1, ...] in the row convention); returns its episode id.
+        `source` (producer, sequence) is recorded in the commit record (see `seen`).
 
         Whole chunks are committed as they fill; the rest waits for the next chunk or flush().
         """
@@ -192,6 +203,9 @@ class ShardWriter:
         rows["episode"] = np.full(n, eid, np.int64)
         rows["step"] = np.arange(n, dtype=np.int32)
         self._pending.append((eid, self._next_row + self._buffered, n, int(task)))
+        if source is not None:
+            self._pending_sources[str(source[0])] = int(source[1])
+            self._source_of[eid] = (str(source[0]), int(source[1]))
         self._buffer.append(rows)
         self._buffered += n
         if self._buffered >= self.info.chunk_len:
@@ -213,13 +227,19 @@ class ShardWriter:
             arr.resize((end, *arr.shape[1:]))
             arr[start:end] = data[name][:n]
             written += [chunk_file(self.path, name, k, arr.ndim) for k in range(start // C, _round_up(end, C) // C)]
+            written.append(self.path / name / "zarr.json")  # the resized shape
         rest = {k: v[n:] for k, v in data.items()}
         self._buffer = [rest] if len(rest["obs"]) else []
         self._buffered -= n
         done = [p for p in self._pending if p[1] + p[2] <= end]
         self._pending = [p for p in self._pending if p[1] + p[2] > end]
         written += self._append_index(done)
-        self._commit_state(end, written)
+        sources = dict(self._commit.sources)
+        for eid, *_ in done:
+            if eid in self._source_of:
+                producer, seq = self._source_of.pop(eid)
+                sources[producer] = max(sources.get(producer, -1), seq)
+        self._commit_state(end, written, sources)
         self._next_row = _round_up(end, C)
 
     def _append_index(self, done: list[tuple[int, int, int, int]]) -> list[Path]:
@@ -252,9 +272,10 @@ class ShardWriter:
         for arr in touched:
             path = self.path / arr.path
             files += [path / "c" / str(k) for k in range((arr.shape[0] - 1) // INDEX_CHUNK_LEN + 1)][-2:]
+            files.append(path / "zarr.json")  # resized shape, or a task array created just now
         return files
 
-    def _commit_state(self, rows: int, written: list[Path]) -> None:
+    def _commit_state(self, rows: int, written: list[Path], sources: dict[str, int]) -> None:
         old = self._commit
         C = self.info.chunk_len
         first_row = old.first_row
@@ -270,9 +291,9 @@ class ShardWriter:
                         task_index=dict(self._task_index),
                         live_episodes=len(lengths), live_transitions=int((lengths - 1).sum()),
                         live_per_task=per_task, generation=old.generation + 1, capacity=self.capacity,
-                        time=time.time())
-        if self.durable:
-            fsync_paths(written)
+                        time=time.time(), sources=sources)
+        if self.durable:  # everything the record references is on disk before the record
+            fsync_paths(written, root=self.path)
         self._group.attrs[ATTR_KEY] = {**self._static, "commit": commit.to_json()}
         if self.durable:
             fsync_paths([self.path / "zarr.json"])

@@ -46,15 +46,16 @@ def test_every_mode_writes_the_same_artifacts_and_eval_keys(ray_session, tmp_pat
     results = {}
     for name, args in _local_modes(tmp_path).items():
         summary = run(compose("train", SMALL + args + [f"run_dir={tmp_path / name}"]))
-        assert summary["updates"] > 0
+        assert summary["updates"] > 0 and summary["failures"] == []
         results[name] = _artifacts(tmp_path / name)
-    ray_modes = {"ray": ["num_runners=1", "steps=240", "seed_steps=200", "utd=0.1", "max_episode_steps=40"],
-                 "ray-offline": ["num_runners=0", f"offline_data={tmp_path}/data", "steps=20"]}
+    ray_modes = {"ray": ["num_runners=1", "steps=240", "seed_steps=200", "utd=0.1", "max_episode_steps=40",
+                         "eval_freq=120", "checkpoint_freq=120"],
+                 "ray-offline": ["num_runners=0", f"offline_data={tmp_path}/data", "steps=20", "updates_per_round=10",
+                                 "eval_freq=10", "checkpoint_freq=10"]}
     for name, args in ray_modes.items():
-        cfg = compose("mt80", ["preset=smoke"] + SMALL + args + ["eval_freq=120", "checkpoint_freq=120",
-                                                                  f"run_dir={tmp_path / name}"])
+        cfg = compose("mt80", ["preset=smoke"] + SMALL + args + [f"run_dir={tmp_path / name}"])
         summary = run(cfg)
-        assert summary["updates"] > 0
+        assert summary["updates"] > 0 and summary["failures"] == []
         results[name] = _artifacts(tmp_path / name)
     for name, (files, keys) in results.items():
         assert ARTIFACTS <= files, f"{name} lacks {ARTIFACTS - files}"

@@ -85,5 +85,5 @@ def test_prefetch_hands_errors_to_the_consumer(tmp_path):
     write(tmp_path / "a", [(3, 0)] * 5)  # no window of horizon 3 fits in 3 rows
     with MultiShardSampler([tmp_path / "a"]) as sampler:
         sampler.start_prefetch(8, H)
-        with pytest.raises(ValueError, match="no shard has an episode"):
+        with pytest.raises(ValueError, match="no source has a window long enough"):
             sampler.next_batch(timeout=30)
