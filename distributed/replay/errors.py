@@ -21,6 +21,9 @@ class ChunkError(ReplayError):
         self.shard, self.array, self.chunk, self.reason = str(shard), array, chunk, reason
         super().__init__(f"shard {self.shard}: chunk {chunk} of array '{array}' is {reason}")
 
+    def __reduce__(self):  # picklable with its fields, so it crosses from a Ray actor as itself
+        return (type(self), (self.shard, self.array, self.chunk, self.reason))
+
 
 class ShardInconsistentError(ReplayError):
     """Committed data and its indexes disagree (found by verify_shard)."""
@@ -28,6 +31,9 @@ class ShardInconsistentError(ReplayError):
     def __init__(self, shard: str, detail: str):
         self.shard, self.detail = str(shard), detail
         super().__init__(f"shard {self.shard}: {detail}")
+
+    def __reduce__(self):
+        return (type(self), (self.shard, self.detail))
 
 
 class ChunkEvicted(ReplayError):
