@@ -38,14 +38,14 @@ class EnvRunnerShell:
 
         self.producer, self.sequence = f"runner{runner_id}-{uuid.uuid4().hex[:12]}", 0
 
-    def collect(self, num_steps: int, random_actions: bool) -> dict:
+    def collect(self, num_steps: int, random_actions: bool, random_tasks=()) -> dict:
         """Step every env `num_steps` times; store finished episodes; return counts and timings."""
         import time
 
         import ray
 
         start = time.perf_counter()
-        episodes, stats = self.runner.collect(num_steps, random_actions)
+        episodes, stats = self.runner.collect(num_steps, random_actions, random_tasks)
         if self._storing is not None:  # the shard must have taken the last call's episodes
             ray.get(self._storing)
             self._storing = None
@@ -58,7 +58,8 @@ class EnvRunnerShell:
         self.call_s += time.perf_counter() - start
         stats["call_s"] = self.call_s
         stats["steps"] = num_steps * len(self.runner)
-        stats["episodes"] = [(e["task"], e["return"], e["success"], e["length"]) for e in episodes]
+        stats["episodes"] = [(e["task"], e["return"], e["success"], e["length"], e["weights_version"])
+                             for e in episodes]
         return stats
 
     def set_weights(self, weights: dict, version: int) -> int:

@@ -27,7 +27,7 @@ from agents.config import AgentConfig, ModelConfig, OptimConfig, PlannerConfig, 
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 BACKENDS = ("local", "ray")
-BALANCES = ("uniform", "task")
+BALANCES = ("uniform", "task", "sqrt")
 
 
 class ConfigError(ValueError):
@@ -79,6 +79,8 @@ class RunConfig:
     collect_steps: int = 1  # env steps per runner call (per env) between learning rounds
     max_episode_steps: Optional[int] = None  # truncate episodes early (smoke presets only)
     seed_steps: Optional[int] = None  # random-action steps before learning (None: see default_seed_steps)
+    seed_episodes: int = 1  # every env's first episodes act at random, and learning waits until every task has
+    #                         this many per env (1: every task has data before the first update)
     # replay
     num_shards: Optional[int] = None  # ray: None = one per runner; local: always 1
     chunk_len: int = 256
@@ -89,7 +91,7 @@ class RunConfig:
     # learning
     num_learners: int = 1
     batch_size: int = 256
-    balance: str = "task"  # uniform | task (see distributed/batches.py)
+    balance: str = "task"  # uniform | task | sqrt (see distributed/replay/sampler.py plan_draws)
     utd: float = 1.0  # gradient updates per stored env step (samples per insert)
     max_lag: int = 200  # hold collection when learners are this many updates behind the ratio
     updates_per_round: int = 1  # updates per learner call between other work
@@ -254,7 +256,7 @@ def check_config(cfg: RunConfig) -> None:
     for name in ("eval_freq", "checkpoint_freq", "envs_per_task", "collect_steps", "num_learners", "batch_size", "eval_episodes",
                  "updates_per_round", "publish_every", "chunk_len", "torch_threads"):
         need(getattr(cfg, name) >= 1, f"{name} must be >= 1, got {getattr(cfg, name)}")
-    for name in ("num_runners", "diag_freq", "max_lag", "diag_samples_per_task"):
+    for name in ("num_runners", "diag_freq", "max_lag", "diag_samples_per_task", "seed_episodes"):
         need(getattr(cfg, name) >= 0, f"{name} must be >= 0, got {getattr(cfg, name)}")
     need(cfg.utd > 0, f"utd must be > 0, got {cfg.utd}")
     need(0.0 <= cfg.offline_ratio <= 1.0, f"offline_ratio must be in [0, 1], got {cfg.offline_ratio}")

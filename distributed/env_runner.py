@@ -51,14 +51,19 @@ class EnvRunner:
     def weights_version(self) -> int:
         return self.policy.weights_version
 
-    def step(self, random_actions: bool = False) -> list[dict]:
-        """One agent step for every env; returns the episodes that finished (see EpisodeBuilder.finish)."""
+    def step(self, random_actions: bool = False, random_tasks=()) -> list[dict]:
+        """One agent step for every env; envs of `random_tasks` (task ids), or all if
+        `random_actions`, act uniformly at random (seeding). Returns the episodes that finished
+        (see EpisodeBuilder.finish; each also carries the weights version that finished it)."""
         t0 = time.perf_counter()
-        if random_actions:
-            actions = self.rng.uniform(-1, 1, self.masks.shape).astype(np.float32) * self.masks
+        random = self.rng.uniform(-1, 1, self.masks.shape).astype(np.float32) * self.masks
+        rows = np.isin(self.task_ids, list(random_tasks)) if len(random_tasks) else np.zeros(len(self.envs), bool)
+        if random_actions or rows.all():
+            actions = random
         else:
             act, _ = self.policy.act(torch.from_numpy(self.obs), self.task_tensor, self.plan_state)
             actions = act.numpy()
+            actions[rows] = random[rows]
         t1 = time.perf_counter()
         finished, reset_rows = [], []
         for i, env in enumerate(self.envs):
@@ -67,7 +72,7 @@ class EnvRunner:
                 truncated = True
             self.builders[i].add(actions[i], obs, reward, terminated, truncated, info.get("success", 0.0))
             if terminated or truncated:
-                finished.append(self.builders[i].finish())
+                finished.append({**self.builders[i].finish(), "weights_version": self.policy.weights_version})
                 obs, _ = env.reset()
                 self.builders[i].start(obs)
                 reset_rows.append(i)
@@ -82,12 +87,12 @@ class EnvRunner:
         self.timing["steps"] += 1
         return finished
 
-    def collect(self, num_steps: int, random_actions: bool = False) -> tuple[list[dict], dict]:
-        """`num_steps` steps of every env; returns (finished episodes, stats)."""
+    def collect(self, num_steps: int, random_actions: bool = False, random_tasks=()) -> tuple[list[dict], dict]:
+        """`num_steps` steps of every env (see `step`); returns (finished episodes, stats)."""
         episodes = []
         start = time.perf_counter()
         for _ in range(num_steps):
-            episodes.extend(self.step(random_actions))
+            episodes.extend(self.step(random_actions, random_tasks))
         return episodes, {"env_steps": self.env_steps, "collect_s": time.perf_counter() - start,
                           "runner_id": self.runner_id, **self.timing}
 

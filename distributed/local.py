@@ -20,8 +20,8 @@ class LocalCollector:
     def __init__(self, runner, writer, on_commit):
         self.runner, self.writer, self.on_commit = runner, writer, on_commit
 
-    def collect(self, slot: int, num_steps: int, seeding: bool) -> Job:
-        episodes, stats = self.runner.collect(num_steps, seeding)
+    def collect(self, slot: int, num_steps: int, seeding: bool, random_tasks=()) -> Job:
+        episodes, stats = self.runner.collect(num_steps, seeding, random_tasks)
         for ep in episodes:
             self.writer.add_episode(ep["obs"], ep["action"], ep["reward"], ep["terminated"], ep["truncated"],
                                     ep["task"])
@@ -29,7 +29,8 @@ class LocalCollector:
             self.writer.flush()
             self.on_commit()
         return Job({**stats, "call_s": stats["wall_s"], "steps": num_steps * len(self.runner),
-                    "episodes": [(e["task"], e["return"], e["success"], e["length"]) for e in episodes]})
+                    "episodes": [(e["task"], e["return"], e["success"], e["length"], e["weights_version"])
+                                 for e in episodes]})
 
     def set_weights(self, weights, version: int) -> None:
         self.runner.policy.weights_version = version  # the model is shared: nothing to load
@@ -116,7 +117,8 @@ def local_parts(loop) -> SimpleNamespace:
     collector, source = NoCollector(), offline
     shard = loop.run_dir / "replay" / "shard-000"
     if not cfg.offline:
-        writer = ShardWriter(shard, obs_dim=ts.max_obs_dim, action_dim=ts.max_action_dim, chunk_len=cfg.chunk_len)
+        writer = ShardWriter(shard, obs_dim=ts.max_obs_dim, action_dim=ts.max_action_dim, chunk_len=cfg.chunk_len,
+                             task_names=list(ts.names))
         online = StoreSource(shard, masks, ts.max_obs_dim, balance=cfg.balance, cache_bytes=cache)
         source = online if offline is None else Mixture(online, offline, cfg.offline_ratio)
     learner = Learner(loop.agent_cfg, masks, source, seed=cfg.seed, agent=loop.agent)

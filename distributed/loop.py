@@ -214,6 +214,8 @@ class Loop:
         self.counters = Counters()
         self.evals = EvalHistory()
         self.last_eval: dict | None = None
+        self.version_updates: dict[int, int] = {}  # weights version -> updates when it was published
+        self.lags: list[int] = []  # per collected episode: learner updates since its weights were published
         self.parts = None
 
     # -- start-up ---------------------------------------------------------------------------------
@@ -259,10 +261,21 @@ class Loop:
 
     def _publish(self) -> None:
         self.counters.weights_version += 1
+        self.version_updates[self.counters.weights_version] = self.updates
         self.parts.collector.set_weights(self.parts.learners.publish(), self.counters.weights_version)
 
     def _has_data(self) -> bool:
-        return self.cfg.offline or sum(self.counters.episodes.values()) > 0
+        """Something to learn from: offline data, or (online) every collected task's seed episodes."""
+        if self.cfg.offline:
+            return True
+        if self.cfg.seed_episodes == 0:
+            return sum(self.counters.episodes.values()) > 0
+        return not self._seeding_tasks()
+
+    def _seeding_tasks(self) -> list[int]:
+        """Task ids whose envs have not yet finished `seed_episodes` episodes each (they act at random)."""
+        need = self.cfg.seed_episodes * self.cfg.envs_per_task
+        return [self.names.index(t) for t in self.tasks if self.counters.episodes[t] < need]
 
     # -- the loop ---------------------------------------------------------------------------------
     def run(self) -> dict:
@@ -284,10 +297,10 @@ class Loop:
                 break  # online runs end with the update-to-data ratio met
             if self.progress() < cfg.steps and (self.limiter.can_insert() or not self._has_data()):
                 busy = {k[1] for k in jobs.values() if k[0] == "collect"}
+                seeding, random_tasks = self.env_steps < self.seed_steps, self._seeding_tasks()
                 for slot in range(collector.slots):
                     if slot not in busy:
-                        jobs[collector.collect(slot, cfg.collect_steps, self.env_steps < self.seed_steps)] = \
-                            ("collect", slot)
+                        jobs[collector.collect(slot, cfg.collect_steps, seeding, random_tasks)] = ("collect", slot)
             if "learn" not in kinds and self._has_data():
                 if cfg.offline:
                     n = min(cfg.updates_per_round, cfg.steps - self.updates)
@@ -324,7 +337,7 @@ class Loop:
             if self.progress() >= next_ckpt:
                 self.save()
                 next_ckpt = every(cfg.checkpoint_freq)
-            if bar is not None:
+            if bar is not None and time.time() - bar.last_print_t >= bar.mininterval:
                 el = max(time.time() - t0, 1e-9)
                 last = self.last_eval
                 bar.set_postfix(sps=f"{(self.env_steps - steps0) / el:.0f}", ups=f"{(self.updates - updates0) / el:.1f}",
@@ -367,6 +380,8 @@ class Loop:
                    "runner_restarts": self.counters.runner_restarts, "wall_s": wall,
                    "env_steps_per_s": (self.env_steps - steps0) / wall, "updates_per_s": (self.updates - updates0) / wall,
                    "runner_overhead": _overhead(timing), "failures": failures,
+                   "weights_lag_p50": float(np.percentile(self.lags, 50)) if self.lags else None,
+                   "weights_lag_p99": float(np.percentile(self.lags, 99)) if self.lags else None,
                    "shards_set_aside": self.parts.learners.shards_set_aside()}
         (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
         self.logger.log(self.env_steps, summary, kind="summary")
@@ -379,10 +394,13 @@ class Loop:
             return
         self.counters.env_steps += stats["steps"]
         self.limiter.record_inserts(stats["steps"])
-        for task, ret, succ, length in stats["episodes"]:
+        for task, ret, succ, length, version in stats["episodes"]:
             self.counters.episodes[self.names[task]] += 1
+            lag = self.updates - self.version_updates.get(version, self.updates)  # updates behind the learner
+            self.lags.append(lag)
             self.logger.log(self.env_steps, {"task": self.names[task], "return": ret, "success": succ,
-                                             "length": length}, kind="episode")
+                                             "length": length, "weights_version": version, "weights_lag": lag},
+                            kind="episode")
 
     def _evaluate(self) -> Job:
         return self.parts.evaluator.evaluate(self.parts.learners.publish(), self.counters.weights_version,
@@ -421,15 +439,30 @@ class Loop:
 
 
 def check_offline_data(data: str, task_set) -> None:
-    """The store named by `data` fits the task set: dims no wider, task ids inside the set."""
+    """The store named by `data` fits the task set: dims no wider, task ids inside the set and, if
+    the store records its task names, the same names at the same ids."""
     from distributed.batches import shard_paths, store_dims, store_task_ids
+    from distributed.replay.layout import read_state
 
     try:
         paths = shard_paths(data)
         obs_dim, action_dim = store_dims(paths)
         ids = store_task_ids(paths)
+        recorded = [read_state(p)[0].tasks for p in paths]
     except (FileNotFoundError, ValueError) as exc:
         raise ConfigError(f"offline_data={data!r}: {exc}") from None
+    names = list(task_set.names)
+    for path, stored in zip(paths, recorded):
+        if stored is None:
+            print(f"note: {path} records no task names; its task ids are taken as positions in {task_set.name!r} "
+                  f"(import with task_set=<name> to have them checked)")
+            continue
+        wrong = [(i, stored[i], names[i] if i < len(names) else None) for i in sorted(ids)
+                 if i < len(stored) and (i >= len(names) or stored[i] != names[i])]
+        if wrong:
+            raise ConfigError(f"offline_data {str(path)!r} holds other tasks at these ids than task set "
+                              f"{task_set.name!r}: " + ", ".join(f"id {i}: {a!r} there, {b!r} here" for i, a, b in wrong[:5])
+                              + "; train with the task set the store was made for")
     if obs_dim > task_set.max_obs_dim or action_dim > task_set.max_action_dim:
         raise ConfigError(f"offline_data {data!r} holds obs/action dims {(obs_dim, action_dim)}, wider than task set "
                           f"{task_set.name!r} ({task_set.max_obs_dim}, {task_set.max_action_dim}): it belongs to "

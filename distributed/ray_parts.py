@@ -82,12 +82,13 @@ class RayCollector:
         self.slots = len(runners)
         self.weights = None
 
-    def collect(self, slot: int, num_steps: int, seeding: bool) -> Job:
+    def collect(self, slot: int, num_steps: int, seeding: bool, random_tasks=()) -> Job:
         def restarted(exc):  # Ray restarts the actor; give it the current weights
             self.runners[slot].set_weights.remote(*self.weights)
             return {"restarted": True}
 
-        return Job(refs=[self.runners[slot].collect.remote(num_steps, seeding)], finish=lambda v: v[0],
+        return Job(refs=[self.runners[slot].collect.remote(num_steps, seeding, list(random_tasks))],
+                   finish=lambda v: v[0],
                    on_error=restarted)
 
     def set_weights(self, weights_ref, version: int) -> None:
@@ -186,7 +187,7 @@ def ray_parts(loop) -> SimpleNamespace:
         C["shard"].options(num_cpus=cfg.cpus_per_shard, max_restarts=-1, max_task_retries=-1).remote(
             str(loop.run_dir / "replay" / f"shard-{i:03d}"), obs_dim=ts.max_obs_dim, action_dim=ts.max_action_dim,
             chunk_len=cfg.chunk_len, cache_bytes=cfg.shard_cache_mb << 20, flush_every_s=cfg.shard_flush_s,
-            seed=cfg.seed * 31 + i) for i in range(cfg.shards)]
+            seed=cfg.seed * 31 + i, task_names=list(ts.names)) for i in range(cfg.shards)]
     runners = [C["runner"].options(num_cpus=cfg.cpus_per_runner, num_gpus=cfg.gpus_per_runner, max_restarts=-1).remote(
         runner_cfg, cfg.task, tasks, shards[i % len(shards)], envs_per_task=cfg.envs_per_task, seed=cfg.seed,
         runner_id=i, torch_threads=_threads(cfg.cpus_per_runner), max_episode_steps=cfg.max_episode_steps)

@@ -1,7 +1,7 @@
 """Import TD-MPC2's published multitask dataset chunks into a replay shard (resumable: re-run
 the same command after an interruption).
 
-    python launch/import_tdmpc2.py source=<dir of chunk*.pt> out=data/mt80/shard-000 [obs_dim=39]
+    python launch/import_tdmpc2.py source=<dir of chunk*.pt> out=data/mt80/shard-000 task_set=mt80 [obs_dim=39]
     python launch/import_tdmpc2.py source=<dir> out=data/mt80 shards=8     # 8 processes -> data/mt80/shard-00N
     python launch/import_tdmpc2.py 'source=[a.pt,b.pt]' out=...             # files, imported in this order
 
@@ -29,6 +29,7 @@ class ImportOptions:
     chunk_len: Optional[int] = None  # replay chunk length in rows (default 1024)
     flush_every: int = 256  # commit every this many episodes
     fsync: bool = True  # false: faster; safe against kills, not power loss
+    task_set: Optional[str] = None  # the task set whose ids the files use (mt80, mt30): its names go into the store
 
 
 def main() -> None:
@@ -39,6 +40,14 @@ def main() -> None:
     source = a.source if isinstance(a.source, str) else list(a.source)
     kw = dict(obs_dim=a.obs_dim, action_dim=a.action_dim, chunk_len=a.chunk_len, flush_every=a.flush_every,
               durable=a.fsync)
+    if a.task_set:
+        from envs import UnknownNameError, load_task_set
+
+        try:
+            kw["task_names"] = list(load_task_set(a.task_set).names)
+        except UnknownNameError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
     try:
         if a.shards > 1:
             for report in import_tdmpc2_sharded(source, a.out, a.shards, **kw):

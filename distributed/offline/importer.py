@@ -43,10 +43,12 @@ def import_record_path(shard: str | os.PathLike) -> Path:
 
 def import_tdmpc2(source, shard: str | os.PathLike, *, obs_dim: int | None = None, action_dim: int | None = None,
                   chunk_len: int | None = None, flush_every: int = 64, durable: bool = True, progress: bool = True,
-                  on_commit: Callable[[int], None] | None = None) -> dict:
+                  on_commit: Callable[[int], None] | None = None, task_names: list[str] | None = None) -> dict:
     """Import every episode of the chunk files in `source` into the replay shard at `shard`.
 
     obs/action are zero-padded to `obs_dim`/`action_dim` (default: the largest in the files).
+    `task_names` (the names of the task ids the files use, in id order: e.g. TD-MPC2's mt80 list)
+    are recorded in the store, so a training job checks them against its task set by name.
     Row 0's NaN action/reward become 0 (the store's convention). An episode ends `terminated`
     if the file has a `terminated` key set on its last row, else `truncated` (time limit).
     Every file is checked before anything is written. Commits every `flush_every` episodes and
@@ -101,7 +103,8 @@ def import_tdmpc2(source, shard: str | os.PathLike, *, obs_dim: int | None = Non
 
         bar = tqdm(total=total, initial=committed, unit="ep", desc=f"import -> {shard.name}", dynamic_ncols=True)
     done, imported, transitions = committed, 0, 0
-    with ShardWriter(shard, obs_dim=obs_dim, action_dim=action_dim, chunk_len=chunk_len, durable=durable) as writer:
+    with ShardWriter(shard, obs_dim=obs_dim, action_dim=action_dim, chunk_len=chunk_len, durable=durable,
+                     task_names=task_names) as writer:
         start = 0
         for f, src in zip(files, sources):
             n = src["episodes"]
@@ -111,6 +114,9 @@ def import_tdmpc2(source, shard: str | os.PathLike, *, obs_dim: int | None = Non
             data = read_chunk(f)
             for i in range(max(committed - start, 0), n):
                 episode = _episode_rows(data, i, obs_dim, action_dim, f)
+                if task_names is not None and not 0 <= int(episode["task"]) < len(task_names):
+                    raise ChunkFormatError(f"{f} episode {i} has task id {int(episode['task'])}; the given task "
+                                           f"names cover ids 0..{len(task_names) - 1}")
                 try:
                     writer.add_episode(**episode)
                 except ValueError as exc:

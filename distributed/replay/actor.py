@@ -27,9 +27,9 @@ class ReplayShardActor:
 
     def __init__(self, path: str | Path, *, obs_dim: int, action_dim: int, chunk_len: int | None = None,
                  capacity: int | None = None, cache_bytes: int = 256 << 20, flush_every_s: float = 30.0,
-                 seed: int | None = None, durable: bool = True):
+                 seed: int | None = None, durable: bool = True, task_names: list[str] | None = None):
         self.writer = ShardWriter(path, obs_dim=obs_dim, action_dim=action_dim, chunk_len=chunk_len,
-                                  capacity=capacity, durable=durable)
+                                  capacity=capacity, durable=durable, task_names=task_names)
         self.reader = ShardReader(path, cache_bytes=cache_bytes)
         self.rng = np.random.default_rng(seed)
         self.flush_every_s = flush_every_s

@@ -88,6 +88,7 @@ class ShardInfo:
     obs_dim: int
     action_dim: int
     chunk_len: int
+    tasks: tuple[str, ...] | None = None  # task names by id (None: a store that does not record them)
 
 
 def read_state(path: str | Path) -> tuple[ShardInfo, Commit]:
@@ -101,7 +102,9 @@ def read_state(path: str | Path) -> tuple[ShardInfo, Commit]:
                                f"(no '{ATTR_KEY}.commit' attribute)")
     if attrs.get("format") != FORMAT:
         raise ShardLayoutError(f"{path} has replay format {attrs.get('format')!r}, this code reads {FORMAT!r}")
-    info = ShardInfo(int(attrs["obs_dim"]), int(attrs["action_dim"]), int(attrs["chunk_len"]))
+    tasks = attrs.get("tasks")
+    info = ShardInfo(int(attrs["obs_dim"]), int(attrs["action_dim"]), int(attrs["chunk_len"]),
+                     tuple(tasks) if tasks is not None else None)
     return info, Commit.from_json(attrs["commit"])
 
 

@@ -65,8 +65,6 @@ class MultiShardSampler:
     def sample(self, batch_size: int, horizon: int, rng: np.random.Generator, balance: str = "uniform",
                action_masks=None) -> dict[str, np.ndarray]:
         """Like ShardReader.sample, over all healthy shards (see the module docstring)."""
-        if balance not in ("uniform", "task"):
-            raise ValueError(f"balance must be 'uniform' or 'task', got {balance!r}")
         with self._lock:
             while True:
                 readers = self.healthy

@@ -16,8 +16,7 @@ import zarr
 from distributed.replay.errors import ChunkError, ChunkEvicted
 from distributed.replay.layout import (EPISODE_ARRAYS, EPISODE_GROUP, SAMPLED_ARRAYS, TASK_GROUP,
                                        chunk_file, read_state)
-from distributed.replay.sampler import (assemble_batch, balanced_task_counts, draw_uniform,
-                                        window_counts)
+from distributed.replay.sampler import assemble_batch, draw_uniform, plan_draws, window_counts
 
 
 class ShardReader:
@@ -153,19 +152,17 @@ class ShardReader:
                action_masks=None) -> dict[str, np.ndarray]:
         """A training batch (agents.batch.BATCH_KEYS) of `batch_size` windows of horizon+1 rows.
 
-        balance="uniform": every window of the shard equally likely; "task": each task equally
-        likely, then uniform within it. action_masks [num_tasks, A] gives action_mask [B, A].
+        balance: "uniform", "task" or "sqrt", as `distributed.replay.sampler.plan_draws` defines
+        them (the one meaning used everywhere). action_masks [num_tasks, A] gives action_mask [B, A].
         Raises ChunkError (naming shard and chunk) if a needed chunk is missing or corrupted.
         """
-        if balance not in ("uniform", "task"):
-            raise ValueError(f"balance must be 'uniform' or 'task', got {balance!r}")
         for attempt in range(3):
             try:
-                if balance == "uniform":
+                if balance == "uniform":  # straight over windows (no per-task index needed)
                     rows, task = self.draw(horizon, rng, n=batch_size)
                 else:
-                    counts = balanced_task_counts(self.task_windows(horizon), batch_size, rng)
-                    rows, task = self.draw(horizon, rng, per_task=counts)
+                    plan = plan_draws([self.task_windows(horizon)], batch_size, balance, rng)[0]
+                    rows, task = self.draw(horizon, rng, **plan)
                 return assemble_batch(self.gather(rows), task, action_masks, self.info.action_dim)
             except ChunkEvicted:
                 if attempt == 2:

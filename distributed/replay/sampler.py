@@ -39,19 +39,28 @@ def plan_draws(sources: list[dict[int, int]], n: int, balance: str, rng: np.rand
     The one meaning of balance in this project:
       "uniform": every window of every source equally likely (sources give in proportion to size);
       "task":    every task present in any source equally likely, then uniform over that task's
-                 windows wherever they live.
+                 windows wherever they live;
+      "sqrt":    a task's share proportional to the square root of its windows (between the two:
+                 tasks with more data count more, but a 100x larger task gets only 10x the rows).
     Returns one `ShardReader.draw` keyword dict per source ({"n": k} or {"per_task": {t: k}}).
     """
-    if balance not in ("uniform", "task"):
-        raise ValueError(f"balance must be 'uniform' or 'task', got {balance!r}")
+    if balance not in ("uniform", "task", "sqrt"):
+        raise ValueError(f"balance must be 'uniform', 'task' or 'sqrt', got {balance!r}")
     if balance == "uniform":
         weights = np.array([sum(s.values()) for s in sources], np.float64)
         if weights.sum() == 0:
             raise ValueError("no source has a window long enough to sample")
         return [{"n": int(k)} for k in rng.multinomial(n, weights / weights.sum())]
     plans: list[dict] = [{"per_task": {}} for _ in sources]
-    tasks = sorted(set().union(*sources))
-    for t, k in balanced_task_counts(tasks, n, rng).items():
+    tasks = sorted(t for t in set().union(*sources) if sum(s.get(t, 0) for s in sources) > 0)
+    if balance == "task":
+        counts = balanced_task_counts(tasks, n, rng)
+    else:
+        if not tasks:
+            raise ValueError("no task has a window long enough to sample")
+        w = np.sqrt([sum(s.get(t, 0) for s in sources) for t in tasks])
+        counts = {t: int(k) for t, k in zip(tasks, rng.multinomial(n, w / w.sum())) if k}
+    for t, k in counts.items():
         w = np.array([s.get(t, 0) for s in sources], np.float64)
         for i, m in enumerate(rng.multinomial(k, w / w.sum())):
             if m:

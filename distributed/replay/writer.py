@@ -80,12 +80,13 @@ class ShardWriter:
     """
 
     def __init__(self, path: str | Path, *, obs_dim: int, action_dim: int, chunk_len: int | None = None,
-                 capacity: int | None = None, durable: bool = True, first_episode_id: int = 0):
+                 capacity: int | None = None, durable: bool = True, first_episode_id: int = 0,
+                 task_names: list[str] | tuple[str, ...] | None = None):
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         self._lock = WriterLock(self.path)
         try:
-            self.info = self._open_or_create(obs_dim, action_dim, chunk_len, first_episode_id)
+            self.info = self._open_or_create(obs_dim, action_dim, chunk_len, first_episode_id, task_names)
             if capacity is not None and capacity < 2 * self.info.chunk_len:
                 raise ValueError(f"capacity {capacity} must be at least 2 chunks ({2 * self.info.chunk_len} rows)")
             self.capacity, self.durable = capacity, durable
@@ -102,7 +103,7 @@ class ShardWriter:
 
     # ---- opening -------------------------------------------------------------------------
     def _open_or_create(self, obs_dim: int, action_dim: int, chunk_len: int | None,
-                        first_episode_id: int) -> ShardInfo:
+                        first_episode_id: int, task_names) -> ShardInfo:
         group_json = self.path / "zarr.json"
         if group_json.exists():
             attrs = zarr.open_group(str(self.path), mode="r").attrs.asdict().get(ATTR_KEY)
@@ -115,21 +116,28 @@ class ShardWriter:
             if strays:
                 raise ShardLayoutError(f"{self.path} is not empty and not a replay shard (holds {strays[:5]})")
         if not group_json.exists():
-            self._create(obs_dim, action_dim, chunk_len or DEFAULT_CHUNK_LEN, first_episode_id)
+            self._create(obs_dim, action_dim, chunk_len or DEFAULT_CHUNK_LEN, first_episode_id, task_names)
         info, _ = read_state(self.path)
         if (info.obs_dim, info.action_dim) != (obs_dim, action_dim):
             raise ShardLayoutError(f"shard {self.path} holds obs_dim={info.obs_dim}, action_dim={info.action_dim}; "
                                    f"it was reopened with obs_dim={obs_dim}, action_dim={action_dim}")
         if chunk_len is not None and chunk_len != info.chunk_len:
             raise ShardLayoutError(f"shard {self.path} has chunk_len={info.chunk_len}; reopened with chunk_len={chunk_len}")
+        if task_names is not None and info.tasks is not None and tuple(task_names) != info.tasks:
+            diff = next(i for i, (a, b) in enumerate(zip(info.tasks + ("",) * len(task_names), task_names)) if a != b)
+            raise ShardLayoutError(f"shard {self.path} stores tasks by id in another order or set (id {diff}: "
+                                   f"{info.tasks[diff] if diff < len(info.tasks) else None!r} there, "
+                                   f"{task_names[diff]!r} here)")
         return info
 
     def _remove_contents(self) -> None:
         for p in self.path.iterdir():
             shutil.rmtree(p) if p.is_dir() else p.unlink()
 
-    def _create(self, obs_dim: int, action_dim: int, chunk_len: int, first_episode_id: int) -> None:
+    def _create(self, obs_dim: int, action_dim: int, chunk_len: int, first_episode_id: int, task_names) -> None:
         static = {"format": FORMAT, "obs_dim": obs_dim, "action_dim": action_dim, "chunk_len": chunk_len}
+        if task_names is not None:
+            static["tasks"] = [str(t) for t in task_names]
         g = zarr.create_group(store=str(self.path), attributes={ATTR_KEY: static})
         for name in ROW_ARRAYS:
             tail = row_tail(name, obs_dim, action_dim)

@@ -1,0 +1,102 @@
+"""Every bad input is refused before work starts: one clear line, exit status 2 on the command
+line, and nothing written into an existing run directory."""
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from distributed.config import ConfigError, compose
+from distributed.loop import Loop, run
+
+REPO = Path(__file__).resolve().parents[2]
+QUICK = ["model_size=tiny", "wandb_mode=disabled", "progress=false", "eval_episodes=1", "eval_max_steps=5",
+         "planner.num_samples=16", "planner.num_elites=4", "planner.num_pi_trajs=4", "planner.iterations=1",
+         "batch_size=16", "task=cartpole-balance", "diagnostics=false"]
+
+
+def _snapshot(run_dir: Path) -> dict:
+    return {str(p.relative_to(run_dir)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(run_dir.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def existing_run(tmp_path_factory) -> Path:
+    """A finished run: every refused command below points at it and must leave it as it is."""
+    run_dir = tmp_path_factory.mktemp("bad") / "run"
+    run(compose("train", QUICK + ["steps=30", "seed_steps=20", "utd=0.5", "eval_freq=1000", "checkpoint_freq=1000",
+                                  f"run_dir={run_dir}"]))
+    return run_dir
+
+
+CLI_CASES = [  # (override, what the message must name)
+    ("steps=abc", "steps"), ("planner.num_samples=many", "planner.num_samples"), ("stepz=3", "stepz"),
+    ("eval_freq=0", "eval_freq"), ("checkpoint_freq=0", "checkpoint_freq"), ("envs_per_task=0", "envs_per_task"),
+    ("collect_steps=0", "collect_steps"), ("updates_per_round=0", "updates_per_round"),
+    ("num_learners=0", "num_learners"), ("batch_size=0", "batch_size"), ("seed=-1", "seed"), ("steps=-5", "steps"),
+    ("eval_episodes=0", "eval_episodes"), ("max_episode_steps=5", "max_episode_steps"), ("device=cuda", "device"),
+    ("offline_ratio=1.5", "offline_ratio"), ("task=cartpole-balanse", "cartpole-balance"),
+    ("model_size=3", "model_size"), ("task=pendulum-swingup", "belongs to another run"),
+    ("chunk_len=128", "belongs to another run"), ("num_runners=0", "offline_data"),
+]
+
+
+@pytest.mark.parametrize("override, named", CLI_CASES)
+def test_a_bad_command_line_is_refused_with_status_2_and_writes_nothing(existing_run, override, named):
+    before = _snapshot(existing_run)
+    out = subprocess.run([sys.executable, str(REPO / "launch/train.py"), *QUICK, f"run_dir={existing_run}", override],
+                         cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    assert named in out.stderr and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert _snapshot(existing_run) == before
+
+
+def test_the_ray_job_is_refused_the_same_way_before_ray_starts(tmp_path):
+    out = subprocess.run([sys.executable, str(REPO / "launch/mt80.py"), "preset=smoke", "envs_per_task=0",
+                          f"run_dir={tmp_path}/run"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "envs_per_task" in out.stderr and "ray:" not in out.stdout
+    assert not (tmp_path / "run").exists()
+
+
+def test_presets_never_share_a_default_run_directory():
+    cpu = ["device=cpu", "runner_device=cpu", "precision=fp32"]  # the cluster preset asks for GPUs
+    dirs = {p: compose("mt80", [f"preset={p}"] + cpu).run_dir for p in ("smoke", "laptop", "reference", "cluster")}
+    assert len(set(dirs.values())) == 4, dirs
+
+
+def test_a_checkpoint_of_another_layout_is_named_as_such(tmp_path):
+    run_dir = tmp_path / "run"
+    cfg = compose("train", QUICK + ["steps=10", f"run_dir={run_dir}"])
+    run_dir.mkdir()
+    torch.save({"_Qs.params.0.weight": torch.zeros(2)}, run_dir / "checkpoint.pt")  # e.g. a TD-MPC2 file
+    with pytest.raises(ConfigError, match="not made by this version|another layout"):
+        Loop(cfg).start()
+    from agents.checkpoint import load_checkpoint
+
+    with pytest.raises(ValueError, match="another layout.*import_checkpoint"):
+        load_checkpoint(run_dir)
+
+
+def test_an_offline_store_of_another_task_order_is_refused_by_name(tmp_path):
+    from distributed.episodes import EpisodeBuilder
+    from distributed.replay.writer import ShardWriter
+    from envs import load_task_set
+
+    ts = load_task_set("cartpole-balance,cartpole-swingup")
+    with ShardWriter(tmp_path / "data", obs_dim=ts.max_obs_dim, action_dim=ts.max_action_dim, chunk_len=64,
+                     task_names=["cartpole-swingup", "cartpole-balance"]) as w:  # the other order
+        for task in (0, 1):
+            b = EpisodeBuilder(task, ts.max_obs_dim, ts.max_action_dim)
+            b.start(torch.zeros(ts.max_obs_dim).numpy())
+            for t in range(10):
+                b.add(torch.zeros(ts.max_action_dim).numpy(), torch.zeros(ts.max_obs_dim).numpy(), 0.0, False, t == 9)
+            e = b.finish()
+            w.add_episode(e["obs"], e["action"], e["reward"], e["terminated"], e["truncated"], task)
+    cfg = compose("train", QUICK + ["task='cartpole-balance,cartpole-swingup'", "num_runners=0",
+                                    f"offline_data={tmp_path}/data", "steps=5", f"run_dir={tmp_path}/run"])
+    with pytest.raises(ConfigError, match="id 0: 'cartpole-swingup' there, 'cartpole-balance' here"):
+        Loop(cfg)
+    assert not (tmp_path / "run").exists()

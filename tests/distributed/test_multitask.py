@@ -1,0 +1,53 @@
+"""Multitask collection and sampling: seeding per env, task balance modes, weight lag."""
+import numpy as np
+import pytest
+
+from distributed.config import compose
+from distributed.loop import run
+from distributed.replay.sampler import plan_draws
+from distributed.run_log import read_metrics
+
+
+@pytest.mark.parametrize("balance, p_task0", [("uniform", 0.9), ("task", 0.5), ("sqrt", 0.75)])
+def test_each_balance_mode_samples_in_its_proportions(balance, p_task0):
+    # task 0 holds 900 windows (split over two shards), task 1 holds 100: sqrt weights 30 : 10
+    sources = [{0: 600, 1: 100}, {0: 300}]
+    rng = np.random.default_rng(0)
+    n, draws = 4000, 10
+    share = []
+    for _ in range(draws):
+        plans = plan_draws(sources, n, balance, rng)
+        if balance == "uniform":  # per source, in proportion to its windows: 700 : 300
+            assert abs(plans[0]["n"] / n - 0.7) < 4 * np.sqrt(0.21 / n)
+            continue
+        got = sum(p["per_task"].get(0, 0) for p in plans)
+        assert sum(sum(p["per_task"].values()) for p in plans) == n
+        share.append(got / n)
+        # within a task, windows are uniform wherever they live: task 0 splits 600 : 300
+        assert abs(plans[0]["per_task"][0] / got - 2 / 3) < 4 * np.sqrt((2 / 9) / got)
+    if share:
+        sigma = np.sqrt(p_task0 * (1 - p_task0) / (n * draws))
+        assert abs(np.mean(share) - p_task0) < 4 * sigma, (balance, np.mean(share))
+
+
+def test_every_task_has_data_before_the_first_update_and_runners_act_with_current_weights(tmp_path):
+    # cartpole episodes last 500 steps, mw-reach's 100 (x2 action repeat: 50 agent steps... either way
+    # longer than seed_steps): learning must wait until both tasks have an episode in the store
+    cfg = compose("train", ["task='cartpole-balance,mw-reach'", "model_size=tiny", "steps=1100", "seed_steps=50",
+                            "seed_episodes=1", "utd=0.05", "batch_size=16", "eval_freq=100000", "eval_episodes=1",
+                            "eval_max_steps=5", "checkpoint_freq=100000", "diagnostics=false",
+                            "wandb_mode=disabled", "progress=false", "planner.num_samples=16", "planner.num_elites=4",
+                            "planner.num_pi_trajs=4", "planner.iterations=1", f"run_dir={tmp_path}/run"])
+    summary = run(cfg)
+    assert summary["updates"] > 0
+    episodes, train = read_metrics(tmp_path / "run", "episode"), read_metrics(tmp_path / "run", "train")
+    first_update_step = train[0]["step"]
+    first_episode = {}
+    for e in episodes:
+        first_episode.setdefault(e["task"], e["step"])
+    assert set(first_episode) == {"cartpole-balance", "mw-reach"}
+    assert all(step <= first_update_step for step in first_episode.values()), (first_episode, first_update_step)
+    assert first_episode["cartpole-balance"] > 50  # seeding went on past seed_steps for the long task
+    # one process: the runner plans with the learner's own model, so no episode is collected with old weights
+    assert {e["weights_lag"] for e in episodes} == {0}
+    assert summary["weights_lag_p99"] == 0
