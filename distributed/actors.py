@@ -21,11 +21,12 @@ class EnvRunnerShell:
 
     def __init__(self, agent_cfg: AgentConfig, task_set_name: str, tasks: list[str], shard, *,
                  envs_per_task: int, seed: int, runner_id: int, torch_threads: int,
-                 max_episode_steps: int | None):
+                 max_episode_steps: int | None, piece_horizon: int | None = None):
         from envs import load_task_set
 
         torch.set_num_threads(torch_threads)
         self.shard = shard
+        self.piece_horizon = piece_horizon  # hand over running episodes' new windows every call (None: whole)
         self.call_s = 0.0
         self._storing = None  # the previous call's add_episodes, overlapped with this call's stepping
         task_set = load_task_set(task_set_name)
@@ -45,13 +46,14 @@ class EnvRunnerShell:
         import ray
 
         start = time.perf_counter()
-        episodes, stats = self.runner.collect(num_steps, random_actions, random_tasks)
+        stored, stats = self.runner.collect(num_steps, random_actions, random_tasks, self.piece_horizon)
+        episodes = [e for e in stored if e["final"]]
         if self._storing is not None:  # the shard must have taken the last call's episodes
             ray.get(self._storing)
             self._storing = None
-        if episodes:
+        if stored:
             batch = []
-            for e in episodes:
+            for e in stored:
                 batch.append({**{k: e[k] for k in RUNNER_EPISODE_KEYS}, "source": (self.producer, self.sequence)})
                 self.sequence += 1
             self._storing = self.shard.add_episodes.remote(batch)

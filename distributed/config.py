@@ -78,6 +78,8 @@ class RunConfig:
     envs_per_task: int = 1
     collect_steps: int = 1  # env steps per runner call (per env) between learning rounds
     max_episode_steps: Optional[int] = None  # truncate episodes early (smoke presets only)
+    partial_episodes: bool = False  # store running episodes' new windows after every collect call (pieces
+    #                                 overlapping by H rows), not only whole episodes when they end
     seed_steps: Optional[int] = None  # random-action steps before learning (None: see default_seed_steps)
     seed_episodes: int = 1  # every env's first episodes act at random, and learning waits until every task has
     #                         this many per env (1: every task has data before the first update)

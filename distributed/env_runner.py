@@ -87,12 +87,19 @@ class EnvRunner:
         self.timing["steps"] += 1
         return finished
 
-    def collect(self, num_steps: int, random_actions: bool = False, random_tasks=()) -> tuple[list[dict], dict]:
-        """`num_steps` steps of every env (see `step`); returns (finished episodes, stats)."""
+    def collect(self, num_steps: int, random_actions: bool = False, random_tasks=(),
+                piece_horizon: int | None = None) -> tuple[list[dict], dict]:
+        """`num_steps` steps of every env (see `step`); returns (episodes to store, stats).
+
+        With `piece_horizon`, the running episodes' new windows are handed over too, as pieces
+        ("final": False), so a long episode is sampleable long before it ends; finished episodes
+        (or their last pieces) have "final": True."""
         episodes = []
         start = time.perf_counter()
         for _ in range(num_steps):
             episodes.extend(self.step(random_actions, random_tasks))
+        if piece_horizon is not None:
+            episodes.extend(p for p in (b.piece(piece_horizon) for b in self.builders) if p is not None)
         return episodes, {"env_steps": self.env_steps, "collect_s": time.perf_counter() - start,
                           "runner_id": self.runner_id, **self.timing}
 

@@ -17,15 +17,17 @@ class LocalCollector:
 
     slots = 1
 
-    def __init__(self, runner, writer, on_commit):
+    def __init__(self, runner, writer, on_commit, piece_horizon: int | None = None):
         self.runner, self.writer, self.on_commit = runner, writer, on_commit
+        self.piece_horizon = piece_horizon
 
     def collect(self, slot: int, num_steps: int, seeding: bool, random_tasks=()) -> Job:
-        episodes, stats = self.runner.collect(num_steps, seeding, random_tasks)
-        for ep in episodes:
+        stored, stats = self.runner.collect(num_steps, seeding, random_tasks, self.piece_horizon)
+        episodes = [e for e in stored if e["final"]]
+        for ep in stored:
             self.writer.add_episode(ep["obs"], ep["action"], ep["reward"], ep["terminated"], ep["truncated"],
                                     ep["task"])
-        if episodes:
+        if stored:
             self.writer.flush()
             self.on_commit()
         return Job({**stats, "call_s": stats["wall_s"], "steps": num_steps * len(self.runner),
@@ -126,7 +128,8 @@ def local_parts(loop) -> SimpleNamespace:
     if not cfg.offline:
         runner = EnvRunner(policy, ts, loop.tasks, envs_per_task=cfg.envs_per_task, seed=cfg.seed,
                            max_episode_steps=cfg.max_episode_steps)
-        collector = LocalCollector(runner, writer, source.refresh)
+        collector = LocalCollector(runner, writer, source.refresh,
+                                   cfg.planner.horizon if cfg.partial_episodes else None)
     parts = SimpleNamespace(collector=collector, learners=LocalLearner(learner),
                             evaluator=LocalEvaluator(policy, ts), agent=learner.agent)
     parts.close = lambda: collector.close()

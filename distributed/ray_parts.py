@@ -190,7 +190,8 @@ def ray_parts(loop) -> SimpleNamespace:
             seed=cfg.seed * 31 + i, task_names=list(ts.names)) for i in range(cfg.shards)]
     runners = [C["runner"].options(num_cpus=cfg.cpus_per_runner, num_gpus=cfg.gpus_per_runner, max_restarts=-1).remote(
         runner_cfg, cfg.task, tasks, shards[i % len(shards)], envs_per_task=cfg.envs_per_task, seed=cfg.seed,
-        runner_id=i, torch_threads=_threads(cfg.cpus_per_runner), max_episode_steps=cfg.max_episode_steps)
+        runner_id=i, torch_threads=_threads(cfg.cpus_per_runner), max_episode_steps=cfg.max_episode_steps,
+        piece_horizon=cfg.planner.horizon if cfg.partial_episodes else None)
         for i, tasks in enumerate(assign_tasks(ts, cfg.num_runners))]
     learners = [C["learner"].options(num_cpus=cfg.cpus_per_learner, num_gpus=cfg.gpus_per_learner).remote(
         loop.agent_cfg, masks, shards, rank=r, world_size=cfg.num_learners, seed=cfg.seed,

@@ -51,3 +51,45 @@ def test_every_task_has_data_before_the_first_update_and_runners_act_with_curren
     # one process: the runner plans with the learner's own model, so no episode is collected with old weights
     assert {e["weights_lag"] for e in episodes} == {0}
     assert summary["weights_lag_p99"] == 0
+
+
+def test_a_long_episode_is_sampleable_before_it_ends_and_its_pieces_hold_every_window_once(tmp_path):
+    from distributed.episodes import EpisodeBuilder
+    from distributed.loop import Loop
+    from distributed.replay.reader import ShardReader
+
+    H = 3
+    cfg = compose("train", ["task=cartpole-balance", "model_size=tiny", "partial_episodes=true", "steps=1000",
+                            "wandb_mode=disabled", "progress=false", f"run_dir={tmp_path}/run"])
+    loop = Loop(cfg)
+    try:
+        loop.start()
+        stats = loop.parts.collector.collect(0, 120, True).result()
+        assert stats["episodes"] == []  # the 500-step episode is running ...
+        reader = ShardReader(tmp_path / "run" / "replay" / "shard-000")
+        assert reader.window_total(H) == 120 + 1 - H  # ... and every window so far is sampleable
+        loop.parts.learners.learner.source.refresh()
+        batch = loop.parts.learners.learner.source.sample(8, H, np.random.default_rng(0))
+        assert batch["obs"].shape == (H + 1, 8, 5)
+    finally:
+        loop.shutdown()
+
+    # pieces overlap by H rows: joined, they are the episode, and no window is stored twice
+    rng = np.random.default_rng(1)
+    b = EpisodeBuilder(0, 2, 1)
+    b.start(rng.standard_normal(2))
+    pieces = []
+    for t in range(40):
+        b.add(rng.uniform(-1, 1, 1), rng.standard_normal(2), float(rng.uniform()), False, t == 39)
+        if t % 7 == 6 and (p := b.piece(H)) is not None:
+            pieces.append(p)
+    pieces.append(b.finish())
+    whole = {k: np.asarray(v) for k, v in zip(("obs", "reward"), (b.obs, b.reward))}
+    starts, first = [], 0
+    for p in pieces:
+        n = len(p["obs"])
+        assert np.array_equal(p["obs"], whole["obs"][first:first + n])
+        assert np.array_equal(p["reward"][1:], np.asarray(whole["reward"][first + 1:first + n], np.float32))
+        starts += list(range(first, first + n - H))
+        first += n - H
+    assert starts == list(range(41 - H)) and pieces[-1]["truncated"][-1] and pieces[-1]["final"]
