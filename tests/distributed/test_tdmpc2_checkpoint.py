@@ -129,3 +129,18 @@ def test_finetune_from_the_import_on_a_task_outside_mt80(run_dir, mt80, tmp_path
     assert tuned.cfg.model.num_tasks == 81 and extra["tasks"][-1] == NEW_TASK
     assert tuned.trainable_groups() == ["dynamics", "reward", "q", "policy", "task_embedding"]  # still frozen encoder
     assert set(trainer.reader.sample(64, 1, np.random.default_rng(0))["task"].tolist()) == {tid}
+
+
+def test_launch_train_resumes_the_imported_directory(tmp_path):
+    """`launch/train.py task=mt30 model_size=1 run_dir=<import>` continues from the imported weights."""
+    from distributed.trainer import Trainer, train_config_from
+
+    mt30 = envs.load_task_set("mt30")
+    state = current_layout(dims("mt30", 1), [t.action_dim for t in mt30.tasks], seed=4)
+    out = import_tdmpc2_checkpoint(state, "mt30", 1, tmp_path / "mt30-1")
+    trainer = Trainer(train_config_from(dict(task="mt30", model_size="1", run_dir=str(out), steps=0,
+                                             wandb_mode="disabled", progress=False)))
+    imported, _ = agent_from_checkpoint(out)
+    assert trainer.env_steps == 0 and trainer.agent.cfg.model.task_dim == 96
+    assert all(torch.equal(a, b) for a, b in zip(trainer.agent.model.state_dict().values(),
+                                                  imported.model.state_dict().values()))
