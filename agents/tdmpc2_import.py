@@ -156,7 +156,8 @@ def _normalise_q(state: dict) -> tuple[str, dict[str, torch.Tensor], list[str]]:
             rest.append(key)
     for name, value in detached.items():  # TD-MPC2 saves the online parameters twice; they must agree
         online = q.get(f"_Qs.params.{name}")
-        if online is not None and online is not value and (online.shape != value.shape or not torch.equal(online, value)):
+        same = online is value or (online is not None and online.shape == value.shape and torch.equal(online, value))
+        if online is not None and not same:
             raise TDMPC2CheckpointError(f"_detach_Qs_params.{name} differs from _Qs.params.{name}: TD-MPC2 keeps "
                                         f"them identical, so the file is corrupted or was edited")
     return "current", q, rest
@@ -200,6 +201,10 @@ def parse_tdmpc2_state(state: Mapping) -> TDMPC2Weights:
     not_tensor = [k for k, v in params.items() if not isinstance(v, torch.Tensor)]
     if not_tensor:
         raise TDMPC2CheckpointError(f"keys {not_tensor[:8]} hold no tensors")
+    nonfinite = [k for k, v in params.items() if v.device.type != "meta" and not torch.isfinite(v).all()]
+    if nonfinite:
+        raise TDMPC2CheckpointError(f"keys {nonfinite[:8]} hold NaN or infinite values: the run that saved this "
+                                    f"checkpoint had diverged")
     T, D = _shape(params, "_task_emb.weight") or (1, 0)
     last = num_enc_layers - 1
     num_q = _shape(params, "_Qs.params.0.weight")[0]

@@ -158,6 +158,9 @@ def test_single_task_missing_misshaped_and_mixed_files_are_named(mt80_1m):
         parse_tdmpc2_state(dict(model, **{"_encoder.rgb.2.weight": torch.zeros(1)}))
     with pytest.raises(TDMPC2CheckpointError, match=r"unexpected keys.*_extra_head\.0\.weight"):
         parse_tdmpc2_state(dict(model, **{"_extra_head.0.weight": torch.zeros(1)}))
+    diverged = dict(model, **{"_dynamics.1.bias": torch.full((384,), float("nan"))})
+    with pytest.raises(TDMPC2CheckpointError, match=r"\['_dynamics\.1\.bias'\] hold NaN"):
+        parse_tdmpc2_state(diverged)
     with pytest.raises(TDMPC2CheckpointError, match=r"_action_masks should be \[80, 6\]"):
         parse_tdmpc2_state(dict(model, _action_masks=torch.ones(80, 5)))
 

@@ -62,7 +62,8 @@ def test_the_run_directory_reloads_with_tdmpc2s_outputs(run_dir, tdmpc2_file, mt
     weights = load_file(str(run_dir / "model.safetensors"))
     assert all(torch.equal(weights[k], v) for k, v in agent.model.state_dict().items())
     g = torch.Generator().manual_seed(0)
-    obs, action, task = torch.randn(5, 39, generator=g), torch.rand(5, 6, generator=g) * 2 - 1, torch.tensor([0, 8, 30, 61, 79])
+    obs, action = torch.randn(5, 39, generator=g), torch.rand(5, 6, generator=g) * 2 - 1
+    task = torch.tensor([0, 8, 30, 61, 79])
     ref = reference_forward(tdmpc2_file[1]["model"], obs, action, task)
     with torch.no_grad():
         z = agent.model.encode(obs, task)
