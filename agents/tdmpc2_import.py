@@ -92,6 +92,7 @@ class TDMPC2Weights:
     action_masks: torch.Tensor | None  # [T, A] when the file has them
     log_std_min: float | None
     log_std_max: float | None
+    target_q: str = "file"  # or "online copy": an older-layout file without target Q parameters
 
 
 # -- reading ------------------------------------------------------------------------------------------
@@ -173,14 +174,25 @@ def _shape(params: dict, key: str) -> tuple[int, ...] | None:
     return tuple(v.shape) if isinstance(v, torch.Tensor) else None
 
 
-def parse_tdmpc2_state(state: Mapping) -> TDMPC2Weights:
+def parse_tdmpc2_state(state: Mapping, *, multitask: bool = True) -> TDMPC2Weights:
     """Normalise either key layout and infer the architecture from the tensor shapes; raises
-    TDMPC2CheckpointError naming missing, unexpected or mis-shaped keys."""
+    TDMPC2CheckpointError naming missing, unexpected or mis-shaped keys, and (with `multitask`) a
+    single-task file. An older-layout file with no target Q parameters at all (TD-MPC2 users met
+    published files like that, its issue #11) gets targets copied from the online Q ensemble, as
+    TD-MPC2 initialises them; `target_q` records it."""
     state = unwrap_state(state)
+    if multitask and "_task_emb.weight" not in state:
+        raise TDMPC2CheckpointError("the file is a single-task TD-MPC2 checkpoint (no _task_emb.weight), but a "
+                                    "multitask one was asked for; only the published mt30/mt80 models import")
     layout, params, rest = _normalise_q(dict(state))
     if any(k.startswith("_encoder.rgb.") for k in rest):
         raise TDMPC2CheckpointError("this is a pixel-based (rgb encoder) TD-MPC2 checkpoint; only state-based "
                                     "checkpoints (mt30 / mt80) map onto this project's model")
+    target_q = "file"
+    if layout == "older" and not any(k.startswith("_target_Qs_params.") for k in params):
+        target_q = "online copy"
+        for key in [k for k in params if k.startswith("_Qs.params.")]:
+            params["_target_Qs_params." + key[len("_Qs.params."):]] = params[key].clone()
     masks = state.get("_action_masks")
     lo, dif = state.get("log_std_min"), state.get("log_std_dif")
     for key in rest:
@@ -229,7 +241,7 @@ def parse_tdmpc2_state(state: Mapping) -> TDMPC2Weights:
         log_std_min, log_std_max = float(lo), float(lo) + float(dif)
     return TDMPC2Weights(layout=layout, params={k: v.detach().float() for k, v in params.items()}, arch=arch,
                          action_masks=None if masks is None else masks.detach().float(),
-                         log_std_min=log_std_min, log_std_max=log_std_max)
+                         log_std_min=log_std_min, log_std_max=log_std_max, target_q=target_q)
 
 
 def canonical_keys(num_enc_layers: int, multitask: bool) -> list[str]:

@@ -74,6 +74,7 @@ def import_tdmpc2_checkpoint(file: str | os.PathLike | dict, task_set: str, mode
               "file": str(Path(file).resolve()) if not isinstance(file, dict) else None,
               "sha256": _sha256(file) if not isinstance(file, dict) else None,
               "action_masks": "checkpoint" if weights.action_masks is not None else "task set",
+              "target_q": weights.target_q,
               "log_std": "checkpoint" if weights.log_std_min is not None else "TD-MPC2 default"}
     names = list(ts.names)
     save_checkpoint(out, agent, {

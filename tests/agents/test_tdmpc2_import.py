@@ -64,6 +64,21 @@ def test_both_layouts_reproduce_tdmpc2s_forward_pass(mt80_1m, layout):
     assert model.cfg.log_std_min == -10.0 and model.cfg.log_std_max == 2.0
 
 
+def test_an_older_file_without_target_heads_gets_them_from_the_online_ones(mt80_1m):
+    """TD-MPC2 users met published files with no `_target_Qs.params.*` (its issue #11): the target
+    ensemble starts as a copy of the online one, as TD-MPC2 initialises it."""
+    older = {k: v for k, v in older_layout(mt80_1m)["model"].items() if not k.startswith("_target_Qs.")}
+    w, model = _imported({"model": older}, masks=masks_from_dims(MT80_ACTION_DIMS, 6))
+    assert w.target_q == "online copy"
+    obs, action, task = _inputs()
+    ref = reference_forward(mt80_1m["model"], obs, action, task)
+    with torch.no_grad():
+        z = model.encode(obs, task)
+        target = model.Q(z, action, task, mode="all", target=True)
+    assert torch.allclose(target, ref["q"], atol=TOL, rtol=0)
+    assert parse_tdmpc2_state(older_layout(mt80_1m)).target_q == "file"
+
+
 def test_padded_action_dims_follow_the_checkpoints_masks(mt80_1m):
     state = {"model": dict(mt80_1m["model"])}
     masks = state["model"]["_action_masks"].clone()
@@ -136,10 +151,16 @@ def test_single_task_missing_misshaped_and_mixed_files_are_named(mt80_1m):
         v = single[key]
         keep = [i for i in range(v.shape[-1]) if not (39 <= i < 135 if key.startswith("_encoder") else 128 <= i < 224)]
         single[key] = v[..., keep]
-    w = parse_tdmpc2_state(single)
+    w = parse_tdmpc2_state(single, multitask=False)
     assert (w.arch.num_tasks, w.arch.task_dim, w.arch.obs_dim) == (1, 0, 39)
     with pytest.raises(TDMPC2CheckpointError, match="single-task TD-MPC2 checkpoint.*asks for a multitask one"):
         check_architecture(w.arch, _arch("mt80", 1), "task_set=mt80 model_size=1")
+    with pytest.raises(TDMPC2CheckpointError, match="single-task TD-MPC2 checkpoint"):
+        parse_tdmpc2_state(single)
+    # TD-MPC2's earliest single-task files nest each layer (`_dynamics.0.0.weight`): named as single-task too
+    earliest = {"_encoder.state.0.weight": torch.zeros(256, 24), "_dynamics.0.0.weight": torch.zeros(512, 518)}
+    with pytest.raises(TDMPC2CheckpointError, match="single-task TD-MPC2 checkpoint"):
+        parse_tdmpc2_state({"model": earliest})
     missing = {k: v for k, v in model.items() if k != "_reward.1.ln.bias"}
     with pytest.raises(TDMPC2CheckpointError, match=r"lacks 1 key.*_reward\.1\.ln\.bias"):
         parse_tdmpc2_state(missing)

@@ -76,6 +76,7 @@ def test_older_layout_and_wrong_requests(tdmpc2_file, tmp_path, run_dir):
     out = import_tdmpc2_checkpoint(older, "mt80", 1, tmp_path / "older")
     meta = json.loads((out / "run.json").read_text())
     assert meta["imported_from"]["layout"] == "older" and meta["imported_from"]["action_masks"] == "task set"
+    assert meta["imported_from"]["target_q"] == "file"
     agent, _ = agent_from_checkpoint(out)
     assert torch.equal(agent.model.action_masks, torch.as_tensor(envs.load_task_set("mt80").action_masks()))
     with pytest.raises(TDMPC2CheckpointError, match=r"latent_dim: file has 128.*matches task_set=mt80 model_size=1"):
