@@ -19,7 +19,9 @@ from tests.agents.tdmpc2_fixtures import current_layout, dims, older_layout, ref
 
 torch.set_num_threads(1)
 SMALL_PLANNER = dict(num_samples=32, num_elites=4, num_pi_trajs=4, iterations=2)
-NEW_TASK = "cartpole-swingup@length=1.7"  # a body TD-MPC2's mt80 never saw
+# outside mt80: a new body of a known task, and a new task on a new body (2 of 6 action dims), each
+# starting from the embedding of an mt80 task
+NEW = {"cartpole-swingup@length=1.7": "cartpole-swingup", "pointmass-easy": "reacher-easy"}
 
 
 @pytest.fixture(scope="module")
@@ -110,17 +112,18 @@ def _finetune(agent: Agent, task_set_names: list[str], task: str, run_dir, *, st
     return trainer, trainer.train()
 
 
-def test_finetune_from_the_import_on_a_task_outside_mt80(run_dir, mt80, tmp_path):
+@pytest.mark.parametrize("new_task", list(NEW))
+def test_finetune_from_the_import_on_a_task_outside_mt80(run_dir, mt80, tmp_path, new_task):
     agent, _ = agent_from_checkpoint(run_dir)
     agent.cfg = replace(agent.cfg, optim=replace(agent.cfg.optim, batch_size=16))
-    assert NEW_TASK not in mt80.names
-    grown = envs.load_task_set(",".join(list(mt80.names) + [NEW_TASK]))  # pads the new body to mt80's dims
+    assert new_task not in mt80.names
+    grown = envs.load_task_set(",".join(list(mt80.names) + [new_task]))  # pads the new task to mt80's dims
     (tid,) = agent.add_tasks(grown.action_masks()[80:], [float(d) for d in grown.discounts()[80:]], init="nearest",
-                             nearest=[mt80.index("cartpole-swingup")])
+                             nearest=[mt80.index(NEW[new_task])])
     agent.set_trainable(["task_embedding", "dynamics", "reward", "q", "policy"])  # finetune_params-style
     encoder_before = [p.clone() for p in agent.model.encoder.parameters()]
     row_before = agent.model.task_emb.weight[tid].clone()
-    trainer, summary = _finetune(agent, list(grown.names), NEW_TASK, tmp_path / "ft", steps=520,
+    trainer, summary = _finetune(agent, list(grown.names), new_task, tmp_path / "ft", steps=520,
                                  seed_steps=500)
     assert summary["env_steps"] >= 520 and summary["updates"] >= 10
     assert summary["last_eval_return"] is not None
@@ -128,9 +131,11 @@ def test_finetune_from_the_import_on_a_task_outside_mt80(run_dir, mt80, tmp_path
     assert all(torch.equal(a, b) for a, b in zip(agent.model.encoder.parameters(), encoder_before))  # frozen
     # the finetuned run directory reloads with 81 tasks, the new one last
     tuned, extra = agent_from_checkpoint(tmp_path / "ft")
-    assert tuned.cfg.model.num_tasks == 81 and extra["tasks"][-1] == NEW_TASK
+    assert tuned.cfg.model.num_tasks == 81 and extra["tasks"][-1] == new_task
     assert tuned.trainable_groups() == ["dynamics", "reward", "q", "policy", "task_embedding"]  # still frozen encoder
-    assert set(trainer.reader.sample(64, 1, np.random.default_rng(0))["task"].tolist()) == {tid}
+    rows = trainer.reader.sample(64, 1, np.random.default_rng(0))
+    assert set(rows["task"].tolist()) == {tid}  # only the new task was collected
+    assert np.all(rows["action"][..., grown.tasks[-1].action_dim:] == 0)  # its padded action dims stayed 0
 
 
 def test_launch_train_resumes_the_imported_directory(tmp_path):
