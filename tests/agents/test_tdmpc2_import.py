@@ -204,3 +204,14 @@ def test_unreadable_files_fail_clearly(tmp_path, mt80_1m):
     saved = tmp_path / "ok.pt"
     torch.save(mt80_1m, saved)
     assert parse_tdmpc2_state(load_tdmpc2_file(saved)).arch == _arch("mt80", 1)
+
+
+def test_the_mapping_module_imports_no_env_ray_or_zarr_package():
+    import subprocess
+    import sys
+
+    code = ("import sys, agents.tdmpc2_import; "
+            "print(sorted(m for m in ('ray', 'zarr', 'envs', 'dm_control', 'metaworld', 'gymnasium', 'mujoco') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
