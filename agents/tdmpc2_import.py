@@ -111,6 +111,7 @@ def load_tdmpc2_file(path: str | os.PathLike) -> dict:
 
 
 def unwrap_state(state, where: str = "checkpoint") -> dict:
+    """The model state dict inside what torch.load returned (`{"model": ...}` or the dict itself)."""
     if isinstance(state, Mapping) and isinstance(state.get("agent"), Mapping) and "identity" in state["agent"]:
         raise TDMPC2CheckpointError(f"{where} is a latentfleet checkpoint, not a TD-MPC2 one: use it directly")
     if isinstance(state, Mapping) and isinstance(state.get("model"), Mapping):
