@@ -59,6 +59,10 @@ class Agent:
                 "task_embedding": list(m.task_emb.parameters()) if m.task_emb is not None else [],
                 "descriptor_map": list(m.descriptor_map.parameters()) if m.descriptor_map is not None else []}
 
+    def trainable_groups(self) -> list[str]:
+        """Names of the non-empty parameter groups that train (all of them unless set_trainable narrowed it)."""
+        return [g for g, params in self.parameter_groups().items() if params and params[0].requires_grad]
+
     def set_trainable(self, groups: list[str] | str) -> None:
         """Train only `groups` (names of `parameter_groups()`, or "all") from here on; optimisers
         are rebuilt (fresh Adam state). Frozen Q heads also freeze their target network."""
@@ -247,11 +251,14 @@ class Agent:
                 "optim": self.optim.state_dict() if self.optim is not None else {},
                 "pi_optim": self.pi_optim.state_dict() if self.pi_optim is not None else {},
                 "scale": self.scale.state_dict(), "updates": self.updates,
-                "config": _plain(asdict(self.cfg))}
+                "trainable": self.trainable_groups(), "config": _plain(asdict(self.cfg))}
 
     def load_state_dict(self, state: dict) -> None:
         check_compatible(self.identity(), state.get("identity", {}))
         self.model.load_state_dict(state["model"])
+        trainable = state.get("trainable")  # a finetune's checkpoint: its optimisers cover only these groups
+        if trainable is not None and list(trainable) != self.trainable_groups():
+            self.set_trainable(list(trainable))
         if self.optim is not None:
             self.optim.load_state_dict(state["optim"])
         if self.pi_optim is not None:

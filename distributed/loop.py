@@ -113,14 +113,17 @@ class Checkpoint:
 
         if not (self.run_dir / CHECKPOINT_FILE).exists():
             return None
-        state = load_checkpoint(self.run_dir)
+        try:
+            state = load_checkpoint(self.run_dir)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         missing = [n for n in self.items if n not in state]
-        if missing:
-            raise ConfigError(f"{self.run_dir / CHECKPOINT_FILE} has another layout (no {missing}): it was not "
-                              f"written by this version's training loop; use another run_dir")
+        if missing:  # e.g. an imported TD-MPC2 model: weights, no loop state yet
+            print(f"{self.run_dir / CHECKPOINT_FILE} holds no {missing}: those start fresh")
         for name, obj in self.items.items():
-            obj.load_state_dict(state[name])
-        return state["extra"]
+            if name in state:
+                obj.load_state_dict(state[name])
+        return state.get("extra", {})
 
 
 @dataclass

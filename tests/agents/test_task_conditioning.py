@@ -126,6 +126,18 @@ def test_set_trainable_all_restores_full_training_and_rejects_unknown_groups():
         _agent("table").set_trainable(["descriptor_map"])
 
 
+def test_a_finetunes_checkpoint_reloads_with_its_frozen_groups(tmp_path):
+    agent = _agent("table")
+    (new,) = agent.add_tasks(np.ones((1, A)), [0.99], init="mean")
+    agent.set_trainable(["task_embedding", "q"])
+    agent.update(_batch(new))
+    save_checkpoint(tmp_path, agent)
+    loaded, _ = agent_from_checkpoint(tmp_path)
+    assert loaded.trainable_groups() == ["q", "task_embedding"]
+    assert not any(p.requires_grad for p in loaded.model.encoder.parameters())
+    torch.testing.assert_close(loaded.optim.state_dict()["state"], agent.optim.state_dict()["state"])
+
+
 def test_policy_loss_gradient_does_not_leak_into_the_next_world_model_step():
     """The policy loss reaches the task embedding; its gradient must not be applied later by the
     world-model optimiser (it was, one step late, before this was fixed)."""
