@@ -21,13 +21,13 @@ from agents.world_model import WorldModel
 
 class Agent:
     """`grad_sync`, if given, is called with a list of parameters after every backward pass and
-    before clipping (data-parallel learners average gradients there); `mean_sync` averages a
+    before clipping (data-parallel learners average gradients there); `gather_sync` joins a
     tensor across replicas (used for the running Q scale). Both default to single-process no-ops."""
 
     def __init__(self, cfg: AgentConfig, action_masks: torch.Tensor | None = None, *,
-                 grad_sync=None, mean_sync=None):
+                 grad_sync=None, gather_sync=None):
         self.cfg = cfg
-        self.grad_sync, self.mean_sync = grad_sync, mean_sync
+        self.grad_sync, self.gather_sync = grad_sync, gather_sync
         self.device = torch.device(cfg.device)
         self.model = WorldModel(cfg.model, action_masks).to(self.device)
         self._build_optimizers()
@@ -222,7 +222,7 @@ class Agent:
         with self._amp():
             action, info = m.pi(zs, task)
             q = m.Q(zs, action, task, mode="avg", detach=True).float()
-            self.scale.update(q[0], self.mean_sync)
+            self.scale.update(q[0], self.gather_sync)
             q = self.scale(q)
             objective = o.entropy_coef * info["scaled_entropy"].float() + q  # [H+1, B, 1]
             pi_loss = -(objective.mean(dim=(1, 2)) * rho).mean()

@@ -10,14 +10,15 @@ class RunningScale:
         self.value = torch.ones(1, device=device)
         self.updates = 0
 
-    def update(self, x: torch.Tensor, mean_sync=None) -> None:
-        """Move the scale towards the spread of the batch `x` (any shape); `mean_sync` averages
-        the spread across data-parallel replicas so they all hold the same scale."""
+    def update(self, x: torch.Tensor, gather_sync=None) -> None:
+        """Move the scale towards the spread of the batch `x` (any shape); `gather_sync` joins the
+        values of all data-parallel replicas, so every replica computes the spread of the global
+        batch (the same scale a single process would get on the union of the replicas' batches)."""
         flat = x.detach().float().flatten()
+        if gather_sync is not None:
+            flat = gather_sync(flat)
         q = torch.quantile(flat, torch.tensor([0.05, 0.95], device=flat.device))
         spread = (q[1] - q[0]).clamp(min=1.0).view(1)
-        if mean_sync is not None:
-            spread = mean_sync(spread)
         # the first batch sets the scale; later ones move it slowly
         self.value = spread if self.updates == 0 else torch.lerp(self.value, spread, self.tau)
         self.updates += 1

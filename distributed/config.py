@@ -92,7 +92,7 @@ class RunConfig:
     offline_ratio: float = 0.5  # share of every batch from offline_data when runners also collect
     # learning
     num_learners: int = 1
-    batch_size: int = 256
+    batch_size: int = 256  # global: each of num_learners ranks samples batch_size / num_learners
     balance: str = "task"  # uniform | task | sqrt (see distributed/replay/sampler.py plan_draws)
     utd: float = 1.0  # gradient updates per stored env step (samples per insert)
     max_lag: int = 200  # hold collection when learners are this many updates behind the ratio
@@ -261,6 +261,9 @@ def check_config(cfg: RunConfig) -> None:
     for name in ("num_runners", "diag_freq", "max_lag", "diag_samples_per_task", "seed_episodes"):
         need(getattr(cfg, name) >= 0, f"{name} must be >= 0, got {getattr(cfg, name)}")
     need(cfg.utd > 0, f"utd must be > 0, got {cfg.utd}")
+    need(cfg.num_learners < 1 or cfg.batch_size % cfg.num_learners == 0,
+         f"batch_size ({cfg.batch_size}) is the global batch and must split evenly over num_learners "
+         f"({cfg.num_learners})")
     need(0.0 <= cfg.offline_ratio <= 1.0, f"offline_ratio must be in [0, 1], got {cfg.offline_ratio}")
     need(cfg.seed_steps is None or cfg.seed_steps >= 0, f"seed_steps must be >= 0, got {cfg.seed_steps}")
     need(cfg.num_shards is None or cfg.num_shards >= 1, f"num_shards must be >= 1, got {cfg.num_shards}")

@@ -1,7 +1,11 @@
 """Learner: one data-parallel replica of the Agent. Plain class; `distributed/actors.py` wraps
-it as a Ray actor. Ranks form a torch.distributed group (gloo on CPU, NCCL on GPU); each
-samples its own batch, gradients and the running Q scale are averaged, so every rank holds
-identical parameters after every step."""
+it as a Ray actor. Ranks form a torch.distributed group (gloo on CPU, NCCL on GPU).
+
+`optim.batch_size` is the GLOBAL batch: each of N ranks samples batch_size / N windows,
+gradients are averaged and the running Q scale is computed over the gathered Q values, so one
+update of the group is one optimiser step on the union of the ranks' batches (what a single
+process does with that batch; the learning rate therefore needs no scaling with N), and every
+rank holds identical parameters after every step. `updates` counts optimiser steps."""
 from __future__ import annotations
 
 import hashlib
@@ -32,11 +36,11 @@ def _grad_sync(world_size: int):
     return sync
 
 
-def _mean_sync(world_size: int):
+def _gather_sync(world_size: int):
     def sync(t: torch.Tensor) -> torch.Tensor:
-        t = t.clone()
-        dist.all_reduce(t)
-        return t / world_size
+        parts = [torch.empty_like(t) for _ in range(world_size)]
+        dist.all_gather(parts, t.contiguous())
+        return torch.cat(parts)
     return sync
 
 
@@ -48,6 +52,9 @@ class Learner:
     def __init__(self, agent_cfg: AgentConfig, action_masks: np.ndarray, source, *, rank: int = 0,
                  world_size: int = 1, seed: int = 0, agent: Agent | None = None):
         torch.manual_seed(seed * 1000 + rank)
+        if agent_cfg.optim.batch_size % world_size:
+            raise ValueError(f"batch_size {agent_cfg.optim.batch_size} (global) does not split over {world_size} "
+                             f"learners; use a multiple of num_learners")
         self.rank, self.world_size = rank, world_size
         self.source = source
         self.masks = np.asarray(action_masks, np.float32)
@@ -76,7 +83,7 @@ class Learner:
         multi = self.world_size > 1
         self.agent = Agent(self.agent_cfg, action_masks=torch.tensor(self.masks),
                            grad_sync=_grad_sync(self.world_size) if multi else None,
-                           mean_sync=_mean_sync(self.world_size) if multi else None)
+                           gather_sync=_gather_sync(self.world_size) if multi else None)
 
     def train(self, num_updates: int) -> dict:
         """Run `num_updates` updates (every rank must be asked for the same number)."""
@@ -84,7 +91,7 @@ class Learner:
         o = self.agent_cfg.optim
         for _ in range(num_updates):
             t0 = time.perf_counter()
-            arrays = self.source.sample(o.batch_size, o.horizon, self.rng)
+            arrays = self.source.sample(o.batch_size // self.world_size, o.horizon, self.rng)
             batch = Batch.from_numpy(arrays, self.agent.device)
             t1 = time.perf_counter()
             info = self.agent.update(batch)

@@ -323,7 +323,10 @@ class Loop:
                     if self.updates - last_publish >= cfg.publish_every:
                         self._publish()
                         last_publish = self.updates
-                    self.logger.log(self.env_steps, {**result, "updates": self.updates}, kind="train")
+                    ratio = {} if cfg.offline or not self.limiter.inserts else {
+                        "updates_per_insert": self.updates / self.limiter.inserts,
+                        "samples_per_insert": self.updates * cfg.batch_size / self.limiter.inserts}
+                    self.logger.log(self.env_steps, {**result, "updates": self.updates, **ratio}, kind="train")
                 elif kind[0] == "eval":
                     self._record_eval(result)
                 elif kind[0] == "diag":
