@@ -1,0 +1,168 @@
+"""One shared model against one model per task, at the same env steps per task and model size.
+
+    python bench/multitask.py out=bench/results/multitask steps_per_task=10000 [seeds=[1,2]] [arms=[shared,single]] \
+        "planner=['num_samples=128','iterations=3']"
+
+Arm `shared` trains one model online on all tasks (launch/train.py on the task list: one env
+per task, planned in one batched call); arm `single` trains one model per task; `random` scores a
+uniform random policy with the same evaluator. Every arm evaluates on the same env seeds every
+`eval_every` env steps per task. Writes <out>/multitask.md (per task: shared, single and random
+return, shared/single ratio), multitask.csv, multitask.png (both curves per task) and the
+commands it ran; runs resume if re-run with the same out.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+REPO = Path(__file__).resolve().parents[1]
+DMC_EASY6 = ["cartpole-balance", "cartpole-swingup", "pendulum-swingup", "reacher-easy", "cup-catch", "finger-spin"]
+
+
+@dataclass
+class MultitaskBench:
+    out: str = "bench/results/multitask"
+    tasks: List[str] = field(default_factory=lambda: list(DMC_EASY6))
+    steps_per_task: int = 10_000
+    seeds: List[int] = field(default_factory=lambda: [1])
+    arms: List[str] = field(default_factory=lambda: ["shared", "single"])
+    model_size: str = "tiny"
+    batch_size: int = 256
+    utd: float = 1.0  # updates per env step, in both arms (the shared model gets T x the single's updates)
+    balance: str = "task"
+    seed_steps_per_task: int = 1000
+    eval_every: int = 2000  # env steps per task between evaluations
+    eval_episodes: int = 3
+    planner: List[str] = field(default_factory=lambda: ["num_samples=128", "num_elites=16", "num_pi_trajs=8",
+                                                        "iterations=3"])
+    parallel: int = 1  # runs at once (each takes one core)
+
+
+def _train_cmd(b: MultitaskBench, tasks: list[str], seed: int, run_dir: Path) -> list[str]:
+    T = len(tasks)
+    return [sys.executable, str(REPO / "launch/train.py"), f"task='{','.join(tasks)}'", f"model_size={b.model_size}",
+            f"steps={b.steps_per_task * T}", f"seed={seed}", f"seed_steps={b.seed_steps_per_task * T}",
+            f"batch_size={b.batch_size}", f"utd={b.utd}", f"balance={b.balance}", f"eval_freq={b.eval_every * T}",
+            f"eval_episodes={b.eval_episodes}", f"checkpoint_freq={b.eval_every * T}", "diagnostics=true",
+            "wandb_mode=disabled", "progress=false", f"run_dir={run_dir}"] + [f"planner.{p}" for p in b.planner]
+
+
+def _curves(run_dir: Path, num_tasks: int) -> dict[str, list[tuple[int, float]]]:
+    from distributed.run_log import read_metrics
+
+    out: dict = {}
+    for row in read_metrics(run_dir, "eval"):
+        for k, v in row.items():
+            if k.startswith("return/"):
+                out.setdefault(k[len("return/"):], []).append((row["step"] // num_tasks, v))
+    return out
+
+
+def _random_returns(b: MultitaskBench, seed: int) -> dict[str, float]:
+    import numpy as np
+
+    from distributed.evaluator import evaluate_policy
+    from envs import load_task_set
+
+    ts = load_task_set(",".join(b.tasks))
+    rng, masks = np.random.default_rng(seed), ts.action_masks()
+
+    def act(obs, task_ids, rows):
+        return rng.uniform(-1, 1, (len(rows), ts.max_action_dim)).astype(np.float32) * masks[task_ids]
+
+    result = evaluate_policy(act, ts, b.tasks, episodes=b.eval_episodes, seed=seed + 17)
+    return {t: r["return"] for t, r in result["tasks"].items()}
+
+
+def main(argv: list[str]) -> None:
+    from launch.common import options
+
+    b = options(MultitaskBench, argv)
+    out = Path(b.out)
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = []  # (name, cmd, run_dir)
+    for seed in b.seeds:
+        if "shared" in b.arms:
+            jobs.append((f"shared-s{seed}", _train_cmd(b, b.tasks, seed, out / f"shared-s{seed}"), out / f"shared-s{seed}"))
+        if "single" in b.arms:
+            jobs += [(f"{t}-s{seed}", _train_cmd(b, [t], seed, out / f"single-{t}-s{seed}"), out / f"single-{t}-s{seed}")
+                     for t in b.tasks]
+    log = out / "commands.md"
+    log.write_text("# Commands\n\n" + "\n".join(f"- {n}: `{' '.join(c[1:])}`" for n, c, _ in jobs) + "\n")
+    running, pending, walls = [], [j for j in jobs if not (j[2] / "summary.json").exists()], {}
+    env = {**os.environ, "MUJOCO_GL": "egl", "OMP_NUM_THREADS": "1"}
+    while pending or running:
+        while pending and len(running) < b.parallel:
+            name, cmd, run_dir = pending.pop(0)
+            print(f"start {name}", flush=True)
+            running.append((name, subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                                                   stderr=open(out / f"{name}.err", "w")), time.time()))
+        time.sleep(5)
+        for job in list(running):
+            name, proc, t0 = job
+            if proc.poll() is not None:
+                running.remove(job)
+                walls[name] = time.time() - t0
+                print(f"done {name}: exit {proc.returncode}, {walls[name]:.0f} s", flush=True)
+    report(b, out)
+
+
+def report(b: MultitaskBench, out: Path) -> None:
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    rows, fig_data = [], {}
+    random = {t: np.mean([_random_returns(b, s)[t] for s in b.seeds]) for t in b.tasks} if b.tasks else {}
+    for t in b.tasks:
+        shared = [_curves(out / f"shared-s{s}", len(b.tasks)).get(t, []) for s in b.seeds]
+        single = [_curves(out / f"single-{t}-s{s}", 1).get(t, []) for s in b.seeds]
+        final = lambda curves: float(np.mean([c[-1][1] for c in curves if c])) if any(curves) else None  # noqa: E731
+        s_ret, o_ret = final(shared), final(single)
+        ratio = s_ret / o_ret if s_ret is not None and o_ret else None
+        rows.append([t, s_ret, o_ret, random[t], ratio])
+        fig_data[t] = (shared, single)
+    walls = {p.parent.name: json.loads(p.read_text()).get("wall_s") for p in out.glob("*/summary.json")}
+    with open(out / "multitask.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["task", "shared_return", "single_return", "random_return", "shared_over_single"])
+        w.writerows(rows)
+    fmt = lambda v: "-" if v is None else f"{v:.1f}" if abs(v) >= 10 else f"{v:.2f}"  # noqa: E731
+    lines = [f"# Shared vs single-task models: {b.steps_per_task} env steps per task, model {b.model_size}, "
+             f"seeds {b.seeds}", "", f"balance={b.balance}, utd={b.utd}, batch {b.batch_size}, planner {b.planner}",
+             "", "| task | shared | single | random | shared / single |", "|---|---:|---:|---:|---:|"]
+    lines += [f"| {t} | {fmt(s)} | {fmt(o)} | {fmt(r)} | {fmt(q)} |" for t, s, o, r, q in rows]
+    lines += ["", "Wall time per run (s): " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(walls.items()) if v)]
+    (out / "multitask.md").write_text("\n".join(lines) + "\n")
+    n = len(b.tasks)
+    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3), squeeze=False)
+    for ax, t in zip(axes[0], b.tasks):
+        shared, single = fig_data[t]
+        for curves, label, color in ((shared, "shared", "C0"), (single, "single-task", "C1")):
+            for i, c in enumerate(curves):
+                if c:
+                    ax.plot(*zip(*c), color=color, marker="o", ms=3, label=label if i == 0 else None)
+        ax.axhline(random[t], color="gray", ls=":", label="random")
+        ax.set_title(t, fontsize=9)
+        ax.set_xlabel("env steps per task")
+    axes[0, 0].set_ylabel("eval return")
+    axes[0, 0].legend(fontsize=7)
+    fig.savefig(out / "multitask.png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    print((out / "multitask.md").read_text())
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
