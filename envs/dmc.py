@@ -30,18 +30,18 @@ def load_dmc(task: str, domain: str, task_name: str, seed: int, xml_edit=None):
     it receives a `mujoco.MjSpec` and edits it in place.
     """
     suite = _import_suite(task)
-    from envs.dmc_custom import CUSTOM_TASKS  # registers nothing globally: custom tasks are looked up here
+    from envs.dmc_custom import CUSTOM_TASKS, REBUILT_SUITE_TASKS  # looked up here: nothing registered globally
 
     kwargs = {"random": seed, "time_limit": float("inf")}  # our wrapper owns the time limit
-    if (domain, task_name) in CUSTOM_TASKS:
-        env = CUSTOM_TASKS[(domain, task_name)](**kwargs)
-    else:
-        env = suite.load(domain, task_name, task_kwargs=kwargs)
+    builder = CUSTOM_TASKS.get((domain, task_name)) or REBUILT_SUITE_TASKS.get((domain, task_name))
+    env = builder(**kwargs) if builder else suite.load(domain, task_name, task_kwargs=kwargs)
     if xml_edit is not None:
         from envs.dmc_models import edited_xml
+        from envs.total_mass import set_total_mass
 
-        xml, assets = edited_xml(domain, task_name, xml_edit)
+        xml, assets, total_mass = edited_xml(domain, task_name, xml_edit)
         env.physics.reload_from_xml_string(xml, assets)
+        set_total_mass(env.physics.model.ptr, total_mass)
     return env
 
 

@@ -40,9 +40,14 @@ def model_and_assets(domain: str, task_name: str) -> tuple[str, dict]:
     return _suite(domain).get_model_and_assets()
 
 
-def edited_xml(domain: str, task_name: str, edit: Callable[[mujoco.MjSpec], None]) -> tuple[str, dict]:
-    """The task's MJCF after `edit` has changed its `mujoco.MjSpec` in place, with its assets."""
+def edited_xml(domain: str, task_name: str, edit: Callable[[mujoco.MjSpec], None]) -> tuple[str, dict, float]:
+    """The task's MJCF after `edit` has changed its `mujoco.MjSpec` in place, its assets, and the
+    total mass to apply after compiling (`envs.total_mass.set_total_mass`; 0.0 for none): the MJCF
+    carries no deprecated `settotalmass`."""
+    from envs.total_mass import pop_total_mass
+
     xml, assets = model_and_assets(domain, task_name)
     spec = mujoco.MjSpec.from_string(xml, assets)
     edit(spec)
-    return spec.to_xml(), assets
+    total_mass = pop_total_mass(spec)  # before to_xml, which compiles
+    return spec.to_xml(), assets, total_mass

@@ -16,6 +16,9 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
     .venv/bin/python -m pip install --quiet "${LATENTFLEET_TORCH_SPEC:-torch==2.13.0}"
   fi
-  .venv/bin/python -m pip install --quiet -e ".[dev]"
+  # setuptools' "Editable installation ... folders with the same name as your package" notice (10 lines
+  # that pip shows even with --quiet) repeats what README "Layout" says; only that message is ignored
+  PYTHONWARNINGS="${PYTHONWARNINGS:+$PYTHONWARNINGS,}ignore:Editable installation" \
+    .venv/bin/python -m pip install --quiet -e ".[dev]"
   echo "$want" > "$stamp"
 fi

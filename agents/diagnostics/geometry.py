@@ -107,16 +107,47 @@ def knn_overlap(x: torch.Tensor, z: torch.Tensor, k: int = 10) -> float:
     return float(hit.mean())
 
 
-def linear_probe_r2(z: torch.Tensor, target: torch.Tensor, *, train_frac: float = 0.7,
-                    ridge: float = 1e-3, generator: torch.Generator | None = None) -> float:
-    """Held-out R^2 of a ridge-regularised linear map z [N, L] -> target [N, D], averaged over
-    target dims with non-zero held-out variance: 1 for a linear function of z, ~0 (or
-    below) for noise. Rows are split at random into train/held-out by `train_frac`."""
-    n = z.shape[0]
+# A probe target dim "varies" when its std exceeds PROBE_VARY_RTOL x the dim's own RMS magnitude
+# (and PROBE_VARY_ATOL), in the training rows and in the held-out rows alike. Below that, R^2 divides
+# by float jitter: an object resting at 0.6 m with 1e-7 m noise, or a dim that moved in a few
+# training rows only, gave held-out R^2 of -382944 (mw-pick-out-of-hole).
+PROBE_VARY_RTOL = 1e-3
+PROBE_VARY_ATOL = 1e-6
+
+
+def varying_dims(y: torch.Tensor, *row_sets: torch.Tensor, rtol: float = PROBE_VARY_RTOL,
+                 atol: float = PROBE_VARY_ATOL) -> torch.Tensor:
+    """[D] bool: the dims of y [N, D] whose std within each of `row_sets` (index tensors; default:
+    all rows) exceeds max(rtol x the dim's RMS value over all N rows, atol)."""
+    y = y.double()
+    floor = (rtol * y.pow(2).mean(0).sqrt()).clamp_min(atol)
+    keep = torch.ones(y.shape[1], dtype=torch.bool, device=y.device)
+    for rows in row_sets or (torch.arange(y.shape[0], device=y.device),):
+        keep &= y[rows].std(0, correction=0) > floor
+    return keep
+
+
+def linear_probe(z: torch.Tensor, target: torch.Tensor, *, train_frac: float = 0.7, ridge: float = 1e-3,
+                 generator: torch.Generator | None = None, rtol: float = PROBE_VARY_RTOL,
+                 atol: float = PROBE_VARY_ATOL) -> dict:
+    """Held-out R^2 of a ridge-regularised linear map z [N, L] -> target [N, D], averaged over the
+    target dims that vary (`varying_dims`, in the training and the held-out rows): 1 for a linear
+    function of z, ~0 (or below) for noise. Rows are split at random into train/held-out by `train_frac`.
+
+    Returns {"r2": float | None, "dims": dims averaged over, "of": D, "reason": None | why r2 is None}.
+    """
+    n, d = z.shape[0], target.shape[1]
+    if n < 4:
+        return {"r2": None, "dims": 0, "of": d, "reason": f"{n} samples: too few to hold any out"}
     perm = torch.randperm(n, generator=generator)
     n_train = max(2, min(n - 2, int(round(train_frac * n))))
     tr, te = perm[:n_train], perm[n_train:]
-    x, y = z.double(), target.double()
+    keep = varying_dims(target, tr, te, rtol=rtol, atol=atol)
+    if not keep.any():
+        return {"r2": None, "dims": 0, "of": d,
+                "reason": f"none of the {d} dims varies (std above {rtol:g} x its RMS value and above {atol:g}, "
+                          "in both the training and the held-out rows)"}
+    x, y = z.double(), target.double()[:, keep]
     mx, my = x[tr].mean(0, keepdim=True), y[tr].mean(0, keepdim=True)
     sx = x[tr].std(0, keepdim=True).clamp_min(1e-8)  # standardise so `ridge` has one meaning
     xt = (x[tr] - mx) / sx
@@ -125,7 +156,10 @@ def linear_probe_r2(z: torch.Tensor, target: torch.Tensor, *, train_frac: float 
     pred = (x[te] - mx) / sx @ w + my
     ss_res = (y[te] - pred).pow(2).sum(0)
     ss_tot = (y[te] - y[te].mean(0, keepdim=True)).pow(2).sum(0)
-    keep = ss_tot > 1e-12 * max(float(ss_tot.max()), 1e-300)
-    if not keep.any():
-        return float("nan")
-    return float((1 - ss_res[keep] / ss_tot[keep]).mean())
+    return {"r2": float((1 - ss_res / ss_tot).mean()), "dims": int(keep.sum()), "of": d, "reason": None}
+
+
+def linear_probe_r2(z: torch.Tensor, target: torch.Tensor, **kwargs) -> float:
+    """`linear_probe(z, target, **kwargs)["r2"]`, NaN when no target dim varies."""
+    r2 = linear_probe(z, target, **kwargs)["r2"]
+    return float("nan") if r2 is None else r2

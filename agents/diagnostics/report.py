@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from agents.diagnostics.geometry import PROBE_VARY_ATOL, PROBE_VARY_RTOL
+
 BARS = [("effective_rank_frac", "eff. rank / attainable"), ("participation_ratio_frac", "PR / attainable"),
         ("knn_overlap", "kNN overlap obs-latent"), ("probe_r2", "probe R² (own obs)"),
         ("kstep_rel_error_1", "1-step rel. latent error"), ("kstep_rel_error_last", "2H-step rel. latent error"),
@@ -46,6 +48,21 @@ def _plt():
     return plt
 
 
+# more per-task legend entries than this cover the axes (and leave tight_layout no room): drop them
+MAX_LEGEND_TASKS = 12
+MAX_ANNOTATED_TASKS = 16  # cross-task matrices print their values up to this many tasks
+
+
+def _task_label(name: str, n_tasks: int) -> str | None:
+    return name if n_tasks <= MAX_LEGEND_TASKS else None
+
+
+def _legend(ax) -> None:
+    """A legend of the labelled artists, if any (matplotlib warns on an empty one)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=6)
+
+
 def _fmt(v, nd=3) -> str:
     return f"{v:.{nd}f}" if isinstance(v, (int, float)) and math.isfinite(v) else "–"
 
@@ -54,15 +71,19 @@ def plot_cka(results: dict, path: Path) -> None:
     plt = _plt()
     ct = results["cross_task"]
     names = ct["tasks"]
-    fig, axes = plt.subplots(1, 2, figsize=(4 + 1.1 * len(names), 2 + 0.5 * len(names)))
+    n = len(names)
+    # a value in every cell only while it is readable: 80 tasks made 12800 labels on a 92-inch figure
+    annotate = n <= MAX_ANNOTATED_TASKS
+    fig, axes = plt.subplots(1, 2, figsize=(4 + 1.1 * n, 2 + 0.5 * n) if annotate else (4 + 0.24 * n, 2 + 0.11 * n))
     for ax, key, title, cmap in ((axes[0], "cka", "cross-task CKA (1 = same geometry)", "viridis"),
                                  (axes[1], "separation", "centroid separation / spread", "magma")):
         mat = np.asarray(ct[key], dtype=float)
         im = ax.imshow(mat, cmap=cmap, vmin=0, vmax=1 if key == "cka" else None)
-        ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=7)
-        ax.set_yticks(range(len(names)), names, fontsize=7)
-        for i in range(len(names)):
-            for j in range(len(names)):
+        ax.set_xticks(range(n), names, rotation=45 if annotate else 90, ha="right" if annotate else "center",
+                      fontsize=7 if annotate else 5)
+        ax.set_yticks(range(n), names, fontsize=7 if annotate else 5)
+        for i in range(n if annotate else 0):
+            for j in range(n):
                 ax.text(j, i, f"{mat[i, j]:.2f}", ha="center", va="center", fontsize=6, color="w")
         ax.set_title(title, fontsize=9)
         fig.colorbar(im, ax=ax, fraction=0.046)
@@ -99,18 +120,19 @@ def plot_per_task(results: dict, path: Path) -> None:
 def plot_calibration(results: dict, path: Path) -> None:
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(9, 4))
+    n_tasks = len(results["tasks"])
     for ax, key, title in ((axes[0], "reward_pairs", "reward: predicted vs realised"),
                            (axes[1], "value_pairs", "value V(z_t) vs discounted return-to-go")):
         lo, hi = float("inf"), float("-inf")
         for name, r in results["tasks"].items():
             if key in r:
                 p, y = np.asarray(r[key][0]), np.asarray(r[key][1])
-                ax.scatter(p, y, s=6, alpha=0.6, label=name)
+                ax.scatter(p, y, s=6, alpha=0.6, label=_task_label(name, n_tasks))
                 if p.size:
                     lo, hi = min(lo, p.min(), y.min()), max(hi, p.max(), y.max())
         if math.isfinite(lo):
             ax.plot([lo, hi], [lo, hi], "k--", lw=0.8, label="perfect")
-            ax.legend(fontsize=6)
+            _legend(ax)
         else:
             ax.text(0.5, 0.5, "no episodes given", ha="center", transform=ax.transAxes)
         ax.set_xlabel("predicted")
@@ -124,16 +146,19 @@ def plot_calibration(results: dict, path: Path) -> None:
 def plot_dynamics(results: dict, path: Path) -> None:
     plt = _plt()
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.5))
+    n_tasks = len(results["tasks"])
     for name, r in results["tasks"].items():
+        label = _task_label(name, n_tasks)
         rel = r["kstep_rel_error"]
-        axes[0].plot(range(1, len(rel) + 1), rel, marker="o", ms=3, label=name)
+        axes[0].plot(range(1, len(rel) + 1), rel, marker="o", ms=3, label=label)
         if "elite_stability" in r:
             es = r["elite_stability"]
-            axes[1].plot(es["scales"], es["action_rms"], marker="o", ms=3, label=name)
+            axes[1].plot(es["scales"], es["action_rms"], marker="o", ms=3, label=label)
             hs = r["horizon_sweep"]
-            axes[2].plot(hs["horizons"], hs["predicted_return"], marker="o", ms=3, label=name)
+            axes[2].plot(hs["horizons"], hs["predicted_return"], marker="o", ms=3, label=label)
             ws = r["warm_start"]
-            line, = axes[3].plot(ws["iterations"], ws["quality_warm"], marker="o", ms=3, label=f"{name} warm")
+            line, = axes[3].plot(ws["iterations"], ws["quality_warm"], marker="o", ms=3,
+                                 label=label and f"{label} warm")
             axes[3].plot(ws["iterations"], ws["quality_cold"], ls="--", color=line.get_color())
     axes[0].set(xlabel="k", ylabel="relative latent error", title="k-step prediction vs encoder")
     axes[1].set(xscale="log", xlabel="obs noise (x per-dim std)", ylabel="first-action RMS change",
@@ -141,7 +166,9 @@ def plot_dynamics(results: dict, path: Path) -> None:
     axes[2].set(xlabel="planning horizon", ylabel="predicted return", title="terminal-value bias")
     axes[3].set(xlabel="MPPI iterations", ylabel="plan quality", title="warm (solid) vs cold (dashed)")
     for ax in axes:
-        ax.legend(fontsize=6)
+        _legend(ax)
+        if n_tasks > MAX_LEGEND_TASKS:
+            ax.set_title(f"{ax.get_title()} ({n_tasks} tasks)")
         ax.title.set_fontsize(9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -193,7 +220,12 @@ def findings(results: dict) -> list[str]:
                        f"(SimNorm-corrected); participation ratio {rng('participation_ratio')}.")
         s = rng("probe_r2")
         if s:
-            out.append(f"Information kept: held-out linear-probe R² of each task's own observation ranges from {s}.")
+            out.append(f"Information kept: held-out linear-probe R² of each task's own observation (over the "
+                       f"dims that vary) ranges from {s}.")
+        unprobed = {n: r["probe_r2_reason"] for n, r in tasks.items() if r.get("probe_r2_reason")}
+        for reason in dict.fromkeys(unprobed.values()):
+            names = [n for n, why in unprobed.items() if why == reason]
+            out.append(f"No probe R² for {', '.join(names)}: {reason}.")
         s = rng("knn_overlap")
         if s:
             out.append(f"Neighbourhoods: kNN overlap between observation and latent space ranges from {s} "
@@ -259,9 +291,11 @@ def summary_markdown(results: dict, images: list[str]) -> str:
                          f"{_fmt(t['deadline_miss_rate'])} |")
     lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in images]
     lines += ["", "Definitions: eff.rank/PR on the simplex-tangent covariance (attainable dim L·7/8); kNN = shared "
-              "fraction of 10 nearest neighbours, obs vs latent; err = k-step latent MSE / latent variance; "
-              "Lip. = spectral norm of d next / d z; elite Δa = first-action RMS change under 1% obs noise; "
-              "H=1 Δa = first-action change when planning with horizon 1 instead of H; warm/cold it = MPPI "
+              "fraction of 10 nearest neighbours, obs vs latent; probe R² = held-out R² of a linear map latent -> "
+              f"observation, averaged over the observation dims whose std exceeds {PROBE_VARY_RTOL:g} x their RMS value "
+              f"(and {PROBE_VARY_ATOL:g}) in both the fitted and held-out rows (– when none does); "
+              "err = k-step latent MSE / latent variance; Lip. = spectral norm of d next / d z; "
+              "elite Δa = first-action RMS change under 1% obs noise; H=1 Δa = first-action change when planning with horizon 1 instead of H; warm/cold it = MPPI "
               "iterations to reach the cold plan's final quality.", ""]
     return "\n".join(lines)
 

@@ -20,7 +20,7 @@ from agents.diagnostics import audits, dynamics, geometry
 # per-task scalars that go to wandb / metrics.jsonl (the report shows more)
 SCALAR_KEYS = (
     "effective_rank", "effective_rank_frac", "participation_ratio", "participation_ratio_frac", "spread",
-    "knn_overlap", "knn_chance", "probe_r2", "kstep_rel_error_1", "kstep_rel_error_last", "lipschitz_median",
+    "knn_overlap", "knn_chance", "probe_r2", "probe_dims", "kstep_rel_error_1", "kstep_rel_error_last", "lipschitz_median",
     "lipschitz_max", "reward_r2", "reward_bias", "reward_mae", "reward_rollout_r2", "value_corr", "value_bias",
     "value_slope", "value_mae", "plan_value_corr", "elite_action_rms_small", "elite_action_rms_large", "elite_jaccard_small",
     "elite_seed_floor_action_rms", "horizon_action_rms_h1", "horizon_return_shift_2h",
@@ -88,7 +88,8 @@ def task_metrics(agent, name: str, sample: Mapping[str, Any], *, obs_dim: int | 
     r["spread"] = geometry.latent_spread(z0)
     r["knn_overlap"] = geometry.knn_overlap(own_std, z0, knn_k)
     r["knn_chance"] = min(knn_k, N - 1) / max(N - 1, 1)
-    r["probe_r2"] = geometry.linear_probe_r2(z0, own, generator=gen)
+    probe = geometry.linear_probe(z0, own, generator=gen)  # over the observation dims that vary
+    r["probe_r2"], r["probe_dims"], r["probe_r2_reason"] = probe["r2"], probe["dims"], probe["reason"]
     r["spectrum"] = geometry.covariance_spectrum(z0, group)[:32].tolist()
 
     # dynamics

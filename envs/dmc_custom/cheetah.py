@@ -1,7 +1,10 @@
-"""Cheetah variations: running backwards, running on the front or back legs, jumping."""
+"""Cheetah variations: running backwards, running on the front or back legs, jumping; and the
+suite's cheetah-run itself, all on a physics compiled without the deprecated `settotalmass`."""
 from dm_control.rl import control
 from dm_control.suite import cheetah
 from dm_control.utils import rewards
+
+from envs.total_mass import set_total_mass, split_total_mass
 
 _UP_HEIGHT = 1.2  # torso/foot height (m) above which "up" terms saturate
 _INF = float("inf")
@@ -52,9 +55,22 @@ class Jump(cheetah.Cheetah):
         return sum(ends) / 2
 
 
+def physics() -> cheetah.Physics:
+    """The suite's cheetah model with its 14 kg total mass applied after compiling (envs/total_mass.py)."""
+    xml, assets = cheetah.get_model_and_assets()
+    xml, total = split_total_mass(xml)
+    out = cheetah.Physics.from_xml_string(xml, assets)
+    set_total_mass(out.model.ptr, total)
+    return out
+
+
 def _env(task, time_limit):
-    physics = cheetah.Physics.from_xml_string(*cheetah.get_model_and_assets())
-    return control.Environment(physics, task, time_limit=time_limit)
+    return control.Environment(physics(), task, time_limit=time_limit)
+
+
+def run(time_limit=cheetah._DEFAULT_TIME_LIMIT, random=None):
+    """cheetah-run: the suite's task and reward, unchanged."""
+    return _env(cheetah.Cheetah(random=random), time_limit)
 
 
 def run_backwards(time_limit=cheetah._DEFAULT_TIME_LIMIT, random=None):

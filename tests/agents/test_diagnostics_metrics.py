@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from agents.diagnostics import (attainable_dim, calibration, centroid_separation, discounted_returns,
-                                effective_rank, knn_overlap, kstep_latent_error, linear_cka, linear_probe_r2,
-                                local_lipschitz, numerical_rank, participation_ratio, untruncated_steps)
+                                effective_rank, knn_overlap, kstep_latent_error, linear_cka, linear_probe,
+                                linear_probe_r2, local_lipschitz, numerical_rank, participation_ratio, untruncated_steps)
 from agents.layers import SimNorm
 
 torch.set_num_threads(1)
@@ -81,6 +81,34 @@ def test_probe_r2_linear_map_and_noise():
     # constant target dims (e.g. padding) are ignored, not divided by zero
     y = torch.cat([z @ w, torch.zeros(1000, 2, dtype=torch.float64)], 1)
     assert linear_probe_r2(z, y, generator=_gen(2)) > 0.999
+
+
+def _resting_object_obs(n=64, latent=32):
+    """Latents z [n, latent] and observations [n, 4]: two small hand coordinates linear in z, an
+    object resting at 0.6 m (float32 jitter) that moved 5 cm in 3 training rows only, and zero padding."""
+    z = torch.randn(n, latent, generator=_gen(0), dtype=torch.float64)
+    hand = 0.01 * z @ torch.randn(latent, 2, generator=_gen(1), dtype=torch.float64)
+    train_rows = torch.randperm(n, generator=_gen(2))[:round(0.7 * n)]  # the probe's split with generator _gen(2)
+    obj = (0.6 + 1e-7 * torch.randn(n, 1, generator=_gen(3), dtype=torch.float64)).float().double()
+    obj[train_rows[:3]] += 0.05
+    return z, torch.cat([hand, obj, torch.zeros(n, 1, dtype=torch.float64)], 1)
+
+
+def test_probe_r2_skips_near_constant_dims_that_used_to_give_huge_negative_values():
+    z, obs = _resting_object_obs()
+    # every dim with any spread at all (the old rule, relative to the largest dim): R^2 divides by jitter
+    assert linear_probe(z, obs, generator=_gen(2), rtol=0.0, atol=0.0)["r2"] < -1e4
+    probe = linear_probe(z, obs, generator=_gen(2))
+    assert probe["dims"] == 2 and probe["of"] == 4 and probe["reason"] is None
+    assert probe["r2"] > 0.99  # the hand dims are linear in z
+
+
+def test_probe_r2_is_null_with_a_reason_when_no_dim_varies():
+    z, obs = _resting_object_obs()
+    probe = linear_probe(z, obs[:, 2:], generator=_gen(2))
+    assert probe["r2"] is None and probe["dims"] == 0 and "none of the 2 dims varies" in probe["reason"]
+    assert math.isnan(linear_probe_r2(z, obs[:, 2:], generator=_gen(2)))
+    assert linear_probe(z[:3], obs[:3])["reason"] == "3 samples: too few to hold any out"
 
 
 def test_lipschitz_of_a_known_linear_map():
