@@ -20,7 +20,7 @@ import torch
 
 from agents.agent import Agent
 from agents.checkpoint import CHECKPOINT_FILE, save_checkpoint
-from agents.config import AgentConfig, PlannerConfig, checked_options
+from agents.config import AgentConfig, PlannerConfig, checked_options, discount_from_episode_length
 from agents.tdmpc2_import import (TDMPC2_MODEL_SIZES, TDMPC2_TASK_SETS, TDMPC2CheckpointError, check_action_masks,
                                   check_architecture, expected_architecture, load_into_world_model,
                                   load_tdmpc2_file, model_config, parse_tdmpc2_state)
@@ -67,7 +67,7 @@ def import_tdmpc2_checkpoint(file: str | os.PathLike | dict, task_set: str, mode
         check_action_masks(weights.action_masks, task_masks, list(ts.names))
     cfg = AgentConfig(model=model_config(weights, size),
                       planner=PlannerConfig(**checked_options(PlannerConfig, planner, "planner option")),
-                      discounts=tuple(float(d) for d in ts.discounts()))
+                      discounts=tuple(discount_from_episode_length(L) for L in ts.episode_lengths()))
     agent = Agent(cfg, action_masks=weights.action_masks if weights.action_masks is not None else task_masks)
     load_into_world_model(agent.model, weights)
     source = {"format": "tdmpc2", "layout": weights.layout,

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from agents.checkpoint import agent_from_checkpoint, load_checkpoint
-from agents.config import checked_options
+from agents.config import checked_options, discount_from_episode_length
 
 ZERO_SHOT_INITS = ("descriptor", "nearest", "mean")
 
@@ -166,7 +166,7 @@ class TransferExperiment:
         ones, in split order) by `init`."""
         agent, _ = self._load()
         masks = self.task_set.action_masks()[len(self.trained):]
-        discounts = self.task_set.discounts()[len(self.trained):]
+        discounts = [discount_from_episode_length(L) for L in self.task_set.episode_lengths()[len(self.trained):]]
         agent.add_tasks(masks, [float(d) for d in discounts], self.held_desc, init=init, nearest=self.nearest)
         return agent
 

@@ -15,13 +15,13 @@ from envs.errors import MissingPackageError, UnknownNameError  # noqa: E402
 from envs.make import make_env  # noqa: E402
 from envs.padded import PaddedEnv, make_padded_env  # noqa: E402
 from envs.registration import NAMESPACE, env_id, register_tasks  # noqa: E402
-from envs.spec import TaskSpec, discount_from_episode_length  # noqa: E402
+from envs.spec import TaskSpec  # noqa: E402
 from envs.task_set import TaskSet, load_task_set, task_set_names  # noqa: E402
 
 register_tasks()
 
 __all__ = [
     "NAMESPACE", "MissingPackageError", "PaddedEnv", "TaskSet", "TaskSpec", "UnknownNameError",
-    "discount_from_episode_length", "env_id", "load_task_set", "make_env", "make_padded_env",
+    "env_id", "load_task_set", "make_env", "make_padded_env",
     "task_names", "task_set_names", "task_spec",
 ]

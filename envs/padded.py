@@ -17,7 +17,7 @@ class PaddedEnv(gym.Wrapper):
     """Wraps one task of a set: observations zero-padded to `max_obs_dim` (float32); actions of
     size `max_action_dim` whose padded dims are dropped here, so they never reach the simulator.
 
-    `.task_id`, `.action_mask` [max_action_dim], `.discount` and `.spec_` (the TaskSpec) describe
+    `.task_id`, `.action_mask` [max_action_dim] and `.spec_` (the TaskSpec) describe
     the task within its set; seeding, `info` and rendering (none) are the wrapped env's.
     """
 
@@ -26,7 +26,6 @@ class PaddedEnv(gym.Wrapper):
         self.task_id = task_set.index(task)
         self.spec_ = task_set.tasks[self.task_id]
         self.action_mask = task_set.action_masks()[self.task_id]  # [max_action_dim]
-        self.discount = float(task_set.discounts()[self.task_id])
         self._obs_dim, self._max_obs = self.spec_.obs_dim, task_set.max_obs_dim
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (task_set.max_obs_dim,), np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (task_set.max_action_dim,), np.float32)

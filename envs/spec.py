@@ -1,11 +1,8 @@
-"""What a task is, as data: `TaskSpec`, and the discount TD-MPC2 derives from an episode length."""
+"""What a task is, as data: `TaskSpec` (the discount derived from its episode length is the
+agent's business: agents.config.discount_from_episode_length)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-# TD-MPC2's heuristic: discount (f - 1) / f with f = episode_length / 5, clipped to [0.95, 0.995].
-DISCOUNT_DENOM, DISCOUNT_MIN, DISCOUNT_MAX = 5.0, 0.95, 0.995
-
 
 @dataclass(frozen=True)
 class TaskSpec:
@@ -18,10 +15,3 @@ class TaskSpec:
     episode_length: int
     action_repeat: int
 
-
-def discount_from_episode_length(episode_length: int) -> float:
-    """TD-MPC2's per-task discount: 0.99 for 500-step dm_control episodes, 0.95 for 100-step Meta-World."""
-    if episode_length <= 0:
-        raise ValueError(f"episode_length must be positive, got {episode_length}")
-    frac = episode_length / DISCOUNT_DENOM
-    return float(min(max((frac - 1) / frac, DISCOUNT_MIN), DISCOUNT_MAX))

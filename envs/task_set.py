@@ -10,7 +10,7 @@ import numpy as np
 
 from envs.catalog import VARIANT_SEP, task_names, task_spec
 from envs.errors import UnknownNameError
-from envs.spec import TaskSpec, discount_from_episode_length
+from envs.spec import TaskSpec
 
 
 @functools.cache
@@ -63,10 +63,6 @@ class TaskSet:
         for i, t in enumerate(self.tasks):
             masks[i, : t.action_dim] = 1.0
         return masks
-
-    def discounts(self) -> np.ndarray:
-        """[T] float32 per-task discounts from episode lengths (TD-MPC2 heuristic)."""
-        return np.array([discount_from_episode_length(t.episode_length) for t in self.tasks], np.float32)
 
     def episode_lengths(self) -> np.ndarray:
         """[T] int64 episode lengths in agent steps."""

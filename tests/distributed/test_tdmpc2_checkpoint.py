@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 import envs
 from agents.agent import Agent
 from agents.checkpoint import agent_from_checkpoint
+from agents.config import discount_from_episode_length
 from agents.tdmpc2_import import TDMPC2CheckpointError
 from distributed.tdmpc2_checkpoint import import_tdmpc2_checkpoint
 from distributed.config import compose, config_from_dict
@@ -122,7 +123,7 @@ def test_finetune_from_the_import_on_a_task_outside_mt80(run_dir, mt80, tmp_path
     agent.cfg = replace(agent.cfg, optim=replace(agent.cfg.optim, batch_size=16))
     assert new_task not in mt80.names
     grown = envs.load_task_set(",".join(list(mt80.names) + [new_task]))  # pads the new task to mt80's dims
-    (tid,) = agent.add_tasks(grown.action_masks()[80:], [float(d) for d in grown.discounts()[80:]], init="nearest",
+    (tid,) = agent.add_tasks(grown.action_masks()[80:], [discount_from_episode_length(L) for L in grown.episode_lengths()[80:]], init="nearest",
                              nearest=[mt80.index(NEW[new_task])])
     agent.set_trainable(["task_embedding", "dynamics", "reward", "q", "policy"])  # finetune_params-style
     encoder_before = [p.clone() for p in agent.model.encoder.parameters()]

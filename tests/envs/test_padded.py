@@ -39,6 +39,6 @@ def test_padding_layout_mask_and_task_id():
     assert obs.shape == (MT80.max_obs_dim,) and obs.dtype == np.float32 and (obs[5:] == 0).all()
     assert env.task_id == MT80.index("cartpole-swingup") and env.spec_.obs_dim == 5
     np.testing.assert_array_equal(env.action_mask, MT80.action_masks()[env.task_id])
-    assert env.action_space.shape == (MT80.max_action_dim,) and env.discount == pytest.approx(0.99)
+    assert env.action_space.shape == (MT80.max_action_dim,)
     with pytest.raises(ValueError, match="padded action shape"):
         env.step(np.zeros(1, np.float32))

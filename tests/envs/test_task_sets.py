@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from envs import (UnknownNameError, discount_from_episode_length, load_task_set, task_spec)
+from agents.config import discount_from_episode_length
+from envs import UnknownNameError, load_task_set, task_spec
 
 MT30_STANDARD = ["walker-stand", "walker-walk", "walker-run", "cheetah-run", "reacher-easy", "reacher-hard",
                  "acrobot-swingup", "pendulum-swingup", "cartpole-balance", "cartpole-balance-sparse",
@@ -30,7 +31,7 @@ def test_mt80_dims_masks_and_discounts():
     i = ts.index("cartpole-swingup")
     np.testing.assert_array_equal(masks[i], [1, 0, 0, 0, 0, 0])
     assert masks[ts.index("mw-reach")].sum() == 4 and masks[ts.index("walker-walk")].sum() == 6
-    disc = ts.discounts()
+    disc = [discount_from_episode_length(L) for L in ts.episode_lengths()]
     assert disc[ts.index("walker-walk")] == pytest.approx(0.99) and disc[ts.index("mw-reach")] == pytest.approx(0.95)
     assert ts.spec("mw-reach").episode_length == 100 and ts.spec("walker-walk").episode_length == 500
 
