@@ -28,9 +28,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import numpy as np
-import torch
 
-from agents.checkpoint import agent_from_checkpoint, load_checkpoint
 from agents.config import PlannerConfig
 from distributed.config import _options_of
 
@@ -118,6 +116,9 @@ def check_held_out_unseen(trained: list[str], held_out: list[str], run_dir: str 
 # -- the experiment ------------------------------------------------------------------------------
 class TransferExperiment:
     def __init__(self, cfg: TransferConfig):
+        import torch
+
+        from agents.checkpoint import load_checkpoint
         from embodiments.conditioning import conditioning_descriptors, nearest_tasks
         from embodiments.splits import load_split
         from envs import load_task_set
@@ -166,6 +167,8 @@ class TransferExperiment:
         self.out.mkdir(parents=True, exist_ok=True)
 
     def _load(self):
+        from agents.checkpoint import agent_from_checkpoint
+
         agent, extra = agent_from_checkpoint(self.cfg.checkpoint, device=self.cfg.device)
         return agent, extra
 

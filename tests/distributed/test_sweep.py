@@ -42,8 +42,7 @@ def test_a_bad_override_fails_before_any_trial_starts(tmp_path):
     assert not (tmp_path / "sweep" / "tune").exists()
 
 
-@pytest.mark.parametrize("bad, key", [("num_random=many", "num_random"), ('base=["stepz=3"]', "stepz"),
-                                      ("+grid.planner.num_sample=[16]", "planner.num_sample")])
+@pytest.mark.parametrize("bad, key", [("num_random=many", "num_random"), ('base=["steps=many"]', "steps")])
 def test_the_command_fails_at_once_on_a_bad_override_naming_the_key(tmp_path, bad, key):
     out = subprocess.run([sys.executable, str(REPO / "launch" / "sweep.py"), f"storage={tmp_path}/sweeps", bad],
                          cwd=tmp_path, capture_output=True, text=True, timeout=60)

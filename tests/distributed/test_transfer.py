@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from distributed.config import config_from_dict
+from distributed.config import ConfigError, compose_options, config_from_dict
 from distributed.loop import run
 from distributed.transfer import (PlannerOverrides, TransferConfig, TransferExperiment, check_held_out_unseen,
                                   stored_task_ids)
@@ -113,13 +113,17 @@ def test_bad_transfer_requests_fail_before_running(both_run, tmp_path):
 
 
 def test_the_command_fails_at_once_on_a_bad_override_naming_the_key(tmp_path):
-    for bad, key in [("episodes=many", "episodes"), ("planner.num_sample=8", "planner.num_sample"),
-                     ("finetune_inits=[desc]", "finetune_inits")]:
-        out = subprocess.run([sys.executable, str(REPO / "launch" / "transfer.py"), f"checkpoint={tmp_path}/run",
-                              f"split={SPLIT}", bad], cwd=tmp_path, capture_output=True, text=True, timeout=60)
-        assert out.returncode == 2, out.stderr
-        assert key in out.stderr and "Traceback" not in out.stderr
-        assert list(tmp_path.iterdir()) == []  # nothing written
+    out = subprocess.run([sys.executable, str(REPO / "launch" / "transfer.py"), f"checkpoint={tmp_path}/run",
+                          f"split={SPLIT}", "episodes=many"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2, out.stderr
+    assert "episodes" in out.stderr and "Traceback" not in out.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing written
+    for bad, key in [("planner.num_sample=8", "planner.num_sample"), ("finetune_inits=[desc]", "finetune_inits"),
+                     ("held_out=a", "held_out")]:
+        with pytest.raises(ConfigError, match=key):
+            compose_options(TransferConfig, ["checkpoint=x", f"split={SPLIT}", bad])
+    cfg = compose_options(TransferConfig, ["checkpoint=runs/x", f"split={SPLIT}", "planner.num_samples=64"])
+    assert cfg.out_dir == "runs/x/transfer" and cfg.planner.num_samples == 64 and cfg.planner.horizon is None
 
 
 def test_a_table_model_offers_nearest_and_mean_only(tmp_path):

@@ -98,6 +98,8 @@ def test_a_task_set_for_a_single_task_algorithm_is_a_clear_error_and_sac_ppo_tak
         BaselineConfig(algo="sac", task="cartpole-swingupp")
     with pytest.raises(ConfigError, match=r"unknown config key 'stpes' \(closest: \['steps'\]\)"):
         compose_options(BaselineConfig, ["stpes=10"])
+    with pytest.raises(ConfigError, match="ray.num_cpus"):
+        compose_options(BaselineConfig, ["ray.num_cpus=all"])
     cfg = compose_options(BaselineConfig, ["algo=ppo", "task=mt30", "+training.num_epochs=2", "ray.num_cpus=2"])
     assert cfg.run_dir == "runs/baselines/ppo/mt30/s1" and cfg.training == {"num_epochs": 2} and cfg.ray.num_cpus == 2
 
@@ -110,11 +112,9 @@ def test_the_launch_command_reports_a_bad_algorithm_without_a_traceback(tmp_path
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
 
 
-@pytest.mark.parametrize("bad, key", [("steps=many", "steps"), ("ray.num_cpus=all", "ray.num_cpus"),
-                                      ("stpes=10", "stpes")])
-def test_the_launch_command_fails_at_once_on_a_bad_override_naming_the_key(tmp_path, bad, key):
-    proc = subprocess.run([sys.executable, str(ROOT / "launch" / "baseline.py"), f"run_dir={tmp_path / 'run'}", bad],
-                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
+def test_the_launch_command_fails_at_once_on_a_bad_override_naming_the_key(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "launch" / "baseline.py"), f"run_dir={tmp_path / 'run'}",
+                           "steps=many"], capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr
-    assert key in proc.stderr and "Traceback" not in proc.stderr
+    assert "steps" in proc.stderr and "Traceback" not in proc.stderr
     assert "ray:" not in proc.stdout and list(tmp_path.iterdir()) == []  # before Ray starts; nothing written
