@@ -50,7 +50,7 @@ class SweepConfig:
     mean dotted override keys: construction flattens them, so `grid` and `random` are flat."""
     name: str = "sweep"
     storage: str = "runs/sweeps"  # the sweep lives in <storage>/<name>; multi-node: a path every node sees
-    base: List[str] = field(default_factory=list)  # train.yaml overrides for every trial, e.g. [task=mt30]
+    base: List[str] = field(default_factory=list)  # train.yaml overrides for every trial: 'base=["task=mt30"]'
     grid: Dict[str, Any] = field(default_factory=dict)  # key -> [values]: every combination
     random: Dict[str, Any] = field(default_factory=dict)  # key -> {choice: [..]} | {uniform|loguniform|randint: [a, b]}
     num_random: int = 0  # random draws (each with every grid point); drawn from random_seed, so reproducible
