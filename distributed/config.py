@@ -239,7 +239,7 @@ def compose_options(schema, overrides: list[str] | tuple[str, ...] = ()):
         return OmegaConf.to_object(node)
     except (HydraException, OmegaConfBaseException) as exc:
         raise ConfigError(_one_line_hydra_error(exc, overrides, schema)) from None
-    except ValueError as exc:  # the schema's own checks (__post_init__)
+    except (ValueError, LookupError) as exc:  # the schema's own checks (__post_init__; LookupError: unknown names)
         raise ConfigError(str(exc)) from None
 
 

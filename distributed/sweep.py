@@ -30,56 +30,59 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
 DONE_FILE = "done.json"
 ATTEMPTS_FILE = "attempts.jsonl"
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 
-@dataclass(frozen=True)
+@dataclass
 class SweepConfig:
+    """A sweep's options: a Hydra structured config (launch/sweep.py takes overrides of it).
+
+        python launch/sweep.py name=sizes 'base=["task=walker-walk","steps=100000"]' \\
+            '+grid.model_size=[1,5]' '+grid.planner.num_samples=[256,512]' 'seeds=[1,2,3]'
+        python launch/sweep.py name=lr '+random.optim.lr={loguniform:[1e-4,1e-3]}' num_random=8
+
+    Nested keys (`+grid.planner.num_samples=[..]` builds grid: {planner: {num_samples: [..]}})
+    mean dotted override keys: construction flattens them, so `grid` and `random` are flat."""
     name: str = "sweep"
-    storage: str = "runs/sweeps"  # the sweep lives in <storage>/<name>
-    base: tuple[str, ...] = ()  # Hydra overrides of train.yaml applied to every trial
-    grid: dict = field(default_factory=dict)  # key -> [values]: every combination
-    random: dict = field(default_factory=dict)  # key -> {choice: [..]} | {uniform|loguniform|randint: [lo, hi]}
+    storage: str = "runs/sweeps"  # the sweep lives in <storage>/<name>; multi-node: a path every node sees
+    base: List[str] = field(default_factory=list)  # train.yaml overrides for every trial: 'base=["task=mt30"]'
+    grid: Dict[str, Any] = field(default_factory=dict)  # key -> [values]: every combination
+    random: Dict[str, Any] = field(default_factory=dict)  # key -> {choice: [..]} | {uniform|loguniform|randint: [a, b]}
     num_random: int = 0  # random draws (each with every grid point); drawn from random_seed, so reproducible
     random_seed: int = 0
-    seeds: tuple[int, ...] = (1,)
-    cpus_per_trial: float = 1.0
+    seeds: List[int] = field(default_factory=lambda: [1])
+    cpus_per_trial: float = 1.0  # Ray resources of one trial (fractions allowed)
     gpus_per_trial: float = 0.0
     max_failures: int = 1  # Tune retries of a failed trial (it resumes from its checkpoint)
-    max_concurrent: int | None = None
+    max_concurrent: Optional[int] = None  # None: as many as the resources allow
     wandb_mode: str = "offline"  # for the trials (unless base overrides it) and the summary run
     wandb_project: str = "latentfleet"
+
+    def __post_init__(self):
+        self.grid = _flatten(dict(self.grid), leaf=lambda v: not isinstance(v, dict))
+        self.random = _flatten(dict(self.random), leaf=lambda v: not isinstance(v, dict) or _is_draw(v))
+        for key, spec in self.random.items():
+            if not _is_draw(spec):
+                raise ValueError(f"random.{key} = {spec!r}; expected one of {{choice: [..]}}, {{uniform: [lo, hi]}}, "
+                                 f"{{loguniform: [lo, hi]}}, {{randint: [lo, hi]}}")
+        for key, vals in self.grid.items():
+            if not isinstance(vals, (list, tuple)) or not vals:
+                raise ValueError(f"grid.{key} = {vals!r}; expected a non-empty list of values")
+        if not self.seeds:
+            raise ValueError("seeds is empty: give at least one, e.g. seeds=[1]")
 
     @property
     def directory(self) -> Path:
         return Path(self.storage) / self.name
 
 
-def sweep_config_from(values: dict) -> SweepConfig:
-    from agents.config import checked_options
-
-    values = checked_options(SweepConfig, {k: v for k, v in values.items() if k != "hydra"}, "sweep option")
-    for key in ("base", "seeds"):
-        if key in values:
-            values[key] = tuple(values[key] or ())
-    # nested keys (grid: {planner: {num_samples: [..]}}, as `grid.planner.num_samples=[..]` on the
-    # command line builds them) mean dotted override keys
-    values["grid"] = _flatten(dict(values.get("grid") or {}), leaf=lambda v: not isinstance(v, dict))
-    values["random"] = _flatten(dict(values.get("random") or {}),
-                                leaf=lambda v: not isinstance(v, dict) or (len(v) == 1 and next(iter(v)) in _DRAWS))
-    for key, spec in values["random"].items():
-        if not (isinstance(spec, dict) and len(spec) == 1 and next(iter(spec)) in _DRAWS):
-            raise ValueError(f"random.{key} = {spec!r}; expected one of {{choice: [..]}}, {{uniform: [lo, hi]}}, "
-                             f"{{loguniform: [lo, hi]}}, {{randint: [lo, hi]}}")
-    for key, vals in values["grid"].items():
-        if not isinstance(vals, (list, tuple)) or not vals:
-            raise ValueError(f"grid.{key} = {vals!r}; expected a non-empty list of values")
-    return SweepConfig(**values)
+def _is_draw(spec) -> bool:
+    return isinstance(spec, dict) and len(spec) == 1 and next(iter(spec)) in _DRAWS
 
 
 def _flatten(d: dict, leaf, prefix: str = "") -> dict:
@@ -204,14 +207,9 @@ def _trial_dirname(trial) -> str:
 
 
 # ---- the sweep -----------------------------------------------------------------------------------
-def run_sweep(cfg: SweepConfig, *, verbose: int = 0) -> dict:
-    """Run (or resume) the sweep on the current Ray (initialised by the caller, or by Tune).
-
-    Returns {"rows": table rows, "files": {csv, md, png}, "trained": [slugs trained now],
-    "skipped": [slugs already done], "errors": {slug: message}}.
-    """
-    from ray import tune
-
+def sweep_trials(cfg: SweepConfig) -> list[dict]:
+    """expand_trials with each trial's checked train config ("config") and wandb group; a bad
+    override raises ConfigError here, before Ray or Tune start and before anything is written."""
     sweep_dir = cfg.directory.resolve()
     trials = expand_trials(cfg)
     base_wandb = [] if any(o.startswith("wandb_mode=") for o in cfg.base) else [f"wandb_mode={cfg.wandb_mode}"]
@@ -219,6 +217,20 @@ def run_sweep(cfg: SweepConfig, *, verbose: int = 0) -> dict:
         run_dir = sweep_dir / "runs" / t["slug"]
         t["config"] = compose_train_config(base_wandb + t["overrides"] + ["progress=false"], run_dir)
         t["group"] = cfg.name
+    return trials
+
+
+def run_sweep(cfg: SweepConfig, *, trials: list[dict] | None = None, verbose: int = 0) -> dict:
+    """Run (or resume) the sweep on the current Ray (initialised by the caller, or by Tune);
+    `trials`: sweep_trials(cfg) if the caller has them already.
+
+    Returns {"rows": table rows, "files": {csv, md, png}, "trained": [slugs trained now],
+    "skipped": [slugs already done], "errors": {slug: message}}.
+    """
+    from ray import tune
+
+    sweep_dir = cfg.directory.resolve()
+    trials = sweep_trials(cfg) if trials is None else trials
     sweep_dir.mkdir(parents=True, exist_ok=True)
     (sweep_dir / "trials.json").write_text(json.dumps(
         [{k: t[k] for k in ("slug", "overrides", "varied")} for t in trials], indent=1))

@@ -25,33 +25,40 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import List, Optional
 
 import numpy as np
-import torch
 
-from agents.checkpoint import agent_from_checkpoint, load_checkpoint
-from agents.config import checked_options, discount_from_episode_length
+from agents.config import PlannerConfig, discount_from_episode_length
+from distributed.config import _options_of
 
 ZERO_SHOT_INITS = ("descriptor", "nearest", "mean")
+# planner overrides for evaluation and finetuning; None keeps the checkpoint's value
+PlannerOverrides = _options_of(PlannerConfig, optional=True)
 
 
-@dataclass(frozen=True)
+@dataclass
 class TransferConfig:
-    checkpoint: str  # a run directory or a checkpoint.pt
-    split: str  # a split of embodiments/data/splits.json
-    out_dir: str = "runs/transfer"
-    held_out: tuple[str, ...] | None = None  # a subset of the split's held-out tasks (None: all)
+    """The experiment's options: a Hydra structured config (launch/transfer.py takes overrides of it)."""
+    checkpoint: str = "???"  # a run directory (its replay is checked for held-out task ids) or a checkpoint.pt
+    split: str = "???"  # a split of embodiments/data/splits.json
+    out_dir: str = "${checkpoint}/transfer"
+    held_out: Optional[List[str]] = None  # a subset of the split's held-out tasks (None: all); quote names: '["a@b=1"]'
     episodes: int = 5  # evaluation episodes per task and setting
-    eval_max_steps: int | None = None  # cap evaluation episodes (smoke runs)
-    finetune_steps: int = 2000  # K: agent steps of finetuning / from-scratch training per held-out task
-    finetune_inits: tuple[str, ...] = ("descriptor",)  # subset of ZERO_SHOT_INITS
-    finetune_params: tuple[str, ...] = ("task_embedding",)  # Agent.parameter_groups() names, or "all"
+    eval_max_steps: Optional[int] = None  # cap evaluation episodes (smoke runs)
+    finetune_steps: int = 2000  # K: agent steps of finetuning / from-scratch training per held-out task; 0: zero-shot
+    finetune_inits: List[str] = field(default_factory=lambda: ["descriptor"])  # subset of ZERO_SHOT_INITS
+    # Agent.parameter_groups() names, or all. The new task's embedding alone by default: on cartpole-length,
+    # 2000 steps of training all parameters on one new body lost up to 290 return against zero-shot, the
+    # embedding alone did not (bench/results/transfer_cartpole_length.md). A descriptor-only model has no
+    # per-task embedding: use [descriptor_map] or [all] there.
+    finetune_params: List[str] = field(default_factory=lambda: ["task_embedding"])
     finetune_seed_steps: int = 0  # random-action steps before the finetune plans (pretrained: none)
-    scratch: bool = True
+    scratch: bool = True  # also train a fresh single-task model for K steps
     scratch_seed_steps: int = 1000
-    batch_size: int | None = None  # None: the checkpoint's
+    batch_size: Optional[int] = None  # None: the checkpoint's
     utd: float = 1.0
-    planner: dict = field(default_factory=dict)  # planner overrides for evaluation and finetuning
+    planner: PlannerOverrides = field(default_factory=PlannerOverrides)
     seed: int = 1
     device: str = "cpu"
     torch_threads: int = 1
@@ -59,15 +66,13 @@ class TransferConfig:
     wandb_project: str = "latentfleet"
     progress: bool = True
 
-
-def transfer_config_from(values: dict) -> TransferConfig:
-    values = checked_options(TransferConfig, {k: v for k, v in values.items() if k != "hydra"}, "transfer option")
-    for key in ("finetune_inits", "finetune_params", "held_out"):
-        if key in values:
-            v = values[key]
-            values[key] = None if v is None else tuple([v] if isinstance(v, str) else v)
-    values["planner"] = dict(values.get("planner") or {})
-    return TransferConfig(**values)
+    def __post_init__(self):
+        if self.episodes < 1 or self.finetune_steps < 0:
+            raise ValueError(f"episodes must be >= 1 and finetune_steps >= 0 (got {self.episodes}, "
+                             f"{self.finetune_steps})")
+        bad = [i for i in self.finetune_inits if i not in ZERO_SHOT_INITS]
+        if bad:
+            raise ValueError(f"finetune_inits {bad}: choose from {list(ZERO_SHOT_INITS)}")
 
 
 # -- checks -----------------------------------------------------------------------------------
@@ -111,6 +116,9 @@ def check_held_out_unseen(trained: list[str], held_out: list[str], run_dir: str 
 # -- the experiment ------------------------------------------------------------------------------
 class TransferExperiment:
     def __init__(self, cfg: TransferConfig):
+        import torch
+
+        from agents.checkpoint import load_checkpoint
         from embodiments.conditioning import conditioning_descriptors, nearest_tasks
         from embodiments.splits import load_split
         from envs import load_task_set
@@ -149,6 +157,7 @@ class TransferExperiment:
         if bad:
             raise ValueError(f"finetune_inits {bad} are not available for a model with task_conditioning="
                              f"{m.task_conditioning!r}; available: {self.zero_shot_inits}")
+        _planner(self.base, cfg.planner)  # fail before any run on overrides the planner refuses
         if cfg.finetune_steps > 0:  # fail before any long run on a bad parameter-group name
             self._load()[0].set_trainable(list(cfg.finetune_params))
         self.train_desc = conditioning_descriptors(self.trained)
@@ -158,6 +167,8 @@ class TransferExperiment:
         self.out.mkdir(parents=True, exist_ok=True)
 
     def _load(self):
+        from agents.checkpoint import agent_from_checkpoint
+
         agent, extra = agent_from_checkpoint(self.cfg.checkpoint, device=self.cfg.device)
         return agent, extra
 
@@ -208,7 +219,7 @@ class TransferExperiment:
                      "checkpoint_freq": max(steps, 1), "diagnostics": False, "device": c.device,
                      "precision": base.precision, "torch_threads": c.torch_threads, "wandb_mode": "disabled",
                      "progress": False}
-        planner = {**asdict(base.planner), **c.planner}
+        planner = {**asdict(base.planner), **_given(c.planner)}
         optim = {k: v for k, v in asdict(base.optim).items() if k not in ("batch_size", "horizon")}
         cfg = config_from_dict({**overrides, "backend": "local", "planner": planner, "optim": optim})
         start = time.time()
@@ -257,10 +268,15 @@ class TransferExperiment:
                 "replay_check": self.leak_check}
 
 
-def _planner(agent, overrides: dict):
+def _planner(agent, overrides) -> PlannerConfig:
+    """The agent's planner config with the non-None fields of `overrides` (a PlannerOverrides)."""
     from dataclasses import replace
 
-    return replace(agent.cfg.planner, **checked_options(type(agent.cfg.planner), overrides, "planner option"))
+    return replace(agent.cfg.planner, **_given(overrides))
+
+
+def _given(overrides) -> dict:
+    return {k: v for k, v in asdict(overrides).items() if v is not None}
 
 
 def _ratio(a: float, b: float) -> float | None:

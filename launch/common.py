@@ -20,7 +20,8 @@ def options(schema, argv: list[str] | None = None):
         import dataclasses
 
         print(f"usage: {sys.argv[0]} key=value ...\n" + "\n".join(
-            f"  {f.name}={f.default!r}" for f in dataclasses.fields(schema)))
+            f"  {f.name}={f.default_factory() if f.default is dataclasses.MISSING else f.default!r}"
+            for f in dataclasses.fields(schema)))
         raise SystemExit(0)
     try:
         return compose_options(schema, argv)

@@ -2,28 +2,35 @@
 eval return against env steps and against wall-clock seconds.
 
     python launch/compare.py runs=[runs/cartpole-swingup/tiny/s1,runs/baselines/sac/cartpole-swingup/s1] out=runs/compare
+
+Hydra overrides of `CompareOptions` below.
 """
 import os
 import sys
+from dataclasses import dataclass
+from typing import List, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import hydra  # noqa: E402
-from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from distributed.baselines.compare import compare_runs  # noqa: E402
+@dataclass
+class CompareOptions:
+    runs: List[str] = "???"  # run directories (launch/train.py, launch/mt80.py, launch/baseline.py); required
+    labels: Optional[List[str]] = None  # one name per run (None: the directory names)
+    out: str = "runs/compare"
+    title: Optional[str] = None
 
 
-@hydra.main(config_path="../configs", config_name="compare", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    values = OmegaConf.to_container(cfg, resolve=True)
-    unknown = sorted(set(values) - {"runs", "labels", "out", "title", "hydra"})
-    if unknown:
-        sys.exit(f"error: unknown compare options {unknown} (known: runs, labels, out, title)")
+def main(argv: list[str] | None = None) -> None:
+    from distributed.baselines.compare import compare_runs
+    from launch.common import options
+
+    o = options(CompareOptions, argv)
     try:
-        result = compare_runs(values["runs"], values["out"], values["labels"], values["title"])
-    except (ValueError, FileNotFoundError) as err:
-        sys.exit(f"error: {err}")
+        result = compare_runs(o.runs, o.out, o.labels, o.title)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     print(result["files"]["md"].read_text())
     print("wrote", *(str(p) for p in result["files"].values()))
 

@@ -1,22 +1,30 @@
-"""Zero-shot and few-shot transfer to held-out bodies:
-python launch/transfer.py checkpoint=runs/cartpole-length split=cartpole-length finetune_steps=2000
+"""Zero-shot and few-shot transfer to held-out bodies. Train first on the split's training tasks
+only, with a descriptor-conditioned model (python launch/train.py task=split:cartpole-length
+model.task_conditioning=both ...), then:
 
-See distributed/transfer.py for what is measured; writes transfer.md/.csv/.png to out_dir."""
+    python launch/transfer.py checkpoint=runs/cartpole-length split=cartpole-length finetune_steps=2000
+        ['finetune_inits=[descriptor,nearest]'] [planner.num_samples=128] [out_dir=...]
+
+Hydra overrides of `TransferConfig` (distributed/transfer.py, which says what is measured);
+writes transfer.md/.csv/.png to out_dir (default <checkpoint>/transfer).
+"""
 import os
 import sys
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import hydra  # noqa: E402
-from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from distributed.transfer import TransferExperiment, transfer_config_from  # noqa: E402
+def main(argv: list[str] | None = None) -> None:
+    from distributed.transfer import TransferConfig, TransferExperiment
+    from launch.common import options
 
-
-@hydra.main(config_path="../configs", config_name="transfer", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    experiment = TransferExperiment(transfer_config_from(OmegaConf.to_container(cfg, resolve=True)))
+    cfg = options(TransferConfig, argv)
+    try:  # checkpoint, split, held-out leak check, parameter groups: before any run
+        experiment = TransferExperiment(cfg)
+    except (ValueError, LookupError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     experiment.run()
     print(f"wrote {experiment.out / 'transfer.md'}")
     print((experiment.out / "transfer.md").read_text())

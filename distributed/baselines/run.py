@@ -19,55 +19,52 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, Dict, Optional
 
 import numpy as np
 
+from distributed.config import RayOptions
 
-@dataclass(frozen=True)
+
+@dataclass
 class BaselineConfig:
-    algo: str = "sac"  # sac | ppo | dreamerv3
-    task: str = "cartpole-swingup"  # a task, a comma-separated list, or a task-set name
-    steps: int = 100_000  # env steps (agent steps after action repeat) over all envs
+    """A baseline run's options: a Hydra structured config (launch/baseline.py takes overrides of
+    it). Construction checks the algorithm (normalised to its key), the task (set) and that the
+    algorithm takes it, so a bad request fails before Ray starts."""
+    algo: str = "sac"  # sac | ppo | dreamerv3 (dreamerv3: one task per run)
+    task: str = "cartpole-swingup"  # a task, a task-set name (mt30, dmc-all, ...) or a quoted list: "task='a,b'"
+    steps: int = 100_000  # env steps (agent steps after action repeat) over all envs, as launch/train.py counts
     seed: int = 1
-    run_dir: str = "runs/baselines/default"
-    eval_freq: int = 10_000
+    run_dir: str = "runs/baselines/${algo}/${task}/s${seed}"
+    eval_freq: int = 10_000  # env steps between evaluations (our evaluator, our seeds: seed + 17)
     eval_episodes: int = 5
-    eval_max_steps: int | None = None
-    max_episode_steps: int | None = None  # cap training episodes too (smoke runs)
-    training: dict = field(default_factory=dict)  # RLlib AlgorithmConfig.training(...) overrides
-    model: dict = field(default_factory=dict)  # RLlib model_config overrides (e.g. fcnet_hiddens)
-    num_env_runners: int = 0  # 0: sample in the driver process
+    eval_max_steps: Optional[int] = None
+    max_episode_steps: Optional[int] = None  # cap training episodes too (smoke runs)
+    training: Dict[str, Any] = field(default_factory=dict)  # RLlib .training() overrides: +training.<key>=..
+    model: Dict[str, Any] = field(default_factory=dict)  # RLlib model_config overrides: +model.fcnet_hiddens=[64,64]
+    num_env_runners: int = 0  # 0: sample in the driver process; N: N EnvRunner actors (1 CPU each)
     num_envs_per_env_runner: int = 1
-    num_learners: int = 0  # 0: learn in the driver process
+    num_learners: int = 0  # 0: learn in the driver process; N: N Learner actors
     torch_threads: int = 1
-    checkpoint: bool = True
-    wandb_mode: str = "offline"
+    checkpoint: bool = True  # RLlib checkpoint in <run_dir>/rllib_checkpoint at the end
+    wandb_mode: str = "offline"  # offline | online | disabled
     wandb_project: str = "latentfleet"
-    wandb_group: str | None = None  # default: the task (set) name, so ours can join it too
+    wandb_group: Optional[str] = None  # None: the task (set) name, so ours can join it too
     progress: bool = True
+    ray: RayOptions = field(default_factory=RayOptions)
+
+    def __post_init__(self):
+        from distributed.baselines.algos import check_algorithm, check_task_set
+        from envs import load_task_set
+
+        if self.steps <= 0 or self.eval_freq <= 0 or self.eval_episodes <= 0:
+            raise ValueError(f"steps, eval_freq and eval_episodes must be positive (got {self.steps}, "
+                             f"{self.eval_freq}, {self.eval_episodes})")
+        self.algo = check_algorithm(self.algo)
+        check_task_set(self.algo, load_task_set(self.task))
 
     def identity(self) -> dict:
         return {"kind": "baseline", "algo": self.algo, "task": self.task, "seed": self.seed}
-
-
-def baseline_config_from(values: dict) -> BaselineConfig:
-    """A BaselineConfig from a plain mapping (a resolved Hydra config); unknown keys, an unknown
-    algorithm or a task set the algorithm cannot take are errors, raised before anything starts."""
-    from agents.config import checked_options
-    from distributed.baselines.algos import check_algorithm, check_task_set
-    from envs import load_task_set
-
-    values = checked_options(BaselineConfig, {k: v for k, v in values.items() if k not in ("hydra", "ray")},
-                             "baseline option")
-    for key in ("training", "model"):
-        values[key] = dict(values.get(key) or {})
-    cfg = BaselineConfig(**values)
-    cfg = BaselineConfig(**{**asdict(cfg), "algo": check_algorithm(cfg.algo)})
-    check_task_set(cfg.algo, load_task_set(cfg.task))
-    if cfg.steps <= 0 or cfg.eval_freq <= 0 or cfg.eval_episodes <= 0:
-        raise ValueError(f"steps, eval_freq and eval_episodes must be positive (got {cfg.steps}, {cfg.eval_freq}, "
-                         f"{cfg.eval_episodes})")
-    return cfg
 
 
 class BaselineRun:
@@ -76,15 +73,14 @@ class BaselineRun:
     def __init__(self, cfg: BaselineConfig):
         import torch
 
-        from distributed.baselines.algos import SUPPORTED, build_algo_config, check_task_set
+        from distributed.baselines.algos import SUPPORTED, build_algo_config
         from distributed.baselines.env import register_env
         from distributed.run_log import RunLogger
         from envs import load_task_set
 
         self.cfg = cfg
         torch.set_num_threads(cfg.torch_threads)
-        self.task_set = load_task_set(cfg.task)
-        check_task_set(cfg.algo, self.task_set)
+        self.task_set = load_task_set(cfg.task)  # the config checked that cfg.algo takes it
         self.spec = SUPPORTED[cfg.algo]
         self.run_dir = Path(cfg.run_dir)
         self._check_run_dir()

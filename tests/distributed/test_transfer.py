@@ -3,14 +3,19 @@ held-out body, the experiment writes its table, and bad requests fail before any
 import csv
 import json
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from distributed.config import config_from_dict
+from distributed.config import ConfigError, compose_options, config_from_dict
 from distributed.loop import run
-from distributed.transfer import TransferConfig, TransferExperiment, check_held_out_unseen, stored_task_ids
+from distributed.transfer import (PlannerOverrides, TransferConfig, TransferExperiment, check_held_out_unseen,
+                                  stored_task_ids)
 
+REPO = Path(__file__).resolve().parents[2]
 SPLIT = "cartpole-length"
 SMALL_PLANNER = dict(num_samples=32, num_elites=4, num_pi_trajs=4, iterations=2)
 
@@ -31,9 +36,9 @@ def both_run(tmp_path_factory):
 
 
 def _config(run_dir, out, **kw):
-    base = dict(checkpoint=str(run_dir), split=SPLIT, out_dir=str(out), held_out=("cartpole-swingup@length=1.7",),
-                episodes=1, eval_max_steps=10, finetune_steps=0, planner=SMALL_PLANNER, wandb_mode="disabled",
-                progress=False)
+    base = dict(checkpoint=str(run_dir), split=SPLIT, out_dir=str(out), held_out=["cartpole-swingup@length=1.7"],
+                episodes=1, eval_max_steps=10, finetune_steps=0, planner=PlannerOverrides(**SMALL_PLANNER),
+                wandb_mode="disabled", progress=False)
     return TransferConfig(**{**base, **kw})
 
 
@@ -73,8 +78,8 @@ def test_the_leak_check_catches_held_out_data(both_run, tmp_path):
 
 def test_transfer_table_zero_shot_few_shot_scratch_random(both_run, tmp_path):
     out = tmp_path / "out"
-    cfg = _config(both_run, out, finetune_steps=520, finetune_params=("task_embedding",), scratch_seed_steps=500,
-                  finetune_inits=("descriptor",))
+    cfg = _config(both_run, out, finetune_steps=520, finetune_params=["task_embedding"], scratch_seed_steps=500,
+                  finetune_inits=["descriptor"])
     exp = TransferExperiment(cfg)
     assert exp.zero_shot_inits == ["descriptor", "nearest", "mean"]
     assert [exp.trained[i] for i in exp.nearest] == ["cartpole-swingup@length=1.4"]
@@ -98,19 +103,35 @@ def test_transfer_table_zero_shot_few_shot_scratch_random(both_run, tmp_path):
 
 def test_bad_transfer_requests_fail_before_running(both_run, tmp_path):
     with pytest.raises(ValueError, match="not held-out tasks"):
-        TransferExperiment(_config(both_run, tmp_path, held_out=("cartpole-swingup@length=1.2",)))
+        TransferExperiment(_config(both_run, tmp_path, held_out=["cartpole-swingup@length=1.2"]))
     with pytest.raises(ValueError, match="unknown parameter groups"):
-        TransferExperiment(_config(both_run, tmp_path, finetune_steps=10, finetune_params=("heads",)))
+        TransferExperiment(_config(both_run, tmp_path, finetune_steps=10, finetune_params=["heads"]))
     with pytest.raises(LookupError, match="closest: cartpole-length"):
         TransferExperiment(_config(both_run, tmp_path, split="cartpole-lenght"))
+    with pytest.raises(ValueError, match="num_pi_trajs"):  # planner overrides are checked against the checkpoint's
+        TransferExperiment(_config(both_run, tmp_path, planner=PlannerOverrides(num_samples=4)))
+
+
+def test_the_command_fails_at_once_on_a_bad_override_naming_the_key(tmp_path):
+    out = subprocess.run([sys.executable, str(REPO / "launch" / "transfer.py"), f"checkpoint={tmp_path}/run",
+                          f"split={SPLIT}", "episodes=many"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2, out.stderr
+    assert "episodes" in out.stderr and "Traceback" not in out.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing written
+    for bad, key in [("planner.num_sample=8", "planner.num_sample"), ("finetune_inits=[desc]", "finetune_inits"),
+                     ("held_out=a", "held_out")]:
+        with pytest.raises(ConfigError, match=key):
+            compose_options(TransferConfig, ["checkpoint=x", f"split={SPLIT}", bad])
+    cfg = compose_options(TransferConfig, ["checkpoint=runs/x", f"split={SPLIT}", "planner.num_samples=64"])
+    assert cfg.out_dir == "runs/x/transfer" and cfg.planner.num_samples == 64 and cfg.planner.horizon is None
 
 
 def test_a_table_model_offers_nearest_and_mean_only(tmp_path):
     run_dir = tmp_path / "table"
     _train(run_dir, "table")
     with pytest.raises(ValueError, match=r"finetune_inits \['descriptor'\] are not available"):
-        TransferExperiment(_config(run_dir, tmp_path / "out", finetune_inits=("descriptor",)))
-    exp = TransferExperiment(_config(run_dir, tmp_path / "out", finetune_inits=("nearest",)))
+        TransferExperiment(_config(run_dir, tmp_path / "out", finetune_inits=["descriptor"]))
+    exp = TransferExperiment(_config(run_dir, tmp_path / "out", finetune_inits=["nearest"]))
     assert exp.zero_shot_inits == ["nearest", "mean"]
 
 

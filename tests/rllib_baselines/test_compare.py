@@ -74,3 +74,17 @@ def test_the_command_writes_table_and_plot_and_rejects_a_dir_without_evaluations
     proc = subprocess.run([sys.executable, str(ROOT / "launch" / "compare.py"), f"runs=[{empty}]", f"out={out}"],
                           capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert proc.returncode != 0 and "no evaluation rows yet" in proc.stderr
+
+
+def test_the_command_fails_at_once_on_a_bad_override_naming_the_key(tmp_path):
+    from distributed.config import ConfigError, compose_options
+    from launch.compare import CompareOptions
+
+    proc = subprocess.run([sys.executable, str(ROOT / "launch" / "compare.py"), "runs=abc", f"out={tmp_path}/cmp"],
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "runs" in proc.stderr and "Traceback" not in proc.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing written
+    for bad, key in [("title=[a,b]", "title"), ("outt=x", "outt")]:
+        with pytest.raises(ConfigError, match=key):
+            compose_options(CompareOptions, ["runs=[a]", bad])

@@ -8,7 +8,8 @@ import pytest
 
 from distributed.baselines.algos import BaselineError, build_algo_config, check_algorithm, check_task_set
 from distributed.baselines.env import register_env
-from distributed.baselines.run import baseline_config_from
+from distributed.baselines.run import BaselineConfig
+from distributed.config import ConfigError, compose_options
 from envs import UnknownNameError, load_task_set, make_padded_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,25 +84,37 @@ def test_an_algorithm_rllib_lacks_or_we_do_not_run_is_a_clear_error():
     with pytest.raises(BaselineError, match=r"RLlib has APPO, but it is not one of the baselines"):
         check_algorithm("appo")
     with pytest.raises(BaselineError, match="no algorithm"):
-        baseline_config_from({"algo": "td3", "task": "cartpole-swingup"})
+        BaselineConfig(algo="td3", task="cartpole-swingup")
 
 
 def test_a_task_set_for_a_single_task_algorithm_is_a_clear_error_and_sac_ppo_take_it():
     with pytest.raises(BaselineError, match=r"algo=dreamerv3 trains on one task, but task='mt30' is a set of 30 "
                                             r"tasks .* use sac, ppo"):
-        baseline_config_from({"algo": "dreamerv3", "task": "mt30"})
+        BaselineConfig(algo="dreamerv3", task="mt30")
     check_task_set("dreamerv3", load_task_set("cartpole-swingup"))
     for algo in ("sac", "ppo"):
-        assert baseline_config_from({"algo": algo, "task": "mt30"}).task == "mt30"
+        assert BaselineConfig(algo=algo.upper(), task="mt30").algo == algo
     with pytest.raises(UnknownNameError, match="closest: cartpole-swingup"):
-        baseline_config_from({"algo": "sac", "task": "cartpole-swingupp"})
-    with pytest.raises(ValueError, match="unknown baseline option"):
-        baseline_config_from({"algo": "sac", "stpes": 10})
+        BaselineConfig(algo="sac", task="cartpole-swingupp")
+    with pytest.raises(ConfigError, match=r"unknown config key 'stpes' \(closest: \['steps'\]\)"):
+        compose_options(BaselineConfig, ["stpes=10"])
+    with pytest.raises(ConfigError, match="ray.num_cpus"):
+        compose_options(BaselineConfig, ["ray.num_cpus=all"])
+    cfg = compose_options(BaselineConfig, ["algo=ppo", "task=mt30", "+training.num_epochs=2", "ray.num_cpus=2"])
+    assert cfg.run_dir == "runs/baselines/ppo/mt30/s1" and cfg.training == {"num_epochs": 2} and cfg.ray.num_cpus == 2
 
 
 def test_the_launch_command_reports_a_bad_algorithm_without_a_traceback(tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "launch" / "baseline.py"), "algo=dreamerv3", "task=mt30",
                            f"run_dir={tmp_path / 'run'}"], capture_output=True, text=True, timeout=120, cwd=ROOT)
-    assert proc.returncode != 0
+    assert proc.returncode == 2
     assert "error: algo=dreamerv3 trains on one task" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
+def test_the_launch_command_fails_at_once_on_a_bad_override_naming_the_key(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "launch" / "baseline.py"), f"run_dir={tmp_path / 'run'}",
+                           "steps=many"], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "steps" in proc.stderr and "Traceback" not in proc.stderr
+    assert "ray:" not in proc.stdout and list(tmp_path.iterdir()) == []  # before Ray starts; nothing written

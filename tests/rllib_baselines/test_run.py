@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from distributed.baselines.run import BaselineRun, baseline_config_from
+from distributed.baselines.run import BaselineConfig, BaselineRun
 from distributed.evaluator import evaluate_policy
 from distributed.run_log import read_metrics
 from envs import load_task_set, make_padded_env
@@ -24,10 +24,9 @@ STEPS = {"sac": 120, "ppo": 120, "dreamerv3": 24}
 
 
 def _config(tmp_path, algo, task=TASK, **extra):
-    return baseline_config_from(dict(algo=algo, task=task, steps=STEPS[algo], seed=2, eval_freq=STEPS[algo] // 2,
-                                     eval_episodes=2, eval_max_steps=15, max_episode_steps=30,
-                                     run_dir=str(tmp_path / f"{algo}-run"), wandb_mode="disabled",
-                                     progress=False, checkpoint=False, **TINY[algo], **extra))
+    return BaselineConfig(algo=algo, task=task, steps=STEPS[algo], seed=2, eval_freq=STEPS[algo] // 2, eval_episodes=2,
+                          eval_max_steps=15, max_episode_steps=30, run_dir=str(tmp_path / f"{algo}-run"),
+                          wandb_mode="disabled", progress=False, checkpoint=False, **TINY[algo], **extra)
 
 
 def test_the_evaluation_protocol_is_ours_seeds_episodes_and_scores():
