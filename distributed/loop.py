@@ -292,7 +292,6 @@ class Loop:
         bar = progress_bar(cfg.steps, self.progress(), cfg.progress, "upd" if cfg.offline else "step")
         t0, steps0, updates0 = time.time(), self.env_steps, self.updates
         timing: dict = {}
-        train_info: dict = {}
         while True:
             kinds = [k[0] for k in jobs.values()]
             if self.progress() >= cfg.steps and "collect" not in kinds and "learn" not in kinds and (
@@ -319,7 +318,6 @@ class Loop:
                     timing[kind[1]] = result
                 elif kind[0] == "learn":
                     self.limiter.record_samples(kind[1])
-                    train_info = result
                     if self.updates - last_publish >= cfg.publish_every:
                         self._publish()
                         last_publish = self.updates
