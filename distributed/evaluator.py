@@ -120,7 +120,8 @@ def eval_row(result: dict, **extra) -> dict:
     return row
 
 
-def write_eval_table(run_dir: Path, result: dict, domains: dict, env_steps: int, policy: str = "planner") -> None:
+def write_eval_table(run_dir: Path, result: dict, domains: dict, env_steps: int, policy: str = "planner",
+                     notes: list[str] | None = None) -> None:
     """Per-task evaluation as eval.md and eval.csv, plus a bar chart eval_tasks.png (`policy`
     names what acted, for the latency line)."""
     rows = [(k, domains[k], v["return"], v["success"], v["episodes"]) for k, v in result["tasks"].items()]
@@ -131,7 +132,7 @@ def write_eval_table(run_dir: Path, result: dict, domains: dict, env_steps: int,
     lines = [f"# Evaluation at {env_steps} env steps", "",
              f"normalized score: {result['normalized_score']}", "",
              f"{policy} latency per step (all tasks batched): p50 {result['latency_ms']['p50']:.1f} ms, "
-             f"p99 {result['latency_ms']['p99']:.1f} ms", "",
+             f"p99 {result['latency_ms']['p99']:.1f} ms", "", *[line for n in notes or [] for line in (n, "")],
              "| task | domain | return | success | episodes |", "|---|---|---:|---:|---:|"]
     lines += [f"| {t} | {d} | {r:.1f} | {s:.2f} | {n} |" for t, d, r, s, n in rows]
     (run_dir / "eval.md").write_text("\n".join(lines) + "\n")

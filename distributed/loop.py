@@ -219,6 +219,7 @@ class Loop:
         self.last_eval: dict | None = None
         self.version_updates: dict[int, int] = {}  # weights version -> updates when it was published
         self.lags: list[int] = []  # per collected episode: learner updates since its weights were published
+        self._lag_mark = 0
         self.parts = None
 
     # -- start-up ---------------------------------------------------------------------------------
@@ -419,12 +420,16 @@ class Loop:
     def _record_eval(self, result: dict) -> dict:
         from distributed.evaluator import eval_row, write_eval_table
 
-        row = eval_row(result, updates=self.updates, weights_version=result.get("weights_version"))
+        recent, self._lag_mark = self.lags[self._lag_mark:], len(self.lags)  # episodes since the last evaluation
+        lag = {f"weights_lag_{q}": float(np.percentile(recent, int(q[1:]))) if recent else None for q in ("p50", "p99")}
+        row = eval_row(result, updates=self.updates, weights_version=result.get("weights_version"), **lag)
         self.logger.log(self.progress(), row, kind="eval")
         self.evals.append({"step": self.progress(), "episode_return": row["episode_return"],
                            "normalized_score": row["normalized_score"]})
         self.last_eval = row
-        write_eval_table(self.run_dir, result, {t.name: t.domain for t in self.task_set.tasks}, self.progress())
+        write_eval_table(self.run_dir, result, {t.name: t.domain for t in self.task_set.tasks}, self.progress(),
+                         notes=[f"weights lag of the episodes collected since the last evaluation, in updates: "
+                                f"p50 {lag['weights_lag_p50']}, p99 {lag['weights_lag_p99']}"])
         return row
 
     def save(self) -> dict:
