@@ -46,11 +46,12 @@ def main() -> None:
         cfg = make_agent_config(obs_dim=ts.max_obs_dim, action_dim=ts.max_action_dim,
                                 episode_lengths=[t.episode_length for t in ts.tasks],
                                 model_size="1" if args.reference else "tiny", planner=planner)
-        shards = [C["shard"].options(num_cpus=0).remote(f"/tmp/bench-collection-{os.getpid()}-{n}-{i}",
+        shard_names = [f"bench-collection-{os.getpid()}-{n}-{i}" for i in range(n)]
+        shards = [C["shard"].options(num_cpus=0, name=shard_names[i]).remote(f"/tmp/{shard_names[i]}",
                                                         obs_dim=ts.max_obs_dim, action_dim=ts.max_action_dim,
                                                         durable=False) for i in range(n)]
         runners = [C["runner"].options(num_cpus=1).remote(
-            cfg, ",".join(names), names[i * args.tasks_per_runner:(i + 1) * args.tasks_per_runner], shards[i],
+            cfg, ",".join(names), names[i * args.tasks_per_runner:(i + 1) * args.tasks_per_runner], shard_names[i],
             envs_per_task=1, seed=0, runner_id=i, torch_threads=1, max_episode_steps=None) for i in range(n)]
         ray.get([r.collect.remote(2, False) for r in runners])  # warm-up
         t = time.perf_counter()

@@ -19,13 +19,15 @@ RUNNER_EPISODE_KEYS = ("obs", "action", "reward", "terminated", "truncated", "ta
 class EnvRunnerShell:
     """An EnvRunner whose finished episodes go straight to its replay shard actor."""
 
-    def __init__(self, agent_cfg: AgentConfig, task_set_name: str, tasks: list[str], shard, *,
+    def __init__(self, agent_cfg: AgentConfig, task_set_name: str, tasks: list[str], shard_name: str, *,
                  envs_per_task: int, seed: int, runner_id: int, torch_threads: int,
                  max_episode_steps: int | None, piece_horizon: int | None = None):
         from envs import load_task_set
 
+        import ray
+
         torch.set_num_threads(torch_threads)
-        self.shard = shard
+        self.shard = ray.get_actor(shard_name)  # by name: see distributed/ray_parts.py
         self.piece_horizon = piece_horizon  # hand over running episodes' new windows every call (None: whole)
         self.call_s = 0.0
         self._storing = None  # the previous call's add_episodes, overlapped with this call's stepping
@@ -59,7 +61,7 @@ class EnvRunnerShell:
             self._storing = self.shard.add_episodes.remote(batch)
         self.call_s += time.perf_counter() - start
         stats["call_s"] = self.call_s
-        stats["steps"] = num_steps * len(self.runner)
+        stats["collected"] = num_steps * len(self.runner)  # env steps of this call (stats["steps"]: step calls so far)
         stats["episodes"] = [(e["task"], e["return"], e["success"], e["length"], e["weights_version"])
                              for e in episodes]
         return stats

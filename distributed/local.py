@@ -30,7 +30,7 @@ class LocalCollector:
         if stored:
             self.writer.flush()
             self.on_commit()
-        return Job({**stats, "call_s": stats["wall_s"], "steps": num_steps * len(self.runner),
+        return Job({**stats, "call_s": stats["wall_s"], "collected": num_steps * len(self.runner),
                     "episodes": [(e["task"], e["return"], e["success"], e["length"], e["weights_version"])
                                  for e in episodes]})
 

@@ -397,8 +397,8 @@ class Loop:
         if stats.get("restarted"):
             self.counters.runner_restarts += 1
             return
-        self.counters.env_steps += stats["steps"]
-        self.limiter.record_inserts(stats["steps"])
+        self.counters.env_steps += stats["collected"]
+        self.limiter.record_inserts(stats["collected"])
         for task, ret, succ, length, version in stats["episodes"]:
             self.counters.episodes[self.names[task]] += 1
             lag = self.updates - self.version_updates.get(version, self.updates)  # updates behind the learner
