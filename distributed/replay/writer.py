@@ -18,6 +18,7 @@ import numpy as np
 import zarr
 
 from distributed.replay.errors import ShardLayoutError
+from distributed.replay.faults import KillSwitch
 from distributed.replay.layout import (ATTR_KEY, DEFAULT_CHUNK_LEN, EPISODE_ARRAYS, EPISODE_GROUP,
                                        FORMAT, INDEX_CHUNK_LEN, ROW_ARRAYS, ROW_DTYPES, ROW_FILL,
                                        TASK_GROUP, WRITE_CONFIG, Commit, ShardInfo, chunk_file,
@@ -84,6 +85,7 @@ class ShardWriter:
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         self._lock = WriterLock(self.path)
+        self._faults = KillSwitch()  # test-only: LATENTFLEET_KILL_AT (distributed/replay/faults.py)
         try:
             self.info = self._open_or_create(obs_dim, action_dim, chunk_len, first_episode_id)
             if capacity is not None and capacity < 2 * self.info.chunk_len:
@@ -228,6 +230,7 @@ class ShardWriter:
             arr[start:end] = data[name][:n]
             written += [chunk_file(self.path, name, k, arr.ndim) for k in range(start // C, _round_up(end, C) // C)]
             written.append(self.path / name / "zarr.json")  # the resized shape
+        self._faults.reached("chunk-data")
         rest = {k: v[n:] for k, v in data.items()}
         self._buffer = [rest] if len(rest["obs"]) else []
         self._buffered -= n
@@ -239,6 +242,7 @@ class ShardWriter:
             if eid in self._source_of:
                 producer, seq = self._source_of.pop(eid)
                 sources[producer] = max(sources.get(producer, -1), seq)
+        self._faults.reached("index")
         self._commit_state(end, written, sources)
         self._next_row = _round_up(end, C)
 
@@ -294,13 +298,15 @@ class ShardWriter:
                         time=time.time(), sources=sources)
         if self.durable:  # everything the record references is on disk before the record
             fsync_paths(written, root=self.path)
-        self._group.attrs[ATTR_KEY] = {**self._static, "commit": commit.to_json()}
+        with self._faults.before_rename("commit-record", self.path / "zarr.json"):
+            self._group.attrs[ATTR_KEY] = {**self._static, "commit": commit.to_json()}
         if self.durable:
             fsync_paths([self.path / "zarr.json"])
         self._commit = commit
         for name, arr in self._rows.items():  # evicted chunks go only after the record no longer covers them
             for k in range(old.first_row // C, first_row // C):
                 chunk_file(self.path, name, k, arr.ndim).unlink(missing_ok=True)
+                self._faults.reached("eviction")
 
     # ---- state ---------------------------------------------------------------------------
     @property
