@@ -52,6 +52,7 @@ class Tally:
     duplicated: int = 0
     uncommitted: int = 0
     resumed: str = "yes"
+    counters: str = "-"  # a job's checkpoint counters against the store: "match" or what differs
     problems: list = field(default_factory=list)
 
     def bad(self, kind: str, what: str) -> None:
@@ -61,7 +62,8 @@ class Tally:
 
     @property
     def clean(self) -> bool:
-        return self.lost == self.corrupt == self.duplicated == self.uncommitted == 0 and self.resumed == "yes"
+        return (self.lost == self.corrupt == self.duplicated == self.uncommitted == 0 and self.resumed == "yes"
+                and self.counters in ("-", "match"))
 
 
 def digest(rows: dict, task: int) -> str:
@@ -141,7 +143,7 @@ sys.path.insert(0, sys.argv[3])
 from bench.faults import read_episode, digest, O, A
 from distributed.replay.layout import EPISODE_ARRAYS, EPISODE_GROUP, read_state
 from distributed.replay.reader import ShardReader
-from distributed.replay.errors import ChunkEvicted
+from distributed.replay.errors import ChunkEvicted, ShardLayoutError
 from distributed.replay.synthetic import synthetic_episode
 pattern, log, synthetic = sys.argv[1], open(sys.argv[2], "a"), sys.argv[4] == "1"
 def emit(**kw):
@@ -152,7 +154,12 @@ while True:
     for shard in sorted(glob.glob(pattern)):
         try:
             if shard not in readers:
-                readers[shard] = ShardReader(shard, cache_bytes=1 << 20)
+                if not Path(shard).is_dir():
+                    continue
+                try:
+                    readers[shard] = ShardReader(shard, cache_bytes=1 << 20)
+                except ShardLayoutError:
+                    continue  # not created yet (no first commit record)
                 seen[shard] = 0
             _, c = read_state(shard)
             if c.generation == gen.get(shard):
@@ -280,12 +287,13 @@ class Ledger:
                 want, want_task = synthetic_digest(key)
                 if (dg, task) != (want, want_task):
                     self.tally.bad("corrupt", f"{name} episode {eid} is not synthetic episode {key}")
-                keys.setdefault(key, []).append(eid)
+            # a synthetic episode stored twice has its number twice; a real one, its bytes
+            keys.setdefault(key if self.synthetic else dg, []).append(eid)
             known[eid] = (key, start, dg)
             self.ever.add((name, eid))
         for key, eids in keys.items():
             if len(eids) > 1:
-                self.tally.bad("duplicated", f"{name} holds synthetic episode {key} as ids {eids}")
+                self.tally.bad("duplicated", f"{name} holds episode {str(key)[:12]} as ids {eids}")
         self.tally.committed = len(self.ever)
         return now
 
@@ -361,9 +369,221 @@ def writer_scenario(work: Path, name: str, points: list, seed: int = 0, capacity
     return tally
 
 
+# ---- (b), (c) a running job ----------------------------------------------------------------------
+JOB = ["preset=smoke", "task='cartpole-balance,pendulum-swingup,mw-reach'"]
+
+# The job's driver: launch/mt80.py, with the checkpoint writer reaching the kill point
+# "checkpoint-write" once a checkpoint file is written and before it is renamed into place.
+DRIVER = """
+import runpy, sys
+sys.path.insert(0, sys.argv[1])
+import agents.checkpoint as ck
+from distributed.replay.faults import KillSwitch
+switch, real = KillSwitch(), ck._atomic
+def _atomic(path, write):
+    def write_then_stop(tmp):
+        write(tmp)
+        switch.reached("checkpoint-write")
+    real(path, write_then_stop)
+ck._atomic = _atomic
+sys.argv = [sys.argv[1] + "/launch/mt80.py", *sys.argv[2:]]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def shards_of(run_dir: Path) -> list[Path]:
+    return sorted(p for p in (run_dir / "replay").glob("shard-*") if (p / "zarr.json").exists())
+
+
+def store_per_task(run_dir: Path) -> dict[int, int]:
+    """task id -> live committed episodes over every shard of the run."""
+    out: dict[int, int] = {}
+    for shard in shards_of(run_dir):
+        for t, (n, _) in read_state(shard)[1].live_per_task.items():
+            out[t] = out.get(t, 0) + n
+    return {t: n for t, n in out.items() if n}
+
+
+def counted_per_task(state: dict | None, names: list[str]) -> dict[int, int]:
+    """task id -> episodes a checkpoint's counters hold (empty without a checkpoint)."""
+    eps = state["counters"]["episodes"] if state else {}
+    return {names.index(k): int(v) for k, v in eps.items() if int(v)}
+
+
+def compare_counters(tally: Tally, counted: dict, stored: dict) -> None:
+    if counted == stored:
+        tally.counters = "match"
+    else:
+        diff = {t: (counted.get(t, 0), stored.get(t, 0)) for t in sorted(set(counted) | set(stored))
+                if counted.get(t, 0) != stored.get(t, 0)}
+        tally.counters = f"differ {diff}"
+        tally.problems.append(f"counters: task -> (counted, stored): {diff}")
+
+
+def _checkpoint(run_dir: Path) -> dict | None:
+    from agents.checkpoint import CHECKPOINT_FILE, load_checkpoint
+
+    return load_checkpoint(run_dir) if (run_dir / CHECKPOINT_FILE).exists() else None
+
+
+def actors_scenario(work: Path, steps: int = 3000) -> Tally:
+    """Inside a running job on the connected Ray: SIGKILL env runner 0's process after 600 env
+    steps and shard 1's process after 1500 (Ray restarts both); the job must reach `steps`, keep
+    every episode committed before each kill, store none twice, and its final checkpoint's
+    counters must equal the store's episodes."""
+    import threading
+
+    import ray
+
+    from distributed.config import compose
+    from distributed.loop import Loop
+
+    run_dir = work / "actors-run"
+    tally = Tally("job: kill a shard actor's and an env runner's process")
+    ledger = Ledger(tally, synthetic=False)
+    loop = Loop(compose("mt80", [*JOB, f"run_dir={run_dir}", f"steps={steps}", "num_runners=2"]))
+    events: dict = {}
+
+    def killer():
+        try:
+            while loop.env_steps < steps // 5:
+                time.sleep(0.05)
+            events["runner"] = ray.get(loop.parts.runners[0].pid.remote())
+            os.kill(events["runner"], signal.SIGKILL)
+            tally.kills += 1
+            while loop.env_steps < steps // 2:
+                time.sleep(0.05)
+            events["shard"] = ray.get(loop.parts.shards[1].pid.remote())
+            ledger.check(run_dir / "replay" / "shard-001")  # what it committed before the kill
+            os.kill(events["shard"], signal.SIGKILL)
+            tally.kills += 1
+        except Exception as exc:  # noqa: BLE001  reported in the table
+            events["error"] = f"{type(exc).__name__}: {exc}"
+
+    reader = ReaderLog(str(run_dir / "replay" / "shard-*"), work / "actors.reader.jsonl", synthetic=False)
+    try:
+        loop.start()
+        thread = threading.Thread(target=killer, daemon=True)
+        thread.start()
+        summary = loop.run()
+        thread.join(timeout=10)
+        new_pids = (ray.get(loop.parts.runners[0].pid.remote()), ray.get(loop.parts.shards[1].pid.remote()))
+    finally:
+        loop.shutdown()
+        time.sleep(0.5)
+        err = reader.stop()
+    if "error" in events:
+        tally.problems.append(f"killer: {events['error']}")
+    if summary["env_steps"] < steps or new_pids[0] == events.get("runner") or new_pids[1] == events.get("shard"):
+        tally.resumed = "no"
+        tally.problems.append(f"the job did not carry on: {summary['env_steps']} env steps, pids {events} -> {new_pids}")
+    ledger.add_reader_entries(reader.new_entries())
+    if reader.proc.returncode != -signal.SIGKILL:
+        tally.bad("corrupt", f"the reader process died: {err}")
+    for shard in shards_of(run_dir):
+        ledger.check(shard)
+    compare_counters(tally, counted_per_task(_checkpoint(run_dir), loop.names), store_per_task(run_dir))
+    return tally
+
+
+def _own_processes(marker: str) -> list[int]:
+    pids = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            with contextlib.suppress(OSError):  # the process ended while we looked
+                if marker in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="ignore"):
+                    pids.append(int(pid))
+    return pids
+
+
+def job_scenario(work: Path, point: str, resume_steps: int = 1200, timeout: float = 600) -> Tally:
+    """Run launch/mt80.py (its own embedded Ray, its own session) with the kill point `point`
+    ("checkpoint-write:N" or "commit-record:N") armed in all its processes: the first process to
+    reach it freezes there and the whole job is SIGKILLed at that moment. Then the job resumes on
+    the same run directory (on the connected Ray) for `resume_steps` more env steps. Checks: every
+    episode committed before the kill (a reader process logs them while the job runs) is there
+    byte for byte after the kill and after the resumed run; none is stored twice; the resumed run
+    starts from the checkpoint's counters; what the resumed run counts is what it added to the store."""
+    from distributed.config import compose
+    from distributed.loop import Loop
+
+    name = point.split(":")[0]
+    tally = Tally(f"whole job: during {'a checkpoint write' if name == 'checkpoint-write' else 'a shard commit'}")
+    ledger = Ledger(tally, synthetic=False)
+    run_dir, claim = work / f"job-{name}", work / f"{name}.claim"
+    ray_tmp = f"/tmp/rf{os.getpid()}{name[:2]}"  # short: Ray's socket paths have a length limit
+    env = child_env(**{ENV_AT: point, ENV_CLAIM: str(claim), ENV_SIGNAL: "STOP"})
+    log = open(work / f"job-{name}.log", "w")
+    job = subprocess.Popen([sys.executable, "-c", DRIVER, str(REPO), *JOB, "steps=100000", "checkpoint_freq=600",
+                            f"run_dir={run_dir}", "ray.num_cpus=2", f"ray.temp_dir={ray_tmp}"],
+                           cwd=REPO, start_new_session=True, stdout=log, stderr=subprocess.STDOUT, env=env)
+    reader = ReaderLog(str(run_dir / "replay" / "shard-*"), work / f"job-{name}.reader.jsonl", synthetic=False)
+    try:
+        deadline = time.time() + timeout
+        while not claim.exists() and time.time() < deadline and job.poll() is None:
+            time.sleep(0.05)
+        time.sleep(0.05)  # the claiming process writes its pid, then stops itself
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(job.pid, signal.SIGKILL)
+        job.wait()
+        time.sleep(1)
+        for pid in _own_processes(ray_tmp):  # Ray's processes that left the job's process group
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if claim.exists() and claim.read_text().strip():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(claim.read_text()), signal.SIGKILL)
+    if not claim.exists():
+        reader.stop()
+        raise RuntimeError(f"the job never reached {point}: {(work / f'job-{name}.log').read_text()[-3000:]}")
+    tally.kills = 1
+    time.sleep(0.5)  # the reader has seen the last commits
+    ledger.add_reader_entries(reader.new_entries())
+    for shard in shards_of(run_dir):
+        ledger.check(shard)  # the store right after the kill
+    tally.committed = len(ledger.ever)
+    if name == "checkpoint-write" and not (run_dir / "checkpoint.pt.tmp").exists():
+        tally.problems.append("no checkpoint.pt.tmp: the kill did not land inside the checkpoint write")
+    saved = _checkpoint(run_dir)
+    names = compose("mt80", [*JOB, f"run_dir={run_dir}"]).task.strip("'").split(",")
+    stored_at_kill = store_per_task(run_dir)
+    start_steps = saved["extra"]["env_steps"] if saved else 0
+    loop = Loop(compose("mt80", [*JOB, f"run_dir={run_dir}", f"steps={start_steps + resume_steps}"]))
+    try:
+        loop.start()
+        if saved and (loop.env_steps, loop.updates) != (saved["extra"]["env_steps"], saved["extra"]["updates"]):
+            tally.resumed = "no"
+            tally.problems.append(f"resumed at {(loop.env_steps, loop.updates)}, the checkpoint says "
+                                  f"{(saved['extra']['env_steps'], saved['extra']['updates'])}")
+        summary = loop.run()
+        names = loop.names
+    except Exception as exc:  # noqa: BLE001  a job that cannot resume is a finding
+        tally.resumed = "no"
+        tally.problems.append(f"resume failed: {type(exc).__name__}: {exc}")
+        summary = None
+    finally:
+        loop.shutdown()
+        time.sleep(0.5)
+        err = reader.stop()
+    if summary is not None and summary["env_steps"] < start_steps + resume_steps:
+        tally.resumed = "no"
+    ledger.add_reader_entries(reader.new_entries())
+    if reader.proc.returncode != -signal.SIGKILL:
+        tally.bad("corrupt", f"the reader process died: {err}")
+    for shard in shards_of(run_dir):
+        ledger.check(shard)
+    final = _checkpoint(run_dir)
+    added_count = {t: n - counted_per_task(saved, names).get(t, 0) for t, n in counted_per_task(final, names).items()}
+    added_store = {t: n - stored_at_kill.get(t, 0) for t, n in store_per_task(run_dir).items()}
+    compare_counters(tally, {t: n for t, n in added_count.items() if n}, {t: n for t, n in added_store.items() if n})
+    return tally
+
+
 def print_table(tallies: list[Tally], header: str = "") -> str:
-    cols = ("scenario", "kills", "committed", "lost", "corrupt", "duplicated", "uncommitted", "continues")
-    rows = [(t.scenario, t.kills, t.committed, t.lost, t.corrupt, t.duplicated, t.uncommitted, t.resumed)
+    cols = ("scenario", "kills", "committed", "lost", "corrupt", "duplicated", "uncommitted", "continues",
+            "counters vs store")
+    rows = [(t.scenario, t.kills, t.committed, t.lost, t.corrupt, t.duplicated, t.uncommitted, t.resumed, t.counters)
             for t in tallies]
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     lines += ["| " + " | ".join(str(x) for x in r) + " |" for r in rows]
@@ -380,6 +600,7 @@ def main() -> int:
     ap.add_argument("--only", choices=("writer", "actors", "job"), default=None)
     ap.add_argument("--random-kills", type=int, default=50)
     ap.add_argument("--point-kills", type=int, default=5)
+    ap.add_argument("--commit-kill", default="commit-record:40", help="kill point of the whole-job commit kill")
     ap.add_argument("--out", default=None, help="also write the table (markdown) to this file")
     args = ap.parse_args()
     import torch
@@ -390,8 +611,21 @@ def main() -> int:
     if args.only in (None, "writer"):
         for point in ("chunk-data", "index", "commit-record"):
             tallies.append(writer_scenario(work, point, [point] * args.point_kills))
-        tallies.append(writer_scenario(work, "eviction", ["eviction"] * args.point_kills, capacity=4 * C))
+        tallies.append(writer_scenario(work, "eviction", ["eviction"] * args.point_kills, capacity=12 * C))
         tallies.append(writer_scenario(work, "random moments", [None] * args.random_kills))
+    if args.only in (None, "actors", "job"):
+        import ray
+
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
+                 _temp_dir=tempfile.mkdtemp(prefix="ray", dir="/tmp"))
+        try:
+            if args.only in (None, "actors"):
+                tallies.append(actors_scenario(work))
+            if args.only in (None, "job"):
+                tallies.append(job_scenario(work, "checkpoint-write:3"))
+                tallies.append(job_scenario(work, args.commit_kill))
+        finally:
+            ray.shutdown()
     header = (f"`{' '.join(['bench/faults.py', *sys.argv[1:]])}` on {os.cpu_count()} cores, "
               f"CPU capability {torch.backends.cpu.get_cpu_capability()}, torch threads 1, "
               f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")

@@ -15,7 +15,7 @@ def _assert_clean(tally):
 
 def test_writer_killed_at_each_commit_point_with_a_reader_sampling(tmp_path):
     tally = writer_scenario(tmp_path, "points", ["chunk-data", "index", "commit-record", "eviction"],
-                            capacity=4 * C)
+                            capacity=12 * C)
     _assert_clean(tally)
     assert tally.kills == 4
 
@@ -23,3 +23,23 @@ def test_writer_killed_at_each_commit_point_with_a_reader_sampling(tmp_path):
 @pytest.mark.slow
 def test_writer_killed_at_random_moments_with_a_reader_sampling(tmp_path):
     _assert_clean(writer_scenario(tmp_path, "random moments", [None] * 8, seed=1))
+
+
+@pytest.mark.ray
+def test_shard_actor_and_env_runner_processes_killed_inside_a_running_job(ray_session, tmp_path):
+    from bench.faults import actors_scenario
+
+    tally = actors_scenario(tmp_path, steps=2000)
+    _assert_clean(tally)
+    assert tally.kills == 2 and tally.counters == "match"
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["checkpoint-write:3", "commit-record:40"])
+def test_a_whole_job_killed_at_a_checkpoint_write_or_a_shard_commit_resumes(ray_session, tmp_path, point):
+    from bench.faults import job_scenario
+
+    tally = job_scenario(tmp_path, point)
+    _assert_clean(tally)
+    assert tally.counters == "match"
