@@ -441,7 +441,8 @@ def actors_scenario(work: Path, steps: int = 3000) -> Tally:
     run_dir = work / "actors-run"
     tally = Tally("job: kill a shard actor's and an env runner's process")
     ledger = Ledger(tally, synthetic=False)
-    loop = Loop(compose("mt80", [*JOB, f"run_dir={run_dir}", f"steps={steps}", "num_runners=2"]))
+    # shards commit on a 30 s timer (or a full chunk): a killed shard always had uncommitted episodes
+    loop = Loop(compose("mt80", [*JOB, f"run_dir={run_dir}", f"steps={steps}", "num_runners=2", "shard_flush_s=30"]))
     events: dict = {}
 
     def killer():
