@@ -18,16 +18,6 @@ from distributed.learner import Learner
 RUNNER_EPISODE_KEYS = ("obs", "action", "reward", "terminated", "truncated", "task")
 
 
-def _restarted_actor() -> bool:
-    """Whether this runs inside a Ray actor that Ray has restarted (False outside Ray)."""
-    import ray
-
-    if not ray.is_initialized():
-        return False
-    ctx = ray.get_runtime_context()
-    return ctx.get_actor_id() is not None and ctx.was_current_actor_reconstructed
-
-
 class EnvRunnerShell:
     """An EnvRunner whose finished episodes go straight to its replay shard actor."""
 
@@ -40,8 +30,13 @@ class EnvRunnerShell:
         self.shard = shard
         self.call_s = 0.0
         self._storing = None  # the previous call's add_episodes, overlapped with this call's stepping
-        if _restarted_actor():  # a fresh seed, or it would collect again the episodes it collected before
-            seed = (seed + 1 + int(uuid.uuid4().int % 10_000)) % 40_000  # env seeds stay below 2**32
+        # a restarted runner, or a resumed job's, must not collect again the very episodes stored
+        # before (same env seeds, same random actions): its seed also depends on what its shard holds
+        import ray
+
+        held = ray.get(shard.stats.remote())["next_episode_id"]
+        if held:
+            seed = (seed * 7919 + held) % 40_000  # env seeds (seed * 100_003 + ...) stay below 2**32
         task_set = load_task_set(task_set_name)
         policy = PlanningPolicy(agent_cfg, torch.as_tensor(task_set.action_masks()))
         self.runner = EnvRunner(policy, task_set, tasks, envs_per_task=envs_per_task, seed=seed,
