@@ -475,6 +475,9 @@ def actors_scenario(work: Path, steps: int = 3000) -> Tally:
         err = reader.stop()
     if "error" in events:
         tally.problems.append(f"killer: {events['error']}")
+    if summary["shards_set_aside"]:  # a restarted shard is healthy: it must keep serving batches
+        tally.resumed = "no"
+        tally.problems.append(f"shards set aside: {summary['shards_set_aside']}")
     if summary["env_steps"] < steps or new_pids[0] == events.get("runner") or new_pids[1] == events.get("shard"):
         tally.resumed = "no"
         tally.problems.append(f"the job did not carry on: {summary['env_steps']} env steps, pids {events} -> {new_pids}")
