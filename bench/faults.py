@@ -538,6 +538,9 @@ def job_scenario(work: Path, point: str, resume_steps: int = 1200, timeout: floa
         if claim.exists() and claim.read_text().strip():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(claim.read_text()), signal.SIGKILL)
+        import shutil
+
+        shutil.rmtree(ray_tmp, ignore_errors=True)  # the killed job's Ray session files
     if not claim.exists():
         reader.stop()
         raise RuntimeError(f"the job never reached {point}: {(work / f'job-{name}.log').read_text()[-3000:]}")
