@@ -2,8 +2,8 @@
 and of a whole job; after each kill, every episode committed before it must still be there byte
 for byte, none twice, nothing uncommitted visible, and the writer / job must carry on.
 
-    .venv/bin/python bench/faults.py               # everything: about 10 min on 2 busy cores
-    .venv/bin/python bench/faults.py --only writer # the shard-writer scenarios only (about 2 min)
+    .venv/bin/python bench/faults.py               # everything: 22 min on 2 cores at load 13-19
+    .venv/bin/python bench/faults.py --only writer # the shard-writer scenarios only (12 min of that)
 
 Prints one row per scenario: kills, committed (distinct episodes known committed before a kill),
 lost, corrupt, duplicated, uncommitted (visible although never committed); exits 1 unless the
