@@ -4,6 +4,8 @@ and forwards calls. `actor_classes()` creates the `ray.remote` classes on first 
 importing this module never imports Ray."""
 from __future__ import annotations
 
+import uuid
+
 import numpy as np
 import torch
 
@@ -31,15 +33,23 @@ class EnvRunnerShell:
         self.piece_horizon = piece_horizon  # hand over running episodes' new windows every call (None: whole)
         self.call_s = 0.0
         self._storing = None  # the previous call's add_episodes, overlapped with this call's stepping
+        # a restarted runner, or a resumed job's, must not collect again the very episodes stored
+        # before (same env seeds, same random actions): its seed also depends on what its shard holds
+        held = ray.get(self.shard.stats.remote())["next_episode_id"]
+        if held:
+            seed = (seed * 7919 + held) % 40_000  # env seeds (seed * 100_003 + ...) stay below 2**32
         task_set = load_task_set(task_set_name)
         policy = PlanningPolicy(agent_cfg, torch.as_tensor(task_set.action_masks()))
         self.runner = EnvRunner(policy, task_set, tasks, envs_per_task=envs_per_task, seed=seed,
                                 runner_id=runner_id, max_episode_steps=max_episode_steps)
         # episodes are numbered per incarnation of this actor, so the shard stores each exactly once
         # even when Ray retries an add_episodes call (a restarted runner is a new producer)
-        import uuid
-
         self.producer, self.sequence = f"runner{runner_id}-{uuid.uuid4().hex[:12]}", 0
+        # episodes handed to the shard and not known committed: a restarted shard lost them, so they
+        # are sent again (the shard skips any it holds)
+        self._unacked: list[dict] = []
+        self._acked = None  # ref of the shard's (incarnation, highest committed sequence) reply
+        self._shard_incarnation = None
 
     def collect(self, num_steps: int, random_actions: bool, random_tasks=()) -> dict:
         """Step every env `num_steps` times; store finished episodes; return counts and timings."""
@@ -53,12 +63,18 @@ class EnvRunnerShell:
         if self._storing is not None:  # the shard must have taken the last call's episodes
             ray.get(self._storing)
             self._storing = None
-        if stored:
-            batch = []
-            for e in stored:
-                batch.append({**{k: e[k] for k in RUNNER_EPISODE_KEYS}, "source": (self.producer, self.sequence)})
-                self.sequence += 1
-            self._storing = self.shard.add_episodes.remote(batch)
+        if self._shard_incarnation is None:  # which shard incarnation the first episodes go to
+            self._shard_incarnation = ray.get(self.shard.committed.remote(self.producer))[0]
+        resend = self._settle(ray)
+        batch = []
+        for e in stored:
+            batch.append({**{k: e[k] for k in RUNNER_EPISODE_KEYS}, "source": (self.producer, self.sequence)})
+            self.sequence += 1
+        self._unacked += batch
+        if resend or batch:
+            self._storing = self.shard.add_episodes.remote(resend + batch)
+        if self._unacked:
+            self._acked = self.shard.committed.remote(self.producer)
         self.call_s += time.perf_counter() - start
         stats["call_s"] = self.call_s
         stats["collected"] = num_steps * len(self.runner)  # env steps of this call (stats["steps"]: step calls so far)
@@ -74,9 +90,29 @@ class EnvRunnerShell:
         """Wait until the shard holds every episode this runner has reported."""
         import ray
 
-        if self._storing is not None:
-            ray.get(self._storing)
-            self._storing = None
+        while True:
+            if self._storing is not None:
+                ray.get(self._storing)
+                self._storing = None
+            ray.get(self.shard.flush.remote())
+            self._acked = self.shard.committed.remote(self.producer)
+            resend = self._settle(ray)
+            if not resend:
+                return
+            self._storing = self.shard.add_episodes.remote(resend)
+
+    def _settle(self, ray) -> list[dict]:
+        """Drop the episodes the shard has committed; returns those to send again because the shard
+        restarted since they were sent (what it had not committed is gone)."""
+        if self._acked is None:
+            return []
+        incarnation, done, gaps = ray.get(self._acked)
+        self._acked = None
+        gaps = set(gaps)
+        self._unacked = [e for e in self._unacked if e["source"][1] > done or e["source"][1] in gaps]
+        restarted = incarnation != self._shard_incarnation
+        self._shard_incarnation = incarnation
+        return list(self._unacked) if restarted else []
 
     def weights_version(self) -> int:
         return self.runner.weights_version

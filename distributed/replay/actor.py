@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,7 @@ class ReplayShardActor:
         self.reader = ShardReader(path, cache_bytes=cache_bytes)
         self.rng = np.random.default_rng(seed)
         self.flush_every_s = flush_every_s
+        self.incarnation = uuid.uuid4().hex  # a restarted actor has lost what it had not committed
         self._last_flush = time.monotonic()
         self._lock = threading.RLock()  # the timer thread and actor calls share writer and reader
         self._stop = threading.Event()
@@ -79,6 +81,14 @@ class ReplayShardActor:
             self._last_flush = time.monotonic()
             self.reader.refresh()
 
+    def committed(self, producer: str) -> tuple[str, int, list[int]]:
+        """(this incarnation's id, the highest sequence number of `producer` that is committed, the
+        numbers below it that are not): a producer resends what is not committed when the
+        incarnation changes."""
+        with self._lock:
+            c = self.writer.commit
+            return self.incarnation, c.sources.get(str(producer), -1), list(c.source_gaps.get(str(producer), ()))
+
     def sample(self, batch_size: int, horizon: int, balance: str = "uniform", action_masks=None,
                seed: int | None = None) -> dict[str, np.ndarray]:
         """ShardReader.sample with the actor's generator (or a fresh one from `seed`)."""
@@ -106,6 +116,12 @@ class ReplayShardActor:
                 "task_counts": {t: v[1] for t, v in c.live_per_task.items() if v[0]},
                 "pending_rows": self.writer.pending_rows, "next_episode_id": self.writer.next_episode_id,
                 "commits": c.generation}
+
+    def pid(self) -> int:
+        """This process's id (fault-injection tests kill it with a real signal)."""
+        import os
+
+        return os.getpid()
 
     def close(self) -> None:
         """Flush and release the shard's writer lock."""

@@ -66,6 +66,9 @@ class Commit:
     capacity: int | None = None
     time: float = 0.0
     sources: dict[str, int] = field(default_factory=dict)  # producer -> highest committed sequence number
+    # producer -> sequence numbers below its highest that are not committed: a call retried to a
+    # restarted shard can arrive before the resend of what the old incarnation lost
+    source_gaps: dict[str, list[int]] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -79,6 +82,7 @@ class Commit:
         d["task_index"] = {int(k): int(v) for k, v in d["task_index"].items()}
         d["live_per_task"] = {int(k): [int(x) for x in v] for k, v in d["live_per_task"].items()}
         d["sources"] = {str(k): int(v) for k, v in d.get("sources", {}).items()}  # absent in older shards
+        d["source_gaps"] = {str(k): [int(x) for x in v] for k, v in d.get("source_gaps", {}).items()}
         return cls(**d)
 
 

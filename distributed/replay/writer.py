@@ -18,6 +18,7 @@ import numpy as np
 import zarr
 
 from distributed.replay.errors import ShardLayoutError
+from distributed.replay.faults import KillSwitch
 from distributed.replay.layout import (ATTR_KEY, DEFAULT_CHUNK_LEN, EPISODE_ARRAYS, EPISODE_GROUP,
                                        FORMAT, INDEX_CHUNK_LEN, ROW_ARRAYS, ROW_DTYPES, ROW_FILL,
                                        TASK_GROUP, WRITE_CONFIG, Commit, ShardInfo, chunk_file,
@@ -85,6 +86,7 @@ class ShardWriter:
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         self._lock = WriterLock(self.path)
+        self._faults = KillSwitch()  # test-only: LATENTFLEET_KILL_AT (distributed/replay/faults.py)
         try:
             self.info = self._open_or_create(obs_dim, action_dim, chunk_len, first_episode_id, task_names)
             if capacity is not None and capacity < 2 * self.info.chunk_len:
@@ -97,7 +99,7 @@ class ShardWriter:
         self._buffer: list[dict[str, np.ndarray]] = []
         self._buffered = 0
         self._pending: list[tuple[int, int, int, int]] = []  # (id, start row, rows, task) not yet committed
-        self._pending_sources: dict[str, int] = {}  # producer -> highest sequence added (committed or not)
+        self._pending_sources: set[tuple[str, int]] = set()  # (producer, sequence) added, not yet committed
         self._source_of: dict[int, tuple[str, int]] = {}  # pending episode id -> (producer, sequence)
         self._closed = False
 
@@ -189,9 +191,11 @@ class ShardWriter:
     def seen(self, source: tuple[str, int]) -> bool:
         """Whether the episode with this (producer, sequence) id was added already (committed, or
         pending in this writer): a retried insert must not store it twice. Producers number
-        their episodes 0, 1, 2, ... in order."""
-        producer, seq = source
-        return seq <= max(self._commit.sources.get(producer, -1), self._pending_sources.get(producer, -1))
+        their episodes 0, 1, 2, ...; they may arrive out of order (a gap is recorded until filled)."""
+        producer, seq = str(source[0]), int(source[1])
+        if (producer, seq) in self._pending_sources:
+            return True
+        return seq <= self._commit.sources.get(producer, -1) and seq not in self._commit.source_gaps.get(producer, ())
 
     def add_episode(self, obs, action, reward, terminated, truncated, task: int,
                     source: tuple[str, int] | None = None) -> int:
@@ -212,7 +216,7 @@ class ShardWriter:
         rows["step"] = np.arange(n, dtype=np.int32)
         self._pending.append((eid, self._next_row + self._buffered, n, int(task)))
         if source is not None:
-            self._pending_sources[str(source[0])] = int(source[1])
+            self._pending_sources.add((str(source[0]), int(source[1])))
             self._source_of[eid] = (str(source[0]), int(source[1]))
         self._buffer.append(rows)
         self._buffered += n
@@ -236,6 +240,7 @@ class ShardWriter:
             arr[start:end] = data[name][:n]
             written += [chunk_file(self.path, name, k, arr.ndim) for k in range(start // C, _round_up(end, C) // C)]
             written.append(self.path / name / "zarr.json")  # the resized shape
+        self._faults.reached("chunk-data")
         rest = {k: v[n:] for k, v in data.items()}
         self._buffer = [rest] if len(rest["obs"]) else []
         self._buffered -= n
@@ -243,11 +248,20 @@ class ShardWriter:
         self._pending = [p for p in self._pending if p[1] + p[2] > end]
         written += self._append_index(done)
         sources = dict(self._commit.sources)
+        gaps = {p: set(v) for p, v in self._commit.source_gaps.items()}
         for eid, *_ in done:
             if eid in self._source_of:
                 producer, seq = self._source_of.pop(eid)
-                sources[producer] = max(sources.get(producer, -1), seq)
-        self._commit_state(end, written, sources)
+                self._pending_sources.discard((producer, seq))
+                top = sources.get(producer, -1)
+                if seq > top:
+                    gaps.setdefault(producer, set()).update(range(top + 1, seq))
+                    sources[producer] = seq
+                else:
+                    gaps.get(producer, set()).discard(seq)
+        gaps = {p: sorted(v) for p, v in gaps.items() if v}
+        self._faults.reached("index")
+        self._commit_state(end, written, sources, gaps)
         self._next_row = _round_up(end, C)
 
     def _append_index(self, done: list[tuple[int, int, int, int]]) -> list[Path]:
@@ -283,7 +297,8 @@ class ShardWriter:
             files.append(path / "zarr.json")  # resized shape, or a task array created just now
         return files
 
-    def _commit_state(self, rows: int, written: list[Path], sources: dict[str, int]) -> None:
+    def _commit_state(self, rows: int, written: list[Path], sources: dict[str, int],
+                      source_gaps: dict[str, list[int]]) -> None:
         old = self._commit
         C = self.info.chunk_len
         first_row = old.first_row
@@ -299,16 +314,18 @@ class ShardWriter:
                         task_index=dict(self._task_index),
                         live_episodes=len(lengths), live_transitions=int((lengths - 1).sum()),
                         live_per_task=per_task, generation=old.generation + 1, capacity=self.capacity,
-                        time=time.time(), sources=sources)
+                        time=time.time(), sources=sources, source_gaps=source_gaps)
         if self.durable:  # everything the record references is on disk before the record
             fsync_paths(written, root=self.path)
-        self._group.attrs[ATTR_KEY] = {**self._static, "commit": commit.to_json()}
+        with self._faults.before_rename("commit-record", self.path / "zarr.json"):
+            self._group.attrs[ATTR_KEY] = {**self._static, "commit": commit.to_json()}
         if self.durable:
             fsync_paths([self.path / "zarr.json"])
         self._commit = commit
         for name, arr in self._rows.items():  # evicted chunks go only after the record no longer covers them
             for k in range(old.first_row // C, first_row // C):
                 chunk_file(self.path, name, k, arr.ndim).unlink(missing_ok=True)
+                self._faults.reached("eviction")
 
     # ---- state ---------------------------------------------------------------------------
     @property

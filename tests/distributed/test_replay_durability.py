@@ -99,3 +99,23 @@ def test_a_damaged_shard_is_set_aside_by_the_job_source_and_named(tmp_path, ray_
     finally:
         for a in actors:
             ray.kill(a)
+
+
+def test_an_episode_sent_again_after_a_later_retried_call_is_stored_once(tmp_path):
+    """A restarted shard gets a retried later call (sequences 3, 4) before the runner sends again
+    what the old incarnation lost (1, 2): the earlier ones are stored, nothing twice."""
+    actor = ReplayShardActor(tmp_path / "s", obs_dim=O, action_dim=A, chunk_len=64, flush_every_s=100)
+    batch = _episodes(0, 5)
+    assert actor.add_episodes(batch[:1]) == [0]
+    actor.flush()
+    assert actor.add_episodes(batch[3:]) == [1, 2]  # 1 and 2 went to the incarnation that died
+    actor.flush()
+    assert actor.committed("runner0-x")[1:] == (4, [1, 2])
+    assert actor.add_episodes(batch) == [3, 4]  # the runner sends everything not committed
+    actor.flush()
+    assert actor.committed("runner0-x")[1:] == (4, [])
+    actor.close()
+    again = ReplayShardActor(tmp_path / "s", obs_dim=O, action_dim=A, chunk_len=64, flush_every_s=100)
+    assert again.add_episodes(batch) == []  # the gaps are filled in the commit record too
+    again.close()
+    assert verify_shard(tmp_path / "s").episodes == 5
