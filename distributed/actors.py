@@ -11,7 +11,7 @@ import torch
 
 from agents.config import AgentConfig
 from agents.policy import PlanningPolicy
-from distributed.env_runner import EnvRunner
+from distributed.env_runner import EnvRunner, resumed_seed
 from distributed.evaluator import evaluate
 from distributed.learner import Learner
 
@@ -35,9 +35,7 @@ class EnvRunnerShell:
         self._storing = None  # the previous call's add_episodes, overlapped with this call's stepping
         # a restarted runner, or a resumed job's, must not collect again the very episodes stored
         # before (same env seeds, same random actions): its seed also depends on what its shard holds
-        held = ray.get(self.shard.stats.remote())["next_episode_id"]
-        if held:
-            seed = (seed * 7919 + held) % 40_000  # env seeds (seed * 100_003 + ...) stay below 2**32
+        seed = resumed_seed(seed, ray.get(self.shard.stats.remote())["next_episode_id"])
         task_set = load_task_set(task_set_name)
         policy = PlanningPolicy(agent_cfg, torch.as_tensor(task_set.action_masks()))
         self.runner = EnvRunner(policy, task_set, tasks, envs_per_task=envs_per_task, seed=seed,

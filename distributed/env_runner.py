@@ -12,6 +12,13 @@ from agents.policy import PlanningPolicy
 from distributed.episodes import EpisodeBuilder
 
 
+def resumed_seed(seed: int, stored_episodes: int) -> int:
+    """The seed of a runner whose store already holds `stored_episodes` episodes (a restarted runner,
+    a resumed job): not the first run's, or it would collect the very same episodes again (same env
+    seeds, same random actions). Env seeds (seed * 100_003 + ...) stay below 2**32."""
+    return seed if not stored_episodes else (seed * 7919 + stored_episodes) % 40_000
+
+
 class EnvRunner:
     def __init__(self, policy: PlanningPolicy, task_set, tasks: list[str], *, envs_per_task: int = 1,
                  seed: int = 0, runner_id: int = 0, max_episode_steps: int | None = None):

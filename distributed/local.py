@@ -106,7 +106,7 @@ def local_parts(loop) -> SimpleNamespace:
     """The in-process parts of `loop` (a distributed.loop.Loop) for its config."""
     from agents.policy import PlanningPolicy
     from distributed.batches import Mixture, StoreSource
-    from distributed.env_runner import EnvRunner
+    from distributed.env_runner import EnvRunner, resumed_seed
     from distributed.learner import Learner
     from distributed.replay.writer import ShardWriter
 
@@ -126,8 +126,8 @@ def local_parts(loop) -> SimpleNamespace:
     learner = Learner(loop.agent_cfg, masks, source, seed=cfg.seed, agent=loop.agent)
     policy = PlanningPolicy(loop.agent_cfg, model=learner.agent.model)
     if not cfg.offline:
-        runner = EnvRunner(policy, ts, loop.tasks, envs_per_task=cfg.envs_per_task, seed=cfg.seed,
-                           max_episode_steps=cfg.max_episode_steps)
+        runner = EnvRunner(policy, ts, loop.tasks, envs_per_task=cfg.envs_per_task,
+                           seed=resumed_seed(cfg.seed, writer.next_episode_id), max_episode_steps=cfg.max_episode_steps)
         collector = LocalCollector(runner, writer, source.refresh,
                                    cfg.planner.horizon if cfg.partial_episodes else None)
     parts = SimpleNamespace(collector=collector, learners=LocalLearner(learner),
