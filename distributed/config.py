@@ -52,6 +52,7 @@ def _options_of(cls, exclude: tuple[str, ...] = (), optional: bool = False):
 
 
 PlannerOptions = _options_of(PlannerConfig)
+PlannerOverrides = _options_of(PlannerConfig, optional=True)  # for a saved model: None keeps its value
 OptimOptions = _options_of(OptimConfig, exclude=("batch_size", "horizon"))  # batch_size top-level; horizon = planner's
 ModelOptions = _options_of(ModelConfig, optional=True, exclude=(
     "obs_dim", "action_dim", "num_tasks", "model_size", "task_descriptors", "descriptor_mean", "descriptor_std"))
@@ -229,8 +230,8 @@ def compose_options(schema, overrides: list[str] | tuple[str, ...] = ()):
     from omegaconf.errors import OmegaConfBaseException
 
     name = f"{schema.__name__}_schema"
-    ConfigStore.instance().store(name=name, node=schema)
     try:
+        ConfigStore.instance().store(name=name, node=schema)
         if GlobalHydra.instance().is_initialized():
             GlobalHydra.instance().clear()
         with initialize(version_base="1.3", config_path=None):

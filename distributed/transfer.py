@@ -30,11 +30,9 @@ from typing import List, Optional
 import numpy as np
 
 from agents.config import PlannerConfig, discount_from_episode_length
-from distributed.config import _options_of
+from distributed.config import PlannerOverrides
 
 ZERO_SHOT_INITS = ("descriptor", "nearest", "mean")
-# planner overrides for evaluation and finetuning; None keeps the checkpoint's value
-PlannerOverrides = _options_of(PlannerConfig, optional=True)
 
 
 @dataclass

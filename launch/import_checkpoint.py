@@ -11,66 +11,52 @@ Wiring only: see distributed/tdmpc2_checkpoint.py (run directory) and agents/tdm
 """
 from __future__ import annotations
 
-import difflib
 import os
 import sys
+from dataclasses import dataclass, field
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-KEYS = ("task_set", "model_size", "out", "overwrite")
+from distributed.config import PlannerOverrides  # noqa: E402
 
 
-def parse_args(argv: list[str]) -> tuple[str, dict, dict]:
-    """(file, options, planner overrides) from `<file> key=value ...`; bad input exits with a message."""
-    files = [a for a in argv if "=" not in a]
-    if len(files) != 1:
-        raise SystemExit(f"give exactly one checkpoint file before the key=value options, got {files or 'none'}\n"
-                         + __doc__)
-    opts, planner = {"overwrite": "false"}, {}
-    for item in argv:
-        if "=" not in item:
-            continue
-        key, _, value = item.partition("=")
-        if key.startswith("planner."):
-            planner[key[len("planner."):]] = _number(value)
-        elif key in KEYS:
-            opts[key] = value
-        else:
-            raise SystemExit(f"unknown key {key!r}; known: {list(KEYS)} and planner.<field> "
-                             f"(closest: {difflib.get_close_matches(key, KEYS, n=2)})")
-    missing = [k for k in ("task_set", "model_size", "out") if k not in opts]
-    if missing:
-        raise SystemExit(f"missing {', '.join(f'{k}=' for k in missing)}: e.g. task_set=mt80 model_size=5 "
-                         f"out=runs/tdmpc2-mt80-5")
-    if opts["overwrite"].lower() not in ("true", "false"):
-        raise SystemExit(f"overwrite must be true or false, got {opts['overwrite']!r}")
-    opts["overwrite"] = opts["overwrite"].lower() == "true"
-    return files[0], opts, planner
+@dataclass
+class ImportCheckpointOptions:
+    file: str = "???"  # the TD-MPC2 checkpoint (may also come first, without file=)
+    task_set: str = "???"  # mt80 | mt30
+    model_size: str = "???"  # 1 | 5 | 19 | 48 | 317
+    out: str = "???"  # the run directory to write
+    overwrite: bool = False
+    planner: PlannerOverrides = field(default_factory=PlannerOverrides)  # planner settings stored with the model
 
 
-def _number(value: str):
-    for cast in (int, float):
-        try:
-            return cast(value)
-        except ValueError:
-            pass
-    return None if value.lower() in ("null", "none") else value
+def parse_args(argv: list[str]) -> ImportCheckpointOptions:
+    """Hydra overrides of ImportCheckpointOptions; a first argument without `=` is the file.
+    Bad input: one line on stderr, exit status 2."""
+    from launch.common import options
+
+    argv = list(argv)
+    if argv and "=" not in argv[0]:
+        argv[0] = f"file={argv[0]}"
+    return options(ImportCheckpointOptions, argv)
 
 
 def main(argv: list[str]):
+    from dataclasses import asdict
+
+    from agents.tdmpc2_import import TDMPC2CheckpointError
     from distributed.tdmpc2_checkpoint import import_tdmpc2_checkpoint
 
-    file, opts, planner = parse_args(argv)
-    out = import_tdmpc2_checkpoint(file, opts["task_set"], opts["model_size"], opts["out"], planner=planner,
-                                   overwrite=opts["overwrite"])
-    print(f"wrote {out} (checkpoint.pt, model.safetensors, run.json) from {file}")
+    o = parse_args(argv)
+    planner = {k: v for k, v in asdict(o.planner).items() if v is not None}
+    try:
+        out = import_tdmpc2_checkpoint(o.file, o.task_set, o.model_size, o.out, planner=planner, overwrite=o.overwrite)
+    except (TDMPC2CheckpointError, FileNotFoundError, FileExistsError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(f"wrote {out} (checkpoint.pt, model.safetensors, run.json) from {o.file}")
     return out
 
 
 if __name__ == "__main__":
-    from agents.tdmpc2_import import TDMPC2CheckpointError
-
-    try:
-        main(sys.argv[1:])
-    except (TDMPC2CheckpointError, FileNotFoundError, FileExistsError) as exc:
-        raise SystemExit(f"import_checkpoint: {exc}") from None
+    main(sys.argv[1:])

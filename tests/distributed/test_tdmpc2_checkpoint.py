@@ -95,12 +95,12 @@ def test_older_layout_and_wrong_requests(tdmpc2_file, tmp_path, run_dir):
     assert not (tmp_path / "x").exists()
     from launch.import_checkpoint import parse_args
 
-    with pytest.raises(SystemExit, match="missing model_size="):
-        parse_args(["f.pt", "task_set=mt80", "out=o"])
-    with pytest.raises(SystemExit, match="unknown key 'modelsize'"):
-        parse_args(["f.pt", "modelsize=1"])
-    with pytest.raises(SystemExit, match="exactly one checkpoint file"):
-        parse_args(["task_set=mt80"])
+    for argv in (["f.pt", "task_set=mt80", "out=o"], ["f.pt", "modelsize=1"], ["task_set=mt80", "model_size=1", "out=o"],
+                 ["f.pt", "task_set=mt80", "model_size=1", "out=o", "planner.num_samples=many"]):
+        with pytest.raises(SystemExit) as stop:
+            parse_args(argv)
+        assert stop.value.code == 2
+    assert parse_args(["f.pt", "task_set=mt80", "model_size=1", "out=o", "planner.num_samples=64"]).planner.num_samples == 64
 
 
 def _finetune(agent: Agent, task_set_names: list[str], task: str, run_dir, *, steps: int, seed_steps: int):

@@ -9,6 +9,7 @@ import torch
 
 import envs
 from distributed.tdmpc2_checkpoint import import_tdmpc2_checkpoint
+from distributed.config import PlannerOverrides
 from distributed.transfer import TransferConfig, TransferExperiment
 from tests.agents.tdmpc2_fixtures import current_layout, dims
 
@@ -43,7 +44,7 @@ def test_transfer_to_a_body_outside_mt80(run_dir, tmp_path):
     cfg = TransferConfig(checkpoint=str(run_dir), split="cartpole-length", out_dir=str(tmp_path / "transfer"),
                          held_out=(held_out,), episodes=1, eval_max_steps=10, finetune_steps=20,
                          finetune_inits=("nearest",), finetune_params=("task_embedding",), scratch=False,
-                         planner=SMALL_PLANNER, wandb_mode="disabled", progress=False)
+                         planner=PlannerOverrides(**SMALL_PLANNER), wandb_mode="disabled", progress=False)
     exp = TransferExperiment(cfg)
     assert exp.zero_shot_inits == ["nearest", "mean"]  # a TD-MPC2 model has a task table, no descriptor map
     assert exp.trained[:2] == ["walker-stand", "walker-walk"] and len(exp.trained) == 80
