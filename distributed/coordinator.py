@@ -133,7 +133,8 @@ class Coordinator:
         common = dict(obs_dim=self.task_set.max_obs_dim, action_dim=self.task_set.max_action_dim,
                       episode_lengths=episode_lengths, model_size=cfg.model_size, model=cfg.model,
                       optim={"batch_size": cfg.batch_size, **cfg.optim}, planner=cfg.planner,
-                      precision=cfg.precision, **descriptor_kwargs(cfg.model, self.task_set))
+                      precision=cfg.precision, **descriptor_kwargs(cfg.model, self.task_set),
+                      can_terminate=self.task_set.can_terminate())
         self.learner_cfg = make_agent_config(device=cfg.device, **common)
         self.runner_cfg = make_agent_config(device=cfg.runner_device, **common)
         seed_steps = cfg.seed_steps if cfg.seed_steps is not None else max(1000, 5 * max(

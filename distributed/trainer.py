@@ -82,7 +82,8 @@ def build_agent_config(cfg: TrainConfig, task_set) -> AgentConfig:
         obs_dim=task_set.max_obs_dim, action_dim=task_set.max_action_dim,
         episode_lengths=[t.episode_length for t in task_set.tasks], model_size=cfg.model_size,
         model=cfg.model, optim={"batch_size": cfg.batch_size, **cfg.optim}, planner=cfg.planner,
-        device=cfg.device, precision=cfg.precision)
+        device=cfg.device, precision=cfg.precision,
+        can_terminate=task_set.can_terminate())
 
 
 class Trainer:

@@ -9,7 +9,8 @@ DISCOUNT_DENOM, DISCOUNT_MIN, DISCOUNT_MAX = 5.0, 0.95, 0.995
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """One task. `episode_length` counts agent steps (after action repeat)."""
+    """One task. `episode_length` counts agent steps (after action repeat). `can_terminate`: the
+    simulator may end an episode early (a fallen Hopper); a time limit is never a termination."""
     name: str
     domain: str  # "dmc" | "metaworld" | "gym"
     embodiment: str
@@ -17,6 +18,7 @@ class TaskSpec:
     action_dim: int
     episode_length: int
     action_repeat: int
+    can_terminate: bool = False
 
 
 def discount_from_episode_length(episode_length: int) -> float:

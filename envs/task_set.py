@@ -68,6 +68,10 @@ class TaskSet:
         """[T] float32 per-task discounts from episode lengths (TD-MPC2 heuristic)."""
         return np.array([discount_from_episode_length(t.episode_length) for t in self.tasks], np.float32)
 
+    def can_terminate(self) -> tuple[bool, ...]:
+        """[T] per task: whether its episodes can end early (termination, not a time limit)."""
+        return tuple(t.can_terminate for t in self.tasks)
+
     def episode_lengths(self) -> np.ndarray:
         """[T] int64 episode lengths in agent steps."""
         return np.array([t.episode_length for t in self.tasks], np.int64)

@@ -158,7 +158,8 @@ class OfflineTrainer:
             **(descriptor_kwargs(cfg.model, self.task_set) if self.task_set is not None else {}),
             obs_dim=obs_dim, action_dim=action_dim, episode_lengths=episode_lengths, model_size=cfg.model_size,
             model=cfg.model, optim={"batch_size": cfg.batch_size, **cfg.optim}, planner=cfg.planner,
-            device=cfg.device, precision=cfg.precision)
+            device=cfg.device, precision=cfg.precision,
+            can_terminate=self.task_set.can_terminate() if self.task_set is not None else None)
         seed_everything(cfg.seed)
         self.agent = Agent(self.agent_cfg, action_masks=torch.as_tensor(self.masks))
         self.rng = np.random.default_rng(cfg.seed)
