@@ -153,3 +153,30 @@ def test_the_planner_avoids_a_tempting_termination_cliff_only_where_the_task_ter
     assert pos[1, -1] > 2.5  # a task that never terminates runs over it (nothing is lost there)
     # the chosen sequence's predicted return: 1 + 1.5 g + 1.5 g^2 + 10 g^3 beats falling (1 + 2 g)
     assert info.chosen_value[0] > 12.0
+
+
+def test_termination_calibration_is_reported_for_terminating_tasks_only():
+    from agents.diagnostics import run_diagnostics, scalars, termination_calibration
+
+    y = torch.tensor([0.0, 0.0, 1.0, 1.0, 0.0])
+    good = termination_calibration(torch.tensor([-9.0, -9.0, 9.0, 9.0, -9.0]), y)
+    bad = termination_calibration(torch.tensor([9.0, -9.0, -9.0, 9.0, -9.0]), y)
+    assert good["brier"] < 1e-6 and good["recall"] == 1.0 and good["false_alarm"] == 0.0
+    assert bad["recall"] == 0.5 and bad["false_alarm"] == pytest.approx(1 / 3) and bad["brier"] > 0.3
+    assert good["rate"] == pytest.approx(0.4)
+
+    torch.manual_seed(0)
+    agent = Agent(_cfg([True, False]))
+    gen = torch.Generator().manual_seed(4)
+    samples = {}
+    for tid, name in enumerate(("falls", "never")):
+        b = cliff_windows(64, 3, tid, gen)
+        samples[name] = {"obs": b.obs.numpy(), "action": b.action.numpy(), "reward": b.reward.numpy(),
+                         "terminated": b.terminated.numpy(), "task": b.task.numpy(),
+                         "action_mask": b.action_mask.numpy()}
+    res = run_diagnostics(agent, samples, max_samples=64, run_audits=False)
+    cal = res["tasks"]["falls"]["termination_calibration"]
+    assert cal["n"] == 3 * 64 and cal["terminations"] == samples["falls"]["terminated"].sum()
+    assert "termination_calibration" not in res["tasks"]["never"]
+    flat = scalars(res)
+    assert "diag/falls/termination_brier" in flat and "diag/never/termination_brier" not in flat
