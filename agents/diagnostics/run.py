@@ -25,7 +25,7 @@ SCALAR_KEYS = (
     "value_slope", "value_mae", "plan_value_corr", "elite_action_rms_small", "elite_action_rms_large", "elite_jaccard_small",
     "elite_seed_floor_action_rms", "horizon_action_rms_h1", "horizon_return_shift_2h",
     "warm_iters_to_ref", "cold_iters_to_ref", "termination_brier", "termination_bias", "termination_recall",
-    "termination_false_alarm", "termination_rollout_recall",
+    "termination_false_alarm", "termination_rollout_recall", "termination_rollout_false_alarm", "termination_events",
 )
 
 
@@ -131,6 +131,8 @@ def task_metrics(agent, name: str, sample: Mapping[str, Any], *, obs_dim: int | 
         r["termination_brier"], r["termination_bias"] = cal_t["brier"], cal_t["bias"]
         r["termination_recall"], r["termination_false_alarm"] = cal_t["recall"], cal_t["false_alarm"]
         r["termination_rollout_recall"] = cal_t_roll["recall"]
+        r["termination_rollout_false_alarm"] = cal_t_roll["false_alarm"]
+        r["termination_events"] = cal_t["terminations"]  # recall rests on this many realised terminations
 
     # value calibration on real episodes: V(z_t) and the planner's predicted return vs return-to-go
     if episodes:
