@@ -16,7 +16,7 @@ TASK = "gym-invertedpendulum"
 @pytest.mark.slow
 def test_short_episodic_training_clearly_beats_a_random_policy(tmp_path):
     # a random policy keeps the pole up ~5 steps (return ~5); 1000 agent steps (300 random seeding)
-    # with the tiny model and the termination head kept it up for ~50-100 steps in development runs
+    # with the tiny model and the termination head reached 57.5 (random 3.0) in a development run
     cfg = TrainConfig(task=TASK, model_size="tiny", steps=1000, seed_steps=300, batch_size=64, eval_freq=1000,
                       eval_episodes=2, eval_max_steps=100, checkpoint_freq=10**9, diag_audit_states=2,
                       run_dir=str(tmp_path / "run"), wandb_mode="disabled", progress=False, planner=FAST_PLANNER)
