@@ -1,4 +1,5 @@
-"""Task sets as data (`envs/data/task_sets.json`): mt30, mt80, dmc-all, mw-mt10, mw-mt50, gym-all."""
+"""Task sets as data (`envs/data/task_sets.json`): mt30, mt80, dmc-all, mw-mt10, mw-mt50, gym-all,
+locomotion-mixed (Gymnasium bodies that fall, with dm_control ones that never terminate)."""
 from __future__ import annotations
 
 import functools

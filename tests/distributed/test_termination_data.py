@@ -76,6 +76,24 @@ def test_truncated_episodes_are_stored_and_sampled_as_non_terminal(tmp_path):
     assert term[:, batch["task"] == 0].sum() > 0
     # terminations only on a window's last step of a fallen episode
     assert term[:-1].sum() == 0
+    # one model trains on both tasks: the head on the pendulum's falls only
+    torch.manual_seed(0)
+    agent = Agent(cfg, torch.as_tensor(ts.action_masks()))
+    stats = agent.update(Batch.from_numpy(batch))
+    assert agent.model.termination_head is not None and 0 < stats["termination_loss"] < 1
+    assert all(np.isfinite(v) for v in stats.values())
+
+
+def test_mixed_task_sets_flag_exactly_the_tasks_that_can_fall():
+    falls = {"gym-hopper", "gym-walker2d", "gym-ant", "gym-humanoid", "gym-invertedpendulum",
+             "gym-inverteddoublependulum"}
+    for name in ("gym-all", "locomotion-mixed", "mt80"):
+        ts = load_task_set(name)
+        assert ts.can_terminate() == tuple(t in falls for t in ts.names), name
+        cfg = build_agent_config(TrainConfig(task=name, model_size="tiny"), ts)
+        assert cfg.can_terminate == ts.can_terminate()
+        assert cfg.model.has_termination_head == any(ts.can_terminate())
+    assert {t.domain for t in load_task_set("locomotion-mixed").tasks} == {"gym", "dmc"}
 
 
 def test_a_head_trained_on_truncated_episodes_never_predicts_termination():
