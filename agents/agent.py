@@ -42,7 +42,8 @@ class Agent:
         model, and the policy prior. A group with nothing trainable gets no optimizer."""
         o, m = self.cfg.optim, self.model
         enc = [p for p in m.encoder.parameters() if p.requires_grad]
-        rest = [p for mod in (m.dynamics, m.reward_head, m.qs) for p in mod.parameters()] + m.task_parameters()
+        heads = (m.dynamics, m.reward_head, m.qs) + ((m.termination_head,) if m.termination_head is not None else ())
+        rest = [p for mod in heads for p in mod.parameters()] + m.task_parameters()
         groups = [{"params": enc, "lr": o.lr * o.enc_lr_scale}] if enc else []
         rest = [p for p in rest if p.requires_grad]
         groups += [{"params": rest}] if rest else []
@@ -56,6 +57,7 @@ class Agent:
         return {"encoder": list(m.encoder.parameters()), "dynamics": list(m.dynamics.parameters()),
                 "reward": list(m.reward_head.parameters()), "q": list(m.qs.parameters()),
                 "policy": list(m.policy.parameters()),
+                "termination": list(m.termination_head.parameters()) if m.termination_head is not None else [],
                 "task_embedding": list(m.task_emb.parameters()) if m.task_emb is not None else [],
                 "descriptor_map": list(m.descriptor_map.parameters()) if m.descriptor_map is not None else []}
 
@@ -131,7 +133,9 @@ class Agent:
                 rows = target - m.descriptor_embedding(new_desc)
             else:
                 rows = target
-        new_mc = replace(mc, num_tasks=T + n, task_descriptors=(
+        # tasks added later never terminate (their head rows were never trained)
+        new_mc = replace(mc, num_tasks=T + n, can_terminate=mc.can_terminate and mc.can_terminate + (False,) * n,
+                         task_descriptors=(
             mc.task_descriptors + tuple(tuple(r) for r in new_desc.cpu().tolist())) if new_desc is not None else None)
         m.add_tasks(new_mc, masks, rows)
         self.cfg = replace(self.cfg, model=new_mc, discounts=self.cfg.discounts + tuple(float(d) for d in discounts))
@@ -189,6 +193,10 @@ class Agent:
             consistency, reward_loss, value_loss = consistency / H, reward_loss / H, value_loss / H
             total = o.consistency_coef * consistency + o.reward_coef * reward_loss + o.value_coef * value_loss
             extra = {}
+            if m.termination_head is not None:
+                termination_loss = self._termination_loss(zs_t[1:], task, batch.terminated)
+                total = total + o.termination_coef * termination_loss
+                extra["termination_loss"] = termination_loss
             if m.cfg.task_conditioning == "both" and m.task_emb is not None:
                 offset = m.task_emb(task).float().pow(2).sum(-1).mean()
                 total = total + o.task_offset_coef * offset
@@ -214,6 +222,15 @@ class Agent:
         # one device sync for all statistics
         values = torch.stack([torch.as_tensor(v, device=self.device).detach().float().reshape(()) for v in stats.values()])
         return dict(zip(stats, values.tolist()))
+
+    def _termination_loss(self, zs: torch.Tensor, task: torch.Tensor, terminated: torch.Tensor) -> torch.Tensor:
+        """BCE of the predicted termination of each rolled-out step, zs [H, B, L] (latents after the
+        steps), terminated [H, B]; rows of tasks that never terminate carry no weight."""
+        m = self.model
+        logits = m.termination(zs, task).float().squeeze(-1)  # [H, B]
+        bce = F.binary_cross_entropy_with_logits(logits, terminated.float(), reduction="none")
+        weight = m.can_terminate[task].view(1, -1).expand_as(bce)
+        return (bce * weight).sum() / weight.sum().clamp(min=1.0)
 
     def _update_policy(self, zs: torch.Tensor, task: torch.Tensor, rho: torch.Tensor) -> dict[str, torch.Tensor]:
         o, m = self.cfg.optim, self.model
@@ -243,7 +260,8 @@ class Agent:
         mc = self.cfg.model
         return {"model_size": mc.model_size, "num_tasks": mc.num_tasks, "task_conditioning": mc.task_conditioning,
                 "obs_dim": mc.obs_dim,
-                "action_dim": mc.action_dim, "latent_dim": mc.latent_dim, "num_q": mc.num_q}
+                "action_dim": mc.action_dim, "latent_dim": mc.latent_dim, "num_q": mc.num_q,
+                "termination_head": mc.has_termination_head}
 
     def state_dict(self) -> dict:
         """Everything needed to resume learning: tensors and plain Python values only."""
@@ -269,7 +287,8 @@ class Agent:
 
 def check_compatible(mine: dict, theirs: dict) -> None:
     """Raise a clear error if a checkpoint was made for another model size or task set."""
-    theirs = {"task_conditioning": "table", **theirs}  # checkpoints from before the switch existed
+    # checkpoints from before these switches existed
+    theirs = {"task_conditioning": "table", "termination_head": False, **theirs}
     diffs = {k: (theirs.get(k), v) for k, v in mine.items() if theirs.get(k) != v}
     if diffs:
         lines = ", ".join(f"{k}: checkpoint has {a!r}, this run has {b!r}" for k, (a, b) in diffs.items())

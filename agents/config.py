@@ -65,6 +65,10 @@ class ModelConfig:
     task_descriptors: tuple[tuple[float, ...], ...] | None = None  # [num_tasks, descriptor_dim], raw
     descriptor_mean: tuple[float, ...] | None = None  # standardisation fixed at creation (training tasks)
     descriptor_std: tuple[float, ...] | None = None
+    # Episodic tasks: `can_terminate` [num_tasks] says which tasks' episodes can end early (None: none).
+    # A termination head exists iff `termination_head` and some task can terminate.
+    can_terminate: tuple[bool, ...] | None = None
+    termination_head: bool = True
 
     def __post_init__(self):
         if self.task_conditioning not in TASK_CONDITIONINGS:
@@ -74,6 +78,11 @@ class ModelConfig:
             if v is not None:
                 object.__setattr__(self, name, tuple(tuple(float(x) for x in r) if isinstance(r, (list, tuple))
                                                      else float(r) for r in v))
+        if self.can_terminate is not None:
+            object.__setattr__(self, "can_terminate", tuple(bool(x) for x in self.can_terminate))
+            if len(self.can_terminate) != self.num_tasks:
+                raise ValueError(f"can_terminate has {len(self.can_terminate)} flags for {self.num_tasks} tasks; "
+                                 f"give one per task (envs TaskSet.can_terminate())")
         if self.uses_descriptors:
             if self.task_descriptors is None or self.descriptor_mean is None or self.descriptor_std is None:
                 raise ValueError(f"task_conditioning={self.task_conditioning!r} needs task descriptors; build the "
@@ -84,6 +93,10 @@ class ModelConfig:
             if {len(r) for r in self.task_descriptors} != {len(self.descriptor_mean)} \
                     or len(self.descriptor_std) != len(self.descriptor_mean):
                 raise ValueError("task descriptors and their mean/std must all have the same length")
+
+    @property
+    def has_termination_head(self) -> bool:
+        return bool(self.termination_head and self.can_terminate and any(self.can_terminate))
 
     @property
     def uses_descriptors(self) -> bool:
@@ -125,6 +138,7 @@ class OptimConfig:
     entropy_coef: float = 1e-4
     scale_tau: float = 0.01  # EMA rate of the running Q scale (P95 - P5)
     task_offset_coef: float = 0.1  # L2 on the per-task table offsets (task_conditioning=both)
+    termination_coef: float = 1.0  # BCE of the termination head (terminating tasks only)
 
 
 @dataclass(frozen=True)
@@ -174,6 +188,11 @@ class AgentConfig:
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
 
+    @property
+    def can_terminate(self) -> tuple[bool, ...]:
+        """One flag per task (beside `discounts`): episodes of that task can end early."""
+        return self.model.can_terminate or (False,) * self.model.num_tasks
+
 
 def discount_from_episode_length(episode_length: int, denom: float = 5.0,
                                  lo: float = 0.95, hi: float = 0.995) -> float:
@@ -220,18 +239,23 @@ def make_agent_config(
     device: str = "cpu",
     precision: str = "fp32",
     task_descriptors=None,
+    can_terminate: tuple[bool, ...] | list[bool] | None = None,
 ) -> AgentConfig:
     """Assemble an AgentConfig from a preset name plus overrides (e.g. from Hydra).
 
     `task_descriptors` ([num_tasks, D], one row per task) are needed for
     `model.task_conditioning` 'descriptor' or 'both'; they are standardised with their own
-    per-feature mean/std, which stay fixed for tasks added later."""
+    per-feature mean/std, which stay fixed for tasks added later. `can_terminate` (one flag per
+    task, e.g. `TaskSet.can_terminate()`; None: no task terminates) gives the model a termination
+    head unless `model.termination_head` is false."""
     dims = model_preset(model_size)
     dims.update(checked_options(ModelConfig, model))
     if task_descriptors is not None and dims.get("task_conditioning", "table") != "table":
         rows = [[float(x) for x in r] for r in task_descriptors]
         mean, std = descriptor_stats(rows)
         dims.update(task_descriptors=tuple(map(tuple, rows)), descriptor_mean=mean, descriptor_std=std)
+    if can_terminate is not None:
+        dims["can_terminate"] = tuple(bool(x) for x in can_terminate)
     mc = ModelConfig(obs_dim=int(obs_dim), action_dim=int(action_dim), num_tasks=len(episode_lengths),
                      model_size=str(model_size), **{k: v for k, v in dims.items()
                                                     if k not in ("obs_dim", "action_dim", "num_tasks", "model_size")})

@@ -99,16 +99,20 @@ def _draw_noise(state: PlannerState, sizes: list[int], device) -> list[torch.Ten
 def estimate_value(model: WorldModel, z: torch.Tensor, actions: torch.Tensor, task: torch.Tensor,
                    discount: torch.Tensor, term_eps: torch.Tensor, heads: torch.Tensor) -> torch.Tensor:
     """Predicted return of action sequences. z [B, N, L], actions [B, H, N, A], task [B, 1],
-    discount [B, 1, 1], term_eps [B, N, A] noise for the terminal policy action -> [B, N, 1]."""
+    discount [B, 1, 1], term_eps [B, N, A] noise for the terminal policy action -> [B, N, 1].
+    For tasks that can terminate, rewards and the terminal value after a predicted termination drop out."""
     G = torch.zeros(*z.shape[:-1], 1, device=z.device, dtype=torch.float32)
     scale = torch.ones_like(discount, dtype=torch.float32)
+    alive = torch.ones_like(G)  # 0 after a predicted termination; exactly 1 for tasks that never terminate
     for t in range(actions.shape[1]):
         a = actions[:, t]
-        G = G + scale * model.two_hot.decode(model.reward(z, a, task))
+        G = G + scale * alive * model.two_hot.decode(model.reward(z, a, task))
         z = model.next(z, a, task)
+        if model.termination_head is not None:
+            alive = alive * model.alive(z, task)
         scale = scale * discount
     a_term, _ = model.pi(z, task, eps=term_eps)
-    return G + scale * model.Q(z, a_term, task, mode="avg", heads=heads).float()
+    return G + scale * alive * model.Q(z, a_term, task, mode="avg", heads=heads).float()
 
 
 @torch.no_grad()

@@ -5,7 +5,8 @@ task: a lookup table (TD-MPC2), a map from the task's descriptor (body morpholog
 objective, which reaches bodies never trained on), or the map plus a per-task table offset
 (`ModelConfig.task_conditioning`). The components: encoder (obs -> SimNorm latent), latent dynamics (z, a -> z', SimNorm),
 reward head and an ensemble of Q heads (two-hot logits in symlog space), and a squashed
-Gaussian policy prior. A per-task action mask zeroes padded action dimensions.
+Gaussian policy prior. A per-task action mask zeroes padded action dimensions. A termination
+head (z' -> logit) exists only when some task of the set can terminate.
 
 Shapes: `task` is an int64 tensor broadcastable to the leading dims of `z`/`obs`
 (e.g. [B] for z [H, B, L], or [B, 1] for z [B, N, L]).
@@ -59,6 +60,13 @@ class WorldModel(nn.Module):
         self.qs.zero_output()
         self.target_qs = copy.deepcopy(self.qs).requires_grad_(False)
         self.two_hot = TwoHot(cfg.num_bins, cfg.vmin, cfg.vmax)
+        # created last, so the other components draw the same initial weights with or without it
+        self.termination_head = None
+        if cfg.has_termination_head:
+            self.register_buffer("can_terminate", torch.tensor(cfg.can_terminate, dtype=torch.float32))
+            self.termination_head = mlp(L + D, 2 * [cfg.mlp_dim], 1)
+            self.termination_head.apply(init_weights)
+            zero_output_layer(self.termination_head)  # logit 0: no termination predicted before training
 
     # -- conditioning ---------------------------------------------------------------------
     def descriptor_embedding(self, descriptors: torch.Tensor) -> torch.Tensor:
@@ -127,6 +135,19 @@ class WorldModel(nn.Module):
         """[..., L], [..., A] -> [..., num_bins] logits."""
         return self.reward_head(self._cond(torch.cat([z, a], dim=-1), task))
 
+    def termination(self, z: torch.Tensor, task: torch.Tensor | None) -> torch.Tensor:
+        """[..., L] latent after a step -> [..., 1] logit that the step ended the episode (needs the head)."""
+        if self.termination_head is None:
+            raise ValueError("this model has no termination head (no task in its set can terminate, or "
+                             "model.termination_head=false)")
+        return self.termination_head(self._cond(z, task))
+
+    def alive(self, z: torch.Tensor, task: torch.Tensor | None) -> torch.Tensor:
+        """[..., L] latent after a step -> [..., 1]: 0.0 where a terminating task is predicted to have
+        terminated (logit > 0), exactly 1.0 everywhere else (always for tasks that never terminate)."""
+        flag = self.can_terminate[0] if task is None else self.can_terminate[task].unsqueeze(-1)
+        return 1.0 - (self.termination(z, task) > 0).float() * flag
+
     def Q(self, z: torch.Tensor, a: torch.Tensor, task: torch.Tensor | None, *, mode: str = "all",
           target: bool = False, detach: bool = False, heads: torch.Tensor | None = None) -> torch.Tensor:
         """mode 'all': [num_q, ..., num_bins] logits; 'min'/'avg': [..., 1] values over two heads
@@ -194,6 +215,8 @@ class WorldModel(nn.Module):
         self.action_masks = torch.cat([self.action_masks, action_masks.to(dev, torch.float32)])
         if cfg.uses_descriptors:
             self.task_descriptors = torch.tensor(cfg.task_descriptors, dtype=torch.float32, device=dev)
+        if self.termination_head is not None:
+            self.can_terminate = torch.tensor(cfg.can_terminate, dtype=torch.float32, device=dev)
         if self.task_emb is not None:
             old = self.task_emb
             self.task_emb = nn.Embedding(cfg.num_tasks, old.embedding_dim, max_norm=old.max_norm).to(dev)

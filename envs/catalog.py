@@ -53,4 +53,4 @@ def task_spec(task: str) -> TaskSpec:
             name, embodiment = f"{base}@{suffix}", f"{embodiment}@{suffix}"
     return TaskSpec(name=name, domain=row["domain"], embodiment=embodiment, obs_dim=row["obs_dim"],
                     action_dim=row["action_dim"], episode_length=row["episode_length"],
-                    action_repeat=row["action_repeat"])
+                    action_repeat=row["action_repeat"], can_terminate=bool(row.get("can_terminate", False)))

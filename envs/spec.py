@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """One task. `episode_length` counts agent steps (after action repeat)."""
+    """One task. `episode_length` counts agent steps (after action repeat). `can_terminate`: the
+    simulator may end an episode early (a fallen Hopper); a time limit is never a termination."""
     name: str
     domain: str  # "dmc" | "metaworld" | "gym"
     embodiment: str
@@ -14,4 +15,5 @@ class TaskSpec:
     action_dim: int
     episode_length: int
     action_repeat: int
+    can_terminate: bool = False
 

@@ -1,4 +1,5 @@
-"""Task sets as data (`envs/data/task_sets.json`): mt30, mt80, dmc-all, mw-mt10, mw-mt50, gym-all."""
+"""Task sets as data (`envs/data/task_sets.json`): mt30, mt80, dmc-all, mw-mt10, mw-mt50, gym-all,
+locomotion-mixed (Gymnasium bodies that fall, with dm_control ones that never terminate)."""
 from __future__ import annotations
 
 import functools
@@ -63,6 +64,10 @@ class TaskSet:
         for i, t in enumerate(self.tasks):
             masks[i, : t.action_dim] = 1.0
         return masks
+
+    def can_terminate(self) -> tuple[bool, ...]:
+        """[T] per task: whether its episodes can end early (termination, not a time limit)."""
+        return tuple(t.can_terminate for t in self.tasks)
 
     def episode_lengths(self) -> np.ndarray:
         """[T] int64 episode lengths in agent steps."""

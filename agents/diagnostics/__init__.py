@@ -2,7 +2,7 @@
 
 - geometry: effective rank / participation ratio (SimNorm-corrected), spread, CKA, kNN
   overlap, linear-probe R^2 (over the observation dims that vary);
-- dynamics: k-step latent error, local Lipschitz constant, reward/value calibration;
+- dynamics: k-step latent error, local Lipschitz constant, reward/value/termination calibration;
 - audits: elite stability, terminal-value bias (horizon sweep), warm-start ablation;
 - evaluation: real episodes with per-step latency and the latency/return table;
 - run: `run_diagnostics(agent, samples_by_task, ...)`, `scalars`, `log_scalars`;
@@ -10,7 +10,7 @@
 """
 from agents.diagnostics.audits import elite_stability, horizon_sweep, plan_quality, state_value, warm_start_ablation
 from agents.diagnostics.dynamics import (calibration, discounted_returns, kstep_latent_error, local_lipschitz,
-                                         untruncated_steps)
+                                         termination_calibration, untruncated_steps)
 from agents.diagnostics.evaluation import (PlannerSetting, fit_on_episodes, format_table, latency_return_table,
                                            latency_summary, parse_setting, random_episodes, run_episodes, tradeoff,
                                            windows_from_episodes)
@@ -25,6 +25,6 @@ __all__ = [
     "effective_rank", "elite_stability", "findings", "fit_on_episodes", "format_table", "horizon_sweep", "knn_overlap",
     "kstep_latent_error", "latency_return_table", "latency_summary", "latent_spread", "linear_cka",
     "linear_probe", "linear_probe_r2", "local_lipschitz", "log_scalars", "numerical_rank", "parse_setting", "participation_ratio",
-    "plan_quality", "PlannerSetting", "random_episodes", "run_diagnostics", "run_episodes", "scalars", "simplex_tangent", "split_by_task",
+    "plan_quality", "PlannerSetting", "random_episodes", "run_diagnostics", "run_episodes", "scalars", "simplex_tangent", "split_by_task", "termination_calibration",
     "state_value", "task_metrics", "tradeoff", "untruncated_steps", "varying_dims", "warm_start_ablation", "windows_from_episodes", "write_report",
 ]

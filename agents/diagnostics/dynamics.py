@@ -90,6 +90,31 @@ def calibration(pred: torch.Tensor, real: torch.Tensor) -> dict[str, float]:
     return out
 
 
+def termination_calibration(logits: torch.Tensor, terminated: torch.Tensor) -> dict[str, float]:
+    """How well termination logits [N] predict realised terminations [N] in {0, 1}.
+
+    Returns n, rate (realised), mean_prob (predicted; bias = mean_prob - rate), brier, log_loss,
+    recall (terminations predicted at p > 0.5, as the planner uses them) and false_alarm (steps
+    predicted to terminate that did not). recall is NaN without terminations in the data.
+    """
+    x, y = logits.double().flatten(), terminated.double().flatten()
+    if x.numel() != y.numel():
+        raise ValueError(f"termination calibration needs paired values, got {x.numel()} and {y.numel()}")
+    n, pos = y.numel(), y > 0.5
+    out = {"n": float(n), "terminations": float(pos.sum())}
+    if n == 0:
+        return out | {k: float("nan") for k in ("rate", "mean_prob", "bias", "brier", "log_loss", "recall",
+                                                "false_alarm")}
+    p, pred = torch.sigmoid(x), x > 0
+    out["rate"], out["mean_prob"] = float(y.mean()), float(p.mean())
+    out["bias"] = out["mean_prob"] - out["rate"]
+    out["brier"] = float((p - y).pow(2).mean())
+    out["log_loss"] = float(torch.nn.functional.binary_cross_entropy_with_logits(x, y))
+    out["recall"] = float(pred[pos].double().mean()) if pos.any() else float("nan")
+    out["false_alarm"] = float(pred[~pos].double().mean()) if (~pos).any() else float("nan")
+    return out
+
+
 def discounted_returns(reward: torch.Tensor, gamma: float) -> torch.Tensor:
     """Return-to-go G_t = sum_{j>=t} gamma^(j-t) r_j of one episode's rewards [T] -> [T]."""
     out = torch.zeros(reward.shape[0], dtype=torch.float64)

@@ -239,6 +239,14 @@ def findings(results: dict) -> list[str]:
         s = rng("reward_r2")
         if s:
             out.append(f"Reward calibration: R² of predicted vs realised reward ranges from {s}.")
+        s = rng("termination_brier", 3)
+        if s:
+            out.append(f"Termination calibration (terminating tasks): Brier score ranges from {s}; predicted "
+                       f"minus realised termination rate {rng('termination_bias', 3)}; recall at p > 0.5 "
+                       f"{rng('termination_recall')} (along the model's rollout {rng('termination_rollout_recall')}), "
+                       f"false alarms {rng('termination_false_alarm', 3)} (rollout "
+                       f"{rng('termination_rollout_false_alarm', 3)}); realised terminations in the sample "
+                       f"{rng('termination_events', 0)}.")
         s = rng("value_corr")
         if s:
             out.append(f"Value calibration: correlation of V(z_t) with the realised discounted return ranges "

@@ -24,7 +24,8 @@ SCALAR_KEYS = (
     "lipschitz_max", "reward_r2", "reward_bias", "reward_mae", "reward_rollout_r2", "value_corr", "value_bias",
     "value_slope", "value_mae", "plan_value_corr", "elite_action_rms_small", "elite_action_rms_large", "elite_jaccard_small",
     "elite_seed_floor_action_rms", "horizon_action_rms_h1", "horizon_return_shift_2h",
-    "warm_iters_to_ref", "cold_iters_to_ref",
+    "warm_iters_to_ref", "cold_iters_to_ref", "termination_brier", "termination_bias", "termination_recall",
+    "termination_false_alarm", "termination_rollout_recall", "termination_rollout_false_alarm", "termination_events",
 )
 
 
@@ -116,6 +117,24 @@ def task_metrics(agent, name: str, sample: Mapping[str, Any], *, obs_dim: int | 
     r["reward_mae"] = cal["mae"]  # r2 is NaN when the realised rewards are constant (e.g. sparse, all 0)
     idx = torch.randperm(r_hat.numel(), generator=gen)[:200]
     r["reward_pairs"] = [r_hat.flatten()[idx].tolist(), reward.flatten()[idx].tolist()]
+
+    # termination calibration (tasks that can terminate): from encoder latents of the next
+    # observation and along the model's own rollout (what the planner sees)
+    tid = int(task[0])
+    if m.termination_head is not None and bool(m.can_terminate[tid]) and "terminated" in sample:
+        term = _t(sample["terminated"], dev)[:, :max_samples]
+        cal_t = dynamics.termination_calibration(m.termination(encode(obs[1:]), task).squeeze(-1), term)
+        z, roll_t = z0, []
+        for k in range(K):
+            z = step(z, action[k])
+            roll_t.append(m.termination(z, task).squeeze(-1))
+        cal_t_roll = dynamics.termination_calibration(torch.stack(roll_t), term)
+        r["termination_calibration"], r["termination_rollout_calibration"] = cal_t, cal_t_roll
+        r["termination_brier"], r["termination_bias"] = cal_t["brier"], cal_t["bias"]
+        r["termination_recall"], r["termination_false_alarm"] = cal_t["recall"], cal_t["false_alarm"]
+        r["termination_rollout_recall"] = cal_t_roll["recall"]
+        r["termination_rollout_false_alarm"] = cal_t_roll["false_alarm"]
+        r["termination_events"] = cal_t["terminations"]  # recall rests on this many realised terminations
 
     # value calibration on real episodes: V(z_t) and the planner's predicted return vs return-to-go
     if episodes:

@@ -1,0 +1,182 @@
+"""The termination head: trained only on tasks that can terminate, used by the planner only for them."""
+import pytest
+import torch
+
+from agents.agent import Agent
+from agents.batch import Batch
+from agents.config import PlannerConfig, make_agent_config
+from agents.planner import PlannerState, plan_batch
+from agents.world_model import WorldModel
+
+SMALL = dict(horizon=3, iterations=3, num_samples=64, num_elites=8, num_pi_trajs=8)
+
+
+def _cfg(can_terminate, **kw):
+    return make_agent_config(obs_dim=3, action_dim=1, episode_lengths=[500] * len(can_terminate), model_size="tiny",
+                             optim={"batch_size": 128}, planner=SMALL, can_terminate=can_terminate, **kw)
+
+
+def cliff_windows(n: int, horizon: int, task: int, gen: torch.Generator) -> Batch:
+    """Windows of x' = x + 0.8 a that end (terminated) once |x'| > 1, as a replay store holds them:
+    a termination only on a window's last step (windows never cross an episode's end)."""
+    obs, act, term = [], [], []
+    while len(obs) < n:
+        x = torch.rand(1, generator=gen) * 2 - 1
+        a = torch.rand(horizon, generator=gen) * 2 - 1
+        xs = [x]
+        for t in range(horizon):
+            xs.append(xs[-1] + 0.8 * a[t])
+        out = torch.cat(xs[1:]).abs() > 1
+        if out[:-1].any():
+            continue  # the episode ended inside the window: no such window in a store
+        obs.append(torch.stack([torch.cat([v, v ** 2, torch.ones(1)]) for v in xs]))
+        act.append(a.view(horizon, 1))
+        term.append(out.float())
+    return Batch(obs=torch.stack(obs, 1), action=torch.stack(act, 1), reward=torch.ones(horizon, n),
+                 terminated=torch.stack(term, 1), task=torch.full((n,), task, dtype=torch.long),
+                 action_mask=torch.ones(n, 1))
+
+
+def test_termination_loss_falls_on_data_with_known_terminations():
+    torch.manual_seed(0)
+    agent = Agent(_cfg([True]))
+    gen = torch.Generator().manual_seed(0)
+    data = [cliff_windows(128, 3, 0, gen) for _ in range(8)]
+    rate = torch.cat([b.terminated.flatten() for b in data]).mean()
+    base = float(torch.nn.functional.binary_cross_entropy(rate, rate))  # best constant prediction
+    losses = [agent.update(data[i % len(data)])["termination_loss"] for i in range(300)]
+    first, last = sum(losses[:10]) / 10, sum(losses[-20:]) / 20
+    print(f"termination rate {rate:.3f}, BCE first {first:.3f} last {last:.3f}, base-rate BCE {base:.3f}")
+    assert losses[0] == pytest.approx(0.6931, abs=1e-3)  # zero-initialised output: p = 0.5
+    assert last < 0.5 * base
+
+
+def test_tasks_that_never_terminate_pay_nothing_for_the_head():
+    torch.manual_seed(0)
+    agent = Agent(_cfg([True, False]))
+    batch = cliff_windows(64, 3, 1, torch.Generator().manual_seed(1))
+    batch.terminated.fill_(1.0)  # even flags stored for task 1 (e.g. a dm_control discount of 0) are ignored
+    before = [p.clone() for p in agent.model.termination_head.parameters()]
+    stats = agent.update(batch)
+    assert stats["termination_loss"] == 0.0
+    assert all(torch.equal(a, b) for a, b in zip(before, agent.model.termination_head.parameters()))
+    # a batch of task 0 does train it
+    agent.update(cliff_windows(64, 3, 0, torch.Generator().manual_seed(2)))
+    assert not all(torch.equal(a, b) for a, b in zip(before, agent.model.termination_head.parameters()))
+
+
+def test_a_task_set_without_terminating_tasks_has_no_head():
+    torch.manual_seed(0)
+    plain = WorldModel(_cfg([False, False]).model)
+    torch.manual_seed(0)
+    off = WorldModel(_cfg([True, False], model={"termination_head": False}).model)
+    torch.manual_seed(0)
+    on = WorldModel(_cfg([True, False]).model)
+    assert plain.termination_head is None and off.termination_head is None and on.termination_head is not None
+    assert plain.state_dict().keys() == off.state_dict().keys()
+    extra = set(on.state_dict()) - set(plain.state_dict())
+    assert extra and all(k.startswith("termination_head.") or k == "can_terminate" for k in extra)
+    # the head is created last: every other component starts from the same weights
+    assert all(torch.equal(v, on.state_dict()[k]) for k, v in plain.state_dict().items())
+
+
+def test_a_checkpoint_with_a_head_does_not_load_into_a_model_without_one():
+    with_head, without = Agent(_cfg([True, False])), Agent(_cfg([True, False], model={"termination_head": False}))
+    with pytest.raises(ValueError, match="termination_head"):
+        without.load_state_dict(with_head.state_dict())
+
+
+def test_plans_for_non_terminating_tasks_are_bitwise_unchanged_with_the_head():
+    torch.manual_seed(0)
+    plain = WorldModel(_cfg([False, False]).model).eval()
+    with torch.no_grad():  # non-trivial reward/value heads (they start zeroed) so elites are not ties
+        for p in list(plain.reward_head[-1].parameters()) + list(plain.qs.out.parameters()):
+            p.normal_(0, 0.5)
+    headed = WorldModel(_cfg([True, False]).model).eval()
+    headed.load_state_dict(plain.state_dict(), strict=False)
+    with torch.no_grad():
+        headed.termination_head[-1].bias.fill_(5.0)  # predicts a termination after every step
+    obs = torch.randn(4, 3, generator=torch.Generator().manual_seed(3))
+    task = torch.tensor([1, 0, 1, 0])
+    pcfg = PlannerConfig(**SMALL)
+    discounts = torch.tensor([0.99, 0.99])
+    runs = []
+    for m in (plain, headed):
+        state = PlannerState.create(4, 3, 1, seed=7)
+        actions = [plan_batch(m, obs, task, state, pcfg, discounts) for _ in range(3)]  # warm starts too
+        runs.append(actions)
+    rows = task == 1
+    for (a0, i0), (a1, i1) in zip(*runs):
+        assert torch.equal(a0[rows], a1[rows])
+        assert torch.equal(i0.elite_value[rows], i1.elite_value[rows])
+        assert torch.equal(i0.mean[rows], i1.mean[rows])
+        # the terminating rows do see the head: only the first reward survives
+        assert not torch.equal(i0.elite_value[~rows], i1.elite_value[~rows])
+
+
+class CliffModel(WorldModel):
+    """Hand-built latent model: z[0] is a position x, x' = x + a; the reward x' grows towards a cliff
+    at x = 1.5 and beyond; stepping past the cliff terminates; every live state is worth Q = 10."""
+
+    def encode(self, obs, task):
+        return torch.zeros(*obs.shape[:-1], self.cfg.latent_dim)
+
+    def next(self, z, a, task):
+        return torch.cat([z[..., :1] + a[..., :1], z[..., 1:]], -1)
+
+    def reward(self, z, a, task):
+        r = z[..., :1] + a[..., :1]
+        return torch.log(self.two_hot.encode(r) + 1e-30)
+
+    def termination(self, z, task):
+        return 50.0 * (z[..., :1] - 1.5)
+
+    def pi(self, z, task, eps=None):
+        a = torch.zeros(*z.shape[:-1], self.cfg.action_dim)
+        return a, {"mean": a}
+
+    def Q(self, z, a, task, **kw):
+        return torch.full((*z.shape[:-1], 1), 10.0)
+
+
+def test_the_planner_avoids_a_tempting_termination_cliff_only_where_the_task_terminates():
+    cfg = _cfg([True, False])
+    m = CliffModel(cfg.model)
+    pcfg = PlannerConfig(horizon=3, iterations=6, num_samples=512, num_elites=64, num_pi_trajs=24)
+    state = PlannerState.create(2, 3, 1, seed=0)
+    _, info = plan_batch(m, torch.zeros(2, 3), torch.tensor([0, 1]), state, pcfg, torch.tensor([0.99, 0.99]),
+                         eval_mode=True)
+    pos = info.mean[..., 0].cumsum(1)  # [B, H] positions along the planned sequence
+    print("planned positions", pos)
+    assert pos[0].max() <= 1.5 + 0.05  # terminating task: stops at the cliff's edge
+    assert pos[0, -1] > 1.2  # ... but still collects the reward near it
+    assert pos[1, -1] > 2.5  # a task that never terminates runs over it (nothing is lost there)
+    # the chosen sequence's predicted return: 1 + 1.5 g + 1.5 g^2 + 10 g^3 beats falling (1 + 2 g)
+    assert info.chosen_value[0] > 12.0
+
+
+def test_termination_calibration_is_reported_for_terminating_tasks_only():
+    from agents.diagnostics import run_diagnostics, scalars, termination_calibration
+
+    y = torch.tensor([0.0, 0.0, 1.0, 1.0, 0.0])
+    good = termination_calibration(torch.tensor([-9.0, -9.0, 9.0, 9.0, -9.0]), y)
+    bad = termination_calibration(torch.tensor([9.0, -9.0, -9.0, 9.0, -9.0]), y)
+    assert good["brier"] < 1e-6 and good["recall"] == 1.0 and good["false_alarm"] == 0.0
+    assert bad["recall"] == 0.5 and bad["false_alarm"] == pytest.approx(1 / 3) and bad["brier"] > 0.3
+    assert good["rate"] == pytest.approx(0.4)
+
+    torch.manual_seed(0)
+    agent = Agent(_cfg([True, False]))
+    gen = torch.Generator().manual_seed(4)
+    samples = {}
+    for tid, name in enumerate(("falls", "never")):
+        b = cliff_windows(64, 3, tid, gen)
+        samples[name] = {"obs": b.obs.numpy(), "action": b.action.numpy(), "reward": b.reward.numpy(),
+                         "terminated": b.terminated.numpy(), "task": b.task.numpy(),
+                         "action_mask": b.action_mask.numpy()}
+    res = run_diagnostics(agent, samples, max_samples=64, run_audits=False)
+    cal = res["tasks"]["falls"]["termination_calibration"]
+    assert cal["n"] == 3 * 64 and cal["terminations"] == samples["falls"]["terminated"].sum()
+    assert "termination_calibration" not in res["tasks"]["never"]
+    flat = scalars(res)
+    assert "diag/falls/termination_brier" in flat and "diag/never/termination_brier" not in flat
