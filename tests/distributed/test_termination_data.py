@@ -11,6 +11,7 @@ import torch
 
 from agents.agent import Agent
 from agents.batch import Batch
+from agents.policy import PlanningPolicy
 from distributed.env_runner import EnvRunner
 from distributed.config import build_agent_config, compose
 from envs import load_task_set
@@ -53,8 +54,9 @@ def test_truncated_episodes_are_stored_and_sampled_as_non_terminal(tmp_path):
     from distributed.replay.writer import ShardWriter
 
     ts = load_task_set(SET)
-    cfg = build_agent_config(compose("train", [f"task={SET}", "model_size=tiny"]), ts)
-    runner = EnvRunner(cfg, ts, list(ts.names), envs_per_task=2, seed=3, max_episode_steps=12)
+    cfg = build_agent_config(compose("train", [f"task='{SET}'", "model_size=tiny"]), ts)
+    runner = EnvRunner(PlanningPolicy(cfg, torch.as_tensor(ts.action_masks())), ts, list(ts.names), envs_per_task=2,
+                       seed=3, max_episode_steps=12)
     episodes, _ = runner.collect(150, random_actions=True)
     writer = ShardWriter(tmp_path / "shard", obs_dim=ts.max_obs_dim, action_dim=ts.max_action_dim, chunk_len=64)
     falls = 0
@@ -98,8 +100,9 @@ def test_mixed_task_sets_flag_exactly_the_tasks_that_can_fall():
 
 def test_a_head_trained_on_truncated_episodes_never_predicts_termination():
     ts = load_task_set(SET)
-    cfg = build_agent_config(compose("train", [f"task={SET}", "model_size=tiny"]), ts)
-    runner = EnvRunner(cfg, ts, ["gym-invertedpendulum"], envs_per_task=4, seed=5, max_episode_steps=4)
+    cfg = build_agent_config(compose("train", [f"task='{SET}'", "model_size=tiny"]), ts)
+    runner = EnvRunner(PlanningPolicy(cfg, torch.as_tensor(ts.action_masks())), ts, ["gym-invertedpendulum"],
+                       envs_per_task=4, seed=5, max_episode_steps=4)
     episodes, _ = runner.collect(60, random_actions=True)
     # episodes cut by the 4-step limit with the pendulum still up (the few that fell are left out)
     episodes = [e for e in episodes if e["length"] == 4 and not e["terminated"].any()]
