@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from agents.batch import Batch
 from agents.config import AgentConfig
 from agents.planner import PlanInfo, PlannerState, plan_batch
+from agents.precision import autocast_dtype_for, has_native_bf16
 from agents.running_scale import RunningScale
 from agents.world_model import WorldModel
 
@@ -21,10 +22,12 @@ from agents.world_model import WorldModel
 class Agent:
     """`grad_sync`, if given, is called with a list of parameters after every backward pass and
     before clipping (data-parallel learners average gradients there); `mean_sync` averages a
-    tensor across replicas (used for the running Q scale). Both default to single-process no-ops."""
+    tensor across replicas (used for the running Q scale). Both default to single-process no-ops.
+    `native_bf16(device) -> bool` decides whether precision=bf16 runs as bf16 or falls back to fp32
+    with one warning (default: detected from the hardware, see agents/precision.py)."""
 
     def __init__(self, cfg: AgentConfig, action_masks: torch.Tensor | None = None, *,
-                 grad_sync=None, mean_sync=None):
+                 grad_sync=None, mean_sync=None, native_bf16=has_native_bf16):
         self.cfg = cfg
         self.grad_sync, self.mean_sync = grad_sync, mean_sync
         self.device = torch.device(cfg.device)
@@ -32,7 +35,8 @@ class Agent:
         self._build_optimizers()
         self.scale = RunningScale(cfg.optim.scale_tau, self.device)
         self.discounts = torch.tensor(cfg.discounts, dtype=torch.float32, device=self.device)
-        self.autocast_dtype = torch.bfloat16 if cfg.precision == "bf16" else None
+        # None (fp32) unless bf16 was asked for and the device runs it natively
+        self.autocast_dtype = autocast_dtype_for(cfg.precision, self.device, native_bf16)
         self.updates = 0
         self.model.eval()
 
