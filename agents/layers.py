@@ -39,6 +39,16 @@ class SimNorm(nn.Module):
         return (e / e.sum(-1, keepdim=True)).view(shape)
 
 
+def linear_with_context(layer: nn.Linear, x: torch.Tensor, ctx: torch.Tensor | None) -> torch.Tensor:
+    """layer(cat([x, ctx], -1)) without building the concatenation: the weight's trailing columns
+    multiply ctx [..., C] at its own (broadcast, usually much smaller) shape, e.g. one task embedding
+    per planner row instead of one per sample. Same parameters, same result up to rounding."""
+    if ctx is None:
+        return F.linear(x, layer.weight, layer.bias)
+    k = x.shape[-1]
+    return F.linear(x, layer.weight[:, :k]).add_(F.linear(ctx, layer.weight[:, k:], layer.bias))
+
+
 class NormedLinear(nn.Linear):
     """Linear -> (Dropout) -> LayerNorm -> activation (Mish unless given)."""
 
@@ -48,11 +58,21 @@ class NormedLinear(nn.Linear):
         self.act = act if act is not None else Mish()
         self.dropout = nn.Dropout(dropout) if dropout else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = super().forward(x)
+    def forward(self, x: torch.Tensor, ctx: torch.Tensor | None = None) -> torch.Tensor:
+        """x [..., in - C], ctx [..., C] broadcastable to x's leading dims (or None: x is [..., in])."""
+        x = linear_with_context(self, x, ctx)
         if self.dropout is not None:
             x = self.dropout(x)
         return self.act(self.ln(x))
+
+
+def run_mlp(seq: nn.Sequential, x: torch.Tensor, ctx: torch.Tensor | None = None) -> torch.Tensor:
+    """seq(cat([x, ctx], -1)) for an `mlp`, with ctx [..., C] applied as in linear_with_context."""
+    first = seq[0]
+    h = first(x, ctx) if isinstance(first, NormedLinear) else linear_with_context(first, x, ctx)
+    for layer in seq[1:]:
+        h = layer(h)
+    return h
 
 
 def mlp(in_dim: int, hidden: list[int], out_dim: int, *, out_act: nn.Module | None = None,
@@ -101,12 +121,19 @@ class EnsembleMLP(nn.Module):
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """[..., in] -> [K, ..., out]."""
+    def forward(self, x: torch.Tensor, ctx: torch.Tensor | None = None) -> torch.Tensor:
+        """[..., in] -> [K, ..., out]; or x [..., in - C] and ctx [..., C] broadcastable to x's
+        leading dims, as if concatenated (the ctx columns are multiplied at ctx's own shape)."""
         lead = x.shape[:-1]
         h = x.reshape(1, -1, x.shape[-1]).expand(self.k, -1, -1)
         for i, lin in enumerate(self.linears):
-            h = lin(h)
+            if i == 0 and ctx is not None:
+                k, w = x.shape[-1], lin.weight
+                c = torch.baddbmm(lin.bias, ctx.reshape(1, -1, ctx.shape[-1]).expand(self.k, -1, -1), w[:, k:])
+                c = c.view(self.k, *[1] * (len(lead) - ctx.dim() + 1), *ctx.shape[:-1], -1)
+                h = (torch.bmm(h, w[:, :k]).view(self.k, *lead, -1) + c).view(self.k, -1, w.shape[-1])
+            else:
+                h = lin(h)
             if i == 0 and self.dropout is not None:
                 h = self.dropout(h)
             h = F.layer_norm(h, h.shape[-1:]) * self.ln_weight[i] + self.ln_bias[i]
