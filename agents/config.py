@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 TASK_CONDITIONINGS = ("table", "descriptor", "both")
+COMPILE_MODES = ("off", "default", "reduce-overhead")
 
 # Published TD-MPC2 model sizes (millions of parameters at the mt80 dims). `num_q` defaults to 5.
 MODEL_PRESETS: dict[str, dict[str, int]] = {
@@ -141,6 +142,9 @@ class PlannerConfig:
     large_action_extra_iterations: int = 2
     deadline_ms: float | None = None  # stop refining once this budget is spent (None: never)
     rows_per_pass: int | None = None  # rows planned together in one pass (None: 2 on CPU, all on GPU)
+    # torch.compile the MPPI iteration: "off", "default" (inductor) or "reduce-overhead" (CUDA graphs on
+    # a GPU; plain compile on CPU). Compiling costs ~1-2 min per process and shape on a 2-core CPU.
+    compile: str = "off"
 
     def __post_init__(self):
         if self.num_pi_trajs >= self.num_samples:
@@ -149,6 +153,8 @@ class PlannerConfig:
             raise ValueError(f"num_elites ({self.num_elites}) must be in [1, num_samples={self.num_samples}]")
         if self.horizon < 1 or self.iterations < 1:
             raise ValueError("planner horizon and iterations must be >= 1")
+        if self.compile not in COMPILE_MODES:
+            raise ValueError(f"planner compile must be one of {COMPILE_MODES}, got {self.compile!r}")
 
 
 def planner_iterations(cfg: PlannerConfig, action_dim: int) -> int:

@@ -191,6 +191,46 @@ class PlanNoise:
         return PlanNoise(**{k: getattr(self, k)[rows] for k in self.__dataclass_fields__})
 
 
+@torch.no_grad()
+def mppi_iteration(model: WorldModel, zs, mean, std, sample_eps, term_eps, pi_actions, pi_value, mask, task, gamma,
+                   heads, cfg: PlannerConfig):
+    """One MPPI refinement: sample around mean/std, score with the policy-prior trajectories, refit
+    mean/std to the temperature-weighted elites.
+
+    zs [B, N - P, L] start latents, mean/std [B, H, A], sample_eps [B, H, N - P, A], term_eps
+    [B, N - P, A], pi_actions [B, H, P, A] and pi_value [B, P] (scored once per call), mask [B, A]
+    -> mean, std [B, H, A], elite_actions [B, H, E, A], elite_value, elite_index, score [B, E]."""
+    B, H, A = mean.shape
+    E = cfg.num_elites
+    samples = (mean.unsqueeze(2) + std.unsqueeze(2) * sample_eps).clamp(-1, 1) * mask.view(B, 1, 1, A)
+    value = estimate_value(model, zs, samples, task, gamma, term_eps, heads).squeeze(-1)
+    actions = torch.cat([pi_actions, samples], dim=2)  # [B, H, N, A]
+    value = torch.cat([pi_value, value], dim=1).nan_to_num(0.0)  # [B, N]
+    elite_value, elite_index = torch.topk(value, E, dim=1)
+    elite_actions = torch.gather(actions, 2, elite_index.view(B, 1, E, 1).expand(B, H, E, A))
+    score = torch.softmax(cfg.temperature * elite_value, dim=1)  # [B, E]
+    w = score.view(B, 1, E, 1)
+    mean = (w * elite_actions).sum(2)
+    std = ((w * (elite_actions - mean.unsqueeze(2)).pow(2)).sum(2)).sqrt()
+    std = std.clamp(cfg.min_std, cfg.max_std) * mask.unsqueeze(1)
+    return mean * mask.unsqueeze(1), std, elite_actions, elite_value, elite_index, score
+
+
+_COMPILED: dict = {}
+
+
+def _iteration_fn(mode: str, device: torch.device):
+    """mppi_iteration, eager ("off") or compiled once per process with torch.compile(mode=...).
+    "reduce-overhead" (CUDA graphs) needs a GPU: on CPU it is plain compile."""
+    if mode == "off":
+        return mppi_iteration
+    if mode == "reduce-overhead" and device.type != "cuda":
+        mode = "default"
+    if mode not in _COMPILED:
+        _COMPILED[mode] = torch.compile(mppi_iteration, mode=mode, dynamic=False)
+    return _COMPILED[mode]
+
+
 def _plan_rows(model, obs, task, mean, noise, cfg, iters, discounts, heads, eval_mode, autocast_dtype, clock,
                deadline_at):
     """MPPI for rows planned in one pass: obs [B, O], task [B], mean [B, H, A] warm start."""
@@ -222,24 +262,21 @@ def _plan_rows(model, obs, task, mean, noise, cfg, iters, discounts, heads, eval
 
         std = torch.full((B, H, A), cfg.max_std, device=device) * mask.unsqueeze(1)
         mean = mean * mask.unsqueeze(1)
+        iteration = _iteration_fn(cfg.compile, device)
+        graphs = cfg.compile == "reduce-overhead" and device.type == "cuda"
         done = 0
         for i in range(iters):
-            samples = (mean.unsqueeze(2) + std.unsqueeze(2) * noise.samples[:, i]).clamp(-1, 1)
-            samples = samples * mask.view(B, 1, 1, A)  # [B, H, N - P, A]
-            value = estimate_value(model, zs, samples, task_b1, gamma, noise.term[:, i], heads).squeeze(-1)
-            actions = torch.cat([pi_actions, samples], dim=2)  # [B, H, N, A]
-            value = torch.cat([pi_value, value], dim=1).nan_to_num(0.0)  # [B, N]
-            elite_value, elite_index = torch.topk(value, E, dim=1)
-            elite_actions = torch.gather(actions, 2, elite_index.view(B, 1, E, 1).expand(B, H, E, A))
-            score = torch.softmax(cfg.temperature * elite_value, dim=1)  # [B, E]
-            w = score.view(B, 1, E, 1)
-            mean = (w * elite_actions).sum(2)
-            std = ((w * (elite_actions - mean.unsqueeze(2)).pow(2)).sum(2)).sqrt()
-            std = std.clamp(cfg.min_std, cfg.max_std) * mask.unsqueeze(1)
-            mean = mean * mask.unsqueeze(1)
+            if graphs:  # each iteration is a new CUDA-graph replay; its inputs are the last one's outputs
+                torch.compiler.cudagraph_mark_step_begin()
+            mean, std, elite_actions, elite_value, elite_index, score = iteration(
+                model, zs, mean, std, noise.samples[:, i], noise.term[:, i], pi_actions, pi_value, mask, task_b1,
+                gamma, heads, cfg)
             done = i + 1
             if deadline_at is not None and clock() >= deadline_at:
                 break
+        if graphs:  # graph outputs are overwritten by the next replay: keep our own copies
+            mean, std, elite_actions, elite_value, elite_index, score = (
+                t.clone() for t in (mean, std, elite_actions, elite_value, elite_index, score))
 
     # draw the executed sequence among the elites in proportion to their score (Gumbel-max)
     gumbel = -torch.log(-torch.log(noise.gumbel_u.clamp(1e-20, 1 - 1e-7)))

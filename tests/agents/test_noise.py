@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import pytest
@@ -7,6 +8,7 @@ from agents.config import make_agent_config
 from agents.noise import counter_draw, philox4x32, row_key
 from agents.planner import PlannerState, plan_batch
 from agents.world_model import WorldModel
+from bench.common import count_launches
 
 M32 = 0xFFFFFFFF
 
@@ -48,23 +50,17 @@ def test_draws_look_standard_normal_and_uniform():
     assert abs(torch.corrcoef(normal[:2])[0, 1]) < 0.02
 
 
-def _counted_ops(fn) -> int:
-    from torch.profiler import ProfilerActivity, profile
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        fn()
-    return sum(1 for e in prof.events() if e.name.startswith("aten::") and e.cpu_parent is None)
-
-
-def test_planner_noise_ops_do_not_grow_with_the_batch():
+def test_planner_ops_per_call_do_not_grow_with_the_batch():
+    """One pass over B rows dispatches as many ops for B = 8 as for B = 1 (the GPU launch count)."""
     cfg = make_agent_config(obs_dim=6, action_dim=4, episode_lengths=[500] * 2, model_size="tiny",
                             planner=dict(horizon=3, iterations=2, num_samples=32, num_elites=4, num_pi_trajs=4))
     torch.manual_seed(0)
     m = WorldModel(cfg.model).eval()
     counts = {}
     for B in (1, 8):
-        pcfg = cfg.planner.__class__(**{**cfg.planner.__dict__, "rows_per_pass": B})
+        pcfg = dataclasses.replace(cfg.planner, rows_per_pass=B)
         state = PlannerState.create(B, 3, 4)
         obs, task = torch.randn(B, 6), torch.arange(B) % 2
         plan_batch(m, obs, task, state, pcfg, torch.tensor([0.99, 0.99]))  # warm-up
-        counts[B] = _counted_ops(lambda: plan_batch(m, obs, task, state, pcfg, torch.tensor([0.99, 0.99])))
+        counts[B] = count_launches(lambda: plan_batch(m, obs, task, state, pcfg, torch.tensor([0.99, 0.99])))
     assert counts[8] == counts[1], counts
