@@ -121,24 +121,32 @@ class EnsembleMLP(nn.Module):
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
-    def forward(self, x: torch.Tensor, ctx: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, ctx: torch.Tensor | None = None, heads: torch.Tensor | None = None
+                ) -> torch.Tensor:
         """[..., in] -> [K, ..., out]; or x [..., in - C] and ctx [..., C] broadcastable to x's
-        leading dims, as if concatenated (the ctx columns are multiplied at ctx's own shape)."""
+        leading dims, as if concatenated (the ctx columns are multiplied at ctx's own shape).
+        `heads` [k] int64 evaluates only those members -> [k, ..., out] (same values as
+        selecting them from all K, at k/K of the cost)."""
+        def pick(p: torch.Tensor) -> torch.Tensor:
+            return p if heads is None else p.index_select(0, heads)
+
+        k = self.k if heads is None else heads.numel()
         lead = x.shape[:-1]
-        h = x.reshape(1, -1, x.shape[-1]).expand(self.k, -1, -1)
+        h = x.reshape(1, -1, x.shape[-1]).expand(k, -1, -1)
         for i, lin in enumerate(self.linears):
+            w, b = pick(lin.weight), pick(lin.bias)
             if i == 0 and ctx is not None:
-                k, w = x.shape[-1], lin.weight
-                c = torch.baddbmm(lin.bias, ctx.reshape(1, -1, ctx.shape[-1]).expand(self.k, -1, -1), w[:, k:])
-                c = c.view(self.k, *[1] * (len(lead) - ctx.dim() + 1), *ctx.shape[:-1], -1)
-                h = (torch.bmm(h, w[:, :k]).view(self.k, *lead, -1) + c).view(self.k, -1, w.shape[-1])
+                n = x.shape[-1]
+                c = torch.baddbmm(b, ctx.reshape(1, -1, ctx.shape[-1]).expand(k, -1, -1), w[:, n:])
+                c = c.view(k, *[1] * (len(lead) - ctx.dim() + 1), *ctx.shape[:-1], -1)
+                h = torch.bmm(h, w[:, :n]).view(k, *lead, -1).add_(c).view(k, -1, w.shape[-1])
             else:
-                h = lin(h)
+                h = torch.baddbmm(b, h, w)
             if i == 0 and self.dropout is not None:
                 h = self.dropout(h)
-            h = F.layer_norm(h, h.shape[-1:]) * self.ln_weight[i] + self.ln_bias[i]
+            h = torch.addcmul(pick(self.ln_bias[i]), F.layer_norm(h, h.shape[-1:]), pick(self.ln_weight[i]))
             h = mish(h)
-        return self.out(h).reshape(self.k, *lead, -1)
+        return torch.baddbmm(pick(self.out.bias), h, pick(self.out.weight)).reshape(k, *lead, -1)
 
 
 def init_weights(module: nn.Module) -> None:

@@ -139,26 +139,28 @@ class WorldModel(nn.Module):
           target: bool = False, detach: bool = False, heads: torch.Tensor | None = None) -> torch.Tensor:
         """mode 'all': [num_q, ..., num_bins] logits; 'min'/'avg': [..., 1] values over two heads
         (`heads`, else two random ones); 'mean': [..., 1] mean value over the whole ensemble."""
+        if mode not in ("all", "mean", "min", "avg"):
+            raise ValueError(f"unknown Q mode {mode!r}; use 'all', 'min', 'avg' or 'mean'")
+        if mode in ("min", "avg") and heads is None:
+            heads = torch.randperm(self.cfg.num_q, device=z.device)[:2]
+        if mode in ("all", "mean") or (heads is not None and heads.numel() == self.cfg.num_q):
+            heads = None  # every head (min/avg over all of them do not depend on their order)
         za, ctx = torch.cat([z, a], dim=-1), self._cond(task)
         net = self.target_qs if target else self.qs
         if detach:
             with torch.no_grad():
                 params = {n: p.detach() for n, p in net.named_parameters()}
-            out = torch.func.functional_call(net, params, (za, ctx))
+            out = torch.func.functional_call(net, params, (za, ctx), {"heads": heads})
         else:
-            out = net(za, ctx)
+            out = net(za, ctx, heads=heads)  # min/avg: only the two heads used are evaluated
         if mode == "all":
             return out
         if mode == "mean":
             return self.two_hot.decode(out).mean(0)
-        if heads is None:
-            heads = torch.randperm(self.cfg.num_q, device=z.device)[:2]
-        values = self.two_hot.decode(out[heads])
+        values = self.two_hot.decode(out)
         if mode == "min":
             return values.min(0).values
-        if mode == "avg":
-            return values.mean(0)
-        raise ValueError(f"unknown Q mode {mode!r}; use 'all', 'min', 'avg' or 'mean'")
+        return values.mean(0)  # avg
 
     def pi(self, z: torch.Tensor, task: torch.Tensor | None, eps: torch.Tensor | None = None
            ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
