@@ -167,6 +167,36 @@ class Agent:
         not_done = 1.0 - batch.terminated.unsqueeze(-1)
         rho = o.rho ** torch.arange(H, device=self.device, dtype=torch.float32)
         gamma = self.discounts[task].view(1, -1, 1)
+        total, consistency, reward_loss, value_loss, extra, zs_t = self._loss_fn()(
+            obs, action, reward, task, not_done, rho, gamma)
+        grad_norm = torch.zeros(())
+        if self.optim is not None:
+            total.backward()
+            params = [p for g in self.optim.param_groups for p in g["params"]]
+            if self.grad_sync is not None:
+                self.grad_sync(params)
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, o.grad_clip_norm)
+            self.optim.step()
+            self.optim.zero_grad(set_to_none=True)
+            m.project_task_embeddings()
+
+        pi_info = self._update_policy(zs_t.detach(), task, rho.new_tensor(o.rho) ** torch.arange(H + 1, device=self.device))
+        if any(p.requires_grad for p in m.qs.parameters()):  # frozen Q heads: keep their targets too
+            m.soft_update_targets(o.tau)
+        m.eval()
+        self.updates += 1
+        stats = {"consistency_loss": consistency, "reward_loss": reward_loss, "value_loss": value_loss,
+                 "total_loss": total, "grad_norm": grad_norm, **extra, **pi_info}
+        # one device sync for all statistics
+        values = torch.stack([torch.as_tensor(v, device=self.device).detach().float().reshape(()) for v in stats.values()])
+        return dict(zip(stats, values.tolist()))
+
+    def world_model_loss(self, obs, action, reward, task, not_done, rho, gamma):
+        """Latent consistency, reward and value losses of a batch (shapes as in Batch; reward and
+        not_done [H, B, 1], rho [H], gamma [1, B, 1]) -> (total, consistency, reward, value, extra
+        losses, latents zs [H+1, B, L]). Targets in eval mode; leaves the model in train mode."""
+        o, m = self.cfg.optim, self.model
+        H = action.shape[0]
         with self._amp():
             with torch.no_grad():
                 next_z = m.encode(obs[1:], task)  # [H, B, L]
@@ -193,27 +223,18 @@ class Agent:
                 offset = m.task_emb(task).float().pow(2).sum(-1).mean()
                 total = total + o.task_offset_coef * offset
                 extra["task_offset_sq"] = offset
-        grad_norm = torch.zeros(())
-        if self.optim is not None:
-            total.backward()
-            params = [p for g in self.optim.param_groups for p in g["params"]]
-            if self.grad_sync is not None:
-                self.grad_sync(params)
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, o.grad_clip_norm)
-            self.optim.step()
-            self.optim.zero_grad(set_to_none=True)
-            m.project_task_embeddings()
+        return total, consistency, reward_loss, value_loss, extra, zs_t
 
-        pi_info = self._update_policy(zs_t.detach(), task, rho.new_tensor(o.rho) ** torch.arange(H + 1, device=self.device))
-        if any(p.requires_grad for p in m.qs.parameters()):  # frozen Q heads: keep their targets too
-            m.soft_update_targets(o.tau)
-        m.eval()
-        self.updates += 1
-        stats = {"consistency_loss": consistency, "reward_loss": reward_loss, "value_loss": value_loss,
-                 "total_loss": total, "grad_norm": grad_norm, **extra, **pi_info}
-        # one device sync for all statistics
-        values = torch.stack([torch.as_tensor(v, device=self.device).detach().float().reshape(()) for v in stats.values()])
-        return dict(zip(stats, values.tolist()))
+    def _loss_fn(self):
+        """world_model_loss, eager or torch.compile'd (forward and backward) per cfg.compile_update;
+        "reduce-overhead" (CUDA graphs) only on a GPU, plain compile on CPU."""
+        mode = self.cfg.compile_update
+        if mode == "off":
+            return self.world_model_loss
+        if getattr(self, "_compiled_loss", None) is None:
+            mode = "default" if mode == "reduce-overhead" and self.device.type != "cuda" else mode
+            self._compiled_loss = torch.compile(self.world_model_loss, mode=mode, dynamic=False)
+        return self._compiled_loss
 
     def _update_policy(self, zs: torch.Tensor, task: torch.Tensor, rho: torch.Tensor) -> dict[str, torch.Tensor]:
         o, m = self.cfg.optim, self.model

@@ -170,7 +170,8 @@ class AgentConfig:
     planner: PlannerConfig = field(default_factory=PlannerConfig)
     discounts: tuple[float, ...] = (0.99,)  # one per task
     device: str = "cpu"
-    precision: str = "fp32"  # "fp32" or "bf16" (autocast for planning and updates)
+    precision: str = "fp32"  # "fp32" or "bf16" (autocast for planning and updates; bf16 needs native support)
+    compile_update: str = "off"  # torch.compile the world-model loss: "off", "default", "reduce-overhead" (GPU)
 
     def __post_init__(self):
         if len(self.discounts) != self.model.num_tasks:
@@ -179,6 +180,8 @@ class AgentConfig:
             )
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        if self.compile_update not in COMPILE_MODES:
+            raise ValueError(f"compile_update must be one of {COMPILE_MODES}, got {self.compile_update!r}")
 
 
 def discount_from_episode_length(episode_length: int, denom: float = 5.0,

@@ -7,12 +7,11 @@ import torch.nn.functional as F
 
 
 def mish(x: torch.Tensor) -> torch.Tensor:
-    """Mish, x * tanh(softplus(x)) = x - 2x / (1 + (1 + e^x)^2): same values (to 1e-6) as F.mish
-    and ~3.5x faster on CPU, where aten's mish kernel is slow."""
+    """Mish, x * tanh(softplus(x)) = x - 2x / (1 + (1 + e^x)^2): same values (to 1e-6) as F.mish.
+    Without autograd this form is ~3.5x faster on CPU than aten's mish kernel; with autograd aten's
+    fused forward + backward kernels are ~1.25x faster than the form's chain of ops."""
     if torch.is_grad_enabled() and x.requires_grad:
-        # clamp keeps the backward finite where e^x overflows (tanh(softplus) is 1 there anyway)
-        d = (torch.exp(x.clamp(max=20.0)) + 1).square() + 1
-        return x - 2 * x / d
+        return F.mish(x)
     # in place and division-free: no autograd here, and each pass is a cheap vector op
     return torch.exp(x).add_(1).square_().add_(1).reciprocal_().mul_(-2).add_(1).mul_(x)
 

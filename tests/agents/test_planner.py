@@ -175,9 +175,11 @@ def test_state_of_the_wrong_shape_is_refused():
                    cfg.planner, torch.tensor([0.99, 0.99]))
 
 
+@pytest.mark.slow
 def test_compiled_planning_gives_the_eager_actions():
     """torch.compile (inductor) of the MPPI iteration: same elites and actions as eager for the same
-    seed; values agree to 1e-4 and actions to 1e-4 (fused kernels round differently)."""
+    seed; values agree to 1e-4 and actions to 1e-4 (fused kernels round differently). Compiling
+    takes 0.5-3 min on a loaded 2-core CPU (cold cache), hence slow."""
     m, cfg = _model()
     obs, task, disc = torch.randn(2, 6), torch.tensor([0, 1]), torch.tensor([0.99, 0.95])
     out = {}
