@@ -66,5 +66,5 @@ def autocast_dtype_for(precision: str, device: torch.device | str,
         warnings.warn(f"precision=bf16 asked for, but this {device.type} ({cap}) has no native bf16: emulated "
                       f"bf16 runs ~10-100x slower than fp32 here, so fp32 is used instead. Set precision=fp32 "
                       f"to silence this, or run bf16 on a CPU with AVX512-BF16/AMX or a GPU of compute "
-                      f"capability >= 8.0.", RuntimeWarning, stacklevel=2)
+                      f"capability >= 8.0.", RuntimeWarning, stacklevel=3)
     return None

@@ -72,7 +72,7 @@ def main() -> None:
         return
     print(f"reference planner: horizon 3, 6 iterations, 512 samples, 64 elites, 24 policy trajectories; "
           f"task conditioning {args.task_conditioning}; compile {args.compile}")
-    print(f"{'size':>5} {'prec':>5} {'B':>4} {'ms/call':>9} {'ms/action':>10} {'ms x GF/s':>10} "
+    print(f"{'size':>5} {'prec':>9} {'B':>4} {'ms/call':>9} {'ms/action':>10} {'ms x GF/s':>10} "
           f"{'GFLOP/action':>13} {'GFLOP/s':>8} {'% fp32 matmul':>14}")
     for size in args.sizes:
         for prec in args.precisions:
@@ -80,6 +80,7 @@ def main() -> None:
                            rows_per_pass=args.rows_per_pass)
             eager = agent.cfg.planner
             pcfg = dataclasses.replace(eager, compile=args.compile)
+            label = prec if prec == "fp32" or agent.autocast_dtype is not None else "bf16>fp32"  # fell back
             for B in args.batches:
                 obs = torch.randn(B, 39)
                 task = torch.arange(B) % args.num_tasks
@@ -92,7 +93,7 @@ def main() -> None:
                     print(f"  (first compiled call, compiling included: {time.perf_counter() - t:.0f} s)")
                 sec = timed(call, reps=args.reps)
                 gflops = flops / sec / 1e9
-                print(f"{size:>5} {prec:>5} {B:>4} {sec * 1e3:9.1f} {sec * 1e3 / B:10.1f} {sec * 1e3 / B * ref:10.0f} "
+                print(f"{size:>5} {label:>9} {B:>4} {sec * 1e3:9.1f} {sec * 1e3 / B:10.1f} {sec * 1e3 / B * ref:10.0f} "
                       f"{flops / B / 1e9:13.2f} {gflops:8.1f} {100 * gflops / ref:13.0f}%", flush=True)
 
 
