@@ -64,3 +64,14 @@ def test_planner_ops_per_call_do_not_grow_with_the_batch():
         plan_batch(m, obs, task, state, pcfg, torch.tensor([0.99, 0.99]))  # warm-up
         counts[B] = count_launches(lambda: plan_batch(m, obs, task, state, pcfg, torch.tensor([0.99, 0.99])))
     assert counts[8] == counts[1], counts
+
+
+def test_a_selected_sub_state_shares_and_advances_its_rows_streams():
+    state = PlannerState.create(4, 3, 2, seed=9)
+    full_normal, _ = PlannerState.create(4, 3, 2, seed=9).draw(10, 2)
+    sub = state.select([1, 3])
+    normal, _ = sub.draw(10, 2)
+    assert torch.equal(normal, full_normal[[1, 3]])  # the rows' own first draw
+    assert state.counters.tolist() == [0, 1, 0, 1]  # the parent's streams advanced for those rows only
+    again, _ = state.select([3]).draw(10, 2)
+    assert not torch.equal(again[0], normal[1])  # row 3's second draw is new noise
