@@ -4,11 +4,15 @@ One call plans for B observations at once, each row with its own task (and so it
 action mask and discount), its own warm start and its own random stream: a row's result
 does not depend on which other rows share the batch.
 
-Per row: encode once; roll `num_pi_trajs` policy-prior trajectories; then for each
-iteration sample Gaussian action sequences around the current mean, score
+Per row: encode once; roll out and score `num_pi_trajs` policy-prior trajectories (once per
+call); then for each iteration (`mppi_iteration`) sample Gaussian action sequences around the
+current mean, score
 J = sum_k gamma^k r(z_k, a_k) + gamma^H Q(z_H, pi(z_H)), keep the top `num_elites`,
 refit mean/std with temperature-weighted elite scores. Execute the first action of an
 elite drawn by score; keep the mean so the next call starts from it shifted by one step.
+
+All random numbers of a call come from one batched counter-based draw (agents/noise.py): the
+number of ops per call does not grow with B. `cfg.compile` runs the iteration through torch.compile.
 """
 from __future__ import annotations
 
@@ -130,7 +134,7 @@ def plan_batch(model: WorldModel, obs: torch.Tensor, task: torch.Tensor, state: 
     activations in cache (1M model, B=32: 147 vs 240 ms/action), all rows on GPU). Results do
     not depend on the split.
     """
-    with model.cached_task_embeddings():  # descriptor maps: one evaluation per call, not per model call
+    with model.cached_task_embeddings():  # embeddings: one evaluation per call, not per model call
         return _plan_batch(model, obs, task, state, cfg, discounts, eval_mode, autocast_dtype, clock)
 
 
