@@ -15,6 +15,7 @@ from agents.batch import Batch
 from agents.config import AgentConfig
 from agents.planner import PlanInfo, PlannerState
 from agents.policy import PlanningPolicy
+from agents.precision import autocast_dtype_for, has_native_bf16
 from agents.running_scale import RunningScale
 from agents.world_model import WorldModel
 
@@ -22,10 +23,12 @@ from agents.world_model import WorldModel
 class Agent:
     """`grad_sync`, if given, is called with a list of parameters after every backward pass and
     before clipping (data-parallel learners average gradients there); `gather_sync` joins a
-    tensor across replicas (used for the running Q scale). Both default to single-process no-ops."""
+    tensor across replicas (used for the running Q scale). Both default to single-process no-ops.
+    `native_bf16(device) -> bool` decides whether precision=bf16 runs as bf16 or falls back to fp32
+    with one warning (default: detected from the hardware, see agents/precision.py)."""
 
     def __init__(self, cfg: AgentConfig, action_masks: torch.Tensor | None = None, *,
-                 grad_sync=None, gather_sync=None):
+                 grad_sync=None, gather_sync=None, native_bf16=has_native_bf16):
         self.cfg = cfg
         self.grad_sync, self.gather_sync = grad_sync, gather_sync
         self.device = torch.device(cfg.device)
@@ -33,7 +36,8 @@ class Agent:
         self._build_optimizers()
         self.scale = RunningScale(cfg.optim.scale_tau, self.device)
         self.discounts = torch.tensor(cfg.discounts, dtype=torch.float32, device=self.device)
-        self.autocast_dtype = torch.bfloat16 if cfg.precision == "bf16" else None
+        # None (fp32) unless bf16 was asked for and the device runs it natively
+        self.autocast_dtype = autocast_dtype_for(cfg.precision, self.device, native_bf16)
         self.updates = 0
         self.model.eval()
 
@@ -146,7 +150,7 @@ class Agent:
     # -- acting -----------------------------------------------------------------------------
     def policy(self) -> PlanningPolicy:
         """This agent's model and planner as a policy (shares the model: no copy)."""
-        return PlanningPolicy(self.cfg, model=self.model)
+        return PlanningPolicy(self.cfg, model=self.model, autocast_dtype=self.autocast_dtype)
 
     def new_planner_state(self, batch_size: int, seed: int = 0, row_ids: list[int] | None = None,
                           horizon: int | None = None) -> PlannerState:
@@ -171,6 +175,36 @@ class Agent:
         not_done = 1.0 - batch.terminated.unsqueeze(-1)
         rho = o.rho ** torch.arange(H, device=self.device, dtype=torch.float32)
         gamma = self.discounts[task].view(1, -1, 1)
+        total, consistency, reward_loss, value_loss, extra, zs_t = self._loss_fn()(
+            obs, action, reward, task, not_done, rho, gamma)
+        grad_norm = torch.zeros(())
+        if self.optim is not None:
+            total.backward()
+            params = [p for g in self.optim.param_groups for p in g["params"]]
+            if self.grad_sync is not None:
+                self.grad_sync(params)
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, o.grad_clip_norm)
+            self.optim.step()
+            self.optim.zero_grad(set_to_none=True)
+            m.project_task_embeddings()
+
+        pi_info = self._update_policy(zs_t.detach(), task, rho.new_tensor(o.rho) ** torch.arange(H + 1, device=self.device))
+        if any(p.requires_grad for p in m.qs.parameters()):  # frozen Q heads: keep their targets too
+            m.soft_update_targets(o.tau)
+        m.eval()
+        self.updates += 1
+        stats = {"consistency_loss": consistency, "reward_loss": reward_loss, "value_loss": value_loss,
+                 "total_loss": total, "grad_norm": grad_norm, **extra, **pi_info}
+        # one device sync for all statistics
+        values = torch.stack([torch.as_tensor(v, device=self.device).detach().float().reshape(()) for v in stats.values()])
+        return dict(zip(stats, values.tolist()))
+
+    def world_model_loss(self, obs, action, reward, task, not_done, rho, gamma):
+        """Latent consistency, reward and value losses of a batch (shapes as in Batch; reward and
+        not_done [H, B, 1], rho [H], gamma [1, B, 1]) -> (total, consistency, reward, value, extra
+        losses, latents zs [H+1, B, L]). Targets in eval mode; leaves the model in train mode."""
+        o, m = self.cfg.optim, self.model
+        H = action.shape[0]
         with self._amp():
             with torch.no_grad():
                 next_z = m.encode(obs[1:], task)  # [H, B, L]
@@ -201,27 +235,18 @@ class Agent:
                 offset = m.task_emb(task).float().pow(2).sum(-1).mean()
                 total = total + o.task_offset_coef * offset
                 extra["task_offset_sq"] = offset
-        grad_norm = torch.zeros(())
-        if self.optim is not None:
-            total.backward()
-            params = [p for g in self.optim.param_groups for p in g["params"]]
-            if self.grad_sync is not None:
-                self.grad_sync(params)
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, o.grad_clip_norm)
-            self.optim.step()
-            self.optim.zero_grad(set_to_none=True)
-            m.project_task_embeddings()
+        return total, consistency, reward_loss, value_loss, extra, zs_t
 
-        pi_info = self._update_policy(zs_t.detach(), task, rho.new_tensor(o.rho) ** torch.arange(H + 1, device=self.device))
-        if any(p.requires_grad for p in m.qs.parameters()):  # frozen Q heads: keep their targets too
-            m.soft_update_targets(o.tau)
-        m.eval()
-        self.updates += 1
-        stats = {"consistency_loss": consistency, "reward_loss": reward_loss, "value_loss": value_loss,
-                 "total_loss": total, "grad_norm": grad_norm, **extra, **pi_info}
-        # one device sync for all statistics
-        values = torch.stack([torch.as_tensor(v, device=self.device).detach().float().reshape(()) for v in stats.values()])
-        return dict(zip(stats, values.tolist()))
+    def _loss_fn(self):
+        """world_model_loss, eager or torch.compile'd (forward and backward) per cfg.compile_update;
+        "reduce-overhead" (CUDA graphs) only on a GPU, plain compile on CPU."""
+        mode = self.cfg.compile_update
+        if mode == "off":
+            return self.world_model_loss
+        if getattr(self, "_compiled_loss", None) is None:
+            mode = "default" if mode == "reduce-overhead" and self.device.type != "cuda" else mode
+            self._compiled_loss = torch.compile(self.world_model_loss, mode=mode, dynamic=False)
+        return self._compiled_loss
 
     def _termination_loss(self, zs: torch.Tensor, task: torch.Tensor, terminated: torch.Tensor) -> torch.Tensor:
         """BCE of the predicted termination of each rolled-out step, zs [H, B, L] (latents after the

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 TASK_CONDITIONINGS = ("table", "descriptor", "both")
+COMPILE_MODES = ("off", "default", "reduce-overhead")
 
 # Published TD-MPC2 model sizes (millions of parameters at the mt80 dims). `num_q` defaults to 5.
 MODEL_PRESETS: dict[str, dict[str, int]] = {
@@ -155,6 +156,9 @@ class PlannerConfig:
     large_action_extra_iterations: int = 2
     deadline_ms: float | None = None  # stop refining once this budget is spent (None: never)
     rows_per_pass: int | None = None  # rows planned together in one pass (None: 2 on CPU, all on GPU)
+    # torch.compile the MPPI iteration: "off", "default" (inductor) or "reduce-overhead" (CUDA graphs on
+    # a GPU; plain compile on CPU). Compiling costs ~1-2 min per process and shape on a 2-core CPU.
+    compile: str = "off"
 
     def __post_init__(self):
         if self.num_pi_trajs >= self.num_samples:
@@ -163,6 +167,8 @@ class PlannerConfig:
             raise ValueError(f"num_elites ({self.num_elites}) must be in [1, num_samples={self.num_samples}]")
         if self.horizon < 1 or self.iterations < 1:
             raise ValueError("planner horizon and iterations must be >= 1")
+        if self.compile not in COMPILE_MODES:
+            raise ValueError(f"planner compile must be one of {COMPILE_MODES}, got {self.compile!r}")
 
 
 def planner_iterations(cfg: PlannerConfig, action_dim: int) -> int:
@@ -178,7 +184,8 @@ class AgentConfig:
     planner: PlannerConfig = field(default_factory=PlannerConfig)
     discounts: tuple[float, ...] = (0.99,)  # one per task
     device: str = "cpu"
-    precision: str = "fp32"  # "fp32" or "bf16" (autocast for planning and updates)
+    precision: str = "fp32"  # "fp32" or "bf16" (autocast for planning and updates; bf16 needs native support)
+    compile_update: str = "off"  # torch.compile the world-model loss: "off", "default", "reduce-overhead" (GPU)
 
     def __post_init__(self):
         if len(self.discounts) != self.model.num_tasks:
@@ -187,6 +194,8 @@ class AgentConfig:
             )
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        if self.compile_update not in COMPILE_MODES:
+            raise ValueError(f"compile_update must be one of {COMPILE_MODES}, got {self.compile_update!r}")
 
     @property
     def can_terminate(self) -> tuple[bool, ...]:
@@ -240,6 +249,7 @@ def make_agent_config(
     precision: str = "fp32",
     task_descriptors=None,
     can_terminate: tuple[bool, ...] | list[bool] | None = None,
+    compile_update: str = "off",
 ) -> AgentConfig:
     """Assemble an AgentConfig from a preset name plus overrides (e.g. from Hydra).
 
@@ -266,6 +276,7 @@ def make_agent_config(
         discounts=tuple(discount_from_episode_length(int(L)) for L in episode_lengths),
         device=device,
         precision=precision,
+        compile_update=compile_update,
     )
 
 

@@ -4,11 +4,15 @@ One call plans for B observations at once, each row with its own task (and so it
 action mask and discount), its own warm start and its own random stream: a row's result
 does not depend on which other rows share the batch.
 
-Per row: encode once; roll `num_pi_trajs` policy-prior trajectories; then for each
-iteration sample Gaussian action sequences around the current mean, score
+Per row: encode once; roll out and score `num_pi_trajs` policy-prior trajectories (once per
+call); then for each iteration (`mppi_iteration`) sample Gaussian action sequences around the
+current mean, score
 J = sum_k gamma^k r(z_k, a_k) + gamma^H Q(z_H, pi(z_H)), keep the top `num_elites`,
 refit mean/std with temperature-weighted elite scores. Execute the first action of an
 elite drawn by score; keep the mean so the next call starts from it shifted by one step.
+
+All random numbers of a call come from one batched counter-based draw (agents/noise.py): the
+number of ops per call does not grow with B. `cfg.compile` runs the iteration through torch.compile.
 """
 from __future__ import annotations
 
@@ -20,22 +24,25 @@ from typing import Callable
 import torch
 
 from agents.config import PlannerConfig, planner_iterations
+from agents.noise import counter_draw, row_key
 from agents.world_model import WorldModel
-
-
-def _row_seed(seed: int, row: int) -> int:
-    return (seed * 1_000_003 + row * 7919 + 12345) % (2**63 - 1)
 
 
 @dataclass
 class PlannerState:
-    """Per-row warm-start means and random streams; one instance per group of envs."""
+    """Per-row warm-start means and random streams; one instance per group of envs.
+
+    Row b's noise is a counter-based draw (agents/noise.py) keyed by keys[b] and counted by
+    counters[b], so all rows draw in one batched call and a row's noise does not depend on its
+    batch-mates."""
     prev_mean: torch.Tensor  # [B, H, A]
     has_prev: torch.Tensor  # [B] bool: False at episode start (no warm start)
-    generators: list[torch.Generator]
+    keys: torch.Tensor  # [B, 2] int64: the 32-bit Philox key words of each row's stream
+    counters: torch.Tensor  # [N >= B] int64: plan calls drawn by each stream so far
     head_generator: torch.Generator  # picks the 2 Q heads for the terminal value, shared by rows
     seed: int = 0
     calls: int = field(default=0)
+    counter_rows: torch.Tensor | None = None  # [B] this state's rows in `counters` (None: all of them)
 
     @classmethod
     def create(cls, batch_size: int, horizon: int, action_dim: int, seed: int = 0,
@@ -45,27 +52,37 @@ class PlannerState:
         row_ids = list(range(batch_size)) if row_ids is None else list(row_ids)
         if len(row_ids) != batch_size:
             raise ValueError(f"{len(row_ids)} row ids for {batch_size} rows")
-        gens = []
-        for b in row_ids:
-            g = torch.Generator(device=device)
-            g.manual_seed(_row_seed(seed, b))
-            gens.append(g)
+        keys = torch.tensor([row_key(seed, b) for b in row_ids], dtype=torch.int64, device=device)
         hg = torch.Generator(device="cpu")
-        hg.manual_seed(_row_seed(seed, -1))
+        hg.manual_seed(sum(w << (32 * i) for i, w in enumerate(row_key(seed, -1))) % (2**63 - 1))
         return cls(prev_mean=torch.zeros(batch_size, horizon, action_dim, device=device),
                    has_prev=torch.zeros(batch_size, dtype=torch.bool, device=device),
-                   generators=gens, head_generator=hg, seed=seed)
+                   keys=keys.view(batch_size, 2), counters=torch.zeros(batch_size, dtype=torch.int64, device=device),
+                   head_generator=hg, seed=seed)
 
     @property
     def batch_size(self) -> int:
         return self.prev_mean.shape[0]
 
     def select(self, rows: list[int]) -> "PlannerState":
-        """A state for a subset of rows (sharing their random streams)."""
+        """A state for a subset of rows (sharing their random streams: its draws advance this state's)."""
         idx = torch.as_tensor(rows, dtype=torch.long, device=self.prev_mean.device)
         return PlannerState(prev_mean=self.prev_mean[idx].clone(), has_prev=self.has_prev[idx].clone(),
-                            generators=[self.generators[r] for r in rows], head_generator=self.head_generator,
-                            seed=self.seed, calls=self.calls)
+                            keys=self.keys[idx], counters=self.counters, head_generator=self.head_generator,
+                            seed=self.seed, calls=self.calls,
+                            counter_rows=idx if self.counter_rows is None else self.counter_rows[idx])
+
+    def draw(self, num_normal: int, num_uniform: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """This call's noise for every row in one batched draw: normal [B, num_normal] and uniform
+        [B, num_uniform]; advances each row's stream."""
+        rows = self.counter_rows
+        counters = self.counters if rows is None else self.counters[rows]
+        out = counter_draw(self.keys, counters, num_normal, num_uniform)
+        if rows is None:
+            self.counters += 1
+        else:
+            self.counters[rows] += 1
+        return out
 
     def reset(self, rows: list[int] | torch.Tensor | None = None) -> None:
         """Forget the warm start of `rows` (all rows if None): call at episode start."""
@@ -85,14 +102,6 @@ class PlanInfo:
     elite_value: torch.Tensor  # [B, E]
     elite_index: torch.Tensor  # [B, E] indices of the elites among the N samples of the last iteration
     chosen_value: torch.Tensor  # [B] predicted return of the executed elite sequence
-
-
-def _draw_noise(state: PlannerState, sizes: list[int], device) -> list[torch.Tensor]:
-    """Standard normal noise per row from the row's own generator: list of [B, size]."""
-    total = sum(sizes)
-    rows = [torch.randn(total, generator=g, device=device) for g in state.generators]
-    flat = torch.stack(rows)
-    return list(flat.split(sizes, dim=1))
 
 
 @torch.no_grad()
@@ -129,7 +138,7 @@ def plan_batch(model: WorldModel, obs: torch.Tensor, task: torch.Tensor, state: 
     activations in cache (1M model, B=32: 147 vs 240 ms/action), all rows on GPU). Results do
     not depend on the split.
     """
-    with model.cached_task_embeddings():  # descriptor maps: one evaluation per call, not per model call
+    with model.cached_task_embeddings():  # embeddings: one evaluation per call, not per model call
         return _plan_batch(model, obs, task, state, cfg, discounts, eval_mode, autocast_dtype, clock)
 
 
@@ -138,100 +147,153 @@ def _plan_batch(model, obs, task, state, cfg, discounts, eval_mode, autocast_dty
     B = obs.shape[0]
     if state.batch_size != B:
         raise ValueError(f"planner state holds {state.batch_size} rows but obs has {B}")
+    H, N, P, E = cfg.horizon, cfg.num_samples, cfg.num_pi_trajs, cfg.num_elites
     A = model.cfg.action_dim
-    if state.prev_mean.shape[1:] != (cfg.horizon, A):
+    if state.prev_mean.shape[1:] != (H, A):
         raise ValueError(f"planner state is for horizon/action dim {tuple(state.prev_mean.shape[1:])}, "
-                         f"config asks for {(cfg.horizon, A)}")
+                         f"config asks for {(H, A)}")
+    iters = planner_iterations(cfg, A)
     heads = torch.randperm(model.cfg.num_q, generator=state.head_generator)[:2].to(obs.device)
+    # all noise of all rows in one draw: a fixed number of ops whatever B is
+    sizes = {"pi": H * P * A, "pi_term": P * A, "samples": iters * H * (N - P) * A, "term": iters * (N - P) * A,
+             "explore": A}
+    normal, gumbel_u = state.draw(sum(sizes.values()), E)
+    eps = dict(zip(sizes, normal.split(list(sizes.values()), dim=1)))
+    noise = PlanNoise(pi=eps["pi"].view(B, H, P, A), pi_term=eps["pi_term"].view(B, P, A),
+                      samples=eps["samples"].view(B, iters, H, N - P, A), term=eps["term"].view(B, iters, N - P, A),
+                      explore=eps["explore"], gumbel_u=gumbel_u)
+    warm_mean = torch.zeros(B, H, A, device=obs.device)
+    warm_mean[:, :-1] = torch.where(state.has_prev.view(B, 1, 1), state.prev_mean[:, 1:], warm_mean[:, :-1])
+
     per_pass = cfg.rows_per_pass or (2 if obs.device.type == "cpu" else B)
     passes = -(-B // per_pass)
-    # each pass gets its share of the budget, so later rows are not starved
-    deadline = (lambda k: None) if cfg.deadline_ms is None else (
-        lambda k: start + cfg.deadline_ms * 1e-3 * (k + 1) / passes)
-    if passes == 1:
-        action, info = _plan_rows(model, obs, task, state, cfg, discounts, eval_mode, autocast_dtype, clock,
-                                  start, heads, deadline(0))
-    else:
-        parts = []
-        for k, lo in enumerate(range(0, B, per_pass)):
-            rows = list(range(lo, min(B, lo + per_pass)))
-            sub = state.select(rows)
-            parts.append(_plan_rows(model, obs[lo:lo + per_pass], task[lo:lo + per_pass], sub, cfg, discounts,
-                                    eval_mode, autocast_dtype, clock, start, heads, deadline(k)))
-            state.prev_mean[rows] = sub.prev_mean
-        state.has_prev = torch.ones_like(state.has_prev)
-        action = torch.cat([a for a, _ in parts])
-        infos = [i for _, i in parts]
-        info = PlanInfo(iterations=min(i.iterations for i in infos), elapsed_ms=(clock() - start) * 1e3,
-                        **{k: torch.cat([getattr(i, k) for i in infos]) for k in
-                           ("mean", "std", "elite_actions", "elite_value", "elite_index", "chosen_value")})
+    parts = []
+    for k, lo in enumerate(range(0, B, per_pass)):
+        rows = slice(lo, min(B, lo + per_pass))
+        # each pass gets its share of the budget, so later rows are not starved
+        deadline_at = None if cfg.deadline_ms is None else start + cfg.deadline_ms * 1e-3 * (k + 1) / passes
+        parts.append(_plan_rows(model, obs[rows], task[rows], warm_mean[rows], noise.rows(rows), cfg, iters,
+                                discounts, heads, eval_mode, autocast_dtype, clock, deadline_at))
+    action = torch.cat([a for a, _ in parts])
+    infos = [i for _, i in parts]
+    info = PlanInfo(iterations=min(i.iterations for i in infos), elapsed_ms=(clock() - start) * 1e3,
+                    **{k: torch.cat([getattr(i, k) for i in infos]) for k in
+                       ("mean", "std", "elite_actions", "elite_value", "elite_index", "chosen_value")})
+    state.prev_mean = info.mean.detach().clone()
+    state.has_prev = torch.ones_like(state.has_prev)
     state.calls += 1
     return action, info
 
 
-def _plan_rows(model, obs, task, state, cfg, discounts, eval_mode, autocast_dtype, clock, start, heads,
+@dataclass
+class PlanNoise:
+    """All random numbers of one plan call (standard normal unless said otherwise)."""
+    pi: torch.Tensor  # [B, H, P, A] policy-prior rollouts
+    pi_term: torch.Tensor  # [B, P, A] terminal policy action of the prior rollouts
+    samples: torch.Tensor  # [B, iters, H, N - P, A] Gaussian action samples
+    term: torch.Tensor  # [B, iters, N - P, A] terminal policy action of the samples
+    explore: torch.Tensor  # [B, A] exploration noise on the executed action
+    gumbel_u: torch.Tensor  # [B, E] uniform (0, 1): which elite is executed
+
+    def rows(self, rows: slice) -> "PlanNoise":
+        return PlanNoise(**{k: getattr(self, k)[rows] for k in self.__dataclass_fields__})
+
+
+@torch.no_grad()
+def mppi_iteration(model: WorldModel, zs, mean, std, sample_eps, term_eps, pi_actions, pi_value, mask, task, gamma,
+                   heads, cfg: PlannerConfig):
+    """One MPPI refinement: sample around mean/std, score with the policy-prior trajectories, refit
+    mean/std to the temperature-weighted elites.
+
+    zs [B, N - P, L] start latents, mean/std [B, H, A], sample_eps [B, H, N - P, A], term_eps
+    [B, N - P, A], pi_actions [B, H, P, A] and pi_value [B, P] (scored once per call), mask [B, A]
+    -> mean, std [B, H, A], elite_actions [B, H, E, A], elite_value, elite_index, score [B, E]."""
+    B, H, A = mean.shape
+    E = cfg.num_elites
+    samples = (mean.unsqueeze(2) + std.unsqueeze(2) * sample_eps).clamp(-1, 1) * mask.view(B, 1, 1, A)
+    value = estimate_value(model, zs, samples, task, gamma, term_eps, heads).squeeze(-1)
+    actions = torch.cat([pi_actions, samples], dim=2)  # [B, H, N, A]
+    value = torch.cat([pi_value, value], dim=1).nan_to_num(0.0)  # [B, N]
+    elite_value, elite_index = torch.topk(value, E, dim=1)
+    elite_actions = torch.gather(actions, 2, elite_index.view(B, 1, E, 1).expand(B, H, E, A))
+    score = torch.softmax(cfg.temperature * elite_value, dim=1)  # [B, E]
+    w = score.view(B, 1, E, 1)
+    mean = (w * elite_actions).sum(2)
+    std = ((w * (elite_actions - mean.unsqueeze(2)).pow(2)).sum(2)).sqrt()
+    std = std.clamp(cfg.min_std, cfg.max_std) * mask.unsqueeze(1)
+    return mean * mask.unsqueeze(1), std, elite_actions, elite_value, elite_index, score
+
+
+_COMPILED: dict = {}
+
+
+def _iteration_fn(mode: str, device: torch.device):
+    """mppi_iteration, eager ("off") or compiled once per process with torch.compile(mode=...).
+    "reduce-overhead" (CUDA graphs) needs a GPU: on CPU it is plain compile."""
+    if mode == "off":
+        return mppi_iteration
+    if mode == "reduce-overhead" and device.type != "cuda":
+        mode = "default"
+    if mode not in _COMPILED:
+        _COMPILED[mode] = torch.compile(mppi_iteration, mode=mode, dynamic=False)
+    return _COMPILED[mode]
+
+
+def _plan_rows(model, obs, task, mean, noise, cfg, iters, discounts, heads, eval_mode, autocast_dtype, clock,
                deadline_at):
-    """plan_batch for rows planned in one pass (shapes as there)."""
+    """MPPI for rows planned in one pass: obs [B, O], task [B], mean [B, H, A] warm start."""
     B = obs.shape[0]
     device = obs.device
     H, N, P, E = cfg.horizon, cfg.num_samples, cfg.num_pi_trajs, cfg.num_elites
     A = model.cfg.action_dim
-    iters = planner_iterations(cfg, A)
     mask = model.mask(task).to(device)  # [B, A]
     gamma = discounts.to(device)[task].view(B, 1, 1)
     task_b1 = task.view(B, 1)
-    noise = _draw_noise(state, [H * P * A, iters * H * (N - P) * A, iters * N * A, A], device)
-    pi_eps = noise[0].view(B, H, P, A)
-    sample_eps = noise[1].view(B, iters, H, N - P, A)
-    term_eps = noise[2].view(B, iters, N, A)
-    explore_eps = noise[3]
-    gumbel_u = torch.stack([torch.rand(E, generator=g, device=device) for g in state.generators])
 
     amp = (torch.autocast(device_type=device.type, dtype=autocast_dtype)
            if autocast_dtype is not None else contextlib.nullcontext())
     with amp:
         z = model.encode(obs, task)  # [B, L]
+        # policy-prior trajectories: rolled out and scored once per call (their noise is fixed for
+        # the call, so re-scoring them every iteration would give the same values)
         pi_actions = torch.empty(B, H, P, A, device=device)
+        pi_value = torch.empty(B, P, device=device)
         if P > 0:
             zp = z.unsqueeze(1).expand(B, P, z.shape[-1])
             for t in range(H):
-                pi_actions[:, t] = model.pi(zp, task_b1, eps=pi_eps[:, t])[0].float()
+                pi_actions[:, t] = model.pi(zp, task_b1, eps=noise.pi[:, t])[0].float()
                 if t < H - 1:
                     zp = model.next(zp, pi_actions[:, t], task_b1)
-        zs = z.unsqueeze(1).expand(B, N, z.shape[-1])
+            z_pi = z.unsqueeze(1).expand(B, P, z.shape[-1])
+            pi_value = estimate_value(model, z_pi, pi_actions, task_b1, gamma, noise.pi_term, heads).squeeze(-1)
+        zs = z.unsqueeze(1).expand(B, N - P, z.shape[-1])
 
-        mean = torch.zeros(B, H, A, device=device)
-        warm = state.has_prev.view(B, 1, 1)
-        mean[:, :-1] = torch.where(warm, state.prev_mean[:, 1:], mean[:, :-1])
         std = torch.full((B, H, A), cfg.max_std, device=device) * mask.unsqueeze(1)
+        mean = mean * mask.unsqueeze(1)
+        iteration = _iteration_fn(cfg.compile, device)
+        graphs = cfg.compile == "reduce-overhead" and device.type == "cuda"
         done = 0
         for i in range(iters):
-            samples = (mean.unsqueeze(2) + std.unsqueeze(2) * sample_eps[:, i]).clamp(-1, 1)
-            actions = torch.cat([pi_actions, samples], dim=2) * mask.view(B, 1, 1, A)  # [B, H, N, A]
-            value = estimate_value(model, zs, actions, task_b1, gamma, term_eps[:, i], heads)
-            value = value.squeeze(-1).nan_to_num(0.0)  # [B, N]
-            elite_value, elite_index = torch.topk(value, E, dim=1)
-            elite_actions = torch.gather(actions, 2, elite_index.view(B, 1, E, 1).expand(B, H, E, A))
-            score = torch.softmax(cfg.temperature * elite_value, dim=1)  # [B, E]
-            w = score.view(B, 1, E, 1)
-            mean = (w * elite_actions).sum(2)
-            std = ((w * (elite_actions - mean.unsqueeze(2)).pow(2)).sum(2)).sqrt()
-            std = std.clamp(cfg.min_std, cfg.max_std) * mask.unsqueeze(1)
-            mean = mean * mask.unsqueeze(1)
+            if graphs:  # each iteration is a new CUDA-graph replay; its inputs are the last one's outputs
+                torch.compiler.cudagraph_mark_step_begin()
+            mean, std, elite_actions, elite_value, elite_index, score = iteration(
+                model, zs, mean, std, noise.samples[:, i], noise.term[:, i], pi_actions, pi_value, mask, task_b1,
+                gamma, heads, cfg)
             done = i + 1
             if deadline_at is not None and clock() >= deadline_at:
                 break
+        if graphs:  # graph outputs are overwritten by the next replay: keep our own copies
+            mean, std, elite_actions, elite_value, elite_index, score = (
+                t.clone() for t in (mean, std, elite_actions, elite_value, elite_index, score))
 
     # draw the executed sequence among the elites in proportion to their score (Gumbel-max)
-    gumbel = -torch.log(-torch.log(gumbel_u.clamp(1e-20, 1 - 1e-7)))
+    gumbel = -torch.log(-torch.log(noise.gumbel_u.clamp(1e-20, 1 - 1e-7)))
     pick = torch.argmax(torch.log(score + 1e-20) + gumbel, dim=1)  # [B]
     first = elite_actions[torch.arange(B, device=device), 0, pick]  # [B, A]
     if not eval_mode:
-        first = first + std[:, 0] * explore_eps
+        first = first + std[:, 0] * noise.explore
     action = first.clamp(-1, 1) * mask
-    state.prev_mean = mean.detach().clone()
-    state.has_prev = torch.ones_like(state.has_prev)
-    info = PlanInfo(iterations=done, elapsed_ms=(clock() - start) * 1e3, mean=mean, std=std,
+    info = PlanInfo(iterations=done, elapsed_ms=0.0, mean=mean, std=std,
                     elite_actions=elite_actions, elite_value=elite_value, elite_index=elite_index,
                     chosen_value=elite_value.gather(1, pick.view(B, 1)).squeeze(1))
     return action, info

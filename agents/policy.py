@@ -9,18 +9,21 @@ import torch
 
 from agents.config import AgentConfig
 from agents.planner import PlanInfo, PlannerState, plan_batch
+from agents.precision import autocast_dtype_for
 from agents.world_model import WorldModel
 
 
 class PlanningPolicy:
     def __init__(self, cfg: AgentConfig, action_masks: torch.Tensor | None = None, *,
-                 model: WorldModel | None = None):
-        """`model` (optional) is shared, e.g. the learner's own; else a new one is built on cfg.device."""
+                 model: WorldModel | None = None, autocast_dtype: torch.dtype | None | str = "auto"):
+        """`model` (optional) is shared, e.g. the learner's own; else a new one is built on cfg.device.
+        `autocast_dtype` "auto": from cfg.precision and what the device supports (agents/precision.py)."""
         self.cfg = cfg
         self.device = torch.device(cfg.device)
         self.model = model if model is not None else WorldModel(cfg.model, action_masks).to(self.device).eval()
         self.discounts = torch.tensor(cfg.discounts, dtype=torch.float32, device=self.device)
-        self.autocast_dtype = torch.bfloat16 if cfg.precision == "bf16" else None
+        self.autocast_dtype = autocast_dtype_for(cfg.precision, self.device) if autocast_dtype == "auto" \
+            else autocast_dtype
         self.weights_version = -1
 
     def load_weights(self, model_state: dict, version: int) -> None:

@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 
 from agents.config import ModelConfig
-from agents.layers import EnsembleMLP, SimNorm, init_weights, mlp, zero_output_layer
+from agents.layers import EnsembleMLP, SimNorm, init_weights, mlp, run_mlp, zero_output_layer
 from agents.regression import TwoHot
 
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
@@ -75,12 +75,18 @@ class WorldModel(nn.Module):
 
     @contextlib.contextmanager
     def cached_task_embeddings(self):
-        """Within this block (gradients off), descriptor-based embeddings of all tasks are computed
-        once and looked up: the planner calls the model dozens of times per action."""
-        if self.cfg.task_conditioning == "table" or not self.cfg.multitask or torch.is_grad_enabled():
+        """Within this block (gradients off), the embeddings of all tasks are computed once and
+        looked up: the planner calls the model dozens of times per action."""
+        if not self.cfg.multitask or torch.is_grad_enabled():
             yield
             return
-        self._embedding_cache = self.all_task_embeddings()
+        if self.cfg.task_conditioning == "table":
+            # the lookup's max-norm, as a function (no in-place renorm of the table)
+            w = self.task_emb.weight
+            self._embedding_cache = w * (self.task_emb.max_norm / w.norm(dim=-1, keepdim=True).clamp(
+                min=self.task_emb.max_norm))
+        else:
+            self._embedding_cache = self.all_task_embeddings()
         try:
             yield
         finally:
@@ -107,14 +113,16 @@ class WorldModel(nn.Module):
         """The parameters that produce task embeddings (table and/or descriptor map)."""
         return [p for mod in (self.task_emb, self.descriptor_map) if mod is not None for p in mod.parameters()]
 
-    def _cond(self, x: torch.Tensor, task: torch.Tensor | None) -> torch.Tensor:
-        """Concatenate the task embedding to the last dim of x (no-op for single-task models)."""
+    def _cond(self, task: torch.Tensor | None) -> torch.Tensor | None:
+        """The task embedding [..., D] every component's input is conditioned on (None for
+        single-task models). Components treat it as concatenated to their input's last dim, but
+        multiply it at its own shape (layers.linear_with_context): one embedding per planner row,
+        not one per sample."""
         if not self.cfg.multitask:
-            return x
+            return None
         if task is None:
             raise ValueError("a multitask world model needs task ids")
-        emb = self.task_embedding(task)
-        return torch.cat([x, emb.expand(*x.shape[:-1], emb.shape[-1]).to(x.dtype)], dim=-1)
+        return self.task_embedding(task)
 
     def mask(self, task: torch.Tensor | None) -> torch.Tensor:
         """Action mask rows for `task` ([..., A]); all ones for single-task models."""
@@ -125,15 +133,15 @@ class WorldModel(nn.Module):
     # -- components -------------------------------------------------------------------------
     def encode(self, obs: torch.Tensor, task: torch.Tensor | None) -> torch.Tensor:
         """[..., O] -> [..., L]."""
-        return self.encoder(self._cond(obs, task))
+        return run_mlp(self.encoder, obs, self._cond(task))
 
     def next(self, z: torch.Tensor, a: torch.Tensor, task: torch.Tensor | None) -> torch.Tensor:
         """[..., L], [..., A] -> [..., L]."""
-        return self.dynamics(self._cond(torch.cat([z, a], dim=-1), task))
+        return run_mlp(self.dynamics, torch.cat([z, a], dim=-1), self._cond(task))
 
     def reward(self, z: torch.Tensor, a: torch.Tensor, task: torch.Tensor | None) -> torch.Tensor:
         """[..., L], [..., A] -> [..., num_bins] logits."""
-        return self.reward_head(self._cond(torch.cat([z, a], dim=-1), task))
+        return run_mlp(self.reward_head, torch.cat([z, a], dim=-1), self._cond(task))
 
     def termination(self, z: torch.Tensor, task: torch.Tensor | None) -> torch.Tensor:
         """[..., L] latent after a step -> [..., 1] logit that the step ended the episode (needs the head)."""
@@ -152,33 +160,35 @@ class WorldModel(nn.Module):
           target: bool = False, detach: bool = False, heads: torch.Tensor | None = None) -> torch.Tensor:
         """mode 'all': [num_q, ..., num_bins] logits; 'min'/'avg': [..., 1] values over two heads
         (`heads`, else two random ones); 'mean': [..., 1] mean value over the whole ensemble."""
-        za = self._cond(torch.cat([z, a], dim=-1), task)
+        if mode not in ("all", "mean", "min", "avg"):
+            raise ValueError(f"unknown Q mode {mode!r}; use 'all', 'min', 'avg' or 'mean'")
+        if mode in ("min", "avg") and heads is None:
+            heads = torch.randperm(self.cfg.num_q, device=z.device)[:2]
+        if mode in ("all", "mean") or (heads is not None and heads.numel() == self.cfg.num_q):
+            heads = None  # every head (min/avg over all of them do not depend on their order)
+        za, ctx = torch.cat([z, a], dim=-1), self._cond(task)
         net = self.target_qs if target else self.qs
         if detach:
             with torch.no_grad():
                 params = {n: p.detach() for n, p in net.named_parameters()}
-            out = torch.func.functional_call(net, params, (za,))
+            out = torch.func.functional_call(net, params, (za, ctx), {"heads": heads})
         else:
-            out = net(za)
+            out = net(za, ctx, heads=heads)  # min/avg: only the two heads used are evaluated
         if mode == "all":
             return out
         if mode == "mean":
             return self.two_hot.decode(out).mean(0)
-        if heads is None:
-            heads = torch.randperm(self.cfg.num_q, device=z.device)[:2]
-        values = self.two_hot.decode(out[heads])
+        values = self.two_hot.decode(out)
         if mode == "min":
             return values.min(0).values
-        if mode == "avg":
-            return values.mean(0)
-        raise ValueError(f"unknown Q mode {mode!r}; use 'all', 'min', 'avg' or 'mean'")
+        return values.mean(0)  # avg
 
     def pi(self, z: torch.Tensor, task: torch.Tensor | None, eps: torch.Tensor | None = None
            ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Squashed Gaussian policy prior. [..., L] -> action [..., A] in [-1, 1] with padded
         dims exactly 0, and info with 'mean' [..., A], 'log_prob', 'entropy', 'scaled_entropy' [..., 1].
         `eps` ([..., A] standard normal noise) makes sampling reproducible."""
-        mean, log_std = self.policy(self._cond(z, task)).chunk(2, dim=-1)
+        mean, log_std = run_mlp(self.policy, z, self._cond(task)).chunk(2, dim=-1)
         lo, hi = self.cfg.log_std_min, self.cfg.log_std_max
         log_std = lo + 0.5 * (hi - lo) * (torch.tanh(log_std) + 1)
         mask = self.mask(task).to(mean.dtype)

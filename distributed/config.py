@@ -119,7 +119,8 @@ class RunConfig:
     torch_threads: int = 1  # the local backend's torch threads (ray actors use their CPU share)
     device: str = "cpu"  # learner device: cpu | cuda | cuda:1
     runner_device: Optional[str] = None  # None: as device
-    precision: str = "fp32"  # fp32 | bf16
+    precision: str = "fp32"  # fp32 | bf16 (bf16 only where the device has native bf16: else fp32, one warning)
+    compile_update: str = "off"  # torch.compile the update: off | default | reduce-overhead (CUDA graphs, GPU only)
     # logging
     wandb_mode: str = "offline"  # offline | online | disabled
     wandb_project: str = "latentfleet"
@@ -270,6 +271,9 @@ def check_config(cfg: RunConfig) -> None:
     need(cfg.seed_steps is None or cfg.seed_steps >= 0, f"seed_steps must be >= 0, got {cfg.seed_steps}")
     need(cfg.num_shards is None or cfg.num_shards >= 1, f"num_shards must be >= 1, got {cfg.num_shards}")
     need(cfg.precision in ("fp32", "bf16"), f"precision must be fp32 or bf16, got {cfg.precision!r}")
+    from agents.config import COMPILE_MODES
+
+    need(cfg.compile_update in COMPILE_MODES, f"compile_update must be one of {COMPILE_MODES}, got {cfg.compile_update!r}")
     need(cfg.wandb_mode in ("offline", "online", "disabled"), f"wandb_mode must be offline|online|disabled")
     horizon = cfg.planner.horizon
     if cfg.max_episode_steps is not None:
@@ -337,7 +341,7 @@ def build_agent_config(cfg: RunConfig, task_set, device: str | None = None) -> A
         episode_lengths=[t.episode_length for t in task_set.tasks], model_size=cfg.model_size, model=model,
         optim={**dataclasses.asdict(cfg.optim), "batch_size": cfg.batch_size, "horizon": cfg.planner.horizon},
         planner=dataclasses.asdict(cfg.planner), device=device or cfg.device, precision=cfg.precision,
-        can_terminate=task_set.can_terminate())
+        can_terminate=task_set.can_terminate(), compile_update=cfg.compile_update)
 
 
 # -- the run directory ---------------------------------------------------------------------------

@@ -124,7 +124,7 @@ def local_parts(loop) -> SimpleNamespace:
         online = StoreSource(shard, masks, ts.max_obs_dim, balance=cfg.balance, cache_bytes=cache)
         source = online if offline is None else Mixture(online, offline, cfg.offline_ratio)
     learner = Learner(loop.agent_cfg, masks, source, seed=cfg.seed, agent=loop.agent)
-    policy = PlanningPolicy(loop.agent_cfg, model=learner.agent.model)
+    policy = learner.agent.policy()  # shares the learner's model and its precision decision
     if not cfg.offline:
         runner = EnvRunner(policy, ts, loop.tasks, envs_per_task=cfg.envs_per_task,
                            seed=resumed_seed(cfg.seed, writer.next_episode_id), max_episode_steps=cfg.max_episode_steps)

@@ -203,7 +203,10 @@ class Loop:
             raise ConfigError(f"a given agent ({agent.cfg.model.num_tasks} tasks) continues only in backend=local "
                               f"on its own task set ({cfg.task!r} has {len(self.names)})")
         self.agent = agent
-        self.agent_cfg = agent.cfg if agent is not None else build_agent_config(cfg, self.task_set)
+        try:
+            self.agent_cfg = agent.cfg if agent is not None else build_agent_config(cfg, self.task_set)
+        except ValueError as exc:  # a model option the agent's config refuses
+            raise ConfigError(str(exc)) from None
         if cfg.backend == "ray":
             from distributed.ray_parts import check_tasks_buildable
 

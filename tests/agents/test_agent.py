@@ -14,7 +14,8 @@ def _agent(num_tasks=2, model_size="tiny", obs_dim=5, action_dim=3, precision="f
                             precision=precision)
     masks = torch.ones(num_tasks, action_dim)
     masks[-1, -1] = 0
-    return Agent(cfg, action_masks=masks)
+    # bf16 runs as bf16 here even on a CPU without native bf16 (slow, but the math is what is tested)
+    return Agent(cfg, action_masks=masks, native_bf16=lambda device: True)
 
 
 def _batch(H=3, B=32, O=5, A=3, T=2, seed=0):
@@ -121,3 +122,34 @@ def test_act_returns_masked_actions_for_mixed_tasks():
     state = agent.new_planner_state(4, seed=0)
     a, info = agent.act(torch.randn(4, 5), torch.tensor([0, 1, 0, 1]), state)
     assert a.shape == (4, 3) and (a[[1, 3], 2] == 0).all() and a.abs().max() <= 1
+
+
+@pytest.mark.slow
+def test_compiled_update_matches_the_eager_one():
+    """compile_update: the torch.compile'd world-model loss (forward and backward) gives the eager
+    losses and gradients to 1e-4 (random ops as eager's: inductor's fallback_random). Compiling
+    takes 1-10 min on a loaded 2-core CPU (cold cache), hence slow."""
+    import dataclasses
+
+    cfg = _agent().cfg
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, dropout=0.0))
+    batch = _batch(H=1)
+    stats = {}
+    with torch._inductor.config.patch(fallback_random=True):
+        for mode in ("off", "reduce-overhead"):  # reduce-overhead is plain compile on CPU
+            torch.manual_seed(0)
+            agent = Agent(dataclasses.replace(cfg, compile_update=mode))
+            stats[mode] = [agent.update(batch) for _ in range(2)]
+            stats[mode].append({k: v.detach().clone() for k, v in agent.model.state_dict().items()})
+    for eager, compiled in zip(stats["off"][:2], stats["reduce-overhead"][:2]):
+        for k in eager:
+            assert compiled[k] == pytest.approx(eager[k], rel=1e-4, abs=1e-5), k
+    for k, v in stats["off"][2].items():
+        assert torch.allclose(stats["reduce-overhead"][2][k], v, atol=1e-5), k
+
+
+def test_an_unknown_compile_mode_is_refused():
+    import dataclasses
+
+    with pytest.raises(ValueError, match="compile_update must be one of"):
+        dataclasses.replace(_agent().cfg, compile_update="max-autotune")
