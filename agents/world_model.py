@@ -148,7 +148,7 @@ class WorldModel(nn.Module):
         if self.termination_head is None:
             raise ValueError("this model has no termination head (no task in its set can terminate, or "
                              "model.termination_head=false)")
-        return self.termination_head(self._cond(z, task))
+        return run_mlp(self.termination_head, z, self._cond(task))
 
     def alive(self, z: torch.Tensor, task: torch.Tensor | None) -> torch.Tensor:
         """[..., L] latent after a step -> [..., 1]: 0.0 where a terminating task is predicted to have

@@ -1,7 +1,7 @@
 """Diagnostics on a checkpoint: per-task latent geometry, planner audits, latency/return table.
 
-    python launch/diagnose.py checkpoint=runs/x [tasks=a,b] [episodes=2] [out=dir] [samples=256]
-        [audit_states=16] [settings=h3-i6-n512-fp32,h1-i6-n512-fp32,...] [budget_ms=20]
+    python launch/diagnose.py checkpoint=runs/x [tasks=[a,b]] [episodes=2] [out=dir] [samples=256]
+        [audit_states=16] [settings=[h3-i6-n512-fp32,h1-i6-n512-fp32,...]] [budget_ms=20]
         [table_episodes=1] [max_steps=N] [seed=0] [device=cpu] [threads=1]
 
 Hydra overrides of `DiagnoseOptions` below. Wiring only: load the agent, collect evaluation
@@ -17,7 +17,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -26,12 +26,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 @dataclass
 class DiagnoseOptions:
     checkpoint: str = "???"  # a run directory or checkpoint.pt (required)
-    tasks: Optional[str] = None  # comma-separated subset (or the training list for checkpoints without one)
+    tasks: Any = None  # a list [a,b] (or a quoted 'a,b'): a subset, or the training list for checkpoints without one
     episodes: int = 2
     out: Optional[str] = None
     samples: int = 256
     audit_states: int = 16
-    settings: Optional[str] = None  # comma-separated h<H>-i<I>-n<N>-<fp32|bf16>
+    settings: Any = None  # a list [h3-i6-n512-fp32,...] of h<H>-i<I>-n<N>-<fp32|bf16>[-d<budget>]
     budget_ms: float = 20.0
     table_episodes: int = 1
     max_steps: Optional[int] = None
@@ -59,7 +59,8 @@ def main(argv: list[str]) -> Path:
     from launch.common import options
 
     o = options(DiagnoseOptions, argv)
-    a = {k: (None if v is None else str(v)) for k, v in vars(o).items()}
+    a = {k: (None if v is None else ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v))
+         for k, v in vars(o).items()}
     torch.set_num_threads(o.threads)
     try:
         agent, extra = agent_from_checkpoint(a["checkpoint"], device=a["device"])

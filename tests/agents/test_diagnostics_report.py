@@ -47,7 +47,7 @@ def test_diagnose_writes_a_finite_report_with_images(trained, tmp_path):
     agent, ts, _, ckpt = trained
     out = tmp_path / "report"
     summary = main([f"checkpoint={ckpt}", f"out={out}", "episodes=1", "max_steps=80", "samples=64",
-                    "audit_states=4", "settings=h3-i2-n64-fp32,h1-i2-n64-fp32-d5", "budget_ms=1000"])
+                    "audit_states=4", "settings=[h3-i2-n64-fp32,h1-i2-n64-fp32-d5]", "budget_ms=1000"])
     assert summary == out / "summary.md"
     res = json.loads((out / "diagnostics.json").read_text())
     assert list(res["tasks"]) == list(ts.names)
