@@ -4,10 +4,13 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh || exit 1
 export MUJOCO_GL=egl WANDB_MODE=disabled OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1
-.venv/bin/python -m pytest -q "${@:-tests}"
+# with no arguments: every test but the inductor compile checks (minutes of compilation each);
+# run those with ./scripts/test.sh -m compile tests/agents
+if [ "$#" -eq 0 ]; then set -- -m "not compile" tests; fi
+.venv/bin/python -m pytest -q "$@"
 code=$?
 if [ "$code" -eq 5 ]; then
-  echo "pytest collected no tests for: ${*:-tests} (exit code 5); nothing failed" >&2
+  echo "pytest collected no tests for: $* (exit code 5); nothing failed" >&2
   exit 0
 fi
 exit "$code"

@@ -124,7 +124,7 @@ def test_act_returns_masked_actions_for_mixed_tasks():
     assert a.shape == (4, 3) and (a[[1, 3], 2] == 0).all() and a.abs().max() <= 1
 
 
-@pytest.mark.slow
+@pytest.mark.compile  # minutes of inductor compilation: ./scripts/test.sh -m compile tests/agents
 def test_compiled_update_matches_the_eager_one():
     """compile_update: the torch.compile'd world-model loss (forward and backward) gives the eager
     losses and gradients to 1e-4 (random ops as eager's: inductor's fallback_random). Compiling

@@ -175,7 +175,7 @@ def test_state_of_the_wrong_shape_is_refused():
                    cfg.planner, torch.tensor([0.99, 0.99]))
 
 
-@pytest.mark.slow
+@pytest.mark.compile  # minutes of inductor compilation: ./scripts/test.sh -m compile tests/agents
 def test_compiled_planning_gives_the_eager_actions():
     """torch.compile (inductor) of the MPPI iteration: same elites and actions as eager for the same
     seed; values agree to 1e-4 and actions to 1e-4 (fused kernels round differently). Compiling
