@@ -430,9 +430,11 @@ class Loop:
         self.evals.append({"step": self.progress(), "episode_return": row["episode_return"],
                            "normalized_score": row["normalized_score"]})
         self.last_eval = row
+        aside = self.parts.learners.shards_set_aside()
         write_eval_table(self.run_dir, result, {t.name: t.domain for t in self.task_set.tasks}, self.progress(),
                          notes=[f"weights lag of the episodes collected since the last evaluation, in updates: "
-                                f"p50 {lag['weights_lag_p50']}, p99 {lag['weights_lag_p99']}"])
+                                f"p50 {lag['weights_lag_p50']}, p99 {lag['weights_lag_p99']}"]
+                         + [f"replay shard set aside (damaged data, not sampled since): {k}: {v}" for k, v in aside.items()])
         return row
 
     def save(self) -> dict:
