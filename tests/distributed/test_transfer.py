@@ -99,6 +99,11 @@ def test_transfer_table_zero_shot_few_shot_scratch_random(both_run, tmp_path):
     assert json.loads((out / "metrics.jsonl").read_text().splitlines()[0])["kind"] == "transfer"
     # the finetune collected the held-out body only, under its new id (after the 5 training tasks)
     assert set().union(*stored_task_ids(out / "finetune" / "descriptor" / "cartpole-swingup_length1.7").values()) == {5}
+    # the same command again into the same out_dir: the finished finetune and scratch runs are resumed
+    # (nothing left to train), the table is written again with the same finetune return
+    (again,) = TransferExperiment(cfg).run()
+    assert again["finetune_descriptor_K"] == pytest.approx(row["finetune_descriptor_K"])
+    assert again["scratch_K"] == pytest.approx(row["scratch_K"])
 
 
 def test_bad_transfer_requests_fail_before_running(both_run, tmp_path):
