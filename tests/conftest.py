@@ -24,3 +24,10 @@ def ray_session():
              configure_logging=False)
     yield ray
     ray.shutdown()
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The `ray job submit` test first: its own Ray head refuses submissions ("No available agent
+    ... try again later") once this session's embedded Ray has started (root cause not found)."""
+    first = [i for i in items if i.nodeid.startswith("tests/distributed/test_job_submit.py")]
+    items[:] = first + [i for i in items if i not in first]
