@@ -361,9 +361,8 @@ def check_run_dir(cfg: RunConfig, tasks: list[str]) -> None:
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{meta} is unreadable ({exc}); choose another run_dir") from None
     mine = cfg.identity(tasks)
-    missing = [k for k in ("task", "tasks") if k not in saved]
-    if missing:
-        raise ConfigError(f"{meta} names no {missing}: not a run directory of this project; choose another run_dir")
+    if "task" not in saved:
+        raise ConfigError(f"{meta} names no task: not a run directory of this project; choose another run_dir")
     # a key the directory does not record constrains nothing (e.g. an imported model has no replay store)
     diffs = {k: (saved[k], v) for k, v in mine.items() if k in saved and saved[k] != v}
     if diffs:
