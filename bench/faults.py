@@ -34,6 +34,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from distributed.ray_session import processes_with  # noqa: E402
 from distributed.replay.faults import ENV_AT, ENV_CLAIM, ENV_SIGNAL  # noqa: E402
 from distributed.replay.layout import EPISODE_ARRAYS, EPISODE_GROUP, chunk_file, read_state  # noqa: E402
 
@@ -501,16 +502,6 @@ def actors_scenario(work: Path, steps: int = 3000) -> Tally:
     return tally
 
 
-def _own_processes(marker: str) -> list[int]:
-    pids = []
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            with contextlib.suppress(OSError):  # the process ended while we looked
-                if marker in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="ignore"):
-                    pids.append(int(pid))
-    return pids
-
-
 def job_scenario(work: Path, point: str, resume_steps: int = 1200, timeout: float = 600) -> Tally:
     """Run launch/mt80.py (its own embedded Ray, its own session) with the kill point `point`
     ("checkpoint-write:N" or "commit-record:N") armed in all its processes: the first process to
@@ -543,7 +534,7 @@ def job_scenario(work: Path, point: str, resume_steps: int = 1200, timeout: floa
             os.killpg(job.pid, signal.SIGKILL)
         job.wait()
         time.sleep(1)
-        for pid in _own_processes(ray_tmp):  # Ray's processes that left the job's process group
+        for pid in processes_with(ray_tmp):  # Ray's processes that left the job's process group
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         if claim.exists() and claim.read_text().strip():

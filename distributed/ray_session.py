@@ -95,3 +95,17 @@ def _embedded_ray_pids() -> dict[int, str]:
             out[pid] = stat[2]
             todo.extend(children.get(pid, []))
     return out
+
+
+def processes_with(marker: str) -> list[int]:
+    """Pids of the live processes whose command line contains `marker` (e.g. a temp dir of their own)."""
+    pids = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if marker in f.read().decode(errors="ignore"):
+                        pids.append(int(pid))
+            except OSError:  # the process ended while we looked
+                pass
+    return pids

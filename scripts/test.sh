@@ -7,7 +7,7 @@ export MUJOCO_GL=egl WANDB_MODE=disabled OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1
 # with no arguments: every test but the inductor compile checks (minutes of compilation each);
 # run those with ./scripts/test.sh -m compile tests/agents
 if [ "$#" -eq 0 ]; then set -- -m "not compile" tests; fi
-.venv/bin/python -m pytest -q "$@"
+.venv/bin/python -m pytest -q --durations=30 "$@"
 code=$?
 if [ "$code" -eq 5 ]; then
   echo "pytest collected no tests for: $* (exit code 5); nothing failed" >&2

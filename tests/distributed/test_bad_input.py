@@ -44,7 +44,22 @@ CLI_CASES = [  # (override, what the message must name)
 
 
 @pytest.mark.parametrize("override, named", CLI_CASES)
-def test_a_bad_command_line_is_refused_with_status_2_and_writes_nothing(existing_run, override, named):
+def test_a_bad_override_is_refused_with_status_2_and_writes_nothing(existing_run, override, named, capsys):
+    """The entry point's own code path (launch.common.main), in this process: one subprocess per
+    case would spend most of the test importing torch and MuJoCo."""
+    from launch.common import main
+
+    before = _snapshot(existing_run)
+    with pytest.raises(SystemExit) as exit_info:
+        main("train", [*QUICK, f"run_dir={existing_run}", override])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2, err
+    assert named in err and len(err.strip().splitlines()) == 1, err
+    assert _snapshot(existing_run) == before
+
+
+@pytest.mark.parametrize("override, named", [("steps=abc", "steps"), ("task=pendulum-swingup", "belongs to another run")])
+def test_the_command_line_prints_one_line_and_exits_2(existing_run, override, named):
     before = _snapshot(existing_run)
     out = subprocess.run([sys.executable, str(REPO / "launch/train.py"), *QUICK, f"run_dir={existing_run}", override],
                          cwd=REPO, capture_output=True, text=True, timeout=120)

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from distributed.ray_session import processes_with
+
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 
@@ -20,16 +22,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _own_processes(marker: str) -> list[int]:
-    pids = []
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            with contextlib.suppress(OSError):  # the process ended while we looked
-                if marker in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="ignore"):
-                    pids.append(int(pid))
-    return pids
 
 
 @pytest.fixture
@@ -61,7 +53,7 @@ def ray_head():
     except subprocess.TimeoutExpired:
         os.killpg(head.pid, signal.SIGKILL)
     time.sleep(2)
-    for pid in _own_processes(temp_dir):  # anything of ours that outlived its group
+    for pid in processes_with(temp_dir):  # anything of ours that outlived its group
         with contextlib.suppress(ProcessLookupError):  # already gone
             os.kill(pid, signal.SIGKILL)
 
