@@ -15,7 +15,7 @@ from distributed.env_runner import EnvRunner, resumed_seed
 from distributed.evaluator import evaluate
 from distributed.learner import Learner
 
-RUNNER_EPISODE_KEYS = ("obs", "action", "reward", "terminated", "truncated", "task")
+RUNNER_EPISODE_KEYS = ("obs", "action", "reward", "terminated", "truncated", "task", "weights_version")
 
 
 class EnvRunnerShell:

@@ -106,7 +106,8 @@ class EnvRunner:
         for _ in range(num_steps):
             episodes.extend(self.step(random_actions, random_tasks))
         if piece_horizon is not None:
-            episodes.extend(p for p in (b.piece(piece_horizon) for b in self.builders) if p is not None)
+            episodes.extend({**p, "weights_version": self.policy.weights_version}
+                            for p in (b.piece(piece_horizon) for b in self.builders) if p is not None)
         return episodes, {"env_steps": self.env_steps, "collect_s": time.perf_counter() - start,
                           "runner_id": self.runner_id, **self.timing}
 

@@ -26,7 +26,7 @@ class LocalCollector:
         episodes = [e for e in stored if e["final"]]
         for ep in stored:
             self.writer.add_episode(ep["obs"], ep["action"], ep["reward"], ep["terminated"], ep["truncated"],
-                                    ep["task"])
+                                    ep["task"], version=ep["weights_version"])
         if stored:
             self.writer.flush()
             self.on_commit()

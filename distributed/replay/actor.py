@@ -67,7 +67,8 @@ class ReplayShardActor:
                 source = tuple(e["source"]) if e.get("source") is not None else None
                 if source is not None and self.writer.seen(source):
                     continue  # a retried call: this episode is stored already
-                ids.append(self.writer.add_episode(*(e[k] for k in EPISODE_KEYS), source=source))
+                ids.append(self.writer.add_episode(*(e[k] for k in EPISODE_KEYS), source=source,
+                                                   version=int(e.get("weights_version", -1))))
             if time.monotonic() - self._last_flush > self.flush_every_s:
                 self.flush()
             else:

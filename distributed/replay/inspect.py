@@ -37,6 +37,22 @@ def summary(path: str | Path) -> str:
     return "\n".join(lines)
 
 
+def episode_index(path: str | Path) -> dict:
+    """The live episodes' index columns {id, start, length, task, version} as arrays (version -1
+    where the shard does not record it)."""
+    import numpy as np
+    import zarr
+
+    from distributed.replay.layout import EPISODE_ARRAYS, EPISODE_GROUP, EPISODE_VERSION
+
+    _, c = read_state(path)
+    g = zarr.open_group(str(path), mode="r")[EPISODE_GROUP]
+    live = slice(c.first_episode, c.episodes)
+    out = {k: g[k][live] for k in EPISODE_ARRAYS}
+    out[EPISODE_VERSION] = g[EPISODE_VERSION][live] if EPISODE_VERSION in g else np.full(c.live_episodes, -1)
+    return out
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="Print the summary of replay shards.")
     parser.add_argument("paths", nargs="+", help="shard directories")

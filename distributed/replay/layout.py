@@ -31,6 +31,9 @@ ROW_FILL = {"task": -1, "episode": -1, "step": -1}
 SAMPLED_ARRAYS = ("obs", "action", "reward", "terminated")
 # Episode index, one entry per committed episode (its ordinal), in commit order.
 EPISODE_ARRAYS = {"id": np.int64, "start": np.int64, "length": np.int64, "task": np.int32}
+# Also per episode, in shards made since it was added (older shards lack it; -1: not recorded):
+# the version of the weights the episode was collected with (see Loop._publish).
+EPISODE_VERSION = "version"
 EPISODE_GROUP = "episodes"
 TASK_GROUP = "tasks"
 

@@ -19,7 +19,7 @@ import zarr
 
 from distributed.replay.errors import ShardLayoutError
 from distributed.replay.faults import KillSwitch
-from distributed.replay.layout import (ATTR_KEY, DEFAULT_CHUNK_LEN, EPISODE_ARRAYS, EPISODE_GROUP,
+from distributed.replay.layout import (ATTR_KEY, DEFAULT_CHUNK_LEN, EPISODE_ARRAYS, EPISODE_GROUP, EPISODE_VERSION,
                                        FORMAT, INDEX_CHUNK_LEN, ROW_ARRAYS, ROW_DTYPES, ROW_FILL,
                                        TASK_GROUP, WRITE_CONFIG, Commit, ShardInfo, chunk_file,
                                        compressors, fsync_paths, open_arrays, read_state, row_tail)
@@ -98,7 +98,7 @@ class ShardWriter:
             raise
         self._buffer: list[dict[str, np.ndarray]] = []
         self._buffered = 0
-        self._pending: list[tuple[int, int, int, int]] = []  # (id, start row, rows, task) not yet committed
+        self._pending: list[tuple[int, int, int, int, int]] = []  # (id, start row, rows, task, version) uncommitted
         self._pending_sources: set[tuple[str, int]] = set()  # (producer, sequence) added, not yet committed
         self._source_of: dict[int, tuple[str, int]] = {}  # pending episode id -> (producer, sequence)
         self._closed = False
@@ -147,7 +147,7 @@ class ShardWriter:
                            compressors=compressors(), fill_value=ROW_FILL.get(name, 0),
                            dimension_names=("row", *(f"{name}_dim",) * len(tail)), config=WRITE_CONFIG)
         eg = g.create_group(EPISODE_GROUP)
-        for name, dtype in EPISODE_ARRAYS.items():
+        for name, dtype in {**EPISODE_ARRAYS, EPISODE_VERSION: np.int64}.items():
             eg.create_array(name, shape=(0,), chunks=(INDEX_CHUNK_LEN,), dtype=dtype, compressors=compressors(),
                             fill_value=-1, dimension_names=("episode",), config=WRITE_CONFIG)
         g.create_group(TASK_GROUP)
@@ -163,7 +163,8 @@ class ShardWriter:
         g = zarr.open_group(str(self.path), mode="r+")
         self._group = g
         self._rows = open_arrays(g, ROW_ARRAYS, write=True)
-        self._episodes = open_arrays(g[EPISODE_GROUP], EPISODE_ARRAYS, write=True)
+        optional = [EPISODE_VERSION] if EPISODE_VERSION in g[EPISODE_GROUP] else []  # older shards lack it
+        self._episodes = open_arrays(g[EPISODE_GROUP], [*EPISODE_ARRAYS, *optional], write=True)
         self._tasks = open_arrays(g[TASK_GROUP], [n for n, _ in g[TASK_GROUP].arrays()], write=True)
         C = self.info.chunk_len
         for arr in self._rows.values():
@@ -198,9 +199,10 @@ class ShardWriter:
         return seq <= self._commit.sources.get(producer, -1) and seq not in self._commit.source_gaps.get(producer, ())
 
     def add_episode(self, obs, action, reward, terminated, truncated, task: int,
-                    source: tuple[str, int] | None = None) -> int:
+                    source: tuple[str, int] | None = None, version: int = -1) -> int:
         """Append one episode (arrays [T+1, ...] in the row convention); returns its episode id.
-        `source` (producer, sequence) is recorded in the commit record (see `seen`).
+        `source` (producer, sequence) is recorded in the commit record (see `seen`); `version`,
+        the weights version it was collected with, in the episode index.
 
         Whole chunks are committed as they fill; the rest waits for the next chunk or flush().
         """
@@ -214,7 +216,7 @@ class ShardWriter:
         rows["task"] = np.full(n, task, np.int32)
         rows["episode"] = np.full(n, eid, np.int64)
         rows["step"] = np.arange(n, dtype=np.int32)
-        self._pending.append((eid, self._next_row + self._buffered, n, int(task)))
+        self._pending.append((eid, self._next_row + self._buffered, n, int(task), int(version)))
         if source is not None:
             self._pending_sources.add((str(source[0]), int(source[1])))
             self._source_of[eid] = (str(source[0]), int(source[1]))
@@ -264,15 +266,15 @@ class ShardWriter:
         self._commit_state(end, written, sources, gaps)
         self._next_row = _round_up(end, C)
 
-    def _append_index(self, done: list[tuple[int, int, int, int]]) -> list[Path]:
+    def _append_index(self, done: list[tuple[int, int, int, int, int]]) -> list[Path]:
         if not done:
             return []
         e0, e1 = self._n_episodes, self._n_episodes + len(done)
-        cols = dict(zip(("id", "start", "length", "task"), map(np.asarray, zip(*done))))
+        cols = dict(zip(("id", "start", "length", "task", EPISODE_VERSION), map(np.asarray, zip(*done))))
         touched = []
         for name, arr in self._episodes.items():
             arr.resize((e1,))
-            arr[e0:e1] = cols[name].astype(EPISODE_ARRAYS[name])
+            arr[e0:e1] = cols[name].astype(arr.dtype)
             touched.append(arr)
         for t in np.unique(cols["task"]):
             t = int(t)
@@ -288,7 +290,7 @@ class ShardWriter:
             self._task_index[t] = n0 + len(ordinals)
             touched.append(arr)
         for k in self._index:
-            self._index[k] = np.concatenate([self._index[k], cols[k].astype(EPISODE_ARRAYS[k])])
+            self._index[k] = np.concatenate([self._index[k], cols[k].astype(self._index[k].dtype)])
         self._n_episodes = e1
         files = []
         for arr in touched:

@@ -33,7 +33,7 @@ def test_each_balance_mode_samples_in_its_proportions(balance, p_task0):
 def test_every_task_has_data_before_the_first_update_and_runners_act_with_current_weights(tmp_path):
     # cartpole episodes last 500 steps, mw-reach's 100 (x2 action repeat: 50 agent steps... either way
     # longer than seed_steps): learning must wait until both tasks have an episode in the store
-    cfg = compose("train", ["task='cartpole-balance,mw-reach'", "model_size=tiny", "steps=1100", "seed_steps=50",
+    cfg = compose("train", ["task='cartpole-balance,mw-reach'", "model_size=tiny", "steps=1300", "seed_steps=50",
                             "seed_episodes=1", "utd=0.05", "batch_size=16", "eval_freq=100000", "eval_episodes=1",
                             "eval_max_steps=5", "checkpoint_freq=100000", "diagnostics=false",
                             "wandb_mode=disabled", "progress=false", "planner.num_samples=16", "planner.num_elites=4",
@@ -51,6 +51,14 @@ def test_every_task_has_data_before_the_first_update_and_runners_act_with_curren
     # one process: the runner plans with the learner's own model, so no episode is collected with old weights
     assert {e["weights_lag"] for e in episodes} == {0}
     assert summary["weights_lag_p99"] == 0
+    # the store records, per episode, the weights version it was collected with: the same as the metrics
+    from distributed.replay.inspect import episode_index
+
+    index = episode_index(tmp_path / "run" / "replay" / "shard-000")
+    names = ["cartpole-balance", "mw-reach"]
+    assert [(names[t], int(v)) for t, v in zip(index["task"], index["version"])] == \
+        [(e["task"], e["weights_version"]) for e in episodes]
+    assert len({e["weights_version"] for e in episodes}) > 1  # learning published new weights in between
 
 
 def test_a_long_episode_is_sampleable_before_it_ends_and_its_pieces_hold_every_window_once(tmp_path):
