@@ -15,6 +15,9 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, temp_dir: 
     if address:
         ray.init(address=address, log_to_driver=True)
         return f"cluster at {address}"
+    # Ray starts its workers at nice 15 (to keep its own daemons responsive); in a run that owns the
+    # machine the actors ARE the work, and at 15 anything else (the driver, a test) starves them
+    os.environ.setdefault("RAY_worker_niceness", "0")
     # address="local": always a new cluster, never some other Ray already running on this machine
     kwargs = dict(address="local", num_cpus=num_cpus or os.cpu_count(), include_dashboard=False,
                   dashboard_host="127.0.0.1", log_to_driver=True)

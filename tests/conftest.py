@@ -20,6 +20,7 @@ def ray_session():
 
     ray = pytest.importorskip("ray")
     temp_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths have a length limit
+    os.environ.setdefault("RAY_worker_niceness", "0")  # as distributed/ray_session.py: actors are the work
     ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp_dir, log_to_driver=False,
              configure_logging=False)
     yield ray
@@ -28,6 +29,13 @@ def ray_session():
 
 def pytest_collection_modifyitems(session, config, items):
     """The `ray job submit` test first: its own Ray head refuses submissions ("No available agent
-    ... try again later") once this session's embedded Ray has started (root cause not found)."""
+    ... try again later") once this session's embedded Ray has started (root cause not found).
+
+    With pytest-xdist (`-n 2 --dist loadgroup`, as scripts/test.sh runs the suite), every test that
+    uses Ray runs on one worker, in this order, so no two Ray clusters share the machine; the
+    others are spread over the workers."""
     first = [i for i in items if i.nodeid.startswith("tests/distributed/test_job_submit.py")]
     items[:] = first + [i for i in items if i not in first]
+    for item in items:
+        if item.get_closest_marker("ray") is not None or "ray_session" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("ray"))
