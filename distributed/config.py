@@ -162,27 +162,36 @@ def compose(config_name: str = "train", overrides: list[str] | tuple[str, ...] =
     """configs/<config_name>.yaml + command-line overrides -> a checked RunConfig.
 
     Raises ConfigError naming the key for a wrong type, an unknown key or an out-of-range value."""
+    register_configs()
+    values = _hydra_compose(RunConfig, overrides, config_name, str(CONFIG_DIR))
+    values.pop("preset", None)
+    if "," in values["run_dir"] or "'" in values["run_dir"]:  # a task list in the default run_dir
+        values["run_dir"] = re.sub(r"[,' ]+", "+", values["run_dir"])
+    return config_from_dict(values)
+
+
+def _hydra_compose(schema, overrides, config_name: str, config_dir: str | None) -> dict:
+    """Hydra's compose of `config_name` (in `config_dir`, or the ConfigStore) with `overrides`, as a
+    resolved plain dict; a Hydra/OmegaConf error becomes a one-line ConfigError naming the key."""
     from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+    from hydra import initialize, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    register_configs()
     try:
         if GlobalHydra.instance().is_initialized():
             GlobalHydra.instance().clear()
-        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        context = initialize_config_dir(config_dir=config_dir, version_base="1.3") if config_dir else \
+            initialize(version_base="1.3", config_path=None)
+        with context:
             node = hydra_compose(config_name=config_name, overrides=list(overrides))
         values = OmegaConf.to_container(node, resolve=True, structured_config_mode=None)
     except (HydraException, OmegaConfBaseException) as exc:
-        raise ConfigError(_one_line_hydra_error(exc, overrides)) from None
+        raise ConfigError(_one_line_hydra_error(exc, overrides, schema)) from None
     values.pop("hydra", None)
-    values.pop("preset", None)
-    if "," in values["run_dir"] or "'" in values["run_dir"]:  # a task list in the default run_dir
-        values["run_dir"] = re.sub(r"[,' ]+", "+", values["run_dir"])
-    return config_from_dict(values)
+    return values
 
 
 def config_from_dict(values: dict) -> RunConfig:
@@ -223,24 +232,16 @@ def compose_options(schema, overrides: list[str] | tuple[str, ...] = ()):
     """An entry point's own options: the dataclass `schema` (registered in the ConfigStore) with
     Hydra command-line overrides applied, type-checked; returns an instance of `schema`.
     Raises ConfigError naming the key."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize
     from hydra.core.config_store import ConfigStore
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.errors import HydraException
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     name = f"{schema.__name__}_schema"
+    ConfigStore.instance().store(name=name, node=schema)
     try:
-        ConfigStore.instance().store(name=name, node=schema)
-        if GlobalHydra.instance().is_initialized():
-            GlobalHydra.instance().clear()
-        with initialize(version_base="1.3", config_path=None):
-            node = hydra_compose(config_name=name, overrides=list(overrides))
-        node = OmegaConf.merge(OmegaConf.structured(schema), {k: v for k, v in node.items() if k != "hydra"})
-        return OmegaConf.to_object(node)
-    except (HydraException, OmegaConfBaseException) as exc:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema),
+                                                   _hydra_compose(schema, overrides, name, None)))
+    except OmegaConfBaseException as exc:
         raise ConfigError(_one_line_hydra_error(exc, overrides, schema)) from None
     except (ValueError, LookupError) as exc:  # the schema's own checks (__post_init__; LookupError: unknown names)
         raise ConfigError(str(exc)) from None
