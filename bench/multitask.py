@@ -19,7 +19,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -48,6 +48,7 @@ class MultitaskBench:
     planner: List[str] = field(default_factory=lambda: ["num_samples=128", "num_elites=16", "num_pi_trajs=8",
                                                         "iterations=3", "rows_per_pass=32"])
     parallel: int = 1  # runs at once (each takes one core)
+    report_at: Optional[int] = None  # env steps per task of the compared evaluation (None: each run's last)
 
 
 def _train_cmd(b: MultitaskBench, tasks: list[str], seed: int, run_dir: Path) -> list[str]:
@@ -57,6 +58,16 @@ def _train_cmd(b: MultitaskBench, tasks: list[str], seed: int, run_dir: Path) ->
             f"batch_size={b.batch_size}", f"utd={b.utd}", f"balance={b.balance}", f"eval_freq={b.eval_every * T}",
             f"eval_episodes={b.eval_episodes}", f"checkpoint_freq={b.eval_every * T}", "diagnostics=true",
             "wandb_mode=disabled", "progress=false", f"run_dir={run_dir}"] + [f"planner.{p}" for p in b.planner]
+
+
+DIAG = ("effective_rank", "spread", "kstep_rel_error_last", "probe_r2", "reward_r2")  # per-task geometry, final
+
+
+def _diag(run_dir: Path, task: str) -> dict[str, float]:
+    from distributed.run_log import read_metrics
+
+    rows = read_metrics(run_dir, "diag")
+    return {k: rows[-1].get(f"diag/{task}/{k}") for k in DIAG} if rows else {}
 
 
 def _curves(run_dir: Path, num_tasks: int) -> dict[str, list[tuple[int, float]]]:
@@ -128,15 +139,20 @@ def report(b: MultitaskBench, out: Path) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    rows, fig_data = [], {}
+    rows, fig_data, diags = [], {}, []
     random = {t: np.mean([_random_returns(b, s)[t] for s in b.seeds]) for t in b.tasks} if b.tasks else {}
     for t in b.tasks:
         shared = [_curves(out / f"shared-s{s}", len(b.tasks)).get(t, []) for s in b.seeds]
         single = [_curves(out / f"single-{t}-s{s}", 1).get(t, []) for s in b.seeds]
-        final = lambda curves: float(np.mean([c[-1][1] for c in curves if c])) if any(curves) else None  # noqa: E731
+        def final(curves):
+            at = [[v for step, v in c if b.report_at is None or step == b.report_at][-1:] for c in curves]
+            at = [v[0] for v in at if v]
+            return float(np.mean(at)) if at else None
+
         s_ret, o_ret = final(shared), final(single)
         ratio = s_ret / o_ret if s_ret is not None and o_ret else None
         rows.append([t, s_ret, o_ret, random[t], ratio])
+        diags.append((t, _diag(out / f"shared-s{b.seeds[0]}", t), _diag(out / f"single-{t}-s{b.seeds[0]}", t)))
         fig_data[t] = (shared, single)
     walls = {p.parent.name: json.loads(p.read_text()).get("wall_s") for p in out.glob("*/summary.json")}
     with open(out / "multitask.csv", "w", newline="") as f:
@@ -144,10 +160,15 @@ def report(b: MultitaskBench, out: Path) -> None:
         w.writerow(["task", "shared_return", "single_return", "random_return", "shared_over_single"])
         w.writerows(rows)
     fmt = lambda v: "-" if v is None else f"{v:.1f}" if abs(v) >= 10 else f"{v:.2f}"  # noqa: E731
-    lines = [f"# Shared vs single-task models: {b.steps_per_task} env steps per task, model {b.model_size}, "
+    at = b.report_at or b.steps_per_task
+    lines = [f"# Shared vs single-task models: returns at {at} env steps per task, model {b.model_size}, "
              f"seeds {b.seeds}", "", f"balance={b.balance}, utd={b.utd}, batch {b.batch_size}, planner {b.planner}",
              "", "| task | shared | single | random | shared / single |", "|---|---:|---:|---:|---:|"]
     lines += [f"| {t} | {fmt(s)} | {fmt(o)} | {fmt(r)} | {fmt(q)} |" for t, s, o, r, q in rows]
+    lines += ["", f"Final per-task latent diagnostics (seed {b.seeds[0]}), shared / single:", "",
+              "| task | " + " | ".join(DIAG) + " |", "|---|" + "---:|" * len(DIAG)]
+    lines += [f"| {t} | " + " | ".join(f"{fmt(sd.get(k))} / {fmt(od.get(k))}" for k in DIAG) + " |"
+              for t, sd, od in diags]
     lines += ["", "Wall time per run (s): " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(walls.items()) if v)]
     (out / "multitask.md").write_text("\n".join(lines) + "\n")
     n = len(b.tasks)
