@@ -81,7 +81,8 @@ def test_a_killed_job_resumes_with_counters_and_episodes_intact(ray_session, tmp
     import sys
 
     from agents.checkpoint import load_checkpoint
-    from tests.distributed.test_job_submit import REPO, _own_processes
+    from distributed.ray_session import processes_with
+    from tests.distributed.test_job_submit import REPO
 
     run_dir = tmp_path / "run"
     ray_tmp = f"/tmp/raykill{os.getpid()}"
@@ -101,7 +102,7 @@ def test_a_killed_job_resumes_with_counters_and_episodes_intact(ray_session, tmp
         os.killpg(job.pid, signal.SIGKILL)
         job.wait()
         time.sleep(1)
-        for pid in _own_processes(ray_tmp):
+        for pid in processes_with(ray_tmp):
             with contextlib.suppress(ProcessLookupError):  # already gone
                 os.kill(pid, signal.SIGKILL)
     saved = load_checkpoint(run_dir)["extra"]
