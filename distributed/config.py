@@ -21,7 +21,7 @@ import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 from agents.config import AgentConfig, ModelConfig, OptimConfig, PlannerConfig, make_agent_config, model_preset
 
@@ -275,7 +275,7 @@ def check_config(cfg: RunConfig) -> None:
     from agents.config import COMPILE_MODES
 
     need(cfg.compile_update in COMPILE_MODES, f"compile_update must be one of {COMPILE_MODES}, got {cfg.compile_update!r}")
-    need(cfg.wandb_mode in ("offline", "online", "disabled"), f"wandb_mode must be offline|online|disabled")
+    need(cfg.wandb_mode in ("offline", "online", "disabled"), f"wandb_mode must be offline|online|disabled, got {cfg.wandb_mode!r}")
     horizon = cfg.planner.horizon
     if cfg.max_episode_steps is not None:
         need(cfg.max_episode_steps > 2 * horizon, f"max_episode_steps ({cfg.max_episode_steps}) must be > 2 x "

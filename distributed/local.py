@@ -104,7 +104,6 @@ class LocalEvaluator:
 
 def local_parts(loop) -> SimpleNamespace:
     """The in-process parts of `loop` (a distributed.loop.Loop) for its config."""
-    from agents.policy import PlanningPolicy
     from distributed.batches import Mixture, StoreSource
     from distributed.env_runner import EnvRunner, resumed_seed
     from distributed.learner import Learner
