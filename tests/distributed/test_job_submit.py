@@ -28,12 +28,17 @@ def _free_port() -> int:
 def ray_head():
     temp_dir = tempfile.mkdtemp(prefix="rayhead", dir="/tmp")  # short: socket paths have a length limit
     port, dash = _free_port(), _free_port()
+    # the agents' ports of its own: another Ray on this machine (the test session's) already holds the
+    # default dashboard-agent port 52365 (whether that caused the "No available agent" refusals seen
+    # on a loaded machine is not established: with it held and the defaults kept, the test passed here)
+    own_ports = [f"--{name}={_free_port()}" for name in (
+        "dashboard-agent-listen-port", "dashboard-agent-grpc-port", "runtime-env-agent-port")]
     env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}", "RAY_AUTH_MODE": "disabled",
            "MUJOCO_GL": "egl", "WANDB_MODE": "disabled"}
     head = subprocess.Popen(
         [str(VENV_BIN / "ray"), "start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1",
          "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
-         f"--temp-dir={temp_dir}", "--num-cpus=2"],
+         f"--temp-dir={temp_dir}", "--num-cpus=2", *own_ports],
         env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     address = f"http://127.0.0.1:{dash}"
     deadline = time.time() + 120
