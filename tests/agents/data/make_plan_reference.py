@@ -46,4 +46,4 @@ if __name__ == "__main__":
             p.normal_(0, 0.5)
     obs = torch.randn(4, len(TASKS), 5)
     torch.save({"model": model.state_dict(), "obs": obs, "plans": plans(model, cfg, obs),
-                "torch": torch.__version__}, Path(__file__).with_name("plan_reference.pt"))
+                "torch": str(torch.__version__)}, Path(__file__).with_name("plan_reference.pt"))
