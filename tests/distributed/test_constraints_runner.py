@@ -98,3 +98,23 @@ def test_variants_inherit_their_body_s_constraints_and_a_run_overrides_fields():
         task_constraints("cheetah-run", {"cheetah": {"max_rate": [0.2]}})
     # the shipped data: the catalogue bodies have only the [-1, 1] box
     assert run_constraints(ts) is None and dataclasses.fields(ConstraintOptions)
+
+
+def test_latency_return_table_counts_violations_and_prices_the_constraints():
+    from agents.agent import Agent
+    from agents.config import ActionConstraints, make_agent_config
+    from agents.diagnostics import format_table, latency_return_table, parse_setting
+    from envs import make_padded_env
+
+    ts = load_task_set("cheetah-run")
+    cfg = make_agent_config(obs_dim=ts.max_obs_dim, action_dim=6, episode_lengths=[500], model_size="tiny",
+                            constraints=(ActionConstraints(max_delta=(0.05,)).resolved("cheetah-run", 6),))
+    torch.manual_seed(0)
+    agent = Agent(cfg, torch.as_tensor(ts.action_masks()))
+    settings = [parse_setting("h3-i2-n32"), parse_setting("h3-i2-n32-free")]
+    table = latency_return_table(agent, lambda t, s: make_padded_env(ts, t, s), {"cheetah-run": 0}, settings,
+                                 max_steps=8)
+    constrained, free = table["rows"]
+    assert constrained["constraint_violations"] == 0 and free["constraint_violations"] > 0
+    assert "violations |" in format_table(table["rows"]).splitlines()[0]
+    assert [t["setting"] for t in table["tradeoff"]] == ["h3-i2-n32", "h3-i2-n32-free"]
