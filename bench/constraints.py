@@ -39,6 +39,7 @@ class ConstraintsBench:
     runs_dir: str = "runs/bench-constraints"
     results_dir: str = "bench/results"
     parallel: bool = True  # both arms of a seed at once (one core each)
+    table_only: bool = False  # launch nothing: write the table from the runs as they are (stopped ones marked)
 
 
 def run_command(b: ConstraintsBench, seed: int, limited: bool) -> list[str]:
@@ -74,10 +75,14 @@ def store_violations(shard: Path, task: str, max_delta: float) -> tuple[int, int
 def read_run(run_dir: Path, task: str, max_delta: float) -> dict:
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
     evals = [r for r in rows if r["kind"] == "eval"]
-    summary = [r for r in rows if r["kind"] == "summary"][-1]
+    summary = [r for r in rows if r["kind"] == "summary"]
+    if not evals:
+        raise SystemExit(f"run {run_dir} has no evaluation yet")
     bad, steps, largest = store_violations(run_dir / "replay" / "shard-000", task, max_delta)
     return {"evals": [(r["step"], r["episode_return"], r.get("constraint_violations")) for r in evals],
-            "final_return": evals[-1]["episode_return"], "wall_s": summary["wall_s"], "env_steps": summary["env_steps"],
+            "final_return": evals[-1]["episode_return"], "stopped": not summary,
+            "wall_s": summary[-1]["wall_s"] if summary else rows[-1]["time"],
+            "env_steps": summary[-1]["env_steps"] if summary else max(r["step"] for r in rows),
             "train_violations": bad, "train_steps": steps, "largest_change": largest}
 
 
@@ -97,8 +102,9 @@ def main(argv: list[str]) -> None:
             cmd = run_command(b, seed, limited)
             run_dir = Path(cmd[[c.startswith("run_dir=") for c in cmd].index(True)].split("=", 1)[1])
             commands[(seed, limited)] = " ".join(cmd[1:])
-            if (run_dir / "metrics.jsonl").exists() and '"summary"' in (run_dir / "metrics.jsonl").read_text():
-                continue  # finished earlier: resume the table only
+            if b.table_only or ((run_dir / "metrics.jsonl").exists()
+                                and '"summary"' in (run_dir / "metrics.jsonl").read_text()):
+                continue  # finished earlier (or asked for the table only)
             env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled", "PYTHONPATH": str(REPO)}
             print("running:", " ".join(cmd), flush=True)
             p = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL)
@@ -132,7 +138,8 @@ def write_table(b: ConstraintsBench, results: dict, commands: dict, machine: str
     for (seed, limited), res in sorted(results.items()):
         curve = ", ".join(f"{s}: {v:.1f}" for s, v, _ in res["evals"])
         ev = sum(x for _, _, x in res["evals"] if x is not None) if limited else "- (not counted)"
-        lines.append(f"| {seed} | {'limit ' + r if limited else 'no limit'} | {res['env_steps']} | "
+        stopped = " (stopped early)" if res["stopped"] else ""
+        lines.append(f"| {seed} | {'limit ' + r if limited else 'no limit'} | {res['env_steps']}{stopped} | "
                      f"{res['final_return']:.1f} | {curve} | {ev} | {res['train_violations']} of {res['train_steps']} | "
                      f"{res['largest_change']:.3f} | {res['wall_s']:.0f} |")
     lines += ["", "Commands (from the repository root, `OMP_NUM_THREADS=1 WANDB_MODE=disabled`):", ""]
