@@ -101,7 +101,7 @@ def main(argv: list[str]) -> None:
         for limited in (False, True):
             cmd = run_command(b, seed, limited)
             run_dir = Path(cmd[[c.startswith("run_dir=") for c in cmd].index(True)].split("=", 1)[1])
-            commands[(seed, limited)] = " ".join(cmd[1:])
+            commands[(seed, limited)] = " ".join(["launch/train.py", *cmd[2:]])
             if b.table_only or ((run_dir / "metrics.jsonl").exists()
                                 and '"summary"' in (run_dir / "metrics.jsonl").read_text()):
                 continue  # finished earlier (or asked for the table only)
