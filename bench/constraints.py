@@ -130,7 +130,8 @@ def write_table(b: ConstraintsBench, results: dict, commands: dict, machine: str
              f"same env seeds for both arms; violations are counted by the evaluator on every executed action "
              f"and, for training, by re-reading every action stored in the run's replay store (seeding steps "
              f"included). The unconstrained run's store is checked against the same limit, to show it binds.", "",
-             f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {machine}. Each run one torch thread "
+             f"Table written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {machine} (the matmul rate "
+             f"is taken when the table is written, under whatever load the machine had then). Each run one torch thread "
              f"under `nice`; the 2-core machine was shared with other experiments, so wall times are loose.", "",
              "| seed | arm | env steps | eval return (final) | eval returns by step | violations (eval) | "
              f"steps breaking the limit (stored training actions) | largest stored step change | wall s |",
