@@ -125,8 +125,8 @@ def write_table(b: ConstraintsBench, results: dict, commands: dict, machine: str
     lines = [f"# Rate limit |a_t - a_(t-1)| <= {r} on {b.task}: return with and without", "",
              f"Short runs: {b.steps} env steps per run (agent steps, action repeat 2), tiny model, reduced planner "
              f"({', '.join(b.planner)}), batch {b.batch_size}, utd 1, {b.seed_steps} seed steps, seeds {b.seeds}. "
-             f"This is far from a trained cheetah (TD-MPC2 reports ~800 after 1M+ steps); the table compares two "
-             f"equally short runs, nothing more. Evaluation: {b.eval_episodes} episodes, deterministic actions, "
+             f"This is far from a trained cheetah; the table compares equally "
+             f"short runs, nothing more. Evaluation: {b.eval_episodes} episodes, deterministic actions, "
              f"same env seeds for both arms; violations are counted by the evaluator on every executed action "
              f"and, for training, by re-reading every action stored in the run's replay store (seeding steps "
              f"included). The unconstrained run's store is checked against the same limit, to show it binds.", "",
