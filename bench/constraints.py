@@ -143,6 +143,12 @@ def write_table(b: ConstraintsBench, results: dict, commands: dict, machine: str
         lines.append(f"| {seed} | {'limit ' + r if limited else 'no limit'} | {res['env_steps']}{stopped} | "
                      f"{res['final_return']:.1f} | {curve} | {ev} | {res['train_violations']} of {res['train_steps']} | "
                      f"{res['largest_change']:.3f} | {res['wall_s']:.0f} |")
+    free = [res["final_return"] for (_, lim), res in results.items() if not lim]
+    limited = [res["final_return"] for (_, lim), res in results.items() if lim]
+    if free and limited:
+        a, c = sum(free) / len(free), sum(limited) / len(limited)
+        lines += ["", f"Mean final eval return over {len(free)} seed(s): no limit {a:.1f}, limit {r} {c:.1f} "
+                      f"(ratio {c / a:.2f}). Two short seeds give the sign of the cost, not its size."]
     lines += ["", "Commands (from the repository root, `OMP_NUM_THREADS=1 WANDB_MODE=disabled`):", ""]
     lines += [f"    python {c}" for _, c in sorted(commands.items())]
     out = REPO / b.results_dir / f"constraints_{b.task}.md"
