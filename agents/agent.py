@@ -142,7 +142,8 @@ class Agent:
                          task_descriptors=(
             mc.task_descriptors + tuple(tuple(r) for r in new_desc.cpu().tolist())) if new_desc is not None else None)
         m.add_tasks(new_mc, masks, rows)
-        self.cfg = replace(self.cfg, model=new_mc, discounts=self.cfg.discounts + tuple(float(d) for d in discounts))
+        self.cfg = replace(self.cfg, model=new_mc, discounts=self.cfg.discounts + tuple(float(d) for d in discounts),
+                           constraints=self.cfg.constraints and self.cfg.constraints + (None,) * n)
         self.discounts = torch.tensor(self.cfg.discounts, dtype=torch.float32, device=self.device)
         self._build_optimizers()
         return list(range(T, T + n))

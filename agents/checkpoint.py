@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import save_file
 
 from agents.agent import Agent
-from agents.config import AgentConfig, ModelConfig, OptimConfig, PlannerConfig
+from agents.config import AgentConfig, ModelConfig, OptimConfig, PlannerConfig, constraints_from_plain
 
 CHECKPOINT_FILE = "checkpoint.pt"
 WEIGHTS_FILE = "model.safetensors"
@@ -74,7 +74,8 @@ def config_from_checkpoint(state: dict, device: str | None = None) -> AgentConfi
     c = state["agent"]["config"]
     return AgentConfig(model=ModelConfig(**c["model"]), optim=OptimConfig(**c["optim"]),
                        planner=PlannerConfig(**c["planner"]), discounts=tuple(c["discounts"]),
-                       device=device or c["device"], precision=c["precision"])
+                       device=device or c["device"], precision=c["precision"],
+                       constraints=constraints_from_plain(c.get("constraints")))
 
 
 def agent_from_checkpoint(path: str | os.PathLike, device: str | None = None) -> tuple[Agent, dict]:

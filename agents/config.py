@@ -177,6 +177,93 @@ def planner_iterations(cfg: PlannerConfig, action_dim: int) -> int:
     return cfg.iterations + extra
 
 
+VIOLATION_TOL = 1e-5  # float32 projection error allowed when counting constraint violations
+
+
+@dataclass(frozen=True)
+class ActionConstraints:
+    """Limits on one task's actions, over its own action dims (no padding): bounds lo <= a <= hi
+    inside [-1, 1] and a rate limit |a_t - a_{t-1}| <= max_delta, per dim. A field of one value
+    applies to every dim; None leaves that limit off ([-1, 1]; no rate limit).
+
+    `rest` is the reference of an episode's first action: with it, a_0 obeys |a_0 - rest| <=
+    max_delta; None (the default) means the first action obeys the bounds only."""
+    lo: tuple[float, ...] | None = None
+    hi: tuple[float, ...] | None = None
+    max_delta: tuple[float, ...] | None = None
+    rest: tuple[float, ...] | None = None
+
+    @property
+    def active(self) -> bool:
+        return any(v is not None for v in (self.lo, self.hi, self.max_delta))
+
+    def resolved(self, owner: str, action_dim: int) -> "ActionConstraints":
+        """Every field at `action_dim` values (lo/hi default to -1/1, max_delta to inf), checked:
+        -1 <= lo < hi <= 1, max_delta > 0, rest inside the bounds. Errors name `owner` and the field."""
+        if isinstance(action_dim, bool) or not isinstance(action_dim, int) or action_dim < 1:
+            raise ValueError(f"{owner}: action_dim must be a positive int, got {action_dim!r}")
+
+        def full(name: str, default: float | None) -> tuple[float, ...] | None:
+            v = getattr(self, name)
+            if v is None:
+                return None if default is None else (default,) * action_dim
+            if isinstance(v, (int, float)):
+                v = (v,)
+            try:
+                v = tuple(float(x) for x in v)
+            except (TypeError, ValueError):
+                raise ValueError(f"{owner}: constraints.{name} must be a list of numbers, got {v!r}") from None
+            if len(v) == 1:
+                v = v * action_dim
+            if len(v) != action_dim:
+                raise ValueError(f"{owner}: constraints.{name} has {len(v)} values but the task's action_dim is "
+                                 f"{action_dim}; give {action_dim} values (or one for every dim)")
+            if any(x != x for x in v):
+                raise ValueError(f"{owner}: constraints.{name} contains NaN: {list(v)}")
+            return v
+
+        lo, hi = full("lo", -1.0), full("hi", 1.0)
+        delta, rest = full("max_delta", float("inf")), full("rest", None)
+        bad = [i for i in range(action_dim) if not -1.0 <= lo[i] < hi[i] <= 1.0]
+        if bad:
+            raise ValueError(f"{owner}: constraints.lo/hi must satisfy -1 <= lo < hi <= 1 per dim; dims {bad} have "
+                             f"lo={[lo[i] for i in bad]}, hi={[hi[i] for i in bad]}")
+        bad = [i for i in range(action_dim) if not delta[i] > 0]
+        if bad:
+            raise ValueError(f"{owner}: constraints.max_delta must be > 0 per dim (leave it unset for no rate "
+                             f"limit); dims {bad} have {[delta[i] for i in bad]}")
+        if rest is not None:
+            bad = [i for i in range(action_dim) if not lo[i] <= rest[i] <= hi[i]]
+            if bad:
+                raise ValueError(f"{owner}: constraints.rest must lie inside [lo, hi]; dims {bad} have rest="
+                                 f"{[rest[i] for i in bad]}")
+        return ActionConstraints(lo=lo, hi=hi, max_delta=delta, rest=rest)
+
+    def violations(self, actions, previous=None) -> int:
+        """Steps of actions [T, action_dim] (one episode's consecutive actions, padding dropped)
+        that break a bound or the rate limit (within VIOLATION_TOL). `previous` [action_dim] is the
+        action before actions[0] (None: the episode's start, measured from `rest` if set)."""
+        import numpy as np
+
+        c = self.resolved("violations", int(np.shape(actions)[-1]))
+        a = np.asarray(actions, np.float64).reshape(-1, len(c.lo))
+        lo, hi, r = (np.asarray(x) for x in (c.lo, c.hi, c.max_delta))
+        bad = ((a < lo - VIOLATION_TOL) | (a > hi + VIOLATION_TOL)).any(1)
+        ref = previous if previous is not None else c.rest
+        prev = np.concatenate([np.asarray(ref, np.float64).reshape(1, -1) if ref is not None
+                               else a[:1], a[:-1]])
+        bad |= (np.abs(a - prev) > r + VIOLATION_TOL).any(1)
+        return int(bad.sum())
+
+
+def constraints_from_plain(rows) -> tuple[ActionConstraints | None, ...] | None:
+    """Per-task constraints back from their plain form (lists/dicts, e.g. a saved config)."""
+    if rows is None:
+        return None
+    return tuple(None if r is None else ActionConstraints(
+        **{k: None if v is None else tuple(v) for k, v in dict(r).items()}) for r in rows)
+
+
 @dataclass(frozen=True)
 class AgentConfig:
     model: ModelConfig
@@ -186,8 +273,18 @@ class AgentConfig:
     device: str = "cpu"
     precision: str = "fp32"  # "fp32" or "bf16" (autocast for planning and updates; bf16 needs native support)
     compile_update: str = "off"  # torch.compile the world-model loss: "off", "default", "reduce-overhead" (GPU)
+    # per task (None: unconstrained), resolved to the task's own action dims; None: no task has any
+    constraints: tuple[ActionConstraints | None, ...] | None = None
 
     def __post_init__(self):
+        if self.constraints is not None:
+            if len(self.constraints) != self.model.num_tasks:
+                raise ValueError(f"{len(self.constraints)} constraint entries for {self.model.num_tasks} tasks; "
+                                 f"give one per task (None for an unconstrained task)")
+            for i, c in enumerate(self.constraints):
+                if c is not None and (c.lo is None or len(c.lo) > self.model.action_dim):
+                    raise ValueError(f"constraints of task {i} must be resolved (ActionConstraints.resolved) to "
+                                     f"at most action_dim={self.model.action_dim} dims")
         if len(self.discounts) != self.model.num_tasks:
             raise ValueError(
                 f"{len(self.discounts)} discounts for {self.model.num_tasks} tasks; give one per task"
@@ -250,6 +347,7 @@ def make_agent_config(
     task_descriptors=None,
     can_terminate: tuple[bool, ...] | list[bool] | None = None,
     compile_update: str = "off",
+    constraints=None,
 ) -> AgentConfig:
     """Assemble an AgentConfig from a preset name plus overrides (e.g. from Hydra).
 
@@ -257,7 +355,8 @@ def make_agent_config(
     `model.task_conditioning` 'descriptor' or 'both'; they are standardised with their own
     per-feature mean/std, which stay fixed for tasks added later. `can_terminate` (one flag per
     task, e.g. `TaskSet.can_terminate()`; None: no task terminates) gives the model a termination
-    head unless `model.termination_head` is false."""
+    head unless `model.termination_head` is false. `constraints` (one resolved ActionConstraints or None
+    per task) limit the planner's actions; None or all None: constraints off."""
     dims = model_preset(model_size)
     dims.update(checked_options(ModelConfig, model))
     if task_descriptors is not None and dims.get("task_conditioning", "table") != "table":
@@ -277,6 +376,7 @@ def make_agent_config(
         device=device,
         precision=precision,
         compile_update=compile_update,
+        constraints=None if constraints is None or all(c is None for c in constraints) else tuple(constraints),
     )
 
 

@@ -13,6 +13,14 @@ elite drawn by score; keep the mean so the next call starts from it shifted by o
 
 All random numbers of a call come from one batched counter-based draw (agents/noise.py): the
 number of ops per call does not grow with B. `cfg.compile` runs the iteration through torch.compile.
+
+Action constraints (optional, per row: `PlanConstraints`): bounds lo <= a <= hi and a rate limit
+|a_t - a_{t-1}| <= r. Every Gaussian sample, every policy-prior trajectory, the warm start and the
+refit mean are projected step by step (`project_sequences`): step 0 relative to the row's previous
+executed action, step t relative to the sequence's own step t-1, then clipped to the bounds; so
+elites and the executed action are feasible too. At an episode start (`PlannerState.reset`) there is
+no previous action: step 0 is measured from the task's rest action if it has one, else it obeys the
+bounds only. Without constraints (None) no extra op touches the plan: plans are as before.
 """
 from __future__ import annotations
 
@@ -23,7 +31,7 @@ from typing import Callable
 
 import torch
 
-from agents.config import PlannerConfig, planner_iterations
+from agents.config import VIOLATION_TOL, ActionConstraints, PlannerConfig, planner_iterations
 from agents.noise import counter_draw, row_key
 from agents.world_model import WorldModel
 
@@ -43,6 +51,9 @@ class PlannerState:
     seed: int = 0
     calls: int = field(default=0)
     counter_rows: torch.Tensor | None = None  # [B] this state's rows in `counters` (None: all of them)
+    # the action each row executed last (constrained runs only): the rate limit's reference
+    prev_action: torch.Tensor | None = None  # [B, A]
+    has_prev_action: torch.Tensor | None = None  # [B] bool: False at episode start
 
     @classmethod
     def create(cls, batch_size: int, horizon: int, action_dim: int, seed: int = 0,
@@ -58,7 +69,8 @@ class PlannerState:
         return cls(prev_mean=torch.zeros(batch_size, horizon, action_dim, device=device),
                    has_prev=torch.zeros(batch_size, dtype=torch.bool, device=device),
                    keys=keys.view(batch_size, 2), counters=torch.zeros(batch_size, dtype=torch.int64, device=device),
-                   head_generator=hg, seed=seed)
+                   head_generator=hg, seed=seed, prev_action=torch.zeros(batch_size, action_dim, device=device),
+                   has_prev_action=torch.zeros(batch_size, dtype=torch.bool, device=device))
 
     @property
     def batch_size(self) -> int:
@@ -70,7 +82,8 @@ class PlannerState:
         return PlannerState(prev_mean=self.prev_mean[idx].clone(), has_prev=self.has_prev[idx].clone(),
                             keys=self.keys[idx], counters=self.counters, head_generator=self.head_generator,
                             seed=self.seed, calls=self.calls,
-                            counter_rows=idx if self.counter_rows is None else self.counter_rows[idx])
+                            counter_rows=idx if self.counter_rows is None else self.counter_rows[idx],
+                            prev_action=self.prev_action[idx].clone(), has_prev_action=self.has_prev_action[idx].clone())
 
     def draw(self, num_normal: int, num_uniform: int) -> tuple[torch.Tensor, torch.Tensor]:
         """This call's noise for every row in one batched draw: normal [B, num_normal] and uniform
@@ -85,11 +98,98 @@ class PlannerState:
         return out
 
     def reset(self, rows: list[int] | torch.Tensor | None = None) -> None:
-        """Forget the warm start of `rows` (all rows if None): call at episode start."""
+        """Forget the warm start and the previous action of `rows` (all rows if None): call at episode start."""
         if rows is None:
             self.has_prev.zero_()
+            self.has_prev_action.zero_()
         else:
-            self.has_prev[torch.as_tensor(rows, dtype=torch.long, device=self.has_prev.device)] = False
+            idx = torch.as_tensor(rows, dtype=torch.long, device=self.has_prev.device)
+            self.has_prev[idx] = False
+            self.has_prev_action[idx] = False
+
+    def record_actions(self, actions: torch.Tensor) -> None:
+        """actions [B, A] were executed: the next step's rate limit is measured from them."""
+        self.prev_action = actions.to(self.prev_action.device, self.prev_action.dtype).clone()
+        self.has_prev_action = torch.ones_like(self.has_prev_action)
+
+
+@dataclass
+class PlanConstraints:
+    """Per-row action limits of one plan call; padded dims carry [-1, 1] and no rate limit (the
+    action mask zeroes them). lo, hi, rate, rest [B, A] (rate inf: no limit); has_rest [B] bool."""
+    lo: torch.Tensor
+    hi: torch.Tensor
+    rate: torch.Tensor
+    rest: torch.Tensor
+    has_rest: torch.Tensor
+
+    def first_reference(self, state: PlannerState) -> tuple[torch.Tensor, torch.Tensor]:
+        """What step 0 of a row is measured from -> (reference [B, A], rate [B, A]): the previous
+        executed action; at an episode start the rest action, or none (rate inf: bounds only)."""
+        has = state.has_prev_action.view(-1, 1)
+        ref = torch.where(has, state.prev_action, self.rest)
+        rate = torch.where(has | self.has_rest.view(-1, 1), self.rate, torch.full_like(self.rate, float("inf")))
+        return ref, rate
+
+    def rows(self, rows: slice) -> "PlanConstraints":
+        return PlanConstraints(*(getattr(self, k)[rows] for k in self.__dataclass_fields__))
+
+
+class ConstraintTable:
+    """Per-task constraints as tensors [T, A] (A: the padded action dim), indexed by task per call."""
+
+    def __init__(self, constraints: tuple[ActionConstraints | None, ...], action_dim: int,
+                 device: torch.device | str = "cpu"):
+        T = len(constraints)
+        self.lo = torch.full((T, action_dim), -1.0)
+        self.hi = torch.ones(T, action_dim)
+        self.rate = torch.full((T, action_dim), float("inf"))
+        self.rest = torch.zeros(T, action_dim)
+        self.has_rest = torch.zeros(T, dtype=torch.bool)
+        for i, c in enumerate(constraints):
+            if c is None:
+                continue
+            n = len(c.lo)
+            self.lo[i, :n], self.hi[i, :n] = torch.tensor(c.lo), torch.tensor(c.hi)
+            self.rate[i, :n] = torch.tensor(c.max_delta)
+            if c.rest is not None:
+                self.rest[i, :n], self.has_rest[i] = torch.tensor(c.rest), True
+        for k in ("lo", "hi", "rate", "rest", "has_rest"):
+            setattr(self, k, getattr(self, k).to(device))
+
+    def for_rows(self, task: torch.Tensor) -> PlanConstraints:
+        """task [B] int64 -> the rows' PlanConstraints."""
+        task = task.to(self.lo.device)
+        return PlanConstraints(self.lo[task], self.hi[task], self.rate[task], self.rest[task], self.has_rest[task])
+
+    def violations(self, task: torch.Tensor, actions: torch.Tensor, prev: torch.Tensor,
+                   has_prev: torch.Tensor) -> torch.Tensor:
+        """Which executed actions break their task's limits (beyond VIOLATION_TOL): task [B], actions and
+        prev [B, A] (the row's previous action), has_prev [B] bool (False at an episode start: measured
+        from the rest action if any, else bounds only) -> [B] bool."""
+        c = self.for_rows(task)
+        a, prev = actions.to(c.lo.device, torch.float64), prev.to(c.lo.device, torch.float64)
+        bad = ((a < c.lo - VIOLATION_TOL) | (a > c.hi + VIOLATION_TOL)).any(1)
+        has = has_prev.to(c.lo.device).view(-1, 1)
+        ref = torch.where(has, prev, c.rest.double())
+        rate = torch.where(has | c.has_rest.view(-1, 1), c.rate.double(), torch.full_like(a, float("inf")))
+        return bad | ((a - ref).abs() > rate + VIOLATION_TOL).any(1)
+
+
+def project_sequences(actions: torch.Tensor, ref: torch.Tensor, first_rate: torch.Tensor,
+                      c: PlanConstraints) -> torch.Tensor:
+    """Feasible action sequences: actions [B, H, N, A] (N sequences per row), ref and first_rate [B, A]
+    (step 0's reference and rate limit) -> [B, H, N, A]. Step t is clipped to
+    [max(lo, a_{t-1} - r), min(hi, a_{t-1} + r)] with a_{-1} = ref, a_{t-1} the projected step t-1.
+    A reference inside [lo, hi] keeps every interval non-empty (r > 0)."""
+    lo, hi, rate = c.lo.unsqueeze(1), c.hi.unsqueeze(1), c.rate.unsqueeze(1)  # [B, 1, A]
+    prev, r = ref.unsqueeze(1), first_rate.unsqueeze(1)
+    steps = []
+    for t in range(actions.shape[1]):
+        prev = torch.minimum(torch.maximum(actions[:, t], torch.maximum(lo, prev - r)), torch.minimum(hi, prev + r))
+        steps.append(prev)
+        r = rate
+    return torch.stack(steps, dim=1)
 
 
 @dataclass
@@ -128,7 +228,8 @@ def estimate_value(model: WorldModel, z: torch.Tensor, actions: torch.Tensor, ta
 def plan_batch(model: WorldModel, obs: torch.Tensor, task: torch.Tensor, state: PlannerState,
                cfg: PlannerConfig, discounts: torch.Tensor, *, eval_mode: bool = False,
                autocast_dtype: torch.dtype | None = None,
-               clock: Callable[[], float] = time.perf_counter) -> tuple[torch.Tensor, PlanInfo]:
+               clock: Callable[[], float] = time.perf_counter,
+               constraints: PlanConstraints | None = None) -> tuple[torch.Tensor, PlanInfo]:
     """Plan one action per row.
 
     obs [B, O] (padded), task [B] int64, discounts [num_tasks] -> actions [B, A] in [-1, 1]
@@ -137,12 +238,15 @@ def plan_batch(model: WorldModel, obs: torch.Tensor, task: torch.Tensor, state: 
     Rows are planned `cfg.rows_per_pass` at a time (None: 2 on CPU, where small passes keep the
     activations in cache (1M model, B=32: 147 vs 240 ms/action), all rows on GPU). Results do
     not depend on the split.
+    `constraints` (per row, see the module docstring): every sequence, the refit mean, the warm
+    start and the returned action obey them, and the returned action becomes the rows' previous
+    action (`state.record_actions`); None: only the [-1, 1] box, as without constraints.
     """
     with model.cached_task_embeddings():  # embeddings: one evaluation per call, not per model call
-        return _plan_batch(model, obs, task, state, cfg, discounts, eval_mode, autocast_dtype, clock)
+        return _plan_batch(model, obs, task, state, cfg, discounts, eval_mode, autocast_dtype, clock, constraints)
 
 
-def _plan_batch(model, obs, task, state, cfg, discounts, eval_mode, autocast_dtype, clock):
+def _plan_batch(model, obs, task, state, cfg, discounts, eval_mode, autocast_dtype, clock, constraints):
     start = clock()
     B = obs.shape[0]
     if state.batch_size != B:
@@ -164,6 +268,13 @@ def _plan_batch(model, obs, task, state, cfg, discounts, eval_mode, autocast_dty
                       explore=eps["explore"], gumbel_u=gumbel_u)
     warm_mean = torch.zeros(B, H, A, device=obs.device)
     warm_mean[:, :-1] = torch.where(state.has_prev.view(B, 1, 1), state.prev_mean[:, 1:], warm_mean[:, :-1])
+    first = None
+    if constraints is not None:
+        if constraints.lo.shape != (B, A):
+            raise ValueError(f"constraints are for {tuple(constraints.lo.shape)} rows x action dims, the call has "
+                             f"{(B, A)}; build them with ConstraintTable.for_rows(task)")
+        first = constraints.first_reference(state)  # reference and rate limit of each row's step 0
+        warm_mean = project_sequences(warm_mean.unsqueeze(2), *first, constraints).squeeze(2)
 
     per_pass = cfg.rows_per_pass or (2 if obs.device.type == "cpu" else B)
     passes = -(-B // per_pass)
@@ -172,8 +283,9 @@ def _plan_batch(model, obs, task, state, cfg, discounts, eval_mode, autocast_dty
         rows = slice(lo, min(B, lo + per_pass))
         # each pass gets its share of the budget, so later rows are not starved
         deadline_at = None if cfg.deadline_ms is None else start + cfg.deadline_ms * 1e-3 * (k + 1) / passes
+        cons = None if constraints is None else (constraints.rows(rows), first[0][rows], first[1][rows])
         parts.append(_plan_rows(model, obs[rows], task[rows], warm_mean[rows], noise.rows(rows), cfg, iters,
-                                discounts, heads, eval_mode, autocast_dtype, clock, deadline_at))
+                                discounts, heads, eval_mode, autocast_dtype, clock, deadline_at, cons))
     action = torch.cat([a for a, _ in parts])
     infos = [i for _, i in parts]
     info = PlanInfo(iterations=min(i.iterations for i in infos), elapsed_ms=(clock() - start) * 1e3,
@@ -181,6 +293,8 @@ def _plan_batch(model, obs, task, state, cfg, discounts, eval_mode, autocast_dty
                        ("mean", "std", "elite_actions", "elite_value", "elite_index", "chosen_value")})
     state.prev_mean = info.mean.detach().clone()
     state.has_prev = torch.ones_like(state.has_prev)
+    if constraints is not None:
+        state.record_actions(action)
     state.calls += 1
     return action, info
 
@@ -201,16 +315,19 @@ class PlanNoise:
 
 @torch.no_grad()
 def mppi_iteration(model: WorldModel, zs, mean, std, sample_eps, term_eps, pi_actions, pi_value, mask, task, gamma,
-                   heads, cfg: PlannerConfig):
+                   heads, cfg: PlannerConfig, cons=None):
     """One MPPI refinement: sample around mean/std, score with the policy-prior trajectories, refit
     mean/std to the temperature-weighted elites.
 
     zs [B, N - P, L] start latents, mean/std [B, H, A], sample_eps [B, H, N - P, A], term_eps
-    [B, N - P, A], pi_actions [B, H, P, A] and pi_value [B, P] (scored once per call), mask [B, A]
+    [B, N - P, A], pi_actions [B, H, P, A] and pi_value [B, P] (scored once per call), mask [B, A],
+    cons None or (PlanConstraints, reference [B, A], first rate [B, A]): samples and the refit mean are projected
     -> mean, std [B, H, A], elite_actions [B, H, E, A], elite_value, elite_index, score [B, E]."""
     B, H, A = mean.shape
     E = cfg.num_elites
     samples = (mean.unsqueeze(2) + std.unsqueeze(2) * sample_eps).clamp(-1, 1) * mask.view(B, 1, 1, A)
+    if cons is not None:
+        samples = project_sequences(samples, cons[1], cons[2], cons[0])
     value = estimate_value(model, zs, samples, task, gamma, term_eps, heads).squeeze(-1)
     actions = torch.cat([pi_actions, samples], dim=2)  # [B, H, N, A]
     value = torch.cat([pi_value, value], dim=1).nan_to_num(0.0)  # [B, N]
@@ -221,7 +338,10 @@ def mppi_iteration(model: WorldModel, zs, mean, std, sample_eps, term_eps, pi_ac
     mean = (w * elite_actions).sum(2)
     std = ((w * (elite_actions - mean.unsqueeze(2)).pow(2)).sum(2)).sqrt()
     std = std.clamp(cfg.min_std, cfg.max_std) * mask.unsqueeze(1)
-    return mean * mask.unsqueeze(1), std, elite_actions, elite_value, elite_index, score
+    mean = mean * mask.unsqueeze(1)
+    if cons is not None:  # a convex mix of feasible sequences is feasible up to rounding; project it exactly
+        mean = project_sequences(mean.unsqueeze(2), cons[1], cons[2], cons[0]).squeeze(2)
+    return mean, std, elite_actions, elite_value, elite_index, score
 
 
 _COMPILED: dict = {}
@@ -240,8 +360,9 @@ def _iteration_fn(mode: str, device: torch.device):
 
 
 def _plan_rows(model, obs, task, mean, noise, cfg, iters, discounts, heads, eval_mode, autocast_dtype, clock,
-               deadline_at):
-    """MPPI for rows planned in one pass: obs [B, O], task [B], mean [B, H, A] warm start."""
+               deadline_at, cons=None):
+    """MPPI for rows planned in one pass: obs [B, O], task [B], mean [B, H, A] warm start, cons as in
+    mppi_iteration."""
     B = obs.shape[0]
     device = obs.device
     H, N, P, E = cfg.horizon, cfg.num_samples, cfg.num_pi_trajs, cfg.num_elites
@@ -260,8 +381,16 @@ def _plan_rows(model, obs, task, mean, noise, cfg, iters, discounts, heads, eval
         pi_value = torch.empty(B, P, device=device)
         if P > 0:
             zp = z.unsqueeze(1).expand(B, P, z.shape[-1])
+            if cons is not None:
+                prev, rate = cons[1].unsqueeze(1), cons[2].unsqueeze(1)  # [B, 1, A]
+                lo, hi = cons[0].lo.unsqueeze(1), cons[0].hi.unsqueeze(1)
             for t in range(H):
                 pi_actions[:, t] = model.pi(zp, task_b1, eps=noise.pi[:, t])[0].float()
+                if cons is not None:  # project before the step, so the rollout follows the feasible action
+                    prev = torch.minimum(torch.maximum(pi_actions[:, t], torch.maximum(lo, prev - rate)),
+                                         torch.minimum(hi, prev + rate))
+                    pi_actions[:, t] = prev
+                    rate = cons[0].rate.unsqueeze(1)
                 if t < H - 1:
                     zp = model.next(zp, pi_actions[:, t], task_b1)
             z_pi = z.unsqueeze(1).expand(B, P, z.shape[-1])
@@ -278,7 +407,7 @@ def _plan_rows(model, obs, task, mean, noise, cfg, iters, discounts, heads, eval
                 torch.compiler.cudagraph_mark_step_begin()
             mean, std, elite_actions, elite_value, elite_index, score = iteration(
                 model, zs, mean, std, noise.samples[:, i], noise.term[:, i], pi_actions, pi_value, mask, task_b1,
-                gamma, heads, cfg)
+                gamma, heads, cfg, cons)
             done = i + 1
             if deadline_at is not None and clock() >= deadline_at:
                 break
@@ -293,7 +422,27 @@ def _plan_rows(model, obs, task, mean, noise, cfg, iters, discounts, heads, eval
     if not eval_mode:
         first = first + std[:, 0] * noise.explore
     action = first.clamp(-1, 1) * mask
+    if cons is not None:  # exploration noise can leave the feasible set: project the executed action
+        action = project_sequences(action.view(B, 1, 1, A), cons[1], cons[2], cons[0]).view(B, A)
     info = PlanInfo(iterations=done, elapsed_ms=0.0, mean=mean, std=std,
                     elite_actions=elite_actions, elite_value=elite_value, elite_index=elite_index,
                     chosen_value=elite_value.gather(1, pick.view(B, 1)).squeeze(1))
     return action, info
+
+
+@torch.no_grad()
+def prior_action(model: WorldModel, obs: torch.Tensor, task: torch.Tensor, state: PlannerState, *,
+                 eval_mode: bool = False, constraints: PlanConstraints | None = None) -> torch.Tensor:
+    """Act with the policy prior alone (no planning): obs [B, O], task [B] -> actions [B, A], the
+    prior's mean in eval mode, else a sample drawn from the rows' streams; padded dims 0. With
+    `constraints` the action is projected (step 0 rule of `plan_batch`) and recorded as executed."""
+    B, A = obs.shape[0], model.cfg.action_dim
+    with model.cached_task_embeddings():
+        z = model.encode(obs, task)
+        eps = torch.zeros(B, A, device=obs.device) if eval_mode else state.draw(A, 0)[0]
+        action = model.pi(z, task, eps=eps)[0].float().clamp(-1, 1) * model.mask(task).to(obs.device)
+    if constraints is not None:
+        ref, rate = constraints.first_reference(state)
+        action = project_sequences(action.view(B, 1, 1, A), ref, rate, constraints).view(B, A)
+        state.record_actions(action)
+    return action

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 
 from agents.config import AgentConfig
-from agents.planner import PlanInfo, PlannerState, plan_batch
+from agents.planner import ConstraintTable, PlanInfo, PlannerState, plan_batch, prior_action, project_sequences
 from agents.precision import autocast_dtype_for
 from agents.world_model import WorldModel
 
@@ -25,6 +25,9 @@ class PlanningPolicy:
         self.autocast_dtype = autocast_dtype_for(cfg.precision, self.device) if autocast_dtype == "auto" \
             else autocast_dtype
         self.weights_version = -1
+        # per-task action limits (cfg.constraints); None: the planner runs exactly as unconstrained
+        self.constraints = None if cfg.constraints is None else ConstraintTable(
+            cfg.constraints, cfg.model.action_dim, self.device)
 
     def load_weights(self, model_state: dict, version: int) -> None:
         """Load published world-model weights (a WorldModel state dict) unless already at `version`."""
@@ -41,7 +44,34 @@ class PlanningPolicy:
     def act(self, obs: torch.Tensor, task: torch.Tensor, state: PlannerState, *, eval_mode: bool = False,
             planner_cfg=None) -> tuple[torch.Tensor, PlanInfo]:
         """obs [B, O], task [B] -> actions [B, A] (on CPU) and the planner's info."""
-        action, info = plan_batch(self.model, obs.to(self.device, torch.float32), task.to(self.device), state,
+        task = task.to(self.device)
+        action, info = plan_batch(self.model, obs.to(self.device, torch.float32), task, state,
                                   planner_cfg or self.cfg.planner, self.discounts, eval_mode=eval_mode,
-                                  autocast_dtype=self.autocast_dtype)
+                                  autocast_dtype=self.autocast_dtype,
+                                  constraints=None if self.constraints is None else self.constraints.for_rows(task))
         return action.cpu(), info
+
+    @torch.no_grad()
+    def act_prior(self, obs: torch.Tensor, task: torch.Tensor, state: PlannerState, *,
+                  eval_mode: bool = False) -> torch.Tensor:
+        """Act with the policy prior alone (no planning), constrained like `act`: obs [B, O], task [B]
+        -> actions [B, A] on CPU."""
+        task = task.to(self.device)
+        return prior_action(self.model, obs.to(self.device, torch.float32), task, state, eval_mode=eval_mode,
+                            constraints=None if self.constraints is None else self.constraints.for_rows(task)).cpu()
+
+    def feasible(self, actions: torch.Tensor, task: torch.Tensor, state: PlannerState) -> torch.Tensor:
+        """actions [B, A] (e.g. random seeding actions) projected onto the rows' constraints, measured
+        from the rows' previous executed actions (not recorded: see `record_actions`). Unchanged if
+        the policy has no constraints."""
+        if self.constraints is None:
+            return actions
+        c = self.constraints.for_rows(task.to(self.device))
+        B, A = actions.shape
+        a = actions.to(self.device, torch.float32).view(B, 1, 1, A)
+        return project_sequences(a, *c.first_reference(state), c).view(B, A).to(actions.device)
+
+    def record_actions(self, actions: torch.Tensor, state: PlannerState) -> None:
+        """actions [B, A] were executed (constrained policies only track them: the rate limit's reference)."""
+        if self.constraints is not None:
+            state.record_actions(actions)

@@ -2,11 +2,14 @@
 deadline misses, and each setting's return and latency relative to the first one.
 
     python -m bench.latency_table [checkpoint=dir] [tasks=a,b,c] [settings=h3-i6-n512-fp32,...]
-        [episodes=1] [max_steps=N] [budget_ms=20] [updates=60] [seed=0]
+        [episodes=1] [max_steps=N] [budget_ms=20] [updates=60] [seed=0] [max_delta=0.2]
 
 Without a checkpoint it fits a tiny model for `updates` steps on random-action episodes of
 `tasks` (a quick, weak model: the latencies are real, the returns are not a trained agent's).
 Latency is the planner's own per-step time for one environment (batch of 1).
+`max_delta` gives every task the rate limit |a_t - a_{t-1}| <= max_delta (a checkpoint's own
+constraints otherwise): the table then counts violations, and settings ending in `-free` (e.g.
+`h3-i6-n512-fp32-free`) plan without the limit, to show its cost in return.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 DEFAULTS = dict(checkpoint=None, tasks="cartpole-balance,cartpole-swingup,pendulum-swingup,reacher-easy",
                 settings="h3-i6-n512-fp32,h1-i6-n512-fp32,h6-i6-n512-fp32,h3-i12-n512-fp32,h3-i6-n512-bf16,"
                          "h3-i6-n128-fp32,h3-i12-n512-fp32-d10",
-                episodes="1", max_steps=None, budget_ms="20", updates="60", seed="0")
+                episodes="1", max_steps=None, budget_ms="20", updates="60", seed="0", max_delta=None)
 
 
 def main(argv: list[str]) -> dict:
@@ -46,6 +49,14 @@ def main(argv: list[str]) -> dict:
         env_fn = lambda t, s: envs.make_padded_env(task_set, t, s)  # noqa: E731
         eps = {n: random_episodes(env_fn, n, i, masks[i], seed=i) for i, n in enumerate(task_set.names)}
         fit_on_episodes(agent, eps, updates=int(a["updates"]))
+    if a["max_delta"]:
+        from dataclasses import replace
+
+        from agents.config import ActionConstraints
+
+        agent.cfg = replace(agent.cfg, constraints=tuple(
+            ActionConstraints(max_delta=(float(a["max_delta"]),)).resolved(t.name, t.action_dim)
+            for t in task_set.tasks))
     names = [n for n in a["tasks"].split(",") if n in task_set.names] or list(task_set.names)
     env_fn = lambda t, s: envs.make_padded_env(task_set, t, s)  # noqa: E731
     settings = [parse_setting(s) for s in a["settings"].split(",")]

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Optional
 
 from agents.config import AgentConfig, ModelConfig, OptimConfig, PlannerConfig, make_agent_config, model_preset
+from embodiments.constraints import ConstraintOptions
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 BACKENDS = ("local", "ray")
@@ -129,6 +130,7 @@ class RunConfig:
     optim: OptimOptions = field(default_factory=OptimOptions)
     model: ModelOptions = field(default_factory=ModelOptions)
     ray: RayOptions = field(default_factory=RayOptions)
+    constraints: ConstraintOptions = field(default_factory=ConstraintOptions)  # action bounds / rate limits
 
     @property
     def offline(self) -> bool:
@@ -335,6 +337,7 @@ def seed_steps(cfg: RunConfig, task_set, tasks: list[str]) -> int:
 def build_agent_config(cfg: RunConfig, task_set, device: str | None = None) -> AgentConfig:
     """The agent's config for `task_set` (dims, discounts, descriptors) from the run config."""
     from embodiments.conditioning import descriptor_kwargs
+    from embodiments.constraints import run_constraints
 
     model = {k: v for k, v in dataclasses.asdict(cfg.model).items() if v is not None}
     return make_agent_config(
@@ -342,7 +345,8 @@ def build_agent_config(cfg: RunConfig, task_set, device: str | None = None) -> A
         episode_lengths=[t.episode_length for t in task_set.tasks], model_size=cfg.model_size, model=model,
         optim={**dataclasses.asdict(cfg.optim), "batch_size": cfg.batch_size, "horizon": cfg.planner.horizon},
         planner=dataclasses.asdict(cfg.planner), device=device or cfg.device, precision=cfg.precision,
-        can_terminate=task_set.can_terminate(), compile_update=cfg.compile_update)
+        can_terminate=task_set.can_terminate(), compile_update=cfg.compile_update,
+        constraints=run_constraints(task_set, cfg.constraints))
 
 
 # -- the run directory ---------------------------------------------------------------------------

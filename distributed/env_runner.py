@@ -49,6 +49,11 @@ class EnvRunner:
             self.obs[i] = obs
             self.builders[i].start(obs)
         self.env_steps = 0
+        # constrained runs: each env's last executed action, to count limit violations (must stay 0)
+        self.last_action = np.zeros((n, task_set.max_action_dim), np.float32)
+        self.has_last = np.zeros(n, bool)
+        self.episode_violations = np.zeros(n, np.int64)
+        self.violations = 0
         self.timing = {"plan_s": 0.0, "sim_s": 0.0, "wall_s": 0.0, "steps": 0}
 
     def __len__(self) -> int:
@@ -64,6 +69,9 @@ class EnvRunner:
         (see EpisodeBuilder.finish; each also carries the weights version that finished it)."""
         t0 = time.perf_counter()
         random = self.rng.uniform(-1, 1, self.masks.shape).astype(np.float32) * self.masks
+        constrained = self.policy.constraints is not None
+        if constrained:  # seeding actions obey the limits too
+            random = self.policy.feasible(torch.from_numpy(random), self.task_tensor, self.plan_state).numpy()
         rows = np.isin(self.task_ids, list(random_tasks)) if len(random_tasks) else np.zeros(len(self.envs), bool)
         if random_actions or rows.all():
             actions = random
@@ -71,6 +79,13 @@ class EnvRunner:
             act, _ = self.policy.act(torch.from_numpy(self.obs), self.task_tensor, self.plan_state)
             actions = act.numpy()
             actions[rows] = random[rows]
+        if constrained:
+            self.policy.record_actions(torch.from_numpy(actions), self.plan_state)
+            bad = self.policy.constraints.violations(self.task_tensor, torch.from_numpy(actions),
+                                                     torch.from_numpy(self.last_action), torch.from_numpy(self.has_last))
+            self.episode_violations += bad.cpu().numpy()
+            self.violations += int(bad.sum())
+            self.last_action[:], self.has_last[:] = actions, True
         t1 = time.perf_counter()
         finished, reset_rows = [], []
         for i, env in enumerate(self.envs):
@@ -79,7 +94,9 @@ class EnvRunner:
                 truncated = True
             self.builders[i].add(actions[i], obs, reward, terminated, truncated, info.get("success", 0.0))
             if terminated or truncated:
-                finished.append({**self.builders[i].finish(), "weights_version": self.policy.weights_version})
+                finished.append({**self.builders[i].finish(), "weights_version": self.policy.weights_version,
+                                 **({"constraint_violations": int(self.episode_violations[i])} if constrained else {})})
+                self.episode_violations[i], self.has_last[i] = 0, False
                 obs, _ = env.reset()
                 self.builders[i].start(obs)
                 reset_rows.append(i)
@@ -109,7 +126,8 @@ class EnvRunner:
             episodes.extend({**p, "weights_version": self.policy.weights_version}
                             for p in (b.piece(piece_horizon) for b in self.builders) if p is not None)
         return episodes, {"env_steps": self.env_steps, "collect_s": time.perf_counter() - start,
-                          "runner_id": self.runner_id, **self.timing}
+                          "runner_id": self.runner_id, **self.timing,
+                          **({"constraint_violations": self.violations} if self.policy.constraints is not None else {})}
 
     def close(self) -> None:
         for env in self.envs:

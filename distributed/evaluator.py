@@ -7,6 +7,8 @@ import csv
 import time
 from pathlib import Path
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -44,14 +46,17 @@ def evaluate(agent, task_set, tasks: list[str] | None = None, *, episodes: int =
                                eval_mode=True, planner_cfg=pcfg)
         state.prev_mean[rows] = sub.prev_mean
         state.has_prev[rows] = sub.has_prev
+        state.prev_action[rows] = sub.prev_action
+        state.has_prev_action[rows] = sub.has_prev_action
         return actions.numpy()
 
+    table = (agent.policy() if isinstance(getattr(agent, "policy", None), Callable) else agent).constraints
     return evaluate_policy(act, task_set, tasks, episodes=episodes, seed=seed, max_steps=max_steps,
-                           deadline_ms=pcfg.deadline_ms)
+                           deadline_ms=pcfg.deadline_ms, violations_fn=None if table is None else table.violations)
 
 
 def evaluate_policy(act_fn, task_set, tasks: list[str] | None = None, *, episodes: int = 1, seed: int = 0,
-                    max_steps: int | None = None, deadline_ms: float | None = None) -> dict:
+                    max_steps: int | None = None, deadline_ms: float | None = None, violations_fn=None) -> dict:
     """The evaluation protocol of every policy, ours or a baseline's: `episodes` episodes of each
     task, env k of a task seeded `seed * 7919 + k`, all still-running episodes batched per step.
 
@@ -60,6 +65,9 @@ def evaluate_policy(act_fn, task_set, tasks: list[str] | None = None, *, episode
     them among all n = len(tasks) x episodes episodes, for policies that keep per-episode state)
     and returns padded actions in [-1, 1]. The result is `evaluate`'s; `plan_calls` counts
     `act_fn` calls and `deadline_misses` those slower than `deadline_ms`.
+    `violations_fn(task_ids [m], actions [m, A], previous actions [m, A], has_previous [m] bool) -> [m] bool`
+    (a constrained policy's ConstraintTable.violations) adds "constraint_violations": {"total", "steps",
+    per-task counts under "tasks"} (steps whose action broke a bound or rate limit; must be 0).
     """
     from envs import make_padded_env
 
@@ -76,12 +84,20 @@ def evaluate_policy(act_fn, task_set, tasks: list[str] | None = None, *, episode
     active = list(range(n))
     task_ids = np.asarray(task_ids, dtype=np.int64)
     latencies, misses, start = [], 0, time.perf_counter()
+    last_action = np.zeros((n, task_set.max_action_dim), np.float32)
+    violations = np.zeros(n, np.int64)
     while active:
         t0 = time.perf_counter()
         act = np.asarray(act_fn(obs[active], task_ids[active], active), dtype=np.float32)
         latencies.append((time.perf_counter() - t0) * 1e3)
         if deadline_ms is not None and latencies[-1] > deadline_ms:
             misses += 1
+        if violations_fn is not None:
+            has_last = torch.as_tensor(lengths[active] > 0)
+            bad = violations_fn(torch.as_tensor(task_ids[active]), torch.from_numpy(act),
+                                torch.from_numpy(last_action[active]), has_last)
+            violations[active] += np.asarray(bad.cpu(), np.int64)
+            last_action[active] = act
         still = []
         for j, i in enumerate(active):
             o, r, term, trunc, info = envs[i].step(act[j])
@@ -104,7 +120,10 @@ def evaluate_policy(act_fn, task_set, tasks: list[str] | None = None, *, episode
     return {"tasks": per_task, "normalized_score": normalized_score(per_task, domains),
             "latency_ms": {"p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)),
                            "mean": float(lat.mean())},
-            "deadline_misses": misses, "plan_calls": len(latencies), "wall_s": time.perf_counter() - start}
+            "deadline_misses": misses, "plan_calls": len(latencies), "wall_s": time.perf_counter() - start,
+            **({"constraint_violations": {"total": int(violations.sum()), "steps": int(lengths.sum()),
+                                          "tasks": {t: int(violations[[i for i in range(n) if names[i] == t]].sum())
+                                                    for t in tasks}}} if violations_fn is not None else {})}
 
 
 def eval_row(result: dict, **extra) -> dict:
@@ -117,6 +136,8 @@ def eval_row(result: dict, **extra) -> dict:
            **{f"return/{k}": v["return"] for k, v in per_task.items()},
            **{f"success/{k}": v["success"] for k, v in per_task.items()}}
     row["normalized_score"] = result["normalized_score"]  # null for task sets without one: same keys everywhere
+    if "constraint_violations" in result:  # constrained runs only
+        row["constraint_violations"] = result["constraint_violations"]["total"]
     return row
 
 
@@ -133,6 +154,8 @@ def write_eval_table(run_dir: Path, result: dict, domains: dict, env_steps: int,
              f"normalized score: {result['normalized_score']}", "",
              f"{policy} latency per step (all tasks batched): p50 {result['latency_ms']['p50']:.1f} ms, "
              f"p99 {result['latency_ms']['p99']:.1f} ms", "", *[line for n in notes or [] for line in (n, "")],
+             *([f"constraint violations (bounds or rate limit; must be 0): {result['constraint_violations']['total']} "
+                f"in {result['constraint_violations']['steps']} steps", ""] if "constraint_violations" in result else []),
              "| task | domain | return | success | episodes |", "|---|---|---:|---:|---:|"]
     lines += [f"| {t} | {d} | {r:.1f} | {s:.2f} | {n} |" for t, d, r, s, n in rows]
     (run_dir / "eval.md").write_text("\n".join(lines) + "\n")

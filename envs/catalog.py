@@ -10,7 +10,7 @@ import json
 from importlib import resources
 
 from envs.errors import UnknownNameError
-from envs.spec import TaskSpec
+from envs.spec import ActionConstraints, TaskSpec
 
 VARIANT_SEP = "@"
 
@@ -53,4 +53,19 @@ def task_spec(task: str) -> TaskSpec:
             name, embodiment = f"{base}@{suffix}", f"{embodiment}@{suffix}"
     return TaskSpec(name=name, domain=row["domain"], embodiment=embodiment, obs_dim=row["obs_dim"],
                     action_dim=row["action_dim"], episode_length=row["episode_length"],
-                    action_repeat=row["action_repeat"], can_terminate=bool(row.get("can_terminate", False)))
+                    action_repeat=row["action_repeat"], can_terminate=bool(row.get("can_terminate", False)),
+                    constraints=constraints_from_row(row.get("constraints"), f"task {base!r}", row["action_dim"]))
+
+
+def constraints_from_row(row: dict | None, owner: str, action_dim: int) -> ActionConstraints | None:
+    """Checked ActionConstraints from a data row {"lo", "hi", "max_delta", "rest"} (None: none);
+    errors name `owner` and the field."""
+    if row is None:
+        return None
+    unknown = sorted(set(row) - set(ActionConstraints.__dataclass_fields__))
+    if unknown:
+        raise ValueError(f"{owner}: unknown constraint fields {unknown}; use lo, hi, max_delta, rest")
+    c = ActionConstraints(**{k: None if v is None else tuple(v) if isinstance(v, (list, tuple)) else (v,)
+                             for k, v in row.items()})
+    c.resolved(owner, action_dim)  # refuse bad data where it is read
+    return c

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from agents.config import ActionConstraints  # plain data (no torch): the planner reads the same class
+
 @dataclass(frozen=True)
 class TaskSpec:
     """One task. `episode_length` counts agent steps (after action repeat). `can_terminate`: the
@@ -16,4 +18,7 @@ class TaskSpec:
     episode_length: int
     action_repeat: int
     can_terminate: bool = False
+    # the task's own action limits (catalogue row "constraints"); None: its embodiment's, if any
+    # (embodiments/constraints.py), else only the [-1, 1] box
+    constraints: ActionConstraints | None = None
 

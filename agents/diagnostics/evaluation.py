@@ -7,7 +7,9 @@ module never imports an environment package.
 The table answers the seed's question ("+8% reward at 2x latency?") with one row per
 (planner setting, task): return, per-step planning latency p50/p99 and the fraction of
 steps that missed the control budget; a setting with `deadline_ms` shows what the slower
-planner is worth once it is forced to act in time.
+planner is worth once it is forced to act in time. For an agent with action constraints, every
+row counts the executed actions that break them (must be 0), and a setting ending in `-free`
+plans without them: its return against the same setting's constrained one is what they cost.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ import numpy as np
 import torch
 
 from agents.config import PlannerConfig
-from agents.planner import PlannerState, plan_batch
+from agents.planner import ConstraintTable, PlannerState, plan_batch
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ class PlannerSetting:
     num_samples: int | None = None
     precision: str | None = None  # "fp32" | "bf16"
     deadline_ms: float | None = None  # planner stops refining at this budget
+    constrained: bool = True  # False ("-free"): plan without the agent's action constraints
 
     def planner_config(self, base: PlannerConfig) -> PlannerConfig:
         n = self.num_samples or base.num_samples
@@ -48,16 +51,20 @@ class PlannerSetting:
 
 
 def parse_setting(text: str) -> PlannerSetting:
-    """'h3-i6-n512-fp32[-d20]' -> PlannerSetting (h horizon, i iterations, n samples, d deadline ms)."""
+    """'h3-i6-n512-fp32[-d20][-free]' -> PlannerSetting (h horizon, i iterations, n samples, d deadline
+    ms, free: without the agent's action constraints)."""
     fields: dict = {"name": text}
     for part in text.split("-"):
-        if part in ("fp32", "bf16"):
+        if part == "free":
+            fields["constrained"] = False
+        elif part in ("fp32", "bf16"):
             fields["precision"] = part
         elif part[:1] in "hind" and part[1:].replace(".", "", 1).isdigit():
             key = {"h": "horizon", "i": "iterations", "n": "num_samples", "d": "deadline_ms"}[part[0]]
             fields[key] = float(part[1:]) if key == "deadline_ms" else int(part[1:])
         else:
-            raise ValueError(f"bad planner setting part {part!r} in {text!r}; use e.g. 'h3-i6-n512-fp32-d20'")
+            raise ValueError(f"bad planner setting part {part!r} in {text!r}; use e.g. 'h3-i6-n512-fp32-d20' "
+                             f"(add '-free' to plan without action constraints)")
     return PlannerSetting(**fields)
 
 
@@ -69,12 +76,16 @@ def run_episodes(agent, env_fn: Callable, task_name: str, task_id: int, *, episo
 
     Returns one dict per episode of numpy arrays: obs [T+1, O], action [T, A], reward [T],
     plan_value [T] (the planner's predicted return of the executed sequence), latency_ms [T],
-    iterations [T]; plus "return" (float) and "task_id".
+    iterations [T]; plus "return" (float) and "task_id"; for an agent with action constraints also
+    "violations" (executed steps breaking them; the planner obeys them unless the setting is free).
     """
     setting = setting or PlannerSetting("default")
     pcfg = setting.planner_config(agent.cfg.planner)
     amp = setting.autocast_dtype(agent.autocast_dtype)
     task = torch.tensor([task_id], dtype=torch.long, device=agent.device)
+    table = None if agent.cfg.constraints is None else ConstraintTable(
+        agent.cfg.constraints, agent.cfg.model.action_dim, agent.device)
+    constraints = table.for_rows(task) if table is not None and setting.constrained else None
     out = []
     for ep in range(episodes):
         env = env_fn(task_name, seed + ep)
@@ -82,11 +93,15 @@ def run_episodes(agent, env_fn: Callable, task_name: str, task_id: int, *, episo
         state = PlannerState.create(1, pcfg.horizon, agent.cfg.model.action_dim, seed=seed + ep, device=agent.device)
         rec = {k: [] for k in ("obs", "action", "reward", "plan_value", "latency_ms", "iterations")}
         rec["obs"].append(np.asarray(obs, dtype=np.float32))
-        steps = 0
+        steps, violations, prev = 0, 0, None
         while True:
             o = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=agent.device).unsqueeze(0)
             action, info = plan_batch(agent.model, o, task, state, pcfg, agent.discounts, eval_mode=True,
-                                      autocast_dtype=amp, clock=clock)
+                                      autocast_dtype=amp, clock=clock, constraints=constraints)
+            if table is not None:
+                violations += int(table.violations(task, action, action if prev is None else prev,
+                                                   torch.tensor([prev is not None]))[0])
+                prev = action
             a = action[0].float().cpu().numpy()
             obs, reward, terminated, truncated, _ = env.step(a)
             steps += 1
@@ -104,6 +119,8 @@ def run_episodes(agent, env_fn: Callable, task_name: str, task_id: int, *, episo
         ep_out = {k: np.asarray(v, dtype=np.float32) for k, v in rec.items()}
         ep_out["return"] = float(ep_out["reward"].sum())
         ep_out["task_id"] = task_id
+        if table is not None:
+            ep_out["violations"] = violations
         out.append(ep_out)
     return out
 
@@ -136,7 +153,9 @@ def latency_return_table(agent, env_fn: Callable, tasks: dict[str, int], setting
                                   budget_ms if budget_ms is not None else s.deadline_ms)
             rows.append({"setting": s.name, "task": name, "return_mean": float(rets.mean()),
                          "return_std": float(rets.std()), "episodes": len(eps),
-                         "iterations_mean": float(np.concatenate([e["iterations"] for e in eps]).mean()), **lat})
+                         "iterations_mean": float(np.concatenate([e["iterations"] for e in eps]).mean()), **lat,
+                         **({"constraint_violations": int(sum(e["violations"] for e in eps))}
+                            if "violations" in eps[0] else {})})
             if progress is not None:
                 progress(f"{s.name} {name}: return {rets.mean():.1f} p50 {lat['latency_p50_ms']:.1f} ms")
     return {"rows": rows, "settings": [asdict(s) for s in settings], "budget_ms": budget_ms,
@@ -169,12 +188,13 @@ def tradeoff(rows: list[dict]) -> list[dict]:
 
 def format_table(rows: list[dict]) -> str:
     """The latency/return table as Markdown (one line per setting x task)."""
-    head = "| setting | task | return | p50 ms | p99 ms | miss rate | iters |\n|---|---|---:|---:|---:|---:|---:|"
-    lines = [head]
+    counted = any("constraint_violations" in r for r in rows)  # an agent with action constraints
+    head = "| setting | task | return | p50 ms | p99 ms | miss rate | iters |" + (" violations |" if counted else "")
+    lines = [head, "|---|---|---:|---:|---:|---:|---:|" + ("---:|" if counted else "")]
     for r in rows:
         lines.append(f"| {r['setting']} | {r['task']} | {r['return_mean']:.1f} ± {r['return_std']:.1f} | "
                      f"{r['latency_p50_ms']:.2f} | {r['latency_p99_ms']:.2f} | {r['deadline_miss_rate']:.2f} | "
-                     f"{r['iterations_mean']:.1f} |")
+                     f"{r['iterations_mean']:.1f} |" + (f" {r.get('constraint_violations', '-')} |" if counted else ""))
     return "\n".join(lines)
 
 
