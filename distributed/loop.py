@@ -390,6 +390,8 @@ class Loop:
                    "weights_lag_p50": float(np.percentile(self.lags, 50)) if self.lags else None,
                    "weights_lag_p99": float(np.percentile(self.lags, 99)) if self.lags else None,
                    "shards_set_aside": self.parts.learners.shards_set_aside()}
+        if any("constraint_violations" in t for t in timing.values()):  # constrained runs: must be 0
+            summary["constraint_violations"] = sum(t.get("constraint_violations", 0) for t in timing.values())
         (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
         self.logger.log(self.env_steps, summary, kind="summary")
         plot_learning_curves(self.run_dir)

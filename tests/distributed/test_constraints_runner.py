@@ -118,3 +118,24 @@ def test_latency_return_table_counts_violations_and_prices_the_constraints():
     assert constrained["constraint_violations"] == 0 and free["constraint_violations"] > 0
     assert "violations |" in format_table(table["rows"]).splitlines()[0]
     assert [t["setting"] for t in table["tradeoff"]] == ["h3-i2-n32", "h3-i2-n32-free"]
+
+
+def test_a_constrained_training_run_stores_only_feasible_actions_and_reports_zero_violations(tmp_path):
+    from distributed.loop import run
+    from distributed.run_log import read_metrics
+
+    summary = run(compose("train", ["task=cartpole-balance", "model_size=tiny", "steps=80", "seed_steps=40",
+                                    "max_episode_steps=30", "batch_size=16", "eval_freq=1000", "eval_episodes=1",
+                                    "eval_max_steps=20", "diagnostics=false", "wandb_mode=disabled", "progress=false",
+                                    "constraints.max_delta=[0.2]", f"run_dir={tmp_path}/run", *PLANNER]))
+    assert summary["updates"] > 0 and summary["constraint_violations"] == 0
+    assert read_metrics(tmp_path / "run", "eval")[-1]["constraint_violations"] == 0
+    import zarr
+
+    from distributed.replay.inspect import episode_index
+
+    shard = tmp_path / "run" / "replay" / "shard-000"
+    index, actions = episode_index(shard), zarr.open_group(str(shard), mode="r")["action"][:]
+    assert len(index["start"]) >= 2  # several episodes, each checked from its first stored action
+    for start, length in zip(index["start"], index["length"]):
+        _check_episode(actions[start + 1:start + length, :1], -1.0, 1.0, 0.2)  # row 0 holds no action
