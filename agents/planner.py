@@ -365,7 +365,7 @@ def _plan_rows(model, obs, task, mean, noise, cfg, iters, discounts, heads, eval
     mppi_iteration."""
     B = obs.shape[0]
     device = obs.device
-    H, N, P, E = cfg.horizon, cfg.num_samples, cfg.num_pi_trajs, cfg.num_elites
+    H, N, P = cfg.horizon, cfg.num_samples, cfg.num_pi_trajs
     A = model.cfg.action_dim
     mask = model.mask(task).to(device)  # [B, A]
     gamma = discounts.to(device)[task].view(B, 1, 1)

@@ -134,7 +134,7 @@ def write_table(b: ConstraintsBench, results: dict, commands: dict, machine: str
              f"is taken when the table is written, under whatever load the machine had then). Each run one torch thread "
              f"under `nice`; the 2-core machine was shared with other experiments, so wall times are loose.", "",
              "| seed | arm | env steps | eval return (final) | eval returns by step | violations (eval) | "
-             f"steps breaking the limit (stored training actions) | largest stored step change | wall s |",
+             "steps breaking the limit (stored training actions) | largest stored step change | wall s |",
              "|---:|---|---:|---:|---|---:|---:|---:|---:|"]
     for (seed, limited), res in sorted(results.items()):
         curve = ", ".join(f"{s}: {v:.1f}" for s, v, _ in res["evals"])

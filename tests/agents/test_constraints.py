@@ -11,9 +11,8 @@ import torch
 import agents.planner as planner
 from agents.agent import _plain
 from agents.config import ActionConstraints, constraints_from_plain, make_agent_config
-from agents.planner import ConstraintTable, PlanConstraints, PlannerState, plan_batch, project_sequences
+from agents.planner import ConstraintTable, PlanConstraints, project_sequences
 from agents.policy import PlanningPolicy
-from agents.world_model import WorldModel
 
 DATA = Path(__file__).with_name("data")
 TOL = 1e-6
