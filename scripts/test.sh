@@ -9,7 +9,7 @@ export MUJOCO_GL=egl WANDB_MODE=disabled OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1
 # (at most 4; every test torch-single-threaded): the tests that use Ray all run on one worker, in
 # order (tests/conftest.py), the rest are spread over the others
 if [ "$#" -eq 0 ]; then
-  workers=$(nproc 2>/dev/null || echo 1)
+  workers=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc 2>/dev/null || echo 1)  # nproc obeys OMP_NUM_THREADS
   [ "$workers" -gt 4 ] && workers=4
   if [ "$workers" -gt 1 ]; then set -- -n "$workers" --dist loadgroup -m "not compile" tests
   else set -- -m "not compile" tests; fi
