@@ -34,7 +34,8 @@ class Agent:
         self.device = torch.device(cfg.device)
         self.model = WorldModel(cfg.model, action_masks).to(self.device)
         self._build_optimizers()
-        self.scale = RunningScale(cfg.optim.scale_tau, self.device)
+        self.scale = RunningScale(cfg.optim.scale_tau, self.device,
+                                  cfg.model.num_tasks if cfg.optim.pi_scale == "task" else 1)
         self.discounts = torch.tensor(cfg.discounts, dtype=torch.float32, device=self.device)
         # None (fp32) unless bf16 was asked for and the device runs it natively
         self.autocast_dtype = autocast_dtype_for(cfg.precision, self.device, native_bf16)
@@ -145,6 +146,7 @@ class Agent:
         self.cfg = replace(self.cfg, model=new_mc, discounts=self.cfg.discounts + tuple(float(d) for d in discounts),
                            constraints=self.cfg.constraints and self.cfg.constraints + (None,) * n)
         self.discounts = torch.tensor(self.cfg.discounts, dtype=torch.float32, device=self.device)
+        self.scale.add_tasks(n)
         self._build_optimizers()
         return list(range(T, T + n))
 
@@ -265,8 +267,8 @@ class Agent:
         with self._amp():
             action, info = m.pi(zs, task)
             q = m.Q(zs, action, task, mode="avg", detach=True).float()
-            self.scale.update(q[0], self.gather_sync)
-            q = self.scale(q)
+            self.scale.update(q[0], self.gather_sync, task)
+            q = self.scale(q, task)
             objective = o.entropy_coef * info["scaled_entropy"].float() + q  # [H+1, B, 1]
             pi_loss = -(objective.mean(dim=(1, 2)) * rho).mean()
         pi_loss.backward()
@@ -278,7 +280,7 @@ class Agent:
         # drop those gradients so they cannot leak into the next world-model step
         m.zero_grad(set_to_none=True)
         return {"pi_loss": pi_loss, "pi_grad_norm": grad_norm, "pi_entropy": info["entropy"].mean(),
-                "pi_scale": self.scale.value}
+                "pi_scale": self.scale.value.mean()}
 
     # -- state --------------------------------------------------------------------------------
     def identity(self) -> dict:

@@ -124,6 +124,9 @@ class ModelConfig:
         return (self.vmax - self.vmin) / (self.num_bins - 1)
 
 
+PI_SCALES = ("task", "global")
+
+
 @dataclass(frozen=True)
 class OptimConfig:
     batch_size: int = 256
@@ -140,6 +143,13 @@ class OptimConfig:
     scale_tau: float = 0.01  # EMA rate of the running Q scale (P95 - P5)
     task_offset_coef: float = 0.1  # L2 on the per-task table offsets (task_conditioning=both)
     termination_coef: float = 1.0  # BCE of the termination head (terminating tasks only)
+    # the policy loss divides Q by a running scale: one per task ("task") or one for all ("global",
+    # TD-MPC2's multitask runs); identical with one task. See agents/running_scale.py.
+    pi_scale: str = "task"
+
+    def __post_init__(self):
+        if self.pi_scale not in PI_SCALES:
+            raise ValueError(f"optim.pi_scale must be one of {PI_SCALES}, got {self.pi_scale!r}")
 
 
 @dataclass(frozen=True)
