@@ -12,9 +12,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+# The replay layer (and its shard actor processes) imports this module for BATCH_KEYS alone:
+# torch is imported where tensors are made, so a replay shard never pays for loading torch.
 BATCH_KEYS = ("obs", "action", "reward", "terminated", "task", "action_mask")
 
 
@@ -40,6 +46,8 @@ class Batch:
         missing = [k for k in BATCH_KEYS if k not in arrays]
         if missing:
             raise KeyError(f"batch is missing keys {missing}; a sampler must return {BATCH_KEYS}")
+        import torch
+
         t = {k: torch.as_tensor(np.asarray(arrays[k])) for k in BATCH_KEYS}
         return cls(
             obs=t["obs"].float().to(device),

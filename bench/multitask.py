@@ -42,13 +42,17 @@ class MultitaskBench:
     balance: str = "task"
     seed_steps_per_task: int = 1000
     eval_every: int = 2000  # env steps per task between evaluations
-    eval_episodes: int = 3
+    eval_episodes: int = 10
     # rows_per_pass=32: all rows of a call in one pass (the tiny model is call-bound; results do not
     # depend on the split), so the shared model's 18-row evaluation is not 9 passes per step
     planner: List[str] = field(default_factory=lambda: ["num_samples=128", "num_elites=16", "num_pi_trajs=8",
                                                         "iterations=3", "rows_per_pass=32"])
     parallel: int = 1  # runs at once (each takes one core)
-    report_at: Optional[int] = None  # env steps per task of the compared evaluation (None: each run's last)
+    report_at: Optional[int] = None  # env steps per task of the last compared evaluation (None: each run's last)
+    # the compared return of a run is the mean of its last `final_evals` evaluations (up to report_at):
+    # one evaluation of a few episodes is too noisy to compare (a single-task reacher-easy run read
+    # 103, 3, 383, 6, 28 at successive 3-episode evaluations)
+    final_evals: int = 2
 
 
 def _train_cmd(b: MultitaskBench, tasks: list[str], seed: int, run_dir: Path) -> list[str]:
@@ -145,8 +149,8 @@ def report(b: MultitaskBench, out: Path) -> None:
         shared = [_curves(out / f"shared-s{s}", len(b.tasks)).get(t, []) for s in b.seeds]
         single = [_curves(out / f"single-{t}-s{s}", 1).get(t, []) for s in b.seeds]
         def final(curves):
-            at = [[v for step, v in c if b.report_at is None or step == b.report_at][-1:] for c in curves]
-            at = [v[0] for v in at if v]
+            at = [[v for step, v in c if b.report_at is None or step <= b.report_at][-b.final_evals:] for c in curves]
+            at = [float(np.mean(v)) for v in at if len(v) == b.final_evals]
             return float(np.mean(at)) if at else None
 
         s_ret, o_ret = final(shared), final(single)
@@ -161,8 +165,9 @@ def report(b: MultitaskBench, out: Path) -> None:
         w.writerows(rows)
     fmt = lambda v: "-" if v is None else f"{v:.1f}" if abs(v) >= 10 else f"{v:.2f}"  # noqa: E731
     at = b.report_at or b.steps_per_task
-    lines = [f"# Shared vs single-task models: returns at {at} env steps per task, model {b.model_size}, "
-             f"seeds {b.seeds}", "", f"balance={b.balance}, utd={b.utd}, batch {b.batch_size}, planner {b.planner}",
+    lines = [f"# Shared vs single-task models at {at} env steps per task, model {b.model_size}, seeds {b.seeds}", "",
+             f"Return = mean of each run's last {b.final_evals} evaluations ({b.eval_episodes} episodes each, every "
+             f"{b.eval_every} env steps per task), averaged over seeds.", "", f"balance={b.balance}, utd={b.utd}, batch {b.batch_size}, planner {b.planner}",
              "", "| task | shared | single | random | shared / single |", "|---|---:|---:|---:|---:|"]
     lines += [f"| {t} | {fmt(s)} | {fmt(o)} | {fmt(r)} | {fmt(q)} |" for t, s, o, r, q in rows]
     lines += ["", f"Final per-task latent diagnostics (seed {b.seeds[0]}), shared / single:", "",

@@ -16,7 +16,8 @@ pytestmark = pytest.mark.ray
 
 @pytest.mark.slow
 def test_mt80_end_to_end_with_two_learner_ranks(ray_session, tmp_path):
-    summary, digests = run_job(compose_run_config(["preset=smoke", f"run_dir={tmp_path}/run", "num_learners=2"]))
+    summary, digests = run_job(compose_run_config(["preset=smoke", f"run_dir={tmp_path}/run", "num_learners=2",
+                                                     "diagnostics=true"]))
     assert summary["updates"] >= 20 and summary["updates"] % 10 == 0
     assert len(set(digests)) == 1, "learner ranks hold different parameters"
     tasks_in_store = {task for task, _ in store_episodes(tmp_path / "run").values()}
