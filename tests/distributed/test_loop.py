@@ -76,15 +76,22 @@ def test_resume_in_one_process_gives_the_same_next_updates_as_an_uninterrupted_r
                          "checkpoint_freq=600", "diagnostics=false"]
     run(compose("train", base + ["steps=700", f"run_dir={tmp_path / 'straight'}"]))
     run(compose("train", base + ["steps=600", f"run_dir={tmp_path / 'resumed'}"]))
-    loop = Loop(compose("train", base + ["steps=700", f"run_dir={tmp_path / 'resumed'}"]))
+    from distributed.replay.reader import ShardReader
+
+    shard = tmp_path / "resumed" / "replay" / "shard-000"
+    assert ShardReader(shard).num_episodes == 1  # one 500-step episode finished; the partial one is not stored
+    loop = Loop(compose("train", base + ["steps=1100", f"run_dir={tmp_path / 'resumed'}"]))
     try:
         loop.start()
         assert loop.env_steps == 600 and loop.updates == 600
-        loop.run()
+        summary = loop.run()
     finally:
         loop.shutdown()
+    assert summary["env_steps"] == 1100 and summary["updates"] == 1100
+    reader = ShardReader(shard)  # the resumed run's first episode, stored once; nothing duplicated
+    assert reader.num_episodes == 2 and reader.num_transitions == 1000
     straight, resumed = _train_rows(tmp_path / "straight"), _train_rows(tmp_path / "resumed")
-    after = [u for u in sorted(resumed) if u > 600]
+    after = [u for u in sorted(resumed) if 600 < u <= 700]
     assert after and after[-1] == 700
     keys = ("consistency_loss", "reward_loss", "value_loss", "pi_loss", "total_loss")
     for u in after:  # no episode ends between step 600 and 700 (500-step episodes): the store is the same

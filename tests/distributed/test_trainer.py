@@ -53,23 +53,7 @@ def test_short_training_clearly_beats_a_random_policy(tmp_path):
     assert (tmp_path / "run" / "diagnostics" / "cka.png").exists()
 
 
-def test_resume_continues_counters_without_duplicating_episodes(tmp_path):
-    s1 = run(_cfg(tmp_path, steps=600))
-    assert s1["env_steps"] == 600 and s1["updates"] == 600
-    from distributed.replay.reader import ShardReader
-
-    shard = tmp_path / "run" / "replay" / "shard-000"
-    assert ShardReader(shard).num_episodes == 1  # one 500-step episode finished; the partial one is not stored
-    second = Loop(_cfg(tmp_path, steps=1100))
-    second.start()
-    assert second.env_steps == 600 and second.parts.agent.updates == 600
-    try:
-        s2 = second.run()
-    finally:
-        second.shutdown()
-    assert s2["env_steps"] == 1100 and s2["updates"] == 1100
-    reader = ShardReader(shard)
-    assert reader.num_episodes == 2 and reader.num_transitions == 1000
+# resume (counters, episodes stored once, the same next updates): tests/distributed/test_loop.py
 
 
 def test_a_run_directory_of_another_run_is_refused(tmp_path):
