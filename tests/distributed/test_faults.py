@@ -40,6 +40,6 @@ def test_shard_actor_and_env_runner_processes_killed_inside_a_running_job(ray_se
 def test_a_whole_job_killed_at_a_checkpoint_write_or_a_shard_commit_resumes(ray_session, tmp_path, point):
     from bench.faults import job_scenario
 
-    tally = job_scenario(tmp_path, point)
+    tally = job_scenario(tmp_path, point, resume_steps=400)
     _assert_clean(tally)
     assert tally.counters == "match"
