@@ -83,11 +83,21 @@ def calibration(pred: torch.Tensor, real: torch.Tensor) -> dict[str, float]:
     out["rmse"] = float(err.pow(2).mean().sqrt())
     pc, rc = p - p.mean(), r - r.mean()
     vp, vr = pc.pow(2).sum(), rc.pow(2).sum()
-    out["corr"] = float((pc * rc).sum() / (vp * vr).sqrt()) if vp > 0 and vr > 0 else float("nan")
-    out["r2"] = float(1 - err.pow(2).sum() / vr) if vr > 0 else float("nan")
-    out["slope"] = float((pc * rc).sum() / vp) if vp > 0 else float("nan")
-    out["intercept"] = float(r.mean() - out["slope"] * p.mean()) if vp > 0 else float("nan")
+    # a near-constant series (a sparse reward never reached: values like 1e-150) has no variance to
+    # explain: r2, corr and slope are NaN there, not figures of 1e22
+    p_varies, r_varies = _varies(p), _varies(r)
+    out["corr"] = float((pc * rc).sum() / (vp * vr).sqrt()) if p_varies and r_varies else float("nan")
+    out["r2"] = float(1 - err.pow(2).sum() / vr) if r_varies else float("nan")
+    out["slope"] = float((pc * rc).sum() / vp) if p_varies else float("nan")
+    out["intercept"] = float(r.mean() - out["slope"] * p.mean()) if p_varies else float("nan")
     return out
+
+
+def _varies(x: torch.Tensor) -> bool:
+    """Whether x's spread is more than rounding: std > 0.001 x its RMS value and > 1e-6 (the rule
+    the probe R^2 uses for observation dims)."""
+    std, rms = float(x.std(unbiased=False)), float(x.pow(2).mean().sqrt())
+    return std > max(1e-6, 1e-3 * rms)
 
 
 def termination_calibration(logits: torch.Tensor, terminated: torch.Tensor) -> dict[str, float]:

@@ -156,6 +156,10 @@ def test_calibration_of_perfect_biased_and_useless_predictors():
     assert over["slope"] == pytest.approx(0.5)
     useless = calibration(torch.randn(500, generator=_gen(1), dtype=torch.float64), real)
     assert abs(useless["corr"]) < 0.15 and useless["r2"] < 0
+    # a sparse reward never reached: realised values at rounding scale (dm_control's tolerance gives
+    # ~1e-150) have nothing to explain; r2 must be NaN, not -1e22
+    flat = calibration(torch.rand(500, generator=_gen(2), dtype=torch.float64), real.abs() * 1e-150)
+    assert math.isnan(flat["r2"]) and math.isnan(flat["corr"]) and math.isfinite(flat["slope"])
 
 
 def test_discounted_returns_and_truncation():
