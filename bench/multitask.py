@@ -24,16 +24,18 @@ from typing import List, Optional
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 REPO = Path(__file__).resolve().parents[1]
-# Six cheap dm_control tasks on five bodies that learn within a few thousand steps on a tiny model
-# (pendulum-swingup, the example, is sparse and needs far more steps than this budget).
-DMC_EASY6 = ["cartpole-balance", "cartpole-swingup", "reacher-easy", "finger-spin", "pointmass-easy", "cup-catch"]
+# Six cheap dm_control tasks on five bodies (pendulum-swingup, the example, is sparse and needs
+# far more steps than this budget; reacher-easy was dropped after a single-task tiny model ended 5000
+# steps at 28, below random 143; pointmass-easy is learned by neither arm in 5000 steps: see
+# bench/results/multitask/).
+DMC_EASY6 = ["cartpole-balance", "cartpole-swingup", "walker-stand", "finger-spin", "pointmass-easy", "cup-catch"]
 
 
 @dataclass
 class MultitaskBench:
     out: str = "bench/results/multitask"
     tasks: List[str] = field(default_factory=lambda: list(DMC_EASY6))
-    steps_per_task: int = 10_000
+    steps_per_task: int = 5000
     seeds: List[int] = field(default_factory=lambda: [1])
     arms: List[str] = field(default_factory=lambda: ["shared", "single"])
     model_size: str = "tiny"
@@ -41,7 +43,7 @@ class MultitaskBench:
     utd: float = 1.0  # updates per env step, in both arms (the shared model gets T x the single's updates)
     balance: str = "task"
     seed_steps_per_task: int = 1000
-    eval_every: int = 2000  # env steps per task between evaluations
+    eval_every: int = 1000  # env steps per task between evaluations
     eval_episodes: int = 10
     # rows_per_pass=32: all rows of a call in one pass (the tiny model is call-bound; results do not
     # depend on the split), so the shared model's 18-row evaluation is not 9 passes per step
@@ -154,7 +156,8 @@ def report(b: MultitaskBench, out: Path) -> None:
             return float(np.mean(at)) if at else None
 
         s_ret, o_ret = final(shared), final(single)
-        ratio = s_ret / o_ret if s_ret is not None and o_ret else None
+        # no ratio when the single-task model earned (almost) nothing: 0.74 / 1e-33 says nothing
+        ratio = s_ret / o_ret if s_ret is not None and o_ret is not None and o_ret >= 1.0 else None
         rows.append([t, s_ret, o_ret, random[t], ratio])
         diags.append((t, _diag(out / f"shared-s{b.seeds[0]}", t), _diag(out / f"single-{t}-s{b.seeds[0]}", t)))
         fig_data[t] = (shared, single)
