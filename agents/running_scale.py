@@ -38,7 +38,7 @@ class RunningScale:
         if task is None:
             raise ValueError("a per-task running scale needs the task of every row")
         rows = x.detach().float().reshape(x.shape[0], -1)
-        pairs = torch.cat([rows, task.view(-1, 1).to(rows.dtype).expand(-1, 1)], dim=1)
+        pairs = torch.cat([rows, task.view(-1, 1).to(rows.dtype)], dim=1)
         if gather_sync is not None:
             pairs = gather_sync(pairs)
         vals = pairs[:, :-1].flatten()
