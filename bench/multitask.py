@@ -55,6 +55,9 @@ class MultitaskBench:
     # one evaluation of a few episodes is too noisy to compare (a single-task reacher-easy run read
     # 103, 3, 383, 6, 28 at successive 3-episode evaluations)
     final_evals: int = 2
+    # more launch/train.py overrides for every run of the bench, e.g. "overrides=['optim.pi_scale=global']"
+    # (with arms=[shared] and the single runs linked in from an earlier out: one ablation arm)
+    overrides: List[str] = field(default_factory=list)
 
 
 def _train_cmd(b: MultitaskBench, tasks: list[str], seed: int, run_dir: Path) -> list[str]:
@@ -63,7 +66,7 @@ def _train_cmd(b: MultitaskBench, tasks: list[str], seed: int, run_dir: Path) ->
             f"steps={b.steps_per_task * T}", f"seed={seed}", f"seed_steps={b.seed_steps_per_task * T}",
             f"batch_size={b.batch_size}", f"utd={b.utd}", f"balance={b.balance}", f"eval_freq={b.eval_every * T}",
             f"eval_episodes={b.eval_episodes}", f"checkpoint_freq={b.eval_every * T}", "diagnostics=true",
-            "wandb_mode=disabled", "progress=false", f"run_dir={run_dir}"] + [f"planner.{p}" for p in b.planner]
+            "wandb_mode=disabled", "progress=false", f"run_dir={run_dir}"] + [f"planner.{p}" for p in b.planner] + list(b.overrides)
 
 
 DIAG = ("effective_rank", "spread", "kstep_rel_error_last", "probe_r2", "reward_r2")  # per-task geometry, final
@@ -170,7 +173,8 @@ def report(b: MultitaskBench, out: Path) -> None:
     at = b.report_at or b.steps_per_task
     lines = [f"# Shared vs single-task models at {at} env steps per task, model {b.model_size}, seeds {b.seeds}", "",
              f"Return = mean of each run's last {b.final_evals} evaluations ({b.eval_episodes} episodes each, every "
-             f"{b.eval_every} env steps per task), averaged over seeds.", "", f"balance={b.balance}, utd={b.utd}, batch {b.batch_size}, planner {b.planner}",
+             f"{b.eval_every} env steps per task), averaged over seeds.", "", f"balance={b.balance}, utd={b.utd}, batch {b.batch_size}, planner {b.planner}"
+             + (f", overrides {b.overrides}" if b.overrides else ""),
              "", "| task | shared | single | random | shared / single |", "|---|---:|---:|---:|---:|"]
     lines += [f"| {t} | {fmt(s)} | {fmt(o)} | {fmt(r)} | {fmt(q)} |" for t, s, o, r, q in rows]
     lines += ["", f"Final per-task latent diagnostics (seed {b.seeds[0]}), shared / single:", "",
