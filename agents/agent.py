@@ -52,9 +52,10 @@ class Agent:
         groups = [{"params": enc, "lr": o.lr * o.enc_lr_scale}] if enc else []
         rest = [p for p in rest if p.requires_grad]
         groups += [{"params": rest}] if rest else []
-        self.optim = torch.optim.Adam(groups, lr=o.lr) if groups else None
+        # fused: one kernel per step on CPU and GPU (CPU, tiny model: 0.7 vs 4.4 ms per step of the for-loop Adam)
+        self.optim = torch.optim.Adam(groups, lr=o.lr, fused=True) if groups else None
         pi = [p for p in m.policy.parameters() if p.requires_grad]
-        self.pi_optim = torch.optim.Adam(pi, lr=o.lr, eps=1e-5) if pi else None
+        self.pi_optim = torch.optim.Adam(pi, lr=o.lr, eps=1e-5, fused=True) if pi else None
 
     def parameter_groups(self) -> dict[str, list[torch.nn.Parameter]]:
         """Named parameter groups, for choosing what a finetune trains."""
@@ -305,10 +306,11 @@ class Agent:
         trainable = state.get("trainable")  # a finetune's checkpoint: its optimisers cover only these groups
         if trainable is not None and list(trainable) != self.trainable_groups():
             self.set_trainable(list(trainable))
-        if self.optim is not None:
-            self.optim.load_state_dict(state["optim"])
-        if self.pi_optim is not None:
-            self.pi_optim.load_state_dict(state["pi_optim"])
+        for opt, key in ((self.optim, "optim"), (self.pi_optim, "pi_optim")):
+            if opt is not None:
+                opt.load_state_dict(state[key])
+                for g in opt.param_groups:  # a checkpoint saved by the for-loop Adam restores its flags
+                    g["fused"], g["foreach"] = True, None
         self.scale.load_state_dict(state["scale"])
         self.updates = int(state["updates"])
 

@@ -54,6 +54,7 @@ class Tally:
     uncommitted: int = 0
     resumed: str = "yes"
     counters: str = "-"  # a job's checkpoint counters against the store: "match" or what differs
+    resumed_at: tuple | None = None  # a resumed job: the (env steps, updates) of the checkpoint it resumed from
     problems: list = field(default_factory=list)
 
     def bad(self, kind: str, what: str) -> None:
@@ -371,7 +372,8 @@ def writer_scenario(work: Path, name: str, points: list, seed: int = 0, capacity
 
 
 # ---- (b), (c) a running job ----------------------------------------------------------------------
-JOB = ["preset=smoke", "task='cartpole-balance,pendulum-swingup,mw-reach'"]
+# learning starts at 300 env steps, so the first checkpoint (600) holds a learner that has sampled and updated
+JOB = ["preset=smoke", "task='cartpole-balance,pendulum-swingup,mw-reach'", "seed_steps=300"]
 
 # The job's driver: launch/mt80.py, with the checkpoint writer reaching the kill point
 # "checkpoint-write" once a checkpoint file is written and before it is renamed into place.
@@ -436,6 +438,19 @@ def _checkpoint(run_dir: Path) -> dict | None:
     from agents.checkpoint import CHECKPOINT_FILE, load_checkpoint
 
     return load_checkpoint(run_dir) if (run_dir / CHECKPOINT_FILE).exists() else None
+
+
+def _check_continues(tally: Tally, loop, saved: dict) -> None:
+    import torch
+
+    if loop.limiter.state_dict() != saved["limiter"]:
+        tally.resumed = "no"
+        tally.problems.append(f"rate limiter resumed as {loop.limiter.state_dict()}, saved {saved['limiter']}")
+    rngs = loop.parts.learners.rng_states()
+    if ([r["numpy"] for r in rngs] != [r["numpy"] for r in saved["learner_rng"]]
+            or not all(torch.equal(a["torch"], b["torch"]) for a, b in zip(rngs, saved["learner_rng"]))):
+        tally.resumed = "no"
+        tally.problems.append("the learners' RNG streams did not resume from the checkpoint")
 
 
 def actors_scenario(work: Path, steps: int = 3000) -> Tally:
@@ -509,7 +524,7 @@ def job_scenario(work: Path, point: str, resume_steps: int = 1200, timeout: floa
     the same run directory (on the connected Ray) for `resume_steps` more env steps. Checks: every
     episode committed before the kill (a reader process logs them while the job runs) is there
     byte for byte after the kill and after the resumed run; none is stored twice; the resumed run
-    starts from the checkpoint's counters; what the resumed run counts is what it added to the store."""
+    starts from the checkpoint's counters, rate limiter and learner RNG streams; what the resumed run counts is what it added to the store."""
     from distributed.config import compose
     from distributed.loop import Loop
 
@@ -565,6 +580,9 @@ def job_scenario(work: Path, point: str, resume_steps: int = 1200, timeout: floa
             tally.resumed = "no"
             tally.problems.append(f"resumed at {(loop.env_steps, loop.updates)}, the checkpoint says "
                                   f"{(saved['extra']['env_steps'], saved['extra']['updates'])}")
+        if saved:  # the rate limiter and every learner rank's RNG streams continue where the checkpoint left them
+            tally.resumed_at = (saved["extra"]["env_steps"], saved["extra"]["updates"])
+            _check_continues(tally, loop, saved)
         summary = loop.run()
         names = loop.names
     except Exception as exc:  # noqa: BLE001  a job that cannot resume is a finding
@@ -609,7 +627,7 @@ def main() -> int:
     ap.add_argument("--only", choices=("writer", "actors", "job"), default=None)
     ap.add_argument("--random-kills", type=int, default=50)
     ap.add_argument("--point-kills", type=int, default=5)
-    ap.add_argument("--commit-kill", default="commit-record:40", help="kill point of the whole-job commit kill")
+    ap.add_argument("--commit-kill", default="commit-record:15", help="kill point of the whole-job commit kill")
     ap.add_argument("--out", default=None, help="also write the table (markdown) to this file")
     args = ap.parse_args()
     import torch
@@ -631,7 +649,7 @@ def main() -> int:
             if args.only in (None, "actors"):
                 tallies.append(actors_scenario(work))
             if args.only in (None, "job"):
-                tallies.append(job_scenario(work, "checkpoint-write:3"))
+                tallies.append(job_scenario(work, "checkpoint-write:2"))
                 tallies.append(job_scenario(work, args.commit_kill))
         finally:
             ray.shutdown()
