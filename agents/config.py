@@ -165,7 +165,7 @@ class PlannerConfig:
     large_action_dim: int = 20  # TD-MPC2's heuristic: +2 iterations at or above this action dim
     large_action_extra_iterations: int = 2
     deadline_ms: float | None = None  # stop refining once this budget is spent (None: never)
-    rows_per_pass: int | None = None  # rows planned together in one pass (None: 2 on CPU, all on GPU)
+    rows_per_pass: int | None = None  # rows planned together in one pass (None: all on GPU; planner.cpu_rows_per_pass on CPU)
     # torch.compile the MPPI iteration: "off", "default" (inductor) or "reduce-overhead" (CUDA graphs on
     # a GPU; plain compile on CPU). Compiling costs ~1-2 min per process and shape on a 2-core CPU.
     compile: str = "off"
