@@ -27,15 +27,16 @@ def ray_session():
     ray.shutdown()
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` selects: a test that uses ray_session counts as marked `ray`
 def pytest_collection_modifyitems(session, config, items):
-    """The `ray job submit` test first: its own Ray head refuses submissions ("No available agent
-    ... try again later") once this session's embedded Ray has started (root cause not found).
-
-    With pytest-xdist (`-n 2 --dist loadgroup`, as scripts/test.sh runs the suite), every test that
-    uses Ray runs on one worker, in this order, so no two Ray clusters share the machine; the
-    others are spread over the workers."""
+    """Every test that uses Ray is marked `ray` (scripts/test.sh runs those in one process, after the
+    others); the `ray job submit` test runs first of them: its own Ray head refuses submissions ("No
+    available agent ... try again later") once this session's embedded Ray has started (root cause
+    not found). Under pytest-xdist with `--dist loadgroup`, the Ray tests share one worker, in order."""
     first = [i for i in items if i.nodeid.startswith("tests/distributed/test_job_submit.py")]
     items[:] = first + [i for i in items if i not in first]
     for item in items:
         if item.get_closest_marker("ray") is not None or "ray_session" in getattr(item, "fixturenames", ()):
+            if item.get_closest_marker("ray") is None:
+                item.add_marker(pytest.mark.ray)
             item.add_marker(pytest.mark.xdist_group("ray"))

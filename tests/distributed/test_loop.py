@@ -72,29 +72,31 @@ def _train_rows(run_dir: Path) -> dict[int, dict]:
 
 
 def test_resume_in_one_process_gives_the_same_next_updates_as_an_uninterrupted_run(tmp_path):
-    base = SMALL[:-1] + ["task=cartpole-balance", "seed_steps=500", "utd=1", "batch_size=32", "eval_freq=100000",
-                         "checkpoint_freq=600", "diagnostics=false"]
-    run(compose("train", base + ["steps=700", f"run_dir={tmp_path / 'straight'}"]))
-    run(compose("train", base + ["steps=600", f"run_dir={tmp_path / 'resumed'}"]))
+    # 50-step episodes end at 50, 100, 150, ... in the uninterrupted run; the run stopped at 120 resumes with a
+    # fresh episode that ends at 170, so up to update 140 both runs sample the same stored episodes
+    base = SMALL[:-1] + ["task=cartpole-balance", "max_episode_steps=50", "seed_steps=100", "utd=1", "batch_size=32",
+                         "eval_freq=100000", "checkpoint_freq=120", "diagnostics=false"]
+    run(compose("train", base + ["steps=140", f"run_dir={tmp_path / 'straight'}"]))
+    run(compose("train", base + ["steps=120", f"run_dir={tmp_path / 'resumed'}"]))
     from distributed.replay.reader import ShardReader
 
     shard = tmp_path / "resumed" / "replay" / "shard-000"
-    assert ShardReader(shard).num_episodes == 1  # one 500-step episode finished; the partial one is not stored
-    loop = Loop(compose("train", base + ["steps=1100", f"run_dir={tmp_path / 'resumed'}"]))
+    assert ShardReader(shard).num_episodes == 2  # two episodes finished; the partial third is not stored
+    loop = Loop(compose("train", base + ["steps=170", f"run_dir={tmp_path / 'resumed'}"]))
     try:
         loop.start()
-        assert loop.env_steps == 600 and loop.updates == 600
+        assert loop.env_steps == 120 and loop.updates == 120
         summary = loop.run()
     finally:
         loop.shutdown()
-    assert summary["env_steps"] == 1100 and summary["updates"] == 1100
+    assert summary["env_steps"] == 170 and summary["updates"] == 170
     reader = ShardReader(shard)  # the resumed run's first episode, stored once; nothing duplicated
-    assert reader.num_episodes == 2 and reader.num_transitions == 1000
+    assert reader.num_episodes == 3 and reader.num_transitions == 150
     straight, resumed = _train_rows(tmp_path / "straight"), _train_rows(tmp_path / "resumed")
-    after = [u for u in sorted(resumed) if 600 < u <= 700]
-    assert after and after[-1] == 700
+    after = [u for u in sorted(resumed) if 120 < u <= 140]
+    assert after and after[-1] == 140
     keys = ("consistency_loss", "reward_loss", "value_loss", "pi_loss", "total_loss")
-    for u in after:  # no episode ends between step 600 and 700 (500-step episodes): the store is the same
+    for u in after:
         assert {k: resumed[u][k] for k in keys} == {k: straight[u][k] for k in keys}, f"update {u} differs"
 
 
