@@ -85,6 +85,17 @@ class PlannerState:
                             counter_rows=idx if self.counter_rows is None else self.counter_rows[idx],
                             prev_action=self.prev_action[idx].clone(), has_prev_action=self.has_prev_action[idx].clone())
 
+    def clone(self) -> "PlannerState":
+        """An independent copy: planning with it gives what planning with this state would, and
+        advances neither this state's streams nor its warm start."""
+        hg = torch.Generator(device="cpu")
+        hg.set_state(self.head_generator.get_state())
+        copy = lambda t: None if t is None else t.clone()  # noqa: E731
+        return PlannerState(prev_mean=copy(self.prev_mean), has_prev=copy(self.has_prev), keys=copy(self.keys),
+                            counters=copy(self.counters), head_generator=hg, seed=self.seed, calls=self.calls,
+                            counter_rows=copy(self.counter_rows), prev_action=copy(self.prev_action),
+                            has_prev_action=copy(self.has_prev_action))
+
     def draw(self, num_normal: int, num_uniform: int) -> tuple[torch.Tensor, torch.Tensor]:
         """This call's noise for every row in one batched draw: normal [B, num_normal] and uniform
         [B, num_uniform]; advances each row's stream."""

@@ -113,6 +113,20 @@ def test_warm_start_shifts_the_mean_per_row_and_resets_at_episode_start():
     assert torch.equal(state.prev_mean, info.mean) and state.has_prev.all()
 
 
+def test_a_cloned_state_plans_what_the_original_would_and_leaves_it_alone():
+    m, cfg = _model()
+    obs, task, disc = torch.randn(3, 6), torch.tensor([0, 1, 0]), torch.tensor([0.99, 0.95])
+    state = PlannerState.create(3, 3, 4, seed=5)
+    plan_batch(m, obs, task, state, cfg.planner, disc)  # a warm start, advanced streams and head generator
+    before = (state.prev_mean.clone(), state.counters.clone(), state.head_generator.get_state(), state.calls)
+    copy = state.clone()
+    a_copy, i_copy = plan_batch(m, obs, task, copy, cfg.planner, disc)
+    assert torch.equal(state.prev_mean, before[0]) and torch.equal(state.counters, before[1])
+    assert torch.equal(state.head_generator.get_state(), before[2]) and state.calls == before[3]
+    a, info = plan_batch(m, obs, task, state, cfg.planner, disc)
+    assert torch.equal(a, a_copy) and torch.equal(info.mean, i_copy.mean)
+
+
 @pytest.mark.parametrize("rows_per_pass", [5, 2])
 def test_a_batch_gives_each_row_what_it_gets_alone(rows_per_pass):
     m, cfg = _model()
