@@ -108,7 +108,10 @@ def test_probe_r2_is_null_with_a_reason_when_no_dim_varies():
     probe = linear_probe(z, obs[:, 2:], generator=_gen(2))
     assert probe["r2"] is None and probe["dims"] == 0 and "none of the 2 dims varies" in probe["reason"]
     assert math.isnan(linear_probe_r2(z, obs[:, 2:], generator=_gen(2)))
-    assert linear_probe(z[:3], obs[:3])["reason"] == "3 samples: too few to hold any out"
+    # too few held-out rows (3 samples; 20 samples -> 6 held out): no R^2; 27 samples -> 8 held out: an R^2
+    assert "3 samples: too few for a held-out R^2" in linear_probe(z[:3], obs[:3])["reason"]
+    assert linear_probe(z[:20], obs[:20, :2], generator=_gen(2))["r2"] is None
+    assert linear_probe(z[:27], obs[:27, :2], generator=_gen(2))["r2"] is not None
 
 
 def test_lipschitz_of_a_known_linear_map():

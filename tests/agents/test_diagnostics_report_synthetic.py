@@ -53,7 +53,7 @@ def test_a_task_without_varying_dims_reports_a_null_probe_and_why(tmp_path):
     assert saved["probe_r2"] is None and saved["probe_r2_reason"] == REASON
     text = summary.read_text()
     assert f"No probe R² for {first}: {REASON}." in text
-    row = next(line for line in text.splitlines() if line.startswith(f"| {first} |"))
-    assert row.split(" | ")[5] == "–"  # the probe R² column
+    row = next(line for line in text.splitlines() if line.startswith("| 0 |") and f" | {first} | " in line)
+    assert row.split(" | ")[6] == "–"  # the probe R² column (after the # and task columns)
     flat = scalars(results)
     assert f"diag/{first}/probe_r2" not in flat and "diag/mw-task-with-a-long-name-1/probe_r2" in flat
