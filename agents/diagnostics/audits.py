@@ -61,7 +61,7 @@ def elite_stability(model: WorldModel, obs: torch.Tensor, task: torch.Tensor, di
     cfg = _audit_cfg(cfg)
     mask = model.mask(task).float()
     if obs_scale is None:
-        obs_scale = obs.std(0, keepdim=True)
+        obs_scale = obs.std(0, keepdim=True, correction=1 if obs.shape[0] > 1 else 0)
     gen = torch.Generator().manual_seed(seed + 17)
     a0, i0 = _plan(model, obs, task, cfg, discounts, seed, autocast_dtype)
 

@@ -75,7 +75,8 @@ def task_metrics(agent, name: str, sample: Mapping[str, Any], *, obs_dim: int | 
     step = lambda z, a: m.next(z, a, task)  # noqa: E731
     z0 = encode(obs[0]).float()
     own = obs[0, :, :obs_dim]
-    own_std = (own - own.mean(0)) / own.std(0).clamp_min(1e-6)
+    ddof = 1 if N > 1 else 0  # one sample (a task a small balanced draw barely reached): spread 0, no warning
+    own_std = (own - own.mean(0)) / own.std(0, correction=ddof).clamp_min(1e-6)
     r: dict[str, Any] = {"task_id": int(task[0]), "obs_dim": obs_dim, "samples": N, "window": K}
 
     # geometry and information kept
@@ -165,7 +166,7 @@ def task_metrics(agent, name: str, sample: Mapping[str, Any], *, obs_dim: int | 
     if run_audits:
         S = min(audit_states, N)
         o_a, t_a = obs[0, :S], task[:S]
-        scale = obs[0].std(0, keepdim=True)
+        scale = obs[0].std(0, keepdim=True, correction=ddof)
         es = audits.elite_stability(m, o_a, t_a, agent.discounts, agent.cfg.planner, obs_scale=scale, seed=seed,
                                     autocast_dtype=agent.autocast_dtype)
         hs = audits.horizon_sweep(m, o_a, t_a, agent.discounts, agent.cfg.planner, horizons=horizons, seed=seed,

@@ -179,3 +179,31 @@ def test_centroid_separation_same_vs_apart():
     b = torch.randn(500, 8, generator=_gen(1), dtype=torch.float64)
     assert centroid_separation(a, b) < 0.1
     assert centroid_separation(a, b + 10.0) > 5
+
+
+def test_a_task_with_one_sample_gets_its_metrics_without_a_warning():
+    """A small task-balanced draw can give a task one window: no std() warning (it reached the console of
+    every run), no probe R^2, the other metrics as usual."""
+    import warnings
+
+    import numpy as np
+
+    from agents.agent import Agent
+    from agents.config import make_agent_config
+    from agents.diagnostics.run import run_diagnostics
+
+    cfg = make_agent_config(obs_dim=5, action_dim=2, episode_lengths=[500] * 2, model_size="tiny",
+                            planner=dict(num_samples=16, num_elites=4, num_pi_trajs=4, iterations=1))
+    rng = np.random.default_rng(0)
+
+    def sample(n, task):
+        return {"obs": rng.standard_normal((7, n, 5)).astype(np.float32),
+                "action": rng.uniform(-1, 1, (6, n, 2)).astype(np.float32), "reward": rng.random((6, n)).astype(np.float32),
+                "terminated": np.zeros((6, n), np.float32), "task": np.full(n, task), "action_mask": np.ones((n, 2), np.float32)}
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        res = run_diagnostics(Agent(cfg), {"one": sample(1, 0), "eight": sample(8, 1)}, max_samples=8, audit_states=1)
+    one = res["tasks"]["one"]
+    assert one["samples"] == 1 and one["probe_r2"] is None and "too few" in one["probe_r2_reason"]
+    assert math.isfinite(one["kstep_rel_error_1"]) and math.isfinite(one["elite_action_rms_small"])
