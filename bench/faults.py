@@ -65,7 +65,7 @@ class Tally:
     @property
     def clean(self) -> bool:
         return (self.lost == self.corrupt == self.duplicated == self.uncommitted == 0 and self.resumed == "yes"
-                and self.counters in ("-", "match"))
+                and self.counters in ("-", "match") and not self.problems)
 
 
 def digest(rows: dict, task: int) -> str:
@@ -386,7 +386,8 @@ switch, real = KillSwitch(), ck._atomic
 def _atomic(path, write):
     def write_then_stop(tmp):
         write(tmp)
-        switch.reached("checkpoint-write")
+        if path.name == ck.CHECKPOINT_FILE:  # not the model.safetensors written after it
+            switch.reached("checkpoint-write")
     real(path, write_then_stop)
 ck._atomic = _atomic
 sys.argv = [sys.argv[1] + "/launch/mt80.py", *sys.argv[2:]]

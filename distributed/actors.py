@@ -32,7 +32,6 @@ class EnvRunnerShell:
         self.shard = ray.get_actor(shard_name)  # by name: see distributed/ray_parts.py
         self.piece_horizon = piece_horizon  # hand over running episodes' new windows every call (None: whole)
         self.call_s = 0.0
-        self._storing = None  # the previous call's add_episodes, overlapped with this call's stepping
         # a restarted runner, or a resumed job's, must not collect again the very episodes stored
         # before (same env seeds, same random actions): its seed also depends on what its shard holds
         seed = resumed_seed(seed, ray.get(self.shard.stats.remote())["next_episode_id"])
@@ -58,9 +57,6 @@ class EnvRunnerShell:
         start = time.perf_counter()
         stored, stats = self.runner.collect(num_steps, random_actions, random_tasks, self.piece_horizon)
         episodes = [e for e in stored if e["final"]]
-        if self._storing is not None:  # the shard must have taken the last call's episodes
-            ray.get(self._storing)
-            self._storing = None
         if self._shard_incarnation is None:  # which shard incarnation the first episodes go to
             self._shard_incarnation = ray.get(self.shard.committed.remote(self.producer))[0]
         resend = self._settle(ray)
@@ -70,7 +66,10 @@ class EnvRunnerShell:
             self.sequence += 1
         self._unacked += batch
         if resend or batch:
-            self._storing = self.shard.add_episodes.remote(resend + batch)
+            # in the shard's hands before the driver counts them: the episodes travel as an object this
+            # process owns, which dies with it, so a call that returned while they were in flight would
+            # report episodes that a kill of this process then loses (the counters would exceed the store)
+            self._hand_over(ray, resend + batch)
         if self._unacked:
             self._acked = self.shard.committed.remote(self.producer)
         self.call_s += time.perf_counter() - start
@@ -89,15 +88,20 @@ class EnvRunnerShell:
         import ray
 
         while True:
-            if self._storing is not None:
-                ray.get(self._storing)
-                self._storing = None
             ray.get(self.shard.flush.remote())
             self._acked = self.shard.committed.remote(self.producer)
             resend = self._settle(ray)
             if not resend:
                 return
-            self._storing = self.shard.add_episodes.remote(resend)
+            self._hand_over(ray, resend)
+
+    def _hand_over(self, ray, episodes: list[dict]) -> None:
+        from ray.exceptions import RayActorError
+
+        try:
+            ray.get(self.shard.add_episodes.remote(episodes))
+        except RayActorError:  # the shard died with them: they stay unacked, and its restarted incarnation
+            pass               # gets them again (_settle), before a checkpoint's drain returns
 
     def _settle(self, ray) -> list[dict]:
         """Drop the episodes the shard has committed; returns those to send again because the shard
