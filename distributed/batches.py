@@ -125,6 +125,7 @@ class ShardActorSource:
         self.balance = balance
         self.failed: dict[int, str] = {}  # shard index -> what was wrong
         self._pending = None
+        self._counts = None  # ((horizon, shards asked), refs of their task_windows) for the next request
 
     def refresh(self) -> None:
         pass  # shard actors serve what they have committed
@@ -146,10 +147,16 @@ class ShardActorSource:
         healthy = self._healthy()
         if not healthy:
             raise RuntimeError(f"every replay shard was set aside: {self.failed}")
-        per_shard = ray.get([self.shards[i].task_windows.remote(horizon) for i in healthy])
+        # the counts asked for with the previous request (one batch old: they only shift the proportions
+        # by what was committed since), so that no round trip to the shards waits in front of a batch
+        counts, self._counts = self._counts, None
+        if counts is None or counts[0] != (horizon, healthy):
+            counts = ((horizon, healthy), [self.shards[i].task_windows.remote(horizon) for i in healthy])
+        per_shard = ray.get(counts[1])
         if not any(per_shard):  # episodes may be handed over but not yet committed: commit them now
             ray.get([self.shards[i].flush.remote() for i in healthy])
             per_shard = ray.get([self.shards[i].task_windows.remote(horizon) for i in healthy])
+        self._counts = ((horizon, healthy), [self.shards[i].task_windows.remote(horizon) for i in healthy])
         plans = plan_draws(per_shard, batch_size, balance, rng)
         seeds = rng.integers(0, 2**31, len(healthy))
         return [(i, self.shards[i].sample_plan.remote(p, horizon, self.masks, int(s)))

@@ -22,18 +22,27 @@ if [ "$#" -gt 0 ]; then
 fi
 
 # With no arguments: every test but the inductor compile checks (minutes of compilation each; run those
-# with ./scripts/test.sh -m compile tests/agents), in two phases.
-# 1. The tests without Ray, on one pytest-xdist worker per core (at most 4): each is one process with one
-#    torch thread, so on 2 cores two of them run side by side.
-# 2. The tests with Ray (marked `ray`, or using the ray_session fixture: tests/conftest.py), in one
-#    process, in order: one Ray session whose actors use every core, and no second Ray beside it.
-workers=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc 2>/dev/null || echo 1)  # nproc obeys OMP_NUM_THREADS
-[ "$workers" -gt 4 ] && workers=4
+# with ./scripts/test.sh -m compile tests/agents), in two streams that run side by side:
+# - the tests with Ray (marked `ray`, or using the ray_session fixture: tests/conftest.py), in one
+#   process, in order: one Ray session, no second Ray beside it. Its actors keep ~1.5 of 2 cores busy
+#   (start-up, waits on actors), so the other stream fills the rest;
+# - the tests without Ray on pytest-xdist workers (one per core beyond the first, at least one, at most
+#   3), each one process with one torch thread. Their output is printed when both streams are done.
+cores=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc 2>/dev/null || echo 1)  # nproc obeys OMP_NUM_THREADS
+workers=$(( cores - 1 ))
+[ "$workers" -lt 1 ] && workers=1
+[ "$workers" -gt 3 ] && workers=3
 parallel=()
 [ "$workers" -gt 1 ] && parallel=(-n "$workers")
-pytest_run --durations=15 ${parallel[@]+"${parallel[@]}"} -m "not compile and not ray" tests
-first=$?
+log=$(mktemp -t latentfleet-tests-XXXXXX.log)
+echo "tests without Ray: in the background ($workers worker(s)), output in $log; tests with Ray:"
+pytest_run --durations=15 ${parallel[@]+"${parallel[@]}"} -m "not compile and not ray" tests > "$log" 2>&1 &
+others=$!
 pytest_run --durations=20 -m "ray and not compile" tests
-second=$?
-[ "$first" -ne 0 ] && exit "$first"
-exit "$second"
+with_ray=$?
+wait "$others"
+without_ray=$?
+echo; echo "=== tests without Ray ==="; cat "$log"
+echo "tests with Ray: exit $with_ray; tests without Ray: exit $without_ray"
+[ "$without_ray" -ne 0 ] && exit "$without_ray"
+exit "$with_ray"
