@@ -76,7 +76,8 @@ def run_episodes(agent, env_fn: Callable, task_name: str, task_id: int, *, episo
 
     Returns one dict per episode of numpy arrays: obs [T+1, O], action [T, A], reward [T],
     plan_value [T] (the planner's predicted return of the executed sequence), latency_ms [T],
-    iterations [T]; plus "return" (float) and "task_id"; for an agent with action constraints also
+    iterations [T], terminated [T] (1 at a step that ended the episode by termination, never for a
+    time limit); plus "return" (float) and "task_id"; for an agent with action constraints also
     "violations" (executed steps breaking them; the planner obeys them unless the setting is free).
     """
     setting = setting or PlannerSetting("default")
@@ -91,7 +92,7 @@ def run_episodes(agent, env_fn: Callable, task_name: str, task_id: int, *, episo
         env = env_fn(task_name, seed + ep)
         obs, _ = env.reset(seed=seed + ep)
         state = PlannerState.create(1, pcfg.horizon, agent.cfg.model.action_dim, seed=seed + ep, device=agent.device)
-        rec = {k: [] for k in ("obs", "action", "reward", "plan_value", "latency_ms", "iterations")}
+        rec = {k: [] for k in ("obs", "action", "reward", "terminated", "plan_value", "latency_ms", "iterations")}
         rec["obs"].append(np.asarray(obs, dtype=np.float32))
         steps, violations, prev = 0, 0, None
         while True:
@@ -108,6 +109,7 @@ def run_episodes(agent, env_fn: Callable, task_name: str, task_id: int, *, episo
             rec["obs"].append(np.asarray(obs, dtype=np.float32))
             rec["action"].append(a)
             rec["reward"].append(float(reward))
+            rec["terminated"].append(float(terminated))
             rec["plan_value"].append(float(info.chosen_value[0]))
             rec["latency_ms"].append(info.elapsed_ms)
             rec["iterations"].append(info.iterations)
@@ -208,13 +210,14 @@ def random_episodes(env_fn: Callable, task_name: str, task_id: int, action_mask:
     for ep in range(episodes):
         env = env_fn(task_name, seed + ep)
         obs, _ = env.reset(seed=seed + ep)
-        rec = {"obs": [np.asarray(obs, np.float32)], "action": [], "reward": []}
+        rec = {"obs": [np.asarray(obs, np.float32)], "action": [], "reward": [], "terminated": []}
         while True:
             a = rng.uniform(-1, 1, mask.shape).astype(np.float32) * mask
             obs, reward, terminated, truncated, _ = env.step(a)
             rec["obs"].append(np.asarray(obs, np.float32))
             rec["action"].append(a)
             rec["reward"].append(float(reward))
+            rec["terminated"].append(float(terminated))
             if terminated or truncated:
                 break
         if hasattr(env, "close"):
@@ -234,16 +237,18 @@ def windows_from_episodes(episodes: list[dict], horizon: int, batch_size: int, a
     if not eps:
         raise ValueError(f"no episode has {horizon} steps")
     which = rng.integers(len(eps), size=batch_size)
-    obs, act, rew = [], [], []
+    obs, act, rew, term = [], [], [], []
     for i in which:
         e = eps[i]
         s = int(rng.integers(len(e["action"]) - horizon + 1))
         obs.append(e["obs"][s:s + horizon + 1])
         act.append(e["action"][s:s + horizon])
         rew.append(e["reward"][s:s + horizon])
+        # a window that ends the episode by termination carries it (the termination calibration's events)
+        term.append(e.get("terminated", np.zeros(len(e["action"]), np.float32))[s:s + horizon])
     tid = int(eps[0]["task_id"])
     return {"obs": np.stack(obs, 1), "action": np.stack(act, 1), "reward": np.stack(rew, 1),
-            "terminated": np.zeros((horizon, batch_size), np.float32), "task": np.full(batch_size, tid, np.int64),
+            "terminated": np.stack(term, 1).astype(np.float32), "task": np.full(batch_size, tid, np.int64),
             "action_mask": np.repeat(np.asarray(action_mask, np.float32)[None], batch_size, 0)}
 
 

@@ -180,3 +180,41 @@ def test_termination_calibration_is_reported_for_terminating_tasks_only():
     assert "termination_calibration" not in res["tasks"]["never"]
     flat = scalars(res)
     assert "diag/falls/termination_brier" in flat and "diag/never/termination_brier" not in flat
+
+
+def test_held_out_windows_of_diagnose_carry_terminations_and_never_time_limits():
+    """launch/diagnose.py calibrates the head on windows cut from evaluation episodes: a window that
+    ends an episode by termination must say so (it said 0 everywhere), a time limit never."""
+    import numpy as np
+
+    import envs
+    from agents.diagnostics import random_episodes
+    from agents.diagnostics.evaluation import windows_from_episodes
+
+    ts = envs.load_task_set("gym-invertedpendulum,cartpole-balance")
+    make = lambda name, seed: envs.make_padded_env(ts, name, seed)  # noqa: E731
+    falls = random_episodes(make, "gym-invertedpendulum", 0, ts.action_masks()[0], episodes=6, seed=3)
+    for e in falls:  # the pole falls within a few random steps: the last step, and only it, terminates
+        assert e["terminated"][-1] == 1 and e["terminated"][:-1].sum() == 0 and len(e["terminated"]) == len(e["reward"])
+    windows = windows_from_episodes(falls, 2, 400, ts.action_masks()[0], np.random.default_rng(0))
+    term = windows["terminated"]  # [H, B]
+    assert term.shape == (2, 400) and 0 < term.sum() < 400
+    assert term[0].sum() == 0  # a window never runs past its episode's end: a termination only on its last step
+
+    class TimeLimit:  # cartpole-balance cut after 8 steps by a time limit (truncated), as a gymnasium TimeLimit does
+        def __init__(self, env):
+            self.env, self.t = env, 0
+
+        def reset(self, seed=None):
+            self.t = 0
+            return self.env.reset(seed=seed)
+
+        def step(self, a):
+            self.t += 1
+            obs, r, term, trunc, info = self.env.step(a)
+            return obs, r, term, trunc or self.t >= 8, info
+
+    cut = random_episodes(lambda n, s: TimeLimit(make(n, s)), "cartpole-balance", 1, ts.action_masks()[1],
+                          episodes=2, seed=0)
+    assert all(len(e["reward"]) == 8 and e["terminated"].sum() == 0 for e in cut)
+    assert windows_from_episodes(cut, 2, 50, ts.action_masks()[1], np.random.default_rng(0))["terminated"].sum() == 0
