@@ -48,6 +48,23 @@ def start_writer(path, seed, count=-1):
     return proc
 
 
+def run_for_cpu_seconds(proc, seconds: float, timeout: float = 120.0) -> None:
+    """Wait until `proc` has spent `seconds` more CPU time (Linux /proc; wall time elsewhere): a kill
+    after it lands at the same point of the writer's work however busy the machine is."""
+    stat = f"/proc/{proc.pid}/stat"
+    if not os.path.exists(stat):
+        time.sleep(seconds)
+        return
+
+    def cpu() -> float:
+        fields = open(stat).read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+    target, deadline = cpu() + seconds, time.time() + timeout
+    while cpu() < target and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.005)
+
+
 def committed_episodes(path):
     """{episode id: (start, length, task)} of the live committed episodes."""
     _, c = read_state(path)
@@ -77,7 +94,7 @@ def test_sigkill_at_random_moments_never_loses_or_corrupts(tmp_path):
         if round_ == 0:
             with pytest.raises(WriterLockedError):
                 ShardWriter(path, obs_dim=O, action_dim=A)
-        time.sleep(rng.uniform(0.1, 0.8))
+        run_for_cpu_seconds(proc, rng.uniform(0.1, 0.8))  # not wall time: CI runs other tests beside this one
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         report = verify_shard(path)
