@@ -38,6 +38,7 @@ log=$(mktemp -t latentfleet-tests-XXXXXX.log)
 echo "tests without Ray: in the background ($workers worker(s)), output in $log; tests with Ray:"
 pytest_run --durations=15 ${parallel[@]+"${parallel[@]}"} -m "not compile and not ray" tests > "$log" 2>&1 &
 others=$!
+trap 'kill "$others" 2>/dev/null' INT TERM  # a background job ignores Ctrl-C: stop it with the Ray stream
 pytest_run --durations=20 -m "ray and not compile" tests
 with_ray=$?
 wait "$others"
