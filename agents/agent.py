@@ -257,7 +257,8 @@ class Agent:
         steps), terminated [H, B]; rows of tasks that never terminate carry no weight."""
         m = self.model
         logits = m.termination(zs, task).float().squeeze(-1)  # [H, B]
-        bce = F.binary_cross_entropy_with_logits(logits, terminated.float(), reduction="none")
+        pos_weight = torch.tensor(self.cfg.optim.termination_pos_weight, device=logits.device)
+        bce = F.binary_cross_entropy_with_logits(logits, terminated.float(), reduction="none", pos_weight=pos_weight)
         weight = m.can_terminate[task].view(1, -1).expand_as(bce)
         return (bce * weight).sum() / weight.sum().clamp(min=1.0)
 

@@ -143,6 +143,9 @@ class OptimConfig:
     scale_tau: float = 0.01  # EMA rate of the running Q scale (P95 - P5)
     task_offset_coef: float = 0.1  # L2 on the per-task table offsets (task_conditioning=both)
     termination_coef: float = 1.0  # BCE of the termination head (terminating tasks only)
+    # weight of a terminated step in that BCE (1: plain BCE, TD-MPC2's). Terminations are a few % of
+    # the steps, so a plain BCE can fit the base rate and never predict p > 0.5, where the planner stops
+    termination_pos_weight: float = 1.0
     # the policy loss divides Q by a running scale: one per task ("task") or one for all ("global",
     # TD-MPC2's multitask runs); identical with one task. See agents/running_scale.py.
     pi_scale: str = "task"
@@ -150,6 +153,8 @@ class OptimConfig:
     def __post_init__(self):
         if self.pi_scale not in PI_SCALES:
             raise ValueError(f"optim.pi_scale must be one of {PI_SCALES}, got {self.pi_scale!r}")
+        if not self.termination_pos_weight > 0:
+            raise ValueError(f"optim.termination_pos_weight must be > 0, got {self.termination_pos_weight!r}")
 
 
 @dataclass(frozen=True)

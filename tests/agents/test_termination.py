@@ -11,9 +11,10 @@ from agents.world_model import WorldModel
 SMALL = dict(horizon=3, iterations=3, num_samples=64, num_elites=8, num_pi_trajs=8)
 
 
-def _cfg(can_terminate, **kw):
+def _cfg(can_terminate, optim=None, **kw):
     return make_agent_config(obs_dim=3, action_dim=1, episode_lengths=[500] * len(can_terminate), model_size="tiny",
-                             optim={"batch_size": 128}, planner=SMALL, can_terminate=can_terminate, **kw)
+                             optim={"batch_size": 128, **(optim or {})}, planner=SMALL, can_terminate=can_terminate,
+                             **kw)
 
 
 def cliff_windows(n: int, horizon: int, task: int, gen: torch.Generator) -> Batch:
@@ -49,6 +50,19 @@ def test_termination_loss_falls_on_data_with_known_terminations():
     print(f"termination rate {rate:.3f}, BCE first {first:.3f} last {last:.3f}, base-rate BCE {base:.3f}")
     assert losses[0] == pytest.approx(0.6931, abs=1e-3)  # zero-initialised output: p = 0.5
     assert last < 0.5 * base
+
+
+def test_termination_pos_weight_weighs_terminated_steps():
+    batch = cliff_windows(128, 3, 0, torch.Generator().manual_seed(3))
+    assert 0 < float(batch.terminated.mean()) < 1
+    for w in (1.0, 8.0):
+        torch.manual_seed(0)
+        agent = Agent(_cfg([True], optim={"termination_pos_weight": w}))
+        # zero-initialised logits: BCE ln 2 per step, a terminated step counted w times
+        expected = 0.6931 * float((w * batch.terminated + (1 - batch.terminated)).mean())
+        assert agent.update(batch)["termination_loss"] == pytest.approx(expected, rel=1e-3)
+    with pytest.raises(ValueError, match="termination_pos_weight"):
+        _cfg([True], optim={"termination_pos_weight": 0.0})
 
 
 def test_tasks_that_never_terminate_pay_nothing_for_the_head():
