@@ -88,6 +88,9 @@ class LocalLearner:
     def shards_set_aside(self) -> dict:
         return {str(k): str(v) for k, v in getattr(self.learner.source, "failed", {}).items()}
 
+    def digests(self) -> list[str]:
+        return [self.learner.param_digest()]
+
     def close(self) -> None:
         pass
 

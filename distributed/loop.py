@@ -377,6 +377,9 @@ class Loop:
             except Exception as exc:  # noqa: BLE001
                 log.exception("final diagnostics failed")
                 failures.append(f"diagnostics: {type(exc).__name__}: {exc}")
+        distinct = len(set(self.parts.learners.digests()))  # data-parallel replicas must end identical
+        if distinct > 1:
+            failures.append(f"learner ranks hold {distinct} different sets of parameters: replicas diverged")
         state["evals"] = self.evals.state_dict()  # the final evaluation in the history; nothing else moves
         self.checkpoint.write(state)
         wall = time.time() - t0

@@ -1,6 +1,8 @@
 """`ray job submit -- python launch/mt80.py` against a real local Ray head that this test starts
-(loopback only, its own temp dir, auth off) and stops (only its own processes)."""
+(loopback only, its own temp dir, auth off) and stops (only its own processes): mt80 end to end, all
+80 tasks, two learner ranks, the final diagnostics."""
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -13,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from distributed.ray_session import processes_with
+from tests.distributed.job_helpers import store_episodes
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -66,13 +69,13 @@ def ray_head():
 
 @pytest.mark.slow
 @pytest.mark.ray
-def test_ray_job_submit_runs_mt80_launcher_to_success(ray_head, tmp_path):
+def test_ray_job_submit_runs_mt80_end_to_end_with_two_learner_ranks(ray_head, tmp_path):
     address, env = ray_head
     run_dir = tmp_path / "run"
     sub_id = f"latentfleet-test-{os.getpid()}"
     cmd = [str(VENV_BIN / "ray"), "job", "submit", "--address", address, "--submission-id", sub_id, "--no-wait",
-           "--working-dir", str(REPO), "--", "python", "launch/mt80.py", "preset=smoke",
-           "task='cartpole-balance,mw-reach'", "steps=1800", f"run_dir={run_dir}"]
+           "--working-dir", str(REPO), "--", "python", "launch/mt80.py", "preset=smoke", "num_learners=2",
+           "diagnostics=true", f"run_dir={run_dir}"]
     for _ in range(30):  # the head answers before its job agent is up: "No available agent ... try again later"
         submit = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
         if submit.returncode == 0 or "try again later" not in submit.stderr + submit.stdout:
@@ -90,5 +93,24 @@ def test_ray_job_submit_runs_mt80_launcher_to_success(ray_head, tmp_path):
                           capture_output=True, text=True).stdout
     assert "succeeded" in status, f"{status}\n{logs[-3000:]}"
     assert "cluster at" in logs  # it joined the submitted-to cluster, not an embedded one
+    summary = json.loads((run_dir / "summary.json").read_text())
+    # no failure: among others, the two learner ranks end with identical parameters (the job compares them)
+    assert summary["failures"] == [], summary["failures"]
+    assert summary["updates"] >= 20 and summary["updates"] % 10 == 0
+    tasks_in_store = {task for task, _ in store_episodes(run_dir).values()}
+    assert tasks_in_store == set(range(80)), f"tasks without episodes: {set(range(80)) - tasks_in_store}"
+    from distributed.replay.inspect import episode_index
+
+    shards = [p for p in (run_dir / "replay").glob("shard-*") if p.is_dir()]  # not the writers' lock files
+    versions = [v for shard in shards for v in episode_index(shard)["version"]]
+    assert versions and min(versions) >= 1, "every stored episode records the weights version it was collected with"
+    table = (run_dir / "eval.csv").read_text().splitlines()
+    assert len(table) == 81 and table[0].startswith("task,domain,return")
     assert (run_dir / "checkpoint.pt").exists() and (run_dir / "eval.md").exists()
-    assert "'updates': 0," not in logs  # learning happened inside the job
+    assert (run_dir / "eval_tasks.png").stat().st_size > 1000
+    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert any(r["kind"] == "eval" and "normalized_score" in r for r in rows)
+    # rank 0's per-task latent diagnostics: a scalar row and the report
+    diag = [r for r in rows if r["kind"] == "diag"][-1]
+    assert any(k.startswith("diag/walker-walk/") for k in diag) and any(k.startswith("diag/mw-reach/") for k in diag)
+    assert (run_dir / "diagnostics" / "summary.md").exists()
