@@ -116,9 +116,6 @@ class EnvRunnerShell:
         self._shard_incarnation = incarnation
         return list(self._unacked) if restarted else []
 
-    def weights_version(self) -> int:
-        return self.runner.weights_version
-
     def pid(self) -> int:
         import os
 

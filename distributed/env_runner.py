@@ -27,15 +27,11 @@ class EnvRunner:
         each task's own length."""
         from envs import make_padded_env  # envs is imported lazily so agents-only users never pay for MuJoCo
 
-        self.task_set, self.runner_id = task_set, runner_id
-        self.policy = policy
-        self.envs, self.task_ids = [], []
-        for i, name in enumerate(t for t in tasks for _ in range(envs_per_task)):
-            env_seed = seed * 100_003 + runner_id * 1009 + i
-            self.envs.append(make_padded_env(task_set, name, seed=env_seed))
-            self.task_ids.append(task_set.index(name))
-        self.tasks = list(tasks)
-        self.max_episode_steps = max_episode_steps
+        self.policy, self.runner_id, self.max_episode_steps = policy, runner_id, max_episode_steps
+        names = [t for t in tasks for _ in range(envs_per_task)]
+        env_seeds = [seed * 100_003 + runner_id * 1009 + i for i in range(len(names))]
+        self.envs = [make_padded_env(task_set, name, seed=s) for name, s in zip(names, env_seeds)]
+        self.task_ids = [task_set.index(name) for name in names]
         n = len(self.envs)
         # each env's random stream is named by (runner, slot) so it is the same whatever the batch
         self.plan_state = policy.new_planner_state(n, seed=seed, row_ids=[runner_id * 10_000 + i for i in range(n)])
@@ -45,7 +41,7 @@ class EnvRunner:
         self.builders = [EpisodeBuilder(t, task_set.max_obs_dim, task_set.max_action_dim) for t in self.task_ids]
         self.obs = np.zeros((n, task_set.max_obs_dim), np.float32)
         for i, env in enumerate(self.envs):
-            obs, _ = env.reset(seed=seed * 100_003 + runner_id * 1009 + i)
+            obs, _ = env.reset(seed=env_seeds[i])
             self.obs[i] = obs
             self.builders[i].start(obs)
         self.env_steps = 0
@@ -58,10 +54,6 @@ class EnvRunner:
 
     def __len__(self) -> int:
         return len(self.envs)
-
-    @property
-    def weights_version(self) -> int:
-        return self.policy.weights_version
 
     def step(self, random_actions: bool = False, random_tasks=()) -> list[dict]:
         """One agent step for every env; envs of `random_tasks` (task ids), or all if

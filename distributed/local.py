@@ -88,9 +88,6 @@ class LocalLearner:
     def shards_set_aside(self) -> dict:
         return {str(k): str(v) for k, v in getattr(self.learner.source, "failed", {}).items()}
 
-    def close(self) -> None:
-        pass
-
 
 class LocalEvaluator:
     def __init__(self, policy, task_set):
