@@ -4,6 +4,9 @@ and forwards calls. `actor_classes()` creates the `ray.remote` classes on first 
 importing this module never imports Ray."""
 from __future__ import annotations
 
+import os
+import socket
+import time
 import uuid
 
 import numpy as np
@@ -50,20 +53,16 @@ class EnvRunnerShell:
 
     def collect(self, num_steps: int, random_actions: bool, random_tasks=()) -> dict:
         """Step every env `num_steps` times; store finished episodes; return counts and timings."""
-        import time
-
         import ray
 
         start = time.perf_counter()
         stored, stats = self.runner.collect(num_steps, random_actions, random_tasks, self.piece_horizon)
-        episodes = [e for e in stored if e["final"]]
         if self._shard_incarnation is None:  # which shard incarnation the first episodes go to
             self._shard_incarnation = ray.get(self.shard.committed.remote(self.producer))[0]
         resend = self._settle(ray)
-        batch = []
-        for e in stored:
-            batch.append({**{k: e[k] for k in RUNNER_EPISODE_KEYS}, "source": (self.producer, self.sequence)})
-            self.sequence += 1
+        batch = [{**{k: e[k] for k in RUNNER_EPISODE_KEYS}, "source": (self.producer, self.sequence + j)}
+                 for j, e in enumerate(stored)]
+        self.sequence += len(batch)
         self._unacked += batch
         if resend or batch:
             # in the shard's hands before the driver counts them: the episodes travel as an object this
@@ -74,9 +73,6 @@ class EnvRunnerShell:
             self._acked = self.shard.committed.remote(self.producer)
         self.call_s += time.perf_counter() - start
         stats["call_s"] = self.call_s
-        stats["collected"] = num_steps * len(self.runner)  # env steps of this call (stats["steps"]: step calls so far)
-        stats["episodes"] = [(e["task"], e["return"], e["success"], e["length"], e["weights_version"])
-                             for e in episodes]
         return stats
 
     def set_weights(self, weights: dict, version: int) -> int:
@@ -117,8 +113,6 @@ class EnvRunnerShell:
         return list(self._unacked) if restarted else []
 
     def pid(self) -> int:
-        import os
-
         return os.getpid()
 
 
@@ -141,8 +135,6 @@ class LearnerShell:
 
     def address(self) -> str:
         """host:port for rank 0 to host the process group."""
-        import socket
-
         import ray
 
         host = ray.util.get_node_ip_address()

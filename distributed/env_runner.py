@@ -105,7 +105,9 @@ class EnvRunner:
 
     def collect(self, num_steps: int, random_actions: bool = False, random_tasks=(),
                 piece_horizon: int | None = None) -> tuple[list[dict], dict]:
-        """`num_steps` steps of every env (see `step`); returns (episodes to store, stats).
+        """`num_steps` steps of every env (see `step`); returns (episodes to store, stats): stats
+        count this call's env steps ("collected") and list the episodes that ended ("episodes":
+        (task, return, success, length, weights version) each), what the driver counts.
 
         With `piece_horizon`, the running episodes' new windows are handed over too, as pieces
         ("final": False), so a long episode is sampleable long before it ends; finished episodes
@@ -117,7 +119,10 @@ class EnvRunner:
         if piece_horizon is not None:
             episodes.extend({**p, "weights_version": self.policy.weights_version}
                             for p in (b.piece(piece_horizon) for b in self.builders) if p is not None)
-        return episodes, {"env_steps": self.env_steps, "collect_s": time.perf_counter() - start,
+        return episodes, {"env_steps": self.env_steps, "collected": num_steps * len(self.envs),
+                          "episodes": [(e["task"], e["return"], e["success"], e["length"], e["weights_version"])
+                                       for e in episodes if e["final"]],
+                          "collect_s": time.perf_counter() - start,
                           "runner_id": self.runner_id, **self.timing,
                           **({"constraint_violations": self.violations} if self.policy.constraints is not None else {})}
 

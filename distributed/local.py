@@ -23,16 +23,13 @@ class LocalCollector:
 
     def collect(self, slot: int, num_steps: int, seeding: bool, random_tasks=()) -> Job:
         stored, stats = self.runner.collect(num_steps, seeding, random_tasks, self.piece_horizon)
-        episodes = [e for e in stored if e["final"]]
         for ep in stored:
             self.writer.add_episode(ep["obs"], ep["action"], ep["reward"], ep["terminated"], ep["truncated"],
                                     ep["task"], version=ep["weights_version"])
         if stored:
             self.writer.flush()
             self.on_commit()
-        return Job({**stats, "call_s": stats["wall_s"], "collected": num_steps * len(self.runner),
-                    "episodes": [(e["task"], e["return"], e["success"], e["length"], e["weights_version"])
-                                 for e in episodes]})
+        return Job({**stats, "call_s": stats["wall_s"]})
 
     def set_weights(self, weights, version: int) -> None:
         self.runner.policy.weights_version = version  # the model is shared: nothing to load
