@@ -1,7 +1,7 @@
 """Ray actor shells over the plain classes. Nothing here holds algorithm logic: each shell
-builds its plain object inside the actor process, sets its torch threads to its CPU share,
-and forwards calls. `actor_classes()` creates the `ray.remote` classes on first use so that
-importing this module never imports Ray."""
+builds its plain object inside the actor process (the learner's shell is a Learner), sets its
+torch threads to its CPU share, and forwards calls. `actor_classes()` creates the `ray.remote`
+classes on first use so that importing this module never imports Ray."""
 from __future__ import annotations
 
 import os
@@ -116,7 +116,7 @@ class EnvRunnerShell:
         return os.getpid()
 
 
-class LearnerShell:
+class LearnerShell(Learner):
     """A Learner sampling from replay shard actors, or (offline / mixed) from a store on disk that
     this node can read (opened read-only), or a mixture of the two."""
 
@@ -131,7 +131,7 @@ class LearnerShell:
             offline = StoreSource(offline_data, action_masks, agent_cfg.model.obs_dim, balance=balance,
                                   cache_bytes=cache_bytes)
             source = offline if source is None else Mixture(source, offline, offline_ratio)
-        self.learner = Learner(agent_cfg, action_masks, source, rank=rank, world_size=world_size, seed=seed)
+        super().__init__(agent_cfg, action_masks, source, rank=rank, world_size=world_size, seed=seed)
 
     def address(self) -> str:
         """host:port for rank 0 to host the process group."""
@@ -142,36 +142,6 @@ class LearnerShell:
             s.bind(("", 0))
             port = s.getsockname()[1]
         return f"{host}:{port}"
-
-    def init_process_group(self, init_method: str) -> int:
-        return self.learner.init_process_group(init_method)
-
-    def train(self, num_updates: int) -> dict:
-        return self.learner.train(num_updates)
-
-    def weights(self) -> dict:
-        return self.learner.weights()
-
-    def diagnostics(self, task_names: list[str], obs_dims: list[int], **kw) -> dict:
-        return self.learner.diagnostics(task_names, obs_dims, **kw)
-
-    def param_digest(self) -> str:
-        return self.learner.param_digest()
-
-    def agent_state(self) -> dict:
-        return self.learner.agent.state_dict()
-
-    def load_agent_state(self, state: dict) -> None:
-        self.learner.agent.load_state_dict(state)
-
-    def rng_state(self) -> dict:
-        return self.learner.rng_state()
-
-    def shards_set_aside(self) -> dict:
-        return {str(k): str(v) for k, v in getattr(self.learner.source, "failed", {}).items()}
-
-    def load_rng_state(self, state: dict) -> None:
-        self.learner.load_rng_state(state)
 
 
 class EvaluatorShell:

@@ -121,6 +121,16 @@ class Learner:
         """The world model's parameters and buffers on CPU (what runners load)."""
         return {k: v.detach().cpu().clone() for k, v in self.agent.model.state_dict().items()}
 
+    def agent_state(self) -> dict:
+        return self.agent.state_dict()
+
+    def load_agent_state(self, state: dict) -> None:
+        self.agent.load_state_dict(state)
+
+    def shards_set_aside(self) -> dict:
+        """Replay shards the source set aside (damaged data): name -> what was wrong."""
+        return {str(k): str(v) for k, v in getattr(self.source, "failed", {}).items()}
+
     def param_digest(self) -> str:
         """SHA-256 of every parameter's bytes: equal digests mean identical replicas."""
         h = hashlib.sha256()

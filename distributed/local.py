@@ -71,10 +71,10 @@ class LocalLearner:
         return Job(self.learner.diagnostics(names, obs_dims, **kw))
 
     def agent_state(self) -> dict:
-        return self.learner.agent.state_dict()
+        return self.learner.agent_state()
 
     def load_agent_state(self, state: dict) -> None:
-        self.learner.agent.load_state_dict(state)
+        self.learner.load_agent_state(state)
 
     def rng_states(self) -> list:
         return [self.learner.rng_state()]
@@ -83,7 +83,7 @@ class LocalLearner:
         self.learner.load_rng_state(states[0])
 
     def shards_set_aside(self) -> dict:
-        return {str(k): str(v) for k, v in getattr(self.learner.source, "failed", {}).items()}
+        return self.learner.shards_set_aside()
 
 
 class LocalEvaluator:
