@@ -8,6 +8,7 @@ counts and a fingerprint of each file's head and tail) so a resume with differen
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from pathlib import Path
@@ -100,14 +101,13 @@ def import_tdmpc2(source, shard: str | os.PathLike, *, obs_dim: int | None = Non
 
     bar = tqdm(total=total, initial=committed, unit="ep", desc=f"import -> {shard.name}", dynamic_ncols=True,
                disable=not progress)
-    done, imported, transitions = committed, 0, 0
+    imported, transitions = 0, 0
+    starts = itertools.accumulate((s["episodes"] for s in sources), initial=0)  # each file's first episode
     with ShardWriter(shard, obs_dim=obs_dim, action_dim=action_dim, chunk_len=chunk_len, durable=durable,
                      task_names=task_names) as writer:
-        start = 0
-        for f, src in zip(files, sources):
+        for f, src, start in zip(files, sources, starts):
             n = src["episodes"]
             if start + n <= committed:
-                start += n
                 continue
             data = read_chunk(f)
             for i in range(max(committed - start, 0), n):
@@ -119,19 +119,17 @@ def import_tdmpc2(source, shard: str | os.PathLike, *, obs_dim: int | None = Non
                     writer.add_episode(**episode)
                 except ValueError as exc:
                     raise ChunkFormatError(f"{f} episode {i}: {exc}") from exc
-                done += 1
                 imported += 1
                 transitions += episode["obs"].shape[0] - 1
                 bar.update(1)
                 if imported % flush_every == 0:
                     writer.flush()
                     if on_commit is not None:
-                        on_commit(done)
-            start += n
+                        on_commit(committed + imported)
             del data
         writer.flush()
     if on_commit is not None:
-        on_commit(done)
+        on_commit(committed + imported)
     bar.close()
     return {"episodes": total, "imported": imported, "skipped": committed, "transitions": transitions,
             "shard": str(shard)}
