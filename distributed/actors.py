@@ -1,9 +1,12 @@
 """Ray actor shells over the plain classes. Nothing here holds algorithm logic: each shell
-builds its plain object inside the actor process, sets its torch threads to its CPU share,
-and forwards calls. `actor_classes()` creates the `ray.remote` classes on first use so that
-importing this module never imports Ray."""
+builds its plain object inside the actor process (the learner's shell is a Learner), sets its
+torch threads to its CPU share, and forwards calls. `actor_classes()` creates the `ray.remote`
+classes on first use so that importing this module never imports Ray."""
 from __future__ import annotations
 
+import os
+import socket
+import time
 import uuid
 
 import numpy as np
@@ -50,20 +53,16 @@ class EnvRunnerShell:
 
     def collect(self, num_steps: int, random_actions: bool, random_tasks=()) -> dict:
         """Step every env `num_steps` times; store finished episodes; return counts and timings."""
-        import time
-
         import ray
 
         start = time.perf_counter()
         stored, stats = self.runner.collect(num_steps, random_actions, random_tasks, self.piece_horizon)
-        episodes = [e for e in stored if e["final"]]
         if self._shard_incarnation is None:  # which shard incarnation the first episodes go to
             self._shard_incarnation = ray.get(self.shard.committed.remote(self.producer))[0]
         resend = self._settle(ray)
-        batch = []
-        for e in stored:
-            batch.append({**{k: e[k] for k in RUNNER_EPISODE_KEYS}, "source": (self.producer, self.sequence)})
-            self.sequence += 1
+        batch = [{**{k: e[k] for k in RUNNER_EPISODE_KEYS}, "source": (self.producer, self.sequence + j)}
+                 for j, e in enumerate(stored)]
+        self.sequence += len(batch)
         self._unacked += batch
         if resend or batch:
             # in the shard's hands before the driver counts them: the episodes travel as an object this
@@ -74,9 +73,6 @@ class EnvRunnerShell:
             self._acked = self.shard.committed.remote(self.producer)
         self.call_s += time.perf_counter() - start
         stats["call_s"] = self.call_s
-        stats["collected"] = num_steps * len(self.runner)  # env steps of this call (stats["steps"]: step calls so far)
-        stats["episodes"] = [(e["task"], e["return"], e["success"], e["length"], e["weights_version"])
-                             for e in episodes]
         return stats
 
     def set_weights(self, weights: dict, version: int) -> int:
@@ -116,16 +112,11 @@ class EnvRunnerShell:
         self._shard_incarnation = incarnation
         return list(self._unacked) if restarted else []
 
-    def weights_version(self) -> int:
-        return self.runner.weights_version
-
     def pid(self) -> int:
-        import os
-
         return os.getpid()
 
 
-class LearnerShell:
+class LearnerShell(Learner):
     """A Learner sampling from replay shard actors, or (offline / mixed) from a store on disk that
     this node can read (opened read-only), or a mixture of the two."""
 
@@ -140,12 +131,10 @@ class LearnerShell:
             offline = StoreSource(offline_data, action_masks, agent_cfg.model.obs_dim, balance=balance,
                                   cache_bytes=cache_bytes)
             source = offline if source is None else Mixture(source, offline, offline_ratio)
-        self.learner = Learner(agent_cfg, action_masks, source, rank=rank, world_size=world_size, seed=seed)
+        super().__init__(agent_cfg, action_masks, source, rank=rank, world_size=world_size, seed=seed)
 
     def address(self) -> str:
         """host:port for rank 0 to host the process group."""
-        import socket
-
         import ray
 
         host = ray.util.get_node_ip_address()
@@ -153,36 +142,6 @@ class LearnerShell:
             s.bind(("", 0))
             port = s.getsockname()[1]
         return f"{host}:{port}"
-
-    def init_process_group(self, init_method: str) -> int:
-        return self.learner.init_process_group(init_method)
-
-    def train(self, num_updates: int) -> dict:
-        return self.learner.train(num_updates)
-
-    def weights(self) -> dict:
-        return self.learner.weights()
-
-    def diagnostics(self, task_names: list[str], obs_dims: list[int], **kw) -> dict:
-        return self.learner.diagnostics(task_names, obs_dims, **kw)
-
-    def param_digest(self) -> str:
-        return self.learner.param_digest()
-
-    def agent_state(self) -> dict:
-        return self.learner.agent.state_dict()
-
-    def load_agent_state(self, state: dict) -> None:
-        self.learner.agent.load_state_dict(state)
-
-    def rng_state(self) -> dict:
-        return self.learner.rng_state()
-
-    def shards_set_aside(self) -> dict:
-        return {str(k): str(v) for k, v in getattr(self.learner.source, "failed", {}).items()}
-
-    def load_rng_state(self, state: dict) -> None:
-        self.learner.load_rng_state(state)
 
 
 class EvaluatorShell:

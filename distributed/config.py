@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from agents.config import AgentConfig, ModelConfig, OptimConfig, PlannerConfig, make_agent_config, model_preset
+from agents.config import (COMPILE_MODES, AgentConfig, ModelConfig, OptimConfig, PlannerConfig, make_agent_config,
+                           model_preset)
 from embodiments.constraints import ConstraintOptions
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -40,15 +41,9 @@ def _options_of(cls, exclude: tuple[str, ...] = (), optional: bool = False):
     same names, types and defaults, so nothing is listed twice. With `optional`, every field
     defaults to None (None: keep the model preset's value)."""
     hints = typing.get_type_hints(cls)
-    fields = []
-    for f in dataclasses.fields(cls):
-        if f.name in exclude:
-            continue
-        kind = hints[f.name]
-        if optional:
-            fields.append((f.name, Optional[kind], field(default=None)))
-        else:
-            fields.append((f.name, kind, field(default=f.default)))
+    fields = [(f.name, Optional[hints[f.name]], field(default=None)) if optional
+              else (f.name, hints[f.name], field(default=f.default))
+              for f in dataclasses.fields(cls) if f.name not in exclude]
     return dataclasses.make_dataclass(cls.__name__.replace("Config", "Options"), fields)
 
 
@@ -139,9 +134,7 @@ class RunConfig:
 
     @property
     def shards(self) -> int:
-        if self.backend == "local":
-            return 1
-        return self.num_shards or max(self.num_runners, 1)
+        return 1 if self.backend == "local" else self.num_shards or max(self.num_runners, 1)
 
     def identity(self, tasks: list[str]) -> dict:
         """What must match for a run directory (its replay store and checkpoint) to be resumed."""
@@ -154,17 +147,13 @@ class RunConfig:
         return dataclasses.asdict(self)
 
 
-def register_configs() -> None:
-    from hydra.core.config_store import ConfigStore
-
-    ConfigStore.instance().store(name="run_schema", node=RunConfig)
-
-
 def compose(config_name: str = "train", overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
     """configs/<config_name>.yaml + command-line overrides -> a checked RunConfig.
 
     Raises ConfigError naming the key for a wrong type, an unknown key or an out-of-range value."""
-    register_configs()
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(name="run_schema", node=RunConfig)
     values = _hydra_compose(RunConfig, overrides, config_name, str(CONFIG_DIR))
     values.pop("preset", None)
     if "," in values["run_dir"] or "'" in values["run_dir"]:  # a task list in the default run_dir
@@ -191,7 +180,7 @@ def _hydra_compose(schema, overrides, config_name: str, config_dir: str | None) 
             node = hydra_compose(config_name=config_name, overrides=list(overrides))
         values = OmegaConf.to_container(node, resolve=True, structured_config_mode=None)
     except (HydraException, OmegaConfBaseException) as exc:
-        raise ConfigError(_one_line_hydra_error(exc, overrides, schema)) from None
+        raise ConfigError(_one_line_hydra_error(exc, schema)) from None
     values.pop("hydra", None)
     return values
 
@@ -205,12 +194,12 @@ def config_from_dict(values: dict) -> RunConfig:
         node = OmegaConf.merge(OmegaConf.structured(RunConfig), values)
         cfg = OmegaConf.to_object(node)
     except OmegaConfBaseException as exc:
-        raise ConfigError(_one_line_hydra_error(exc, [])) from None
+        raise ConfigError(_one_line_hydra_error(exc)) from None
     check_config(cfg)
     return cfg
 
 
-def _one_line_hydra_error(exc: Exception, overrides, schema=None) -> str:
+def _one_line_hydra_error(exc: Exception, schema=None) -> str:
     """Hydra/OmegaConf's multi-line error as one line that names the key (and the closest key)."""
     schema = schema or RunConfig
     text = str(exc)
@@ -244,7 +233,7 @@ def compose_options(schema, overrides: list[str] | tuple[str, ...] = ()):
         return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema),
                                                    _hydra_compose(schema, overrides, name, None)))
     except OmegaConfBaseException as exc:
-        raise ConfigError(_one_line_hydra_error(exc, overrides, schema)) from None
+        raise ConfigError(_one_line_hydra_error(exc, schema)) from None
     except (ValueError, LookupError) as exc:  # the schema's own checks (__post_init__; LookupError: unknown names)
         raise ConfigError(str(exc)) from None
 
@@ -274,16 +263,13 @@ def check_config(cfg: RunConfig) -> None:
     need(cfg.seed_steps is None or cfg.seed_steps >= 0, f"seed_steps must be >= 0, got {cfg.seed_steps}")
     need(cfg.num_shards is None or cfg.num_shards >= 1, f"num_shards must be >= 1, got {cfg.num_shards}")
     need(cfg.precision in ("fp32", "bf16"), f"precision must be fp32 or bf16, got {cfg.precision!r}")
-    from agents.config import COMPILE_MODES
-
     need(cfg.compile_update in COMPILE_MODES, f"compile_update must be one of {COMPILE_MODES}, got {cfg.compile_update!r}")
     need(cfg.wandb_mode in ("offline", "online", "disabled"), f"wandb_mode must be offline|online|disabled, got {cfg.wandb_mode!r}")
     horizon = cfg.planner.horizon
     if cfg.max_episode_steps is not None:
         need(cfg.max_episode_steps > 2 * horizon, f"max_episode_steps ({cfg.max_episode_steps}) must be > 2 x "
              f"planner.horizon ({2 * horizon}): training windows and diagnostics need H+1 and 2H+1 steps")
-    if cfg.eval_max_steps is not None:
-        need(cfg.eval_max_steps >= 1, f"eval_max_steps must be >= 1, got {cfg.eval_max_steps}")
+    need(cfg.eval_max_steps is None or cfg.eval_max_steps >= 1, f"eval_max_steps must be >= 1, got {cfg.eval_max_steps}")
     if cfg.backend == "local":
         need(cfg.num_runners in (0, 1), f"backend=local runs 0 (offline) or 1 in-process runner, got num_runners="
              f"{cfg.num_runners}; use backend=ray for more")
@@ -291,9 +277,7 @@ def check_config(cfg: RunConfig) -> None:
              f"use backend=ray for a data-parallel group")
     if cfg.offline:
         need(cfg.offline_data is not None, "num_runners=0 means an offline run: give offline_data=<replay store>")
-    for dev in {cfg.device, cfg.runner_device or cfg.device}:
-        problem = device_problem(dev)
-        need(problem is None, problem or "")
+    errors += filter(None, (device_problem(dev) for dev in {cfg.device, cfg.runner_device or cfg.device}))
     try:
         PlannerConfig(**dataclasses.asdict(cfg.planner))
     except ValueError as exc:
@@ -357,7 +341,7 @@ def check_run_dir(cfg: RunConfig, tasks: list[str]) -> None:
     """Refuse a run directory that belongs to another run (before anything is written there)."""
     meta = Path(cfg.run_dir) / RUN_FILE
     if not meta.exists():
-        if Path(cfg.run_dir).exists() and (Path(cfg.run_dir) / "checkpoint.pt").exists():
+        if (Path(cfg.run_dir) / "checkpoint.pt").exists():
             raise ConfigError(f"run directory {cfg.run_dir} holds a checkpoint but no {RUN_FILE}: it was not made "
                               f"by this version; choose another run_dir")
         return

@@ -27,15 +27,11 @@ class EnvRunner:
         each task's own length."""
         from envs import make_padded_env  # envs is imported lazily so agents-only users never pay for MuJoCo
 
-        self.task_set, self.runner_id = task_set, runner_id
-        self.policy = policy
-        self.envs, self.task_ids = [], []
-        for i, name in enumerate(t for t in tasks for _ in range(envs_per_task)):
-            env_seed = seed * 100_003 + runner_id * 1009 + i
-            self.envs.append(make_padded_env(task_set, name, seed=env_seed))
-            self.task_ids.append(task_set.index(name))
-        self.tasks = list(tasks)
-        self.max_episode_steps = max_episode_steps
+        self.policy, self.runner_id, self.max_episode_steps = policy, runner_id, max_episode_steps
+        names = [t for t in tasks for _ in range(envs_per_task)]
+        env_seeds = [seed * 100_003 + runner_id * 1009 + i for i in range(len(names))]
+        self.envs = [make_padded_env(task_set, name, seed=s) for name, s in zip(names, env_seeds)]
+        self.task_ids = [task_set.index(name) for name in names]
         n = len(self.envs)
         # each env's random stream is named by (runner, slot) so it is the same whatever the batch
         self.plan_state = policy.new_planner_state(n, seed=seed, row_ids=[runner_id * 10_000 + i for i in range(n)])
@@ -45,7 +41,7 @@ class EnvRunner:
         self.builders = [EpisodeBuilder(t, task_set.max_obs_dim, task_set.max_action_dim) for t in self.task_ids]
         self.obs = np.zeros((n, task_set.max_obs_dim), np.float32)
         for i, env in enumerate(self.envs):
-            obs, _ = env.reset(seed=seed * 100_003 + runner_id * 1009 + i)
+            obs, _ = env.reset(seed=env_seeds[i])
             self.obs[i] = obs
             self.builders[i].start(obs)
         self.env_steps = 0
@@ -58,10 +54,6 @@ class EnvRunner:
 
     def __len__(self) -> int:
         return len(self.envs)
-
-    @property
-    def weights_version(self) -> int:
-        return self.policy.weights_version
 
     def step(self, random_actions: bool = False, random_tasks=()) -> list[dict]:
         """One agent step for every env; envs of `random_tasks` (task ids), or all if
@@ -113,7 +105,9 @@ class EnvRunner:
 
     def collect(self, num_steps: int, random_actions: bool = False, random_tasks=(),
                 piece_horizon: int | None = None) -> tuple[list[dict], dict]:
-        """`num_steps` steps of every env (see `step`); returns (episodes to store, stats).
+        """`num_steps` steps of every env (see `step`); returns (episodes to store, stats): stats
+        count this call's env steps ("collected") and list the episodes that ended ("episodes":
+        (task, return, success, length, weights version) each), what the driver counts.
 
         With `piece_horizon`, the running episodes' new windows are handed over too, as pieces
         ("final": False), so a long episode is sampleable long before it ends; finished episodes
@@ -125,7 +119,10 @@ class EnvRunner:
         if piece_horizon is not None:
             episodes.extend({**p, "weights_version": self.policy.weights_version}
                             for p in (b.piece(piece_horizon) for b in self.builders) if p is not None)
-        return episodes, {"env_steps": self.env_steps, "collect_s": time.perf_counter() - start,
+        return episodes, {"env_steps": self.env_steps, "collected": num_steps * len(self.envs),
+                          "episodes": [(e["task"], e["return"], e["success"], e["length"], e["weights_version"])
+                                       for e in episodes if e["final"]],
+                          "collect_s": time.perf_counter() - start,
                           "runner_id": self.runner_id, **self.timing,
                           **({"constraint_violations": self.violations} if self.policy.constraints is not None else {})}
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import csv
 import time
-from pathlib import Path
-
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
-
 
 
 def normalized_score(per_task: dict[str, dict], domains: dict[str, str]) -> float | None:
@@ -72,17 +70,13 @@ def evaluate_policy(act_fn, task_set, tasks: list[str] | None = None, *, episode
     from envs import make_padded_env
 
     tasks = list(tasks or task_set.names)
-    envs, task_ids, names = [], [], []
-    for name in tasks:
-        for k in range(episodes):
-            envs.append(make_padded_env(task_set, name, seed=seed * 7919 + k))
-            task_ids.append(task_set.index(name))
-            names.append(name)
+    names = [name for name in tasks for _ in range(episodes)]
+    envs = [make_padded_env(task_set, name, seed=seed * 7919 + i % episodes) for i, name in enumerate(names)]
+    task_ids = np.asarray([task_set.index(name) for name in names], dtype=np.int64)
     n = len(envs)
-    obs = np.stack([env.reset(seed=seed * 7919 + k % episodes)[0] for k, env in enumerate(envs)]).astype(np.float32)
+    obs = np.stack([env.reset(seed=seed * 7919 + i % episodes)[0] for i, env in enumerate(envs)]).astype(np.float32)
     returns, success, lengths = np.zeros(n), np.zeros(n), np.zeros(n, int)
     active = list(range(n))
-    task_ids = np.asarray(task_ids, dtype=np.int64)
     latencies, misses, start = [], 0, time.perf_counter()
     last_action = np.zeros((n, task_set.max_action_dim), np.float32)
     violations = np.zeros(n, np.int64)
@@ -110,11 +104,9 @@ def evaluate_policy(act_fn, task_set, tasks: list[str] | None = None, *, episode
         active = still
     for env in envs:
         env.close()
-    per_task = {}
-    for name in tasks:
-        idx = [i for i in range(n) if names[i] == name]
-        per_task[name] = {"return": float(returns[idx].mean()), "success": float(success[idx].mean()),
-                          "length": float(lengths[idx].mean()), "episodes": len(idx)}
+    rows_of = {name: [i for i in range(n) if names[i] == name] for name in tasks}
+    per_task = {name: {"return": float(returns[idx].mean()), "success": float(success[idx].mean()),
+                       "length": float(lengths[idx].mean()), "episodes": len(idx)} for name, idx in rows_of.items()}
     domains = {t.name: t.domain for t in task_set.tasks}
     lat = np.asarray(latencies)
     return {"tasks": per_task, "normalized_score": normalized_score(per_task, domains),
@@ -122,8 +114,8 @@ def evaluate_policy(act_fn, task_set, tasks: list[str] | None = None, *, episode
                            "mean": float(lat.mean())},
             "deadline_misses": misses, "plan_calls": len(latencies), "wall_s": time.perf_counter() - start,
             **({"constraint_violations": {"total": int(violations.sum()), "steps": int(lengths.sum()),
-                                          "tasks": {t: int(violations[[i for i in range(n) if names[i] == t]].sum())
-                                                    for t in tasks}}} if violations_fn is not None else {})}
+                                          "tasks": {t: int(violations[idx].sum()) for t, idx in rows_of.items()}}}
+               if violations_fn is not None else {})}
 
 
 def eval_row(result: dict, **extra) -> dict:

@@ -9,6 +9,7 @@ rank holds identical parameters after every step. `updates` counts optimiser ste
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 
 import numpy as np
@@ -69,9 +70,9 @@ class Learner:
         elif world_size == 1:
             self._build_agent()
 
-    def init_process_group(self, init_method: str, backend: str | None = None) -> int:
+    def init_process_group(self, init_method: str) -> int:
         """Join the group (all ranks must call this concurrently). Returns the rank."""
-        backend = backend or ("nccl" if self.agent_cfg.device.startswith("cuda") else "gloo")
+        backend = "nccl" if self.agent_cfg.device.startswith("cuda") else "gloo"
         dist.init_process_group(backend, init_method=init_method, rank=self.rank, world_size=self.world_size)
         self._build_agent()
         # start from rank 0's initial parameters
@@ -120,6 +121,16 @@ class Learner:
         """The world model's parameters and buffers on CPU (what runners load)."""
         return {k: v.detach().cpu().clone() for k, v in self.agent.model.state_dict().items()}
 
+    def agent_state(self) -> dict:
+        return self.agent.state_dict()
+
+    def load_agent_state(self, state: dict) -> None:
+        self.agent.load_state_dict(state)
+
+    def shards_set_aside(self) -> dict:
+        """Replay shards the source set aside (damaged data): name -> what was wrong."""
+        return {str(k): str(v) for k, v in getattr(self.source, "failed", {}).items()}
+
     def param_digest(self) -> str:
         """SHA-256 of every parameter's bytes: equal digests mean identical replicas."""
         h = hashlib.sha256()
@@ -129,16 +140,8 @@ class Learner:
 
     def rng_state(self) -> dict:
         """This rank's sampling and torch random states (JSON-able / a uint8 tensor)."""
-        import json
-
         return {"numpy": json.dumps(self.rng.bit_generator.state), "torch": torch.get_rng_state()}
 
     def load_rng_state(self, state: dict) -> None:
-        import json
-
         self.rng.bit_generator.state = json.loads(state["numpy"])
         torch.set_rng_state(state["torch"])
-
-    def close(self) -> None:
-        if dist.is_initialized():
-            dist.destroy_process_group()

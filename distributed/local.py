@@ -23,16 +23,13 @@ class LocalCollector:
 
     def collect(self, slot: int, num_steps: int, seeding: bool, random_tasks=()) -> Job:
         stored, stats = self.runner.collect(num_steps, seeding, random_tasks, self.piece_horizon)
-        episodes = [e for e in stored if e["final"]]
         for ep in stored:
             self.writer.add_episode(ep["obs"], ep["action"], ep["reward"], ep["terminated"], ep["truncated"],
                                     ep["task"], version=ep["weights_version"])
         if stored:
             self.writer.flush()
             self.on_commit()
-        return Job({**stats, "call_s": stats["wall_s"], "collected": num_steps * len(self.runner),
-                    "episodes": [(e["task"], e["return"], e["success"], e["length"], e["weights_version"])
-                                 for e in episodes]})
+        return Job({**stats, "call_s": stats["wall_s"]})
 
     def set_weights(self, weights, version: int) -> None:
         self.runner.policy.weights_version = version  # the model is shared: nothing to load
@@ -74,10 +71,10 @@ class LocalLearner:
         return Job(self.learner.diagnostics(names, obs_dims, **kw))
 
     def agent_state(self) -> dict:
-        return self.learner.agent.state_dict()
+        return self.learner.agent_state()
 
     def load_agent_state(self, state: dict) -> None:
-        self.learner.agent.load_state_dict(state)
+        self.learner.load_agent_state(state)
 
     def rng_states(self) -> list:
         return [self.learner.rng_state()]
@@ -86,13 +83,10 @@ class LocalLearner:
         self.learner.load_rng_state(states[0])
 
     def shards_set_aside(self) -> dict:
-        return {str(k): str(v) for k, v in getattr(self.learner.source, "failed", {}).items()}
+        return self.learner.shards_set_aside()
 
     def digests(self) -> list[str]:
         return [self.learner.param_digest()]
-
-    def close(self) -> None:
-        pass
 
 
 class LocalEvaluator:

@@ -88,12 +88,8 @@ class Checkpoint:
     """Named objects saved together in `<run_dir>/checkpoint.pt` (loads with weights_only=True),
     plus `model.safetensors` from the `agent` entry. Writes are atomic and fsynced."""
 
-    def __init__(self, run_dir: Path):
-        self.run_dir = Path(run_dir)
-        self.items: dict = {}
-
-    def register(self, name: str, obj) -> None:
-        self.items[name] = obj
+    def __init__(self, run_dir: Path, items: dict):
+        self.run_dir, self.items = Path(run_dir), items  # name -> object with state_dict()/load_state_dict()
 
     def save(self, extra: dict) -> dict:
         """Save every registered object; returns what was written (see `write`)."""
@@ -133,8 +129,7 @@ class Counters:
     runner_restarts: int = 0
 
     def state_dict(self) -> dict:
-        return {"env_steps": self.env_steps, "episodes": dict(self.episodes), "weights_version": self.weights_version,
-                "runner_restarts": self.runner_restarts}
+        return {**vars(self), "episodes": dict(self.episodes)}
 
     def load_state_dict(self, s: dict) -> None:
         self.env_steps, self.weights_version = int(s["env_steps"]), int(s["weights_version"])
@@ -146,19 +141,14 @@ class DriverRNG:
     """The driver process's Python, NumPy and torch generators (one process: also the learner's torch)."""
 
     def state_dict(self) -> dict:
-        return {"python": json.dumps(random.getstate()), "numpy": json.dumps(_np_state()),
-                "torch": torch.get_rng_state()}
+        numpy = [v.tolist() if isinstance(v, np.ndarray) else v for v in np.random.get_state()]
+        return {"python": json.dumps(random.getstate()), "numpy": json.dumps(numpy), "torch": torch.get_rng_state()}
 
     def load_state_dict(self, s: dict) -> None:
         v, state, gauss = json.loads(s["python"])
         random.setstate((v, tuple(state), gauss))
         np.random.set_state(tuple(json.loads(s["numpy"])))
         torch.set_rng_state(s["torch"])
-
-
-def _np_state():
-    name, keys, pos, has_gauss, gauss = np.random.get_state()
-    return [name, keys.tolist(), pos, has_gauss, gauss]
 
 
 class EvalHistory(list):
@@ -229,25 +219,19 @@ class Loop:
         cfg = self.cfg
         seed_everything(cfg.seed)
         if cfg.backend == "local":
-            from distributed.local import local_parts
-
-            self.parts = local_parts(self)
+            from distributed.local import local_parts as build_parts
         else:
-            from distributed.ray_parts import ray_parts
-
-            self.parts = ray_parts(self)
+            from distributed.ray_parts import ray_parts as build_parts
+        self.parts = build_parts(self)
         write_run_file(cfg, self.names, {"obs_dim": self.task_set.max_obs_dim,
                                          "action_dim": self.task_set.max_action_dim})
         self.logger = RunLogger(self.run_dir, cfg.to_dict(), wandb_mode=cfg.wandb_mode, project=cfg.wandb_project,
                                 group=cfg.task if len(self.names) > 1 else None)
         learners = self.parts.learners
-        self.checkpoint = Checkpoint(self.run_dir)
-        self.checkpoint.register("agent", State(learners.agent_state, learners.load_agent_state))
-        self.checkpoint.register("learner_rng", State(learners.rng_states, learners.load_rng_states))
-        self.checkpoint.register("limiter", self.limiter)
-        self.checkpoint.register("counters", self.counters)
-        self.checkpoint.register("driver_rng", DriverRNG())
-        self.checkpoint.register("evals", self.evals)
+        self.checkpoint = Checkpoint(self.run_dir, {
+            "agent": State(learners.agent_state, learners.load_agent_state),
+            "learner_rng": State(learners.rng_states, learners.load_rng_states),
+            "limiter": self.limiter, "counters": self.counters, "driver_rng": DriverRNG(), "evals": self.evals})
         if self.checkpoint.load() is not None:
             print(f"resumed {self.run_dir}: env step {self.counters.env_steps}, update {self.limiter.samples}, "
                   f"{sum(self.counters.episodes.values())} episodes")

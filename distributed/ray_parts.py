@@ -13,8 +13,10 @@ import uuid
 from types import SimpleNamespace
 
 import numpy as np
+import ray
+from ray.exceptions import RayActorError
 
-from distributed.config import ConfigError, RunConfig
+from distributed.config import ConfigError, RunConfig, build_agent_config
 from distributed.loop import Job
 
 DOMAIN_PACKAGES = {"dmc": ("dm_control", "dm-control"), "metaworld": ("metaworld", "metaworld"),
@@ -89,8 +91,7 @@ class RayCollector:
             return {"restarted": True}
 
         return Job(refs=[self.runners[slot].collect.remote(num_steps, seeding, list(random_tasks))],
-                   finish=lambda v: v[0],
-                   on_error=restarted)
+                   finish=lambda v: v[0], on_error=restarted)
 
     def set_weights(self, weights_ref, version: int) -> None:
         self.weights = (weights_ref, version)
@@ -99,9 +100,6 @@ class RayCollector:
 
     def drain(self) -> None:
         """Episodes the runners reported are in their shards, and committed."""
-        import ray
-        from ray.exceptions import RayActorError
-
         for ref in [r.drain.remote() for r in self.runners]:
             try:
                 ray.get(ref)
@@ -110,8 +108,6 @@ class RayCollector:
         ray.get([s.flush.remote() for s in self.shards])
 
     def close(self) -> None:
-        import ray
-
         ray.get([s.close.remote() for s in self.shards], timeout=60)
 
 
@@ -130,23 +126,15 @@ class RayLearners:
         return Job(refs=[self.learners[0].diagnostics.remote(names, obs_dims, **kw)], finish=lambda v: v[0])
 
     def agent_state(self) -> dict:
-        import ray
-
         return ray.get(self.learners[0].agent_state.remote())
 
     def load_agent_state(self, state: dict) -> None:
-        import ray
-
         ray.get([lr.load_agent_state.remote(state) for lr in self.learners])
 
     def rng_states(self) -> list:
-        import ray
-
         return ray.get([lr.rng_state.remote() for lr in self.learners])
 
     def load_rng_states(self, states: list) -> None:
-        import ray
-
         if len(states) != len(self.learners):
             print(f"checkpoint has {len(states)} learner RNG states for {len(self.learners)} ranks: ranks start "
                   f"fresh streams")
@@ -154,13 +142,9 @@ class RayLearners:
         ray.get([lr.load_rng_state.remote(s) for lr, s in zip(self.learners, states)])
 
     def digests(self) -> list[str]:
-        import ray
-
         return ray.get([lr.param_digest.remote() for lr in self.learners])
 
     def shards_set_aside(self) -> dict:
-        import ray
-
         return ray.get(self.learners[0].shards_set_aside.remote())
 
 
@@ -174,10 +158,7 @@ class RayEvaluator:
 
 def ray_parts(loop) -> SimpleNamespace:
     """Start the actors of `loop` (a distributed.loop.Loop) on the connected Ray cluster."""
-    import ray
-
     from distributed.actors import actor_classes
-    from distributed.config import build_agent_config
 
     cfg, ts = loop.cfg, loop.task_set
     check_resources(cfg, ray.cluster_resources())

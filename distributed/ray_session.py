@@ -19,12 +19,10 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, temp_dir: 
     # machine the actors ARE the work, and at 15 anything else (the driver, a test) starves them
     os.environ.setdefault("RAY_worker_niceness", "0")
     # address="local": always a new cluster, never some other Ray already running on this machine
-    kwargs = dict(address="local", num_cpus=num_cpus or os.cpu_count(), include_dashboard=False,
-                  dashboard_host="127.0.0.1", log_to_driver=True)
-    if temp_dir:
-        kwargs["_temp_dir"] = temp_dir
-    ray.init(**kwargs)
-    return f"embedded local Ray with {kwargs['num_cpus']} CPUs"
+    num_cpus = num_cpus or os.cpu_count()
+    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, dashboard_host="127.0.0.1",
+             log_to_driver=True, _temp_dir=temp_dir or None)  # None: Ray's default
+    return f"embedded local Ray with {num_cpus} CPUs"
 
 
 def shutdown_ray(timeout_s: float = 10.0) -> int:

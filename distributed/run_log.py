@@ -28,11 +28,11 @@ class RunLogger:
     def log(self, step: int, metrics: dict, kind: str = "train") -> None:
         """Append one record {kind, step, time, **metrics} (non-finite floats become null)."""
         row = {"kind": kind, "step": int(step), "time": round(time.time() - self.start, 3)}
-        row.update({k: _clean(v) for k, v in metrics.items()})
+        row.update({k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in metrics.items()})
         with open(self.path, "a") as f:
             f.write(json.dumps(row) + "\n")
         if self._wandb is not None:
-            flat = {f"{kind}/{k}": v for k, v in row.items() if isinstance(v, (int, float)) and k not in ("step",)}
+            flat = {f"{kind}/{k}": v for k, v in row.items() if isinstance(v, (int, float)) and k != "step"}
             self._wandb.log(flat, step=int(step))
 
     def close(self) -> None:
@@ -87,12 +87,6 @@ def plot_learning_curves(run_dir: str | os.PathLike, out: str = "learning_curve.
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
-
-
-def _clean(v):
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
 
 
 def _wandb_id(run_dir: Path) -> str:

@@ -133,16 +133,6 @@ def expand_trials(cfg: SweepConfig) -> list[dict]:
     return trials
 
 
-def compose_train_config(overrides: list[str], run_dir: str | Path | None = None) -> dict:
-    """configs/train.yaml + overrides, checked (so a bad override fails in the driver before any
-    trial starts), as a plain dict, with this run_dir if given."""
-    from distributed.config import compose
-
-    if run_dir is not None:
-        overrides = [o for o in overrides if not o.startswith("run_dir=")] + [f"run_dir='{Path(run_dir).resolve()}'"]
-    return compose("train", overrides).to_dict()
-
-
 # ---- one trial (runs in a Ray worker) --------------------------------------------------------
 def run_trial(config: dict) -> None:
     """Tune function trainable: train one trial unless its done marker says it finished."""
@@ -210,12 +200,15 @@ def _trial_dirname(trial) -> str:
 def sweep_trials(cfg: SweepConfig) -> list[dict]:
     """expand_trials with each trial's checked train config ("config") and wandb group; a bad
     override raises ConfigError here, before Ray or Tune start and before anything is written."""
+    from distributed.config import compose
+
     sweep_dir = cfg.directory.resolve()
     trials = expand_trials(cfg)
     base_wandb = [] if any(o.startswith("wandb_mode=") for o in cfg.base) else [f"wandb_mode={cfg.wandb_mode}"]
     for t in trials:
-        run_dir = sweep_dir / "runs" / t["slug"]
-        t["config"] = compose_train_config(base_wandb + t["overrides"] + ["progress=false"], run_dir)
+        overrides = [o for o in base_wandb + t["overrides"] + ["progress=false"] if not o.startswith("run_dir=")]
+        run_dir = (sweep_dir / "runs" / t["slug"]).resolve()
+        t["config"] = compose("train", overrides + [f"run_dir='{run_dir}'"]).to_dict()
         t["group"] = cfg.name
     return trials
 
@@ -273,9 +266,8 @@ def run_sweep(cfg: SweepConfig, *, trials: list[dict] | None = None, verbose: in
 
 def write_results(rows: list[dict], sweep_dir: Path, cfg: SweepConfig) -> dict:
     """results.csv, results.md and results.png in sweep_dir; the table to wandb when it is on."""
-    varied = [k for k in rows[0] if k not in ("trial",)] if rows else []
     fixed = ["status", "score_kind", "final_score", "best_score", "env_steps", "updates", "wall_s", "attempts"]
-    varied = [k for k in varied if k not in fixed and not k.startswith("return/") and k != "error"]
+    varied = [k for k in (rows[0] if rows else []) if k not in ["trial", *fixed, "error"] and not k.startswith("return/")]
     tasks = sorted({k for r in rows for k in r if k.startswith("return/")})
     columns = ["trial", *varied, *fixed, *tasks] + (["error"] if any("error" in r for r in rows) else [])
     csv_path, md_path = sweep_dir / "results.csv", sweep_dir / "results.md"
@@ -313,10 +305,9 @@ def _plot(rows: list[dict], labels: list[str], path: Path) -> Path | None:
         return None
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(13, 4.5))
     x = np.arange(len(rows))
-    final = [r.get("final_score") if r.get("final_score") is not None else np.nan for r in rows]
-    best = [r.get("best_score") if r.get("best_score") is not None else np.nan for r in rows]
-    ax0.bar(x - 0.2, final, 0.4, label="final")
-    ax0.bar(x + 0.2, best, 0.4, label="best")
+    for offset, kind in ((-0.2, "final"), (0.2, "best")):
+        ax0.bar(x + offset, [np.nan if r.get(f"{kind}_score") is None else r[f"{kind}_score"] for r in rows], 0.4,
+                label=kind)
     ax0.set_xticks(x, [s[:40] for s in labels], rotation=60, ha="right", fontsize=6)
     ax0.set_ylabel(rows[0].get("score_kind") or "score")
     ax0.legend()

@@ -91,8 +91,5 @@ def import_tdmpc2_checkpoint(file: str | os.PathLike | dict, task_set: str, mode
 
 
 def _sha256(path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()

@@ -23,7 +23,7 @@ from __future__ import annotations
 import csv
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import List, Optional
 
@@ -96,19 +96,13 @@ def check_held_out_unseen(trained: list[str], held_out: list[str], run_dir: str 
     if leaked:
         raise ValueError(f"held-out tasks {leaked} were training tasks of this checkpoint: not a transfer test; "
                          f"train with task=split:<name> so held-out tasks never reach training")
-    report = {"shards": 0, "task_ids": []}
-    if run_dir is None:
-        return report
-    ids = set()
-    for shard, shard_ids in stored_task_ids(run_dir).items():
-        report["shards"] += 1
-        bad = sorted(i for i in shard_ids if not 0 <= i < len(trained))
+    stored = stored_task_ids(run_dir) if run_dir is not None else {}
+    for shard, ids in stored.items():
+        bad = sorted(i for i in ids if not 0 <= i < len(trained))
         if bad:
             raise ValueError(f"replay shard {shard} holds task ids {bad} outside the checkpoint's "
                              f"{len(trained)} training tasks: data of untrained (possibly held-out) tasks")
-        ids |= shard_ids
-    report["task_ids"] = sorted(ids)
-    return report
+    return {"shards": len(stored), "task_ids": sorted(set().union(*stored.values()))}
 
 
 # -- the experiment ------------------------------------------------------------------------------
@@ -147,7 +141,7 @@ class TransferExperiment:
             raise ValueError(f"held-out tasks do not fit the checkpoint's padded dims ({mc['obs_dim']} obs, "
                              f"{mc['action_dim']} actions): {self.task_set.max_obs_dim}, "
                              f"{self.task_set.max_action_dim} with them")
-        self.base, _ = self._load()
+        self.base = self._load()
         m = self.base.cfg.model
         self.zero_shot_inits = [i for i in ZERO_SHOT_INITS
                                 if (i == "descriptor" and m.uses_descriptors) or (i != "descriptor" and m.uses_table)]
@@ -157,7 +151,7 @@ class TransferExperiment:
                              f"{m.task_conditioning!r}; available: {self.zero_shot_inits}")
         _planner(self.base, cfg.planner)  # fail before any run on overrides the planner refuses
         if cfg.finetune_steps > 0:  # fail before any long run on a bad parameter-group name
-            self._load()[0].set_trainable(list(cfg.finetune_params))
+            self._load().set_trainable(list(cfg.finetune_params))
         self.train_desc = conditioning_descriptors(self.trained)
         self.held_desc = conditioning_descriptors(self.held_out)
         self.nearest = [int(i) for i in nearest_tasks(self.train_desc, self.held_desc)]
@@ -167,13 +161,12 @@ class TransferExperiment:
     def _load(self):
         from agents.checkpoint import agent_from_checkpoint
 
-        agent, extra = agent_from_checkpoint(self.cfg.checkpoint, device=self.cfg.device)
-        return agent, extra
+        return agent_from_checkpoint(self.cfg.checkpoint, device=self.cfg.device)[0]
 
     def with_held_out(self, init: str):
         """A fresh copy of the trained agent with every held-out task added (ids after the trained
         ones, in split order) by `init`."""
-        agent, _ = self._load()
+        agent = self._load()
         masks = self.task_set.action_masks()[len(self.trained):]
         discounts = [discount_from_episode_length(L) for L in self.task_set.episode_lengths()[len(self.trained):]]
         agent.add_tasks(masks, [float(d) for d in discounts], self.held_desc, init=init, nearest=self.nearest)
@@ -207,8 +200,6 @@ class TransferExperiment:
 
         c, base = self.cfg, self.base.cfg
         if agent is not None:  # a given agent plans with its own config: apply the overrides there too
-            from dataclasses import replace
-
             agent.cfg = replace(agent.cfg, planner=_planner(agent, c.planner))
         overrides = {"task": ",".join(self.task_set.names) if agent is not None else task,
                      "model_size": base.model.model_size, "steps": steps, "seed": c.seed, "run_dir": str(run_dir),
@@ -225,8 +216,11 @@ class TransferExperiment:
         return float(summary["last_eval_return"]), time.time() - start
 
     def run(self) -> list[dict]:
+        from distributed.run_log import RunLogger
+
         c = self.cfg
-        log = _logger(self.out, c)
+        log = RunLogger(self.out, asdict(c), wandb_mode=c.wandb_mode, project=c.wandb_project,
+                        group=f"transfer-{c.split}", name=f"transfer-{c.split}")
         names = self.held_out
         near_names = [self.trained[i] for i in self.nearest]
         print(f"held-out {names}; nearest training tasks {near_names}; replay check {self.leak_check}")
@@ -268,8 +262,6 @@ class TransferExperiment:
 
 def _planner(agent, overrides) -> PlannerConfig:
     """The agent's planner config with the non-None fields of `overrides` (a PlannerOverrides)."""
-    from dataclasses import replace
-
     return replace(agent.cfg.planner, **_given(overrides))
 
 
@@ -283,13 +275,6 @@ def _ratio(a: float, b: float) -> float | None:
 
 def _slug(task: str) -> str:
     return task.replace("@", "_").replace("=", "").replace(",", "_")
-
-
-def _logger(out: Path, cfg: TransferConfig):
-    from distributed.run_log import RunLogger
-
-    return RunLogger(out, asdict(cfg), wandb_mode=cfg.wandb_mode, project=cfg.wandb_project,
-                     group=f"transfer-{cfg.split}", name=f"transfer-{cfg.split}")
 
 
 def write_transfer_table(out: Path, rows: list[dict], meta: dict) -> None:

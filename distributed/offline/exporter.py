@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import zarr
+from tqdm import tqdm
 
 from distributed.offline.tdmpc2_format import write_chunk
 
@@ -48,11 +49,7 @@ def export_tdmpc2(shards, out_dir: str | os.PathLike, *, episodes_per_file: int 
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     pending: list[dict] = []
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(unit="ep", desc=f"export -> {out_dir}", dynamic_ncols=True)
+    bar = tqdm(unit="ep", desc=f"export -> {out_dir}", dynamic_ncols=True, disable=not progress)
 
     def emit():
         if pending:
@@ -66,11 +63,9 @@ def export_tdmpc2(shards, out_dir: str | os.PathLike, *, episodes_per_file: int 
                 if pending and (len(pending) == episodes_per_file or len(pending[0]["obs"]) != len(ep["obs"])):
                     emit()
                 pending.append(ep)
-                if bar is not None:
-                    bar.update(1)
+                bar.update(1)
     emit()
-    if bar is not None:
-        bar.close()
+    bar.close()
     return written
 
 

@@ -8,12 +8,14 @@ counts and a fingerprint of each file's head and tail) so a resume with differen
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from tqdm import tqdm
 
 from distributed.offline.tdmpc2_format import ChunkFormatError, read_chunk
 
@@ -97,19 +99,15 @@ def import_tdmpc2(source, shard: str | os.PathLike, *, obs_dim: int | None = Non
     tmp.write_text(json.dumps({"sources": sources, "obs_dim": obs_dim, "action_dim": action_dim}, indent=1))
     os.replace(tmp, record_path)
 
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=total, initial=committed, unit="ep", desc=f"import -> {shard.name}", dynamic_ncols=True)
-    done, imported, transitions = committed, 0, 0
+    bar = tqdm(total=total, initial=committed, unit="ep", desc=f"import -> {shard.name}", dynamic_ncols=True,
+               disable=not progress)
+    imported, transitions = 0, 0
+    starts = itertools.accumulate((s["episodes"] for s in sources), initial=0)  # each file's first episode
     with ShardWriter(shard, obs_dim=obs_dim, action_dim=action_dim, chunk_len=chunk_len, durable=durable,
                      task_names=task_names) as writer:
-        start = 0
-        for f, src in zip(files, sources):
+        for f, src, start in zip(files, sources, starts):
             n = src["episodes"]
             if start + n <= committed:
-                start += n
                 continue
             data = read_chunk(f)
             for i in range(max(committed - start, 0), n):
@@ -121,22 +119,18 @@ def import_tdmpc2(source, shard: str | os.PathLike, *, obs_dim: int | None = Non
                     writer.add_episode(**episode)
                 except ValueError as exc:
                     raise ChunkFormatError(f"{f} episode {i}: {exc}") from exc
-                done += 1
                 imported += 1
                 transitions += episode["obs"].shape[0] - 1
-                if bar is not None:
-                    bar.update(1)
+                bar.update(1)
                 if imported % flush_every == 0:
                     writer.flush()
                     if on_commit is not None:
-                        on_commit(done)
-            start += n
+                        on_commit(committed + imported)
             del data
         writer.flush()
     if on_commit is not None:
-        on_commit(done)
-    if bar is not None:
-        bar.close()
+        on_commit(committed + imported)
+    bar.close()
     return {"episodes": total, "imported": imported, "skipped": committed, "transitions": transitions,
             "shard": str(shard)}
 
@@ -198,23 +192,21 @@ def import_tdmpc2_sharded(source, out_dir: str | os.PathLike, num_shards: int, *
 
     files = chunk_files(source)
     num_shards = max(1, min(num_shards, len(files)))
-    shapes = [(d["obs"].shape[2], d["action"].shape[2]) for d in map(read_chunk, files)]  # memory-mapped
-    kwargs["obs_dim"] = kwargs.get("obs_dim") or max(o for o, _ in shapes)
-    kwargs["action_dim"] = kwargs.get("action_dim") or max(a for _, a in shapes)
+    # (episodes, obs dim, action dim) of every file, memory-mapped
+    shapes = [(d["obs"].shape[0], d["obs"].shape[2], d["action"].shape[2]) for d in map(read_chunk, files)]
+    kwargs["obs_dim"] = kwargs.get("obs_dim") or max(o for _, o, _ in shapes)
+    kwargs["action_dim"] = kwargs.get("action_dim") or max(a for _, _, a in shapes)
     bounds = np.linspace(0, len(files), num_shards + 1).round().astype(int)
     groups = [files[bounds[i]:bounds[i + 1]] for i in range(num_shards)]
     shards = [Path(out_dir) / f"shard-{i:03d}" for i in range(num_shards)]
-    total = sum(int(read_chunk(f)["obs"].shape[0]) for f in files)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=total, unit="ep", desc=f"import -> {out_dir} ({num_shards} shards)", dynamic_ncols=True)
+    total = sum(n for n, _, _ in shapes)
+    bar = tqdm(total=total, unit="ep", desc=f"import -> {out_dir} ({num_shards} shards)", dynamic_ncols=True,
+               disable=not progress)
     with ProcessPoolExecutor(num_shards, mp_context=mp.get_context("spawn")) as pool:
         futures = [pool.submit(import_tdmpc2, g, s, progress=False, **kwargs) for g, s in zip(groups, shards)]
         while not all(f.done() for f in futures):
             time.sleep(0.5)
-            if bar is not None:
+            if progress:
                 done = 0
                 for s in shards:
                     try:
@@ -224,7 +216,6 @@ def import_tdmpc2_sharded(source, out_dir: str | os.PathLike, num_shards: int, *
                 bar.n = done
                 bar.refresh()
         reports = [f.result() for f in futures]
-    if bar is not None:
-        bar.n = total
-        bar.close()
+    bar.n = total
+    bar.close()
     return reports
