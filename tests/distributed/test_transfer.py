@@ -20,11 +20,11 @@ SPLIT = "cartpole-length"
 SMALL_PLANNER = dict(num_samples=32, num_elites=4, num_pi_trajs=4, iterations=2)
 
 
-def _train(run_dir, conditioning):
-    cfg = config_from_dict(dict(task=f"split:{SPLIT}", model_size="tiny", steps=2600, seed_steps=2500, utd=0.05,
-                                 batch_size=16, eval_freq=2600, eval_episodes=1, eval_max_steps=10, diagnostics=False,
-                                 run_dir=str(run_dir), wandb_mode="disabled", progress=False, planner=SMALL_PLANNER,
-                                 model={"task_conditioning": conditioning}))
+def _train(run_dir, conditioning, **kw):
+    cfg = config_from_dict({**dict(task=f"split:{SPLIT}", model_size="tiny", steps=2600, seed_steps=2500, utd=0.05,
+                                   batch_size=16, eval_freq=2600, eval_episodes=1, eval_max_steps=10, diagnostics=False,
+                                   run_dir=str(run_dir), wandb_mode="disabled", progress=False, planner=SMALL_PLANNER,
+                                   model={"task_conditioning": conditioning}), **kw})
     return run(cfg)
 
 
@@ -133,7 +133,7 @@ def test_the_command_fails_at_once_on_a_bad_override_naming_the_key(tmp_path):
 
 def test_a_table_model_offers_nearest_and_mean_only(tmp_path):
     run_dir = tmp_path / "table"
-    _train(run_dir, "table")
+    _train(run_dir, "table", steps=120, seed_steps=100, max_episode_steps=20, eval_freq=120)  # a checkpoint is all it needs
     with pytest.raises(ValueError, match=r"finetune_inits \['descriptor'\] are not available"):
         TransferExperiment(_config(run_dir, tmp_path / "out", finetune_inits=["descriptor"]))
     exp = TransferExperiment(_config(run_dir, tmp_path / "out", finetune_inits=["nearest"]))
