@@ -3,6 +3,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh || exit 1
+unset PYTHONDONTWRITEBYTECODE  # the venv has no .pyc for modules set-up did not import: cache them once
 export MUJOCO_GL=egl WANDB_MODE=disabled OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1
 
 # pytest's exit code 5 ("no tests collected") is reported and not counted as a failure
