@@ -518,7 +518,8 @@ def actors_scenario(work: Path, steps: int = 3000) -> Tally:
     return tally
 
 
-def job_scenario(work: Path, point: str, resume_steps: int = 1200, timeout: float = 600) -> Tally:
+def job_scenario(work: Path, point: str, resume_steps: int = 1200, timeout: float = 600,
+                 checkpoint_freq: int = 600) -> Tally:
     """Run launch/mt80.py (its own embedded Ray, its own session) with the kill point `point`
     ("checkpoint-write:N" or "commit-record:N") armed in all its processes: the first process to
     reach it freezes there and the whole job is SIGKILLed at that moment. Then the job resumes on
@@ -536,7 +537,7 @@ def job_scenario(work: Path, point: str, resume_steps: int = 1200, timeout: floa
     ray_tmp = f"/tmp/rf{os.getpid()}{name[:2]}"  # short: Ray's socket paths have a length limit
     env = child_env(**{ENV_AT: point, ENV_CLAIM: str(claim), ENV_SIGNAL: "STOP"})
     log = open(work / f"job-{name}.log", "w")
-    job = subprocess.Popen([sys.executable, "-c", DRIVER, str(REPO), *JOB, "steps=100000", "checkpoint_freq=600",
+    job = subprocess.Popen([sys.executable, "-c", DRIVER, str(REPO), *JOB, "steps=100000", f"checkpoint_freq={checkpoint_freq}",
                             f"run_dir={run_dir}", "ray.num_cpus=2", f"ray.temp_dir={ray_tmp}"],
                            cwd=REPO, start_new_session=True, stdout=log, stderr=subprocess.STDOUT, env=env)
     reader = ReaderLog(str(run_dir / "replay" / "shard-*"), work / f"job-{name}.reader.jsonl", synthetic=False)
