@@ -95,7 +95,7 @@ class RunConfig:
     utd: float = 1.0  # gradient updates per stored env step (samples per insert)
     max_lag: int = 200  # hold collection when learners are this many updates behind the ratio
     updates_per_round: int = 1  # updates per learner call between other work
-    publish_every: int = 1  # publish weights to runners every K updates (ray)
+    publish_every: int = 1  # publish weights to runners every K updates (ray; one process shares the model)
     # evaluation, diagnostics, checkpoints (in env steps; in updates when offline)
     eval_freq: int = 10_000
     eval_episodes: int = 5

@@ -305,7 +305,8 @@ class Loop:
                     timing[kind[1]] = result
                 elif kind[0] == "learn":
                     self.limiter.record_samples(kind[1])
-                    if self.updates - last_publish >= cfg.publish_every:
+                    # one process: the runner plans with the learner's own model, so its version is every update's
+                    if cfg.backend == "local" or self.updates - last_publish >= cfg.publish_every:
                         self._publish()
                         last_publish = self.updates
                     ratio = {} if cfg.offline or not self.limiter.inserts else {

@@ -34,7 +34,7 @@ def test_every_task_has_data_before_the_first_update_and_runners_act_with_curren
     # cartpole episodes last 500 steps, mw-reach's 100 (x2 action repeat: 50 agent steps... either way
     # longer than seed_steps): learning must wait until both tasks have an episode in the store
     cfg = compose("train", ["task='cartpole-balance,mw-reach'", "model_size=tiny", "steps=1300", "seed_steps=50",
-                            "seed_episodes=1", "utd=0.05", "batch_size=16", "eval_freq=100000", "eval_episodes=1",
+                            "seed_episodes=1", "utd=0.05", "publish_every=1000", "batch_size=16", "eval_freq=100000", "eval_episodes=1",
                             "eval_max_steps=5", "checkpoint_freq=100000", "diagnostics=false",
                             "wandb_mode=disabled", "progress=false", "planner.num_samples=16", "planner.num_elites=4",
                             "planner.num_pi_trajs=4", "planner.iterations=1", f"run_dir={tmp_path}/run"])
@@ -49,6 +49,7 @@ def test_every_task_has_data_before_the_first_update_and_runners_act_with_curren
     assert all(step <= first_update_step for step in first_episode.values()), (first_episode, first_update_step)
     assert first_episode["cartpole-balance"] > 50  # seeding went on past seed_steps for the long task
     # one process: the runner plans with the learner's own model, so no episode is collected with old weights
+    # (whatever publish_every says: it is for runners that hold a copy)
     assert {e["weights_lag"] for e in episodes} == {0}
     assert summary["weights_lag_p99"] == 0
     # the store records, per episode, the weights version it was collected with: the same as the metrics
@@ -101,3 +102,23 @@ def test_a_long_episode_is_sampleable_before_it_ends_and_its_pieces_hold_every_w
         starts += list(range(first, first + n - H))
         first += n - H
     assert starts == list(range(41 - H)) and pieces[-1]["truncated"][-1] and pieces[-1]["final"]
+
+
+@pytest.mark.ray
+def test_a_runner_s_recorded_weight_lag_is_the_updates_made_since_its_weights_were_published(ray_session, tmp_path):
+    # a controlled Ray run: weights are published once, at the start (publish_every exceeds the run's updates),
+    # so the runner acts with version 1 all run long and an episode's true lag is the learner's update count
+    # when the driver records the episode: the "updates" of the last train row logged before it
+    cfg = compose("mt80", ["preset=smoke", "task='cartpole-balance,mw-reach'", "num_runners=1", "steps=900",
+                              "seed_steps=200", "publish_every=1000000000", f"run_dir={tmp_path}/run"])
+    run(cfg)
+    updates, lags = 0, []
+    for row in read_metrics(tmp_path / "run"):
+        if row["kind"] == "train":
+            updates = row["updates"]
+        elif row["kind"] == "episode":
+            assert (row["weights_version"], row["weights_lag"]) == (1, updates), (row, updates)
+            lags.append(row["weights_lag"])
+    assert len(lags) > 10 and max(lags) > 10, lags  # stale weights, many updates stale (44 in a development run)
+    summary = read_metrics(tmp_path / "run", "summary")[-1]
+    assert summary["weights_lag_p50"] == np.percentile(lags, 50) and summary["weights_lag_p99"] == np.percentile(lags, 99)
