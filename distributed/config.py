@@ -134,12 +134,13 @@ class RunConfig:
 
     @property
     def shards(self) -> int:
-        return 1 if self.backend == "local" else self.num_shards or max(self.num_runners, 1)
+        """Replay shards the run writes: none offline, one in-process, else num_shards or one per runner."""
+        return 0 if self.offline else 1 if self.backend == "local" else self.num_shards or self.num_runners
 
     def identity(self, tasks: list[str]) -> dict:
         """What must match for a run directory (its replay store and checkpoint) to be resumed."""
         return {"task": self.task, "tasks": list(tasks), "model_size": str(self.model_size), "seed": self.seed,
-                "backend": self.backend, "num_shards": self.shards if not self.offline else 0,
+                "backend": self.backend, "num_shards": self.shards,
                 "chunk_len": self.chunk_len, "max_episode_steps": self.max_episode_steps,
                 "model": {k: v for k, v in dataclasses.asdict(self.model).items() if v is not None}}
 

@@ -60,9 +60,8 @@ def check_tasks_buildable(task_set) -> None:
 
 
 def resource_needs(cfg: RunConfig) -> dict[str, float]:
-    shards = 0 if cfg.offline else cfg.shards
     return {"CPU": cfg.num_runners * cfg.cpus_per_runner + cfg.num_learners * cfg.cpus_per_learner
-            + shards * cfg.cpus_per_shard + cfg.cpus_per_evaluator,
+            + cfg.shards * cfg.cpus_per_shard + cfg.cpus_per_evaluator,
             "GPU": cfg.num_runners * cfg.gpus_per_runner + cfg.num_learners * cfg.gpus_per_learner}
 
 
@@ -168,13 +167,11 @@ def ray_parts(loop) -> SimpleNamespace:
     # runners find their shard by name: a restartable actor must not take an actor handle as a
     # constructor argument (Ray keeps such arguments in the object store, and a restart fails once they are gone)
     token = uuid.uuid4().hex[:8]
-    shard_names = [f"latentfleet-{token}-shard-{i:03d}" for i in range(0 if cfg.offline else cfg.shards)]
-    shards = [] if cfg.offline else [
-        C["shard"].options(name=shard_names[i], num_cpus=cfg.cpus_per_shard, max_restarts=-1,
-                           max_task_retries=-1).remote(
-            str(loop.run_dir / "replay" / f"shard-{i:03d}"), obs_dim=ts.max_obs_dim, action_dim=ts.max_action_dim,
-            chunk_len=cfg.chunk_len, cache_bytes=cfg.shard_cache_mb << 20, flush_every_s=cfg.shard_flush_s,
-            seed=cfg.seed * 31 + i, task_names=list(ts.names)) for i in range(cfg.shards)]
+    shard_names = [f"latentfleet-{token}-shard-{i:03d}" for i in range(cfg.shards)]
+    shards = [C["shard"].options(name=name, num_cpus=cfg.cpus_per_shard, max_restarts=-1, max_task_retries=-1).remote(
+        str(loop.run_dir / "replay" / f"shard-{i:03d}"), obs_dim=ts.max_obs_dim, action_dim=ts.max_action_dim,
+        chunk_len=cfg.chunk_len, cache_bytes=cfg.shard_cache_mb << 20, flush_every_s=cfg.shard_flush_s,
+        seed=cfg.seed * 31 + i, task_names=list(ts.names)) for i, name in enumerate(shard_names)]
     runners = [C["runner"].options(num_cpus=cfg.cpus_per_runner, num_gpus=cfg.gpus_per_runner, max_restarts=-1).remote(
         runner_cfg, cfg.task, tasks, shard_names[i % len(shards)], envs_per_task=cfg.envs_per_task, seed=cfg.seed,
         runner_id=i, torch_threads=_threads(cfg.cpus_per_runner), max_episode_steps=cfg.max_episode_steps,
