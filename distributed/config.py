@@ -188,21 +188,25 @@ def _hydra_compose(schema, overrides, config_name: str, config_dir: str | None) 
 
 def config_from_dict(values: dict) -> RunConfig:
     """A checked RunConfig from a plain mapping (a composed config, or a sweep trial's record)."""
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    try:
-        node = OmegaConf.merge(OmegaConf.structured(RunConfig), values)
-        cfg = OmegaConf.to_object(node)
-    except OmegaConfBaseException as exc:
-        raise ConfigError(_one_line_hydra_error(exc)) from None
+    cfg = _to_object(RunConfig, values)
     check_config(cfg)
     return cfg
 
 
-def _one_line_hydra_error(exc: Exception, schema=None) -> str:
+def _to_object(schema, values: dict):
+    """`values` merged onto the structured config `schema`, as an instance of `schema`; an
+    OmegaConf error becomes a one-line ConfigError naming the key."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), values))
+    except OmegaConfBaseException as exc:
+        raise ConfigError(_one_line_hydra_error(exc, schema)) from None
+
+
+def _one_line_hydra_error(exc: Exception, schema) -> str:
     """Hydra/OmegaConf's multi-line error as one line that names the key (and the closest key)."""
-    schema = schema or RunConfig
     text = str(exc)
     if exc.__cause__ is not None:
         text += "\n" + str(exc.__cause__)
@@ -225,16 +229,11 @@ def compose_options(schema, overrides: list[str] | tuple[str, ...] = ()):
     Hydra command-line overrides applied, type-checked; returns an instance of `schema`.
     Raises ConfigError naming the key."""
     from hydra.core.config_store import ConfigStore
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
 
     name = f"{schema.__name__}_schema"
     ConfigStore.instance().store(name=name, node=schema)
     try:
-        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema),
-                                                   _hydra_compose(schema, overrides, name, None)))
-    except OmegaConfBaseException as exc:
-        raise ConfigError(_one_line_hydra_error(exc, schema)) from None
+        return _to_object(schema, _hydra_compose(schema, overrides, name, None))
     except (ValueError, LookupError) as exc:  # the schema's own checks (__post_init__; LookupError: unknown names)
         raise ConfigError(str(exc)) from None
 
