@@ -443,18 +443,21 @@ class Loop:
 def check_offline_data(data: str, task_set) -> None:
     """The store named by `data` fits the task set: dims no wider, task ids inside the set and, if
     the store records its task names, the same names at the same ids."""
-    from distributed.batches import shard_paths, store_dims, store_task_ids
+    from distributed.batches import shard_paths
     from distributed.replay.layout import read_state
 
     try:
         paths = shard_paths(data)
-        obs_dim, action_dim = store_dims(paths)
-        ids = store_task_ids(paths)
-        recorded = [read_state(p)[0].tasks for p in paths]
+        states = [read_state(p) for p in paths]
     except (FileNotFoundError, ValueError) as exc:
         raise ConfigError(f"offline_data={data!r}: {exc}") from None
+    dims = {(info.obs_dim, info.action_dim) for info, _ in states}
+    if len(dims) > 1:
+        raise ConfigError(f"offline_data={data!r}: shards disagree on (obs_dim, action_dim): {sorted(dims)}")
+    [(obs_dim, action_dim)] = dims
+    ids = {int(t) for _, commit in states for t, v in commit.live_per_task.items() if v[0]}  # tasks with live episodes
     names = list(task_set.names)
-    for path, stored in zip(paths, recorded):
+    for path, stored in zip(paths, (info.tasks for info, _ in states)):
         if stored is None:
             print(f"note: {path} records no task names; its task ids are taken as positions in {task_set.name!r} "
                   f"(import with task_set=<name> to have them checked)")
