@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from distributed.config import ConfigError, RunConfig, build_agent_config, check_run_dir, seed_steps, write_run_file
 from distributed.rate_limiter import RateLimiter
@@ -276,7 +277,8 @@ class Loop:
         every = lambda freq: (self.progress() // freq + 1) * freq if freq else None  # noqa: E731
         next_eval, next_ckpt, next_diag = every(cfg.eval_freq), every(cfg.checkpoint_freq), every(cfg.diag_freq)
         last_publish = self.updates
-        bar = progress_bar(cfg.steps, self.progress(), cfg.progress, "upd" if cfg.offline else "step")
+        bar = tqdm(total=cfg.steps, initial=self.progress(), unit="upd" if cfg.offline else "step", dynamic_ncols=True,
+                   mininterval=2.0) if cfg.progress else None
         t0, steps0, updates0 = time.time(), self.env_steps, self.updates
         timing: dict = {}
         while True:
@@ -476,14 +478,6 @@ def check_offline_data(data: str, task_set) -> None:
     if bad:
         raise ConfigError(f"offline_data {data!r} holds task ids {bad}; task set {task_set.name!r} has "
                           f"{len(task_set.tasks)} tasks")
-
-
-def progress_bar(total: int, initial: int, enabled: bool, unit: str = "step"):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=initial, unit=unit, dynamic_ncols=True, mininterval=2.0)
 
 
 def _overhead(timing: dict) -> float | None:
