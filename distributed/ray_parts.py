@@ -27,6 +27,10 @@ def assign_tasks(task_set, num_runners: int) -> list[list[str]]:
     """Split tasks over runners so each runner holds as few embodiment families as possible:
     runners go to domains in proportion to their task counts (at least one each when there are
     enough runners), and each domain's tasks, sorted by embodiment, are cut into contiguous runs."""
+    def split(tasks, n: int) -> list[list[str]]:  # sorted by (domain,) embodiment, cut into n contiguous runs
+        ordered = sorted(tasks, key=lambda t: (t.domain, t.embodiment, t.name))
+        return [[t.name for t in part] for part in np.array_split(np.array(ordered, dtype=object), n) if len(part)]
+
     if num_runners == 0:  # an offline run
         return []
     by_domain: dict[str, list] = {}
@@ -34,18 +38,12 @@ def assign_tasks(task_set, num_runners: int) -> list[list[str]]:
         by_domain.setdefault(t.domain, []).append(t)
     domains = sorted(by_domain, key=lambda d: -len(by_domain[d]))
     if num_runners < len(domains):
-        ordered = sorted(task_set.tasks, key=lambda t: (t.domain, t.embodiment, t.name))
-        return [[t.name for t in part] for part in np.array_split(np.array(ordered, dtype=object), num_runners)]
+        return split(task_set.tasks, num_runners)
     share = {d: 1 for d in domains}
     for _ in range(num_runners - len(domains)):  # give spare runners to the domain with most tasks per runner
         d = max(domains, key=lambda d: len(by_domain[d]) / share[d])
         share[d] += 1
-    out = []
-    for d in domains:
-        ordered = sorted(by_domain[d], key=lambda t: (t.embodiment, t.name))
-        for part in np.array_split(np.array(ordered, dtype=object), share[d]):
-            out.append([t.name for t in part])
-    return [p for p in out if p]
+    return [part for d in domains for part in split(by_domain[d], share[d])]
 
 
 def check_tasks_buildable(task_set) -> None:
