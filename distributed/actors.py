@@ -157,9 +157,8 @@ class EvaluatorShell:
     def evaluate(self, weights: dict, version: int, *, episodes: int, seed: int, max_steps: int | None,
                  tasks: list[str] | None = None) -> dict:
         self.policy.load_weights(weights, version)
-        result = evaluate(self.policy, self.task_set, tasks, episodes=episodes, seed=seed, max_steps=max_steps)
-        result["weights_version"] = version
-        return result
+        return {**evaluate(self.policy, self.task_set, tasks, episodes=episodes, seed=seed, max_steps=max_steps),
+                "weights_version": version}
 
 
 _classes: dict | None = None
