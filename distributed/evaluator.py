@@ -42,10 +42,8 @@ def evaluate(agent, task_set, tasks: list[str] | None = None, *, episodes: int =
         sub = state.select(rows)
         actions, _ = agent.act(torch.from_numpy(obs), torch.as_tensor(task_ids, dtype=torch.long), sub,
                                eval_mode=True, planner_cfg=pcfg)
-        state.prev_mean[rows] = sub.prev_mean
-        state.has_prev[rows] = sub.has_prev
-        state.prev_action[rows] = sub.prev_action
-        state.has_prev_action[rows] = sub.has_prev_action
+        for key in ("prev_mean", "has_prev", "prev_action", "has_prev_action"):  # the rows' state, back in place
+            getattr(state, key)[rows] = getattr(sub, key)
         return actions.numpy()
 
     table = (agent.policy() if isinstance(getattr(agent, "policy", None), Callable) else agent).constraints
