@@ -22,6 +22,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -78,13 +79,6 @@ def wait_any(jobs, timeout: float = 1.0) -> list[Job]:
 
 
 # -- checkpoint registry -----------------------------------------------------------------------------
-class State:
-    """A registry entry made of two functions."""
-
-    def __init__(self, get, put):
-        self.state_dict, self.load_state_dict = get, put
-
-
 class Checkpoint:
     """Named objects saved together in `<run_dir>/checkpoint.pt` (loads with weights_only=True),
     plus `model.safetensors` from the `agent` entry. Writes are atomic and fsynced."""
@@ -230,8 +224,8 @@ class Loop:
                                 group=cfg.task if len(self.names) > 1 else None)
         learners = self.parts.learners
         self.checkpoint = Checkpoint(self.run_dir, {
-            "agent": State(learners.agent_state, learners.load_agent_state),
-            "learner_rng": State(learners.rng_states, learners.load_rng_states),
+            "agent": SimpleNamespace(state_dict=learners.agent_state, load_state_dict=learners.load_agent_state),
+            "learner_rng": SimpleNamespace(state_dict=learners.rng_states, load_state_dict=learners.load_rng_states),
             "limiter": self.limiter, "counters": self.counters, "driver_rng": DriverRNG(), "evals": self.evals})
         if self.checkpoint.load() is not None:
             print(f"resumed {self.run_dir}: env step {self.counters.env_steps}, update {self.limiter.samples}, "
