@@ -173,8 +173,7 @@ def _hydra_compose(schema, overrides, config_name: str, config_dir: str | None) 
     from omegaconf.errors import OmegaConfBaseException
 
     try:
-        if GlobalHydra.instance().is_initialized():
-            GlobalHydra.instance().clear()
+        GlobalHydra.instance().clear()
         context = initialize_config_dir(config_dir=config_dir, version_base="1.3") if config_dir else \
             initialize(version_base="1.3", config_path=None)
         with context:
