@@ -287,10 +287,8 @@ class Loop:
                     if slot not in busy:
                         jobs[collector.collect(slot, cfg.collect_steps, seeding, random_tasks)] = ("collect", slot)
             if "learn" not in kinds and self._has_data():
-                if cfg.offline:
-                    n = min(cfg.updates_per_round, cfg.steps - self.updates)
-                else:
-                    n = min(self.limiter.allowed_samples(), cfg.updates_per_round)
+                allowed = cfg.steps - self.updates if cfg.offline else self.limiter.allowed_samples()
+                n = min(cfg.updates_per_round, allowed)
                 if n > 0:
                     jobs[learners.train(n)] = ("learn", n)
             for job in wait_any(jobs):
