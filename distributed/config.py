@@ -264,10 +264,9 @@ def check_config(cfg: RunConfig) -> None:
     need(cfg.precision in ("fp32", "bf16"), f"precision must be fp32 or bf16, got {cfg.precision!r}")
     need(cfg.compile_update in COMPILE_MODES, f"compile_update must be one of {COMPILE_MODES}, got {cfg.compile_update!r}")
     need(cfg.wandb_mode in ("offline", "online", "disabled"), f"wandb_mode must be offline|online|disabled, got {cfg.wandb_mode!r}")
-    horizon = cfg.planner.horizon
-    if cfg.max_episode_steps is not None:
-        need(cfg.max_episode_steps > 2 * horizon, f"max_episode_steps ({cfg.max_episode_steps}) must be > 2 x "
-             f"planner.horizon ({2 * horizon}): training windows and diagnostics need H+1 and 2H+1 steps")
+    need(cfg.max_episode_steps is None or cfg.max_episode_steps > 2 * cfg.planner.horizon,
+         f"max_episode_steps ({cfg.max_episode_steps}) must be > 2 x planner.horizon ({2 * cfg.planner.horizon}): "
+         f"training windows and diagnostics need H+1 and 2H+1 steps")
     need(cfg.eval_max_steps is None or cfg.eval_max_steps >= 1, f"eval_max_steps must be >= 1, got {cfg.eval_max_steps}")
     if cfg.backend == "local":
         need(cfg.num_runners in (0, 1), f"backend=local runs 0 (offline) or 1 in-process runner, got num_runners="
