@@ -182,9 +182,7 @@ def _failed(ref) -> bool:
 class Mixture:
     """`ratio` of every batch (rounded) from `second`, the rest from `first`."""
 
-    def __init__(self, first, second, ratio: float):
-        if not 0.0 <= ratio <= 1.0:
-            raise ValueError(f"a mixture ratio must be in [0, 1], got {ratio}")
+    def __init__(self, first, second, ratio: float):  # ratio: offline_ratio, in [0, 1] (check_config)
         self.first, self.second, self.ratio = first, second, float(ratio)
 
     def refresh(self) -> None:
