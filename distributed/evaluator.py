@@ -15,12 +15,8 @@ import torch
 def normalized_score(per_task: dict[str, dict], domains: dict[str, str]) -> float | None:
     """TD-MPC2's score: dm_control return / 10, Meta-World success x 100, averaged over tasks
     of those two domains (None if there are none)."""
-    scores = []
-    for name, row in per_task.items():
-        if domains[name] == "dmc":
-            scores.append(row["return"] / 10.0)
-        elif domains[name] == "metaworld":
-            scores.append(row["success"] * 100.0)
+    scores = [row["return"] / 10.0 if domains[name] == "dmc" else row["success"] * 100.0
+              for name, row in per_task.items() if domains[name] in ("dmc", "metaworld")]
     return float(np.mean(scores)) if scores else None
 
 
