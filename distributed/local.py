@@ -122,7 +122,5 @@ def local_parts(loop) -> SimpleNamespace:
                            seed=resumed_seed(cfg.seed, writer.next_episode_id), max_episode_steps=cfg.max_episode_steps)
         collector = LocalCollector(runner, writer, source.refresh,
                                    cfg.planner.horizon if cfg.partial_episodes else None)
-    parts = SimpleNamespace(collector=collector, learners=LocalLearner(learner),
-                            evaluator=LocalEvaluator(policy, ts), agent=learner.agent)
-    parts.close = lambda: collector.close()
-    return parts
+    return SimpleNamespace(collector=collector, learners=LocalLearner(learner), evaluator=LocalEvaluator(policy, ts),
+                           agent=learner.agent, close=collector.close)
