@@ -186,8 +186,6 @@ def ray_parts(loop) -> SimpleNamespace:
     evaluator = C["evaluator"].options(num_cpus=cfg.cpus_per_evaluator).remote(
         runner_cfg, cfg.task, _threads(cfg.cpus_per_evaluator))
     collector = RayCollector(runners, shards)
-    parts = SimpleNamespace(collector=collector, learners=RayLearners(learners), evaluator=RayEvaluator(evaluator),
-                            runners=runners, shards=shards)
 
     def close() -> None:
         try:
@@ -196,5 +194,5 @@ def ray_parts(loop) -> SimpleNamespace:
             for a in runners + learners + [evaluator] + shards:
                 ray.kill(a)
 
-    parts.close = close
-    return parts
+    return SimpleNamespace(collector=collector, learners=RayLearners(learners), evaluator=RayEvaluator(evaluator),
+                           runners=runners, shards=shards, close=close)
