@@ -4,6 +4,7 @@ torch threads to its CPU share, and forwards calls. `actor_classes()` creates th
 classes on first use so that importing this module never imports Ray."""
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import time
@@ -157,22 +158,16 @@ class EvaluatorShell:
     def evaluate(self, weights: dict, version: int, *, episodes: int, seed: int, max_steps: int | None,
                  tasks: list[str] | None = None) -> dict:
         self.policy.load_weights(weights, version)
-        result = evaluate(self.policy, self.task_set, tasks, episodes=episodes, seed=seed, max_steps=max_steps)
-        result["weights_version"] = version
-        return result
+        return {**evaluate(self.policy, self.task_set, tasks, episodes=episodes, seed=seed, max_steps=max_steps),
+                "weights_version": version}
 
 
-_classes: dict | None = None
-
-
+@functools.cache
 def actor_classes() -> dict:
-    """{'runner', 'learner', 'evaluator', 'shard'}: the shells as Ray actor classes."""
-    global _classes
-    if _classes is None:
-        import ray
+    """{'runner', 'learner', 'evaluator', 'shard'}: the shells as Ray actor classes (made once)."""
+    import ray
 
-        from distributed.replay.actor import remote_class
+    from distributed.replay.actor import remote_class
 
-        _classes = {"runner": ray.remote(EnvRunnerShell), "learner": ray.remote(LearnerShell),
-                    "evaluator": ray.remote(EvaluatorShell), "shard": remote_class()}
-    return _classes
+    return {"runner": ray.remote(EnvRunnerShell), "learner": ray.remote(LearnerShell),
+            "evaluator": ray.remote(EvaluatorShell), "shard": remote_class()}

@@ -66,26 +66,6 @@ def shard_paths(data) -> list[Path]:
     return paths
 
 
-def store_dims(data) -> tuple[int, int]:
-    from distributed.replay.layout import read_state
-
-    dims = {(i.obs_dim, i.action_dim) for i in (read_state(p)[0] for p in shard_paths(data))}
-    if len(dims) > 1:
-        raise ValueError(f"shards disagree on (obs_dim, action_dim): {sorted(dims)}")
-    return dims.pop()
-
-
-def store_task_ids(data) -> set[int]:
-    """Task ids with live episodes in the store named by `data`."""
-    from distributed.replay.layout import read_state
-
-    ids: set[int] = set()
-    for p in shard_paths(data):
-        _, c = read_state(p)
-        ids |= {int(t) for t, v in c.live_per_task.items() if v[0]}
-    return ids
-
-
 class StoreSource:
     """Batches from replay shards on disk, opened read-only (no lock, no recovery writes), padded to
     the model's dims when the store is narrower (e.g. imported data of one embodiment)."""
@@ -202,9 +182,7 @@ def _failed(ref) -> bool:
 class Mixture:
     """`ratio` of every batch (rounded) from `second`, the rest from `first`."""
 
-    def __init__(self, first, second, ratio: float):
-        if not 0.0 <= ratio <= 1.0:
-            raise ValueError(f"a mixture ratio must be in [0, 1], got {ratio}")
+    def __init__(self, first, second, ratio: float):  # ratio: offline_ratio, in [0, 1] (check_config)
         self.first, self.second, self.ratio = first, second, float(ratio)
 
     def refresh(self) -> None:

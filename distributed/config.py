@@ -134,12 +134,13 @@ class RunConfig:
 
     @property
     def shards(self) -> int:
-        return 1 if self.backend == "local" else self.num_shards or max(self.num_runners, 1)
+        """Replay shards the run writes: none offline, one in-process, else num_shards or one per runner."""
+        return 0 if self.offline else 1 if self.backend == "local" else self.num_shards or self.num_runners
 
     def identity(self, tasks: list[str]) -> dict:
         """What must match for a run directory (its replay store and checkpoint) to be resumed."""
         return {"task": self.task, "tasks": list(tasks), "model_size": str(self.model_size), "seed": self.seed,
-                "backend": self.backend, "num_shards": self.shards if not self.offline else 0,
+                "backend": self.backend, "num_shards": self.shards,
                 "chunk_len": self.chunk_len, "max_episode_steps": self.max_episode_steps,
                 "model": {k: v for k, v in dataclasses.asdict(self.model).items() if v is not None}}
 
@@ -172,8 +173,7 @@ def _hydra_compose(schema, overrides, config_name: str, config_dir: str | None) 
     from omegaconf.errors import OmegaConfBaseException
 
     try:
-        if GlobalHydra.instance().is_initialized():
-            GlobalHydra.instance().clear()
+        GlobalHydra.instance().clear()
         context = initialize_config_dir(config_dir=config_dir, version_base="1.3") if config_dir else \
             initialize(version_base="1.3", config_path=None)
         with context:
@@ -187,21 +187,25 @@ def _hydra_compose(schema, overrides, config_name: str, config_dir: str | None) 
 
 def config_from_dict(values: dict) -> RunConfig:
     """A checked RunConfig from a plain mapping (a composed config, or a sweep trial's record)."""
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    try:
-        node = OmegaConf.merge(OmegaConf.structured(RunConfig), values)
-        cfg = OmegaConf.to_object(node)
-    except OmegaConfBaseException as exc:
-        raise ConfigError(_one_line_hydra_error(exc)) from None
+    cfg = _to_object(RunConfig, values)
     check_config(cfg)
     return cfg
 
 
-def _one_line_hydra_error(exc: Exception, schema=None) -> str:
+def _to_object(schema, values: dict):
+    """`values` merged onto the structured config `schema`, as an instance of `schema`; an
+    OmegaConf error becomes a one-line ConfigError naming the key."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), values))
+    except OmegaConfBaseException as exc:
+        raise ConfigError(_one_line_hydra_error(exc, schema)) from None
+
+
+def _one_line_hydra_error(exc: Exception, schema) -> str:
     """Hydra/OmegaConf's multi-line error as one line that names the key (and the closest key)."""
-    schema = schema or RunConfig
     text = str(exc)
     if exc.__cause__ is not None:
         text += "\n" + str(exc.__cause__)
@@ -224,16 +228,11 @@ def compose_options(schema, overrides: list[str] | tuple[str, ...] = ()):
     Hydra command-line overrides applied, type-checked; returns an instance of `schema`.
     Raises ConfigError naming the key."""
     from hydra.core.config_store import ConfigStore
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
 
     name = f"{schema.__name__}_schema"
     ConfigStore.instance().store(name=name, node=schema)
     try:
-        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema),
-                                                   _hydra_compose(schema, overrides, name, None)))
-    except OmegaConfBaseException as exc:
-        raise ConfigError(_one_line_hydra_error(exc, schema)) from None
+        return _to_object(schema, _hydra_compose(schema, overrides, name, None))
     except (ValueError, LookupError) as exc:  # the schema's own checks (__post_init__; LookupError: unknown names)
         raise ConfigError(str(exc)) from None
 
@@ -265,10 +264,9 @@ def check_config(cfg: RunConfig) -> None:
     need(cfg.precision in ("fp32", "bf16"), f"precision must be fp32 or bf16, got {cfg.precision!r}")
     need(cfg.compile_update in COMPILE_MODES, f"compile_update must be one of {COMPILE_MODES}, got {cfg.compile_update!r}")
     need(cfg.wandb_mode in ("offline", "online", "disabled"), f"wandb_mode must be offline|online|disabled, got {cfg.wandb_mode!r}")
-    horizon = cfg.planner.horizon
-    if cfg.max_episode_steps is not None:
-        need(cfg.max_episode_steps > 2 * horizon, f"max_episode_steps ({cfg.max_episode_steps}) must be > 2 x "
-             f"planner.horizon ({2 * horizon}): training windows and diagnostics need H+1 and 2H+1 steps")
+    need(cfg.max_episode_steps is None or cfg.max_episode_steps > 2 * cfg.planner.horizon,
+         f"max_episode_steps ({cfg.max_episode_steps}) must be > 2 x planner.horizon ({2 * cfg.planner.horizon}): "
+         f"training windows and diagnostics need H+1 and 2H+1 steps")
     need(cfg.eval_max_steps is None or cfg.eval_max_steps >= 1, f"eval_max_steps must be >= 1, got {cfg.eval_max_steps}")
     if cfg.backend == "local":
         need(cfg.num_runners in (0, 1), f"backend=local runs 0 (offline) or 1 in-process runner, got num_runners="

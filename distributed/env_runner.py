@@ -4,6 +4,7 @@ the single-process trainer uses it directly."""
 from __future__ import annotations
 
 import time
+from collections import Counter
 
 import numpy as np
 import torch
@@ -50,7 +51,7 @@ class EnvRunner:
         self.has_last = np.zeros(n, bool)
         self.episode_violations = np.zeros(n, np.int64)
         self.violations = 0
-        self.timing = {"plan_s": 0.0, "sim_s": 0.0, "wall_s": 0.0, "steps": 0}
+        self.timing = Counter(plan_s=0.0, sim_s=0.0, wall_s=0.0, steps=0)  # update() adds
 
     def __len__(self) -> int:
         return len(self.envs)
@@ -97,10 +98,7 @@ class EnvRunner:
             self.plan_state.reset(reset_rows)
         t2 = time.perf_counter()
         self.env_steps += len(self.envs)
-        self.timing["plan_s"] += t1 - t0
-        self.timing["sim_s"] += t2 - t1
-        self.timing["wall_s"] += t2 - t0
-        self.timing["steps"] += 1
+        self.timing.update(plan_s=t1 - t0, sim_s=t2 - t1, wall_s=t2 - t0, steps=1)
         return finished
 
     def collect(self, num_steps: int, random_actions: bool = False, random_tasks=(),

@@ -15,12 +15,8 @@ import torch
 def normalized_score(per_task: dict[str, dict], domains: dict[str, str]) -> float | None:
     """TD-MPC2's score: dm_control return / 10, Meta-World success x 100, averaged over tasks
     of those two domains (None if there are none)."""
-    scores = []
-    for name, row in per_task.items():
-        if domains[name] == "dmc":
-            scores.append(row["return"] / 10.0)
-        elif domains[name] == "metaworld":
-            scores.append(row["success"] * 100.0)
+    scores = [row["return"] / 10.0 if domains[name] == "dmc" else row["success"] * 100.0
+              for name, row in per_task.items() if domains[name] in ("dmc", "metaworld")]
     return float(np.mean(scores)) if scores else None
 
 
@@ -42,10 +38,8 @@ def evaluate(agent, task_set, tasks: list[str] | None = None, *, episodes: int =
         sub = state.select(rows)
         actions, _ = agent.act(torch.from_numpy(obs), torch.as_tensor(task_ids, dtype=torch.long), sub,
                                eval_mode=True, planner_cfg=pcfg)
-        state.prev_mean[rows] = sub.prev_mean
-        state.has_prev[rows] = sub.has_prev
-        state.prev_action[rows] = sub.prev_action
-        state.has_prev_action[rows] = sub.has_prev_action
+        for key in ("prev_mean", "has_prev", "prev_action", "has_prev_action"):  # the rows' state, back in place
+            getattr(state, key)[rows] = getattr(sub, key)
         return actions.numpy()
 
     table = (agent.policy() if isinstance(getattr(agent, "policy", None), Callable) else agent).constraints

@@ -24,11 +24,10 @@ from agents.config import AgentConfig
 
 def _grad_sync(world_size: int):
     def sync(params: list[torch.nn.Parameter]) -> None:
-        grads = []
         for p in params:
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
-            grads.append(p.grad)
+        grads = [p.grad for p in params]
         flat = _flatten_dense_tensors(grads)  # one all-reduce for the whole model
         dist.all_reduce(flat)
         flat /= world_size

@@ -47,14 +47,10 @@ class NoCollector:
 
     slots = 0
 
-    def set_weights(self, weights, version: int) -> None:
+    def set_weights(self, *args) -> None:  # drain() and close() too: nothing to do
         pass
 
-    def drain(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
+    drain = close = set_weights
 
 
 class LocalLearner:
@@ -126,7 +122,5 @@ def local_parts(loop) -> SimpleNamespace:
                            seed=resumed_seed(cfg.seed, writer.next_episode_id), max_episode_steps=cfg.max_episode_steps)
         collector = LocalCollector(runner, writer, source.refresh,
                                    cfg.planner.horizon if cfg.partial_episodes else None)
-    parts = SimpleNamespace(collector=collector, learners=LocalLearner(learner),
-                            evaluator=LocalEvaluator(policy, ts), agent=learner.agent)
-    parts.close = lambda: collector.close()
-    return parts
+    return SimpleNamespace(collector=collector, learners=LocalLearner(learner), evaluator=LocalEvaluator(policy, ts),
+                           agent=learner.agent, close=collector.close)

@@ -22,9 +22,11 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from distributed.config import ConfigError, RunConfig, build_agent_config, check_run_dir, seed_steps, write_run_file
 from distributed.rate_limiter import RateLimiter
@@ -77,13 +79,6 @@ def wait_any(jobs, timeout: float = 1.0) -> list[Job]:
 
 
 # -- checkpoint registry -----------------------------------------------------------------------------
-class State:
-    """A registry entry made of two functions."""
-
-    def __init__(self, get, put):
-        self.state_dict, self.load_state_dict = get, put
-
-
 class Checkpoint:
     """Named objects saved together in `<run_dir>/checkpoint.pt` (loads with weights_only=True),
     plus `model.safetensors` from the `agent` entry. Writes are atomic and fsynced."""
@@ -229,8 +224,8 @@ class Loop:
                                 group=cfg.task if len(self.names) > 1 else None)
         learners = self.parts.learners
         self.checkpoint = Checkpoint(self.run_dir, {
-            "agent": State(learners.agent_state, learners.load_agent_state),
-            "learner_rng": State(learners.rng_states, learners.load_rng_states),
+            "agent": SimpleNamespace(state_dict=learners.agent_state, load_state_dict=learners.load_agent_state),
+            "learner_rng": SimpleNamespace(state_dict=learners.rng_states, load_state_dict=learners.load_rng_states),
             "limiter": self.limiter, "counters": self.counters, "driver_rng": DriverRNG(), "evals": self.evals})
         if self.checkpoint.load() is not None:
             print(f"resumed {self.run_dir}: env step {self.counters.env_steps}, update {self.limiter.samples}, "
@@ -276,7 +271,8 @@ class Loop:
         every = lambda freq: (self.progress() // freq + 1) * freq if freq else None  # noqa: E731
         next_eval, next_ckpt, next_diag = every(cfg.eval_freq), every(cfg.checkpoint_freq), every(cfg.diag_freq)
         last_publish = self.updates
-        bar = progress_bar(cfg.steps, self.progress(), cfg.progress, "upd" if cfg.offline else "step")
+        bar = tqdm(total=cfg.steps, initial=self.progress(), unit="upd" if cfg.offline else "step", dynamic_ncols=True,
+                   mininterval=2.0) if cfg.progress else None
         t0, steps0, updates0 = time.time(), self.env_steps, self.updates
         timing: dict = {}
         while True:
@@ -291,10 +287,8 @@ class Loop:
                     if slot not in busy:
                         jobs[collector.collect(slot, cfg.collect_steps, seeding, random_tasks)] = ("collect", slot)
             if "learn" not in kinds and self._has_data():
-                if cfg.offline:
-                    n = min(cfg.updates_per_round, cfg.steps - self.updates)
-                else:
-                    n = min(self.limiter.allowed_samples(), cfg.updates_per_round)
+                allowed = cfg.steps - self.updates if cfg.offline else self.limiter.allowed_samples()
+                n = min(cfg.updates_per_round, allowed)
                 if n > 0:
                     jobs[learners.train(n)] = ("learn", n)
             for job in wait_any(jobs):
@@ -444,18 +438,21 @@ class Loop:
 def check_offline_data(data: str, task_set) -> None:
     """The store named by `data` fits the task set: dims no wider, task ids inside the set and, if
     the store records its task names, the same names at the same ids."""
-    from distributed.batches import shard_paths, store_dims, store_task_ids
+    from distributed.batches import shard_paths
     from distributed.replay.layout import read_state
 
     try:
         paths = shard_paths(data)
-        obs_dim, action_dim = store_dims(paths)
-        ids = store_task_ids(paths)
-        recorded = [read_state(p)[0].tasks for p in paths]
+        states = [read_state(p) for p in paths]
     except (FileNotFoundError, ValueError) as exc:
         raise ConfigError(f"offline_data={data!r}: {exc}") from None
+    dims = {(info.obs_dim, info.action_dim) for info, _ in states}
+    if len(dims) > 1:
+        raise ConfigError(f"offline_data={data!r}: shards disagree on (obs_dim, action_dim): {sorted(dims)}")
+    [(obs_dim, action_dim)] = dims
+    ids = {int(t) for _, commit in states for t, v in commit.live_per_task.items() if v[0]}  # tasks with live episodes
     names = list(task_set.names)
-    for path, stored in zip(paths, recorded):
+    for path, stored in zip(paths, (info.tasks for info, _ in states)):
         if stored is None:
             print(f"note: {path} records no task names; its task ids are taken as positions in {task_set.name!r} "
                   f"(import with task_set=<name> to have them checked)")
@@ -474,14 +471,6 @@ def check_offline_data(data: str, task_set) -> None:
     if bad:
         raise ConfigError(f"offline_data {data!r} holds task ids {bad}; task set {task_set.name!r} has "
                           f"{len(task_set.tasks)} tasks")
-
-
-def progress_bar(total: int, initial: int, enabled: bool, unit: str = "step"):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=initial, unit=unit, dynamic_ncols=True, mininterval=2.0)
 
 
 def _overhead(timing: dict) -> float | None:

@@ -27,6 +27,10 @@ def assign_tasks(task_set, num_runners: int) -> list[list[str]]:
     """Split tasks over runners so each runner holds as few embodiment families as possible:
     runners go to domains in proportion to their task counts (at least one each when there are
     enough runners), and each domain's tasks, sorted by embodiment, are cut into contiguous runs."""
+    def split(tasks, n: int) -> list[list[str]]:  # sorted by (domain,) embodiment, cut into n contiguous runs
+        ordered = sorted(tasks, key=lambda t: (t.domain, t.embodiment, t.name))
+        return [[t.name for t in part] for part in np.array_split(np.array(ordered, dtype=object), n) if len(part)]
+
     if num_runners == 0:  # an offline run
         return []
     by_domain: dict[str, list] = {}
@@ -34,18 +38,12 @@ def assign_tasks(task_set, num_runners: int) -> list[list[str]]:
         by_domain.setdefault(t.domain, []).append(t)
     domains = sorted(by_domain, key=lambda d: -len(by_domain[d]))
     if num_runners < len(domains):
-        ordered = sorted(task_set.tasks, key=lambda t: (t.domain, t.embodiment, t.name))
-        return [[t.name for t in part] for part in np.array_split(np.array(ordered, dtype=object), num_runners)]
+        return split(task_set.tasks, num_runners)
     share = {d: 1 for d in domains}
     for _ in range(num_runners - len(domains)):  # give spare runners to the domain with most tasks per runner
         d = max(domains, key=lambda d: len(by_domain[d]) / share[d])
         share[d] += 1
-    out = []
-    for d in domains:
-        ordered = sorted(by_domain[d], key=lambda t: (t.embodiment, t.name))
-        for part in np.array_split(np.array(ordered, dtype=object), share[d]):
-            out.append([t.name for t in part])
-    return [p for p in out if p]
+    return [part for d in domains for part in split(by_domain[d], share[d])]
 
 
 def check_tasks_buildable(task_set) -> None:
@@ -60,9 +58,8 @@ def check_tasks_buildable(task_set) -> None:
 
 
 def resource_needs(cfg: RunConfig) -> dict[str, float]:
-    shards = 0 if cfg.offline else cfg.shards
     return {"CPU": cfg.num_runners * cfg.cpus_per_runner + cfg.num_learners * cfg.cpus_per_learner
-            + shards * cfg.cpus_per_shard + cfg.cpus_per_evaluator,
+            + cfg.shards * cfg.cpus_per_shard + cfg.cpus_per_evaluator,
             "GPU": cfg.num_runners * cfg.gpus_per_runner + cfg.num_learners * cfg.gpus_per_learner}
 
 
@@ -168,13 +165,11 @@ def ray_parts(loop) -> SimpleNamespace:
     # runners find their shard by name: a restartable actor must not take an actor handle as a
     # constructor argument (Ray keeps such arguments in the object store, and a restart fails once they are gone)
     token = uuid.uuid4().hex[:8]
-    shard_names = [f"latentfleet-{token}-shard-{i:03d}" for i in range(0 if cfg.offline else cfg.shards)]
-    shards = [] if cfg.offline else [
-        C["shard"].options(name=shard_names[i], num_cpus=cfg.cpus_per_shard, max_restarts=-1,
-                           max_task_retries=-1).remote(
-            str(loop.run_dir / "replay" / f"shard-{i:03d}"), obs_dim=ts.max_obs_dim, action_dim=ts.max_action_dim,
-            chunk_len=cfg.chunk_len, cache_bytes=cfg.shard_cache_mb << 20, flush_every_s=cfg.shard_flush_s,
-            seed=cfg.seed * 31 + i, task_names=list(ts.names)) for i in range(cfg.shards)]
+    shard_names = [f"latentfleet-{token}-shard-{i:03d}" for i in range(cfg.shards)]
+    shards = [C["shard"].options(name=name, num_cpus=cfg.cpus_per_shard, max_restarts=-1, max_task_retries=-1).remote(
+        str(loop.run_dir / "replay" / f"shard-{i:03d}"), obs_dim=ts.max_obs_dim, action_dim=ts.max_action_dim,
+        chunk_len=cfg.chunk_len, cache_bytes=cfg.shard_cache_mb << 20, flush_every_s=cfg.shard_flush_s,
+        seed=cfg.seed * 31 + i, task_names=list(ts.names)) for i, name in enumerate(shard_names)]
     runners = [C["runner"].options(num_cpus=cfg.cpus_per_runner, num_gpus=cfg.gpus_per_runner, max_restarts=-1).remote(
         runner_cfg, cfg.task, tasks, shard_names[i % len(shards)], envs_per_task=cfg.envs_per_task, seed=cfg.seed,
         runner_id=i, torch_threads=_threads(cfg.cpus_per_runner), max_episode_steps=cfg.max_episode_steps,
@@ -191,8 +186,6 @@ def ray_parts(loop) -> SimpleNamespace:
     evaluator = C["evaluator"].options(num_cpus=cfg.cpus_per_evaluator).remote(
         runner_cfg, cfg.task, _threads(cfg.cpus_per_evaluator))
     collector = RayCollector(runners, shards)
-    parts = SimpleNamespace(collector=collector, learners=RayLearners(learners), evaluator=RayEvaluator(evaluator),
-                            runners=runners, shards=shards)
 
     def close() -> None:
         try:
@@ -201,5 +194,5 @@ def ray_parts(loop) -> SimpleNamespace:
             for a in runners + learners + [evaluator] + shards:
                 ray.kill(a)
 
-    parts.close = close
-    return parts
+    return SimpleNamespace(collector=collector, learners=RayLearners(learners), evaluator=RayEvaluator(evaluator),
+                           runners=runners, shards=shards, close=close)

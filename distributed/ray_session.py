@@ -1,6 +1,7 @@
 """Joining a cluster or starting an embedded local Ray, once per driver."""
 from __future__ import annotations
 
+import contextlib
 import os
 
 
@@ -50,10 +51,8 @@ def shutdown_ray(timeout_s: float = 10.0) -> int:
         time.sleep(0.1)
     for pid, start in pids.items():
         if _same_process(pid, start):
-            try:
+            with contextlib.suppress(ProcessLookupError):  # exited between the check and the kill: what we wanted
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:  # exited between the check and the kill: what we wanted
-                pass
     return len(pids)
 
 
@@ -103,10 +102,7 @@ def processes_with(marker: str) -> list[int]:
     pids = []
     for pid in os.listdir("/proc"):
         if pid.isdigit():
-            try:
-                with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    if marker in f.read().decode(errors="ignore"):
-                        pids.append(int(pid))
-            except OSError:  # the process ended while we looked
-                pass
+            with contextlib.suppress(OSError), open(f"/proc/{pid}/cmdline", "rb") as f:  # OSError: it just ended
+                if marker in f.read().decode(errors="ignore"):
+                    pids.append(int(pid))
     return pids

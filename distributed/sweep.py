@@ -309,7 +309,6 @@ def _plot(rows: list[dict], labels: list[str], path: Path) -> Path | None:
         ax0.bar(x + offset, [np.nan if r.get(f"{kind}_score") is None else r[f"{kind}_score"] for r in rows], 0.4,
                 label=kind)
     ax0.set_xticks(x, [s[:40] for s in labels], rotation=60, ha="right", fontsize=6)
-    ax0.set_ylabel(rows[0].get("score_kind") or "score")
     ax0.legend()
     for r, label in zip(rows, labels):
         evals = read_metrics(Path(r.get("run_dir") or path.parent / "runs" / r["trial"]), "eval")
@@ -318,10 +317,10 @@ def _plot(rows: list[dict], labels: list[str], path: Path) -> Path | None:
         if pts:
             ax1.plot(*zip(*pts), marker="o", ms=3, label=label[:40])
     ax1.set_xlabel("env steps")
-    ax1.set_ylabel(rows[0].get("score_kind") or "score")
     if ax1.lines and len(rows) <= 12:
         ax1.legend(fontsize=6)
     for ax in (ax0, ax1):
+        ax.set_ylabel(rows[0].get("score_kind") or "score")
         ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

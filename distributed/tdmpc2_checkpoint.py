@@ -32,13 +32,10 @@ def published_architectures() -> dict:
     """{"task_set=mt80 model_size=5": TDMPC2Architecture, ...} for every published combination."""
     from envs import load_task_set
 
-    out = {}
-    for name in TDMPC2_TASK_SETS:
-        ts = load_task_set(name)
-        for size in TDMPC2_MODEL_SIZES:
-            out[f"task_set={name} model_size={size}"] = expected_architecture(
-                name, size, num_tasks=len(ts), obs_dim=ts.max_obs_dim, action_dim=ts.max_action_dim)
-    return out
+    sets = {name: load_task_set(name) for name in TDMPC2_TASK_SETS}
+    return {f"task_set={name} model_size={size}": expected_architecture(
+        name, size, num_tasks=len(ts), obs_dim=ts.max_obs_dim, action_dim=ts.max_action_dim)
+        for name, ts in sets.items() for size in TDMPC2_MODEL_SIZES}
 
 
 def import_tdmpc2_checkpoint(file: str | os.PathLike | dict, task_set: str, model_size: str | int,

@@ -64,14 +64,10 @@ def import_tdmpc2(source, shard: str | os.PathLike, *, obs_dim: int | None = Non
     files = chunk_files(source)
     shard = Path(shard)
     # header pass: memory-mapped, so this reads the layout, not the data
-    sources, dims = [], []
-    for f in files:
-        data = read_chunk(f)
-        n, t1, o, a = data["obs"].shape[0], data["obs"].shape[1], data["obs"].shape[2], data["action"].shape[2]
-        sources.append({"name": f.name, "size": f.stat().st_size, "fingerprint": _fingerprint(f), "episodes": n,
-                        "rows_per_episode": t1})
-        dims.append((o, a))
-        del data
+    shapes = [(*d["obs"].shape, d["action"].shape[2]) for d in map(read_chunk, files)]  # (N, T+1, O, A) per file
+    sources = [{"name": f.name, "size": f.stat().st_size, "fingerprint": _fingerprint(f), "episodes": n,
+                "rows_per_episode": t1} for f, (n, t1, _, _) in zip(files, shapes)]
+    dims = [(o, a) for _, _, o, a in shapes]
     obs_dim = obs_dim or max(o for o, _ in dims)
     action_dim = action_dim or max(a for _, a in dims)
     too_big = [(f.name, o, a) for f, (o, a) in zip(files, dims) if o > obs_dim or a > action_dim]
