@@ -519,14 +519,15 @@ def actors_scenario(work: Path, steps: int = 3000) -> Tally:
 
 
 def job_scenario(work: Path, point: str, resume_steps: int = 1200, timeout: float = 600,
-                 checkpoint_freq: int = 600) -> Tally:
+                 checkpoint_freq: int = 600, overrides: tuple[str, ...] = ()) -> Tally:
     """Run launch/mt80.py (its own embedded Ray, its own session) with the kill point `point`
     ("checkpoint-write:N" or "commit-record:N") armed in all its processes: the first process to
     reach it freezes there and the whole job is SIGKILLed at that moment. Then the job resumes on
     the same run directory (on the connected Ray) for `resume_steps` more env steps. Checks: every
     episode committed before the kill (a reader process logs them while the job runs) is there
     byte for byte after the kill and after the resumed run; none is stored twice; the resumed run
-    starts from the checkpoint's counters, rate limiter and learner RNG streams; what the resumed run counts is what it added to the store."""
+    starts from the checkpoint's counters, rate limiter and learner RNG streams; what the resumed run counts is what it added to the store.
+    `overrides` (config overrides) apply to the killed job and to the resumed one."""
     from distributed.config import compose
     from distributed.loop import Loop
 
@@ -537,7 +538,7 @@ def job_scenario(work: Path, point: str, resume_steps: int = 1200, timeout: floa
     ray_tmp = f"/tmp/rf{os.getpid()}{name[:2]}"  # short: Ray's socket paths have a length limit
     env = child_env(**{ENV_AT: point, ENV_CLAIM: str(claim), ENV_SIGNAL: "STOP"})
     log = open(work / f"job-{name}.log", "w")
-    job = subprocess.Popen([sys.executable, "-c", DRIVER, str(REPO), *JOB, "steps=100000", f"checkpoint_freq={checkpoint_freq}",
+    job = subprocess.Popen([sys.executable, "-c", DRIVER, str(REPO), *JOB, *overrides, "steps=100000", f"checkpoint_freq={checkpoint_freq}",
                             f"run_dir={run_dir}", "ray.num_cpus=2", f"ray.temp_dir={ray_tmp}"],
                            cwd=REPO, start_new_session=True, stdout=log, stderr=subprocess.STDOUT, env=env)
     reader = ReaderLog(str(run_dir / "replay" / "shard-*"), work / f"job-{name}.reader.jsonl", synthetic=False)
@@ -572,10 +573,10 @@ def job_scenario(work: Path, point: str, resume_steps: int = 1200, timeout: floa
     if name == "checkpoint-write" and not (run_dir / "checkpoint.pt.tmp").exists():
         tally.problems.append("no checkpoint.pt.tmp: the kill did not land inside the checkpoint write")
     saved = _checkpoint(run_dir)
-    names = compose("mt80", [*JOB, f"run_dir={run_dir}"]).task.strip("'").split(",")
+    names = compose("mt80", [*JOB, *overrides, f"run_dir={run_dir}"]).task.strip("'").split(",")
     stored_at_kill = store_per_task(run_dir)
     start_steps = saved["extra"]["env_steps"] if saved else 0
-    loop = Loop(compose("mt80", [*JOB, f"run_dir={run_dir}", f"steps={start_steps + resume_steps}"]))
+    loop = Loop(compose("mt80", [*JOB, *overrides, f"run_dir={run_dir}", f"steps={start_steps + resume_steps}"]))
     try:
         loop.start()
         if saved and (loop.env_steps, loop.updates) != (saved["extra"]["env_steps"], saved["extra"]["updates"]):

@@ -43,9 +43,12 @@ def test_a_whole_job_killed_at_a_checkpoint_write_or_a_shard_commit_resumes(ray_
     from bench.faults import job_scenario
 
     # checkpoints come every 400 env steps (the first at 400-420: steps advance a collect call at a time);
-    # the kill lands in the 2nd checkpoint.pt write (resumed from the first checkpoint, which holds updates:
-    # JOB has seed_steps=300) or in the 10th commit of a shard (~420-800 steps in development runs)
-    tally = job_scenario(tmp_path, point, resume_steps=300, checkpoint_freq=400)
+    # the kill lands in the 2nd checkpoint.pt write or in the 10th commit of a shard (~420-800 steps in
+    # development runs). The first checkpoint must hold updates: learning may start at 300 stored steps
+    # (JOB's seed_steps), and max_lag=5 holds collection there until the learners have made >= 10 of the
+    # 15 updates utd=0.05 allows (without it, a slow first learner call on a busy machine left 0 updates
+    # in the first checkpoint: CI of session 9)
+    tally = job_scenario(tmp_path, point, resume_steps=300, checkpoint_freq=400, overrides=("max_lag=5",))
     print(point, "resumed from (env steps, updates)", tally.resumed_at)
     _assert_clean(tally)
     if point.startswith("checkpoint-write"):  # resumed from the first checkpoint, which holds updates
