@@ -1,12 +1,36 @@
 """Shared by the benchmarks: what the machine is, a plain fp32 matmul rate measured in the same
-run (to express figures in machine-independent units), timing, FLOP and kernel-launch counts."""
+run (to express figures in machine-independent units), timing, page-fault, FLOP and kernel-launch counts."""
 from __future__ import annotations
 
+import resource
 import time
 
 import torch
 
+from agents.host import freed_memory_kept, keep_freed_memory
 from agents.precision import has_native_bf16
+
+
+def add_host_args(p) -> None:
+    p.add_argument("--threads", type=int, default=1, help="torch threads (EnvRunner and Learner default: 1)")
+    p.add_argument("--glibc-default-malloc", action="store_true",
+                   help="leave glibc's allocator at its defaults (as every run did before agents/host.py), "
+                        "to measure that lever: freed tensors go back to the OS and page-fault in again")
+
+
+def host_setup(args) -> None:
+    """What a runner or learner process does at start (agents.host.use_cpu_share), or without the
+    allocator settings under --glibc-default-malloc."""
+    torch.set_num_threads(args.threads)
+    if not args.glibc_default_malloc:
+        keep_freed_memory()
+
+
+def minor_faults(fn) -> int:
+    """Minor page faults of this process during fn()."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    fn()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 
 
 def matmul_gflops(dtype=torch.float32, n: int = 1024, reps: int = 20) -> float:
@@ -22,6 +46,7 @@ def machine_line(matmul: float) -> str:
     """One line naming the machine a figure was taken on."""
     return (f"machine: torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}, "
             f"native bf16 {has_native_bf16('cpu')}, torch threads {torch.get_num_threads()}, "
+            f"allocator keeps freed memory {freed_memory_kept()}, "
             f"plain fp32 1024^3 matmul {matmul:.1f} GFLOP/s")
 
 

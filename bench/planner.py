@@ -5,7 +5,8 @@ plain fp32 matmul measured in the same run (ms x GFLOP/s), so figures compare ac
     python bench/planner.py [--sizes 1 5] [--batches 1 8] [--threads 1] [--compile off|default|reduce-overhead]
     python bench/planner.py --launches        # top-level aten ops per plan call for B = 1, 8, 64
 
-Threads default to 1, an EnvRunner's default. `--precisions bf16` falls back to fp32 (with a
+Threads default to 1, an EnvRunner's default; the allocator keeps freed memory as in every run
+(agents/host.py; `--glibc-default-malloc` measures glibc's defaults). `--precisions bf16` falls back to fp32 (with a
 warning) on a CPU without native bf16; `--force-bf16` runs it anyway, to measure how slow it is.
 """
 from __future__ import annotations
@@ -22,7 +23,8 @@ import torch  # noqa: E402
 
 from agents.agent import Agent  # noqa: E402
 from agents.config import COMPILE_MODES, make_agent_config  # noqa: E402
-from bench.common import count_flops, count_launches, machine_line, matmul_gflops, timed  # noqa: E402
+from bench.common import (add_host_args, count_flops, count_launches, host_setup, machine_line,  # noqa: E402
+                          matmul_gflops, minor_faults, timed)
 
 
 def _agent(size: str, prec: str, num_tasks: int, conditioning: str, force_bf16: bool, **planner) -> Agent:
@@ -54,7 +56,7 @@ def main() -> None:
     p.add_argument("--batches", nargs="+", type=int, default=[1, 8])
     p.add_argument("--precisions", nargs="+", default=["fp32"])
     p.add_argument("--force-bf16", action="store_true", help="run bf16 even without native bf16 (slow)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (EnvRunner default: 1)")
+    add_host_args(p)
     p.add_argument("--compile", default="off", choices=COMPILE_MODES, help="planner.compile")
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--num-tasks", type=int, default=80, help="mt80 dims: obs 39, action 6, 80 task embeddings")
@@ -64,7 +66,7 @@ def main() -> None:
     p.add_argument("--launches", action="store_true", help="print the launches-per-call table (B = --batches, "
                    "default 1 8 64) instead of timings")
     args = p.parse_args()
-    torch.set_num_threads(args.threads)
+    host_setup(args)
     ref = matmul_gflops()
     print(machine_line(ref))
     if args.launches:
@@ -73,7 +75,7 @@ def main() -> None:
     print(f"reference planner: horizon 3, 6 iterations, 512 samples, 64 elites, 24 policy trajectories; "
           f"task conditioning {args.task_conditioning}; compile {args.compile}")
     print(f"{'size':>5} {'prec':>9} {'B':>4} {'ms/call':>9} {'ms/action':>10} {'ms x GF/s':>10} "
-          f"{'GFLOP/action':>13} {'GFLOP/s':>8} {'% fp32 matmul':>14}")
+          f"{'GFLOP/action':>13} {'GFLOP/s':>8} {'% fp32 matmul':>14} {'faults/call':>12}")
     for size in args.sizes:
         for prec in args.precisions:
             agent = _agent(size, prec, args.num_tasks, args.task_conditioning, args.force_bf16,
@@ -92,9 +94,10 @@ def main() -> None:
                     call()
                     print(f"  (first compiled call, compiling included: {time.perf_counter() - t:.0f} s)")
                 sec = timed(call, reps=args.reps)
+                faults = minor_faults(call)
                 gflops = flops / sec / 1e9
                 print(f"{size:>5} {label:>9} {B:>4} {sec * 1e3:9.1f} {sec * 1e3 / B:10.1f} {sec * 1e3 / B * ref:10.0f} "
-                      f"{flops / B / 1e9:13.2f} {gflops:8.1f} {100 * gflops / ref:13.0f}%", flush=True)
+                      f"{flops / B / 1e9:13.2f} {gflops:8.1f} {100 * gflops / ref:13.0f}% {faults:12d}", flush=True)
 
 
 if __name__ == "__main__":

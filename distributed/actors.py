@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from agents.config import AgentConfig
+from agents.host import use_cpu_share
 from agents.policy import PlanningPolicy
 from distributed.env_runner import EnvRunner, resumed_seed
 from distributed.evaluator import evaluate
@@ -32,7 +33,7 @@ class EnvRunnerShell:
 
         import ray
 
-        torch.set_num_threads(torch_threads)
+        use_cpu_share(torch_threads)
         self.shard = ray.get_actor(shard_name)  # by name: see distributed/ray_parts.py
         self.piece_horizon = piece_horizon  # hand over running episodes' new windows every call (None: whole)
         self.call_s = 0.0
@@ -126,7 +127,7 @@ class LearnerShell(Learner):
                  offline_ratio: float = 0.0, cache_bytes: int = 256 << 20):
         from distributed.batches import Mixture, ShardActorSource, StoreSource
 
-        torch.set_num_threads(torch_threads)
+        use_cpu_share(torch_threads)
         source = ShardActorSource(shards, action_masks, balance=balance) if shards else None
         if offline_data:
             offline = StoreSource(offline_data, action_masks, agent_cfg.model.obs_dim, balance=balance,
@@ -151,7 +152,7 @@ class EvaluatorShell:
     def __init__(self, agent_cfg: AgentConfig, task_set_name: str, torch_threads: int):
         from envs import load_task_set
 
-        torch.set_num_threads(torch_threads)
+        use_cpu_share(torch_threads)
         self.task_set = load_task_set(task_set_name)
         self.policy = PlanningPolicy(agent_cfg, torch.as_tensor(self.task_set.action_masks()))
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
-import torch
 
+from agents.host import use_cpu_share
 from distributed.loop import Job
 
 
@@ -103,7 +103,7 @@ def local_parts(loop) -> SimpleNamespace:
     from distributed.replay.writer import ShardWriter
 
     cfg, ts = loop.cfg, loop.task_set
-    torch.set_num_threads(cfg.torch_threads)
+    use_cpu_share(cfg.torch_threads)
     masks = ts.action_masks().astype(np.float32)
     cache = cfg.shard_cache_mb << 20
     offline = StoreSource(cfg.offline_data, masks, ts.max_obs_dim, balance=cfg.balance, cache_bytes=cache) \

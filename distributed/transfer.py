@@ -30,6 +30,7 @@ from typing import List, Optional
 import numpy as np
 
 from agents.config import PlannerConfig, discount_from_episode_length
+from agents.host import use_cpu_share
 from distributed.config import PlannerOverrides
 
 ZERO_SHOT_INITS = ("descriptor", "nearest", "mean")
@@ -108,15 +109,13 @@ def check_held_out_unseen(trained: list[str], held_out: list[str], run_dir: str 
 # -- the experiment ------------------------------------------------------------------------------
 class TransferExperiment:
     def __init__(self, cfg: TransferConfig):
-        import torch
-
         from agents.checkpoint import load_checkpoint
         from embodiments.conditioning import conditioning_descriptors, nearest_tasks
         from embodiments.splits import load_split
         from envs import load_task_set
 
         self.cfg = cfg
-        torch.set_num_threads(cfg.torch_threads)
+        use_cpu_share(cfg.torch_threads)
         self.split = load_split(cfg.split)
         state = load_checkpoint(cfg.checkpoint)
         extra = state["extra"]

@@ -50,10 +50,10 @@ def default_settings(pc) -> list[str]:
 
 def main(argv: list[str]) -> Path:
     import numpy as np
-    import torch
 
     import envs
     from agents.checkpoint import agent_from_checkpoint
+    from agents.host import use_cpu_share
     from agents.diagnostics import (latency_return_table, parse_setting, run_diagnostics, run_episodes,
                                     windows_from_episodes, write_report)
     from launch.common import options
@@ -61,7 +61,7 @@ def main(argv: list[str]) -> Path:
     o = options(DiagnoseOptions, argv)
     a = {k: (None if v is None else ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v))
          for k, v in vars(o).items()}
-    torch.set_num_threads(o.threads)
+    use_cpu_share(o.threads)
     try:
         agent, extra = agent_from_checkpoint(a["checkpoint"], device=a["device"])
     except (FileNotFoundError, ValueError) as exc:

@@ -71,15 +71,14 @@ class BaselineRun:
     """One RLlib baseline run on the current Ray (the caller initialises it: embedded or cluster)."""
 
     def __init__(self, cfg: BaselineConfig):
-        import torch
-
+        from agents.host import use_cpu_share
         from distributed.baselines.algos import SUPPORTED, build_algo_config
         from distributed.baselines.env import register_env
         from distributed.run_log import RunLogger
         from envs import load_task_set
 
         self.cfg = cfg
-        torch.set_num_threads(cfg.torch_threads)
+        use_cpu_share(cfg.torch_threads)
         self.task_set = load_task_set(cfg.task)  # the config checked that cfg.algo takes it
         self.spec = SUPPORTED[cfg.algo]
         self.run_dir = Path(cfg.run_dir)
