@@ -204,6 +204,16 @@ def main() -> None:
         return Count.total / 1e9
 
     rows = []
+
+    def measure(name: str, ours_fn, theirs_fn, pairs: int) -> None:
+        """Warm each up, interleave `pairs` pairs, count FLOPs if asked, print the figure."""
+        for fn in (ours_fn, theirs_fn):
+            for _ in range(args.warmup):
+                fn()
+        fl = (count_flops(ours_fn), count_flops(theirs_fn)) if args.flops else None
+        rows.append((name, interleave(ours_fn, theirs_fn, pairs), fl))
+        report(rows[-1])
+
     for size in args.sizes:
         torch.manual_seed(0)
         ours = ours_agent(size)
@@ -228,14 +238,7 @@ def main() -> None:
             ours_plan = lambda: ours.act(obs, task=task, state=state)  # noqa: E731
             theirs.act(obs[0], t0=True, eval_mode=False)  # episode start, then warm-started calls
             theirs_plan = lambda: theirs.act(obs[0], t0=False, eval_mode=False)  # noqa: E731
-            for _ in range(args.warmup):
-                ours_plan()
-            for _ in range(args.warmup):
-                theirs_plan()
-            d = interleave(ours_plan, theirs_plan, args.plan_pairs)
-            fl = (count_flops(ours_plan), count_flops(theirs_plan)) if args.flops else None
-            rows.append((f"plan {size}M", d, fl))
-            report(rows[-1])
+            measure(f"plan {size}M", ours_plan, theirs_plan, args.plan_pairs)
 
         if "update" in args.figures:
             g = torch.Generator().manual_seed(1)
@@ -252,14 +255,7 @@ def main() -> None:
             buf = StubBuffer()
             ours_upd = lambda: ours.update(batch)  # noqa: E731
             theirs_upd = lambda: theirs.update(buf)  # noqa: E731
-            for _ in range(args.warmup):
-                ours_upd()
-            for _ in range(args.warmup):
-                theirs_upd()
-            d = interleave(ours_upd, theirs_upd, args.update_pairs)
-            fl = (count_flops(ours_upd), count_flops(theirs_upd)) if args.flops else None
-            rows.append((f"update {size}M", d, fl))
-            report(rows[-1])
+            measure(f"update {size}M", ours_upd, theirs_upd, args.update_pairs)
         ours = theirs = None  # freed before the next size
 
     gflops_end = matmul_gflops()
