@@ -28,7 +28,7 @@ def keep_freed_memory() -> bool:
     (dynamic) mmap threshold are fresh mmaps that are unmapped when freed, so every pass pays page
     faults on first touch: measured on a 2-core AVX2 machine, 1 thread, 28k minor faults and ~100 ms
     system time per planned action of the 1M model (5M: 16k, ~60 ms), 8.6k faults and ~28 ms per 1M
-    update at batch 256; with this, ~0 (bench/planner.py and bench/update.py print both). The
+    update at batch 256; with this, 0-300 (bench/planner.py and bench/update.py print both). The
     process then holds its peak working set instead of returning it between calls.
 
     Only glibc on Linux; elsewhere (or with LATENTFLEET_KEEP_FREED_MEMORY=0) nothing changes.
