@@ -2,7 +2,13 @@
 
 Run from the repository root at the commit whose plans are the reference:
     python tests/agents/data/make_plan_reference.py
-The file holds the model weights too, so the test does not depend on torch's init stream."""
+The file holds the model weights too, so the test does not depend on torch's init stream.
+
+    python tests/agents/data/make_plan_reference.py --check
+recomputes the plans with today's code and exits 1 unless every tensor equals the reference bit for
+bit. The reference was written with aten's AVX2 kernels: AVX-512 kernels round differently (up to
+~1e-4 in values here), so the check runs with ATEN_CPU_CAPABILITY=avx2 (the test sets it)."""
+import sys
 from pathlib import Path
 
 import torch
@@ -39,7 +45,29 @@ def plans(model, cfg, obs):
     return out
 
 
-if __name__ == "__main__":
+REFERENCE_CAPABILITY = "AVX2"  # torch.backends.cpu.get_cpu_capability() of the reference's run
+
+
+def check() -> int:
+    """Today's plans against the reference: 0 if every tensor is bitwise equal, else 1 (differences printed)."""
+    capability = torch.backends.cpu.get_cpu_capability()
+    if capability != REFERENCE_CAPABILITY:
+        print(f"aten runs {capability} kernels, the reference {REFERENCE_CAPABILITY}: "
+              f"set ATEN_CPU_CAPABILITY={REFERENCE_CAPABILITY.lower()}")
+        return 2
+    ref = torch.load(Path(__file__).with_name("plan_reference.pt"), weights_only=True)
+    cfg, model = build()
+    model.load_state_dict(ref["model"])
+    differ = [f"call {k}: {name} differs from the reference plan by up to {(got[name] - want[name]).abs().max():.3g}"
+              for k, (got, want) in enumerate(zip(plans(model, cfg, ref["obs"]), ref["plans"])) for name in want
+              if not torch.equal(got[name], want[name])]
+    print("\n".join(differ) or "every plan equals the reference bit for bit")
+    return 1 if differ else 0
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--check"]:
+    sys.exit(check())
+elif __name__ == "__main__":
     torch.manual_seed(0)
     cfg, model = build()
     with torch.no_grad():
