@@ -174,6 +174,9 @@ class PlannerConfig:
     # torch.compile the MPPI iteration: "off", "default" (inductor) or "reduce-overhead" (CUDA graphs on
     # a GPU; plain compile on CPU). Compiling costs ~1-2 min per process and shape on a 2-core CPU.
     compile: str = "off"
+    # plan with the model's termination head (where it has one): rewards and the terminal value after a
+    # predicted termination drop out. false: the head is still trained, the planner ignores it (an ablation)
+    use_termination: bool = True
 
     def __post_init__(self):
         if self.num_pi_trajs >= self.num_samples:

@@ -1,4 +1,6 @@
 """The termination head: trained only on tasks that can terminate, used by the planner only for them."""
+import dataclasses
+
 import pytest
 import torch
 
@@ -115,17 +117,20 @@ def test_plans_for_non_terminating_tasks_are_bitwise_unchanged_with_the_head():
     pcfg = PlannerConfig(**SMALL)
     discounts = torch.tensor([0.99, 0.99])
     runs = []
-    for m in (plain, headed):
+    ignoring = dataclasses.replace(pcfg, use_termination=False)  # the head trained, the planner ignores it
+    for m, c in ((plain, pcfg), (headed, pcfg), (headed, ignoring)):
         state = PlannerState.create(4, 3, 1, seed=7)
-        actions = [plan_batch(m, obs, task, state, pcfg, discounts) for _ in range(3)]  # warm starts too
+        actions = [plan_batch(m, obs, task, state, c, discounts) for _ in range(3)]  # warm starts too
         runs.append(actions)
     rows = task == 1
-    for (a0, i0), (a1, i1) in zip(*runs):
+    for (a0, i0), (a1, i1), (a2, i2) in zip(*runs):
         assert torch.equal(a0[rows], a1[rows])
         assert torch.equal(i0.elite_value[rows], i1.elite_value[rows])
         assert torch.equal(i0.mean[rows], i1.mean[rows])
         # the terminating rows do see the head: only the first reward survives
         assert not torch.equal(i0.elite_value[~rows], i1.elite_value[~rows])
+        # planner.use_termination=false: every row plans as without the head
+        assert torch.equal(a0, a2) and torch.equal(i0.elite_value, i2.elite_value) and torch.equal(i0.mean, i2.mean)
 
 
 class CliffModel(WorldModel):
