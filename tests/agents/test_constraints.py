@@ -133,11 +133,13 @@ def test_warm_start_is_feasible_from_the_executed_action():
 
 
 def test_constraints_off_plans_are_bitwise_those_of_the_reference_commit():
-    # in a fresh process on aten's AVX2 kernels, those of the reference's run (AVX-512 ones round differently)
+    # in a fresh process on AVX2 kernels (aten's, MKL's, oneDNN's), those of the reference's run: AVX-512 ones
+    # round differently
     if torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"):
         pytest.skip("the reference plans were computed with AVX2 kernels, which this CPU does not run")
     root = Path(__file__).parents[2]
-    env = {**os.environ, "ATEN_CPU_CAPABILITY": "avx2", "OMP_NUM_THREADS": "1",
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2",
+           "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
     out = subprocess.run([sys.executable, str(DATA / "make_plan_reference.py"), "--check"], env=env, cwd=root,
                          capture_output=True, text=True, timeout=300)

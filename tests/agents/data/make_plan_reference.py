@@ -6,8 +6,9 @@ The file holds the model weights too, so the test does not depend on torch's ini
 
     python tests/agents/data/make_plan_reference.py --check
 recomputes the plans with today's code and exits 1 unless every tensor equals the reference bit for
-bit. The reference was written with aten's AVX2 kernels: AVX-512 kernels round differently (up to
-~1e-4 in values here), so the check runs with ATEN_CPU_CAPABILITY=avx2 (the test sets it)."""
+bit. The reference was written with AVX2 kernels: AVX-512 ones round differently (on an AVX-512 EPYC up
+to 6e-5 in actions and 7e-3 in predicted values), so the check runs with aten, MKL and oneDNN held to
+AVX2 (ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2: the test sets them)."""
 import sys
 from pathlib import Path
 
