@@ -60,12 +60,15 @@ class WorldModel(nn.Module):
         self.qs.zero_output()
         self.target_qs = copy.deepcopy(self.qs).requires_grad_(False)
         self.two_hot = TwoHot(cfg.num_bins, cfg.vmin, cfg.vmax)
-        # created last, so the other components draw the same initial weights with or without it
+        # created last and from a fork of the CPU generator: the other components draw the same initial
+        # weights, and every later draw (dropout, policy noise, ...) the same numbers, with or without it, so
+        # a run with the head and one without differ only by what the head does (a paired ablation)
         self.termination_head = None
         if cfg.has_termination_head:
             self.register_buffer("can_terminate", torch.tensor(cfg.can_terminate, dtype=torch.float32))
-            self.termination_head = mlp(L + D, 2 * [cfg.mlp_dim], 1)
-            self.termination_head.apply(init_weights)
+            with torch.random.fork_rng(devices=[]):
+                self.termination_head = mlp(L + D, 2 * [cfg.mlp_dim], 1)
+                self.termination_head.apply(init_weights)
             zero_output_layer(self.termination_head)  # logit 0: no termination predicted before training
 
     # -- conditioning ---------------------------------------------------------------------

@@ -84,10 +84,14 @@ def test_tasks_that_never_terminate_pay_nothing_for_the_head():
 def test_a_task_set_without_terminating_tasks_has_no_head():
     torch.manual_seed(0)
     plain = WorldModel(_cfg([False, False]).model)
+    next_draw_plain = torch.rand(4)
     torch.manual_seed(0)
     off = WorldModel(_cfg([True, False], model={"termination_head": False}).model)
     torch.manual_seed(0)
     on = WorldModel(_cfg([True, False]).model)
+    # the head's initial weights come from a fork of the generator: later draws (dropout, policy noise) are
+    # the same numbers with or without it, so a run with the head and one without are paired
+    assert torch.equal(torch.rand(4), next_draw_plain)
     assert plain.termination_head is None and off.termination_head is None and on.termination_head is not None
     assert plain.state_dict().keys() == off.state_dict().keys()
     extra = set(on.state_dict()) - set(plain.state_dict())
