@@ -157,6 +157,9 @@ class OptimConfig:
             raise ValueError(f"optim.termination_pos_weight must be > 0, got {self.termination_pos_weight!r}")
 
 
+TERMINATION_MODES = ("hard", "soft", "off")
+
+
 @dataclass(frozen=True)
 class PlannerConfig:
     horizon: int = 3
@@ -174,9 +177,11 @@ class PlannerConfig:
     # torch.compile the MPPI iteration: "off", "default" (inductor) or "reduce-overhead" (CUDA graphs on
     # a GPU; plain compile on CPU). Compiling costs ~1-2 min per process and shape on a 2-core CPU.
     compile: str = "off"
-    # plan with the model's termination head (where it has one): rewards and the terminal value after a
-    # predicted termination drop out. false: the head is still trained, the planner ignores it (an ablation)
-    use_termination: bool = True
+    # how the planner uses the model's termination head (where it has one; tasks that never terminate are
+    # never affected): "hard" (TD-MPC2's): rewards and the terminal value after a step predicted to terminate
+    # (p > 0.5) drop out; "soft": each later reward and the terminal value count with the predicted
+    # probability of still being alive, prod(1 - p); "off": the head is still trained, the planner ignores it
+    termination: str = "hard"
 
     def __post_init__(self):
         if self.num_pi_trajs >= self.num_samples:
@@ -187,6 +192,8 @@ class PlannerConfig:
             raise ValueError("planner horizon and iterations must be >= 1")
         if self.compile not in COMPILE_MODES:
             raise ValueError(f"planner compile must be one of {COMPILE_MODES}, got {self.compile!r}")
+        if self.termination not in TERMINATION_MODES:
+            raise ValueError(f"planner termination must be one of {TERMINATION_MODES}, got {self.termination!r}")
 
 
 def planner_iterations(cfg: PlannerConfig, action_dim: int) -> int:

@@ -218,20 +218,21 @@ class PlanInfo:
 @torch.no_grad()
 def estimate_value(model: WorldModel, z: torch.Tensor, actions: torch.Tensor, task: torch.Tensor,
                    discount: torch.Tensor, term_eps: torch.Tensor, heads: torch.Tensor,
-                   use_termination: bool = True) -> torch.Tensor:
+                   termination: str = "hard") -> torch.Tensor:
     """Predicted return of action sequences. z [B, N, L], actions [B, H, N, A], task [B, 1],
     discount [B, 1, 1], term_eps [B, N, A] noise for the terminal policy action -> [B, N, 1].
     For tasks that can terminate, rewards and the terminal value after a predicted termination drop out
-    (unless `use_termination` is false: planner.use_termination)."""
+    ("hard"), or count with the predicted probability of being alive ("soft"); "off" ignores the head
+    (planner.termination)."""
     G = torch.zeros(*z.shape[:-1], 1, device=z.device, dtype=torch.float32)
     scale = torch.ones_like(discount, dtype=torch.float32)
-    alive = torch.ones_like(G)  # 0 after a predicted termination; exactly 1 for tasks that never terminate
+    alive = torch.ones_like(G)  # 0 after a predicted termination (soft: P(alive)); exactly 1 for tasks that never terminate
     for t in range(actions.shape[1]):
         a = actions[:, t]
         G = G + scale * alive * model.two_hot.decode(model.reward(z, a, task))
         z = model.next(z, a, task)
-        if use_termination and model.termination_head is not None:
-            alive = alive * model.alive(z, task)
+        if termination != "off" and model.termination_head is not None:
+            alive = alive * model.alive(z, task, soft=termination == "soft")
         scale = scale * discount
     a_term, _ = model.pi(z, task, eps=term_eps)
     return G + scale * alive * model.Q(z, a_term, task, mode="avg", heads=heads).float()
@@ -351,7 +352,7 @@ def mppi_iteration(model: WorldModel, zs, mean, std, sample_eps, term_eps, pi_ac
     samples = (mean.unsqueeze(2) + std.unsqueeze(2) * sample_eps).clamp(-1, 1) * mask.view(B, 1, 1, A)
     if cons is not None:
         samples = project_sequences(samples, cons[1], cons[2], cons[0])
-    value = estimate_value(model, zs, samples, task, gamma, term_eps, heads, cfg.use_termination).squeeze(-1)
+    value = estimate_value(model, zs, samples, task, gamma, term_eps, heads, cfg.termination).squeeze(-1)
     actions = torch.cat([pi_actions, samples], dim=2)  # [B, H, N, A]
     value = torch.cat([pi_value, value], dim=1).nan_to_num(0.0)  # [B, N]
     elite_value, elite_index = torch.topk(value, E, dim=1)
@@ -418,7 +419,7 @@ def _plan_rows(model, obs, task, mean, noise, cfg, iters, discounts, heads, eval
                     zp = model.next(zp, pi_actions[:, t], task_b1)
             z_pi = z.unsqueeze(1).expand(B, P, z.shape[-1])
             pi_value = estimate_value(model, z_pi, pi_actions, task_b1, gamma, noise.pi_term, heads,
-                                      cfg.use_termination).squeeze(-1)
+                                      cfg.termination).squeeze(-1)
         zs = z.unsqueeze(1).expand(B, N - P, z.shape[-1])
 
         std = torch.full((B, H, A), cfg.max_std, device=device) * mask.unsqueeze(1)

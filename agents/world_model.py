@@ -153,11 +153,13 @@ class WorldModel(nn.Module):
                              "model.termination_head=false)")
         return run_mlp(self.termination_head, z, self._cond(task))
 
-    def alive(self, z: torch.Tensor, task: torch.Tensor | None) -> torch.Tensor:
-        """[..., L] latent after a step -> [..., 1]: 0.0 where a terminating task is predicted to have
-        terminated (logit > 0), exactly 1.0 everywhere else (always for tasks that never terminate)."""
+    def alive(self, z: torch.Tensor, task: torch.Tensor | None, soft: bool = False) -> torch.Tensor:
+        """[..., L] latent after a step -> [..., 1]: for a terminating task 0.0 where it is predicted to have
+        terminated (logit > 0), else 1.0, or with `soft` the predicted probability of not having
+        terminated; exactly 1.0 for tasks that never terminate."""
         flag = self.can_terminate[0] if task is None else self.can_terminate[task].unsqueeze(-1)
-        return 1.0 - (self.termination(z, task) > 0).float() * flag
+        logit = self.termination(z, task)
+        return 1.0 - (torch.sigmoid(logit.float()) if soft else (logit > 0).float()) * flag
 
     def Q(self, z: torch.Tensor, a: torch.Tensor, task: torch.Tensor | None, *, mode: str = "all",
           target: bool = False, detach: bool = False, heads: torch.Tensor | None = None) -> torch.Tensor:

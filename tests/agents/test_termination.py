@@ -1,5 +1,6 @@
 """The termination head: trained only on tasks that can terminate, used by the planner only for them."""
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -7,7 +8,7 @@ import torch
 from agents.agent import Agent
 from agents.batch import Batch
 from agents.config import PlannerConfig, make_agent_config
-from agents.planner import PlannerState, plan_batch
+from agents.planner import PlannerState, estimate_value, plan_batch
 from agents.world_model import WorldModel
 
 SMALL = dict(horizon=3, iterations=3, num_samples=64, num_elites=8, num_pi_trajs=8)
@@ -121,19 +122,22 @@ def test_plans_for_non_terminating_tasks_are_bitwise_unchanged_with_the_head():
     pcfg = PlannerConfig(**SMALL)
     discounts = torch.tensor([0.99, 0.99])
     runs = []
-    ignoring = dataclasses.replace(pcfg, use_termination=False)  # the head trained, the planner ignores it
-    for m, c in ((plain, pcfg), (headed, pcfg), (headed, ignoring)):
+    ignoring = dataclasses.replace(pcfg, termination="off")  # the head trained, the planner ignores it
+    soft = dataclasses.replace(pcfg, termination="soft")
+    for m, c in ((plain, pcfg), (headed, pcfg), (headed, ignoring), (headed, soft)):
         state = PlannerState.create(4, 3, 1, seed=7)
         actions = [plan_batch(m, obs, task, state, c, discounts) for _ in range(3)]  # warm starts too
         runs.append(actions)
     rows = task == 1
-    for (a0, i0), (a1, i1), (a2, i2) in zip(*runs):
-        assert torch.equal(a0[rows], a1[rows])
+    for (a0, i0), (a1, i1), (a2, i2), (a3, i3) in zip(*runs):
+        assert torch.equal(a0[rows], a1[rows]) and torch.equal(a0[rows], a3[rows])
+        assert torch.equal(i0.elite_value[rows], i3.elite_value[rows]) and torch.equal(i0.mean[rows], i3.mean[rows])
         assert torch.equal(i0.elite_value[rows], i1.elite_value[rows])
         assert torch.equal(i0.mean[rows], i1.mean[rows])
         # the terminating rows do see the head: only the first reward survives
         assert not torch.equal(i0.elite_value[~rows], i1.elite_value[~rows])
-        # planner.use_termination=false: every row plans as without the head
+        assert not torch.equal(i0.elite_value[~rows], i3.elite_value[~rows])
+        # planner.termination=off: every row plans as without the head
         assert torch.equal(a0, a2) and torch.equal(i0.elite_value, i2.elite_value) and torch.equal(i0.mean, i2.mean)
 
 
@@ -162,10 +166,12 @@ class CliffModel(WorldModel):
         return torch.full((*z.shape[:-1], 1), 10.0)
 
 
-def test_the_planner_avoids_a_tempting_termination_cliff_only_where_the_task_terminates():
+@pytest.mark.parametrize("termination", ["hard", "soft"])
+def test_the_planner_avoids_a_tempting_termination_cliff_only_where_the_task_terminates(termination):
     cfg = _cfg([True, False])
     m = CliffModel(cfg.model)
-    pcfg = PlannerConfig(horizon=3, iterations=6, num_samples=512, num_elites=64, num_pi_trajs=24)
+    pcfg = PlannerConfig(horizon=3, iterations=6, num_samples=512, num_elites=64, num_pi_trajs=24,
+                         termination=termination)
     state = PlannerState.create(2, 3, 1, seed=0)
     _, info = plan_batch(m, torch.zeros(2, 3), torch.tensor([0, 1]), state, pcfg, torch.tensor([0.99, 0.99]),
                          eval_mode=True)
@@ -176,6 +182,25 @@ def test_the_planner_avoids_a_tempting_termination_cliff_only_where_the_task_ter
     assert pos[1, -1] > 2.5  # a task that never terminates runs over it (nothing is lost there)
     # the chosen sequence's predicted return: 1 + 1.5 g + 1.5 g^2 + 10 g^3 beats falling (1 + 2 g)
     assert info.chosen_value[0] > 12.0
+
+
+class HazardModel(CliffModel):
+    """CliffModel with a constant predicted termination probability of 1/4 after every step."""
+
+    def termination(self, z, task):
+        return torch.full((*z.shape[:-1], 1), math.log(1 / 3))
+
+
+@pytest.mark.parametrize("termination", ["hard", "soft", "off"])
+def test_soft_termination_weights_each_reward_and_the_terminal_value_by_the_predicted_survival(termination):
+    m = HazardModel(_cfg([True, False]).model)
+    g = 0.9
+    actions = torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1).expand(2, 3, 1, 1)  # x = 1, 1, 1: rewards 1, 1, 1
+    value = estimate_value(m, torch.zeros(2, 1, m.cfg.latent_dim), actions, torch.tensor([[0], [1]]),
+                           torch.full((2, 1, 1), g), torch.zeros(2, 1, 1), torch.arange(2), termination)
+    p = 0.75 if termination == "soft" else 1.0  # survival per step (hard: p = 1/4 < 1/2 never terminates)
+    assert value[0].item() == pytest.approx(1 + g * p + g**2 * p**2 + 10 * g**3 * p**3, rel=1e-5)
+    assert value[1].item() == pytest.approx(1 + g + g**2 + 10 * g**3, rel=1e-5)  # a task that never terminates
 
 
 def test_termination_calibration_is_reported_for_terminating_tasks_only():
