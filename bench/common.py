@@ -2,8 +2,11 @@
 run (to express figures in machine-independent units), timing, page-fault, FLOP and kernel-launch counts."""
 from __future__ import annotations
 
+import os
 import resource
+import subprocess
 import time
+from pathlib import Path
 
 import torch
 
@@ -89,3 +92,25 @@ def count_launches(fn) -> int:
         return e.name.startswith("aten::")
 
     return sum(1 for e in prof.events() if outermost_aten(e))
+
+
+def run_jobs(jobs: list[tuple[str, list[str], Path]], out: Path, parallel: int, cwd: Path) -> dict[str, float]:
+    """Run commands (name, argv, run_dir) `parallel` at a time, one core each (OMP_NUM_THREADS=1,
+    MUJOCO_GL=egl), skipping those whose run_dir already holds summary.json (a re-run bench resumes);
+    stderr to <out>/<name>.err. Returns the wall seconds of the jobs run now."""
+    running, pending, walls = [], [j for j in jobs if not (Path(j[2]) / "summary.json").exists()], {}
+    env = {**os.environ, "MUJOCO_GL": "egl", "OMP_NUM_THREADS": "1"}
+    while pending or running:
+        while pending and len(running) < parallel:
+            name, cmd, _ = pending.pop(0)
+            print(f"start {name}", flush=True)
+            running.append((name, subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+                                                   stderr=open(Path(out) / f"{name}.err", "w")), time.time()))
+        time.sleep(5)
+        for job in list(running):
+            name, proc, t0 = job
+            if proc.poll() is not None:
+                running.remove(job)
+                walls[name] = time.time() - t0
+                print(f"done {name}: exit {proc.returncode}, {walls[name]:.0f} s", flush=True)
+    return walls

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
@@ -107,6 +105,7 @@ def _random_returns(b: MultitaskBench, seed: int) -> dict[str, float]:
 
 
 def main(argv: list[str]) -> None:
+    from bench.common import run_jobs
     from launch.common import options
 
     b = options(MultitaskBench, argv)
@@ -121,21 +120,7 @@ def main(argv: list[str]) -> None:
                      for t in b.tasks]
     log = out / "commands.md"
     log.write_text("# Commands\n\n" + "\n".join(f"- {n}: `{' '.join(c[1:])}`" for n, c, _ in jobs) + "\n")
-    running, pending, walls = [], [j for j in jobs if not (j[2] / "summary.json").exists()], {}
-    env = {**os.environ, "MUJOCO_GL": "egl", "OMP_NUM_THREADS": "1"}
-    while pending or running:
-        while pending and len(running) < b.parallel:
-            name, cmd, run_dir = pending.pop(0)
-            print(f"start {name}", flush=True)
-            running.append((name, subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                                                   stderr=open(out / f"{name}.err", "w")), time.time()))
-        time.sleep(5)
-        for job in list(running):
-            name, proc, t0 = job
-            if proc.poll() is not None:
-                running.remove(job)
-                walls[name] = time.time() - t0
-                print(f"done {name}: exit {proc.returncode}, {walls[name]:.0f} s", flush=True)
+    run_jobs(jobs, out, b.parallel, REPO)
     report(b, out)
 
 

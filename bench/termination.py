@@ -1,0 +1,172 @@
+"""The termination head on an episodic task: the same run with and without it, paired by seed.
+
+    python bench/termination.py out=runs/bench/termination 'seeds=[1,2,3,4,5]' parallel=2
+    python bench/termination.py out=... 'arms=[hard,none]' task=gym-hopper steps=100000
+
+Arms (every other setting equal, so a seed's runs share their random stream up to the first plan
+that differs: the head's initial weights come from a fork of the generator):
+  hard   the head, planned with TD-MPC2's rule (planner.termination=hard, the default)
+  soft   the head, each later reward and the terminal value weighted by P(alive)
+  off    the head trained, the planner ignores it (tells the head's loss from its use in planning)
+  none   no head (model.termination_head=false)
+Each run evaluates `eval_episodes` episodes every `eval_freq` env steps on the same env seeds; its
+score is the mean of its last `final_evals` evaluations. Writes <out>/termination.md (per seed and
+arm: every evaluation, the score, wall time; per arm: mean, median, seeds won against `none`),
+termination.csv, termination.png, the commands, and a random policy's return on the same env seeds.
+Runs resume: a re-run with the same out skips finished runs.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+REPO = Path(__file__).resolve().parents[1]
+ARMS = {"hard": ["model.termination_head=true", "planner.termination=hard"],
+        "soft": ["model.termination_head=true", "planner.termination=soft"],
+        "off": ["model.termination_head=true", "planner.termination=off"],
+        "none": ["model.termination_head=false"]}
+
+
+@dataclass
+class TerminationBench:
+    out: str = "runs/bench/termination"
+    task: str = "gym-invertedpendulum"
+    arms: List[str] = field(default_factory=lambda: ["hard", "none"])
+    seeds: List[int] = field(default_factory=lambda: [1, 2, 3])
+    steps: int = 10_000
+    seed_steps: int = 500
+    model_size: str = "tiny"
+    batch_size: int = 128
+    planner: List[str] = field(default_factory=lambda: ["num_samples=128", "num_elites=16", "num_pi_trajs=8",
+                                                        "iterations=3"])
+    eval_freq: int = 2000
+    eval_episodes: int = 5
+    eval_max_steps: int = 1000
+    final_evals: int = 2  # a run's score: the mean of its last evaluations (one is too noisy on a bimodal task)
+    parallel: int = 1  # runs at once (each takes one core)
+    overrides: List[str] = field(default_factory=list)  # more launch/train.py overrides for every run
+
+    def __post_init__(self):
+        bad = [a for a in self.arms if a not in ARMS]
+        if bad:
+            raise ValueError(f"arms {bad}: choose from {list(ARMS)}")
+
+
+def _train_cmd(b: TerminationBench, arm: str, seed: int, run_dir: Path) -> list[str]:
+    return [sys.executable, str(REPO / "launch/train.py"), f"task={b.task}", f"model_size={b.model_size}",
+            f"steps={b.steps}", f"seed_steps={b.seed_steps}", f"seed={seed}", f"batch_size={b.batch_size}",
+            f"eval_freq={b.eval_freq}", f"eval_episodes={b.eval_episodes}", f"eval_max_steps={b.eval_max_steps}",
+            "checkpoint_freq=100000000", "diagnostics=false", "torch_threads=1", "wandb_mode=disabled",
+            "progress=false", f"run_dir={run_dir}"] + [f"planner.{p}" for p in b.planner] + ARMS[arm] + list(b.overrides)
+
+
+def _random_return(b: TerminationBench, seed: int) -> float:
+    """A uniform random policy on the evaluation's env seeds (the loop evaluates with seed + 17)."""
+    import numpy as np
+
+    from distributed.evaluator import evaluate_policy
+    from envs import load_task_set
+
+    ts = load_task_set(b.task)
+    rng, masks = np.random.default_rng(seed), ts.action_masks()
+
+    def act(obs, task_ids, rows):
+        return rng.uniform(-1, 1, (len(rows), ts.max_action_dim)).astype(np.float32) * masks[task_ids]
+
+    res = evaluate_policy(act, ts, [b.task], episodes=b.eval_episodes, seed=seed + 17, max_steps=b.eval_max_steps)
+    return res["tasks"][b.task]["return"]
+
+
+def main(argv: list[str]) -> None:
+    from bench.common import run_jobs
+    from launch.common import options
+
+    b = options(TerminationBench, argv)
+    out = Path(b.out)
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = [(f"{arm}-s{seed}", _train_cmd(b, arm, seed, out / f"{arm}-s{seed}"), out / f"{arm}-s{seed}")
+            for seed in b.seeds for arm in b.arms]
+    (out / "commands.md").write_text("# Commands\n\n" + "\n".join(f"- {n}: `{' '.join(c[1:])}`" for n, c, _ in jobs) + "\n")
+    run_jobs(jobs, out, b.parallel, REPO)
+    report(b, out)
+
+
+def run_scores(run_dir: Path, final_evals: int) -> tuple[list[tuple[int, float]], float | None, float | None]:
+    """A run's evaluations [(env step, return)] in order, its score (mean of the last `final_evals`
+    returns; None until the run has finished) and its wall time (None while it runs)."""
+    from distributed.run_log import read_metrics
+
+    rows = read_metrics(run_dir, "eval") if run_dir.exists() else []
+    steps = [r["step"] for r in rows]
+    evals = [r["episode_return"] for r in rows]
+    summary = run_dir / "summary.json"
+    wall = json.loads(summary.read_text()).get("wall_s") if summary.exists() else None
+    score = sum(evals[-final_evals:]) / final_evals if summary.exists() and len(evals) >= final_evals else None
+    return list(zip(steps, evals)), score, wall
+
+
+def report(b: TerminationBench, out: Path) -> str:
+    import csv
+    import statistics
+
+    runs = {(arm, s): run_scores(out / f"{arm}-s{s}", b.final_evals) for arm in b.arms for s in b.seeds}
+    random = statistics.mean(_random_return(b, s) for s in b.seeds)
+    fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
+    with open(out / "termination.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["arm", "seed", "score", "wall_s", "evals"])
+        w.writerows([arm, s, score, wall, " ".join(f"{v:.1f}" for _, v in evals)]
+                    for (arm, s), (evals, score, wall) in runs.items())
+    lines = [f"# Termination head on {b.task}: {b.steps} env steps, model {b.model_size}, seeds {b.seeds}", "",
+             f"Score = mean of a run's last {b.final_evals} evaluations ({b.eval_episodes} episodes every "
+             f"{b.eval_freq} env steps, capped at {b.eval_max_steps} steps). Random policy: {random:.1f}. "
+             f"Planner {b.planner}, batch {b.batch_size}, {b.seed_steps} random seeding steps"
+             + (f", overrides {b.overrides}" if b.overrides else "") + ".", "",
+             "| arm | seed | evaluations | score | wall s |", "|---|---:|---|---:|---:|"]
+    lines += [f"| {arm} | {s} | {' / '.join(f'{v:.1f}' for _, v in evals) or '-'} | {fmt(score)} | {fmt(wall)} |"
+              for (arm, s), (evals, score, wall) in runs.items()]
+    lines += ["", "| arm | runs done | mean score | median | seeds above `none` (paired) |", "|---|---:|---:|---:|---|"]
+    for arm in b.arms:
+        scores = {s: runs[arm, s][1] for s in b.seeds if runs[arm, s][1] is not None}
+        pairs = [(v, runs["none", s][1]) for s, v in scores.items()
+                 if "none" in b.arms and runs["none", s][1] is not None]
+        won = "-" if arm == "none" or not pairs else f"{sum(v > n for v, n in pairs)} of {len(pairs)}"
+        vals = list(scores.values())
+        lines.append(f"| {arm} | {len(vals)} | {fmt(statistics.mean(vals) if vals else None)} | "
+                     f"{fmt(statistics.median(vals) if vals else None)} | {won} |")
+    text = "\n".join(lines) + "\n"
+    (out / "termination.md").write_text(text)
+    _plot(out / "termination.png", b, runs, random)
+    print(text)
+    return text
+
+
+def _plot(path: Path, b: TerminationBench, runs: dict, random: float) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for i, arm in enumerate(b.arms):
+        for j, s in enumerate(b.seeds):
+            evals = runs[arm, s][0]
+            if evals:
+                ax.plot(*zip(*evals), color=f"C{i}", alpha=0.6, marker="o", ms=3, label=arm if j == 0 else None)
+    ax.axhline(random, color="gray", ls=":", label="random")
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("eval return")
+    ax.set_title(f"{b.task}: termination head arms, seeds {b.seeds}", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.savefig(path, dpi=90, bbox_inches="tight")
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
