@@ -73,9 +73,16 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
 def config_from_checkpoint(state: dict, device: str | None = None) -> AgentConfig:
     c = state["agent"]["config"]
     return AgentConfig(model=ModelConfig(**c["model"]), optim=OptimConfig(**c["optim"]),
-                       planner=PlannerConfig(**c["planner"]), discounts=tuple(c["discounts"]),
+                       planner=_planner_config(c["planner"]), discounts=tuple(c["discounts"]),
                        device=device or c["device"], precision=c["precision"],
                        constraints=constraints_from_plain(c.get("constraints")))
+
+
+def _planner_config(saved: dict) -> PlannerConfig:
+    saved = dict(saved)
+    if "use_termination" in saved:  # written before planner.termination (hard | soft | off) replaced it
+        saved["termination"] = "hard" if saved.pop("use_termination") else "off"
+    return PlannerConfig(**saved)
 
 
 def agent_from_checkpoint(path: str | os.PathLike, device: str | None = None) -> tuple[Agent, dict]:

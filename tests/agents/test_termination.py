@@ -101,6 +101,17 @@ def test_a_task_set_without_terminating_tasks_has_no_head():
     assert all(torch.equal(v, on.state_dict()[k]) for k, v in plain.state_dict().items())
 
 
+@pytest.mark.parametrize("used, mode", [(True, "hard"), (False, "off")])
+def test_a_checkpoint_saved_with_planner_use_termination_loads_as_planner_termination(used, mode):
+    from agents.checkpoint import config_from_checkpoint
+
+    state = Agent(_cfg([True, False])).state_dict()
+    planner = state["config"]["planner"]
+    del planner["termination"]
+    planner["use_termination"] = used  # the key of checkpoints written before planner.termination
+    assert config_from_checkpoint({"agent": state}).planner.termination == mode
+
+
 def test_a_checkpoint_with_a_head_does_not_load_into_a_model_without_one():
     with_head, without = Agent(_cfg([True, False])), Agent(_cfg([True, False], model={"termination_head": False}))
     with pytest.raises(ValueError, match="termination_head"):
