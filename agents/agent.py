@@ -232,7 +232,8 @@ class Agent:
             total = o.consistency_coef * consistency + o.reward_coef * reward_loss + o.value_coef * value_loss
             extra = {}
             if m.termination_head is not None:
-                termination_loss = self._termination_loss(zs_t[1:], task, 1.0 - not_done.squeeze(-1))  # [H, B]
+                zs_term = zs_t[1:].detach() if o.termination_detach else zs_t[1:]
+                termination_loss = self._termination_loss(zs_term, task, 1.0 - not_done.squeeze(-1))  # [H, B]
                 total = total + o.termination_coef * termination_loss
                 extra["termination_loss"] = termination_loss
             if m.cfg.task_conditioning == "both" and m.task_emb is not None:

@@ -146,6 +146,9 @@ class OptimConfig:
     # weight of a terminated step in that BCE (1: plain BCE, TD-MPC2's). Terminations are a few % of
     # the steps, so a plain BCE can fit the base rate and never predict p > 0.5, where the planner stops
     termination_pos_weight: float = 1.0
+    # train the head on detached latents: it reads the latent, its loss does not shape the encoder or the
+    # dynamics (false: TD-MPC2's, the BCE's gradient reaches them like the reward's)
+    termination_detach: bool = False
     # the policy loss divides Q by a running scale: one per task ("task") or one for all ("global",
     # TD-MPC2's multitask runs); identical with one task. See agents/running_scale.py.
     pi_scale: str = "task"

@@ -8,6 +8,7 @@ that differs: the head's initial weights come from a fork of the generator):
   hard   the head, planned with TD-MPC2's rule (planner.termination=hard, the default)
   soft   the head, each later reward and the terminal value weighted by P(alive)
   off    the head trained, the planner ignores it (tells the head's loss from its use in planning)
+  detach as hard, the head trained on detached latents (its loss does not shape the encoder or dynamics)
   none   no head (model.termination_head=false)
 Each run evaluates `eval_episodes` episodes every `eval_freq` env steps on the same env seeds; its
 score is the mean of its last `final_evals` evaluations. Writes <out>/termination.md (per seed and
@@ -30,6 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 ARMS = {"hard": ["model.termination_head=true", "planner.termination=hard"],
         "soft": ["model.termination_head=true", "planner.termination=soft"],
         "off": ["model.termination_head=true", "planner.termination=off"],
+        "detach": ["model.termination_head=true", "planner.termination=hard", "optim.termination_detach=true"],
         "none": ["model.termination_head=false"]}
 
 

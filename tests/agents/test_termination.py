@@ -68,6 +68,25 @@ def test_termination_pos_weight_weighs_terminated_steps():
         _cfg([True], optim={"termination_pos_weight": 0.0})
 
 
+@pytest.mark.parametrize("detach", [False, True])
+def test_a_detached_head_learns_without_shaping_the_latent(detach):
+    torch.manual_seed(0)
+    agent = Agent(_cfg([True], optim={"termination_detach": detach}))
+    m = agent.model
+    with torch.no_grad():  # a head whose logit depends on the latent (its output layer starts at zero)
+        m.termination_head[-1].weight.normal_(0, 0.5)
+    b = cliff_windows(64, 3, 0, torch.Generator().manual_seed(2))
+    H = b.action.shape[0]
+    rho = agent.cfg.optim.rho ** torch.arange(H, dtype=torch.float32)
+    gamma = agent.discounts[b.task].view(1, -1, 1)
+    not_done = 1.0 - b.terminated.unsqueeze(-1)
+    *_, extra, _ = agent.world_model_loss(b.obs, b.action, b.reward.unsqueeze(-1), b.task, not_done, rho, gamma)
+    extra["termination_loss"].backward()
+    reaches = [p.grad is not None and bool(p.grad.abs().sum() > 0) for p in m.encoder.parameters()]
+    assert any(reaches) != detach  # TD-MPC2's head shapes the encoder; a detached one does not
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in m.termination_head.parameters())
+
+
 def test_tasks_that_never_terminate_pay_nothing_for_the_head():
     torch.manual_seed(0)
     agent = Agent(_cfg([True, False]))
