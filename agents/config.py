@@ -147,8 +147,9 @@ class OptimConfig:
     # the steps, so a plain BCE can fit the base rate and never predict p > 0.5, where the planner stops
     termination_pos_weight: float = 1.0
     # train the head on detached latents: it reads the latent, its loss does not shape the encoder or the
-    # dynamics (false: TD-MPC2's, the BCE's gradient reaches them like the reward's)
-    termination_detach: bool = False
+    # dynamics. false: TD-MPC2's, the BCE's gradient reaches them like the reward's; on InvertedPendulum-v5
+    # that slowed learning on every seed (bench/results/termination_gym-invertedpendulum.md, session 12)
+    termination_detach: bool = True
     # the policy loss divides Q by a running scale: one per task ("task") or one for all ("global",
     # TD-MPC2's multitask runs); identical with one task. See agents/running_scale.py.
     pi_scale: str = "task"

@@ -5,11 +5,12 @@
 
 Arms (every other setting equal, so a seed's runs share their random stream up to the first plan
 that differs: the head's initial weights come from a fork of the generator):
-  hard   the head, planned with TD-MPC2's rule (planner.termination=hard, the default)
-  soft   the head, each later reward and the terminal value weighted by P(alive)
-  off    the head trained, the planner ignores it (tells the head's loss from its use in planning)
-  detach as hard, the head trained on detached latents (its loss does not shape the encoder or dynamics)
-  none   no head (model.termination_head=false)
+  hard           the head as shipped: trained on detached latents, planned with TD-MPC2's cut-off at p > 0.5
+  soft           the same head, each later reward and the terminal value weighted by P(alive)
+  attached       TD-MPC2's head: its BCE's gradient also shapes the encoder and dynamics; hard cut-off
+  attached-soft  that head, soft weighting
+  attached-off   that head trained, the planner ignores it (tells the loss's effect from the planner's use)
+  none           no head (model.termination_head=false)
 Each run evaluates `eval_episodes` episodes every `eval_freq` env steps on the same env seeds; its
 score is the mean of its last `final_evals` evaluations. Writes <out>/termination.md (per seed and
 arm: every evaluation, the score, wall time; per arm: mean, median, seeds won against `none`),
@@ -28,10 +29,12 @@ from typing import List
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 REPO = Path(__file__).resolve().parents[1]
-ARMS = {"hard": ["model.termination_head=true", "planner.termination=hard"],
-        "soft": ["model.termination_head=true", "planner.termination=soft"],
-        "off": ["model.termination_head=true", "planner.termination=off"],
-        "detach": ["model.termination_head=true", "planner.termination=hard", "optim.termination_detach=true"],
+HEAD = ["model.termination_head=true"]
+ARMS = {"hard": HEAD + ["planner.termination=hard", "optim.termination_detach=true"],
+        "soft": HEAD + ["planner.termination=soft", "optim.termination_detach=true"],
+        "attached": HEAD + ["planner.termination=hard", "optim.termination_detach=false"],
+        "attached-soft": HEAD + ["planner.termination=soft", "optim.termination_detach=false"],
+        "attached-off": HEAD + ["planner.termination=off", "optim.termination_detach=false"],
         "none": ["model.termination_head=false"]}
 
 
