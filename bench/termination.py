@@ -138,14 +138,17 @@ def report(b: TerminationBench, out: Path) -> str:
             for k, (evals, score, _) in runs.items()}  # mean of every evaluation: how early a run learned
     lines += [f"| {arm} | {s} | {' / '.join(f'{v:.1f}' for _, v in evals) or '-'} | {fmt(score)} | "
               f"{fmt(area[arm, s])} | {fmt(wall)} |" for (arm, s), (evals, score, wall) in runs.items()]
-    lines += ["", "Per arm over finished runs; \"above none\": seeds whose run beats the no-head run of the same seed.",
-              "", "| arm | runs done | mean score | median score | score above none | mean of all | mean of all above none |",
+    lines += ["", "Per arm over finished runs; \"vs none\": seeds whose run is above / tied with / below the no-head "
+              "run of the same seed (a tie: both at the same value, e.g. every episode at the time limit).",
+              "", "| arm | runs done | mean score | median score | score vs none | mean of all | mean of all vs none |",
               "|---|---:|---:|---:|---|---:|---|"]
 
     def above(arm, per_run):
         pairs = [(per_run[arm, s], per_run["none", s]) for s in b.seeds
                  if "none" in b.arms and per_run[arm, s] is not None and per_run["none", s] is not None]
-        return "-" if arm == "none" or not pairs else f"{sum(v > n for v, n in pairs)} of {len(pairs)}"
+        if arm == "none" or not pairs:
+            return "-"
+        return f"{sum(v > n for v, n in pairs)}/{sum(v == n for v, n in pairs)}/{sum(v < n for v, n in pairs)}"
 
     scores = {k: v[1] for k, v in runs.items()}
     for arm in b.arms:

@@ -26,7 +26,7 @@ def test_scores_and_paired_wins(tmp_path):
     b = TerminationBench(out=str(tmp_path), arms=["hard", "none"], seeds=[1, 2, 3], eval_episodes=2)
     text = report(b, tmp_path)
     # scores (800 + 35) / 2, s1 800 > 35, s2 35 < 70; means of all evaluations 415 and 25 against 25 and 162.5
-    assert "| hard | 2 | 417.5 | 417.5 | 1 of 2 | 220.0 | 1 of 2 |" in text
+    assert "| hard | 2 | 417.5 | 417.5 | 1/0/1 | 220.0 | 1/0/1 |" in text
     assert "| none | 3 | 36.7 | 35.0 | - | 64.2 | - |" in text
     assert "| hard | 1 | 10.0 / 50.0 / 1000.0 / 600.0 | 800.0 | 415.0 | 100.0 |" in text
     assert (tmp_path / "termination.csv").exists() and (tmp_path / "termination.png").exists()
