@@ -12,9 +12,12 @@ that differs: the head's initial weights come from a fork of the generator):
   attached-off   that head trained, the planner ignores it (tells the loss's effect from the planner's use)
   none           no head (model.termination_head=false)
 Each run evaluates `eval_episodes` episodes every `eval_freq` env steps on the same env seeds; its
-score is the mean of its last `final_evals` evaluations. Writes <out>/termination.md (per seed and
-arm: every evaluation, the score, wall time; per arm: mean, median, seeds won against `none`),
-termination.csv, termination.png, the commands, and a random policy's return on the same env seeds.
+score is the mean of its last `final_evals` evaluations. With `rescore_episodes=N` each finished run's
+final checkpoint is also evaluated over N episodes on other env seeds (kept in <run>/rescore_<N>.json):
+the final policy measured with less evaluation noise. Writes <out>/termination.md (per seed and arm:
+every evaluation, the score, wall time; per arm: mean, median, seeds above/tied/below `none`, and the
+one-sided Wilcoxon signed-rank p of "above none" over the paired seeds), termination.csv,
+termination.png, the commands, and a random policy's return on the same env seeds.
 Runs resume: a re-run with the same out skips finished runs.
 """
 from __future__ import annotations
@@ -55,6 +58,7 @@ class TerminationBench:
     eval_max_steps: int = 1000
     final_evals: int = 2  # a run's score: the mean of its last evaluations (one is too noisy on a bimodal task)
     parallel: int = 1  # runs at once (each takes one core)
+    rescore_episodes: int = 0  # > 0: evaluate every finished run's final checkpoint over this many episodes
     overrides: List[str] = field(default_factory=list)  # more launch/train.py overrides for every run
 
     def __post_init__(self):
@@ -99,7 +103,65 @@ def main(argv: list[str]) -> None:
             for seed in b.seeds for arm in b.arms]
     (out / "commands.md").write_text("# Commands\n\n" + "\n".join(f"- {n}: `{' '.join(c[1:])}`" for n, c, _ in jobs) + "\n")
     run_jobs(jobs, out, b.parallel, REPO)
+    if b.rescore_episodes:
+        from agents.host import use_cpu_share
+
+        use_cpu_share(1)
+        for name, _, run_dir in jobs:
+            value = rescore(run_dir, b.task, b.rescore_episodes, b.eval_max_steps)
+            print(f"rescore {name}: {value if value is None else round(value, 1)}", flush=True)
     report(b, out)
+
+
+RESCORE_SEED = 1000  # env seeds of the final re-evaluation: away from the training-time evaluations' (seed + 17)
+
+
+def rescore(run_dir: Path, task: str, episodes: int, max_steps: int | None) -> float | None:
+    """The mean return of a finished run's final checkpoint over `episodes` episodes (env seeds from
+    RESCORE_SEED, the same for every run), computed once and kept in <run_dir>/rescore_<episodes>.json;
+    None while the run has not finished."""
+    if (kept := _kept_rescore(run_dir, episodes)) is not None:
+        return kept
+    if not (run_dir / "summary.json").exists() or not (run_dir / "checkpoint.pt").exists():
+        return None
+    from agents.checkpoint import agent_from_checkpoint
+    from distributed.evaluator import evaluate
+    from envs import load_task_set
+
+    agent, _ = agent_from_checkpoint(run_dir / "checkpoint.pt", device="cpu")
+    res = evaluate(agent, load_task_set(task), [task], episodes=episodes, seed=RESCORE_SEED, max_steps=max_steps)
+    row = {"return": res["tasks"][task]["return"], "length": res["tasks"][task]["length"], "episodes": episodes,
+           "seed": RESCORE_SEED}
+    (run_dir / f"rescore_{episodes}.json").write_text(json.dumps(row))
+    return row["return"]
+
+
+def signed_rank_p(diffs: list[float]) -> float | None:
+    """One-sided exact Wilcoxon signed-rank p-value of "the differences lean positive": the chance,
+    with every sign equally likely, of a positive rank sum at least the observed one. Zero
+    differences are dropped (Wilcoxon's convention), tied magnitudes get their average rank;
+    None without a nonzero difference. Exact enumeration (2^n sign patterns, n <= 20)."""
+    d = [x for x in diffs if x != 0]
+    if not d:
+        return None
+    if len(d) > 20:
+        raise ValueError(f"{len(d)} pairs: exact enumeration is for n <= 20")
+    order = sorted(range(len(d)), key=lambda i: abs(d[i]))
+    ranks = [0.0] * len(d)
+    i = 0
+    while i < len(order):  # average ranks over runs of equal magnitude
+        j = i
+        while j + 1 < len(order) and abs(d[order[j + 1]]) == abs(d[order[i]]):
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    observed = sum(r for r, x in zip(ranks, d) if x > 0)
+    n, hits = len(d), 0
+    for mask in range(2 ** n):
+        if sum(ranks[k] for k in range(n) if mask >> k & 1) >= observed - 1e-9:
+            hits += 1
+    return hits / 2 ** n
 
 
 def run_scores(run_dir: Path, final_evals: int) -> tuple[list[tuple[int, float]], float | None, float | None]:
@@ -116,47 +178,67 @@ def run_scores(run_dir: Path, final_evals: int) -> tuple[list[tuple[int, float]]
     return list(zip(steps, evals)), score, wall
 
 
+def _kept_rescore(run_dir: Path, episodes: int) -> float | None:
+    kept = run_dir / f"rescore_{episodes}.json"
+    return json.loads(kept.read_text())["return"] if episodes and kept.exists() else None
+
+
 def report(b: TerminationBench, out: Path) -> str:
     import csv
     import statistics
 
     runs = {(arm, s): run_scores(out / f"{arm}-s{s}", b.final_evals) for arm in b.arms for s in b.seeds}
+    final = {(arm, s): _kept_rescore(out / f"{arm}-s{s}", b.rescore_episodes) for arm in b.arms for s in b.seeds}
     random = statistics.mean(_random_return(b, s) for s in b.seeds)
     fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
     with open(out / "termination.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["arm", "seed", "score", "wall_s", "evals"])
-        w.writerows([arm, s, score, wall, " ".join(f"{v:.1f}" for _, v in evals)]
+        w.writerow(["arm", "seed", "score", "final", "wall_s", "evals"])
+        w.writerows([arm, s, score, final[arm, s], wall, " ".join(f"{v:.1f}" for _, v in evals)]
                     for (arm, s), (evals, score, wall) in runs.items())
+    rescored = bool(b.rescore_episodes)
+    fin_head = f" final ({b.rescore_episodes} ep.) |" if rescored else ""
     lines = [f"# Termination head on {b.task}: {b.steps} env steps, model {b.model_size}, seeds {b.seeds}", "",
              f"Score = mean of a run's last {b.final_evals} evaluations ({b.eval_episodes} episodes every "
-             f"{b.eval_freq} env steps, capped at {b.eval_max_steps} steps). Random policy: {random:.1f}. "
+             f"{b.eval_freq} env steps, capped at {b.eval_max_steps} steps)"
+             + (f"; final = the final checkpoint over {b.rescore_episodes} episodes on env seeds of their own"
+                if rescored else "") + f". Random policy: {random:.1f}. "
              f"Planner {b.planner}, batch {b.batch_size}, {b.seed_steps} random seeding steps"
              + (f", overrides {b.overrides}" if b.overrides else "") + ".", "",
-             "| arm | seed | evaluations | score | mean of all | wall s |", "|---|---:|---|---:|---:|---:|"]
+             f"| arm | seed | evaluations | score | mean of all |{fin_head} wall s |",
+             "|---|---:|---|---:|---:|" + ("---:|" if rescored else "") + "---:|"]
     area = {k: statistics.mean(v for _, v in evals) if score is not None else None
             for k, (evals, score, _) in runs.items()}  # mean of every evaluation: how early a run learned
     lines += [f"| {arm} | {s} | {' / '.join(f'{v:.1f}' for _, v in evals) or '-'} | {fmt(score)} | "
-              f"{fmt(area[arm, s])} | {fmt(wall)} |" for (arm, s), (evals, score, wall) in runs.items()]
+              f"{fmt(area[arm, s])} |" + (f" {fmt(final[arm, s])} |" if rescored else "") + f" {fmt(wall)} |"
+              for (arm, s), (evals, score, wall) in runs.items()]
     lines += ["", "Per arm over finished runs; \"vs none\": seeds whose run is above / tied with / below the no-head "
-              "run of the same seed (a tie: both at the same value, e.g. every episode at the time limit).",
-              "", "| arm | runs done | mean score | median score | score vs none | mean of all | mean of all vs none |",
-              "|---|---:|---:|---:|---|---:|---|"]
+              "run of the same seed (a tie: both at the same value, e.g. every episode at the time limit), and p: "
+              "the one-sided exact Wilcoxon signed-rank p-value of \"above\" over those pairs.",
+              "", "| arm | runs done | mean score | median score | score vs none | mean of all | mean of all vs none |"
+              + (" mean final | final vs none |" if rescored else ""),
+              "|---|---:|---:|---:|---|---:|---|" + ("---:|---|" if rescored else "")]
 
     def above(arm, per_run):
         pairs = [(per_run[arm, s], per_run["none", s]) for s in b.seeds
                  if "none" in b.arms and per_run[arm, s] is not None and per_run["none", s] is not None]
         if arm == "none" or not pairs:
             return "-"
-        return f"{sum(v > n for v, n in pairs)}/{sum(v == n for v, n in pairs)}/{sum(v < n for v, n in pairs)}"
+        p = signed_rank_p([v - n for v, n in pairs])
+        return (f"{sum(v > n for v, n in pairs)}/{sum(v == n for v, n in pairs)}/{sum(v < n for v, n in pairs)}"
+                + ("" if p is None else f", p {p:.3f}"))
+
+    def mean(arm, per_run):
+        vals = [per_run[arm, s] for s in b.seeds if per_run[arm, s] is not None]
+        return fmt(statistics.mean(vals) if vals else None)
 
     scores = {k: v[1] for k, v in runs.items()}
     for arm in b.arms:
         vals = [scores[arm, s] for s in b.seeds if scores[arm, s] is not None]
-        areas = [area[arm, s] for s in b.seeds if area[arm, s] is not None]
-        lines.append(f"| {arm} | {len(vals)} | {fmt(statistics.mean(vals) if vals else None)} | "
+        lines.append(f"| {arm} | {len(vals)} | {mean(arm, scores)} | "
                      f"{fmt(statistics.median(vals) if vals else None)} | {above(arm, scores)} | "
-                     f"{fmt(statistics.mean(areas) if areas else None)} | {above(arm, area)} |")
+                     f"{mean(arm, area)} | {above(arm, area)} |"
+                     + (f" {mean(arm, final)} | {above(arm, final)} |" if rescored else ""))
     text = "\n".join(lines) + "\n"
     (out / "termination.md").write_text(text)
     _plot(out / "termination.png", b, runs, random)

@@ -1,8 +1,12 @@
 """bench/termination.py's report: a run's score is the mean of its last evaluations once it has
-finished, and each arm is compared with the no-head run of the same seed."""
+finished, each arm is compared with the no-head run of the same seed (counts and an exact one-sided
+Wilcoxon signed-rank p), and a finished run's final checkpoint can be re-evaluated over more episodes."""
 import json
+import random
 
-from bench.termination import TerminationBench, report, run_scores
+import pytest
+
+from bench.termination import TerminationBench, report, rescore, run_scores, signed_rank_p
 
 
 def _run(path, returns, wall=None):
@@ -26,7 +30,66 @@ def test_scores_and_paired_wins(tmp_path):
     b = TerminationBench(out=str(tmp_path), arms=["hard", "none"], seeds=[1, 2, 3], eval_episodes=2)
     text = report(b, tmp_path)
     # scores (800 + 35) / 2, s1 800 > 35, s2 35 < 70; means of all evaluations 415 and 25 against 25 and 162.5
-    assert "| hard | 2 | 417.5 | 417.5 | 1/0/1 | 220.0 | 1/0/1 |" in text
+    # one pair above (by 765, rank 2), one below (by 35, rank 1): W+ = 2, reached by 2 of 4 sign patterns
+    assert "| hard | 2 | 417.5 | 417.5 | 1/0/1, p 0.500 | 220.0 | 1/0/1, p 0.500 |" in text
     assert "| none | 3 | 36.7 | 35.0 | - | 64.2 | - |" in text
     assert "| hard | 1 | 10.0 / 50.0 / 1000.0 / 600.0 | 800.0 | 415.0 | 100.0 |" in text
     assert (tmp_path / "termination.csv").exists() and (tmp_path / "termination.png").exists()
+
+
+def test_signed_rank_p_exact_values():
+    assert signed_rank_p([3, 1, 4, 1.5, 9]) == 1 / 32  # every pair above: only the all-positive pattern reaches it
+    assert signed_rank_p([-3, -1, -4, -1.5, -9]) == 1.0
+    assert signed_rank_p([1, -2, 3, 4, 5]) == 3 / 32  # W+ = 13 of 15: reached by the complements of {}, {1}, {2}
+    assert signed_rank_p([2, -2, 3]) == 3 / 8  # tied magnitudes share rank 1.5: W+ = 4.5
+    assert signed_rank_p([0, 1]) == 0.5 and signed_rank_p([0, 0]) is None  # zero differences are dropped
+    with pytest.raises(ValueError, match="n <= 20"):
+        signed_rank_p(list(range(1, 22)))
+
+
+def test_signed_rank_p_matches_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    rng = random.Random(0)
+    for n in (4, 7, 10):
+        d = [rng.gauss(0.3, 1.0) for _ in range(n)]
+        assert signed_rank_p(d) == pytest.approx(stats.wilcoxon(d, alternative="greater", method="exact").pvalue)
+
+
+def test_rescore_evaluates_a_finished_runs_checkpoint_once(tmp_path):
+    import torch
+
+    from agents.agent import Agent
+    from agents.checkpoint import save_checkpoint
+    from distributed.config import build_agent_config, compose
+    from distributed.evaluator import evaluate
+    from envs import load_task_set
+
+    task = "gym-invertedpendulum"
+    cfg = compose("train", [f"task={task}", "model_size=tiny", "planner.num_samples=16", "planner.num_elites=4",
+                            "planner.num_pi_trajs=2", "planner.iterations=1"])
+    ts = load_task_set(task)
+    agent = Agent(build_agent_config(cfg, ts), action_masks=torch.tensor(ts.action_masks()))
+    run = tmp_path / "hard-s1"
+    save_checkpoint(run, agent)
+    assert rescore(run, task, 3, 30) is None  # no summary.json: the run has not finished
+    (run / "summary.json").write_text("{}")
+    value = rescore(run, task, 3, 30)
+    kept = json.loads((run / "rescore_3.json").read_text())
+    assert kept["return"] == value and kept["episodes"] == 3
+    from bench.termination import RESCORE_SEED
+
+    assert value == pytest.approx(evaluate(agent, ts, [task], episodes=3, seed=RESCORE_SEED,
+                                           max_steps=30)["tasks"][task]["return"])
+    (run / "rescore_3.json").write_text(json.dumps({**kept, "return": -1.0}))
+    assert rescore(run, task, 3, 30) == -1.0  # kept: not evaluated again
+
+
+def test_report_shows_the_rescored_final_policy(tmp_path):
+    for arm, seed, final in (("hard", 1, 90.0), ("none", 1, 40.0), ("hard", 2, 70.0), ("none", 2, 50.0)):
+        _run(tmp_path / f"{arm}-s{seed}", [10, 20], wall=1)
+        (tmp_path / f"{arm}-s{seed}" / "rescore_50.json").write_text(json.dumps({"return": final}))
+    b = TerminationBench(out=str(tmp_path), arms=["hard", "none"], seeds=[1, 2], eval_episodes=2, rescore_episodes=50)
+    text = report(b, tmp_path)
+    assert "| hard | 1 | 10.0 / 20.0 | 15.0 | 15.0 | 90.0 | 1.0 |" in text
+    # both pairs above by 50 and 20: W+ = 3, only the all-positive pattern
+    assert text.splitlines()[-2].endswith("| 80.0 | 2/0/0, p 0.250 |")
