@@ -14,7 +14,10 @@ that differs: the head's initial weights come from a fork of the generator):
 Each run evaluates `eval_episodes` episodes every `eval_freq` env steps on the same env seeds; its
 score is the mean of its last `final_evals` evaluations. With `rescore_episodes=N` each finished run's
 final checkpoint is also evaluated over N episodes on other env seeds (kept in <run>/rescore_<N>.json):
-the final policy measured with less evaluation noise. Writes <out>/termination.md (per seed and arm:
+the final policy measured with less evaluation noise. With `replan=[off,soft]` too, every finished run
+with a head is re-evaluated the same way with the planner's use of its head switched (`planner.termination`):
+the same weights, env seeds and planner seeds, only the cut-off differs (kept in <run>/rescore_<N>_<mode>.json),
+and the report compares the run's own mode with each. Writes <out>/termination.md (per seed and arm:
 every evaluation, the score, wall time; per arm: mean, median, seeds above/tied/below `none`, and the
 one-sided Wilcoxon signed-rank p of "above none" over the paired seeds), termination.csv,
 termination.png, the commands, and a random policy's return on the same env seeds.
@@ -25,7 +28,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import List
 
@@ -59,12 +62,20 @@ class TerminationBench:
     final_evals: int = 2  # a run's score: the mean of its last evaluations (one is too noisy on a bimodal task)
     parallel: int = 1  # runs at once (each takes one core)
     rescore_episodes: int = 0  # > 0: evaluate every finished run's final checkpoint over this many episodes
+    replan: List[str] = field(default_factory=list)  # planner.termination modes to re-evaluate head runs with
     overrides: List[str] = field(default_factory=list)  # more launch/train.py overrides for every run
 
     def __post_init__(self):
         bad = [a for a in self.arms if a not in ARMS]
         if bad:
             raise ValueError(f"arms {bad}: choose from {list(ARMS)}")
+        from agents.config import TERMINATION_MODES
+
+        wrong = [m for m in self.replan if m not in TERMINATION_MODES]
+        if wrong:
+            raise ValueError(f"replan {wrong}: choose planner termination modes from {list(TERMINATION_MODES)}")
+        if self.replan and not self.rescore_episodes:
+            raise ValueError("replan re-evaluates final checkpoints: give rescore_episodes=N (e.g. 50) too")
 
 
 def _train_cmd(b: TerminationBench, arm: str, seed: int, run_dir: Path) -> list[str]:
@@ -110,17 +121,28 @@ def main(argv: list[str]) -> None:
         for name, _, run_dir in jobs:
             value = rescore(run_dir, b.task, b.rescore_episodes, b.eval_max_steps)
             print(f"rescore {name}: {value if value is None else round(value, 1)}", flush=True)
+            for mode in b.replan if _planned_mode(name.rsplit("-s", 1)[0]) else ():
+                value = rescore(run_dir, b.task, b.rescore_episodes, b.eval_max_steps, termination=mode)
+                print(f"rescore {name} termination={mode}: {value if value is None else round(value, 1)}", flush=True)
     report(b, out)
 
 
 RESCORE_SEED = 1000  # env seeds of the final re-evaluation: away from the training-time evaluations' (seed + 17)
 
 
-def rescore(run_dir: Path, task: str, episodes: int, max_steps: int | None) -> float | None:
+def _planned_mode(arm: str) -> str | None:
+    """The planner.termination mode an arm trains with (None: the arm has no head)."""
+    mode = [o.split("=", 1)[1] for o in ARMS[arm] if o.startswith("planner.termination=")]
+    return mode[0] if mode else None
+
+
+def rescore(run_dir: Path, task: str, episodes: int, max_steps: int | None, termination: str | None = None
+            ) -> float | None:
     """The mean return of a finished run's final checkpoint over `episodes` episodes (env seeds from
     RESCORE_SEED, the same for every run), computed once and kept in <run_dir>/rescore_<episodes>.json;
-    None while the run has not finished."""
-    if (kept := _kept_rescore(run_dir, episodes)) is not None:
+    None while the run has not finished. `termination` (hard | soft | off) plans with that use of the
+    model's termination head instead of the saved one (kept in rescore_<episodes>_<termination>.json)."""
+    if (kept := _kept_rescore(run_dir, episodes, termination)) is not None:
         return kept
     if not (run_dir / "summary.json").exists() or not (run_dir / "checkpoint.pt").exists():
         return None
@@ -129,10 +151,12 @@ def rescore(run_dir: Path, task: str, episodes: int, max_steps: int | None) -> f
     from envs import load_task_set
 
     agent, _ = agent_from_checkpoint(run_dir / "checkpoint.pt", device="cpu")
-    res = evaluate(agent, load_task_set(task), [task], episodes=episodes, seed=RESCORE_SEED, max_steps=max_steps)
+    planner = agent.cfg.planner if termination is None else replace(agent.cfg.planner, termination=termination)
+    res = evaluate(agent, load_task_set(task), [task], episodes=episodes, seed=RESCORE_SEED, max_steps=max_steps,
+                   planner_cfg=planner)
     row = {"return": res["tasks"][task]["return"], "length": res["tasks"][task]["length"], "episodes": episodes,
-           "seed": RESCORE_SEED}
-    (run_dir / f"rescore_{episodes}.json").write_text(json.dumps(row))
+           "seed": RESCORE_SEED, "termination": planner.termination}
+    _rescore_file(run_dir, episodes, termination).write_text(json.dumps(row))
     return row["return"]
 
 
@@ -178,8 +202,12 @@ def run_scores(run_dir: Path, final_evals: int) -> tuple[list[tuple[int, float]]
     return list(zip(steps, evals)), score, wall
 
 
-def _kept_rescore(run_dir: Path, episodes: int) -> float | None:
-    kept = run_dir / f"rescore_{episodes}.json"
+def _rescore_file(run_dir: Path, episodes: int, termination: str | None = None) -> Path:
+    return run_dir / f"rescore_{episodes}{'' if termination is None else '_' + termination}.json"
+
+
+def _kept_rescore(run_dir: Path, episodes: int, termination: str | None = None) -> float | None:
+    kept = _rescore_file(run_dir, episodes, termination)
     return json.loads(kept.read_text())["return"] if episodes and kept.exists() else None
 
 
@@ -239,11 +267,41 @@ def report(b: TerminationBench, out: Path) -> str:
                      f"{fmt(statistics.median(vals) if vals else None)} | {above(arm, scores)} | "
                      f"{mean(arm, area)} | {above(arm, area)} |"
                      + (f" {mean(arm, final)} | {above(arm, final)} |" if rescored else ""))
+    lines += _replan_lines(b, out, final)
     text = "\n".join(lines) + "\n"
     (out / "termination.md").write_text(text)
     _plot(out / "termination.png", b, runs, random)
     print(text)
     return text
+
+
+def _replan_lines(b: TerminationBench, out: Path, final: dict) -> list[str]:
+    """Per head arm: its final checkpoints planned as trained against the same checkpoints planned
+    with each `replan` mode (paired by seed: counts and the one-sided p of "as trained above")."""
+    import statistics
+
+    arms = [a for a in b.arms if _planned_mode(a)]
+    if not b.replan or not arms:
+        return []
+    lines = ["", f"The planner's use of the head on the same weights: each finished run's final checkpoint over "
+             f"{b.rescore_episodes} episodes (the same env and planner seeds), planned as trained and with "
+             f"planner.termination switched; \"vs\": seeds above / tied / below, and the one-sided exact Wilcoxon "
+             f"signed-rank p of \"as trained above\".", "",
+             "| arm (trained with) | runs | as trained | " + " | ".join(f"{m} | as trained vs {m}" for m in b.replan) + " |",
+             "|---|---:|---:|" + "---:|---|" * len(b.replan)]
+    for arm in arms:
+        cells = []
+        for mode in b.replan:
+            pairs = [(final[arm, s], v) for s in b.seeds if final[arm, s] is not None
+                     and (v := _kept_rescore(out / f"{arm}-s{s}", b.rescore_episodes, mode)) is not None]
+            p = signed_rank_p([a - o for a, o in pairs]) if pairs else None
+            cells.append("- | -" if not pairs else f"{statistics.mean(o for _, o in pairs):.1f} | "
+                         f"{sum(a > o for a, o in pairs)}/{sum(a == o for a, o in pairs)}/{sum(a < o for a, o in pairs)}"
+                         + ("" if p is None else f", p {p:.3f}"))
+        done = [final[arm, s] for s in b.seeds if final[arm, s] is not None]
+        lines.append(f"| {arm} ({_planned_mode(arm)}) | {len(done)} | "
+                     f"{statistics.mean(done) if done else float('nan'):.1f} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _plot(path: Path, b: TerminationBench, runs: dict, random: float) -> None:

@@ -93,3 +93,52 @@ def test_report_shows_the_rescored_final_policy(tmp_path):
     assert "| hard | 1 | 10.0 / 20.0 | 15.0 | 15.0 | 90.0 | 1.0 |" in text
     # both pairs above by 50 and 20: W+ = 3, only the all-positive pattern
     assert text.splitlines()[-2].endswith("| 80.0 | 2/0/0, p 0.250 |")
+
+
+def test_replan_evaluates_the_same_checkpoint_with_another_use_of_its_head(tmp_path):
+    import torch
+
+    from agents.agent import Agent
+    from agents.checkpoint import save_checkpoint
+    from distributed.config import build_agent_config, compose
+    from envs import load_task_set
+
+    task = "gym-hopper"  # a continuous reward: other actions, another return
+    cfg = compose("train", [f"task={task}", "model_size=tiny", "planner.num_samples=16", "planner.num_elites=4",
+                            "planner.num_pi_trajs=2", "planner.iterations=1", "planner.termination=hard"])
+    ts = load_task_set(task)
+    agent = Agent(build_agent_config(cfg, ts), action_masks=torch.tensor(ts.action_masks()))
+    with torch.no_grad():  # rewards and values that differ between samples (a fresh model's are all zero), and
+        #                    a head that predicts a fall everywhere: "hard" keeps only each sample's first reward
+        gen = torch.Generator().manual_seed(0)
+        for p in agent.model.parameters():
+            p.add_(0.2 * torch.randn(p.shape, generator=gen))
+        last = [m for m in agent.model.termination_head.modules() if isinstance(m, torch.nn.Linear)][-1]
+        last.bias.fill_(20.0)
+    run = tmp_path / "hard-s1"
+    save_checkpoint(run, agent)
+    (run / "summary.json").write_text("{}")
+    hard = rescore(run, task, 2, 20)
+    off = rescore(run, task, 2, 20, termination="off")
+    assert json.loads((run / "rescore_2_off.json").read_text())["termination"] == "off"
+    assert json.loads((run / "rescore_2.json").read_text())["termination"] == "hard"
+    assert rescore(run, task, 2, 20, termination="hard") == hard  # the saved mode, evaluated again: the same
+    assert off != hard  # a head that always fires changes the plans when it is used, not when it is off
+
+
+def test_report_compares_a_head_run_planned_as_trained_with_its_replans(tmp_path):
+    finals = {1: (90.0, 40.0), 2: (70.0, 75.0), 3: (60.0, 30.0)}  # seed: (as trained, planned with the head off)
+    for seed, (trained, off) in finals.items():
+        for arm in ("hard", "none"):
+            _run(tmp_path / f"{arm}-s{seed}", [10, 20], wall=1)
+            (tmp_path / f"{arm}-s{seed}" / "rescore_50.json").write_text(json.dumps({"return": trained}))
+        (tmp_path / f"hard-s{seed}" / "rescore_50_off.json").write_text(json.dumps({"return": off}))
+    b = TerminationBench(out=str(tmp_path), arms=["hard", "none"], seeds=[1, 2, 3], eval_episodes=2,
+                         rescore_episodes=50, replan=["off"])
+    text = report(b, tmp_path)
+    # differences 50, -5, 30: ranks 3, 1, 2; W+ = 5, reached by {+,+,+} and {+,-,+}: 2 of 8
+    assert text.splitlines()[-1] == "| hard (hard) | 3 | 73.3 | 48.3 | 2/0/1, p 0.250 |"
+    with pytest.raises(ValueError, match="rescore_episodes"):
+        TerminationBench(replan=["off"])
+    with pytest.raises(ValueError, match="choose planner termination modes"):
+        TerminationBench(replan=["never"], rescore_episodes=5)
