@@ -182,10 +182,12 @@ class PlannerConfig:
     # a GPU; plain compile on CPU). Compiling costs ~1-2 min per process and shape on a 2-core CPU.
     compile: str = "off"
     # how the planner uses the model's termination head (where it has one; tasks that never terminate are
-    # never affected): "hard" (TD-MPC2's): rewards and the terminal value after a step predicted to terminate
-    # (p > 0.5) drop out; "soft": each later reward and the terminal value count with the predicted
-    # probability of still being alive, prod(1 - p); "off": the head is still trained, the planner ignores it
-    termination: str = "hard"
+    # never affected): "soft" (default): each later reward and the terminal value count with the predicted
+    # probability of still being alive, prod(1 - p), i.e. the expected return under the head; "hard"
+    # (TD-MPC2's): rewards and the terminal value after a step predicted to terminate (p > 0.5) drop out;
+    # "off": the head is still trained, the planner ignores it. Soft is the default because on Hopper the
+    # 0.5 threshold threw away what the head knew (bench/results/termination_gym-hopper.md, session 15)
+    termination: str = "soft"
 
     def __post_init__(self):
         if self.num_pi_trajs >= self.num_samples:

@@ -5,8 +5,8 @@
 
 Arms (every other setting equal, so a seed's runs share their random stream up to the first plan
 that differs: the head's initial weights come from a fork of the generator):
-  hard           the head as shipped: trained on detached latents, planned with TD-MPC2's cut-off at p > 0.5
-  soft           the same head, each later reward and the terminal value weighted by P(alive)
+  hard           the head trained on detached latents, planned with TD-MPC2's cut-off at p > 0.5
+  soft           the head as shipped: the same head, each later reward and the terminal value weighted by P(alive)
   attached       TD-MPC2's head: its BCE's gradient also shapes the encoder and dynamics; hard cut-off
   attached-soft  that head, soft weighting
   attached-off   that head trained, the planner ignores it (tells the loss's effect from the planner's use)
