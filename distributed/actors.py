@@ -17,7 +17,7 @@ from agents.config import AgentConfig
 from agents.host import use_cpu_share
 from agents.policy import PlanningPolicy
 from distributed.env_runner import EnvRunner, resumed_seed
-from distributed.evaluator import evaluate
+from distributed.evaluator import Evaluator
 from distributed.learner import Learner
 
 RUNNER_EPISODE_KEYS = ("obs", "action", "reward", "terminated", "truncated", "task", "weights_version")
@@ -146,21 +146,15 @@ class LearnerShell(Learner):
         return f"{host}:{port}"
 
 
-class EvaluatorShell:
-    """Evaluates published weights on every task of a set (one batched planner call per step)."""
+class EvaluatorShell(Evaluator):
+    """An Evaluator of published weights, with its own policy (one batched planner call per step)."""
 
     def __init__(self, agent_cfg: AgentConfig, task_set_name: str, torch_threads: int):
         from envs import load_task_set
 
         use_cpu_share(torch_threads)
-        self.task_set = load_task_set(task_set_name)
-        self.policy = PlanningPolicy(agent_cfg, torch.as_tensor(self.task_set.action_masks()))
-
-    def evaluate(self, weights: dict, version: int, *, episodes: int, seed: int, max_steps: int | None,
-                 tasks: list[str] | None = None) -> dict:
-        self.policy.load_weights(weights, version)
-        return {**evaluate(self.policy, self.task_set, tasks, episodes=episodes, seed=seed, max_steps=max_steps),
-                "weights_version": version}
+        task_set = load_task_set(task_set_name)
+        super().__init__(PlanningPolicy(agent_cfg, torch.as_tensor(task_set.action_masks())), task_set)
 
 
 @functools.cache

@@ -47,6 +47,19 @@ def evaluate(agent, task_set, tasks: list[str] | None = None, *, episodes: int =
                            deadline_ms=pcfg.deadline_ms, violations_fn=None if table is None else table.violations)
 
 
+class Evaluator:
+    """Evaluates a planning policy on the tasks of a set; given weights (a Ray evaluator actor's
+    published copy) are loaded first, None means the policy shares the learner's model."""
+
+    def __init__(self, policy, task_set):
+        self.policy, self.task_set = policy, task_set
+
+    def evaluate(self, weights, version: int, *, tasks: list[str] | None = None, **kw) -> dict:
+        if weights is not None:
+            self.policy.load_weights(weights, version)
+        return {**evaluate(self.policy, self.task_set, tasks, **kw), "weights_version": version}
+
+
 def evaluate_policy(act_fn, task_set, tasks: list[str] | None = None, *, episodes: int = 1, seed: int = 0,
                     max_steps: int | None = None, deadline_ms: float | None = None, violations_fn=None) -> dict:
     """The evaluation protocol of every policy, ours or a baseline's: `episodes` episodes of each

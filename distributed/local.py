@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from agents.host import use_cpu_share
-from distributed.loop import Job
+from distributed.parts import Job, Learners, Members
 
 
 class LocalCollector:
@@ -53,52 +53,11 @@ class NoCollector:
     drain = close = set_weights
 
 
-class LocalLearner:
-    def __init__(self, learner):
-        self.learner = learner
-
-    def train(self, n: int) -> Job:
-        return Job(self.learner.train(n))
-
-    def publish(self):
-        return None  # runner and evaluator share the model
-
-    def diagnostics(self, names, obs_dims, **kw) -> Job:
-        return Job(self.learner.diagnostics(names, obs_dims, **kw))
-
-    def agent_state(self) -> dict:
-        return self.learner.agent_state()
-
-    def load_agent_state(self, state: dict) -> None:
-        self.learner.load_agent_state(state)
-
-    def rng_states(self) -> list:
-        return [self.learner.rng_state()]
-
-    def load_rng_states(self, states: list) -> None:
-        self.learner.load_rng_state(states[0])
-
-    def shards_set_aside(self) -> dict:
-        return self.learner.shards_set_aside()
-
-    def digests(self) -> list[str]:
-        return [self.learner.param_digest()]
-
-
-class LocalEvaluator:
-    def __init__(self, policy, task_set):
-        self.policy, self.task_set = policy, task_set
-
-    def evaluate(self, weights, version: int, **kw) -> Job:
-        from distributed.evaluator import evaluate
-
-        return Job({**evaluate(self.policy, self.task_set, **kw), "weights_version": version})
-
-
 def local_parts(loop) -> SimpleNamespace:
     """The in-process parts of `loop` (a distributed.loop.Loop) for its config."""
     from distributed.batches import Mixture, StoreSource
     from distributed.env_runner import EnvRunner, resumed_seed
+    from distributed.evaluator import Evaluator
     from distributed.learner import Learner
     from distributed.replay.writer import ShardWriter
 
@@ -122,5 +81,6 @@ def local_parts(loop) -> SimpleNamespace:
                            seed=resumed_seed(cfg.seed, writer.next_episode_id), max_episode_steps=cfg.max_episode_steps)
         collector = LocalCollector(runner, writer, source.refresh,
                                    cfg.planner.horizon if cfg.partial_episodes else None)
-    return SimpleNamespace(collector=collector, learners=LocalLearner(learner), evaluator=LocalEvaluator(policy, ts),
-                           agent=learner.agent, close=collector.close)
+    return SimpleNamespace(collector=collector, learners=Learners([learner], remote=False),
+                           evaluator=Members([Evaluator(policy, ts)], remote=False), agent=learner.agent,
+                           close=collector.close)

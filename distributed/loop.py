@@ -4,10 +4,11 @@
     learners   one in-process Learner | a Ray data-parallel group          (each with a batch source)
     evaluator  in-process | a Ray actor
 
-`distributed/local.py` and `distributed/ray_parts.py` build the parts; their calls return `Job`s
-(finished at once in-process, Ray object refs under Ray), so the Ray configuration overlaps
-collection, learning and evaluation while the in-process one runs them in turn, and the code
-above that seam (rate limit, schedules, logging, checkpoints, resume) is this file, once.
+`distributed/local.py` and `distributed/ray_parts.py` build the parts (distributed/parts.py says
+what they are); their calls return `Job`s (finished at once in-process, Ray object refs under
+Ray), so the Ray configuration overlaps collection, learning and evaluation while the in-process
+one runs them in turn, and the code above that seam (rate limit, schedules, logging, checkpoints,
+resume) is this file, once.
 
 A checkpoint is a registry of named objects with state_dict()/load_state_dict() (agent, learner
 RNGs, rate limiter, counters, the driver's RNGs, eval history), saved and restored the same way
@@ -29,53 +30,11 @@ import torch
 from tqdm import tqdm
 
 from distributed.config import ConfigError, RunConfig, build_agent_config, check_run_dir, seed_steps, write_run_file
+from distributed.parts import Job, wait_any
 from distributed.rate_limiter import RateLimiter
 from distributed.run_log import RunLogger, plot_learning_curves
 
 log = logging.getLogger(__name__)
-
-
-# -- work in flight --------------------------------------------------------------------------------
-class Job:
-    """A call's result: `Job(value)` is finished; `Job(refs=[...], finish=f)` waits on Ray refs and
-    is `f(ray.get(refs))`; `on_error(exc)` (optional) turns an actor failure into a result."""
-
-    def __init__(self, value=None, *, refs: list | None = None, finish=None, on_error=None):
-        self.value, self.refs, self.finish, self.on_error = value, refs, finish, on_error
-        self._ready: set = set()
-
-    @property
-    def done(self) -> bool:
-        return self.refs is None or len(self._ready) == len(self.refs)
-
-    def result(self):
-        if self.refs is None:
-            return self.value
-        import ray
-        from ray.exceptions import RayActorError
-
-        try:
-            values = ray.get(self.refs)
-        except RayActorError as exc:
-            if self.on_error is None:
-                raise
-            return self.on_error(exc)
-        return self.finish(values) if self.finish else values
-
-
-def wait_any(jobs, timeout: float = 1.0) -> list[Job]:
-    """The jobs that are done (in-process ones at once; else block up to `timeout` for one ref)."""
-    jobs = list(jobs)
-    done = [j for j in jobs if j.done]
-    if done or not jobs:
-        return done
-    import ray
-
-    pending = [r for j in jobs for r in j.refs if r not in j._ready]
-    ready, _ = ray.wait(pending, num_returns=1, timeout=timeout)
-    for j in jobs:
-        j._ready.update(r for r in ready if r in j.refs)
-    return [j for j in jobs if j.done]
 
 
 # -- checkpoint registry -----------------------------------------------------------------------------

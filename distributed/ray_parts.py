@@ -17,7 +17,7 @@ import ray
 from ray.exceptions import RayActorError
 
 from distributed.config import ConfigError, RunConfig, build_agent_config
-from distributed.loop import Job
+from distributed.parts import Job, Learners, Members
 
 DOMAIN_PACKAGES = {"dmc": ("dm_control", "dm-control"), "metaworld": ("metaworld", "metaworld"),
                    "gym": ("mujoco", "gymnasium[mujoco]")}
@@ -108,51 +108,6 @@ class RayCollector:
         ray.get([s.close.remote() for s in self.shards], timeout=60)
 
 
-class RayLearners:
-    def __init__(self, learners: list):
-        self.learners = learners
-
-    def train(self, n: int) -> Job:
-        return Job(refs=[lr.train.remote(n) for lr in self.learners], finish=lambda infos: infos[0])
-
-    def publish(self):
-        """Rank 0's weights into the object store once; every runner loads that one copy."""
-        return self.learners[0].weights.remote()
-
-    def diagnostics(self, names, obs_dims, **kw) -> Job:
-        return Job(refs=[self.learners[0].diagnostics.remote(names, obs_dims, **kw)], finish=lambda v: v[0])
-
-    def agent_state(self) -> dict:
-        return ray.get(self.learners[0].agent_state.remote())
-
-    def load_agent_state(self, state: dict) -> None:
-        ray.get([lr.load_agent_state.remote(state) for lr in self.learners])
-
-    def rng_states(self) -> list:
-        return ray.get([lr.rng_state.remote() for lr in self.learners])
-
-    def load_rng_states(self, states: list) -> None:
-        if len(states) != len(self.learners):
-            print(f"checkpoint has {len(states)} learner RNG states for {len(self.learners)} ranks: ranks start "
-                  f"fresh streams")
-            return
-        ray.get([lr.load_rng_state.remote(s) for lr, s in zip(self.learners, states)])
-
-    def digests(self) -> list[str]:
-        return ray.get([lr.param_digest.remote() for lr in self.learners])
-
-    def shards_set_aside(self) -> dict:
-        return ray.get(self.learners[0].shards_set_aside.remote())
-
-
-class RayEvaluator:
-    def __init__(self, actor):
-        self.actor = actor
-
-    def evaluate(self, weights_ref, version: int, **kw) -> Job:
-        return Job(refs=[self.actor.evaluate.remote(weights_ref, version, **kw)], finish=lambda v: v[0])
-
-
 def ray_parts(loop) -> SimpleNamespace:
     """Start the actors of `loop` (a distributed.loop.Loop) on the connected Ray cluster."""
     from distributed.actors import actor_classes
@@ -194,5 +149,6 @@ def ray_parts(loop) -> SimpleNamespace:
             for a in runners + learners + [evaluator] + shards:
                 ray.kill(a)
 
-    return SimpleNamespace(collector=collector, learners=RayLearners(learners), evaluator=RayEvaluator(evaluator),
+    return SimpleNamespace(collector=collector, learners=Learners(learners, remote=True),
+                           evaluator=Members([evaluator], remote=True),
                            runners=runners, shards=shards, close=close)

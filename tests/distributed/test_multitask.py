@@ -77,8 +77,8 @@ def test_a_long_episode_is_sampleable_before_it_ends_and_its_pieces_hold_every_w
         assert stats["episodes"] == []  # the 500-step episode is running ...
         reader = ShardReader(tmp_path / "run" / "replay" / "shard-000")
         assert reader.window_total(H) == 120 + 1 - H  # ... and every window so far is sampleable
-        loop.parts.learners.learner.source.refresh()
-        batch = loop.parts.learners.learner.source.sample(8, H, np.random.default_rng(0))
+        loop.parts.learners.members[0].source.refresh()
+        batch = loop.parts.learners.members[0].source.sample(8, H, np.random.default_rng(0))
         assert batch["obs"].shape == (H + 1, 8, 5)
     finally:
         loop.shutdown()

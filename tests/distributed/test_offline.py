@@ -171,7 +171,7 @@ def test_mixed_training_draws_its_batch_share_from_the_offline_store(tmp_path):
     try:
         summary = loop.run()
         assert summary["updates"] == 60
-        source = loop.parts.learners.learner.source
+        source = loop.parts.learners.members[0].source
         source.refresh()
         batch = source.sample(40, 3, np.random.default_rng(0))
     finally:
@@ -196,7 +196,7 @@ def test_offline_training_with_a_task_set_pads_to_its_dims_and_evaluates(tmp_pat
     try:
         assert loop.agent_cfg.model.obs_dim == ts.max_obs_dim and loop.agent_cfg.model.action_dim == 2
         loop.start()
-        batch = loop.parts.learners.learner.source.sample(16, 3, np.random.default_rng(0))
+        batch = loop.parts.learners.members[0].source.sample(16, 3, np.random.default_rng(0))
         assert batch["obs"].shape[-1] == ts.max_obs_dim and (batch["action_mask"][:, 1] == 0).all()  # 1 action
         loop.run()
     finally:

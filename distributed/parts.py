@@ -1,0 +1,121 @@
+"""What the loop (distributed/loop.py) is given, and how it waits for it.
+
+    collector  `.slots`, `.collect(slot, steps, seeding, random_tasks) -> Job`, `.set_weights(weights, version)`,
+               `.drain()`, `.close()`: distributed/local.py (in process) or distributed/ray_parts.py (actors)
+    learners   `Learners`: one in-process Learner, or a Ray data-parallel group of Learner actors
+    evaluator  `Members` over one Evaluator (distributed/evaluator.py), in process or as a Ray actor
+
+Every call returns a `Job`: finished at once in process, a wait on object refs under Ray, so the
+loop runs the parts in turn in one process and overlaps them under Ray with the same code.
+"""
+from __future__ import annotations
+
+
+class Job:
+    """A call's result: `Job(value)` is finished; `Job(refs=[...], finish=f)` waits on Ray refs and
+    is `f(ray.get(refs))`; `on_error(exc)` (optional) turns an actor failure into a result."""
+
+    def __init__(self, value=None, *, refs: list | None = None, finish=None, on_error=None):
+        self.value, self.refs, self.finish, self.on_error = value, refs, finish, on_error
+        self._ready: set = set()
+
+    @property
+    def done(self) -> bool:
+        return self.refs is None or len(self._ready) == len(self.refs)
+
+    def result(self):
+        if self.refs is None:
+            return self.value
+        import ray
+        from ray.exceptions import RayActorError
+
+        try:
+            values = ray.get(self.refs)
+        except RayActorError as exc:
+            if self.on_error is None:
+                raise
+            return self.on_error(exc)
+        return self.finish(values) if self.finish else values
+
+
+def wait_any(jobs, timeout: float = 1.0) -> list[Job]:
+    """The jobs that are done (in-process ones at once; else block up to `timeout` for one ref)."""
+    jobs = list(jobs)
+    done = [j for j in jobs if j.done]
+    if done or not jobs:
+        return done
+    import ray
+
+    pending = [r for j in jobs for r in j.refs if r not in j._ready]
+    ready, _ = ray.wait(pending, num_returns=1, timeout=timeout)
+    for j in jobs:
+        j._ready.update(r for r in ready if r in j.refs)
+    return [j for j in jobs if j.done]
+
+
+def _first(values: list):
+    return values[0]
+
+
+class Members:
+    """Plain objects, or Ray actors of their classes (`remote=True`), called alike: a call goes to
+    every member (or to `members`) and returns a Job of their values, or of the first's (`first`)."""
+
+    def __init__(self, members: list, remote: bool):
+        self.members, self.remote = list(members), remote
+
+    def call(self, method: str, *args, members: list | None = None, first: bool = False, **kw) -> Job:
+        members = self.members if members is None else members
+        pick = _first if first else None
+        if self.remote:
+            return Job(refs=[getattr(m, method).remote(*args, **kw) for m in members], finish=pick)
+        values = [getattr(m, method)(*args, **kw) for m in members]
+        return Job(pick(values) if pick else values)
+
+    def evaluate(self, weights, version: int, **kw) -> Job:
+        """An Evaluator member's evaluation of `weights` (None: it shares the learner's model)."""
+        return self.call("evaluate", weights, version, first=True, **kw)
+
+
+class Learners(Members):
+    """The learners: one in-process Learner, or a data-parallel group of Learner actors, rank 0
+    first. Every rank trains; rank 0 answers for the group where the ranks agree (train info,
+    weights, agent state, diagnostics); the loop checks at the end that they do (`digests`)."""
+
+    def __init__(self, ranks: list, remote: bool):
+        super().__init__(ranks, remote)
+        self.rank0 = self.members[:1]
+
+    def train(self, n: int) -> Job:
+        return self.call("train", n, first=True)
+
+    def publish(self):
+        """Rank 0's weights into the object store once, for every runner to load that one copy;
+        None in process (runner and evaluator share the learner's model)."""
+        return self.rank0[0].weights.remote() if self.remote else None
+
+    def diagnostics(self, names: list[str], obs_dims: list[int], **kw) -> Job:
+        return self.call("diagnostics", names, obs_dims, members=self.rank0, first=True, **kw)
+
+    def agent_state(self) -> dict:
+        return self.call("agent_state", members=self.rank0, first=True).result()
+
+    def load_agent_state(self, state: dict) -> None:
+        self.call("load_agent_state", state).result()
+
+    def rng_states(self) -> list:
+        return self.call("rng_state").result()
+
+    def load_rng_states(self, states: list) -> None:
+        if len(states) != len(self.members):
+            print(f"checkpoint has {len(states)} learner RNG states for {len(self.members)} ranks: ranks start "
+                  f"fresh streams")
+            return
+        for job in [self.call("load_rng_state", s, members=[m]) for m, s in zip(self.members, states)]:
+            job.result()
+
+    def digests(self) -> list[str]:
+        return self.call("param_digest").result()
+
+    def shards_set_aside(self) -> dict:
+        return self.call("shards_set_aside", members=self.rank0, first=True).result()
