@@ -15,7 +15,6 @@ import json
 import os
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from agents.agent import Agent
@@ -74,10 +73,8 @@ def import_tdmpc2_checkpoint(file: str | os.PathLike | dict, task_set: str, mode
               "target_q": weights.target_q,
               "log_std": "checkpoint" if weights.log_std_min is not None else "TD-MPC2 default"}
     names = list(ts.names)
-    save_checkpoint(out, agent, {
-        "env_steps": 0, "updates": 0, "episodes": 0, "task_set": task_set, "tasks": names,
-        "rng": json.dumps(np.random.default_rng(IMPORT_SEED).bit_generator.state),
-        "torch_rng": torch.Generator().manual_seed(IMPORT_SEED).get_state(), "source": source})
+    save_checkpoint(out, agent, {"env_steps": 0, "updates": 0, "episodes": 0, "task_set": task_set, "tasks": names,
+                                 "source": source})  # no loop state: a run started here seeds its RNGs afresh
     meta = {"task": task_set, "task_set": task_set, "model_size": size, "seed": IMPORT_SEED, "tasks": names,
             "obs_dims": [t.obs_dim for t in ts.tasks], "action_dims": [t.action_dim for t in ts.tasks],
             "episode_lengths": [t.episode_length for t in ts.tasks],
