@@ -127,11 +127,9 @@ def main(argv: list[str]) -> None:
 def report(b: MultitaskBench, out: Path) -> None:
     import csv
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
+
+    from distributed.run_log import saved_figure
 
     rows, fig_data, diags = [], {}, []
     random = {t: np.mean([_random_returns(b, s)[t] for s in b.seeds]) for t in b.tasks} if b.tasks else {}
@@ -169,20 +167,19 @@ def report(b: MultitaskBench, out: Path) -> None:
     lines += ["", "Wall time per run (s): " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(walls.items()) if v)]
     (out / "multitask.md").write_text("\n".join(lines) + "\n")
     n = len(b.tasks)
-    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3), squeeze=False)
-    for ax, t in zip(axes[0], b.tasks):
-        shared, single = fig_data[t]
-        for curves, label, color in ((shared, "shared", "C0"), (single, "single-task", "C1")):
-            for i, c in enumerate(curves):
-                if c:
-                    ax.plot(*zip(*c), color=color, marker="o", ms=3, label=label if i == 0 else None)
-        ax.axhline(random[t], color="gray", ls=":", label="random")
-        ax.set_title(t, fontsize=9)
-        ax.set_xlabel("env steps per task")
-    axes[0, 0].set_ylabel("eval return")
-    axes[0, 0].legend(fontsize=7)
-    fig.savefig(out / "multitask.png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
+    with saved_figure(out / "multitask.png", 1, n, figsize=(3.2 * n, 3), squeeze=False, dpi=90,
+                      bbox="tight") as (_, axes):
+        for ax, t in zip(axes[0], b.tasks):
+            shared, single = fig_data[t]
+            for curves, label, color in ((shared, "shared", "C0"), (single, "single-task", "C1")):
+                for i, c in enumerate(curves):
+                    if c:
+                        ax.plot(*zip(*c), color=color, marker="o", ms=3, label=label if i == 0 else None)
+            ax.axhline(random[t], color="gray", ls=":", label="random")
+            ax.set_title(t, fontsize=9)
+            ax.set_xlabel("env steps per task")
+        axes[0, 0].set_ylabel("eval return")
+        axes[0, 0].legend(fontsize=7)
     print((out / "multitask.md").read_text())
 
 

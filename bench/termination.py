@@ -305,24 +305,19 @@ def _replan_lines(b: TerminationBench, out: Path, final: dict) -> list[str]:
 
 
 def _plot(path: Path, b: TerminationBench, runs: dict, random: float) -> None:
-    import matplotlib
+    from distributed.run_log import saved_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for i, arm in enumerate(b.arms):
-        for j, s in enumerate(b.seeds):
-            evals = runs[arm, s][0]
-            if evals:
-                ax.plot(*zip(*evals), color=f"C{i}", alpha=0.6, marker="o", ms=3, label=arm if j == 0 else None)
-    ax.axhline(random, color="gray", ls=":", label="random")
-    ax.set_xlabel("env steps")
-    ax.set_ylabel("eval return")
-    ax.set_title(f"{b.task}: termination head arms, seeds {b.seeds}", fontsize=9)
-    ax.legend(fontsize=7)
-    fig.savefig(path, dpi=90, bbox_inches="tight")
-    plt.close(fig)
+    with saved_figure(path, figsize=(6, 3.5), dpi=90, bbox="tight") as (_, ax):
+        for i, arm in enumerate(b.arms):
+            for j, s in enumerate(b.seeds):
+                evals = runs[arm, s][0]
+                if evals:
+                    ax.plot(*zip(*evals), color=f"C{i}", alpha=0.6, marker="o", ms=3, label=arm if j == 0 else None)
+        ax.axhline(random, color="gray", ls=":", label="random")
+        ax.set_xlabel("env steps")
+        ax.set_ylabel("eval return")
+        ax.set_title(f"{b.task}: termination head arms, seeds {b.seeds}", fontsize=9)
+        ax.legend(fontsize=7)
 
 
 if __name__ == "__main__":

@@ -158,17 +158,13 @@ def write_eval_table(run_dir: Path, result: dict, domains: dict, env_steps: int,
              "| task | domain | return | success | episodes |", "|---|---|---:|---:|---:|"]
     lines += [f"| {t} | {d} | {r:.1f} | {s:.2f} | {n} |" for t, d, r, s, n in rows]
     (run_dir / "eval.md").write_text("\n".join(lines) + "\n")
-    import matplotlib
+    from distributed.run_log import saved_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(max(6, 0.18 * len(rows)), 4))
     scores = [r / 10 if d == "dmc" else s * 100 if d == "metaworld" else r for _, d, r, s, _ in rows]
-    ax.bar(range(len(rows)), scores, color=["C0" if d == "dmc" else "C1" for _, d, *_ in rows])
-    ax.set_xticks(range(len(rows)))
-    ax.set_xticklabels([t for t, *_ in rows], rotation=90, fontsize=6)
-    ax.set_ylabel("normalized score (dmc: return/10, mw: success %)")
-    fig.savefig(run_dir / "eval_tasks.png", dpi=90, bbox_inches="tight")  # tight_layout warns with 80 labels
-    plt.close(fig)
+    size = (max(6, 0.18 * len(rows)), 4)
+    with saved_figure(run_dir / "eval_tasks.png", figsize=size, dpi=90, bbox="tight") as (_, ax):  # 80 long labels
+        ax.bar(range(len(rows)), scores, color=["C0" if d == "dmc" else "C1" for _, d, *_ in rows])
+        ax.set_xticks(range(len(rows)))
+        ax.set_xticklabels([t for t, *_ in rows], rotation=90, fontsize=6)
+        ax.set_ylabel("normalized score (dmc: return/10, mw: success %)")
 

@@ -6,6 +6,7 @@ import json
 import math
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -56,36 +57,49 @@ def read_metrics(run_dir: str | os.PathLike, kind: str | None = None) -> list[di
     return rows
 
 
-def plot_learning_curves(run_dir: str | os.PathLike, out: str = "learning_curve.png") -> Path | None:
-    """Eval return (and normalized score when present) against env steps, per task."""
+@contextmanager
+def saved_figure(path: str | os.PathLike, *grid: int, dpi: int = 100, bbox: str | None = None, **subplots):
+    """`with saved_figure(path, 1, 2, figsize=(11, 4)) as (fig, axes):` a matplotlib figure (Agg: no
+    display needed) that is laid out tight, written to `path` and closed when the block ends;
+    `bbox="tight"` crops it instead (many long labels, where tight_layout warns)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    fig, axes = plt.subplots(*grid, **subplots)
+    try:
+        yield fig, axes
+        if bbox is None:
+            fig.tight_layout()
+        fig.savefig(path, dpi=dpi, bbox_inches=bbox)
+    finally:
+        plt.close(fig)
+
+
+def plot_learning_curves(run_dir: str | os.PathLike, out: str = "learning_curve.png") -> Path | None:
+    """Eval return (and normalized score when present) against env steps, per task."""
     rows = read_metrics(run_dir, "eval")
     if not rows:
         return None
     steps = [r["step"] for r in rows]
     tasks = sorted({k[len("return/"):] for r in rows for k in r if k.startswith("return/")})
-    fig, axes = plt.subplots(1, 2 if any("normalized_score" in r for r in rows) else 1, figsize=(11, 4), squeeze=False)
-    ax = axes[0, 0]
-    for t in tasks:
-        ax.plot(steps, [r.get(f"return/{t}") for r in rows], marker="o", label=t)
-    ax.set_xlabel("env steps")
-    ax.set_ylabel("eval episode return")
-    if len(tasks) <= 12:
-        ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    if axes.shape[1] > 1:
-        axes[0, 1].plot(steps, [r.get("normalized_score") for r in rows], marker="o", color="k")
-        axes[0, 1].set_xlabel("env steps")
-        axes[0, 1].set_ylabel("normalized score")
-        axes[0, 1].grid(alpha=0.3)
-    fig.tight_layout()
     path = Path(run_dir) / out
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    with saved_figure(path, 1, 2 if any("normalized_score" in r for r in rows) else 1, figsize=(11, 4),
+                      squeeze=False) as (_, axes):
+        ax = axes[0, 0]
+        for t in tasks:
+            ax.plot(steps, [r.get(f"return/{t}") for r in rows], marker="o", label=t)
+        ax.set_xlabel("env steps")
+        ax.set_ylabel("eval episode return")
+        if len(tasks) <= 12:
+            ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+        if axes.shape[1] > 1:
+            axes[0, 1].plot(steps, [r.get("normalized_score") for r in rows], marker="o", color="k")
+            axes[0, 1].set_xlabel("env steps")
+            axes[0, 1].set_ylabel("normalized score")
+            axes[0, 1].grid(alpha=0.3)
     return path
 
 

@@ -294,37 +294,29 @@ def write_results(rows: list[dict], sweep_dir: Path, cfg: SweepConfig) -> dict:
 
 def _plot(rows: list[dict], labels: list[str], path: Path) -> Path | None:
     """Final and best score per trial (bars) and each trial's eval curve."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from distributed.run_log import read_metrics
+    from distributed.run_log import read_metrics, saved_figure
 
     if not rows:
         return None
-    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(13, 4.5))
     x = np.arange(len(rows))
-    for offset, kind in ((-0.2, "final"), (0.2, "best")):
-        ax0.bar(x + offset, [np.nan if r.get(f"{kind}_score") is None else r[f"{kind}_score"] for r in rows], 0.4,
-                label=kind)
-    ax0.set_xticks(x, [s[:40] for s in labels], rotation=60, ha="right", fontsize=6)
-    ax0.legend()
-    for r, label in zip(rows, labels):
-        evals = read_metrics(Path(r.get("run_dir") or path.parent / "runs" / r["trial"]), "eval")
-        key = r.get("score_kind") or "episode_return"
-        pts = [(e["step"], e[key]) for e in evals if e.get(key) is not None]
-        if pts:
-            ax1.plot(*zip(*pts), marker="o", ms=3, label=label[:40])
-    ax1.set_xlabel("env steps")
-    if ax1.lines and len(rows) <= 12:
-        ax1.legend(fontsize=6)
-    for ax in (ax0, ax1):
-        ax.set_ylabel(rows[0].get("score_kind") or "score")
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    with saved_figure(path, 1, 2, figsize=(13, 4.5), dpi=110) as (_, (ax0, ax1)):
+        for offset, kind in ((-0.2, "final"), (0.2, "best")):
+            ax0.bar(x + offset, [np.nan if r.get(f"{kind}_score") is None else r[f"{kind}_score"] for r in rows], 0.4,
+                    label=kind)
+        ax0.set_xticks(x, [s[:40] for s in labels], rotation=60, ha="right", fontsize=6)
+        ax0.legend()
+        for r, label in zip(rows, labels):
+            evals = read_metrics(Path(r.get("run_dir") or path.parent / "runs" / r["trial"]), "eval")
+            key = r.get("score_kind") or "episode_return"
+            pts = [(e["step"], e[key]) for e in evals if e.get(key) is not None]
+            if pts:
+                ax1.plot(*zip(*pts), marker="o", ms=3, label=label[:40])
+        ax1.set_xlabel("env steps")
+        if ax1.lines and len(rows) <= 12:
+            ax1.legend(fontsize=6)
+        for ax in (ax0, ax1):
+            ax.set_ylabel(rows[0].get("score_kind") or "score")
+            ax.grid(alpha=0.3)
     return path
 
 

@@ -303,24 +303,18 @@ def write_transfer_table(out: Path, rows: list[dict], meta: dict) -> None:
 
 
 def _plot(path: Path, rows: list[dict]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from distributed.run_log import saved_figure
 
     series = [c for c in dict.fromkeys(k for r in rows for k in r)
               if c.startswith(("zero_shot_", "finetune_")) and not c.endswith("_wall_s")]
     series += [c for c in ("scratch_K", "random_return", "in_distribution_return") if any(c in r for r in rows)]
     x = np.arange(len(rows))
     width = 0.8 / max(len(series), 1)
-    fig, ax = plt.subplots(figsize=(max(6, 1.8 * len(rows) + 3), 4))
-    for j, s in enumerate(series):
-        ax.bar(x + j * width, [r.get(s) or 0.0 for r in rows], width, label=s)
-    ax.set_xticks(x + 0.4 - width / 2, [r["task"] for r in rows], rotation=15, fontsize=7)
-    ax.set_ylabel("episode return")
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3, axis="y")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    with saved_figure(path, figsize=(max(6, 1.8 * len(rows) + 3), 4)) as (_, ax):
+        for j, s in enumerate(series):
+            ax.bar(x + j * width, [r.get(s) or 0.0 for r in rows], width, label=s)
+        ax.set_xticks(x + 0.4 - width / 2, [r["task"] for r in rows], rotation=15, fontsize=7)
+        ax.set_ylabel("episode return")
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3, axis="y")
 

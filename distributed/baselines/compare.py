@@ -97,24 +97,18 @@ def compare_runs(run_dirs: list[str | Path], out_dir: str | Path, labels: list[s
 
 
 def plot_comparison(runs: list[dict], path: Path, title: str | None = None) -> Path:
-    import matplotlib
+    from distributed.run_log import saved_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    for r in runs:
-        label = f"{r['run']} ({r['algorithm']})"
-        for ax, x in zip(axes, ("step", "wall_s")):
-            ax.plot([c[x] for c in r["curve"]], [c["return"] for c in r["curve"]], marker="o", ms=3, label=label)
-    for ax, xlabel in zip(axes, ("env steps", "wall-clock seconds")):
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("eval return (mean over tasks)")
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    with saved_figure(path, 1, 2, figsize=(12, 4.5), dpi=110) as (fig, axes):
+        for r in runs:
+            label = f"{r['run']} ({r['algorithm']})"
+            for ax, x in zip(axes, ("step", "wall_s")):
+                ax.plot([c[x] for c in r["curve"]], [c["return"] for c in r["curve"]], marker="o", ms=3, label=label)
+        for ax, xlabel in zip(axes, ("env steps", "wall-clock seconds")):
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel("eval return (mean over tasks)")
+            ax.grid(alpha=0.3)
+        axes[0].legend(fontsize=8)
+        if title:
+            fig.suptitle(title)
     return path
