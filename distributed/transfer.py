@@ -40,7 +40,7 @@ ZERO_SHOT_INITS = ("descriptor", "nearest", "mean")
 class TransferConfig:
     """The experiment's options: a Hydra structured config (launch/transfer.py takes overrides of it)."""
     checkpoint: str = "???"  # a run directory (its replay is checked for held-out task ids) or a checkpoint.pt
-    split: str = "???"  # a split of embodiments/data/splits.json
+    split: str = "???"  # a split of envs/data/splits.json
     out_dir: str = "${checkpoint}/transfer"
     held_out: Optional[List[str]] = None  # a subset of the split's held-out tasks (None: all); quote names: '["a@b=1"]'
     episodes: int = 5  # evaluation episodes per task and setting
@@ -111,7 +111,7 @@ class TransferExperiment:
     def __init__(self, cfg: TransferConfig):
         from agents.checkpoint import load_checkpoint
         from embodiments.conditioning import conditioning_descriptors, nearest_tasks
-        from embodiments.splits import load_split
+        from envs.task_set import load_split
         from envs import load_task_set
 
         self.cfg = cfg

@@ -1,5 +1,7 @@
 """Task sets as data (`envs/data/task_sets.json`): mt30, mt80, dmc-all, mw-mt10, mw-mt50, gym-all,
-locomotion-mixed (Gymnasium bodies that fall, with dm_control ones that never terminate)."""
+locomotion-mixed (Gymnasium bodies that fall, with dm_control ones that never terminate); and
+train / held-out splits of tasks and bodies for transfer experiments (`envs/data/splits.json`),
+whose training tasks are the task set `split:<name>`."""
 from __future__ import annotations
 
 import functools
@@ -92,14 +94,12 @@ SPLIT_PREFIX = "split:"
 
 def load_task_set(name_or_task: str) -> TaskSet:
     """A predefined set by name, or a single task (a set of one), or a comma-separated list of tasks,
-    or `split:<name>`: the training tasks of a transfer split (`embodiments/data/splits.json`;
+    or `split:<name>`: the training tasks of a transfer split (`envs/data/splits.json`;
     its held-out tasks are left out, so they can never reach training data).
 
     Every listed task must exist: an unknown name raises with the closest set and task names.
     """
     if name_or_task.startswith(SPLIT_PREFIX):
-        from embodiments.splits import load_split
-
         train = load_split(name_or_task[len(SPLIT_PREFIX):]).train
         return TaskSet(name_or_task, tuple(task_spec(t) for t in train))
     sets = _task_sets()
@@ -113,3 +113,50 @@ def load_task_set(name_or_task: str) -> TaskSet:
         if t.partition(VARIANT_SEP)[0] not in base_names:
             raise UnknownNameError("task set or task", t, list(sets) + list(base_names))
     return TaskSet(name_or_task, tuple(task_spec(t) for t in tasks))
+
+
+# -- splits -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Split:
+    """Held-out tasks must fit the training tasks' padded dims, so one model can be run on them."""
+    name: str
+    description: str
+    train: tuple[str, ...]
+    held_out: tuple[str, ...]
+
+    def task_set(self) -> TaskSet:
+        """One TaskSet of the training tasks (ids 0..len(train)-1) then the held-out ones."""
+        return load_task_set(",".join(self.train + self.held_out))
+
+    def train_set(self) -> TaskSet:
+        """The training tasks alone."""
+        return load_task_set(",".join(self.train))
+
+
+@functools.cache
+def _splits() -> dict[str, dict]:
+    return json.loads(resources.files("envs").joinpath("data/splits.json").read_text())["splits"]
+
+
+def split_names() -> tuple[str, ...]:
+    """The names of the configured splits."""
+    return tuple(_splits())
+
+
+def load_split(name: str) -> Split:
+    """A configured split; its tasks are validated (known names, valid variants, disjoint, dims fit)."""
+    if name not in _splits():
+        raise UnknownNameError("split", name, _splits())
+    raw = _splits()[name]
+    split = Split(name, raw["description"], tuple(task_spec(t).name for t in raw["train"]),
+                  tuple(task_spec(t).name for t in raw["held_out"]))
+    overlap = set(split.train) & set(split.held_out)
+    if overlap:
+        raise ValueError(f"split {name!r}: tasks both in train and held-out: {sorted(overlap)}")
+    train = split.train_set()
+    for t in split.held_out:
+        spec = task_spec(t)
+        if spec.obs_dim > train.max_obs_dim or spec.action_dim > train.max_action_dim:
+            raise ValueError(f"split {name!r}: held-out {t!r} ({spec.obs_dim} obs, {spec.action_dim} actions) "
+                             f"exceeds the training dims ({train.max_obs_dim}, {train.max_action_dim})")
+    return split
