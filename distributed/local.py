@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from agents.host import use_cpu_share
-from distributed.parts import Job, Learners, Members
+from distributed.parts import Evaluators, Job, Learners
 
 
 class LocalCollector:
@@ -82,5 +82,5 @@ def local_parts(loop) -> SimpleNamespace:
         collector = LocalCollector(runner, writer, source.refresh,
                                    cfg.planner.horizon if cfg.partial_episodes else None)
     return SimpleNamespace(collector=collector, learners=Learners([learner], remote=False),
-                           evaluator=Members([Evaluator(policy, ts)], remote=False), agent=learner.agent,
+                           evaluator=Evaluators([Evaluator(policy, ts)], remote=False), agent=learner.agent,
                            close=collector.close)

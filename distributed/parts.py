@@ -3,7 +3,7 @@
     collector  `.slots`, `.collect(slot, steps, seeding, random_tasks) -> Job`, `.set_weights(weights, version)`,
                `.drain()`, `.close()`: distributed/local.py (in process) or distributed/ray_parts.py (actors)
     learners   `Learners`: one in-process Learner, or a Ray data-parallel group of Learner actors
-    evaluator  `Members` over one Evaluator (distributed/evaluator.py), in process or as a Ray actor
+    evaluator  `Evaluators`: one Evaluator (distributed/evaluator.py), in process or as a Ray actor
 
 Every call returns a `Job`: finished at once in process, a wait on object refs under Ray, so the
 loop runs the parts in turn in one process and overlaps them under Ray with the same code.
@@ -72,8 +72,12 @@ class Members:
         values = [getattr(m, method)(*args, **kw) for m in members]
         return Job(pick(values) if pick else values)
 
+
+class Evaluators(Members):
+    """One Evaluator (distributed/evaluator.py), in process or as a Ray actor."""
+
     def evaluate(self, weights, version: int, **kw) -> Job:
-        """An Evaluator member's evaluation of `weights` (None: it shares the learner's model)."""
+        """Its evaluation of `weights` (None: it shares the learner's model)."""
         return self.call("evaluate", weights, version, first=True, **kw)
 
 

@@ -17,7 +17,7 @@ import ray
 from ray.exceptions import RayActorError
 
 from distributed.config import ConfigError, RunConfig, build_agent_config
-from distributed.parts import Job, Learners, Members
+from distributed.parts import Evaluators, Job, Learners
 
 DOMAIN_PACKAGES = {"dmc": ("dm_control", "dm-control"), "metaworld": ("metaworld", "metaworld"),
                    "gym": ("mujoco", "gymnasium[mujoco]")}
@@ -150,5 +150,5 @@ def ray_parts(loop) -> SimpleNamespace:
                 ray.kill(a)
 
     return SimpleNamespace(collector=collector, learners=Learners(learners, remote=True),
-                           evaluator=Members([evaluator], remote=True),
+                           evaluator=Evaluators([evaluator], remote=True),
                            runners=runners, shards=shards, close=close)
