@@ -1,14 +1,16 @@
-"""Writes plan_reference.pt: plans of a small fixed model, for the constraints-off bitwise test.
+"""Writes plan_reference.pt: plans of a small fixed model, for the constraints-off regression test.
 
 Run from the repository root at the commit whose plans are the reference:
     python tests/agents/data/make_plan_reference.py
 The file holds the model weights too, so the test does not depend on torch's init stream.
 
     python tests/agents/data/make_plan_reference.py --check
-recomputes the plans with today's code and exits 1 unless every tensor equals the reference bit for
-bit. The reference was written with AVX2 kernels: AVX-512 ones round differently (on an AVX-512 EPYC up
-to 6e-5 in actions and 7e-3 in predicted values), so the check runs with aten, MKL and oneDNN held to
-AVX2 (ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2: the test sets them)."""
+recomputes the plans with today's code and exits 1 unless every tensor matches the reference within
+TOLERANCE. The reference was written on one CPU with AVX2 kernels; other kernels round differently.
+Measured spread against it (2-core EPYC, ATEN_CPU_CAPABILITY=default/avx2/avx512): actions, means, stds
+and elite actions up to 1.3e-4, values up to 1.0e-2 on values of 29-85 (2e-4 relative); an Intel Xeon
+with AMX was reported at 3e-7 / 8e-3. A changed planner (another draw, an elite set that differs, a
+changed refit) moves actions by 1e-2 and more: the tolerance sits ~10x above rounding and well below that."""
 import sys
 from pathlib import Path
 
@@ -46,23 +48,39 @@ def plans(model, cfg, obs):
     return out
 
 
-REFERENCE_CAPABILITY = "AVX2"  # torch.backends.cpu.get_cpu_capability() of the reference's run
+# (atol, rtol) per planner output: float rounding differs between CPUs and kernels (see the docstring)
+TOLERANCE = {"action": (1e-3, 0.0), "mean": (1e-3, 0.0), "std": (1e-3, 0.0), "elite_actions": (1e-3, 0.0),
+             "elite_value": (1e-2, 1e-3), "chosen_value": (1e-2, 1e-3)}
 
 
-def check() -> int:
-    """Today's plans against the reference: 0 if every tensor is bitwise equal, else 1 (differences printed)."""
-    capability = torch.backends.cpu.get_cpu_capability()
-    if capability != REFERENCE_CAPABILITY:
-        print(f"aten runs {capability} kernels, the reference {REFERENCE_CAPABILITY}: "
-              f"set ATEN_CPU_CAPABILITY={REFERENCE_CAPABILITY.lower()}")
-        return 2
+def differences(model, cfg, ref: dict) -> list[str]:
+    """Today's plans of `model` (holding ref["model"]) against the reference: one line per tensor outside
+    TOLERANCE (shapes and dtypes must match exactly)."""
+    out = []
+    for k, (got, want) in enumerate(zip(plans(model, cfg, ref["obs"]), ref["plans"])):
+        for name, w in want.items():
+            g, (atol, rtol) = got[name], TOLERANCE[name]
+            if g.shape != w.shape or g.dtype != w.dtype:
+                out.append(f"call {k}: {name} is {tuple(g.shape)} {g.dtype}, the reference {tuple(w.shape)} {w.dtype}")
+            elif not torch.allclose(g, w, atol=atol, rtol=rtol):
+                out.append(f"call {k}: {name} differs from the reference plan by up to {(g - w).abs().max():.3g} "
+                           f"(tolerance {atol:g} + {rtol:g} x |reference|)")
+    return out
+
+
+def load_reference() -> tuple:
+    """(cfg, model with the reference weights, reference dict)."""
     ref = torch.load(Path(__file__).with_name("plan_reference.pt"), weights_only=True)
     cfg, model = build()
     model.load_state_dict(ref["model"])
-    differ = [f"call {k}: {name} differs from the reference plan by up to {(got[name] - want[name]).abs().max():.3g}"
-              for k, (got, want) in enumerate(zip(plans(model, cfg, ref["obs"]), ref["plans"])) for name in want
-              if not torch.equal(got[name], want[name])]
-    print("\n".join(differ) or "every plan equals the reference bit for bit")
+    return cfg, model, ref
+
+
+def check() -> int:
+    """Today's plans against the reference: 0 if every tensor is within tolerance, else 1 (differences printed)."""
+    cfg, model, ref = load_reference()
+    differ = differences(model, cfg, ref)
+    print("\n".join(differ) or f"every plan matches the reference ({torch.backends.cpu.get_cpu_capability()} kernels)")
     return 1 if differ else 0
 
 
