@@ -4,8 +4,8 @@ A batch source has `sample(batch_size, horizon, rng, balance=None) -> arrays` (a
 `action_mask` from the task set's masks; `balance` None: the source's own), `windows(horizon)`
 (how many windows it can draw from: 0 means not yet) and `refresh()` (pick up new commits).
 
-    StoreSource       replay shards on disk, read-only (one shard or many); a shard with a
-                      damaged chunk is set aside with a log line naming shard and chunk
+    StoreSource       replay shards on disk, read-only (one shard or many); a damaged chunk costs
+                      the episodes with rows in it, a shard that cannot be opened is set aside
     ShardActorSource  replay-shard actors of a Ray job (their committed data)
     Mixture           a fixed share of every batch from each of two sources (online + offline)
 
@@ -71,20 +71,21 @@ class StoreSource:
     the model's dims when the store is narrower (e.g. imported data of one embodiment)."""
 
     def __init__(self, data, action_masks: np.ndarray, obs_dim: int, *, balance: str = "task",
-                 cache_bytes: int = 256 << 20):
+                 cache_bytes: int = 256 << 20, record_damage: dict | None = None):
+        """`record_damage`: shard path -> its writer's `quarantine` (a shard this process writes)."""
         from distributed.replay.multi import MultiShardSampler
 
-        self.sampler = MultiShardSampler(shard_paths(data), cache_bytes=cache_bytes)
+        self.sampler = MultiShardSampler(shard_paths(data), cache_bytes=cache_bytes, record_damage=record_damage)
         self.masks = np.asarray(action_masks, np.float32)
         self.obs_dim, self.balance = obs_dim, balance
 
     def refresh(self) -> None:
         self.sampler.refresh()
 
-    @property
-    def failed(self) -> dict:
-        """Shards set aside: path -> the ChunkError that named the damaged chunk."""
-        return self.sampler.failed
+    def damage(self) -> dict:
+        """{"set_aside": shard path -> one line why (could not be opened), "quarantine": [damaged chunks and the
+        episodes they cost, as `layout.Quarantine.summary()` plus its `line`]}."""
+        return {"set_aside": dict(self.sampler.failed), "quarantine": [q.summary() for q in self.sampler.quarantine]}
 
     def windows(self, horizon: int) -> int:
         return sum(sum(r.task_windows(horizon).values()) for r in self.sampler.healthy)
@@ -97,7 +98,8 @@ class StoreSource:
 class ShardActorSource:
     """Batches from the replay-shard actors of a Ray job: the draws are planned over all shards'
     committed windows (one balance meaning), each shard serves its part, and one request is kept
-    in flight ahead of use. A shard whose data turns out damaged is set aside (logged, named)."""
+    in flight ahead of use. A shard quarantines a damaged chunk's episodes itself and serves the rest;
+    a shard that still fails to serve is set aside whole (logged, named)."""
 
     def __init__(self, shards: list, action_masks: np.ndarray, *, balance: str = "task"):
         self.shards = list(shards)
@@ -157,16 +159,23 @@ class ShardActorSource:
             try:
                 parts = [ray.get(ref) for _, ref in requests]
             except RayTaskError as exc:
-                cause = exc.as_instanceof_cause()
-                if not isinstance(cause, ChunkError):
+                if not isinstance(exc.cause, ChunkError):  # the shard's own error, without Ray's traceback
                     raise
                 bad = next(i for i, ref in requests if _failed(ref))
-                self.failed[bad] = str(cause)
-                log.error("replay shard %d set aside: %s", bad, cause)
+                self.failed[bad] = f"{exc.cause}; it fails again after its episodes were set aside"
+                log.info("replay shard %d set aside whole: %s", bad, self.failed[bad])
                 continue
             self._pending = (key, self._request(*key, rng))
             return concat_batches(parts)
         raise RuntimeError(f"could not sample: shards set aside {self.failed}")
+
+    def damage(self) -> dict:
+        """Like StoreSource.damage: shards set aside here, and the chunks every healthy shard quarantined."""
+        import ray
+
+        stats = ray.get([self.shards[i].stats.remote() for i in self._healthy()])
+        return {"set_aside": {str(k): v for k, v in self.failed.items()},
+                "quarantine": [q for s in stats for q in s["quarantine"]]}
 
 
 def _failed(ref) -> bool:
@@ -189,9 +198,9 @@ class Mixture:
         self.first.refresh()
         self.second.refresh()
 
-    @property
-    def failed(self) -> dict:
-        return {**getattr(self.first, "failed", {}), **getattr(self.second, "failed", {})}
+    def damage(self) -> dict:
+        a, b = self.first.damage(), self.second.damage()
+        return {"set_aside": {**a["set_aside"], **b["set_aside"]}, "quarantine": a["quarantine"] + b["quarantine"]}
 
     def windows(self, horizon: int) -> int:
         """Windows of the sources in use; 0 while one of them has none (a batch needs both)."""

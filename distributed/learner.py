@@ -126,9 +126,9 @@ class Learner:
     def load_agent_state(self, state: dict) -> None:
         self.agent.load_state_dict(state)
 
-    def shards_set_aside(self) -> dict:
-        """Replay shards the source set aside (damaged data): name -> what was wrong."""
-        return {str(k): str(v) for k, v in getattr(self.source, "failed", {}).items()}
+    def replay_damage(self) -> dict:
+        """What damaged replay data cost the source: see distributed.batches.StoreSource.damage."""
+        return self.source.damage()
 
     def param_digest(self) -> str:
         """SHA-256 of every parameter's bytes: equal digests mean identical replicas."""

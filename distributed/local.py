@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from agents.host import use_cpu_share
-from distributed.parts import Evaluators, Job, Learners
+from distributed.parts import Evaluators, Job, Learners, usable_shards
 
 
 class LocalCollector:
@@ -68,11 +68,12 @@ def local_parts(loop) -> SimpleNamespace:
     offline = StoreSource(cfg.offline_data, masks, ts.max_obs_dim, balance=cfg.balance, cache_bytes=cache) \
         if cfg.offline_data else None
     collector, source = NoCollector(), offline
-    shard = loop.run_dir / "replay" / "shard-000"
     if not cfg.offline:
+        shard = loop.run_dir / "replay" / f"shard-{usable_shards(loop, 1)[0]:03d}"
         writer = ShardWriter(shard, obs_dim=ts.max_obs_dim, action_dim=ts.max_action_dim, chunk_len=cfg.chunk_len,
                              task_names=list(ts.names))
-        online = StoreSource(shard, masks, ts.max_obs_dim, balance=cfg.balance, cache_bytes=cache)
+        online = StoreSource(shard, masks, ts.max_obs_dim, balance=cfg.balance, cache_bytes=cache,
+                             record_damage={shard: writer.quarantine})  # damage found while sampling is kept
         source = online if offline is None else Mixture(online, offline, cfg.offline_ratio)
     learner = Learner(loop.agent_cfg, masks, source, seed=cfg.seed, agent=loop.agent)
     policy = learner.agent.policy()  # shares the learner's model and its precision decision

@@ -30,6 +30,7 @@ import torch
 from tqdm import tqdm
 
 from distributed.config import ConfigError, RunConfig, build_agent_config, check_run_dir, seed_steps, write_run_file
+from distributed.incidents import Incidents
 from distributed.parts import Job, wait_any
 from distributed.rate_limiter import RateLimiter
 from distributed.run_log import RunLogger, plot_learning_curves
@@ -166,6 +167,7 @@ class Loop:
         self.version_updates: dict[int, int] = {}  # weights version -> updates when it was published
         self.lags: list[int] = []  # per collected episode: learner updates since its weights were published
         self._lag_mark = 0
+        self.incidents = Incidents(self.run_dir)
         self.parts = None
 
     # -- start-up ---------------------------------------------------------------------------------
@@ -329,8 +331,10 @@ class Loop:
                    "env_steps_per_s": (self.env_steps - steps0) / wall, "updates_per_s": (self.updates - updates0) / wall,
                    "runner_overhead": _overhead(timing), "failures": failures,
                    "weights_lag_p50": float(np.percentile(self.lags, 50)) if self.lags else None,
-                   "weights_lag_p99": float(np.percentile(self.lags, 99)) if self.lags else None,
-                   "shards_set_aside": self.parts.learners.shards_set_aside()}
+                   "weights_lag_p99": float(np.percentile(self.lags, 99)) if self.lags else None}
+        damage = self._check_replay_damage()
+        summary.update({"shards_set_aside": {i["shard"]: i["reason"] for i in self.incidents.of("shard_set_aside")},
+                        "replay_quarantine": damage["quarantine"], "incidents": self.incidents.lines()})
         if any("constraint_violations" in t for t in timing.values()):  # constrained runs: must be 0
             summary["constraint_violations"] = sum(t.get("constraint_violations", 0) for t in timing.values())
         (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
@@ -372,12 +376,23 @@ class Loop:
         self.evals.append({"step": self.progress(), "episode_return": row["episode_return"],
                            "normalized_score": row["normalized_score"]})
         self.last_eval = row
-        aside = self.parts.learners.shards_set_aside()
+        self._check_replay_damage()
         write_eval_table(self.run_dir, result, {t.name: t.domain for t in self.task_set.tasks}, self.progress(),
                          notes=[f"weights lag of the episodes collected since the last evaluation, in updates: "
-                                f"p50 {lag['weights_lag_p50']}, p99 {lag['weights_lag_p99']}"]
-                         + [f"replay shard set aside (damaged data, not sampled since): {k}: {v}" for k, v in aside.items()])
+                                f"p50 {lag['weights_lag_p50']}, p99 {lag['weights_lag_p99']}"] + self.incidents.lines())
         return row
+
+    def _check_replay_damage(self) -> dict:
+        """Damaged replay data the learners met (layout.Quarantine, whole shards set aside), each reported
+        once as an incident; returns it."""
+        damage = self.parts.learners.replay_damage()
+        for path, why in damage["set_aside"].items():
+            self.incidents.report("shard_set_aside", f"replay shard {path} set aside whole: {why}", key=path,
+                                  shard=path, reason=why)
+        for q in damage["quarantine"]:
+            self.incidents.report("replay_quarantine", q["line"], key=(q["shard"], q["chunk"]),
+                                  **{k: v for k, v in q.items() if k != "line"})
+        return damage
 
     def save(self) -> dict:
         """Every reported episode committed first, so the saved counters match the store."""

@@ -121,5 +121,26 @@ class Learners(Members):
     def digests(self) -> list[str]:
         return self.call("param_digest").result()
 
-    def shards_set_aside(self) -> dict:
-        return self.call("shards_set_aside", members=self.rank0, first=True).result()
+    def replay_damage(self) -> dict:
+        """Damaged replay data as rank 0's batch source met it (all ranks share the shards)."""
+        return self.call("replay_damage", members=self.rank0, first=True).result()
+
+
+def usable_shards(loop, n: int) -> list[int]:
+    """Indices of the `n` replay shards the run writes (`<run_dir>/replay/shard-<i>`): the first n that open
+    or do not exist yet. A shard whose metadata is unreadable is set aside whole, reported once, and left as
+    it is on disk; a fresh shard takes its place."""
+    from distributed.replay.layout import unreadable
+
+    usable, i = [], 0
+    while len(usable) < n:
+        path = loop.run_dir / "replay" / f"shard-{i:03d}"
+        why = unreadable(path)
+        if why is None:
+            usable.append(i)
+        else:
+            loop.incidents.report("shard_set_aside", f"replay shard {path} set aside whole: {why}; its files are "
+                                  f"left as they are and a new shard takes its place", key=str(path),
+                                  shard=str(path), reason=why)
+        i += 1
+    return usable

@@ -17,7 +17,7 @@ import ray
 from ray.exceptions import RayActorError
 
 from distributed.config import ConfigError, RunConfig, build_agent_config
-from distributed.parts import Evaluators, Job, Learners
+from distributed.parts import Evaluators, Job, Learners, usable_shards
 
 DOMAIN_PACKAGES = {"dmc": ("dm_control", "dm-control"), "metaworld": ("metaworld", "metaworld"),
                    "gym": ("mujoco", "gymnasium[mujoco]")}
@@ -120,11 +120,12 @@ def ray_parts(loop) -> SimpleNamespace:
     # runners find their shard by name: a restartable actor must not take an actor handle as a
     # constructor argument (Ray keeps such arguments in the object store, and a restart fails once they are gone)
     token = uuid.uuid4().hex[:8]
-    shard_names = [f"latentfleet-{token}-shard-{i:03d}" for i in range(cfg.shards)]
+    usable = usable_shards(loop, cfg.shards)
+    shard_names = [f"latentfleet-{token}-shard-{i:03d}" for i in usable]
     shards = [C["shard"].options(name=name, num_cpus=cfg.cpus_per_shard, max_restarts=-1, max_task_retries=-1).remote(
         str(loop.run_dir / "replay" / f"shard-{i:03d}"), obs_dim=ts.max_obs_dim, action_dim=ts.max_action_dim,
         chunk_len=cfg.chunk_len, cache_bytes=cfg.shard_cache_mb << 20, flush_every_s=cfg.shard_flush_s,
-        seed=cfg.seed * 31 + i, task_names=list(ts.names)) for i, name in enumerate(shard_names)]
+        seed=cfg.seed * 31 + i, task_names=list(ts.names)) for i, name in zip(usable, shard_names)]
     runners = [C["runner"].options(num_cpus=cfg.cpus_per_runner, num_gpus=cfg.gpus_per_runner, max_restarts=-1).remote(
         runner_cfg, cfg.task, tasks, shard_names[i % len(shards)], envs_per_task=cfg.envs_per_task, seed=cfg.seed,
         runner_id=i, torch_threads=_threads(cfg.cpus_per_runner), max_episode_steps=cfg.max_episode_steps,

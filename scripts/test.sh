@@ -37,7 +37,19 @@ parallel=()
 [ "$workers" -gt 1 ] && parallel=(-n "$workers")
 log=$(mktemp -t latentfleet-tests-XXXXXX.log)
 echo "tests without Ray: in the background ($workers worker(s)), output in $log; tests with Ray:"
-pytest_run --durations=15 ${parallel[@]+"${parallel[@]}"} -m "not compile and not ray" tests > "$log" 2>&1 &
+# The numerical checks (tests/agents) also run on torch's other CPU kernels: float rounding differs between
+# CPUs (AMD/Intel, AVX2/AVX-512/AMX), and ATEN_CPU_CAPABILITY shows that spread on this one machine
+native=$(.venv/bin/python -c "import torch; print(torch.backends.cpu.get_cpu_capability().lower())" 2>/dev/null)
+{
+  pytest_run --durations=15 ${parallel[@]+"${parallel[@]}"} -m "not compile and not ray" tests
+  code=$?
+  for cap in default avx2 avx512; do
+    [ "$cap" = "$native" ] && continue
+    echo "=== tests/agents with ATEN_CPU_CAPABILITY=$cap (this CPU runs $native kernels by default) ==="
+    ATEN_CPU_CAPABILITY=$cap pytest_run ${parallel[@]+"${parallel[@]}"} -m "not compile and not ray" tests/agents || code=1
+  done
+  exit "$code"
+} > "$log" 2>&1 &
 others=$!
 trap 'kill "$others" 2>/dev/null' INT TERM  # a background job ignores Ctrl-C: stop it with the Ray stream
 pytest_run --durations=20 -m "ray and not compile" tests

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 
 from distributed.replay.reader import ShardReader
-from distributed.replay.sampler import assemble_batch
 from distributed.replay.writer import ShardWriter, episode_rows
 
 EPISODE_KEYS = ("obs", "action", "reward", "terminated", "truncated", "task")
@@ -31,7 +30,7 @@ class ReplayShardActor:
                  seed: int | None = None, durable: bool = True, task_names: list[str] | None = None):
         self.writer = ShardWriter(path, obs_dim=obs_dim, action_dim=action_dim, chunk_len=chunk_len,
                                   capacity=capacity, durable=durable, task_names=task_names)
-        self.reader = ShardReader(path, cache_bytes=cache_bytes)
+        self.reader = ShardReader(path, cache_bytes=cache_bytes, record_damage=self.writer.quarantine)
         self.rng = np.random.default_rng(seed)
         self.flush_every_s = flush_every_s
         self.incarnation = uuid.uuid4().hex  # a restarted actor has lost what it had not committed
@@ -107,8 +106,7 @@ class ReplayShardActor:
         as a batch (agents.batch.BATCH_KEYS)."""
         rng = self.rng if seed is None else np.random.default_rng(seed)
         with self._lock:
-            rows, task = self.reader.draw(horizon, rng, **plan)
-            return assemble_batch(self.reader.gather(rows), task, action_masks, self.writer.info.action_dim)
+            return self.reader.sample_plan(plan, horizon, rng, action_masks)
 
     def stats(self) -> dict:
         """Committed counts plus what is still pending in the writer."""
@@ -116,7 +114,7 @@ class ReplayShardActor:
         return {"path": str(self.writer.path), "transitions": c.live_transitions, "episodes": c.live_episodes,
                 "task_counts": {t: v[1] for t, v in c.live_per_task.items() if v[0]},
                 "pending_rows": self.writer.pending_rows, "next_episode_id": self.writer.next_episode_id,
-                "commits": c.generation}
+                "commits": c.generation, "quarantine": [q.summary() for q in self.reader.quarantine]}
 
     def pid(self) -> int:
         """This process's id (fault-injection tests kill it with a real signal)."""

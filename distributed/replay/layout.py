@@ -6,6 +6,7 @@ Everything here is plain data; the writer and reader decide when to read or writ
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -72,6 +73,12 @@ class Commit:
     # producer -> sequence numbers below its highest that are not committed: a call retried to a
     # restarted shard can arrive before the resend of what the old incarnation lost
     source_gaps: dict[str, list[int]] = field(default_factory=dict)
+    # damaged chunks and the live episodes set aside with them (see `Quarantine`), oldest first
+    quarantine: list[dict] = field(default_factory=list)
+
+    def quarantined_ids(self) -> set[int]:
+        """Ids of the episodes every reader of this record leaves out."""
+        return {int(e) for q in self.quarantine for e in q["episodes"]}
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -86,7 +93,47 @@ class Commit:
         d["live_per_task"] = {int(k): [int(x) for x in v] for k, v in d["live_per_task"].items()}
         d["sources"] = {str(k): int(v) for k, v in d.get("sources", {}).items()}  # absent in older shards
         d["source_gaps"] = {str(k): [int(x) for x in v] for k, v in d.get("source_gaps", {}).items()}
+        d["quarantine"] = [dict(q) for q in d.get("quarantine", [])]  # absent in older shards
         return cls(**d)
+
+
+@dataclass(frozen=True)
+class Quarantine:
+    """One damaged chunk (missing, or failing its checksum/codec) and the live episodes whose rows it
+    holds: those episodes are never sampled again; the rest of the shard is. `line()` is what a user
+    reads (console, summary.json, eval.md)."""
+    shard: str
+    array: str
+    chunk: int
+    reason: str
+    episodes: tuple[int, ...]  # episode ids
+    transitions: int  # agent steps in those episodes
+
+    def record(self) -> dict:
+        """The entry kept in the shard's commit record (the shard's path is where it is kept)."""
+        return {"array": self.array, "chunk": self.chunk, "reason": self.reason, "episodes": list(self.episodes),
+                "transitions": self.transitions, "time": time.time()}
+
+    @classmethod
+    def from_record(cls, shard, d: dict) -> "Quarantine":
+        return cls(str(shard), d["array"], int(d["chunk"]), d["reason"], tuple(int(e) for e in d["episodes"]),
+                   int(d["transitions"]))
+
+    def summary(self) -> dict:
+        """What a run reports (summary.json): where, what it cost, why, and `line`."""
+        return {"shard": self.shard, "array": self.array, "chunk": self.chunk, "episodes_lost": len(self.episodes),
+                "transitions_lost": self.transitions, "reason": self.reason, "line": self.line()}
+
+    def line(self) -> str:
+        return (f"replay shard {self.shard}: chunk {self.chunk} of '{self.array}' is {self.reason}; "
+                f"{len(self.episodes)} episodes ({self.transitions} steps) in it set aside, the rest of the shard "
+                f"is sampled")
+
+
+def episodes_in_chunk(start: np.ndarray, length: np.ndarray, chunk: int, chunk_len: int) -> np.ndarray:
+    """Positions (into `start`/`length`, an episode index) of the episodes with a row in `chunk`."""
+    lo, hi = chunk * chunk_len, (chunk + 1) * chunk_len
+    return np.flatnonzero((start < hi) & (start + length > lo))
 
 
 @dataclass(frozen=True)
@@ -113,6 +160,19 @@ def read_state(path: str | Path) -> tuple[ShardInfo, Commit]:
     info = ShardInfo(int(attrs["obs_dim"]), int(attrs["action_dim"]), int(attrs["chunk_len"]),
                      tuple(tasks) if tasks is not None else None)
     return info, Commit.from_json(attrs["commit"])
+
+
+def unreadable(path: str | Path) -> str | None:
+    """Why an existing shard at `path` cannot be opened (metadata missing or not decoding), in one line;
+    None if it opens or does not exist yet (a writer creates it)."""
+    path = Path(path)
+    if not path.exists() or not any(path.iterdir()):
+        return None
+    try:
+        read_state(path)
+    except Exception as exc:  # noqa: BLE001  any failure to read the record: this shard, named
+        return f"cannot be opened ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
+    return None
 
 
 def chunk_file(shard: Path, array: str, chunk: int, ndim: int) -> Path:

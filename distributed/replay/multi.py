@@ -2,8 +2,10 @@
 
 Uniform: every window of every shard equally likely (so shards contribute in proportion to
 their size). Task-balanced: each task (over all shards) equally likely, then uniform over that
-task's windows wherever they live. A shard whose chunk turns out missing or corrupted is set
-aside (recorded in `failed`) and the batch is drawn from the others.
+task's windows wherever they live. A chunk that turns out missing or corrupted costs the episodes
+with rows in it (`quarantine`; kept in the shard's commit record where this process owns its
+writer, see `record_damage`), and the batch is drawn again; a shard that cannot be opened at all is
+set aside whole (`failed`: path -> one line saying why) and the others serve.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from distributed.replay.errors import ChunkError, ChunkEvicted, ReplayError
+from distributed.replay.layout import unreadable
 from distributed.replay.reader import ShardReader
 from distributed.replay.sampler import assemble_batch, plan_draws
 
@@ -25,16 +28,28 @@ log = logging.getLogger(__name__)
 class MultiShardSampler:
     """Samples across the shards at `paths`; `cache_bytes` is the total cache, split evenly."""
 
-    def __init__(self, paths, *, cache_bytes: int = 1 << 30):
+    def __init__(self, paths, *, cache_bytes: int = 1 << 30, record_damage: dict | None = None):
+        """`record_damage`: shard path -> its writer's `quarantine`, for the shards this process writes."""
         paths = [Path(p) for p in paths]
         if not paths:
             raise ValueError("MultiShardSampler needs at least one shard path")
-        self.readers = [ShardReader(p, cache_bytes=cache_bytes // len(paths)) for p in paths]
+        record_damage = {str(Path(k)): v for k, v in (record_damage or {}).items()}
+        self.failed: dict[str, str] = {}
+        self.readers = []
+        for p in paths:
+            why = unreadable(p)
+            if why is not None:  # this shard only, named
+                self.failed[str(p)] = why
+                log.info("replay shard %s set aside whole: %s", p, why)
+                continue
+            self.readers.append(ShardReader(p, cache_bytes=cache_bytes // len(paths),
+                                            record_damage=record_damage.get(str(p))))
+        if not self.readers:
+            raise ReplayError(f"no replay shard could be opened: {self.failed}")
         dims = {(r.info.obs_dim, r.info.action_dim) for r in self.readers}
         if len(dims) > 1:
             raise ValueError(f"shards disagree on (obs_dim, action_dim): {sorted(dims)}")
         self.action_dim = self.readers[0].info.action_dim
-        self.failed: dict[str, ChunkError] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._queue: queue.Queue | None = None
@@ -43,6 +58,11 @@ class MultiShardSampler:
     @property
     def healthy(self) -> list[ShardReader]:
         return [r for r in self.readers if str(r.path) not in self.failed]
+
+    @property
+    def quarantine(self) -> list:
+        """Damaged chunks of every shard (layout.Quarantine), each with the episodes it cost."""
+        return [q for r in self.readers for q in r.quarantine]
 
     def refresh(self) -> None:
         """Pick up newly committed data in every healthy shard."""
@@ -73,8 +93,11 @@ class MultiShardSampler:
                 try:
                     return self._sample(readers, batch_size, horizon, rng, balance, action_masks)
                 except ChunkError as e:
-                    log.error("setting shard aside: %s", e)
-                    self.failed[e.shard] = e
+                    try:
+                        next(r for r in readers if str(r.path) == e.shard).absorb(e)
+                    except ChunkError:
+                        self.failed[e.shard] = f"chunk {e.chunk} of '{e.array}' fails again after being set aside"
+                        log.info("replay shard %s set aside whole: %s", e.shard, self.failed[e.shard])
                 except ChunkEvicted:
                     for r in readers:
                         r.refresh()

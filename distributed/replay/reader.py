@@ -7,6 +7,7 @@ chunks (plus one chunk in flight); never proportional to the number of rows.
 """
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from pathlib import Path
 
@@ -14,16 +15,22 @@ import numpy as np
 import zarr
 
 from distributed.replay.errors import ChunkError, ChunkEvicted
-from distributed.replay.layout import (EPISODE_ARRAYS, EPISODE_GROUP, SAMPLED_ARRAYS, TASK_GROUP,
-                                       chunk_file, read_state)
+from distributed.replay.layout import (EPISODE_ARRAYS, EPISODE_GROUP, SAMPLED_ARRAYS, TASK_GROUP, Quarantine,
+                                       chunk_file, episodes_in_chunk, read_state)
 from distributed.replay.sampler import assemble_batch, draw_uniform, plan_draws, window_counts
+
+log = logging.getLogger(__name__)
 
 
 class ShardReader:
     """Read-only view of one shard. `cache_bytes` bounds the decoded-chunk cache."""
 
-    def __init__(self, path: str | Path, cache_bytes: int = 256 << 20):
+    def __init__(self, path: str | Path, cache_bytes: int = 256 << 20, record_damage=None):
+        """`record_damage(array, chunk, reason)`: the shard's writer's `quarantine`, where this reader's
+        process owns it, so damage found while sampling is kept in the commit record (None: read-only,
+        kept in this reader)."""
         self.path = Path(path)
+        self.record_damage = record_damage
         self.cache_bytes = int(cache_bytes)
         self._cache: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
         self._cached_bytes = 0
@@ -31,6 +38,8 @@ class ShardReader:
         self._episodes = {k: np.zeros(0, dt) for k, dt in EPISODE_ARRAYS.items()}  # live ordinals
         self._task_ordinals: dict[int, np.ndarray] = {}  # live ordinals per task, from tasks/<t>
         self._windows: dict[int, tuple] = {}
+        self._local: dict[int, Quarantine] = {}  # chunk -> damage found here, not (yet) in the commit record
+        self._aside = np.zeros(0, np.int64)  # ids of the episodes left out (record's and local)
         self.info, _ = read_state(self.path)
         self.refresh()
 
@@ -56,24 +65,66 @@ class ShardReader:
             self._task_ordinals[t] = merged[merged >= base]
         self._base = base
         self._commit = commit
-        self._windows.clear()
+        self._local = {k: q for k, q in self._local.items() if k not in {r["chunk"] for r in commit.quarantine}}
+        self._set_aside_ids()
         first_chunk = commit.first_row // self.info.chunk_len
         for k in [k for k in self._cache if k < first_chunk]:
             self._drop(k)
         return True
 
+    def _set_aside_ids(self) -> None:
+        ids = self._commit.quarantined_ids() | {e for q in self._local.values() for e in q.episodes}
+        self._aside = np.fromiter(ids, np.int64, len(ids))
+        self._windows.clear()
+
+    @property
+    def quarantine(self) -> list[Quarantine]:
+        """Damaged chunks and the episodes left out with them: the commit record's, then those found
+        by this reader that no writer has recorded (a read-only store)."""
+        return [Quarantine.from_record(self.path, q) for q in self._commit.quarantine] + list(self._local.values())
+
+    def set_aside(self, err: ChunkError) -> Quarantine:
+        """Leave out, in this reader, the live episodes with rows in the chunk `err` names (and drop the
+        chunk from the cache); the rest stays sampleable. Returns what was set aside. A shard's writer
+        records it for every reader with `ShardWriter.quarantine` (then `refresh()`)."""
+        for q in self.quarantine:
+            if q.chunk == err.chunk:
+                return q
+        hit = episodes_in_chunk(self._episodes["start"], self._episodes["length"], err.chunk, self.info.chunk_len)
+        hit = hit[~np.isin(self._episodes["id"][hit], self._aside)]
+        q = Quarantine(str(self.path), err.array, err.chunk, " ".join(err.reason.split())[:300],
+                       tuple(int(e) for e in self._episodes["id"][hit]),
+                       int((self._episodes["length"][hit] - 1).sum()))
+        self._local[err.chunk] = q
+        if err.chunk in self._cache:
+            self._drop(err.chunk)
+        self._set_aside_ids()
+        return q
+
+    def _local_loss(self) -> tuple[int, int, dict[int, int]]:
+        """(episodes, transitions, task -> transitions) set aside here but not in the commit record."""
+        ids = [e for q in self._local.values() for e in q.episodes]
+        pos = np.flatnonzero(np.isin(self._episodes["id"], ids))
+        steps = self._episodes["length"][pos] - 1
+        per_task: dict[int, int] = {}
+        for t, n in zip(self._episodes["task"][pos].tolist(), steps.tolist()):
+            per_task[t] = per_task.get(t, 0) + n
+        return len(pos), int(steps.sum()), per_task
+
     @property
     def num_transitions(self) -> int:
-        """Transitions (agent steps) in live episodes: an episode of T+1 rows has T."""
-        return self._commit.live_transitions
+        """Transitions (agent steps) in live episodes that are not set aside: an episode of T+1 rows has T."""
+        return self._commit.live_transitions - (self._local_loss()[1] if self._local else 0)
 
     @property
     def num_episodes(self) -> int:
-        return self._commit.live_episodes
+        return self._commit.live_episodes - (self._local_loss()[0] if self._local else 0)
 
     def task_counts(self) -> dict[int, int]:
-        """task id -> live transitions."""
-        return {t: v[1] for t, v in sorted(self._commit.live_per_task.items()) if v[0]}
+        """task id -> live transitions (not set aside)."""
+        lost = self._local_loss()[2] if self._local else {}
+        counts = {t: v[1] - lost.get(t, 0) for t, v in sorted(self._commit.live_per_task.items()) if v[0]}
+        return {t: n for t, n in counts.items() if n > 0}
 
     @property
     def cached_bytes(self) -> int:
@@ -89,6 +140,8 @@ class ShardReader:
     def _window_index(self, horizon: int):
         if horizon not in self._windows:
             counts = window_counts(self._episodes["length"], horizon)
+            if len(self._aside):  # episodes in a damaged chunk have no window
+                counts[np.isin(self._episodes["id"], self._aside)] = 0
             per_task = {}
             for t, ords in self._task_ordinals.items():
                 pos = ords - self._base
@@ -156,18 +209,61 @@ class ShardReader:
         them (the one meaning used everywhere). action_masks [num_tasks, A] gives action_mask [B, A].
         Raises ChunkError (naming shard and chunk) if a needed chunk is missing or corrupted.
         """
-        for attempt in range(3):
+        def one():
+            if balance == "uniform":  # straight over windows (no per-task index needed)
+                rows, task = self.draw(horizon, rng, n=batch_size)
+            else:
+                plan = plan_draws([self.task_windows(horizon)], batch_size, balance, rng)[0]
+                rows, task = self.draw(horizon, rng, **plan)
+            return assemble_batch(self.gather(rows), task, action_masks, self.info.action_dim)
+
+        return self.retrying(one)
+
+    def sample_plan(self, plan: dict, horizon: int, rng: np.random.Generator, action_masks=None) -> dict:
+        """The windows `plan` asks for ({"n": k} or {"per_task": {t: k}}, replay.sampler.plan_draws) as a batch.
+        A task of the plan whose windows were all set aside meanwhile (damage) is drawn from uniformly instead."""
+        def one():
+            p = plan
+            if "per_task" in p:
+                have = self.task_windows(horizon)
+                gone = sum(k for t, k in p["per_task"].items() if t not in have)
+                if gone:
+                    p = {"per_task": {t: k for t, k in p["per_task"].items() if t in have}}
+                    rows, task = self.draw(horizon, rng, n=gone)
+                    more = self.draw(horizon, rng, **p) if p["per_task"] else (rows[:0], task[:0])
+                    rows, task = np.concatenate([rows, more[0]]), np.concatenate([task, more[1]])
+                    return assemble_batch(self.gather(rows), task, action_masks, self.info.action_dim)
+            rows, task = self.draw(horizon, rng, **p)
+            return assemble_batch(self.gather(rows), task, action_masks, self.info.action_dim)
+
+        return self.retrying(one)
+
+    def retrying(self, draw_and_gather):
+        """`draw_and_gather()` again after a raced eviction (refresh) or a damaged chunk (its episodes set
+        aside, and recorded by `record_damage` if given); each damaged chunk costs one retry."""
+        evictions = 0
+        while True:
             try:
-                if balance == "uniform":  # straight over windows (no per-task index needed)
-                    rows, task = self.draw(horizon, rng, n=batch_size)
-                else:
-                    plan = plan_draws([self.task_windows(horizon)], batch_size, balance, rng)[0]
-                    rows, task = self.draw(horizon, rng, **plan)
-                return assemble_batch(self.gather(rows), task, action_masks, self.info.action_dim)
+                return draw_and_gather()
             except ChunkEvicted:
-                if attempt == 2:
+                evictions += 1
+                if evictions == 3:
                     raise
                 self.refresh()
+            except ChunkError as err:
+                self.absorb(err)
+
+    def absorb(self, err: ChunkError) -> Quarantine:
+        """Set aside what `err` (a damaged chunk this reader hit) costs, recorded by `record_damage` if
+        given; re-raises `err` if that chunk was set aside already (a chunk this reader cannot avoid)."""
+        if any(q.chunk == err.chunk for q in self.quarantine):
+            raise err
+        q = self.set_aside(err)
+        log.info("%s", q.line())  # the job prints it once, where it reports to the user
+        if self.record_damage is not None:
+            self.record_damage(err.array, err.chunk, err.reason)
+            self.refresh()
+        return q
 
     # ---- chunk cache ---------------------------------------------------------------------
     def _chunk(self, k: int) -> dict[str, np.ndarray]:

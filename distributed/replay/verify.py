@@ -27,13 +27,15 @@ class VerifyReport:
     per_task: dict[int, list[int]] = field(default_factory=dict)  # task -> [episodes, transitions]
     orphan_rows: int = 0  # rows of an episode whose tail a killed writer lost (never sampled)
     padding_rows: int = 0
+    quarantined_chunks: list[int] = field(default_factory=list)  # damaged, recorded: not read, their episodes live no more
 
 
 def verify_shard(path: str | Path) -> VerifyReport:
     """Check everything committed in the shard at `path`; returns a VerifyReport.
 
     Raises ChunkError (naming shard, array and chunk) for a missing or corrupted chunk and
-    ShardInconsistentError when data, indexes and commit record disagree.
+    ShardInconsistentError when data, indexes and commit record disagree. Chunks the commit record
+    has quarantined are not read, and their episodes are not counted live.
     """
     path = Path(path)
     info, c = read_state(path)
@@ -79,8 +81,9 @@ def verify_shard(path: str | Path) -> VerifyReport:
         if len(got) != n or not np.array_equal(got, np.flatnonzero(task == t)):
             fail(f"tasks/{t} does not list exactly the episodes of task {t}")
 
-    # Commit record's live summary matches the index.
-    lt, ll = task[fe:], length[fe:]
+    # Commit record's live summary matches the index, less the quarantined episodes.
+    aside = np.isin(ids[fe:], list(c.quarantined_ids()))
+    lt, ll = task[fe:][~aside], length[fe:][~aside]
     per_task = {int(t): [int((lt == t).sum()), int((ll[lt == t] - 1).sum())] for t in np.unique(lt)}
     if (c.live_episodes, c.live_transitions) != (len(ll), int((ll - 1).sum())) or per_task != {
             t: v for t, v in c.live_per_task.items() if v[0]}:
@@ -91,9 +94,12 @@ def verify_shard(path: str | Path) -> VerifyReport:
     for n, a in rows.items():
         if a.shape[0] < c.rows:
             fail(f"array {n} has {a.shape[0]} rows but the commit record says {c.rows}")
-    ls, lid, lend = start[fe:], ids[fe:], start[fe:] + length[fe:]
+    ls, lid, lend, lt = start[fe:], ids[fe:], start[fe:] + length[fe:], task[fe:]
     orphans = padding = checked = 0
+    damaged = sorted({q["chunk"] for q in c.quarantine})
     for k in range(c.first_row // C, -(-c.rows // C)):
+        if k in damaged:
+            continue
         lo, hi = k * C, min((k + 1) * C, c.rows)
         d = {n: read(a, n, k, lo, hi) for n, a in rows.items()}
         want_id = np.full(hi - lo, -1, np.int64)
@@ -128,4 +134,5 @@ def verify_shard(path: str | Path) -> VerifyReport:
         orphans += int((~evicted_tail & (stray >= 0)).sum())
         padding += int((stray < 0).sum())
         checked += 1
-    return VerifyReport(str(path), c.rows, checked, len(ll), int((ll - 1).sum()), per_task, orphans, padding)
+    return VerifyReport(str(path), c.rows, checked, len(ll), int((ll - 1).sum()), per_task, orphans, padding,
+                        damaged)

@@ -21,8 +21,9 @@ from distributed.replay.errors import ShardLayoutError
 from distributed.replay.faults import KillSwitch
 from distributed.replay.layout import (ATTR_KEY, DEFAULT_CHUNK_LEN, EPISODE_ARRAYS, EPISODE_GROUP, EPISODE_VERSION,
                                        FORMAT, INDEX_CHUNK_LEN, ROW_ARRAYS, ROW_DTYPES, ROW_FILL,
-                                       TASK_GROUP, WRITE_CONFIG, Commit, ShardInfo, chunk_file,
-                                       compressors, fsync_paths, open_arrays, read_state, row_tail)
+                                       TASK_GROUP, WRITE_CONFIG, Commit, Quarantine, ShardInfo, chunk_file,
+                                       compressors, episodes_in_chunk, fsync_paths, open_arrays, read_state,
+                                       row_tail)
 from distributed.replay.lock import WriterLock
 
 
@@ -299,8 +300,27 @@ class ShardWriter:
             files.append(path / "zarr.json")  # resized shape, or a task array created just now
         return files
 
+    def quarantine(self, array: str, chunk: int, reason: str) -> Quarantine:
+        """Set aside the live episodes with rows in committed `chunk` (damaged: missing or not decoding),
+        recorded in a new commit record so that every reader, and this shard reopened, leaves them out;
+        the rest of the shard stays live. A chunk already set aside returns its record unchanged."""
+        for q in self._commit.quarantine:
+            if q["chunk"] == chunk:
+                return Quarantine.from_record(self.path, q)
+        C = self.info.chunk_len
+        if not self._commit.first_row // C <= chunk < _round_up(self._commit.rows, C) // C:
+            raise ValueError(f"shard {self.path}: chunk {chunk} is not a committed live chunk")
+        hit = episodes_in_chunk(self._index["start"], self._index["length"], chunk, C)
+        ids = [int(e) for e in self._index["id"][hit] if int(e) not in self._commit.quarantined_ids()]
+        keep = np.isin(self._index["id"][hit], ids)
+        q = Quarantine(str(self.path), array, int(chunk), " ".join(str(reason).split())[:300], tuple(ids),
+                       int((self._index["length"][hit][keep] - 1).sum()))
+        self._commit_state(self._commit.rows, [], self._commit.sources, self._commit.source_gaps,
+                           quarantine=[*self._commit.quarantine, q.record()])
+        return q
+
     def _commit_state(self, rows: int, written: list[Path], sources: dict[str, int],
-                      source_gaps: dict[str, list[int]]) -> None:
+                      source_gaps: dict[str, list[int]], quarantine: list[dict] | None = None) -> None:
         old = self._commit
         C = self.info.chunk_len
         first_row = old.first_row
@@ -308,7 +328,10 @@ class ShardWriter:
             first_row = _round_up(rows - self.capacity, C)
         drop = int(np.searchsorted(self._index["start"], first_row))  # starts increase with ordinal
         self._index = {k: v[drop:] for k, v in self._index.items()}
-        live_tasks, lengths = self._index["task"], self._index["length"]
+        # entries of evicted chunks go with them
+        quarantine = [q for q in (old.quarantine if quarantine is None else quarantine) if q["chunk"] >= first_row // C]
+        aside = np.isin(self._index["id"], [e for q in quarantine for e in q["episodes"]])
+        live_tasks, lengths = self._index["task"][~aside], self._index["length"][~aside]
         per_task = {int(t): [int((live_tasks == t).sum()), int((lengths[live_tasks == t] - 1).sum())]
                     for t in np.unique(live_tasks)}
         commit = Commit(rows=rows, episodes=self._n_episodes, next_episode_id=self._next_id, first_row=first_row,
@@ -316,7 +339,7 @@ class ShardWriter:
                         task_index=dict(self._task_index),
                         live_episodes=len(lengths), live_transitions=int((lengths - 1).sum()),
                         live_per_task=per_task, generation=old.generation + 1, capacity=self.capacity,
-                        time=time.time(), sources=sources, source_gaps=source_gaps)
+                        time=time.time(), sources=sources, source_gaps=source_gaps, quarantine=quarantine)
         if self.durable:  # everything the record references is on disk before the record
             fsync_paths(written, root=self.path)
         with self._faults.before_rename("commit-record", self.path / "zarr.json"):

@@ -1,5 +1,4 @@
 """What a shard promises against retries, idle writers, power loss and damaged data."""
-import logging
 import os
 import time
 
@@ -75,7 +74,7 @@ def test_a_commit_syncs_every_new_directory_and_array_record_before_the_commit_r
 
 
 @pytest.mark.ray
-def test_a_damaged_shard_is_set_aside_by_the_job_source_and_named(tmp_path, ray_session, caplog):
+def test_a_shard_actor_quarantines_a_damaged_chunks_episodes_and_keeps_serving_and_taking(tmp_path, ray_session):
     ray = ray_session
     from distributed.batches import ShardActorSource
 
@@ -86,16 +85,24 @@ def test_a_damaged_shard_is_set_aside_by_the_job_source_and_named(tmp_path, ray_
         for i, a in enumerate(actors):
             ray.get(a.add_episodes.remote(_episodes(10 * i, 4, producer=f"p{i}")))
             ray.get(a.flush.remote())
-        chunk = tmp_path / "s1" / "obs" / "c" / "1" / "0"
-        chunk.write_bytes(b"not a zarr chunk")  # a damaged chunk on disk
+        # the shard's four 20-row episodes lie at rows 0-19, 20-39, ...: chunk 1 (rows 16-31) holds rows of two
+        (tmp_path / "s1" / "obs" / "c" / "1" / "0").write_bytes(b"not a zarr chunk")  # damaged on disk
         source = ShardActorSource(actors, np.ones((2, A), np.float32), balance="uniform")
         rng = np.random.default_rng(0)
-        with caplog.at_level(logging.ERROR, logger="distributed.batches"):
-            for _ in range(20):
-                batch = source.sample(32, 3, rng)
-                assert batch["obs"].shape == (4, 32, O)
-        assert list(source.failed) == [1] and "s1" in source.failed[1] and "obs" in source.failed[1]
-        assert any("set aside" in r.message for r in caplog.records)
+        for _ in range(20):
+            batch = source.sample(32, 3, rng)
+            assert batch["obs"].shape == (4, 32, O)
+        assert source.failed == {}
+        (q,) = source.damage()["quarantine"]
+        assert (q["shard"], q["array"], q["chunk"], q["episodes_lost"], q["transitions_lost"]) == (
+            str(tmp_path / "s1"), "obs", 1, 2, 38)
+        stats = ray.get(actors[1].stats.remote())
+        assert (stats["episodes"], stats["transitions"]) == (2, 38)
+        ray.get(actors[1].add_episodes.remote(_episodes(20, 2, producer="p1")))  # still taking episodes
+        ray.get(actors[1].flush.remote())
+        assert ray.get(actors[1].stats.remote())["episodes"] == 4
+        tasks = ray.get(actors[1].task_windows.remote(3))
+        assert sum(tasks.values()) == 4 * 17  # four live 20-row episodes, 17 windows of 4 rows each
     finally:
         for a in actors:
             ray.kill(a)
@@ -121,21 +128,77 @@ def test_an_episode_sent_again_after_a_later_retried_call_is_stored_once(tmp_pat
     assert verify_shard(tmp_path / "s").episodes == 5
 
 
+def _overlapping(shard, chunk: int) -> set[int]:
+    """Ids of the committed live episodes with rows in `chunk` of `shard`, from its own index."""
+    import zarr
+
+    info, c = layout.read_state(shard)
+    g = zarr.open_group(str(shard), mode="r")
+    ep = {k: g["episodes"][k][c.first_episode:c.episodes] for k in ("id", "start", "length")}
+    return set(ep["id"][layout.episodes_in_chunk(ep["start"], ep["length"], chunk, info.chunk_len)].tolist())
+
+
+def _one_line_each(where: str, line: str) -> None:
+    assert sum(1 for row in where.splitlines() if line in row) == 1, f"{line!r} is not exactly one line of:\n{where}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", [pytest.param("ray", marks=pytest.mark.ray), "local"])
+def test_a_job_with_a_corrupt_chunk_loses_exactly_its_episodes_and_says_so_once(tmp_path, request, capfd, backend):
+    from distributed.config import compose
+    from distributed.loop import run
+
+    if backend == "ray":
+        request.getfixturevalue("ray_session")
+        shard = tmp_path / "run" / "replay" / "shard-001"
+        args = ["preset=smoke", "task='cartpole-balance,pendulum-swingup'", "num_runners=2",
+                "partial_episodes=false", "balance=uniform", "shard_cache_mb=0"]
+        config = "mt80"
+    else:
+        shard = tmp_path / "run" / "replay" / "shard-000"
+        args, config = ["task=cartpole-balance", "model_size=tiny", "progress=false", "wandb_mode=disabled",
+                        "planner.iterations=1", "planner.num_samples=16", "planner.num_elites=4",
+                        "planner.num_pi_trajs=2", "eval_episodes=1", "shard_cache_mb=0"], "train"
+    args += ["max_episode_steps=40", "seed_steps=200", "utd=0.2", "chunk_len=64", f"run_dir={tmp_path}/run"]
+    run(compose(config, args + ["steps=400"]))
+    lost = _overlapping(shard, 1)
+    _, before = layout.read_state(shard)
+    assert lost  # chunk 1 (rows 64-127) holds rows of one to three 41-row episodes
+    (shard / "obs" / "c" / "1" / "0").write_bytes(b"not a zarr chunk")  # damaged on disk between two sessions
+    capfd.readouterr()
+    summary = run(compose(config, args + ["steps=1000"]))  # resumes; the learners sample the damaged chunk
+    assert summary["env_steps"] >= 1000 and summary["updates"] > 0
+    assert summary["shards_set_aside"] == {}
+    (q,) = summary["replay_quarantine"]
+    assert (q["shard"], q["array"], q["chunk"], q["episodes_lost"]) == (str(shard), "obs", 1, len(lost))
+    (line,) = summary["incidents"]
+    assert line == q["line"] and "chunk 1" in line and f"{len(lost)} episodes" in line and "\x1b" not in line
+    _one_line_each((tmp_path / "run" / "eval.md").read_text(), line)
+    _one_line_each(capfd.readouterr().err, line)
+    report = verify_shard(shard)  # the rest of the shard is whole and kept receiving episodes
+    _, after = layout.read_state(shard)
+    assert report.quarantined_chunks == [1] and after.quarantined_ids() == lost
+    assert after.episodes > before.episodes and report.episodes == after.episodes - after.first_episode - len(lost)
+
+
 @pytest.mark.ray
 @pytest.mark.slow
-def test_a_job_with_a_corrupt_chunk_finishes_and_names_the_shard_and_chunk(tmp_path, ray_session):
+def test_a_job_sets_a_shard_with_unreadable_metadata_aside_whole_and_goes_on(tmp_path, ray_session, capfd):
     from distributed.config import compose
     from distributed.loop import run
 
     args = ["preset=smoke", "task='cartpole-balance,pendulum-swingup'", "num_runners=2", "partial_episodes=false",
-            "max_episode_steps=40", "seed_steps=200", "utd=0.2", "chunk_len=64", "shard_cache_mb=0",
-            "balance=uniform", f"run_dir={tmp_path}/run"]
+            "max_episode_steps=40", "seed_steps=200", "utd=0.2", f"run_dir={tmp_path}/run"]
     run(compose("mt80", args + ["steps=400"]))
-    chunk = tmp_path / "run" / "replay" / "shard-001" / "obs" / "c" / "1" / "0"
-    assert chunk.exists()
-    chunk.write_bytes(b"not a zarr chunk")  # damaged on disk between two sessions of the job
-    summary = run(compose("mt80", args + ["steps=1000"]))  # resumes; learners sample the damaged shard
-    assert summary["env_steps"] >= 1000 and summary["updates"] > 0
-    (shard, why), = summary["shards_set_aside"].items()
-    assert "shard-001" in why and "chunk 1" in why and "'obs'" in why
-    assert "set aside" in (tmp_path / "run" / "eval.md").read_text()
+    replay = tmp_path / "run" / "replay"
+    (replay / "shard-001" / "zarr.json").write_text("{ not json")
+    files = {p: p.read_bytes() for p in (replay / "shard-001").rglob("*") if p.is_file()}
+    capfd.readouterr()
+    summary = run(compose("mt80", args + ["steps=800"]))
+    assert summary["env_steps"] >= 800 and summary["updates"] > 0
+    (why,) = summary["shards_set_aside"].values()
+    assert list(summary["shards_set_aside"]) == [str(replay / "shard-001")] and "cannot be opened" in why
+    (line,) = summary["incidents"]
+    _one_line_each(capfd.readouterr().err, line)
+    assert {p: p.read_bytes() for p in (replay / "shard-001").rglob("*") if p.is_file()} == files  # untouched
+    assert verify_shard(replay / "shard-002").episodes > 0  # a new shard took its place

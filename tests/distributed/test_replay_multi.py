@@ -1,5 +1,5 @@
-"""MultiShardSampler: size-proportional and task-balanced draws across shards, a damaged shard
-set aside while the others keep serving, background prefetch that picks up new data."""
+"""MultiShardSampler: size-proportional and task-balanced draws across shards, a damaged chunk that
+costs only its episodes, an unreadable shard set aside while the others keep serving, background prefetch that picks up new data."""
 import numpy as np
 import pytest
 
@@ -47,20 +47,34 @@ def test_task_balanced_across_shards(tmp_path):
         assert (np.diff(b["obs"][:, :, 1], axis=0) == 1).all()
 
 
-def test_damaged_shard_is_set_aside_and_the_others_keep_serving(tmp_path):
+def test_a_damaged_chunk_costs_its_episodes_and_the_shard_keeps_serving(tmp_path):
     for i, name in enumerate("abc"):
         write(tmp_path / name, [(60, i)] * 10, first_id=10_000 * i, chunk_len=64)
     bad = tmp_path / "b"
-    f = chunk_file(bad, "obs", 2, ndim=2)
+    f = chunk_file(bad, "obs", 2, ndim=2)  # rows [128, 192): the shard's episodes 2 (120-179) and 3 (180-239)
     f.write_bytes(f.read_bytes()[:-20] + b"\0" * 20)
     sampler, rng = MultiShardSampler([tmp_path / n for n in "abc"]), np.random.default_rng(0)
     for _ in range(20):
         batch = sampler.sample(128, H, rng)
         assert tuple(batch) == BATCH_KEYS and batch["obs"].shape == (H + 1, 128, O)
-    assert list(sampler.failed) == [str(bad)]
-    err = sampler.failed[str(bad)]
-    assert (err.array, err.chunk) == ("obs", 2) and str(bad) in str(err)
-    assert set(np.unique(shard_of(sampler.sample(256, H, rng)))) == {0, 2}
+    assert sampler.failed == {}
+    (q,) = sampler.quarantine
+    assert (q.shard, q.array, q.chunk, q.episodes) == (str(bad), "obs", 2, (10_002, 10_003))
+    ids = np.concatenate([sampler.sample(256, H, rng)["obs"][0, :, 0] for _ in range(10)]).astype(int)
+    assert {i // 10_000 for i in ids} == {0, 1, 2}  # shard b still serves
+    assert not set(ids) & {10_002, 10_003}
+    assert sampler.num_transitions == 28 * 59
+
+
+def test_a_shard_whose_metadata_is_unreadable_is_set_aside_whole(tmp_path):
+    for i, name in enumerate("ab"):
+        write(tmp_path / name, [(60, i)] * 4, first_id=10_000 * i)
+    (tmp_path / "b" / "zarr.json").write_text("{ not json")
+    sampler = MultiShardSampler([tmp_path / "a", tmp_path / "b"])
+    (why,) = sampler.failed.values()
+    assert list(sampler.failed) == [str(tmp_path / "b")] and "cannot be opened" in why and "\n" not in why
+    batch = sampler.sample(64, H, np.random.default_rng(0))
+    assert set(shard_of(batch)) == {0}
 
 
 def test_prefetch_serves_batches_and_picks_up_new_data(tmp_path):

@@ -128,9 +128,9 @@ def corrupt(path, array="obs", chunk=1):
 
 
 @pytest.mark.parametrize("damage", ["corrupt", "missing"])
-def test_damaged_chunk_is_named(tmp_path, damage):
+def test_a_damaged_chunk_costs_the_episodes_with_rows_in_it_and_nothing_else(tmp_path, damage):
     path = tmp_path / "s"
-    write_shard(path, [(60, 0)] * 12, chunk_len=64)
+    episodes = write_shard(path, [(60, e % 2) for e in range(12)], chunk_len=64)
     if damage == "corrupt":
         corrupt(path, "reward", chunk=3)
     else:
@@ -140,6 +140,55 @@ def test_damaged_chunk_is_named(tmp_path, damage):
         verify_shard(path)
     assert (e.value.shard, e.value.array, e.value.chunk) == (str(path), array, 3)
     reader = ShardReader(path)
-    with pytest.raises(ChunkError, match=rf"chunk 3 of array '{array}'"):
-        for seed in range(50):  # 10 chunks, 256 windows per batch: chunk 3 is hit at once
-            reader.sample(256, H, np.random.default_rng(seed))
+    before = reader.num_transitions
+    seen = set()
+    for seed in range(30):  # 10 chunks, 256 windows per batch: chunk 3 is hit in the first batch
+        ids, _ = check_windows(reader.sample(256, H, np.random.default_rng(seed)), episodes)
+        seen.update(ids.tolist())
+    # rows [192, 256) of 60-row episodes: episodes 3 (rows 180-239) and 4 (240-299), exactly
+    (q,) = reader.quarantine
+    assert (q.array, q.chunk, q.episodes, q.transitions) == (array, 3, (3, 4), 2 * 59)
+    assert seen == set(range(12)) - {3, 4}
+    assert reader.num_transitions == before - 2 * 59 and reader.num_episodes == 10
+    assert reader.task_counts() == {0: 5 * 59, 1: 5 * 59}
+    assert "chunk 3" in q.line() and "2 episodes" in q.line() and "\n" not in q.line()
+    # a read-only reader keeps it to itself: the shard's record is unchanged, a new reader meets it again
+    assert ShardReader(path).quarantine == []
+
+
+def test_quarantine_recorded_by_the_writer_holds_for_every_reader_and_after_reopening(tmp_path):
+    path = tmp_path / "s"
+    episodes = write_shard(path, [(60, e % 3) for e in range(12)], chunk_len=64)
+    corrupt(path, "obs", chunk=5)  # rows [320, 384): episodes 5 (300-359) and 6 (360-419)
+    writer = ShardWriter(path, obs_dim=O, action_dim=A, chunk_len=64, durable=False)
+    reader = ShardReader(path, record_damage=writer.quarantine)
+    for seed in range(5):
+        reader.sample(256, H, np.random.default_rng(seed))
+    assert [(q.chunk, q.episodes) for q in reader.quarantine] == [(5, (5, 6))]
+    assert writer.commit.live_episodes == 10 and writer.commit.live_transitions == 10 * 59
+    assert writer.quarantine("obs", 5, "again") == reader.quarantine[0]  # recorded once
+    more = synthetic_episode(writer.next_episode_id, obs_dim=O, action_dim=A, length=60, task=1)
+    episodes[writer.add_episode(**more)] = more  # the shard keeps taking episodes
+    writer.close()
+    report = verify_shard(path)  # the damaged chunk is known: not read, its episodes not counted
+    assert report.quarantined_chunks == [5] and report.episodes == 11
+    fresh = ShardReader(path)
+    assert [(q.chunk, q.episodes, q.reason) for q in fresh.quarantine] == [(5, (5, 6), reader.quarantine[0].reason)]
+    ids = np.concatenate([check_windows(fresh.sample(256, H, np.random.default_rng(s)), episodes)[0] for s in range(20)])
+    assert set(ids.tolist()) == set(range(13)) - {5, 6}
+    with ShardWriter(path, obs_dim=O, action_dim=A, chunk_len=64, durable=False) as again:
+        assert again.commit.live_episodes == 11 and again.commit.quarantined_ids() == {5, 6}
+
+
+def test_eviction_takes_a_quarantine_entry_with_its_chunk(tmp_path):
+    path = tmp_path / "s"
+    with ShardWriter(path, obs_dim=O, action_dim=A, chunk_len=64, capacity=256, durable=False) as w:
+        for e in range(4):
+            w.add_episode(**synthetic_episode(w.next_episode_id, obs_dim=O, action_dim=A, length=60, task=0))
+        w.flush()
+        assert w.quarantine("obs", 1, "corrupted (test)").episodes == (1, 2)
+        for e in range(12):
+            w.add_episode(**synthetic_episode(w.next_episode_id, obs_dim=O, action_dim=A, length=60, task=0))
+        w.flush()
+        assert w.commit.first_row > 128 and w.commit.quarantine == []
+    assert verify_shard(path).quarantined_chunks == []

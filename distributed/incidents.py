@@ -1,0 +1,61 @@
+"""What a run survived, as the user reads it: one line each on the console when it happens, the same
+lines in summary.json (`incidents`) and eval.md, and the full traceback (where there is one) in
+`<run_dir>/errors.log`, never on the console.
+
+An incident is a plain dict: `kind` (e.g. "replay_quarantine", "shard_set_aside", "runner_restart"),
+`line` (one line: what failed, where, what was done about it) and the kind's own fields. Each is
+reported once, by its `key` (the same damage polled twice is one incident)."""
+from __future__ import annotations
+
+import sys
+import time
+import traceback
+from pathlib import Path
+
+ERRORS_LOG = "errors.log"
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """`Type: message` on one line (Ray's wrapped errors name their cause; colour codes dropped)."""
+    cause = getattr(exc, "cause", None) if hasattr(exc, "traceback_str") else None  # a RayTaskError
+    exc = cause if isinstance(cause, BaseException) else exc
+    text = " ".join(str(exc).split())
+    for code in ("\x1b[0m", "\x1b[31m", "\x1b[32m", "\x1b[33m", "\x1b[36m", "\x1b[1m"):
+        text = text.replace(code, "")
+    text = "".join(c for c in text if c.isprintable())
+    return f"{type(exc).__name__}: {text}"[:limit]
+
+
+class Incidents:
+    """The run's incidents in the order they happened; `report` prints each new one once."""
+
+    def __init__(self, run_dir: str | Path, stream=None):
+        self.run_dir = Path(run_dir)
+        self.stream = stream or sys.stderr
+        self.items: list[dict] = []
+        self._keys: set = set()
+
+    def report(self, kind: str, line: str, *, key=None, exc: BaseException | None = None, **fields) -> bool:
+        """Record and print one incident unless `key` was reported already; `exc`'s traceback goes to
+        errors.log. Returns whether it was new."""
+        key = (kind, line) if key is None else (kind, key)
+        if key in self._keys:
+            return False
+        self._keys.add(key)
+        self.items.append({"kind": kind, "line": line, **fields})
+        print(f"latentfleet: {line}", file=self.stream, flush=True)
+        if exc is not None:
+            self.log_traceback(line, exc)
+        return True
+
+    def log_traceback(self, line: str, exc: BaseException) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.run_dir / ERRORS_LOG, "a") as f:
+            f.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
+            f.write("".join(traceback.format_exception(exc)))
+
+    def lines(self, kind: str | None = None) -> list[str]:
+        return [i["line"] for i in self.items if kind is None or i["kind"] == kind]
+
+    def of(self, kind: str) -> list[dict]:
+        return [i for i in self.items if i["kind"] == kind]
