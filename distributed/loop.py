@@ -17,7 +17,6 @@ in every mode, with `extra` metadata that readers of a run (diagnose, transfer) 
 from __future__ import annotations
 
 import json
-import logging
 import random
 import time
 from collections import Counter
@@ -30,12 +29,11 @@ import torch
 from tqdm import tqdm
 
 from distributed.config import ConfigError, RunConfig, build_agent_config, check_run_dir, seed_steps, write_run_file
-from distributed.incidents import Incidents
+from distributed.incidents import Incidents, one_line
 from distributed.parts import Job, wait_any
 from distributed.rate_limiter import RateLimiter
 from distributed.run_log import RunLogger, plot_learning_curves
 
-log = logging.getLogger(__name__)
 
 
 # -- checkpoint registry -----------------------------------------------------------------------------
@@ -308,15 +306,17 @@ class Loop:
         try:
             final = self._record_eval(self._evaluate().result())
         except Exception as exc:  # noqa: BLE001  the run's training is saved; say what failed
-            log.exception("final evaluation failed")
-            failures.append(f"evaluation: {type(exc).__name__}: {exc}")
+            failures.append(f"evaluation: {one_line(exc)}")
+            self.incidents.report("final_evaluation", f"the final evaluation failed ({one_line(exc)}); the trained "
+                                  f"model is saved", exc=exc)
         if self.cfg.diagnostics and self.updates > 0:
             try:
                 self.logger.log(self.env_steps, self._diagnostics(str(self.run_dir / "diagnostics")).result(),
                                 kind="diag")
             except Exception as exc:  # noqa: BLE001
-                log.exception("final diagnostics failed")
-                failures.append(f"diagnostics: {type(exc).__name__}: {exc}")
+                failures.append(f"diagnostics: {one_line(exc)}")
+                self.incidents.report("final_diagnostics", f"the final diagnostics failed ({one_line(exc)}); the "
+                                      f"trained model is saved", exc=exc)
         distinct = len(set(self.parts.learners.digests()))  # data-parallel replicas must end identical
         if distinct > 1:
             failures.append(f"learner ranks hold {distinct} different sets of parameters: replicas diverged")
@@ -345,6 +345,9 @@ class Loop:
     def _record_collect(self, stats: dict) -> None:
         if stats.get("restarted"):
             self.counters.runner_restarts += 1
+            self.incidents.report("runner_restart", f"env runner {stats['slot']} died ({stats['error']}); Ray "
+                                  f"restarted it with the current weights; episodes it had not handed to its shard "
+                                  f"are lost", key=self.counters.runner_restarts, slot=stats["slot"])
             return
         self.counters.env_steps += stats["collected"]
         self.limiter.record_inserts(stats["collected"])
@@ -399,6 +402,19 @@ class Loop:
         self.parts.collector.drain()
         return self.checkpoint.save({"task_set": self.cfg.task, "tasks": self.names, "env_steps": self.env_steps,
                               "updates": self.updates, "backend": self.cfg.backend})
+
+    def fail(self, exc: BaseException) -> dict:
+        """What the run died of, as one line on the console and in summary.json (with the incidents it
+        survived before), the traceback in errors.log; what was stored stays as it is."""
+        from distributed.incidents import ERRORS_LOG, one_line
+
+        line = f"the job failed: {one_line(exc)} (traceback: {self.run_dir / ERRORS_LOG})"
+        self.incidents.report("fatal", line, exc=exc)
+        summary = {"failed": line, "env_steps": self.env_steps, "updates": self.updates,
+                   "episodes": sum(self.counters.episodes.values()), "incidents": self.incidents.lines()}
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+        return summary
 
     def shutdown(self) -> None:
         if self.parts is not None:

@@ -17,6 +17,7 @@ import ray
 from ray.exceptions import RayActorError
 
 from distributed.config import ConfigError, RunConfig, build_agent_config
+from distributed.incidents import one_line
 from distributed.parts import Evaluators, Job, Learners, usable_shards
 
 DOMAIN_PACKAGES = {"dmc": ("dm_control", "dm-control"), "metaworld": ("metaworld", "metaworld"),
@@ -85,7 +86,7 @@ class RayCollector:
     def collect(self, slot: int, num_steps: int, seeding: bool, random_tasks=()) -> Job:
         def restarted(exc):  # Ray restarts the actor; give it the current weights
             self.runners[slot].set_weights.remote(*self.weights)
-            return {"restarted": True}
+            return {"restarted": True, "slot": slot, "error": one_line(exc)}
 
         return Job(refs=[self.runners[slot].collect.remote(num_steps, seeding, list(random_tasks))],
                    finish=lambda v: v[0], on_error=restarted)
