@@ -552,12 +552,12 @@ def actors_scenario(work: Path, steps: int = 3000) -> Tally:
         try:
             while loop.env_steps < steps // 5:
                 time.sleep(0.05)
-            events["runner"] = ray.get(loop.parts.runners[0].pid.remote())
+            events["runner"] = ray.get(loop.parts.actors["runners"][0].pid.remote())
             os.kill(events["runner"], signal.SIGKILL)
             tally.kills += 1
             while loop.env_steps < steps // 2:
                 time.sleep(0.05)
-            events["shard"] = ray.get(loop.parts.shards[1].pid.remote())
+            events["shard"] = ray.get(loop.parts.actors["shards"][1].pid.remote())
             ledger.check(run_dir / "replay" / "shard-001")  # what it committed before the kill
             os.kill(events["shard"], signal.SIGKILL)
             tally.kills += 1
@@ -571,7 +571,8 @@ def actors_scenario(work: Path, steps: int = 3000) -> Tally:
         thread.start()
         summary = loop.run()
         thread.join(timeout=10)
-        new_pids = (ray.get(loop.parts.runners[0].pid.remote()), ray.get(loop.parts.shards[1].pid.remote()))
+        new_pids = (ray.get(loop.parts.actors["runners"][0].pid.remote()),
+                    ray.get(loop.parts.actors["shards"][1].pid.remote()))
     finally:
         loop.shutdown()
         time.sleep(0.5)

@@ -16,6 +16,7 @@ in every mode, with `extra` metadata that readers of a run (diagnose, transfer) 
 """
 from __future__ import annotations
 
+import importlib
 import json
 import random
 import time
@@ -34,6 +35,10 @@ from distributed.parts import Job, wait_any
 from distributed.rate_limiter import RateLimiter
 from distributed.run_log import RunLogger, plot_learning_curves
 
+
+
+# the modules that build each backend's parts (distributed/parts.py: `check`, `build`)
+BACKENDS = {"local": "distributed.local", "ray": "distributed.ray_parts"}
 
 
 # -- checkpoint registry -----------------------------------------------------------------------------
@@ -149,10 +154,8 @@ class Loop:
             self.agent_cfg = agent.cfg if agent is not None else build_agent_config(cfg, self.task_set)
         except ValueError as exc:  # a model option the agent's config refuses
             raise ConfigError(str(exc)) from None
-        if cfg.backend == "ray":
-            from distributed.ray_parts import check_tasks_buildable
-
-            check_tasks_buildable(self.task_set)
+        self.backend = importlib.import_module(BACKENDS[cfg.backend])  # check(cfg, task_set), build(loop)
+        self.backend.check(cfg, self.task_set)
         check_run_dir(cfg, self.names)
         if cfg.offline_data:
             check_offline_data(cfg.offline_data, self.task_set)
@@ -172,11 +175,7 @@ class Loop:
     def start(self) -> None:
         cfg = self.cfg
         seed_everything(cfg.seed)
-        if cfg.backend == "local":
-            from distributed.local import local_parts as build_parts
-        else:
-            from distributed.ray_parts import ray_parts as build_parts
-        self.parts = build_parts(self)
+        self.parts = self.backend.build(self)
         write_run_file(cfg, self.names, {"obs_dim": self.task_set.max_obs_dim,
                                          "action_dim": self.task_set.max_action_dim})
         self.logger = RunLogger(self.run_dir, cfg.to_dict(), wandb_mode=cfg.wandb_mode, project=cfg.wandb_project,
@@ -258,8 +257,7 @@ class Loop:
                     timing[kind[1]] = result
                 elif kind[0] == "learn":
                     self.limiter.record_samples(kind[1])
-                    # one process: the runner plans with the learner's own model, so its version is every update's
-                    if cfg.backend == "local" or self.updates - last_publish >= cfg.publish_every:
+                    if self.updates - last_publish >= self.parts.publish_every:
                         self._publish()
                         last_publish = self.updates
                     ratio = {} if cfg.offline or not self.limiter.inserts else {

@@ -1,7 +1,9 @@
-"""What the loop (distributed/loop.py) is given, and how it waits for it.
+"""What the loop (distributed/loop.py) is given, and how it waits for it: `Parts`, the same type from
+every backend (distributed/local.py in process, distributed/ray_parts.py on Ray), each backend a module
+with `check(cfg, task_set)` (refuses what it cannot run, before anything is written) and
+`build(loop) -> Parts`.
 
-    collector  `.slots`, `.collect(slot, steps, seeding, random_tasks) -> Job`, `.set_weights(weights, version)`,
-               `.drain()`, `.close()`: distributed/local.py (in process) or distributed/ray_parts.py (actors)
+    collector  a `Collector`: in-process env runner, env-runner actors + replay-shard actors, or none
     learners   `Learners`: one in-process Learner, or a Ray data-parallel group of Learner actors
     evaluator  `Evaluators`: one Evaluator (distributed/evaluator.py), in process or as a Ray actor
 
@@ -9,6 +11,9 @@ Every call returns a `Job`: finished at once in process, a wait on object refs u
 loop runs the parts in turn in one process and overlaps them under Ray with the same code.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
 
 
 class Job:
@@ -51,6 +56,60 @@ def wait_any(jobs, timeout: float = 1.0) -> list[Job]:
     for j in jobs:
         j._ready.update(r for r in ready if r in j.refs)
     return [j for j in jobs if j.done]
+
+
+class Collector(Protocol):
+    """Collects episodes into the run's replay store. `slots` calls may run at once (one per runner)."""
+
+    slots: int
+
+    def collect(self, slot: int, num_steps: int, seeding: bool, random_tasks=()) -> "Job":
+        """Step slot's envs `num_steps` times (at random while `seeding`, and for `random_tasks`); its
+        value: {"collected", "episodes": [(task, return, success, length, weights version)], timings...}, or
+        {"restarted": True, "slot", "error"} when the runner died and was restarted."""
+
+    def set_weights(self, weights, version: int) -> None:
+        """Plan with these weights (None: the learner's own model, shared in process) from now on."""
+
+    def drain(self) -> None:
+        """Return once every episode reported by collect() is committed to the store."""
+
+    def close(self) -> None:
+        """Commit what is pending and release the store."""
+
+
+class NoCollector:
+    """Offline runs collect nothing."""
+
+    slots = 0
+
+    def collect(self, slot: int, num_steps: int, seeding: bool, random_tasks=()) -> "Job":
+        raise RuntimeError("an offline run has no collector slots")
+
+    def set_weights(self, weights, version: int) -> None:  # drain() and close() too: nothing to do
+        pass
+
+    def drain(self) -> None:
+        pass
+
+    close = drain
+
+
+@dataclass
+class Parts:
+    """What a backend hands the loop; the same fields from every backend.
+
+    publish_every: learner updates between weight publications (1 where the runner plans with the
+    learner's own model, so its weights version is every update's). actors: Ray actor handles by role
+    ("runners", "shards", "learners", "evaluator"), empty in process (fault-injection benches use them).
+    agent: the in-process Agent where there is one (None on Ray)."""
+    collector: Collector
+    learners: "Learners"
+    evaluator: "Evaluators"
+    publish_every: int
+    close: Callable[[], None]
+    actors: dict[str, list] = field(default_factory=dict)
+    agent: Any = None
 
 
 def _first(values: list):

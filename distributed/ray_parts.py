@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import uuid
-from types import SimpleNamespace
 
 import numpy as np
 import ray
@@ -18,7 +17,7 @@ from ray.exceptions import RayActorError
 
 from distributed.config import ConfigError, RunConfig, build_agent_config
 from distributed.incidents import one_line
-from distributed.parts import Evaluators, Job, Learners, usable_shards
+from distributed.parts import Evaluators, Job, Learners, Parts, usable_shards
 
 DOMAIN_PACKAGES = {"dmc": ("dm_control", "dm-control"), "metaworld": ("metaworld", "metaworld"),
                    "gym": ("mujoco", "gymnasium[mujoco]")}
@@ -45,6 +44,12 @@ def assign_tasks(task_set, num_runners: int) -> list[list[str]]:
         d = max(domains, key=lambda d: len(by_domain[d]) / share[d])
         share[d] += 1
     return [part for d in domains for part in split(by_domain[d], share[d])]
+
+
+def check(cfg: RunConfig, task_set) -> None:
+    """What a Ray run needs before anything starts: every task buildable on this machine (the runners'
+    nodes run the same environment). Resources are checked against the cluster once Ray is up (`build`)."""
+    check_tasks_buildable(task_set)
 
 
 def check_tasks_buildable(task_set) -> None:
@@ -109,7 +114,7 @@ class RayCollector:
         ray.get([s.close.remote() for s in self.shards], timeout=60)
 
 
-def ray_parts(loop) -> SimpleNamespace:
+def build(loop) -> Parts:
     """Start the actors of `loop` (a distributed.loop.Loop) on the connected Ray cluster."""
     from distributed.actors import actor_classes
 
@@ -133,7 +138,7 @@ def ray_parts(loop) -> SimpleNamespace:
         piece_horizon=cfg.planner.horizon if cfg.partial_episodes else None)
         for i, tasks in enumerate(assign_tasks(ts, cfg.num_runners))]
     learners = [C["learner"].options(num_cpus=cfg.cpus_per_learner, num_gpus=cfg.gpus_per_learner).remote(
-        loop.agent_cfg, masks, shards, rank=r, world_size=cfg.num_learners, seed=cfg.seed,
+        loop.agent_cfg, masks, shards, batch_size=cfg.batch_size, rank=r, world_size=cfg.num_learners, seed=cfg.seed,
         torch_threads=_threads(cfg.cpus_per_learner), balance=cfg.balance,
         offline_data=str(cfg.offline_data) if cfg.offline_data else None, offline_ratio=cfg.offline_ratio,
         cache_bytes=cfg.shard_cache_mb << 20) for r in range(cfg.num_learners)]
@@ -151,6 +156,6 @@ def ray_parts(loop) -> SimpleNamespace:
             for a in runners + learners + [evaluator] + shards:
                 ray.kill(a)
 
-    return SimpleNamespace(collector=collector, learners=Learners(learners, remote=True),
-                           evaluator=Evaluators([evaluator], remote=True),
-                           runners=runners, shards=shards, close=close)
+    return Parts(collector=collector, learners=Learners(learners, remote=True),
+                 evaluator=Evaluators([evaluator], remote=True), publish_every=cfg.publish_every, close=close,
+                 actors={"runners": runners, "shards": shards, "learners": learners, "evaluator": [evaluator]})
