@@ -136,6 +136,10 @@ class LearnerShell(Learner):
         super().__init__(agent_cfg, action_masks, source, batch_size=batch_size, rank=rank, world_size=world_size,
                          seed=seed)
 
+    def pid(self) -> int:
+        """This process's id (fault-injection tests kill it with a real signal)."""
+        return os.getpid()
+
     def address(self) -> str:
         """host:port for rank 0 to host the process group."""
         import ray

@@ -8,6 +8,7 @@ return Jobs over object refs, so the loop overlaps collection, learning and eval
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import uuid
 
@@ -137,25 +138,41 @@ def build(loop) -> Parts:
         runner_id=i, torch_threads=_threads(cfg.cpus_per_runner), max_episode_steps=cfg.max_episode_steps,
         piece_horizon=cfg.planner.horizon if cfg.partial_episodes else None)
         for i, tasks in enumerate(assign_tasks(ts, cfg.num_runners))]
-    learners = [C["learner"].options(num_cpus=cfg.cpus_per_learner, num_gpus=cfg.gpus_per_learner).remote(
-        loop.agent_cfg, masks, shards, batch_size=cfg.batch_size, rank=r, world_size=cfg.num_learners, seed=cfg.seed,
-        torch_threads=_threads(cfg.cpus_per_learner), balance=cfg.balance,
-        offline_data=str(cfg.offline_data) if cfg.offline_data else None, offline_ratio=cfg.offline_ratio,
-        cache_bytes=cfg.shard_cache_mb << 20) for r in range(cfg.num_learners)]
-    if cfg.num_learners > 1:
-        addr = ray.get(learners[0].address.remote())
-        ray.get([lr.init_process_group.remote(f"tcp://{addr}") for lr in learners])
-    evaluator = C["evaluator"].options(num_cpus=cfg.cpus_per_evaluator).remote(
+
+    def start_learners() -> list:
+        group = [C["learner"].options(num_cpus=cfg.cpus_per_learner, num_gpus=cfg.gpus_per_learner).remote(
+            loop.agent_cfg, masks, shards, batch_size=cfg.batch_size, rank=r, world_size=cfg.num_learners,
+            seed=cfg.seed, torch_threads=_threads(cfg.cpus_per_learner), balance=cfg.balance,
+            offline_data=str(cfg.offline_data) if cfg.offline_data else None, offline_ratio=cfg.offline_ratio,
+            cache_bytes=cfg.shard_cache_mb << 20) for r in range(cfg.num_learners)]
+        if cfg.num_learners > 1:
+            addr = ray.get(group[0].address.remote())
+            ray.get([lr.init_process_group.remote(f"tcp://{addr}") for lr in group])
+        return group
+
+    # the evaluator holds nothing but a policy it is handed weights for: Ray restarts it wherever there is room
+    evaluator = C["evaluator"].options(num_cpus=cfg.cpus_per_evaluator, max_restarts=-1).remote(
         runner_cfg, cfg.task, _threads(cfg.cpus_per_evaluator))
     collector = RayCollector(runners, shards)
+    actors = {"runners": runners, "shards": shards, "learners": start_learners(), "evaluator": [evaluator]}
+
+    def rebuild_learners() -> Learners:
+        """A new group in place of one that lost a member: the survivors would wait for it at every
+        all-reduce, so every rank goes; the new ranks start fresh (the loop loads its newest state)."""
+        for a in actors["learners"]:
+            with contextlib.suppress(Exception):
+                ray.kill(a)
+        actors["learners"] = start_learners()
+        return Learners(actors["learners"], remote=True)
 
     def close() -> None:
         try:
             collector.close()
         finally:
-            for a in runners + learners + [evaluator] + shards:
-                ray.kill(a)
+            for a in [a for role in actors.values() for a in role]:
+                with contextlib.suppress(Exception):
+                    ray.kill(a)
 
-    return Parts(collector=collector, learners=Learners(learners, remote=True),
+    return Parts(collector=collector, learners=Learners(actors["learners"], remote=True),
                  evaluator=Evaluators([evaluator], remote=True), publish_every=cfg.publish_every, close=close,
-                 actors={"runners": runners, "shards": shards, "learners": learners, "evaluator": [evaluator]})
+                 actors=actors, rebuild_learners=rebuild_learners)
