@@ -16,7 +16,7 @@ SMALL = dict(horizon=3, iterations=3, num_samples=64, num_elites=8, num_pi_trajs
 
 def _cfg(can_terminate, optim=None, **kw):
     return make_agent_config(obs_dim=3, action_dim=1, episode_lengths=[500] * len(can_terminate), model_size="tiny",
-                             optim={"batch_size": 128, **(optim or {})}, planner=SMALL, can_terminate=can_terminate,
+                             optim=optim or {}, planner=SMALL, can_terminate=can_terminate,
                              **kw)
 
 
