@@ -9,15 +9,26 @@ return Jobs over object refs, so the loop overlaps collection, learning and eval
 from __future__ import annotations
 
 import importlib.util
+import json
 import uuid
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import ray
 from ray.exceptions import RayActorError
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from distributed.config import ConfigError, RunConfig, build_agent_config
 from distributed.parts import Evaluators, Job, Learners, usable_shards
+
+# How long start-up waits for the cluster to find room for the actors: autoscaled nodes take minutes to join
+PLACEMENT_TIMEOUT_S = 600.0
+# Where each kind of actor goes, and why (README "On a cluster"): runners and shards SPREAD over the nodes, so a
+# lost node takes only its share of collection and storage; the evaluator SPREAD too, apart from the learners when
+# there is room; the learner ranks in one placement group packed onto as few nodes as possible, for the all-reduce
+STRATEGIES = {"runner": "SPREAD", "shard": "SPREAD", "evaluator": "SPREAD", "learner": "PACK placement group"}
+PLACEMENT_FILE = "placement.json"
 
 DOMAIN_PACKAGES = {"dmc": ("dm_control", "dm-control"), "metaworld": ("metaworld", "metaworld"),
                    "gym": ("mujoco", "gymnasium[mujoco]")}
@@ -72,6 +83,67 @@ def check_resources(cfg: RunConfig, available: dict[str, float]) -> None:
                           f"cpus_/gpus_per_* settings, or add nodes")
 
 
+def learner_group_placement(cfg: RunConfig, token: str):
+    """A placement group of one bundle per learner rank, packed (NCCL's all-reduce is fastest within a node),
+    ready before any rank starts; a group the cluster cannot place is a one-line error."""
+    from ray.exceptions import GetTimeoutError
+    from ray.util.placement_group import placement_group, remove_placement_group
+
+    bundle = {k: v for k, v in {"CPU": cfg.cpus_per_learner, "GPU": cfg.gpus_per_learner}.items() if v > 0}
+    if not bundle:  # a rank that asks for nothing needs no reservation
+        return None
+    pg = placement_group([bundle] * cfg.num_learners, strategy="PACK", name=f"latentfleet-{token}-learners")
+    try:
+        ray.get(pg.ready(), timeout=PLACEMENT_TIMEOUT_S)
+    except GetTimeoutError:
+        remove_placement_group(pg)
+        raise ConfigError(f"the learner group ({cfg.num_learners} ranks of {bundle}) found no room on the cluster in "
+                          f"{PLACEMENT_TIMEOUT_S:g} s; lower num_learners or cpus_/gpus_per_learner, or add nodes") from None
+    return pg
+
+
+def _node_id(_actor) -> str:
+    """Run inside an actor (`__ray_call__`): the id of the node it lives on."""
+    return ray.get_runtime_context().get_node_id()
+
+
+def actor_placement(actors: dict[str, object], timeout_s: float = PLACEMENT_TIMEOUT_S) -> dict:
+    """Which node each actor (name -> handle) runs on, once all have started:
+    {"nodes": [{"node_id", "name", "ip", "actors"}], "actors": {name: node_id}, "strategies": STRATEGIES}.
+    Actors the cluster could not start in `timeout_s` are a one-line error naming them."""
+    refs = {name: a.__ray_call__.remote(_node_id) for name, a in actors.items()}
+    ready, pending = ray.wait(list(refs.values()), num_returns=len(refs), timeout=timeout_s)
+    if pending:
+        waiting = [name for name, r in refs.items() if r in pending]
+        raise ConfigError(f"{len(waiting)} actors found no room on the cluster in {timeout_s:g} s ({', '.join(waiting[:6])}"
+                          f"{', ...' if len(waiting) > 6 else ''}); free resources or add nodes")
+    where = dict(zip(refs, ray.get(list(refs.values()))))
+    info = {n["NodeID"]: n for n in ray.nodes()}
+    nodes = []
+    for node_id in dict.fromkeys(where.values()):  # in order of first actor
+        n = info.get(node_id, {})
+        nodes.append({"node_id": node_id, "name": n.get("NodeName", "?"), "ip": n.get("NodeManagerAddress", "?"),
+                      "actors": [a for a, i in where.items() if i == node_id]})
+    return {"nodes": nodes, "actors": where, "strategies": dict(STRATEGIES)}
+
+
+def placement_lines(placement: dict) -> list[str]:
+    """One line per node: short node id, name (when it is not the ip), ip, and its actors."""
+    lines = [f"placement: {len(placement['actors'])} actors on {len(placement['nodes'])} node(s) (runners, shards, "
+             f"evaluator spread; learner ranks packed)"]
+    for n in placement["nodes"]:
+        name = f" {n['name']}" if n["name"] not in (n["ip"], "?") else ""
+        lines.append(f"  node {n['node_id'][:8]}{name} {n['ip']}: {' '.join(n['actors'])}")
+    return lines
+
+
+def report_placement(run_dir: Path, placement: dict) -> None:
+    """Print the placement and record it in `<run_dir>/placement.json`."""
+    print("\n".join(placement_lines(placement)), flush=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / PLACEMENT_FILE).write_text(json.dumps(placement, indent=1))
+
+
 def _threads(cpus: float) -> int:
     return max(1, int(cpus))  # torch threads = the actor's CPU share
 
@@ -122,16 +194,21 @@ def ray_parts(loop) -> SimpleNamespace:
     token = uuid.uuid4().hex[:8]
     usable = usable_shards(loop, cfg.shards)
     shard_names = [f"latentfleet-{token}-shard-{i:03d}" for i in usable]
-    shards = [C["shard"].options(name=name, num_cpus=cfg.cpus_per_shard, max_restarts=-1, max_task_retries=-1).remote(
+    shards = [C["shard"].options(name=name, num_cpus=cfg.cpus_per_shard, max_restarts=-1, max_task_retries=-1,
+                                 scheduling_strategy=STRATEGIES["shard"]).remote(
         str(loop.run_dir / "replay" / f"shard-{i:03d}"), obs_dim=ts.max_obs_dim, action_dim=ts.max_action_dim,
         chunk_len=cfg.chunk_len, cache_bytes=cfg.shard_cache_mb << 20, flush_every_s=cfg.shard_flush_s,
         seed=cfg.seed * 31 + i, task_names=list(ts.names)) for i, name in zip(usable, shard_names)]
-    runners = [C["runner"].options(num_cpus=cfg.cpus_per_runner, num_gpus=cfg.gpus_per_runner, max_restarts=-1).remote(
+    runners = [C["runner"].options(num_cpus=cfg.cpus_per_runner, num_gpus=cfg.gpus_per_runner, max_restarts=-1,
+                                   scheduling_strategy=STRATEGIES["runner"]).remote(
         runner_cfg, cfg.task, tasks, shard_names[i % len(shards)], envs_per_task=cfg.envs_per_task, seed=cfg.seed,
         runner_id=i, torch_threads=_threads(cfg.cpus_per_runner), max_episode_steps=cfg.max_episode_steps,
         piece_horizon=cfg.planner.horizon if cfg.partial_episodes else None)
         for i, tasks in enumerate(assign_tasks(ts, cfg.num_runners))]
-    learners = [C["learner"].options(num_cpus=cfg.cpus_per_learner, num_gpus=cfg.gpus_per_learner).remote(
+    pg = learner_group_placement(cfg, token)
+    in_group = lambda r: {} if pg is None else {"scheduling_strategy": PlacementGroupSchedulingStrategy(  # noqa: E731
+        pg, placement_group_bundle_index=r)}
+    learners = [C["learner"].options(num_cpus=cfg.cpus_per_learner, num_gpus=cfg.gpus_per_learner, **in_group(r)).remote(
         loop.agent_cfg, masks, shards, rank=r, world_size=cfg.num_learners, seed=cfg.seed,
         torch_threads=_threads(cfg.cpus_per_learner), balance=cfg.balance,
         offline_data=str(cfg.offline_data) if cfg.offline_data else None, offline_ratio=cfg.offline_ratio,
@@ -139,8 +216,8 @@ def ray_parts(loop) -> SimpleNamespace:
     if cfg.num_learners > 1:
         addr = ray.get(learners[0].address.remote())
         ray.get([lr.init_process_group.remote(f"tcp://{addr}") for lr in learners])
-    evaluator = C["evaluator"].options(num_cpus=cfg.cpus_per_evaluator).remote(
-        runner_cfg, cfg.task, _threads(cfg.cpus_per_evaluator))
+    evaluator = C["evaluator"].options(num_cpus=cfg.cpus_per_evaluator, scheduling_strategy=STRATEGIES["evaluator"]
+                                       ).remote(runner_cfg, cfg.task, _threads(cfg.cpus_per_evaluator))
     collector = RayCollector(runners, shards)
 
     def close() -> None:
@@ -149,7 +226,19 @@ def ray_parts(loop) -> SimpleNamespace:
         finally:
             for a in runners + learners + [evaluator] + shards:
                 ray.kill(a)
+            if pg is not None:
+                from ray.util.placement_group import remove_placement_group
 
+                remove_placement_group(pg)
+
+    named = {**{f"shard-{i:03d}": s for i, s in zip(usable, shards)}, **{f"runner-{i}": r for i, r in enumerate(runners)},
+             **{f"learner-{r}": lr for r, lr in enumerate(learners)}, "evaluator": evaluator}
+    try:
+        placement = actor_placement(named)
+    except ConfigError:
+        close()
+        raise
+    report_placement(loop.run_dir, placement)
     return SimpleNamespace(collector=collector, learners=Learners(learners, remote=True),
                            evaluator=Evaluators([evaluator], remote=True),
-                           runners=runners, shards=shards, close=close)
+                           runners=runners, shards=shards, close=close, placement=placement)
