@@ -11,7 +11,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 SMALL_JOB = ["preset=smoke", "task='cartpole-balance,cartpole-swingup'", "num_runners=2", "num_shards=2",
-             "steps=800", "seed_steps=400"]
+             "steps=800", "seed_steps=400"]  # about 40 updates: enough to see the parts work together
 
 
 def run_job(cluster, run_dir: Path, *overrides: str, timeout_s: float = 600) -> subprocess.CompletedProcess:
@@ -26,24 +26,26 @@ def run_job(cluster, run_dir: Path, *overrides: str, timeout_s: float = 600) -> 
 @pytest.mark.ray
 def test_job_spreads_runners_and_shards_over_nodes_and_states_the_placement(ray_cluster, tmp_path):
     run_dir = tmp_path / "run"
-    job = run_job(ray_cluster, run_dir)
+    job = run_job(ray_cluster, run_dir, "num_learners=2")
     assert job.returncode == 0, f"exit {job.returncode}\n{job.stdout[-2000:]}\n{job.stderr[-3000:]}"
     assert f"cluster at {ray_cluster.address}" in job.stdout  # joined the cluster, not an embedded Ray
     placement = json.loads((run_dir / "placement.json").read_text())
     where = placement["actors"]
-    assert sorted(where) == ["evaluator", "learner-0", "runner-0", "runner-1", "shard-000", "shard-001"]
+    assert sorted(where) == ["evaluator", "learner-0", "learner-1", "runner-0", "runner-1", "shard-000", "shard-001"]
     workers = set(ray_cluster.nodes.values())
     assert set(where.values()) <= workers, "an actor on the head node, which has no CPUs"
     assert where["runner-0"] != where["runner-1"], f"both runners on one node: {where}"
     assert where["shard-000"] != where["shard-001"], f"both shards on one node: {where}"
+    assert where["learner-0"] == where["learner-1"], f"learner ranks not packed on one node (there is room): {where}"
     # the console states the same placement: a header, then one line per node with its short id and its actors
     printed = job.stdout[job.stdout.index("placement: "):].splitlines()
-    assert printed[0].startswith(f"placement: 6 actors on {len(placement['nodes'])} node(s)")
+    assert printed[0].startswith(f"placement: 7 actors on {len(placement['nodes'])} node(s)")
     names = {v: k for k, v in ray_cluster.nodes.items()}
     for line, node in zip(printed[1:], placement["nodes"]):
         assert line.split()[:3] == ["node", node["node_id"][:8], names[node["node_id"]]], line
         assert line.split(": ", 1)[1].split() == node["actors"], line
     summary = json.loads((run_dir / "summary.json").read_text())
+    # the two ranks trained together across the placement (the job checks they end with equal parameters)
     assert summary["failures"] == [] and summary["episodes"] > 0 and summary["updates"] > 0
 
 
