@@ -71,7 +71,8 @@ def check_tasks_buildable(task_set) -> None:
 def resource_needs(cfg: RunConfig) -> dict[str, float]:
     return {"CPU": cfg.num_runners * cfg.cpus_per_runner + cfg.num_learners * cfg.cpus_per_learner
             + cfg.shards * cfg.cpus_per_shard + cfg.cpus_per_evaluator,
-            "GPU": cfg.num_runners * cfg.gpus_per_runner + cfg.num_learners * cfg.gpus_per_learner}
+            "GPU": cfg.num_runners * cfg.gpus_per_runner + cfg.num_learners * cfg.gpus_per_learner,
+            **cfg.resources_per_evaluator}
 
 
 def check_resources(cfg: RunConfig, available: dict[str, float]) -> None:
@@ -180,6 +181,51 @@ class RayCollector:
         ray.get([s.close.remote() for s in self.shards], timeout=60)
 
 
+class RayEvaluator(Evaluators):
+    """The evaluator actor, which Ray restarts when it dies (on another node when its node is lost). Every
+    evaluation also says which node it ran on. An evaluation the actor lost returns `{"lost": True}` and the
+    loop sends it again with the current weights; either that, or a result from a node other than the last,
+    carries an `incident` for the loop to report (once per lost node: its key is the node)."""
+
+    def __init__(self, actor, placement: dict):
+        super().__init__([actor], remote=True)
+        self.node_id = placement["actors"]["evaluator"]  # where it last ran
+        self._nodes = {n["node_id"]: (n["name"], n["ip"]) for n in placement["nodes"]}
+
+    def _where(self, node_id: str) -> str:
+        if node_id not in self._nodes:  # a node it moved to after start; GCS still lists a dead node
+            self._nodes.update({n["NodeID"]: (n["NodeName"], n["NodeManagerAddress"]) for n in ray.nodes()})
+        name, ip = self._nodes.get(node_id, ("?", "?"))
+        return f"node {node_id[:8]} ({name}, {ip})" if name != ip else f"node {node_id[:8]} ({ip})"
+
+    def _incident(self, line: str) -> dict:
+        return {"kind": "evaluator_restart", "line": line, "key": ("evaluator", self.node_id), "node": self.node_id,
+                "actors_lost": ["evaluator"], "restarted": ["evaluator"]}
+
+    def evaluate(self, weights, version: int, **kw) -> Job:
+        actor = self.members[0]
+
+        def finish(values):
+            node_id, result = values
+            if node_id != self.node_id:  # restarted since the last evaluation, none of which it lost
+                result["incident"] = self._incident(f"evaluator restarted: it ran on {self._where(self.node_id)}, "
+                                                    f"now on {self._where(node_id)}")
+                self.node_id = node_id
+            return result
+
+        def lost(exc) -> dict:
+            from distributed.incidents import one_line
+
+            incident = self._incident(f"evaluator lost on {self._where(self.node_id)}: {one_line(exc, 160)}; Ray "
+                                      f"restarts it on a live node and the evaluation is sent again with the current "
+                                      f"weights")
+            return {"lost": True, "incident": {**incident, "exc": exc}}
+
+        # in the actor's call order: the node, then the evaluation (a restarted actor answers both anew)
+        return Job(refs=[actor.__ray_call__.remote(_node_id), actor.evaluate.remote(weights, version, **kw)],
+                   finish=finish, on_error=lost)
+
+
 def ray_parts(loop) -> SimpleNamespace:
     """Start the actors of `loop` (a distributed.loop.Loop) on the connected Ray cluster."""
     from distributed.actors import actor_classes
@@ -216,7 +262,9 @@ def ray_parts(loop) -> SimpleNamespace:
     if cfg.num_learners > 1:
         addr = ray.get(learners[0].address.remote())
         ray.get([lr.init_process_group.remote(f"tcp://{addr}") for lr in learners])
-    evaluator = C["evaluator"].options(num_cpus=cfg.cpus_per_evaluator, scheduling_strategy=STRATEGIES["evaluator"]
+    # restartable: Ray starts it again (elsewhere, if its node is lost); the loop sends a lost evaluation again
+    evaluator = C["evaluator"].options(num_cpus=cfg.cpus_per_evaluator, resources=dict(cfg.resources_per_evaluator),
+                                       max_restarts=-1, scheduling_strategy=STRATEGIES["evaluator"]
                                        ).remote(runner_cfg, cfg.task, _threads(cfg.cpus_per_evaluator))
     collector = RayCollector(runners, shards)
 
@@ -240,5 +288,5 @@ def ray_parts(loop) -> SimpleNamespace:
         raise
     report_placement(loop.run_dir, placement)
     return SimpleNamespace(collector=collector, learners=Learners(learners, remote=True),
-                           evaluator=Evaluators([evaluator], remote=True),
+                           evaluator=RayEvaluator(evaluator, placement),
                            runners=runners, shards=shards, close=close, placement=placement)

@@ -5,6 +5,7 @@ so the run directory is a local folder that every node reaches."""
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,57 @@ def test_harness_removes_a_node_without_grace_and_adds_a_fresh_one(ray_cluster):
     state = alive()
     # GCS saw the killed node die (health checks), and the fresh one join
     assert state[gone] is False and state[ray_cluster.nodes[fresh]] is True and state[before["w2"]] is True
+
+
+def _eval_rows(run_dir: Path) -> int:
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return 0
+    return sum(1 for line in path.read_text().splitlines() if '"kind": "eval"' in line)
+
+
+def _wait_for(what: str, check, job: subprocess.Popen, timeout_s: float = 300):
+    """Poll `check()` until it returns something truthy; the job ending first, or the time running out, fails."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        assert job.poll() is None, f"the job ended (exit {job.returncode}) before {what}"
+        time.sleep(0.5)
+    pytest.fail(f"no {what} in {timeout_s:.0f} s")
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_evaluator_survives_the_loss_of_its_node(ray_cluster, tmp_path):
+    # the evaluator alone on a node of its own kind (a custom resource, no CPUs: no runner or shard goes there), so
+    # the loss is the evaluator's only; the replacement node that joins has the same resource
+    eval_node = ray_cluster.add_node(num_cpus=0, resources={"eval_node": 1})
+    run_dir = tmp_path / "run"
+    console = open(tmp_path / "console.txt", "w")
+    job = subprocess.Popen(
+        [sys.executable, str(REPO / "launch" / "mt80.py"), *SMALL_JOB, "steps=3000", "eval_freq=100",
+         "cpus_per_evaluator=0", "+resources_per_evaluator.eval_node=1", f"run_dir={run_dir}"],
+        cwd=REPO, env=ray_cluster.env, stdout=console, stderr=subprocess.STDOUT, text=True)
+    try:
+        placement = _wait_for("placement.json", lambda: (run_dir / "placement.json").exists() and json.loads(
+            (run_dir / "placement.json").read_text()), job)
+        lost_id = ray_cluster.nodes[eval_node]
+        assert [n["actors"] for n in placement["nodes"] if n["node_id"] == lost_id] == [["evaluator"]], placement
+        before = _wait_for("evaluation before the loss", lambda: _eval_rows(run_dir), job)
+        ray_cluster.remove_node(eval_node)
+        ray_cluster.add_node(num_cpus=0, resources={"eval_node": 1})
+        assert job.wait(timeout=600) == 0, (tmp_path / "console.txt").read_text()[-3000:]
+    finally:
+        if job.poll() is None:
+            job.kill()
+        console.close()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["failures"] == [] and summary["last_eval_return"] is not None
+    lines = [x for x in summary["incidents"] if x.startswith("evaluator ")]
+    assert len(lines) == 1, summary["incidents"]  # the loss reported once, naming the lost node
+    assert f"node {lost_id[:8]} ({eval_node}, 127.0.0.1)" in lines[0], lines[0]
+    out = (tmp_path / "console.txt").read_text()
+    assert out.count(f"latentfleet: {lines[0]}") == 1  # the same line once on the console
+    assert _eval_rows(run_dir) > before, "no evaluation after the loss"  # the restarted evaluator evaluates
