@@ -214,11 +214,12 @@ class RayEvaluator(Evaluators):
             return result
 
         def lost(exc) -> dict:
-            from distributed.incidents import one_line
-
-            incident = self._incident(f"evaluator lost on {self._where(self.node_id)}: {one_line(exc, 160)}; Ray "
-                                      f"restarts it on a live node and the evaluation is sent again with the current "
-                                      f"weights")
+            # the type names the failure (ActorDiedError, ActorUnavailableError: restarting); Ray's message,
+            # long and full of ids, goes to errors.log with the traceback
+            dead = not any(n["NodeID"] == self.node_id and n["Alive"] for n in ray.nodes())
+            what = f"lost with its {self._where(self.node_id)}" if dead else f"died on {self._where(self.node_id)}"
+            incident = self._incident(f"evaluator {what} ({type(exc).__name__}); Ray restarts it on a live node and "
+                                      f"the evaluation is sent again with the current weights")
             return {"lost": True, "incident": {**incident, "exc": exc}}
 
         # in the actor's call order: the node, then the evaluation (a restarted actor answers both anew)

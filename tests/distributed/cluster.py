@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -172,6 +173,7 @@ class SimulatedCluster:
             with contextlib.suppress(ProcessLookupError):  # it ended meanwhile: what we wanted
                 os.kill(pid, signal.SIGKILL)
         self.log.close()
+        shutil.rmtree(self.temp_dir, ignore_errors=True)  # Ray's session logs: the job's own output is in the test's tmp_path
 
 
 if __name__ == "__main__":

@@ -119,6 +119,7 @@ def test_evaluator_survives_the_loss_of_its_node(ray_cluster, tmp_path):
     assert summary["failures"] == [] and summary["last_eval_return"] is not None
     lines = [x for x in summary["incidents"] if x.startswith("evaluator ")]
     assert len(lines) == 1, summary["incidents"]  # the loss reported once, naming the lost node
+    # "lost with its node ..." when an evaluation was in flight, "restarted: it ran on ..." when none was
     assert f"node {lost_id[:8]} ({eval_node}, 127.0.0.1)" in lines[0], lines[0]
     out = (tmp_path / "console.txt").read_text()
     assert out.count(f"latentfleet: {lines[0]}") == 1  # the same line once on the console
