@@ -72,7 +72,9 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
 
 def config_from_checkpoint(state: dict, device: str | None = None) -> AgentConfig:
     c = state["agent"]["config"]
-    return AgentConfig(model=ModelConfig(**c["model"]), optim=OptimConfig(**c["optim"]),
+    # batch_size and horizon were copies of the run's batch size and the planner's horizon before they had one home
+    optim = {k: v for k, v in c["optim"].items() if k not in ("batch_size", "horizon")}
+    return AgentConfig(model=ModelConfig(**c["model"]), optim=OptimConfig(**optim),
                        planner=_planner_config(c["planner"]), discounts=tuple(c["discounts"]),
                        device=device or c["device"], precision=c["precision"],
                        constraints=constraints_from_plain(c.get("constraints")))

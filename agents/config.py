@@ -129,8 +129,8 @@ PI_SCALES = ("task", "global")
 
 @dataclass(frozen=True)
 class OptimConfig:
-    batch_size: int = 256
-    horizon: int = 3
+    """The update's hyperparameters. The batch size belongs to whoever samples (distributed RunConfig.batch_size,
+    the learner's), the training horizon is the planner's (PlannerConfig.horizon): one home each."""
     lr: float = 3e-4
     enc_lr_scale: float = 0.3
     grad_clip_norm: float = 20.0

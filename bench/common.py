@@ -12,6 +12,7 @@ import torch
 
 from agents.host import freed_memory_kept, keep_freed_memory
 from agents.precision import has_native_bf16
+from distributed.run_log import finished
 
 
 def add_host_args(p) -> None:
@@ -96,9 +97,9 @@ def count_launches(fn) -> int:
 
 def run_jobs(jobs: list[tuple[str, list[str], Path]], out: Path, parallel: int, cwd: Path) -> dict[str, float]:
     """Run commands (name, argv, run_dir) `parallel` at a time, one core each (OMP_NUM_THREADS=1,
-    MUJOCO_GL=egl), skipping those whose run_dir already holds summary.json (a re-run bench resumes);
+    MUJOCO_GL=egl), skipping those whose run has finished (run_log.finished: a re-run bench resumes);
     stderr to <out>/<name>.err. Returns the wall seconds of the jobs run now."""
-    running, pending, walls = [], [j for j in jobs if not (Path(j[2]) / "summary.json").exists()], {}
+    running, pending, walls = [], [j for j in jobs if not finished(j[2])], {}
     env = {**os.environ, "MUJOCO_GL": "egl", "OMP_NUM_THREADS": "1"}
     while pending or running:
         while pending and len(running) < parallel:

@@ -4,6 +4,7 @@ for byte, none twice, nothing uncommitted visible, and the writer / job must car
 
     .venv/bin/python bench/faults.py               # everything: 22 min on 2 cores at load 13-19
     .venv/bin/python bench/faults.py --only writer # the shard-writer scenarios only (12 min of that)
+    .venv/bin/python bench/faults.py --only corrupt # one committed chunk damaged on disk (seconds)
 
 Prints one row per scenario: kills, committed (distinct episodes known committed before a kill),
 lost, corrupt, duplicated, uncommitted (visible although never committed); exits 1 unless the
@@ -87,13 +88,16 @@ def synthetic_digest(k: int, task: int | None = None) -> tuple[str, int]:
 
 
 def read_episode(group, shard: Path, start: int, length: int) -> dict | None:
-    """Rows [start, start+length) of the content arrays; None if a chunk file is missing."""
+    """Rows [start, start+length) of the content arrays; None if a chunk file is missing or does not decode."""
     for name in CONTENT:
         ndim = group[name].ndim
         for k in range(start // group[name].chunks[0], (start + length - 1) // group[name].chunks[0] + 1):
             if not chunk_file(shard, name, k, ndim).exists():
                 return None
-    return {name: group[name][start:start + length] for name in CONTENT}
+    try:
+        return {name: group[name][start:start + length] for name in CONTENT}
+    except ValueError:  # a chunk failing its checksum (the corrupt-chunk scenario damages one on purpose)
+        return None
 
 
 def snapshot(shard: Path) -> tuple[dict, object]:
@@ -395,6 +399,77 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 
+def corrupt_chunk_scenario(work: Path, episodes: int = 60, more: int = 20, batches: int = 200) -> Tally:
+    """A committed chunk of a shard gets garbage bytes (real bytes on disk, as a bad disk or a torn copy
+    would leave them) while its writer is open and a reader samples with the writer recording damage
+    (what a shard actor does). Expected: exactly the episodes with rows in that chunk are lost
+    (quarantined), every other one is intact and sampled, the shard keeps taking episodes, no window
+    ever holds rows that are not its episode's."""
+    from distributed.replay.layout import episodes_in_chunk
+    from distributed.replay.reader import ShardReader
+    from distributed.replay.synthetic import synthetic_episode
+    from distributed.replay.verify import verify_shard
+    from distributed.replay.writer import ShardWriter
+
+    shard = work / "corrupt-chunk"
+    writer = ShardWriter(shard, obs_dim=O, action_dim=A, chunk_len=C, durable=False)
+    for k in range(episodes):
+        writer.add_episode(**synthetic_episode(k, obs_dim=O, action_dim=A, max_len=150), source=("p", k))
+    writer.flush()
+    before, c = snapshot(shard)
+    ids = np.array(sorted(before))
+    starts, lengths = np.array([before[i][1] for i in ids]), np.array([before[i][2] for i in ids])
+    # the chunk holding rows of the most episodes (ties: the earliest): damage that costs more than one
+    chunk = max(range(c.rows // C), key=lambda k: (len(episodes_in_chunk(starts, lengths, k, C)), -k))
+    expected = set(ids[episodes_in_chunk(starts, lengths, chunk, C)].tolist())
+    f = chunk_file(shard, "obs", chunk, 2)
+    data = bytearray(f.read_bytes())
+    data[len(data) // 2:len(data) // 2 + 16] = os.urandom(16)
+    f.write_bytes(bytes(data))
+    tally = Tally(f"corrupt chunk: obs chunk {chunk} of {-(-c.rows // C)} holds rows of {len(expected)} episode(s)")
+    tally.kills = 1  # one damaged chunk
+    reader = ShardReader(shard, cache_bytes=0, record_damage=writer.quarantine)
+    rng, seen = np.random.default_rng(0), set()
+
+    def sample() -> None:
+        for _ in range(batches):
+            obs = reader.sample(64, 3, rng)["obs"]
+            for b in range(obs.shape[1]):
+                k, start = int(obs[0, b, 0]), int(obs[0, b, 1])
+                want = synthetic_episode(k, obs_dim=O, action_dim=A, max_len=150)["obs"][start:start + 4]
+                if not np.array_equal(obs[:, b], want):
+                    tally.bad("corrupt", f"a window of episode {k} at row {start} is not its rows")
+                seen.add(k)
+
+    sample()
+    for k in range(episodes, episodes + more):  # the shard keeps taking episodes
+        writer.add_episode(**synthetic_episode(k, obs_dim=O, action_dim=A, max_len=150), source=("p", k))
+    writer.close()
+    reader.refresh()
+    sample()
+    after, c2 = snapshot(shard)
+    tally.committed = len(after)
+    aside = c2.quarantined_ids()
+    live = {after[i][0] for i in after if i not in aside and after[i][2] > 23}  # 20+ windows: drawn surely
+    key_of = {i: before[i][0] for i in before}  # a quarantined episode's key, read before the damage
+    tally.scenario += f"; quarantined: {len(aside)}"
+    if aside != expected:
+        tally.bad("lost", f"quarantined {sorted(aside)}, the chunk holds {sorted(expected)}")
+    for i, (key, *_rest, dig) in after.items():
+        if i not in aside and dig != synthetic_digest(key)[0]:
+            tally.bad("corrupt", f"episode {i} (synthetic {key}) differs from what was written")
+    keys = [key_of.get(i, after[i][0]) for i in after]
+    if len(keys) != len(set(keys)):
+        tally.bad("duplicated", "an episode is stored twice")
+    if live - seen:
+        tally.bad("lost", f"{len(live - seen)} live episodes never sampled")
+    tally.lost += len(set(range(episodes + more)) - set(keys))  # never stored, or gone from the index
+    tally.lost += len(aside - expected)  # the "lost" column: episodes lost beyond the damaged chunk's
+    tally.uncommitted = int(verify_shard(shard).quarantined_chunks != [chunk])
+    tally.resumed = "yes" if c2.episodes == c.episodes + more else "no"
+    return tally
+
+
 def shards_of(run_dir: Path) -> list[Path]:
     return sorted(p for p in (run_dir / "replay").glob("shard-*") if (p / "zarr.json").exists())
 
@@ -477,12 +552,12 @@ def actors_scenario(work: Path, steps: int = 3000) -> Tally:
         try:
             while loop.env_steps < steps // 5:
                 time.sleep(0.05)
-            events["runner"] = ray.get(loop.parts.runners[0].pid.remote())
+            events["runner"] = ray.get(loop.parts.actors["runners"][0].pid.remote())
             os.kill(events["runner"], signal.SIGKILL)
             tally.kills += 1
             while loop.env_steps < steps // 2:
                 time.sleep(0.05)
-            events["shard"] = ray.get(loop.parts.shards[1].pid.remote())
+            events["shard"] = ray.get(loop.parts.actors["shards"][1].pid.remote())
             ledger.check(run_dir / "replay" / "shard-001")  # what it committed before the kill
             os.kill(events["shard"], signal.SIGKILL)
             tally.kills += 1
@@ -496,7 +571,8 @@ def actors_scenario(work: Path, steps: int = 3000) -> Tally:
         thread.start()
         summary = loop.run()
         thread.join(timeout=10)
-        new_pids = (ray.get(loop.parts.runners[0].pid.remote()), ray.get(loop.parts.shards[1].pid.remote()))
+        new_pids = (ray.get(loop.parts.actors["runners"][0].pid.remote()),
+                    ray.get(loop.parts.actors["shards"][1].pid.remote()))
     finally:
         loop.shutdown()
         time.sleep(0.5)
@@ -627,7 +703,7 @@ def print_table(tallies: list[Tally], header: str = "") -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--only", choices=("writer", "actors", "job"), default=None)
+    ap.add_argument("--only", choices=("writer", "corrupt", "actors", "job"), default=None)
     ap.add_argument("--random-kills", type=int, default=50)
     ap.add_argument("--point-kills", type=int, default=5)
     ap.add_argument("--commit-kill", default="commit-record:15", help="kill point of the whole-job commit kill")
@@ -643,6 +719,8 @@ def main() -> int:
             tallies.append(writer_scenario(work, point, [point] * args.point_kills))
         tallies.append(writer_scenario(work, "eviction", ["eviction"] * args.point_kills, capacity=12 * C))
         tallies.append(writer_scenario(work, "random moments", [None] * args.random_kills))
+    if args.only in (None, "writer", "corrupt"):
+        tallies.append(corrupt_chunk_scenario(work))
     if args.only in (None, "actors", "job"):
         import ray
 

@@ -142,9 +142,11 @@ def rescore(run_dir: Path, task: str, episodes: int, max_steps: int | None, term
     RESCORE_SEED, the same for every run), computed once and kept in <run_dir>/rescore_<episodes>.json;
     None while the run has not finished. `termination` (hard | soft | off) plans with that use of the
     model's termination head instead of the saved one (kept in rescore_<episodes>_<termination>.json)."""
+    from distributed.run_log import finished
+
     if (kept := _kept_rescore(run_dir, episodes, termination)) is not None:
         return kept
-    if not (run_dir / "summary.json").exists() or not (run_dir / "checkpoint.pt").exists():
+    if not finished(run_dir) or not (run_dir / "checkpoint.pt").exists():
         return None
     from agents.checkpoint import agent_from_checkpoint
     from distributed.evaluator import evaluate
@@ -191,14 +193,14 @@ def signed_rank_p(diffs: list[float]) -> float | None:
 def run_scores(run_dir: Path, final_evals: int) -> tuple[list[tuple[int, float]], float | None, float | None]:
     """A run's evaluations [(env step, return)] in order, its score (mean of the last `final_evals`
     returns; None until the run has finished) and its wall time (None while it runs)."""
-    from distributed.run_log import read_metrics
+    from distributed.run_log import finished, read_metrics
 
     rows = read_metrics(run_dir, "eval") if run_dir.exists() else []
     steps = [r["step"] for r in rows]
     evals = [r["episode_return"] for r in rows]
     summary = run_dir / "summary.json"
     wall = json.loads(summary.read_text()).get("wall_s") if summary.exists() else None
-    score = sum(evals[-final_evals:]) / final_evals if summary.exists() and len(evals) >= final_evals else None
+    score = sum(evals[-final_evals:]) / final_evals if finished(run_dir) and len(evals) >= final_evals else None
     return list(zip(steps, evals)), score, wall
 
 

@@ -47,7 +47,7 @@ def main() -> None:
     for size in args.sizes:
         for prec in args.precisions:
             cfg = make_agent_config(obs_dim=39, action_dim=6, episode_lengths=[500] * 80, model_size=size,
-                                    precision=prec, optim=dict(batch_size=B, horizon=H))
+                                    precision=prec, planner=dict(horizon=H))
             eager = Agent(cfg, **({"native_bf16": lambda device: True} if args.force_bf16 else {}))
             batch = Batch(obs=torch.randn(H + 1, B, 39), action=torch.rand(H, B, 6) * 2 - 1,
                           reward=torch.randn(H, B), terminated=torch.zeros(H, B),

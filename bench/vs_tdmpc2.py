@@ -154,7 +154,7 @@ def main() -> None:
 
     def ours_agent(size: str) -> Agent:
         cfg = make_agent_config(obs_dim=OBS, action_dim=ACT, episode_lengths=[1000], model_size=size,
-                                optim=dict(batch_size=B, horizon=H))
+                                planner=dict(horizon=H))
         return Agent(cfg)
 
     def faults() -> int:

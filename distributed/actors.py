@@ -122,7 +122,7 @@ class LearnerShell(Learner):
     """A Learner sampling from replay shard actors, or (offline / mixed) from a store on disk that
     this node can read (opened read-only), or a mixture of the two."""
 
-    def __init__(self, agent_cfg: AgentConfig, action_masks: np.ndarray, shards: list, *, rank: int,
+    def __init__(self, agent_cfg: AgentConfig, action_masks: np.ndarray, shards: list, *, batch_size: int, rank: int,
                  world_size: int, seed: int, torch_threads: int, balance: str, offline_data: str | None = None,
                  offline_ratio: float = 0.0, cache_bytes: int = 256 << 20):
         from distributed.batches import Mixture, ShardActorSource, StoreSource
@@ -133,7 +133,12 @@ class LearnerShell(Learner):
             offline = StoreSource(offline_data, action_masks, agent_cfg.model.obs_dim, balance=balance,
                                   cache_bytes=cache_bytes)
             source = offline if source is None else Mixture(source, offline, offline_ratio)
-        super().__init__(agent_cfg, action_masks, source, rank=rank, world_size=world_size, seed=seed)
+        super().__init__(agent_cfg, action_masks, source, batch_size=batch_size, rank=rank, world_size=world_size,
+                         seed=seed)
+
+    def pid(self) -> int:
+        """This process's id (fault-injection tests kill it with a real signal)."""
+        return os.getpid()
 
     def address(self) -> str:
         """host:port for rank 0 to host the process group."""

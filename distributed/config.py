@@ -49,7 +49,7 @@ def _options_of(cls, exclude: tuple[str, ...] = (), optional: bool = False):
 
 PlannerOptions = _options_of(PlannerConfig)
 PlannerOverrides = _options_of(PlannerConfig, optional=True)  # for a saved model: None keeps its value
-OptimOptions = _options_of(OptimConfig, exclude=("batch_size", "horizon"))  # batch_size top-level; horizon = planner's
+OptimOptions = _options_of(OptimConfig)
 ModelOptions = _options_of(ModelConfig, optional=True, exclude=(
     "obs_dim", "action_dim", "num_tasks", "model_size", "task_descriptors", "descriptor_mean", "descriptor_std",
     "can_terminate"))
@@ -328,7 +328,7 @@ def build_agent_config(cfg: RunConfig, task_set, device: str | None = None) -> A
     return make_agent_config(
         **descriptor_kwargs(model, task_set), obs_dim=task_set.max_obs_dim, action_dim=task_set.max_action_dim,
         episode_lengths=[t.episode_length for t in task_set.tasks], model_size=cfg.model_size, model=model,
-        optim={**dataclasses.asdict(cfg.optim), "batch_size": cfg.batch_size, "horizon": cfg.planner.horizon},
+        optim=dataclasses.asdict(cfg.optim),
         planner=dataclasses.asdict(cfg.planner), device=device or cfg.device, precision=cfg.precision,
         can_terminate=task_set.can_terminate(), compile_update=cfg.compile_update,
         constraints=run_constraints(task_set, cfg.constraints))

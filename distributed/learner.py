@@ -1,7 +1,7 @@
 """Learner: one data-parallel replica of the Agent. Plain class; `distributed/actors.py` wraps
 it as a Ray actor. Ranks form a torch.distributed group (gloo on CPU, NCCL on GPU).
 
-`optim.batch_size` is the GLOBAL batch: each of N ranks samples batch_size / N windows,
+`batch_size` is the GLOBAL batch: each of N ranks samples batch_size / N windows,
 gradients are averaged and the running Q scale is computed over the gathered Q values, so one
 update of the group is one optimiser step on the union of the ranks' batches (what a single
 process does with that batch; the learning rate therefore needs no scaling with N), and every
@@ -46,15 +46,17 @@ def _gather_sync(world_size: int):
 
 class Learner:
     """`source` is a batch source (distributed/batches.py): `.sample(batch_size, horizon, rng)`
-    returns the arrays of agents.batch. `agent` (optional, single process only) continues an
-    existing agent instead of building a fresh one."""
+    returns the arrays of agents.batch; windows are the planner's horizon long. `batch_size` is the
+    global batch of one update. `agent` (optional, single process only) continues an existing agent
+    instead of building a fresh one."""
 
-    def __init__(self, agent_cfg: AgentConfig, action_masks: np.ndarray, source, *, rank: int = 0,
+    def __init__(self, agent_cfg: AgentConfig, action_masks: np.ndarray, source, *, batch_size: int, rank: int = 0,
                  world_size: int = 1, seed: int = 0, agent: Agent | None = None):
         torch.manual_seed(seed * 1000 + rank)
-        if agent_cfg.optim.batch_size % world_size:
-            raise ValueError(f"batch_size {agent_cfg.optim.batch_size} (global) does not split over {world_size} "
+        if batch_size % world_size:
+            raise ValueError(f"batch_size {batch_size} (global) does not split over {world_size} "
                              f"learners; use a multiple of num_learners")
+        self.batch_size = int(batch_size)
         self.rank, self.world_size = rank, world_size
         self.source = source
         self.masks = np.asarray(action_masks, np.float32)
@@ -88,10 +90,9 @@ class Learner:
     def train(self, num_updates: int) -> dict:
         """Run `num_updates` updates (every rank must be asked for the same number)."""
         info: dict = {}
-        o = self.agent_cfg.optim
         for _ in range(num_updates):
             t0 = time.perf_counter()
-            arrays = self.source.sample(o.batch_size // self.world_size, o.horizon, self.rng)
+            arrays = self.source.sample(self.batch_size // self.world_size, self.agent_cfg.planner.horizon, self.rng)
             batch = Batch.from_numpy(arrays, self.agent.device)
             t1 = time.perf_counter()
             info = self.agent.update(batch)

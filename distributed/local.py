@@ -4,12 +4,10 @@ last update, and nothing is copied). Every call runs to the end and returns a fi
 so the loop runs collection, learning and evaluation in turn. Debug a run here."""
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 
 from agents.host import use_cpu_share
-from distributed.parts import Evaluators, Job, Learners, usable_shards
+from distributed.parts import Evaluators, Job, Learners, NoCollector, Parts, usable_shards
 
 
 class LocalCollector:
@@ -42,18 +40,11 @@ class LocalCollector:
         self.runner.close()
 
 
-class NoCollector:
-    """Offline runs collect nothing."""
-
-    slots = 0
-
-    def set_weights(self, *args) -> None:  # drain() and close() too: nothing to do
-        pass
-
-    drain = close = set_weights
+def check(cfg, task_set) -> None:
+    """Nothing to refuse beyond the run config's own checks: every task this machine can build runs here."""
 
 
-def local_parts(loop) -> SimpleNamespace:
+def build(loop) -> Parts:
     """The in-process parts of `loop` (a distributed.loop.Loop) for its config."""
     from distributed.batches import Mixture, StoreSource
     from distributed.env_runner import EnvRunner, resumed_seed
@@ -75,13 +66,14 @@ def local_parts(loop) -> SimpleNamespace:
         online = StoreSource(shard, masks, ts.max_obs_dim, balance=cfg.balance, cache_bytes=cache,
                              record_damage={shard: writer.quarantine})  # damage found while sampling is kept
         source = online if offline is None else Mixture(online, offline, cfg.offline_ratio)
-    learner = Learner(loop.agent_cfg, masks, source, seed=cfg.seed, agent=loop.agent)
+    learner = Learner(loop.agent_cfg, masks, source, batch_size=cfg.batch_size, seed=cfg.seed, agent=loop.agent)
     policy = learner.agent.policy()  # shares the learner's model and its precision decision
     if not cfg.offline:
         runner = EnvRunner(policy, ts, loop.tasks, envs_per_task=cfg.envs_per_task,
                            seed=resumed_seed(cfg.seed, writer.next_episode_id), max_episode_steps=cfg.max_episode_steps)
         collector = LocalCollector(runner, writer, source.refresh,
                                    cfg.planner.horizon if cfg.partial_episodes else None)
-    return SimpleNamespace(collector=collector, learners=Learners([learner], remote=False),
-                           evaluator=Evaluators([Evaluator(policy, ts)], remote=False), agent=learner.agent,
-                           close=collector.close)
+    # the runner and evaluator plan with the learner's own model: every update is published as it happens
+    return Parts(collector=collector, learners=Learners([learner], remote=False),
+                 evaluator=Evaluators([Evaluator(policy, ts)], remote=False), publish_every=1,
+                 close=collector.close, agent=learner.agent)

@@ -16,8 +16,8 @@ in every mode, with `extra` metadata that readers of a run (diagnose, transfer) 
 """
 from __future__ import annotations
 
+import importlib
 import json
-import logging
 import random
 import time
 from collections import Counter
@@ -30,12 +30,15 @@ import torch
 from tqdm import tqdm
 
 from distributed.config import ConfigError, RunConfig, build_agent_config, check_run_dir, seed_steps, write_run_file
-from distributed.incidents import Incidents
-from distributed.parts import Job, wait_any
+from distributed.incidents import Incidents, one_line
+from distributed.parts import Job, PartLost, wait_any
 from distributed.rate_limiter import RateLimiter
 from distributed.run_log import RunLogger, plot_learning_curves
 
-log = logging.getLogger(__name__)
+
+
+# the modules that build each backend's parts (distributed/parts.py: `check`, `build`)
+BACKENDS = {"local": "distributed.local", "ray": "distributed.ray_parts"}
 
 MAX_EVAL_RESENDS = 3  # an evaluation lost with its actor is sent again this many times in a row, then left to the schedule
 
@@ -58,6 +61,18 @@ class Checkpoint:
         from agents.checkpoint import write_checkpoint
 
         write_checkpoint(self.run_dir, state, state["agent"]["model"])
+
+    def load_items(self, names: list[str]) -> dict | None:
+        """Restore only the named objects from the run's checkpoint (a rebuilt learner group's state);
+        None if there is no checkpoint yet."""
+        from agents.checkpoint import CHECKPOINT_FILE, load_checkpoint
+
+        if not (self.run_dir / CHECKPOINT_FILE).exists():
+            return None
+        state = load_checkpoint(self.run_dir)
+        for name in names:
+            self.items[name].load_state_dict(state[name])
+        return state.get("extra", {})
 
     def load(self) -> dict | None:
         """Restore every registered object from the run's checkpoint; None if there is none."""
@@ -153,10 +168,8 @@ class Loop:
             self.agent_cfg = agent.cfg if agent is not None else build_agent_config(cfg, self.task_set)
         except ValueError as exc:  # a model option the agent's config refuses
             raise ConfigError(str(exc)) from None
-        if cfg.backend == "ray":
-            from distributed.ray_parts import check_tasks_buildable
-
-            check_tasks_buildable(self.task_set)
+        self.backend = importlib.import_module(BACKENDS[cfg.backend])  # check(cfg, task_set), build(loop)
+        self.backend.check(cfg, self.task_set)
         check_run_dir(cfg, self.names)
         if cfg.offline_data:
             check_offline_data(cfg.offline_data, self.task_set)
@@ -176,19 +189,17 @@ class Loop:
     def start(self) -> None:
         cfg = self.cfg
         seed_everything(cfg.seed)
-        if cfg.backend == "local":
-            from distributed.local import local_parts as build_parts
-        else:
-            from distributed.ray_parts import ray_parts as build_parts
-        self.parts = build_parts(self)
+        self.parts = self.backend.build(self)
         write_run_file(cfg, self.names, {"obs_dim": self.task_set.max_obs_dim,
                                          "action_dim": self.task_set.max_action_dim})
         self.logger = RunLogger(self.run_dir, cfg.to_dict(), wandb_mode=cfg.wandb_mode, project=cfg.wandb_project,
                                 group=cfg.task if len(self.names) > 1 else None)
-        learners = self.parts.learners
+        learners = lambda: self.parts.learners  # noqa: E731  the group of the moment (it may be rebuilt)
         self.checkpoint = Checkpoint(self.run_dir, {
-            "agent": SimpleNamespace(state_dict=learners.agent_state, load_state_dict=learners.load_agent_state),
-            "learner_rng": SimpleNamespace(state_dict=learners.rng_states, load_state_dict=learners.load_rng_states),
+            "agent": SimpleNamespace(state_dict=lambda: learners().agent_state(),
+                                     load_state_dict=lambda s: learners().load_agent_state(s)),
+            "learner_rng": SimpleNamespace(state_dict=lambda: learners().rng_states(),
+                                           load_state_dict=lambda s: learners().load_rng_states(s)),
             "limiter": self.limiter, "counters": self.counters, "driver_rng": DriverRNG(), "evals": self.evals})
         if self.checkpoint.load() is not None:
             print(f"resumed {self.run_dir}: env step {self.counters.env_steps}, update {self.limiter.samples}, "
@@ -229,7 +240,7 @@ class Loop:
     def run(self) -> dict:
         if self.parts is None:
             self.start()
-        cfg, collector, learners = self.cfg, self.parts.collector, self.parts.learners
+        cfg, collector = self.cfg, self.parts.collector
         jobs: dict[Job, tuple] = {}
         every = lambda freq: (self.progress() // freq + 1) * freq if freq else None  # noqa: E731
         next_eval, next_ckpt, next_diag = every(cfg.eval_freq), every(cfg.checkpoint_freq), every(cfg.diag_freq)
@@ -254,17 +265,30 @@ class Loop:
                 allowed = cfg.steps - self.updates if cfg.offline else self.limiter.allowed_samples()
                 n = min(cfg.updates_per_round, allowed)
                 if n > 0:
-                    jobs[learners.train(n)] = ("learn", n)
+                    jobs[self.parts.learners.train(n)] = ("learn", n)
             for job in wait_any(jobs):
-                kind = jobs.pop(job)
-                result = job.result()
+                kind = jobs.pop(job, None)
+                if kind is None:  # a job of a learner group that was rebuilt meanwhile
+                    continue
+                try:
+                    result = job.result()
+                except PartLost as lost:
+                    if kind[0] == "eval":  # Ray restarts the evaluator; the next evaluation runs there
+                        self.incidents.report("evaluator_lost", f"the evaluator died ({one_line(lost.cause)}); "
+                                              f"Ray restarts it, this evaluation is skipped",
+                                              key=self.progress())
+                        continue
+                    # a learner died: every rank goes, the group is rebuilt from the newest state
+                    jobs = {j: k for j, k in jobs.items() if k[0] not in ("learn", "diag")}
+                    self._rebuild_learners(lost)
+                    last_publish = self.updates
+                    continue
                 if kind[0] == "collect":
                     self._record_collect(result)
                     timing[kind[1]] = result
                 elif kind[0] == "learn":
                     self.limiter.record_samples(kind[1])
-                    # one process: the runner plans with the learner's own model, so its version is every update's
-                    if cfg.backend == "local" or self.updates - last_publish >= cfg.publish_every:
+                    if self.updates - last_publish >= self.parts.publish_every:
                         self._publish()
                         last_publish = self.updates
                     ratio = {} if cfg.offline or not self.limiter.inserts else {
@@ -310,6 +334,25 @@ class Loop:
             bar.close()
         return self._finish(t0, steps0, updates0, timing)
 
+    def _rebuild_learners(self, lost: PartLost) -> None:
+        """A new learner group in place of one that lost a member, loaded from the newest state the driver
+        reaches (the run's checkpoint; no checkpoint yet: fresh weights); the updates since then are lost and
+        done again (the rate limiter goes back with them). Reported once as an incident."""
+        if self.parts.rebuild_learners is None:
+            raise lost.cause
+        t0, before = time.time(), self.updates
+        self.parts.learners = self.parts.rebuild_learners()
+        state = self.checkpoint.load_items(["agent", "learner_rng"])
+        restored = self.parts.learners.train(0).result()["updates"]
+        self.limiter.samples = restored
+        source = "the last checkpoint" if state else "fresh weights (no checkpoint yet)"
+        self.incidents.report("learners_rebuilt", f"a learner died ({one_line(lost.cause)}); the group of "
+                              f"{len(self.parts.learners.members)} rank(s) was rebuilt from {source} at update "
+                              f"{restored} in {time.time() - t0:.1f} s; {before - restored} updates lost",
+                              key=(before, self.env_steps), updates_lost=before - restored,
+                              rebuild_s=round(time.time() - t0, 2))
+        self._publish()
+
     def _finish(self, t0: float, steps0: int, updates0: int, timing: dict) -> dict:
         """Final checkpoint first; then the final evaluation and diagnostics, whose failure is
         logged and loses no training."""
@@ -325,16 +368,18 @@ class Loop:
             else:
                 failures.append(f"evaluation: lost with the evaluator {1 + MAX_EVAL_RESENDS} times in a row")
         except Exception as exc:  # noqa: BLE001  the run's training is saved; say what failed
-            log.exception("final evaluation failed")
-            failures.append(f"evaluation: {type(exc).__name__}: {exc}")
+            failures.append(f"evaluation: {one_line(exc)}")
+            self.incidents.report("final_evaluation", f"the final evaluation failed ({one_line(exc)}); the trained "
+                                  f"model is saved", exc=exc)
         if self.cfg.diagnostics and self.updates > 0:
             try:
                 self.logger.log(self.env_steps, self._diagnostics(str(self.run_dir / "diagnostics")).result(),
                                 kind="diag")
             except Exception as exc:  # noqa: BLE001
-                log.exception("final diagnostics failed")
-                failures.append(f"diagnostics: {type(exc).__name__}: {exc}")
-        distinct = len(set(self.parts.learners.digests()))  # data-parallel replicas must end identical
+                failures.append(f"diagnostics: {one_line(exc)}")
+                self.incidents.report("final_diagnostics", f"the final diagnostics failed ({one_line(exc)}); the "
+                                      f"trained model is saved", exc=exc)
+        distinct = len(set(self._learners_call(lambda: self.parts.learners.digests())))  # data-parallel replicas must end identical
         if distinct > 1:
             failures.append(f"learner ranks hold {distinct} different sets of parameters: replicas diverged")
         state["evals"] = self.evals.state_dict()  # the final evaluation in the history; nothing else moves
@@ -362,6 +407,9 @@ class Loop:
     def _record_collect(self, stats: dict) -> None:
         if stats.get("restarted"):
             self.counters.runner_restarts += 1
+            self.incidents.report("runner_restart", f"env runner {stats['slot']} died ({stats['error']}); Ray "
+                                  f"restarted it with the current weights; episodes it had not handed to its shard "
+                                  f"are lost", key=self.counters.runner_restarts, slot=stats["slot"])
             return
         self.counters.env_steps += stats["collected"]
         self.limiter.record_inserts(stats["collected"])
@@ -411,7 +459,7 @@ class Loop:
     def _check_replay_damage(self) -> dict:
         """Damaged replay data the learners met (layout.Quarantine, whole shards set aside), each reported
         once as an incident; returns it."""
-        damage = self.parts.learners.replay_damage()
+        damage = self._learners_call(lambda: self.parts.learners.replay_damage())
         for path, why in damage["set_aside"].items():
             self.incidents.report("shard_set_aside", f"replay shard {path} set aside whole: {why}", key=path,
                                   shard=path, reason=why)
@@ -420,11 +468,35 @@ class Loop:
                                   **{k: v for k, v in q.items() if k != "line"})
         return damage
 
+    def _learners_call(self, call):
+        """`call()`, which asks the learners for something; once more after a rebuild if one of them died."""
+        try:
+            return call()
+        except PartLost as lost:
+            self._rebuild_learners(lost)
+            return call()
+
     def save(self) -> dict:
         """Every reported episode committed first, so the saved counters match the store."""
         self.parts.collector.drain()
+        return self._learners_call(lambda: self._save())
+
+    def _save(self) -> dict:
         return self.checkpoint.save({"task_set": self.cfg.task, "tasks": self.names, "env_steps": self.env_steps,
                               "updates": self.updates, "backend": self.cfg.backend})
+
+    def fail(self, exc: BaseException) -> dict:
+        """What the run died of, as one line on the console and in summary.json (with the incidents it
+        survived before), the traceback in errors.log; what was stored stays as it is."""
+        from distributed.incidents import ERRORS_LOG, one_line
+
+        line = f"the job failed: {one_line(exc)} (traceback: {self.run_dir / ERRORS_LOG})"
+        self.incidents.report("fatal", line, exc=exc)
+        summary = {"failed": line, "env_steps": self.env_steps, "updates": self.updates,
+                   "episodes": sum(self.counters.episodes.values()), "incidents": self.incidents.lines()}
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+        return summary
 
     def shutdown(self) -> None:
         if self.parts is not None:

@@ -1,7 +1,9 @@
-"""What the loop (distributed/loop.py) is given, and how it waits for it.
+"""What the loop (distributed/loop.py) is given, and how it waits for it: `Parts`, the same type from
+every backend (distributed/local.py in process, distributed/ray_parts.py on Ray), each backend a module
+with `check(cfg, task_set)` (refuses what it cannot run, before anything is written) and
+`build(loop) -> Parts`.
 
-    collector  `.slots`, `.collect(slot, steps, seeding, random_tasks) -> Job`, `.set_weights(weights, version)`,
-               `.drain()`, `.close()`: distributed/local.py (in process) or distributed/ray_parts.py (actors)
+    collector  a `Collector`: in-process env runner, env-runner actors + replay-shard actors, or none
     learners   `Learners`: one in-process Learner, or a Ray data-parallel group of Learner actors
     evaluator  `Evaluators`: one Evaluator (distributed/evaluator.py), in process or as a Ray actor
 
@@ -10,32 +12,67 @@ loop runs the parts in turn in one process and overlaps them under Ray with the 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+
+class PartLost(Exception):
+    """An actor of the parts died (its node was lost or its process killed) and the call had no
+    `on_error` to absorb it; `.cause` is Ray's error. The loop rebuilds what it can (see Loop)."""
+
+    def __init__(self, cause: BaseException):
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _actor_lost_errors() -> tuple:
+    from ray.exceptions import ObjectLostError, RayActorError
+
+    return RayActorError, ObjectLostError
+
 
 class Job:
     """A call's result: `Job(value)` is finished; `Job(refs=[...], finish=f)` waits on Ray refs and
-    is `f(ray.get(refs))`; `on_error(exc)` (optional) turns an actor failure into a result."""
+    is `f(ray.get(refs))`; `on_error(exc)` (optional) turns an actor failure into a result, else
+    `result()` raises PartLost. A job is done as soon as one of its actors is found dead (the others,
+    ranks of a data-parallel group, would wait for it forever)."""
 
     def __init__(self, value=None, *, refs: list | None = None, finish=None, on_error=None):
         self.value, self.refs, self.finish, self.on_error = value, refs, finish, on_error
         self._ready: set = set()
+        self._lost: BaseException | None = None
 
     @property
     def done(self) -> bool:
-        return self.refs is None or len(self._ready) == len(self.refs)
+        return self.refs is None or self._lost is not None or len(self._ready) == len(self.refs)
 
     def result(self):
         if self.refs is None:
             return self.value
         import ray
-        from ray.exceptions import RayActorError
 
         try:
+            if self._lost is not None:
+                raise self._lost
             values = ray.get(self.refs)
-        except RayActorError as exc:
+        except _actor_lost_errors() as exc:
             if self.on_error is None:
-                raise
+                raise PartLost(exc) from None
             return self.on_error(exc)
         return self.finish(values) if self.finish else values
+
+    def _note_ready(self, refs) -> None:
+        import ray
+
+        for ref in refs:
+            self._ready.add(ref)
+            if self._lost is None:
+                try:
+                    ray.get(ref, timeout=0)  # ready: its value (or error) is local already
+                except _actor_lost_errors() as exc:
+                    self._lost = exc
+                except Exception:  # noqa: BLE001  any other error is the caller's, at result()
+                    pass
 
 
 def wait_any(jobs, timeout: float = 1.0) -> list[Job]:
@@ -49,8 +86,64 @@ def wait_any(jobs, timeout: float = 1.0) -> list[Job]:
     pending = [r for j in jobs for r in j.refs if r not in j._ready]
     ready, _ = ray.wait(pending, num_returns=1, timeout=timeout)
     for j in jobs:
-        j._ready.update(r for r in ready if r in j.refs)
+        j._note_ready([r for r in ready if r in j.refs])
     return [j for j in jobs if j.done]
+
+
+class Collector(Protocol):
+    """Collects episodes into the run's replay store. `slots` calls may run at once (one per runner)."""
+
+    slots: int
+
+    def collect(self, slot: int, num_steps: int, seeding: bool, random_tasks=()) -> "Job":
+        """Step slot's envs `num_steps` times (at random while `seeding`, and for `random_tasks`); its
+        value: {"collected", "episodes": [(task, return, success, length, weights version)], timings...}, or
+        {"restarted": True, "slot", "error"} when the runner died and was restarted."""
+
+    def set_weights(self, weights, version: int) -> None:
+        """Plan with these weights (None: the learner's own model, shared in process) from now on."""
+
+    def drain(self) -> None:
+        """Return once every episode reported by collect() is committed to the store."""
+
+    def close(self) -> None:
+        """Commit what is pending and release the store."""
+
+
+class NoCollector:
+    """Offline runs collect nothing."""
+
+    slots = 0
+
+    def collect(self, slot: int, num_steps: int, seeding: bool, random_tasks=()) -> "Job":
+        raise RuntimeError("an offline run has no collector slots")
+
+    def set_weights(self, weights, version: int) -> None:  # drain() and close() too: nothing to do
+        pass
+
+    def drain(self) -> None:
+        pass
+
+    close = drain
+
+
+@dataclass
+class Parts:
+    """What a backend hands the loop; the same fields from every backend.
+
+    publish_every: learner updates between weight publications (1 where the runner plans with the
+    learner's own model, so its weights version is every update's). actors: Ray actor handles by role
+    ("runners", "shards", "learners", "evaluator"), empty in process (fault-injection benches use them).
+    agent: the in-process Agent where there is one (None on Ray). rebuild_learners: see below."""
+    collector: Collector
+    learners: "Learners"
+    evaluator: "Evaluators"
+    publish_every: int
+    close: Callable[[], None]
+    actors: dict[str, list] = field(default_factory=dict)
+    agent: Any = None
+    # a new learner group in place of one that lost a member (None: the learner lives and dies with the driver)
+    rebuild_learners: Callable[[], "Learners"] | None = None
 
 
 def _first(values: list):

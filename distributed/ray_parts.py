@@ -8,11 +8,11 @@ return Jobs over object refs, so the loop overlaps collection, learning and eval
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import uuid
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import ray
@@ -20,7 +20,8 @@ from ray.exceptions import RayActorError
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from distributed.config import ConfigError, RunConfig, build_agent_config
-from distributed.parts import Evaluators, Job, Learners, usable_shards
+from distributed.incidents import one_line
+from distributed.parts import Evaluators, Job, Learners, Parts, usable_shards
 
 # How long start-up waits for the cluster to find room for the actors: autoscaled nodes take minutes to join
 PLACEMENT_TIMEOUT_S = 600.0
@@ -55,6 +56,12 @@ def assign_tasks(task_set, num_runners: int) -> list[list[str]]:
         d = max(domains, key=lambda d: len(by_domain[d]) / share[d])
         share[d] += 1
     return [part for d in domains for part in split(by_domain[d], share[d])]
+
+
+def check(cfg: RunConfig, task_set) -> None:
+    """What a Ray run needs before anything starts: every task buildable on this machine (the runners'
+    nodes run the same environment). Resources are checked against the cluster once Ray is up (`build`)."""
+    check_tasks_buildable(task_set)
 
 
 def check_tasks_buildable(task_set) -> None:
@@ -158,7 +165,7 @@ class RayCollector:
     def collect(self, slot: int, num_steps: int, seeding: bool, random_tasks=()) -> Job:
         def restarted(exc):  # Ray restarts the actor; give it the current weights
             self.runners[slot].set_weights.remote(*self.weights)
-            return {"restarted": True}
+            return {"restarted": True, "slot": slot, "error": one_line(exc)}
 
         return Job(refs=[self.runners[slot].collect.remote(num_steps, seeding, list(random_tasks))],
                    finish=lambda v: v[0], on_error=restarted)
@@ -227,7 +234,7 @@ class RayEvaluator(Evaluators):
                    finish=finish, on_error=lost)
 
 
-def ray_parts(loop) -> SimpleNamespace:
+def build(loop) -> Parts:
     """Start the actors of `loop` (a distributed.loop.Loop) on the connected Ray cluster."""
     from distributed.actors import actor_classes
 
@@ -255,39 +262,56 @@ def ray_parts(loop) -> SimpleNamespace:
     pg = learner_group_placement(cfg, token)
     in_group = lambda r: {} if pg is None else {"scheduling_strategy": PlacementGroupSchedulingStrategy(  # noqa: E731
         pg, placement_group_bundle_index=r)}
-    learners = [C["learner"].options(num_cpus=cfg.cpus_per_learner, num_gpus=cfg.gpus_per_learner, **in_group(r)).remote(
-        loop.agent_cfg, masks, shards, rank=r, world_size=cfg.num_learners, seed=cfg.seed,
-        torch_threads=_threads(cfg.cpus_per_learner), balance=cfg.balance,
-        offline_data=str(cfg.offline_data) if cfg.offline_data else None, offline_ratio=cfg.offline_ratio,
-        cache_bytes=cfg.shard_cache_mb << 20) for r in range(cfg.num_learners)]
-    if cfg.num_learners > 1:
-        addr = ray.get(learners[0].address.remote())
-        ray.get([lr.init_process_group.remote(f"tcp://{addr}") for lr in learners])
-    # restartable: Ray starts it again (elsewhere, if its node is lost); the loop sends a lost evaluation again
+
+    def start_learners() -> list:
+        # a rebuilt group takes the same bundles (Ray re-places the bundles of a lost node on live ones)
+        group = [C["learner"].options(num_cpus=cfg.cpus_per_learner, num_gpus=cfg.gpus_per_learner, **in_group(r)).remote(
+            loop.agent_cfg, masks, shards, batch_size=cfg.batch_size, rank=r, world_size=cfg.num_learners,
+            seed=cfg.seed, torch_threads=_threads(cfg.cpus_per_learner), balance=cfg.balance,
+            offline_data=str(cfg.offline_data) if cfg.offline_data else None, offline_ratio=cfg.offline_ratio,
+            cache_bytes=cfg.shard_cache_mb << 20) for r in range(cfg.num_learners)]
+        if cfg.num_learners > 1:
+            addr = ray.get(group[0].address.remote())
+            ray.get([lr.init_process_group.remote(f"tcp://{addr}") for lr in group])
+        return group
+
+    # the evaluator holds nothing but a policy it is handed weights for: Ray restarts it wherever there is room
+    # (elsewhere, if its node is lost), and the loop sends a lost evaluation again (RayEvaluator)
     evaluator = C["evaluator"].options(num_cpus=cfg.cpus_per_evaluator, resources=dict(cfg.resources_per_evaluator),
                                        max_restarts=-1, scheduling_strategy=STRATEGIES["evaluator"]
                                        ).remote(runner_cfg, cfg.task, _threads(cfg.cpus_per_evaluator))
     collector = RayCollector(runners, shards)
+    actors = {"runners": runners, "shards": shards, "learners": start_learners(), "evaluator": [evaluator]}
+
+    def rebuild_learners() -> Learners:
+        """A new group in place of one that lost a member: the survivors would wait for it at every
+        all-reduce, so every rank goes; the new ranks start fresh (the loop loads its newest state)."""
+        for a in actors["learners"]:
+            with contextlib.suppress(Exception):
+                ray.kill(a)
+        actors["learners"] = start_learners()
+        return Learners(actors["learners"], remote=True)
 
     def close() -> None:
         try:
             collector.close()
         finally:
-            for a in runners + learners + [evaluator] + shards:
-                ray.kill(a)
+            for a in [a for role in actors.values() for a in role]:
+                with contextlib.suppress(Exception):
+                    ray.kill(a)
             if pg is not None:
                 from ray.util.placement_group import remove_placement_group
 
                 remove_placement_group(pg)
 
     named = {**{f"shard-{i:03d}": s for i, s in zip(usable, shards)}, **{f"runner-{i}": r for i, r in enumerate(runners)},
-             **{f"learner-{r}": lr for r, lr in enumerate(learners)}, "evaluator": evaluator}
+             **{f"learner-{r}": lr for r, lr in enumerate(actors["learners"])}, "evaluator": evaluator}
     try:
         placement = actor_placement(named)
     except ConfigError:
         close()
         raise
     report_placement(loop.run_dir, placement)
-    return SimpleNamespace(collector=collector, learners=Learners(learners, remote=True),
-                           evaluator=RayEvaluator(evaluator, placement),
-                           runners=runners, shards=shards, close=close, placement=placement)
+    return Parts(collector=collector, learners=Learners(actors["learners"], remote=True),
+                 evaluator=RayEvaluator(evaluator, placement), publish_every=cfg.publish_every, close=close,
+                 actors=actors, rebuild_learners=rebuild_learners)

@@ -42,6 +42,15 @@ class RunLogger:
             self._wandb = None
 
 
+def finished(run_dir: str | os.PathLike) -> bool:
+    """Whether the run ended by finishing its steps: summary.json is there and does not say it failed."""
+    path = Path(run_dir) / "summary.json"
+    try:
+        return path.exists() and "failed" not in json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return False
+
+
 def read_metrics(run_dir: str | os.PathLike, kind: str | None = None) -> list[dict]:
     path = Path(run_dir) / "metrics.jsonl"
     if not path.exists():

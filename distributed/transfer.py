@@ -162,6 +162,14 @@ class TransferExperiment:
 
         return agent_from_checkpoint(self.cfg.checkpoint, device=self.cfg.device)[0]
 
+    def _base_batch_size(self) -> int:
+        """The batch size the checkpoint's run trained with (its config.json), else the run default."""
+        from distributed.config import RunConfig
+
+        saved = Path(self.cfg.checkpoint) / "config.json"
+        return int(json.loads(saved.read_text()).get("batch_size", RunConfig.batch_size)) if saved.exists() \
+            else RunConfig.batch_size
+
     def with_held_out(self, init: str):
         """A fresh copy of the trained agent with every held-out task added (ids after the trained
         ones, in split order) by `init`."""
@@ -202,13 +210,13 @@ class TransferExperiment:
             agent.cfg = replace(agent.cfg, planner=_planner(agent, c.planner))
         overrides = {"task": ",".join(self.task_set.names) if agent is not None else task,
                      "model_size": base.model.model_size, "steps": steps, "seed": c.seed, "run_dir": str(run_dir),
-                     "seed_steps": seed_steps, "utd": c.utd, "batch_size": c.batch_size or base.optim.batch_size,
+                     "seed_steps": seed_steps, "utd": c.utd, "batch_size": c.batch_size or self._base_batch_size(),
                      "eval_freq": max(steps, 1), "eval_episodes": c.episodes, "eval_max_steps": c.eval_max_steps,
                      "checkpoint_freq": max(steps, 1), "diagnostics": False, "device": c.device,
                      "precision": base.precision, "torch_threads": c.torch_threads, "wandb_mode": "disabled",
                      "progress": False}
         planner = {**asdict(base.planner), **_given(c.planner)}
-        optim = {k: v for k, v in asdict(base.optim).items() if k not in ("batch_size", "horizon")}
+        optim = asdict(base.optim)
         cfg = config_from_dict({**overrides, "backend": "local", "planner": planner, "optim": optim})
         start = time.time()
         summary = run(cfg, agent=agent, tasks=[task] if agent is not None else None)

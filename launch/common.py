@@ -56,6 +56,9 @@ def main(config_name: str, argv: list[str] | None = None) -> dict:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    except Exception as exc:  # noqa: BLE001  what the job died of: one line here, the traceback in errors.log
+        loop.fail(exc)
+        raise SystemExit(1) from None
     finally:
         loop.shutdown()
         if how is not None and how != "already initialized":  # a Ray this run started (or joined)

@@ -261,7 +261,7 @@ def fit_on_episodes(agent, episodes_by_task: dict[str, list[dict]], *, updates: 
     rng = np.random.default_rng(seed)
     masks = agent.model.action_masks.cpu().numpy()
     names = list(episodes_by_task)
-    H = agent.cfg.optim.horizon
+    H = agent.cfg.planner.horizon
     per = max(1, batch_size // len(names))
     stats = []
     for _ in range(updates):

@@ -9,7 +9,7 @@ from agents.config import make_agent_config
 
 def _agent(num_tasks=2, model_size="tiny", obs_dim=5, action_dim=3, precision="fp32"):
     cfg = make_agent_config(obs_dim=obs_dim, action_dim=action_dim, episode_lengths=[500] * num_tasks,
-                            model_size=model_size, optim=dict(batch_size=32),
+                            model_size=model_size,
                             planner=dict(num_samples=32, num_elites=4, num_pi_trajs=4, iterations=2),
                             precision=precision)
     masks = torch.ones(num_tasks, action_dim)

@@ -18,7 +18,7 @@ def _descriptors(n, seed=0):
 def _agent(mode="both", num_tasks=T, seed=0):
     torch.manual_seed(seed)
     cfg = make_agent_config(obs_dim=O, action_dim=A, episode_lengths=[500] * num_tasks, model_size="tiny",
-                            model={"task_conditioning": mode}, optim=dict(batch_size=16),
+                            model={"task_conditioning": mode},
                             planner=dict(num_samples=32, num_elites=4, num_pi_trajs=4, iterations=2),
                             task_descriptors=_descriptors(num_tasks))
     return Agent(cfg, action_masks=torch.ones(num_tasks, A))

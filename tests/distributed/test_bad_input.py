@@ -1,6 +1,7 @@
 """Every bad input is refused before work starts: one clear line, exit status 2 on the command
 line, and nothing written into an existing run directory."""
 import hashlib
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -115,3 +116,21 @@ def test_an_offline_store_of_another_task_order_is_refused_by_name(tmp_path):
     with pytest.raises(ConfigError, match="id 0: 'cartpole-swingup' there, 'cartpole-balance' here"):
         Loop(cfg)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_job_that_dies_says_so_in_one_line_and_keeps_the_traceback_in_the_run_directory(tmp_path):
+    # a real failure mid-run: the weights file's path is taken by a directory, so the first checkpoint's
+    # write fails (IsADirectoryError) after the job has collected and trained
+    run_dir = tmp_path / "run"
+    (run_dir / "model.safetensors").mkdir(parents=True)
+    out = subprocess.run([sys.executable, str(REPO / "launch" / "train.py"), *QUICK, "steps=60", "seed_steps=20",
+                          "utd=0.5", "checkpoint_freq=40", "eval_freq=1000", f"run_dir={run_dir}"],
+                         capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert out.returncode == 1, out.stderr
+    lines = [ln for ln in out.stderr.splitlines() if "the job failed" in ln]
+    assert len(lines) == 1 and "IsADirectoryError" in lines[0] and "errors.log" in lines[0]
+    assert "Traceback" not in out.stderr + out.stdout and "\x1b[" not in out.stderr
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["failed"] in lines[0] and summary["env_steps"] >= 40
+    log = (run_dir / "errors.log").read_text()
+    assert "Traceback" in log and "IsADirectoryError" in log

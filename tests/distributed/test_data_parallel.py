@@ -20,7 +20,7 @@ def _cfg():
     # std, so the only randomness left in an update is below float tolerance
     return make_agent_config(obs_dim=O, action_dim=A, episode_lengths=[100] * T, model_size="tiny",
                              model=dict(dropout=0.0, num_q=2, log_std_min=-12.0, log_std_max=-12.0),
-                             optim=dict(batch_size=B, horizon=H))
+                             planner=dict(horizon=H))
 
 
 def _batch():

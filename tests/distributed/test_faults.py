@@ -7,7 +7,7 @@ in a new process; a resumed job continues the checkpoint's counters, rate limite
 rank's RNG streams)."""
 import pytest
 
-from bench.faults import C, writer_scenario
+from bench.faults import C, corrupt_chunk_scenario, writer_scenario
 
 
 def _assert_clean(tally):
@@ -20,6 +20,12 @@ def test_writer_killed_at_each_commit_point_with_a_reader_sampling(tmp_path):
                             capacity=12 * C)
     _assert_clean(tally)
     assert tally.kills == 4
+
+
+def test_a_corrupt_chunk_costs_exactly_its_episodes_while_the_shard_serves_and_takes_more(tmp_path):
+    tally = corrupt_chunk_scenario(tmp_path, episodes=40, more=10, batches=100)
+    _assert_clean(tally)  # quarantined == the chunk's episodes, no other loss, every window its episode's rows
+    assert tally.committed == 50 and "quarantined: 0" not in tally.scenario
 
 
 @pytest.mark.slow

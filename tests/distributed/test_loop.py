@@ -1,5 +1,6 @@
 """The one loop: every mode writes the same artifacts, resume is exact in one process, and a bad
 command line fails at once, before Ray starts or anything is written."""
+import dataclasses
 import json
 import subprocess
 import sys
@@ -126,7 +127,9 @@ def test_config_tree_is_typed_and_built_once():
     from envs import load_task_set
 
     agent_cfg = build_agent_config(cfg, load_task_set("cartpole-balance"))
-    assert agent_cfg.planner.num_samples == 128 and agent_cfg.optim.horizon == cfg.planner.horizon
+    assert agent_cfg.planner.num_samples == 128 and agent_cfg.planner.horizon == cfg.planner.horizon
+    # one home per value: the batch size is the run's (the learner's), the training horizon the planner's
+    assert not {"batch_size", "horizon"} & {f.name for f in dataclasses.fields(agent_cfg.optim)}
 
 
 def test_the_in_process_runner_shares_the_learners_model(tmp_path):

@@ -2,7 +2,6 @@
 it reloads with the same outputs, plans, and finetunes on a task outside mt80; wrong requests fail
 by name before anything is written."""
 import json
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -106,7 +105,7 @@ def test_older_layout_and_wrong_requests(tdmpc2_file, tmp_path, run_dir):
 def _finetune(agent: Agent, task_set_names: list[str], task: str, run_dir, *, steps: int, seed_steps: int):
     """The one place this file drives the training loop: finetune `agent` on `task` alone."""
     cfg = config_from_dict(dict(task=",".join(task_set_names), model_size=agent.cfg.model.model_size, steps=steps,
-                                seed_steps=seed_steps, utd=0.02, batch_size=agent.cfg.optim.batch_size,
+                                seed_steps=seed_steps, utd=0.02, batch_size=16,
                                 eval_freq=steps, eval_episodes=1, eval_max_steps=10, checkpoint_freq=steps,
                                 diagnostics=False, run_dir=str(run_dir), wandb_mode="disabled", progress=False,
                                 planner=SMALL_PLANNER))
@@ -120,7 +119,6 @@ def _finetune(agent: Agent, task_set_names: list[str], task: str, run_dir, *, st
 @pytest.mark.parametrize("new_task", list(NEW))
 def test_finetune_from_the_import_on_a_task_outside_mt80(run_dir, mt80, tmp_path, new_task):
     agent, _ = agent_from_checkpoint(run_dir)
-    agent.cfg = replace(agent.cfg, optim=replace(agent.cfg.optim, batch_size=16))
     assert new_task not in mt80.names
     grown = envs.load_task_set(",".join(list(mt80.names) + [new_task]))  # pads the new task to mt80's dims
     (tid,) = agent.add_tasks(grown.action_masks()[80:], [discount_from_episode_length(L) for L in grown.episode_lengths()[80:]], init="nearest",
