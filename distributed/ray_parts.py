@@ -148,8 +148,28 @@ def placement_lines(placement: dict) -> list[str]:
 def report_placement(run_dir: Path, placement: dict) -> None:
     """Print the placement and record it in `<run_dir>/placement.json`."""
     print("\n".join(placement_lines(placement)), flush=True)
+    write_placement(run_dir, placement)
+
+
+def write_placement(run_dir: Path, placement: dict) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / PLACEMENT_FILE).write_text(json.dumps(placement, indent=1))
+
+
+def move_actor(placement: dict, actor: str, node_id: str) -> None:
+    """Record in `placement` that `actor` now runs on `node_id` (restarted there)."""
+    for n in placement["nodes"]:
+        if actor in n["actors"]:
+            n["actors"].remove(actor)
+    placement["nodes"] = [n for n in placement["nodes"] if n["actors"]]
+    entry = next((n for n in placement["nodes"] if n["node_id"] == node_id), None)
+    if entry is None:
+        info = next((n for n in ray.nodes() if n["NodeID"] == node_id), {})
+        entry = {"node_id": node_id, "name": info.get("NodeName", "?"), "ip": info.get("NodeManagerAddress", "?"),
+                 "actors": []}
+        placement["nodes"].append(entry)
+    entry["actors"].append(actor)
+    placement["actors"][actor] = node_id
 
 
 def _threads(cpus: float) -> int:
@@ -192,10 +212,12 @@ class RayEvaluator(Evaluators):
     """The evaluator actor, which Ray restarts when it dies (on another node when its node is lost). Every
     evaluation also says which node it ran on. An evaluation the actor lost returns `{"lost": True}` and the
     loop sends it again with the current weights; either that, or a result from a node other than the last,
-    carries an `incident` for the loop to report (once per lost node: its key is the node)."""
+    carries an `incident` for the loop to report (once per lost node: its key is the node); placement.json is
+    rewritten to say where it runs now."""
 
-    def __init__(self, actor, placement: dict):
+    def __init__(self, actor, placement: dict, run_dir: Path):
         super().__init__([actor], remote=True)
+        self.placement, self.run_dir = placement, run_dir
         self.node_id = placement["actors"]["evaluator"]  # where it last ran
         self._nodes = {n["node_id"]: (n["name"], n["ip"]) for n in placement["nodes"]}
 
@@ -218,6 +240,8 @@ class RayEvaluator(Evaluators):
                 result["incident"] = self._incident(f"evaluator restarted: it ran on {self._where(self.node_id)}, "
                                                     f"now on {self._where(node_id)}")
                 self.node_id = node_id
+                move_actor(self.placement, "evaluator", node_id)  # placement.json says where it runs now
+                write_placement(self.run_dir, self.placement)
             return result
 
         def lost(exc) -> dict:
@@ -313,5 +337,5 @@ def build(loop) -> Parts:
         raise
     report_placement(loop.run_dir, placement)
     return Parts(collector=collector, learners=Learners(actors["learners"], remote=True),
-                 evaluator=RayEvaluator(evaluator, placement), publish_every=cfg.publish_every, close=close,
+                 evaluator=RayEvaluator(evaluator, placement, loop.run_dir), publish_every=cfg.publish_every, close=close,
                  actors=actors, rebuild_learners=rebuild_learners)

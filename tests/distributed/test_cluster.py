@@ -107,9 +107,10 @@ def test_evaluator_survives_the_loss_of_its_node(ray_cluster, tmp_path):
             (run_dir / "placement.json").read_text()), job)
         lost_id = ray_cluster.nodes[eval_node]
         assert [n["actors"] for n in placement["nodes"] if n["node_id"] == lost_id] == [["evaluator"]], placement
+        where_learner = placement["actors"]["learner-0"]
         before = _wait_for("evaluation before the loss", lambda: _eval_rows(run_dir), job)
         ray_cluster.remove_node(eval_node)
-        ray_cluster.add_node(num_cpus=0, resources={"eval_node": 1})
+        replacement = ray_cluster.add_node(num_cpus=0, resources={"eval_node": 1})
         assert job.wait(timeout=600) == 0, (tmp_path / "console.txt").read_text()[-3000:]
     finally:
         if job.poll() is None:
@@ -124,3 +125,7 @@ def test_evaluator_survives_the_loss_of_its_node(ray_cluster, tmp_path):
     out = (tmp_path / "console.txt").read_text()
     assert out.count(f"latentfleet: {lines[0]}") == 1  # the same line once on the console
     assert _eval_rows(run_dir) > before, "no evaluation after the loss"  # the restarted evaluator evaluates
+    # the evaluations after the loss ran on the replacement node, and placement.json says so
+    moved = json.loads((run_dir / "placement.json").read_text())
+    assert moved["actors"]["evaluator"] == ray_cluster.nodes[replacement], moved
+    assert all(n["node_id"] != lost_id for n in moved["nodes"]) and moved["actors"]["learner-0"] == where_learner
