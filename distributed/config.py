@@ -21,7 +21,7 @@ import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Dict, Optional
 
 from agents.config import (COMPILE_MODES, AgentConfig, ModelConfig, OptimConfig, PlannerConfig, make_agent_config,
                            model_preset)
@@ -112,6 +112,9 @@ class RunConfig:
     gpus_per_learner: float = 0.0
     cpus_per_shard: float = 0.1
     cpus_per_evaluator: float = 1.0
+    # custom Ray resources the evaluator needs (`+resources_per_evaluator.eval_node=1`: only on nodes started with
+    # `--resources='{"eval_node": 1}'`), to keep it on a kind of node, and off the learners' nodes
+    resources_per_evaluator: Dict[str, float] = field(default_factory=dict)
     torch_threads: int = 1  # the local backend's torch threads (ray actors use their CPU share)
     device: str = "cpu"  # learner device: cpu | cuda | cuda:1
     runner_device: Optional[str] = None  # None: as device

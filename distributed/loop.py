@@ -40,6 +40,8 @@ from distributed.run_log import RunLogger, plot_learning_curves
 # the modules that build each backend's parts (distributed/parts.py: `check`, `build`)
 BACKENDS = {"local": "distributed.local", "ray": "distributed.ray_parts"}
 
+MAX_EVAL_RESENDS = 3  # an evaluation lost with its actor is sent again this many times in a row, then left to the schedule
+
 
 # -- checkpoint registry -----------------------------------------------------------------------------
 class Checkpoint:
@@ -247,6 +249,7 @@ class Loop:
                    mininterval=2.0) if cfg.progress else None
         t0, steps0, updates0 = time.time(), self.env_steps, self.updates
         timing: dict = {}
+        eval_losses = 0  # evaluations lost in a row (their actor died): sent again up to MAX_EVAL_RESENDS times
         while True:
             kinds = [k[0] for k in jobs.values()]
             if self.progress() >= cfg.steps and "collect" not in kinds and "learn" not in kinds and (
@@ -293,7 +296,12 @@ class Loop:
                         "samples_per_insert": self.updates * cfg.batch_size / self.limiter.inserts}
                     self.logger.log(self.env_steps, {**result, "updates": self.updates, **ratio}, kind="train")
                 elif kind[0] == "eval":
-                    self._record_eval(result)
+                    if self._evaluation(result) is not None:
+                        self._record_eval(result)
+                        eval_losses = 0
+                    elif eval_losses < MAX_EVAL_RESENDS:  # lost with its actor: again, with the current weights
+                        eval_losses += 1
+                        jobs[self._evaluate()] = ("eval",)
                 elif kind[0] == "diag":
                     self.logger.log(self.env_steps, result, kind="diag")
             kinds = [k[0] for k in jobs.values()]
@@ -318,7 +326,10 @@ class Loop:
                 bar.refresh()
         for job, kind in list(jobs.items()):  # an evaluation or diagnostics still running
             result = job.result()
-            self._record_eval(result) if kind[0] == "eval" else self.logger.log(self.env_steps, result, kind="diag")
+            if kind[0] != "eval":
+                self.logger.log(self.env_steps, result, kind="diag")
+            elif self._evaluation(result) is not None:  # a lost one is not sent again: the final evaluation follows
+                self._record_eval(result)
         if bar is not None:
             bar.close()
         return self._finish(t0, steps0, updates0, timing)
@@ -349,7 +360,13 @@ class Loop:
         state = self.save()
         final, failures = None, []
         try:
-            final = self._record_eval(self._evaluate().result())
+            for _ in range(1 + MAX_EVAL_RESENDS):  # an evaluation lost with its actor is sent again
+                result = self._evaluation(self._evaluate().result())
+                if result is not None:
+                    final = self._record_eval(result)
+                    break
+            else:
+                failures.append(f"evaluation: lost with the evaluator {1 + MAX_EVAL_RESENDS} times in a row")
         except Exception as exc:  # noqa: BLE001  the run's training is saved; say what failed
             failures.append(f"evaluation: {one_line(exc)}")
             self.incidents.report("final_evaluation", f"the final evaluation failed ({one_line(exc)}); the trained "
@@ -403,6 +420,15 @@ class Loop:
             self.logger.log(self.env_steps, {"task": self.names[task], "return": ret, "success": succ,
                                              "length": length, "weights_version": version, "weights_lag": lag},
                             kind="episode")
+
+    def _evaluation(self, result: dict) -> dict | None:
+        """An evaluation job's result, or None if the evaluator lost it (its actor died); an `incident` the
+        backend attached (what was lost, where, what was done) is reported once."""
+        incident = result.pop("incident", None)
+        if incident is not None:
+            self.incidents.report(incident["kind"], incident["line"], key=incident["key"], exc=incident.get("exc"),
+                                  **{k: v for k, v in incident.items() if k not in ("kind", "line", "key", "exc")})
+        return None if result.get("lost") else result
 
     def _evaluate(self) -> Job:
         return self.parts.evaluator.evaluate(self.parts.learners.publish(), self.counters.weights_version,

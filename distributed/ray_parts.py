@@ -10,15 +10,26 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import uuid
+from pathlib import Path
 
 import numpy as np
 import ray
 from ray.exceptions import RayActorError
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from distributed.config import ConfigError, RunConfig, build_agent_config
 from distributed.incidents import one_line
 from distributed.parts import Evaluators, Job, Learners, Parts, usable_shards
+
+# How long start-up waits for the cluster to find room for the actors: autoscaled nodes take minutes to join
+PLACEMENT_TIMEOUT_S = 600.0
+# Where each kind of actor goes, and why (README "On a cluster"): runners and shards SPREAD over the nodes, so a
+# lost node takes only its share of collection and storage; the evaluator SPREAD too, apart from the learners when
+# there is room; the learner ranks in one placement group packed onto as few nodes as possible, for the all-reduce
+STRATEGIES = {"runner": "SPREAD", "shard": "SPREAD", "evaluator": "SPREAD", "learner": "PACK placement group"}
+PLACEMENT_FILE = "placement.json"
 
 DOMAIN_PACKAGES = {"dmc": ("dm_control", "dm-control"), "metaworld": ("metaworld", "metaworld"),
                    "gym": ("mujoco", "gymnasium[mujoco]")}
@@ -67,7 +78,8 @@ def check_tasks_buildable(task_set) -> None:
 def resource_needs(cfg: RunConfig) -> dict[str, float]:
     return {"CPU": cfg.num_runners * cfg.cpus_per_runner + cfg.num_learners * cfg.cpus_per_learner
             + cfg.shards * cfg.cpus_per_shard + cfg.cpus_per_evaluator,
-            "GPU": cfg.num_runners * cfg.gpus_per_runner + cfg.num_learners * cfg.gpus_per_learner}
+            "GPU": cfg.num_runners * cfg.gpus_per_runner + cfg.num_learners * cfg.gpus_per_learner,
+            **cfg.resources_per_evaluator}
 
 
 def check_resources(cfg: RunConfig, available: dict[str, float]) -> None:
@@ -77,6 +89,87 @@ def check_resources(cfg: RunConfig, available: dict[str, float]) -> None:
         lines = ", ".join(f"{k}: needs {a:g}, cluster has {b:g}" for k, (a, b) in short.items())
         raise ConfigError(f"resources cannot be satisfied ({lines}); lower num_runners/num_learners or the "
                           f"cpus_/gpus_per_* settings, or add nodes")
+
+
+def learner_group_placement(cfg: RunConfig, token: str):
+    """A placement group of one bundle per learner rank, packed (NCCL's all-reduce is fastest within a node),
+    ready before any rank starts; a group the cluster cannot place is a one-line error."""
+    from ray.exceptions import GetTimeoutError
+    from ray.util.placement_group import placement_group, remove_placement_group
+
+    bundle = {k: v for k, v in {"CPU": cfg.cpus_per_learner, "GPU": cfg.gpus_per_learner}.items() if v > 0}
+    if not bundle:  # a rank that asks for nothing needs no reservation
+        return None
+    pg = placement_group([bundle] * cfg.num_learners, strategy="PACK", name=f"latentfleet-{token}-learners")
+    try:
+        ray.get(pg.ready(), timeout=PLACEMENT_TIMEOUT_S)
+    except GetTimeoutError:
+        remove_placement_group(pg)
+        raise ConfigError(f"the learner group ({cfg.num_learners} ranks of {bundle}) found no room on the cluster in "
+                          f"{PLACEMENT_TIMEOUT_S:g} s; lower num_learners or cpus_/gpus_per_learner, or add nodes") from None
+    return pg
+
+
+def _node_id(_actor) -> str:
+    """Run inside an actor (`__ray_call__`): the id of the node it lives on."""
+    return ray.get_runtime_context().get_node_id()
+
+
+def actor_placement(actors: dict[str, object], timeout_s: float = PLACEMENT_TIMEOUT_S) -> dict:
+    """Which node each actor (name -> handle) runs on, once all have started:
+    {"nodes": [{"node_id", "name", "ip", "actors"}], "actors": {name: node_id}, "strategies": STRATEGIES}.
+    Actors the cluster could not start in `timeout_s` are a one-line error naming them."""
+    refs = {name: a.__ray_call__.remote(_node_id) for name, a in actors.items()}
+    ready, pending = ray.wait(list(refs.values()), num_returns=len(refs), timeout=timeout_s)
+    if pending:
+        waiting = [name for name, r in refs.items() if r in pending]
+        raise ConfigError(f"{len(waiting)} actors found no room on the cluster in {timeout_s:g} s ({', '.join(waiting[:6])}"
+                          f"{', ...' if len(waiting) > 6 else ''}); free resources or add nodes")
+    where = dict(zip(refs, ray.get(list(refs.values()))))
+    info = {n["NodeID"]: n for n in ray.nodes()}
+    nodes = []
+    for node_id in dict.fromkeys(where.values()):  # in order of first actor
+        n = info.get(node_id, {})
+        nodes.append({"node_id": node_id, "name": n.get("NodeName", "?"), "ip": n.get("NodeManagerAddress", "?"),
+                      "actors": [a for a, i in where.items() if i == node_id]})
+    return {"nodes": nodes, "actors": where, "strategies": dict(STRATEGIES)}
+
+
+def placement_lines(placement: dict) -> list[str]:
+    """One line per node: short node id, name (when it is not the ip), ip, and its actors."""
+    lines = [f"placement: {len(placement['actors'])} actors on {len(placement['nodes'])} node(s) (runners, shards, "
+             f"evaluator spread; learner ranks packed)"]
+    for n in placement["nodes"]:
+        name = f" {n['name']}" if n["name"] not in (n["ip"], "?") else ""
+        lines.append(f"  node {n['node_id'][:8]}{name} {n['ip']}: {' '.join(n['actors'])}")
+    return lines
+
+
+def report_placement(run_dir: Path, placement: dict) -> None:
+    """Print the placement and record it in `<run_dir>/placement.json`."""
+    print("\n".join(placement_lines(placement)), flush=True)
+    write_placement(run_dir, placement)
+
+
+def write_placement(run_dir: Path, placement: dict) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / PLACEMENT_FILE).write_text(json.dumps(placement, indent=1))
+
+
+def move_actor(placement: dict, actor: str, node_id: str) -> None:
+    """Record in `placement` that `actor` now runs on `node_id` (restarted there)."""
+    for n in placement["nodes"]:
+        if actor in n["actors"]:
+            n["actors"].remove(actor)
+    placement["nodes"] = [n for n in placement["nodes"] if n["actors"]]
+    entry = next((n for n in placement["nodes"] if n["node_id"] == node_id), None)
+    if entry is None:
+        info = next((n for n in ray.nodes() if n["NodeID"] == node_id), {})
+        entry = {"node_id": node_id, "name": info.get("NodeName", "?"), "ip": info.get("NodeManagerAddress", "?"),
+                 "actors": []}
+        placement["nodes"].append(entry)
+    entry["actors"].append(actor)
+    placement["actors"][actor] = node_id
 
 
 def _threads(cpus: float) -> int:
@@ -115,6 +208,56 @@ class RayCollector:
         ray.get([s.close.remote() for s in self.shards], timeout=60)
 
 
+class RayEvaluator(Evaluators):
+    """The evaluator actor, which Ray restarts when it dies (on another node when its node is lost). Every
+    evaluation also says which node it ran on. An evaluation the actor lost returns `{"lost": True}` and the
+    loop sends it again with the current weights; either that, or a result from a node other than the last,
+    carries an `incident` for the loop to report (once per lost node: its key is the node); placement.json is
+    rewritten to say where it runs now."""
+
+    def __init__(self, actor, placement: dict, run_dir: Path):
+        super().__init__([actor], remote=True)
+        self.placement, self.run_dir = placement, run_dir
+        self.node_id = placement["actors"]["evaluator"]  # where it last ran
+        self._nodes = {n["node_id"]: (n["name"], n["ip"]) for n in placement["nodes"]}
+
+    def _where(self, node_id: str) -> str:
+        if node_id not in self._nodes:  # a node it moved to after start; GCS still lists a dead node
+            self._nodes.update({n["NodeID"]: (n["NodeName"], n["NodeManagerAddress"]) for n in ray.nodes()})
+        name, ip = self._nodes.get(node_id, ("?", "?"))
+        return f"node {node_id[:8]} ({name}, {ip})" if name != ip else f"node {node_id[:8]} ({ip})"
+
+    def _incident(self, line: str) -> dict:
+        return {"kind": "evaluator_restart", "line": line, "key": ("evaluator", self.node_id), "node": self.node_id,
+                "actors_lost": ["evaluator"], "restarted": ["evaluator"]}
+
+    def evaluate(self, weights, version: int, **kw) -> Job:
+        actor = self.members[0]
+
+        def finish(values):
+            node_id, result = values
+            if node_id != self.node_id:  # restarted since the last evaluation, none of which it lost
+                result["incident"] = self._incident(f"evaluator restarted: it ran on {self._where(self.node_id)}, "
+                                                    f"now on {self._where(node_id)}")
+                self.node_id = node_id
+                move_actor(self.placement, "evaluator", node_id)  # placement.json says where it runs now
+                write_placement(self.run_dir, self.placement)
+            return result
+
+        def lost(exc) -> dict:
+            # the type names the failure (ActorDiedError, ActorUnavailableError: restarting); Ray's message,
+            # long and full of ids, goes to errors.log with the traceback
+            dead = not any(n["NodeID"] == self.node_id and n["Alive"] for n in ray.nodes())
+            what = f"lost with its {self._where(self.node_id)}" if dead else f"died on {self._where(self.node_id)}"
+            incident = self._incident(f"evaluator {what} ({type(exc).__name__}); Ray restarts it on a live node and "
+                                      f"the evaluation is sent again with the current weights")
+            return {"lost": True, "incident": {**incident, "exc": exc}}
+
+        # in the actor's call order: the node, then the evaluation (a restarted actor answers both anew)
+        return Job(refs=[actor.__ray_call__.remote(_node_id), actor.evaluate.remote(weights, version, **kw)],
+                   finish=finish, on_error=lost)
+
+
 def build(loop) -> Parts:
     """Start the actors of `loop` (a distributed.loop.Loop) on the connected Ray cluster."""
     from distributed.actors import actor_classes
@@ -129,18 +272,24 @@ def build(loop) -> Parts:
     token = uuid.uuid4().hex[:8]
     usable = usable_shards(loop, cfg.shards)
     shard_names = [f"latentfleet-{token}-shard-{i:03d}" for i in usable]
-    shards = [C["shard"].options(name=name, num_cpus=cfg.cpus_per_shard, max_restarts=-1, max_task_retries=-1).remote(
+    shards = [C["shard"].options(name=name, num_cpus=cfg.cpus_per_shard, max_restarts=-1, max_task_retries=-1,
+                                 scheduling_strategy=STRATEGIES["shard"]).remote(
         str(loop.run_dir / "replay" / f"shard-{i:03d}"), obs_dim=ts.max_obs_dim, action_dim=ts.max_action_dim,
         chunk_len=cfg.chunk_len, cache_bytes=cfg.shard_cache_mb << 20, flush_every_s=cfg.shard_flush_s,
         seed=cfg.seed * 31 + i, task_names=list(ts.names)) for i, name in zip(usable, shard_names)]
-    runners = [C["runner"].options(num_cpus=cfg.cpus_per_runner, num_gpus=cfg.gpus_per_runner, max_restarts=-1).remote(
+    runners = [C["runner"].options(num_cpus=cfg.cpus_per_runner, num_gpus=cfg.gpus_per_runner, max_restarts=-1,
+                                   scheduling_strategy=STRATEGIES["runner"]).remote(
         runner_cfg, cfg.task, tasks, shard_names[i % len(shards)], envs_per_task=cfg.envs_per_task, seed=cfg.seed,
         runner_id=i, torch_threads=_threads(cfg.cpus_per_runner), max_episode_steps=cfg.max_episode_steps,
         piece_horizon=cfg.planner.horizon if cfg.partial_episodes else None)
         for i, tasks in enumerate(assign_tasks(ts, cfg.num_runners))]
+    pg = learner_group_placement(cfg, token)
+    in_group = lambda r: {} if pg is None else {"scheduling_strategy": PlacementGroupSchedulingStrategy(  # noqa: E731
+        pg, placement_group_bundle_index=r)}
 
     def start_learners() -> list:
-        group = [C["learner"].options(num_cpus=cfg.cpus_per_learner, num_gpus=cfg.gpus_per_learner).remote(
+        # a rebuilt group takes the same bundles (Ray re-places the bundles of a lost node on live ones)
+        group = [C["learner"].options(num_cpus=cfg.cpus_per_learner, num_gpus=cfg.gpus_per_learner, **in_group(r)).remote(
             loop.agent_cfg, masks, shards, batch_size=cfg.batch_size, rank=r, world_size=cfg.num_learners,
             seed=cfg.seed, torch_threads=_threads(cfg.cpus_per_learner), balance=cfg.balance,
             offline_data=str(cfg.offline_data) if cfg.offline_data else None, offline_ratio=cfg.offline_ratio,
@@ -151,8 +300,10 @@ def build(loop) -> Parts:
         return group
 
     # the evaluator holds nothing but a policy it is handed weights for: Ray restarts it wherever there is room
-    evaluator = C["evaluator"].options(num_cpus=cfg.cpus_per_evaluator, max_restarts=-1).remote(
-        runner_cfg, cfg.task, _threads(cfg.cpus_per_evaluator))
+    # (elsewhere, if its node is lost), and the loop sends a lost evaluation again (RayEvaluator)
+    evaluator = C["evaluator"].options(num_cpus=cfg.cpus_per_evaluator, resources=dict(cfg.resources_per_evaluator),
+                                       max_restarts=-1, scheduling_strategy=STRATEGIES["evaluator"]
+                                       ).remote(runner_cfg, cfg.task, _threads(cfg.cpus_per_evaluator))
     collector = RayCollector(runners, shards)
     actors = {"runners": runners, "shards": shards, "learners": start_learners(), "evaluator": [evaluator]}
 
@@ -172,7 +323,19 @@ def build(loop) -> Parts:
             for a in [a for role in actors.values() for a in role]:
                 with contextlib.suppress(Exception):
                     ray.kill(a)
+            if pg is not None:
+                from ray.util.placement_group import remove_placement_group
 
+                remove_placement_group(pg)
+
+    named = {**{f"shard-{i:03d}": s for i, s in zip(usable, shards)}, **{f"runner-{i}": r for i, r in enumerate(runners)},
+             **{f"learner-{r}": lr for r, lr in enumerate(actors["learners"])}, "evaluator": evaluator}
+    try:
+        placement = actor_placement(named)
+    except ConfigError:
+        close()
+        raise
+    report_placement(loop.run_dir, placement)
     return Parts(collector=collector, learners=Learners(actors["learners"], remote=True),
-                 evaluator=Evaluators([evaluator], remote=True), publish_every=cfg.publish_every, close=close,
+                 evaluator=RayEvaluator(evaluator, placement, loop.run_dir), publish_every=cfg.publish_every, close=close,
                  actors=actors, rebuild_learners=rebuild_learners)
