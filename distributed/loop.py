@@ -272,13 +272,8 @@ class Loop:
                     continue
                 try:
                     result = job.result()
-                except PartLost as lost:
-                    if kind[0] == "eval":  # Ray restarts the evaluator; the next evaluation runs there
-                        self.incidents.report("evaluator_lost", f"the evaluator died ({one_line(lost.cause)}); "
-                                              f"Ray restarts it, this evaluation is skipped",
-                                              key=self.progress())
-                        continue
-                    # a learner died: every rank goes, the group is rebuilt from the newest state
+                except PartLost as lost:  # a learner died (RayEvaluator turns a lost evaluation into a result)
+                    # every rank goes, the group is rebuilt from the newest state
                     jobs = {j: k for j, k in jobs.items() if k[0] not in ("learn", "diag")}
                     self._rebuild_learners(lost)
                     last_publish = self.updates
