@@ -15,11 +15,22 @@ from pathlib import Path
 ERRORS_LOG = "errors.log"
 
 
+# what Ray's actor errors say, in a few words (their messages run to hundreds of characters of ids)
+RAY_REASONS = (("its node has died", "its node died"), ("temporarily unavailable", "unavailable while Ray restarts it"),
+               ("killed by `ray.kill`", "killed"), ("died unexpectedly", "its process died"),
+               ("creation task", "its constructor failed"))
+
+
 def one_line(exc: BaseException, limit: int = 300) -> str:
-    """`Type: message` on one line (Ray's wrapped errors name their cause; colour codes dropped)."""
+    """`Type: message` on one line (Ray's wrapped errors name their cause; an actor's death says why in a few
+    words, the full message goes to errors.log with the traceback; colour codes dropped)."""
     cause = getattr(exc, "cause", None) if hasattr(exc, "traceback_str") else None  # a RayTaskError
     exc = cause if isinstance(cause, BaseException) else exc
     text = " ".join(str(exc).split())
+    if type(exc).__module__.startswith("ray"):
+        why = next((short for phrase, short in RAY_REASONS if phrase in text), None)
+        if why is not None:
+            return f"{type(exc).__name__}: {why}"
     for code in ("\x1b[0m", "\x1b[31m", "\x1b[32m", "\x1b[33m", "\x1b[36m", "\x1b[1m"):
         text = text.replace(code, "")
     text = "".join(c for c in text if c.isprintable())

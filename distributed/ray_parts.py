@@ -309,11 +309,22 @@ def build(loop) -> Parts:
 
     def rebuild_learners() -> Learners:
         """A new group in place of one that lost a member: the survivors would wait for it at every
-        all-reduce, so every rank goes; the new ranks start fresh (the loop loads its newest state)."""
+        all-reduce, so every rank goes; the new ranks start fresh (the loop loads its newest state) in a new
+        placement group (the old one's bundles on a lost node would hold them back until Ray re-placed them)."""
+        nonlocal pg
         for a in actors["learners"]:
             with contextlib.suppress(Exception):
                 ray.kill(a)
+        if pg is not None:
+            from ray.util.placement_group import remove_placement_group
+
+            remove_placement_group(pg)
+            pg = learner_group_placement(cfg, uuid.uuid4().hex[:8])  # waits for room (a node joining)
         actors["learners"] = start_learners()
+        nodes = ray.get([a.__ray_call__.remote(_node_id) for a in actors["learners"]])
+        for r, node_id in enumerate(nodes):
+            move_actor(placement, f"learner-{r}", node_id)
+        write_placement(loop.run_dir, placement)  # placement.json says where the ranks run now
         return Learners(actors["learners"], remote=True)
 
     def close() -> None:

@@ -1,0 +1,87 @@
+"""Node loss on the simulated cluster (tests/distributed/cluster.py), the main job run as a user runs it
+(`launch/mt80.py`, RAY_ADDRESS set, its own process): a worker node is removed without grace mid-run and a
+fresh node joins. The job finishes with exit 0, summary.json names the loss, every episode committed before
+the loss is still in the store byte for byte, none is stored twice, and the checkpoint's counters equal the
+store. Every simulated node shares this machine's disk, so a shard restarted on another node reopens its data."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench.faults import counted_per_task, shards_of, snapshot, store_per_task
+from tests.distributed.test_cluster import REPO, SMALL_JOB, _wait_for
+
+
+def _committed(run_dir: Path) -> dict:
+    """shard -> {episode id: (first obs value, start, length, task, digest)} of what its commit record covers."""
+    return {s.name: snapshot(s)[0] for s in shards_of(run_dir)}
+
+
+def _lose_a_node_mid_run(cluster, tmp_path: Path, holding: str, *overrides: str) -> tuple[dict, dict, str, str]:
+    """Run the job; once it has a checkpoint, remove the node that holds actor `holding` (placement.json) and
+    add a fresh one. Returns (summary, placement at start, console, the lost node's id); checks the store."""
+    run_dir, console_path = tmp_path / "run", tmp_path / "console.txt"
+    with open(console_path, "w") as console:
+        job = subprocess.Popen([sys.executable, str(REPO / "launch" / "mt80.py"), *SMALL_JOB, "steps=2400",
+                                "checkpoint_freq=600", *overrides, f"run_dir={run_dir}"],
+                               cwd=REPO, env=cluster.env, stdout=console, stderr=subprocess.STDOUT, text=True)
+        try:
+            placement = _wait_for("placement.json", lambda: (run_dir / "placement.json").exists() and json.loads(
+                (run_dir / "placement.json").read_text()), job)
+            lost = placement["actors"][holding]
+            name = next(n for n, i in cluster.nodes.items() if i == lost)
+            _wait_for("a checkpoint", lambda: (run_dir / "checkpoint.pt").exists(), job, timeout_s=600)
+            before = _committed(run_dir)
+            cluster.remove_node(name)
+            cluster.add_node()
+            assert job.wait(timeout=900) == 0, console_path.read_text()[-4000:]
+        finally:
+            if job.poll() is None:
+                job.kill()
+    after = _committed(run_dir)
+    for shard, episodes in before.items():
+        gone = [e for e, v in episodes.items() if after.get(shard, {}).get(e) != v]
+        assert not gone, f"{shard}: {len(gone)} episodes committed before the loss are gone or changed"
+    digests = [v[4] for eps in after.values() for v in eps.values()]
+    assert len(digests) == len(set(digests)), "an episode is stored twice"
+    state = torch.load(run_dir / "checkpoint.pt", weights_only=True)
+    tasks = json.loads((run_dir / "run.json").read_text())["tasks"]
+    assert counted_per_task(state, tasks) == store_per_task(run_dir), "the checkpoint's counters differ from the store"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["env_steps"] >= 2400 and summary["failures"] == [], summary
+    return summary, placement, console_path.read_text(), lost
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_losing_the_learners_node_costs_updates_not_the_run(ray_cluster, tmp_path):
+    summary, placement, console, lost = _lose_a_node_mid_run(ray_cluster, tmp_path, "learner-0")
+    (line,) = [i for i in summary["incidents"] if "learner died" in i]
+    assert "rebuilt from the last checkpoint" in line and "updates lost" in line
+    assert console.count(f"latentfleet: {line}") == 1
+    assert summary["updates"] >= 0.05 * (2400 - 400) - 20  # the smoke preset's ratio is met again after the rebuild
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_losing_a_node_of_runners_and_shards_restarts_them_elsewhere(ray_cluster, tmp_path):
+    summary, placement, console, lost = _lose_a_node_mid_run(ray_cluster, tmp_path, "shard-001")
+    on_lost = [a for a, n in placement["actors"].items() if n == lost]
+    assert "shard-001" in on_lost and any(a.startswith("runner") for a in on_lost), placement
+    assert summary["shards_set_aside"] == {} and summary["replay_quarantine"] == []
+    assert summary["episodes"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_two_learner_ranks_on_two_nodes_one_node_lost_the_group_is_rebuilt(ray_cluster, tmp_path):
+    # a rank needs more than half a worker's CPU, so PACK cannot put both on one node: one rank per node
+    summary, placement, console, lost = _lose_a_node_mid_run(ray_cluster, tmp_path, "learner-1", "num_learners=2",
+                                                             "cpus_per_learner=0.55", "cpus_per_evaluator=0.1")
+    assert placement["actors"]["learner-0"] != placement["actors"]["learner-1"], placement
+    (line,) = [i for i in summary["incidents"] if "learner died" in i]
+    assert "group of 2 rank(s) was rebuilt" in line
+    assert summary["updates"] >= 0.05 * (2400 - 400) - 20
