@@ -52,7 +52,7 @@ PlannerOverrides = _options_of(PlannerConfig, optional=True)  # for a saved mode
 OptimOptions = _options_of(OptimConfig)
 ModelOptions = _options_of(ModelConfig, optional=True, exclude=(
     "obs_dim", "action_dim", "num_tasks", "model_size", "task_descriptors", "descriptor_mean", "descriptor_std",
-    "can_terminate"))
+    "task_language", "language_encoder", "can_terminate"))
 
 
 @dataclass
@@ -317,13 +317,13 @@ def seed_steps(cfg: RunConfig, task_set, tasks: list[str]) -> int:
 
 
 def build_agent_config(cfg: RunConfig, task_set, device: str | None = None) -> AgentConfig:
-    """The agent's config for `task_set` (dims, discounts, descriptors) from the run config."""
-    from embodiments.conditioning import descriptor_kwargs
+    """The agent's config for `task_set` (dims, discounts, descriptors, text embeddings) from the run config."""
+    from embodiments.conditioning import conditioning_kwargs
     from embodiments.constraints import run_constraints
 
     model = {k: v for k, v in dataclasses.asdict(cfg.model).items() if v is not None}
     return make_agent_config(
-        **descriptor_kwargs(model, task_set), obs_dim=task_set.max_obs_dim, action_dim=task_set.max_action_dim,
+        **conditioning_kwargs(model, task_set, device or cfg.device), obs_dim=task_set.max_obs_dim, action_dim=task_set.max_action_dim,
         episode_lengths=[t.episode_length for t in task_set.tasks], model_size=cfg.model_size, model=model,
         optim=dataclasses.asdict(cfg.optim),
         planner=dataclasses.asdict(cfg.planner), device=device or cfg.device, precision=cfg.precision,
