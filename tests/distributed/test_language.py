@@ -1,0 +1,90 @@
+"""A language-conditioned run end to end: trained on a split's training bodies, it records its text
+encoder, its checkpoint plans without the encoder, and a held-out body given by free text transfers."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from distributed.config import config_from_dict
+from distributed.loop import run
+from distributed.transfer import PlannerOverrides, TransferConfig, TransferExperiment
+from embodiments.text_encoder import embed_texts, encoder_name
+from envs.describe import task_description
+
+REPO = Path(__file__).resolve().parents[2]
+SPLIT = "cartpole-length"
+HELD_OUT = "cartpole-swingup@length=1.7"
+SMALL_PLANNER = dict(num_samples=32, num_elites=4, num_pi_trajs=4, iterations=2)
+
+
+@pytest.fixture(scope="module")
+def language_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("language") / "run"
+    run(config_from_dict(dict(task=f"split:{SPLIT}", model_size="tiny", steps=240, seed_steps=200, utd=0.1,
+                              batch_size=16, max_episode_steps=40, eval_freq=240, eval_episodes=1, eval_max_steps=10,
+                              diagnostics=False, run_dir=str(run_dir), wandb_mode="disabled", progress=False,
+                              planner=SMALL_PLANNER, model={"task_conditioning": "descriptor+language"})))
+    return run_dir
+
+
+def test_the_run_keeps_its_text_embeddings_and_names_the_encoder(language_run):
+    from agents.checkpoint import load_checkpoint
+
+    meta = json.loads((language_run / "run.json").read_text())
+    assert meta["text_encoder"] == encoder_name()
+    model = load_checkpoint(language_run)["agent"]["config"]["model"]
+    assert model["language_encoder"] == encoder_name()
+    expected = embed_texts([task_description(t) for t in meta["tasks"]])
+    np.testing.assert_allclose(np.asarray(model["task_language"], np.float32), expected, atol=1e-6)
+
+
+_PLAN_WITHOUT_ENCODER = """
+import sys, torch
+from agents.checkpoint import agent_from_checkpoint
+agent, _ = agent_from_checkpoint(sys.argv[1])
+mc = agent.cfg.model
+action, _ = agent.act(torch.zeros(2, mc.obs_dim), torch.tensor([0, mc.num_tasks - 1]), agent.new_planner_state(2),
+                      eval_mode=True)
+assert torch.isfinite(action).all()
+print(mc.task_conditioning, sorted(m for m in sys.modules if m.split(".")[0] in ("sentence_transformers", "transformers")))
+"""
+
+
+def test_the_checkpoint_loads_and_plans_without_the_encoder(language_run):
+    out = subprocess.run([sys.executable, "-c", _PLAN_WITHOUT_ENCODER, str(language_run)], capture_output=True,
+                         text=True, timeout=300, cwd=REPO)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "descriptor+language []"
+
+
+def test_transfer_to_a_held_out_body_given_by_free_text(language_run, tmp_path):
+    free = "A cart on a rail with one very long hinged pole. Task: swing the pole up and balance it upright."
+    common = dict(checkpoint=str(language_run), split=SPLIT, held_out=[HELD_OUT], episodes=1, eval_max_steps=10,
+                  finetune_steps=0, planner=PlannerOverrides(**SMALL_PLANNER), wandb_mode="disabled", progress=False)
+    by_text = TransferExperiment(TransferConfig(**common, out_dir=str(tmp_path / "text"), held_out_text=[free]))
+    assert by_text.zero_shot_inits == ["descriptor+language"]
+    np.testing.assert_array_equal(by_text.held_lang, embed_texts([free]))
+    (row,) = by_text.run()
+    assert row["task"] == HELD_OUT and np.isfinite(row["zero_shot_descriptor+language"])
+    md = (tmp_path / "text" / "transfer.md").read_text()
+    assert "given by free text" in md and free in md
+    saved = json.loads((tmp_path / "text" / "transfer.json").read_text())["meta"]
+    assert saved["held_out_texts"] == {HELD_OUT: free} and saved["text_encoder"] == encoder_name()
+    # by name: the generated description, another embedding, so another task embedding
+    by_name = TransferExperiment(TransferConfig(**common, out_dir=str(tmp_path / "name")))
+    assert by_name.texts == {HELD_OUT: task_description(HELD_OUT)}
+    a = by_text.with_held_out("descriptor+language").model.all_task_embeddings()[-1]
+    b = by_name.with_held_out("descriptor+language").model.all_task_embeddings()[-1]
+    assert not np.allclose(a.detach().numpy(), b.detach().numpy(), atol=1e-4)
+
+
+def test_free_text_requests_that_cannot_work_fail_before_running(language_run, tmp_path):
+    common = dict(checkpoint=str(language_run), split=SPLIT, out_dir=str(tmp_path), episodes=1, finetune_steps=0,
+                  wandb_mode="disabled", progress=False)
+    with pytest.raises(ValueError, match="one per task of held_out"):
+        TransferExperiment(TransferConfig(**common, held_out_text=["a long pole"]))  # held_out not named
+    with pytest.raises(ValueError, match="one per task of held_out"):
+        TransferExperiment(TransferConfig(**common, held_out=[HELD_OUT], held_out_text=["a", "b"]))
