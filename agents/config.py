@@ -19,7 +19,8 @@ TASK_CONDITIONINGS = ("table", "descriptor", "both", "language", "descriptor+lan
 def conditioning_parts(mode: str) -> frozenset[str]:
     """The sources of a task_conditioning value: a subset of {"table", "descriptor", "language"}."""
     if mode not in TASK_CONDITIONINGS:
-        raise ValueError(f"model.task_conditioning must be one of {TASK_CONDITIONINGS}, got {mode!r}")
+        close = difflib.get_close_matches(str(mode), TASK_CONDITIONINGS, n=2, cutoff=0.0)
+        raise ValueError(f"model.task_conditioning must be one of {TASK_CONDITIONINGS}, got {mode!r} (closest: {close})")
     return frozenset(("descriptor", "table") if mode == "both" else mode.split("+"))
 COMPILE_MODES = ("off", "default", "reduce-overhead")
 
