@@ -17,6 +17,11 @@ the split, for every held-out task:
 Held-out tasks must never have reached training data: the checkpoint's task list and every
 task id committed to the run's replay store are checked first.
 
+`compare_checkpoints` (runs trained on the same training tasks with other task conditionings) adds
+each one's feature-map zero-shot column to the same rows, so one run compares, per held-out task,
+the nearest training task's embedding, the mean embedding, the descriptor, language and
+descriptor+language; each transfer ratio divides by its own model's in-distribution return.
+
 Outputs in `out_dir`: transfer.md, transfer.csv, transfer.png, transfer.json, metrics.jsonl
 (kind "transfer", one row per held-out task) and wandb (offline by default).
 """
@@ -51,6 +56,9 @@ class TransferConfig:
     # free text for the held-out tasks, one per `held_out` task, in its order: a language-conditioned model
     # embeds this instead of the generated description (python -m envs.describe <task> prints that)
     held_out_text: Optional[List[str]] = None
+    # more runs trained on the same tasks with other conditionings (descriptor, language, ...): each adds
+    # the zero-shot column of its feature map; quote the list: 'compare_checkpoints=[runs/a,runs/b]'
+    compare_checkpoints: Optional[List[str]] = None
     episodes: int = 5  # evaluation episodes per task and setting
     eval_max_steps: Optional[int] = None  # cap evaluation episodes (smoke runs)
     finetune_steps: int = 2000  # K: agent steps of finetuning / from-scratch training per held-out task; 0: zero-shot
@@ -120,6 +128,7 @@ class TransferExperiment:
     def __init__(self, cfg: TransferConfig):
         from agents.checkpoint import load_checkpoint
         from embodiments.conditioning import conditioning_descriptors, nearest_tasks, task_language
+        from embodiments.text_encoder import encoder_name
         from envs.describe import task_description
         from envs.task_set import load_split
         from envs import load_task_set
@@ -153,12 +162,25 @@ class TransferExperiment:
             raise ValueError(f"held-out tasks do not fit the checkpoint's padded dims ({mc['obs_dim']} obs, "
                              f"{mc['action_dim']} actions): {self.task_set.max_obs_dim}, "
                              f"{self.task_set.max_action_dim} with them")
-        self.base = self._load()
+        self.base = self._load(cfg.checkpoint)
         m = self.base.cfg.model
-        self.map_init = "+".join(p for p, used in (("descriptor", m.uses_descriptors), ("language", m.uses_language))
-                                 if used)
-        self.zero_shot_inits = [i for i in ZERO_SHOT_INITS if i == self.map_init or (i not in MAP_INITS and m.uses_table)]
-        if cfg.held_out_text is not None and not m.uses_language:
+        self.zero_shot_inits = [i for i in ZERO_SHOT_INITS if i == map_init(m) or (i not in MAP_INITS and m.uses_table)]
+        # where each zero-shot column's model comes from: this checkpoint, then the compared ones' maps
+        self.sources = {init: cfg.checkpoint for init in self.zero_shot_inits}
+        models = {cfg.checkpoint: m}
+        for path in cfg.compare_checkpoints or []:
+            models[path] = self._compared_model(path)
+            self.sources[map_init(models[path])] = path
+        encoders = {mc.language_encoder for mc in models.values() if mc.uses_language}
+        if len(encoders) > 1:
+            raise ValueError(f"compare_checkpoints: the runs embed text with different encoders {sorted(encoders)}")
+        self.text_encoder = next(iter(encoders), None)
+        uses_language = self.text_encoder is not None
+        if uses_language and self.text_encoder != encoder_name():
+            raise ValueError(f"the checkpoint's text embeddings come from {self.text_encoder}, this installation "
+                             f"has {encoder_name()}: held-out texts would be embedded differently; install the "
+                             f"versions the run used")
+        if cfg.held_out_text is not None and not uses_language:
             raise ValueError(f"held_out_text needs a language-conditioned model; this one has task_conditioning="
                              f"{m.task_conditioning!r}")
         self.finetune_inits = list(cfg.finetune_inits or [self.zero_shot_inits[0]])
@@ -175,16 +197,38 @@ class TransferExperiment:
         # the text each held-out task is given by, and its embedding (only a language model reads them)
         self.texts = {t: text for t, text in zip(self.held_out, cfg.held_out_text or [])}
         self.held_lang = None
-        if m.uses_language:
+        if uses_language:
             self.texts = {t: self.texts.get(t) or task_description(t) for t in self.held_out}
             self.held_lang = task_language(self.held_out, cfg.device, self.texts)
         self.out = Path(cfg.out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
 
-    def _load(self):
+    def _load(self, checkpoint: str | None = None):
         from agents.checkpoint import agent_from_checkpoint
 
-        return agent_from_checkpoint(self.cfg.checkpoint, device=self.cfg.device)[0]
+        return agent_from_checkpoint(checkpoint or self.cfg.checkpoint, device=self.cfg.device)[0]
+
+    def _compared_model(self, path: str):
+        """Check a compared checkpoint (same training tasks, no held-out data, a feature map not
+        already compared) and return its ModelConfig."""
+        from agents.checkpoint import load_checkpoint
+
+        trained = list(load_checkpoint(path)["extra"].get("tasks") or [])
+        if trained != self.trained:
+            raise ValueError(f"compare_checkpoints: {path} was trained on {trained}, not on this checkpoint's "
+                             f"training tasks {self.trained}; compare runs of the same split")
+        check_held_out_unseen(trained, self.held_out, Path(path) if Path(path).is_dir() else Path(path).parent)
+        agent = self._load(path)
+        init = map_init(agent.cfg.model)
+        if not init:
+            raise ValueError(f"compare_checkpoints: {path} has task_conditioning="
+                             f"{agent.cfg.model.task_conditioning!r}, no feature map to compare; its nearest and "
+                             f"mean columns are this checkpoint's kind")
+        if init in self.sources:
+            raise ValueError(f"compare_checkpoints: {path} and {self.sources[init]} both give the {init!r} column; "
+                             f"compare one run per conditioning")
+        _planner(agent, self.cfg.planner)
+        return agent.cfg.model
 
     def _base_batch_size(self) -> int:
         """The batch size the checkpoint's run trained with (its config.json), else the run default."""
@@ -195,9 +239,10 @@ class TransferExperiment:
             else RunConfig.batch_size
 
     def with_held_out(self, init: str):
-        """A fresh copy of the trained agent with every held-out task added (ids after the trained
-        ones, in split order) by `init`."""
-        agent = self._load()
+        """A fresh copy of the trained agent that gives column `init` (this checkpoint's, or a compared
+        one's for its map) with every held-out task added (ids after the trained ones, in split order)
+        by `init`."""
+        agent = self._load(self.sources[init])
         masks = self.task_set.action_masks()[len(self.trained):]
         discounts = [discount_from_episode_length(L) for L in self.task_set.episode_lengths()[len(self.trained):]]
         agent.add_tasks(masks, [float(d) for d in discounts], self.held_desc, language=self.held_lang,
@@ -256,16 +301,21 @@ class TransferExperiment:
         names = self.held_out
         near_names = [self.trained[i] for i in self.nearest]
         print(f"held-out {names}; nearest training tasks {near_names}; replay check {self.leak_check}")
-        in_dist = self._eval(self.base, sorted(set(near_names)))
-        zero = {init: self._eval(self.with_held_out(init), names) for init in self.zero_shot_inits}
+        # each model's own return on the nearest training tasks: the reference of its transfer ratio
+        in_dist = {path: self._eval(self.base if path == c.checkpoint else self._load(path), sorted(set(near_names)))
+                   for path in dict.fromkeys(self.sources.values())}
+        zero = {init: self._eval(self.with_held_out(init), names) for init in self.sources}
         random = self._random(names)
         rows = []
         for k, task in enumerate(names):
             row = {"task": task, "nearest_training_task": near_names[k],
-                   "in_distribution_return": in_dist[near_names[k]], "random_return": random[task]}
-            for init in self.zero_shot_inits:
+                   "in_distribution_return": in_dist[c.checkpoint][near_names[k]], "random_return": random[task]}
+            for init, path in self.sources.items():
+                reference = in_dist[path][near_names[k]]
+                if path != c.checkpoint:
+                    row[f"in_distribution_return_{init}"] = reference
                 row[f"zero_shot_{init}"] = zero[init][task]
-                row[f"transfer_ratio_{init}"] = _ratio(zero[init][task], in_dist[near_names[k]])
+                row[f"transfer_ratio_{init}"] = _ratio(zero[init][task], reference)
             if c.finetune_steps > 0:
                 for init in self.finetune_inits:
                     agent = self.with_held_out(init)
@@ -289,8 +339,16 @@ class TransferExperiment:
         return {"checkpoint": c.checkpoint, "split": c.split, "task_conditioning": m.task_conditioning,
                 "model_size": m.model_size, "trained_tasks": self.trained, "held_out": self.held_out,
                 "episodes": c.episodes, "finetune_steps": c.finetune_steps, "finetune_params": list(c.finetune_params),
-                "replay_check": self.leak_check, "text_encoder": m.language_encoder, "held_out_texts": self.texts,
+                "replay_check": self.leak_check, "compared": {i: p for i, p in self.sources.items() if p != c.checkpoint},
+                "text_encoder": self.text_encoder, "held_out_texts": self.texts,
                 "free_text": c.held_out_text is not None}
+
+
+def map_init(model_cfg) -> str:
+    """The zero-shot column of a model's feature map: what it reads ("descriptor", "language",
+    "descriptor+language"), "" for a table-only model."""
+    return "+".join(p for p, used in (("descriptor", model_cfg.uses_descriptors),
+                                      ("language", model_cfg.uses_language)) if used)
 
 
 def _planner(agent, overrides) -> PlannerConfig:
@@ -326,6 +384,8 @@ def write_transfer_table(out: Path, rows: list[dict], meta: dict) -> None:
              f"cell, K = {meta['finetune_steps']} steps (finetune trains {meta['finetune_params']}); replay "
              f"check: {meta['replay_check']['shards']} shard(s), task ids {meta['replay_check']['task_ids']} "
              f"(training tasks only)", "",
+             *([f"Compared feature maps (each from its own run, its ratio over its own in-distribution return): "
+                + ", ".join(f"`{i}` from `{p}`" for i, p in meta["compared"].items()), ""] if meta.get("compared") else []),
              "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(fmt(r.get(c)) for c in cols) + " |" for r in rows]
     ratios = {c: [r[c] for r in rows if r.get(c) is not None] for c in cols if c.startswith("transfer_ratio_")}

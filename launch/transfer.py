@@ -12,6 +12,9 @@ given a held-out task by free text instead of its generated description:
         'held_out=[cartpole-swingup@length=1.7]' \
         'held_out_text=["Cart-pole with a very long pole. Task: swing the pole up and balance it."]'
 
+Compare conditionings in one table: runs trained on the same split with other conditionings add
+their feature map's zero-shot column ('compare_checkpoints=[runs/cartpole-lang,runs/cartpole-desc-lang]').
+
 Hydra overrides of `TransferConfig` (distributed/transfer.py, which says what is measured);
 writes transfer.md/.csv/.png to out_dir (default <checkpoint>/transfer).
 """

@@ -88,3 +88,39 @@ def test_free_text_requests_that_cannot_work_fail_before_running(language_run, t
         TransferExperiment(TransferConfig(**common, held_out_text=["a long pole"]))  # held_out not named
     with pytest.raises(ValueError, match="one per task of held_out"):
         TransferExperiment(TransferConfig(**common, held_out=[HELD_OUT], held_out_text=["a", "b"]))
+
+
+def _small_run(run_dir, conditioning):
+    run(config_from_dict(dict(task=f"split:{SPLIT}", model_size="tiny", steps=120, seed_steps=100, utd=0.1,
+                              batch_size=16, max_episode_steps=20, eval_freq=120, eval_episodes=1, eval_max_steps=5,
+                              diagnostics=False, run_dir=str(run_dir), wandb_mode="disabled", progress=False,
+                              planner=SMALL_PLANNER, model={"task_conditioning": conditioning})))
+    return run_dir
+
+
+def test_one_run_compares_nearest_mean_descriptor_language_and_both(language_run, tmp_path):
+    """A descriptor+table checkpoint gives nearest, mean and descriptor; a language run and the
+    descriptor+language run add their maps' columns to the same rows."""
+    both = _small_run(tmp_path / "both", "both")
+    language = _small_run(tmp_path / "language", "language")
+    cfg = TransferConfig(checkpoint=str(both), split=SPLIT, held_out=[HELD_OUT], episodes=1, eval_max_steps=5,
+                         finetune_steps=0, planner=PlannerOverrides(**SMALL_PLANNER), wandb_mode="disabled",
+                         progress=False, out_dir=str(tmp_path / "out"),
+                         compare_checkpoints=[str(language), str(language_run)])
+    exp = TransferExperiment(cfg)
+    assert exp.sources == {"descriptor": str(both), "nearest": str(both), "mean": str(both),
+                           "language": str(language), "descriptor+language": str(language_run)}
+    (row,) = exp.run()
+    for init in ("nearest", "mean", "descriptor", "language", "descriptor+language"):
+        assert np.isfinite(row[f"zero_shot_{init}"]), init
+    for init in ("language", "descriptor+language"):  # each ratio over its own model's in-distribution return
+        assert row[f"transfer_ratio_{init}"] == pytest.approx(
+            row[f"zero_shot_{init}"] / row[f"in_distribution_return_{init}"])
+    md = (tmp_path / "out" / "transfer.md").read_text()
+    assert "Compared feature maps" in md and f"`language` from `{language}`" in md
+    # a compared run must bring a map of its own, not one already in the table
+    with pytest.raises(ValueError, match="both give the 'language' column"):
+        TransferExperiment(TransferConfig(**{**cfg.__dict__, "compare_checkpoints": [str(language), str(language)]}))
+    with pytest.raises(ValueError, match="no feature map to compare"):
+        TransferExperiment(TransferConfig(**{**cfg.__dict__, "compare_checkpoints": [str(_small_run(
+            tmp_path / "table", "table"))]}))
