@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import mujoco
 import numpy as np
 
 from envs.errors import UnknownNameError
+
+if TYPE_CHECKING:  # mujoco is imported where a model is edited: `import envs` and parsing a name stay cheap
+    import mujoco
 
 PARAMS = ("length", "leg", "arm", "mass", "gear", "damping")
 SCALE_RANGE = (0.25, 4.0)
@@ -102,6 +105,8 @@ def variant_editor(suffix: str, domain: str, task: str) -> Callable[[mujoco.MjSp
 
 def _scale_segment(body: mujoco.MjsBody, k: float) -> None:
     """Stretch one body's segment by k along its own frame; radii stay as they are."""
+    import mujoco
+
     for geom in body.geoms:
         if not np.isnan(geom.fromto[0]):
             geom.fromto = np.asarray(geom.fromto) * k
