@@ -188,11 +188,14 @@ class Loop:
         cfg = self.cfg
         seed_everything(cfg.seed)
         self.parts = self.backend.build(self)
+        from envs.describe import task_texts
+
         mc = self.agent_cfg.model
         write_run_file(cfg, self.names, {"obs_dim": self.task_set.max_obs_dim,
                                          "action_dim": self.task_set.max_action_dim,
-                                         # whose embeddings the checkpoint's task_language rows are
-                                         **({"text_encoder": mc.language_encoder} if mc.uses_language else {})})
+                                         # whose embeddings of which texts the checkpoint's task_language rows are
+                                         **({"text_encoder": mc.language_encoder, "task_texts": task_texts(self.names)}
+                                            if mc.uses_language else {})})
         self.logger = RunLogger(self.run_dir, cfg.to_dict(), wandb_mode=cfg.wandb_mode, project=cfg.wandb_project,
                                 group=cfg.task if len(self.names) > 1 else None)
         learners = lambda: self.parts.learners  # noqa: E731  the group of the moment (it may be rebuilt)

@@ -67,6 +67,11 @@ def task_description(task: str) -> str:
     return text + f" Actuated ({len(joints)}): {names}."
 
 
+def task_texts(tasks) -> dict[str, str]:
+    """{task: its description} for task names (a run records these beside its text embeddings)."""
+    return {t: task_description(t) for t in tasks}
+
+
 def main(argv: list[str] | None = None) -> int:
     tasks = sys.argv[1:] if argv is None else argv
     if not tasks:

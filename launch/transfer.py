@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg = options(TransferConfig, argv)
     try:  # checkpoint, split, held-out leak check, parameter groups: before any run
         experiment = TransferExperiment(cfg)
-    except (ValueError, LookupError, FileNotFoundError) as exc:
+    except (ValueError, LookupError, FileNotFoundError, ImportError) as exc:  # ImportError: the text encoder
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     experiment.run()

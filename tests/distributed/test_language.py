@@ -35,6 +35,7 @@ def test_the_run_keeps_its_text_embeddings_and_names_the_encoder(language_run):
 
     meta = json.loads((language_run / "run.json").read_text())
     assert meta["text_encoder"] == encoder_name()
+    assert meta["task_texts"] == {t: task_description(t) for t in meta["tasks"]}
     model = load_checkpoint(language_run)["agent"]["config"]["model"]
     assert model["language_encoder"] == encoder_name()
     expected = embed_texts([task_description(t) for t in meta["tasks"]])
