@@ -125,3 +125,21 @@ def test_one_run_compares_nearest_mean_descriptor_language_and_both(language_run
     with pytest.raises(ValueError, match="no feature map to compare"):
         TransferExperiment(TransferConfig(**{**cfg.__dict__, "compare_checkpoints": [str(_small_run(
             tmp_path / "table", "table"))]}))
+
+
+@pytest.mark.ray
+def test_ray_job_trains_a_language_model_with_two_learner_ranks(ray_session, tmp_path):
+    """The driver embeds the texts once; runners, learners and the evaluator get them in the config."""
+    from agents.checkpoint import load_checkpoint
+    from tests.distributed.job_helpers import compose_run_config, run_job
+
+    summary, digests = run_job(compose_run_config([
+        "preset=smoke", f"task=split:{SPLIT}", f"run_dir={tmp_path}/run", "num_learners=2",
+        "model.task_conditioning=language+table", "steps=800", "seed_steps=300"]))
+    assert summary["updates"] > 0
+    assert len(set(digests)) == 1, "learner ranks hold different parameters"
+    meta = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert meta["text_encoder"] == encoder_name()
+    model = load_checkpoint(tmp_path / "run")["agent"]["config"]["model"]
+    np.testing.assert_allclose(np.asarray(model["task_language"], np.float32),
+                               embed_texts([task_description(t) for t in meta["tasks"]]), atol=1e-6)
