@@ -335,8 +335,9 @@ def build_agent_config(cfg: RunConfig, task_set, device: str | None = None) -> A
 RUN_FILE = "run.json"
 
 
-def check_run_dir(cfg: RunConfig, tasks: list[str]) -> None:
-    """Refuse a run directory that belongs to another run (before anything is written there)."""
+def check_run_dir(cfg: RunConfig, tasks: list[str], text_encoder: str | None = None) -> None:
+    """Refuse a run directory that belongs to another run (before anything is written there), or
+    whose task texts were embedded by another text encoder than `text_encoder` (language models)."""
     meta = Path(cfg.run_dir) / RUN_FILE
     if not meta.exists():
         if (Path(cfg.run_dir) / "checkpoint.pt").exists():
@@ -358,6 +359,9 @@ def check_run_dir(cfg: RunConfig, tasks: list[str]) -> None:
         raise ConfigError(f"run directory {cfg.run_dir} belongs to another run ("
                           + ", ".join(f"{k}: {a!r} there, {b!r} here" for k, (a, b) in shown.items())
                           + "); use another run_dir or the original settings")
+    if text_encoder and saved.get("text_encoder") and saved["text_encoder"] != text_encoder:
+        raise ConfigError(f"run directory {cfg.run_dir} embedded its task texts with {saved['text_encoder']}; this "
+                          f"installation has {text_encoder}: install the versions the run used, or use another run_dir")
 
 
 def write_run_file(cfg: RunConfig, tasks: list[str], extra: dict | None = None) -> None:

@@ -168,7 +168,7 @@ class Loop:
             raise ConfigError(str(exc)) from None
         self.backend = importlib.import_module(BACKENDS[cfg.backend])  # check(cfg, task_set), build(loop)
         self.backend.check(cfg, self.task_set)
-        check_run_dir(cfg, self.names)
+        check_run_dir(cfg, self.names, self.agent_cfg.model.language_encoder)
         if cfg.offline_data:
             check_offline_data(cfg.offline_data, self.task_set)
         self.run_dir = Path(cfg.run_dir)

