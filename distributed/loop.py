@@ -185,11 +185,11 @@ class Loop:
 
     # -- start-up ---------------------------------------------------------------------------------
     def start(self) -> None:
+        from envs.describe import task_texts
+
         cfg = self.cfg
         seed_everything(cfg.seed)
         self.parts = self.backend.build(self)
-        from envs.describe import task_texts
-
         mc = self.agent_cfg.model
         write_run_file(cfg, self.names, {"obs_dim": self.task_set.max_obs_dim,
                                          "action_dim": self.task_set.max_action_dim,
