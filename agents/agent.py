@@ -91,12 +91,13 @@ class Agent:
 
     @torch.no_grad()
     def add_tasks(self, action_masks, discounts, descriptors=None, *, init: str = "descriptor",
-                  nearest: list[int] | None = None) -> list[int]:
+                  nearest: list[int] | None = None, language=None) -> list[int]:
         """Add tasks the model never trained on; returns their ids. Each gets an embedding with no
         training step, chosen by `init`:
-          descriptor - the descriptor map's embedding of `descriptors` (conditioning descriptor/both)
-          nearest    - the embedding of existing task `nearest[i]` (conditioning table/both)
-          mean       - the mean embedding of the existing tasks (conditioning table/both)
+          descriptor - the feature map's embedding of the new tasks' `descriptors` [n, Dd] and/or text
+                       embeddings `language` [n, E] (whichever the conditioning uses; any but table)
+          nearest    - the embedding of existing task `nearest[i]` (a conditioning with a table)
+          mean       - the mean embedding of the existing tasks (a conditioning with a table)
         Optimisers are rebuilt (a finetune starts with fresh Adam state)."""
         mc, m = self.cfg.model, self.model
         if not mc.multitask:
@@ -112,15 +113,24 @@ class Agent:
             new_desc = torch.as_tensor(descriptors, dtype=torch.float32, device=self.device).reshape(n, -1)
             if new_desc.shape[1] != mc.descriptor_dim:
                 raise ValueError(f"descriptors have {new_desc.shape[1]} features, the model {mc.descriptor_dim}")
+        new_lang = None
+        if mc.uses_language:
+            if language is None:
+                raise ValueError(f"task_conditioning={mc.task_conditioning!r}: new tasks need text embeddings "
+                                 f"(language=, from {mc.language_encoder})")
+            new_lang = torch.as_tensor(language, dtype=torch.float32, device=self.device).reshape(n, -1)
+            if new_lang.shape[1] != mc.language_dim:
+                raise ValueError(f"text embeddings have {new_lang.shape[1]} dims, the model's {mc.language_dim} "
+                                 f"(encoder {mc.language_encoder})")
         if init == "descriptor":
-            if not mc.uses_descriptors:
-                raise ValueError("init='descriptor' needs task_conditioning 'descriptor' or 'both' (this model "
-                                 "has a table only); use init='nearest' or 'mean'")
+            if not mc.uses_map:
+                raise ValueError("init='descriptor' needs a task_conditioning with a descriptor or language (this "
+                                 "model has a table only); use init='nearest' or 'mean'")
             target = None
         elif init in ("nearest", "mean"):
             if not mc.uses_table:
-                raise ValueError(f"init={init!r} needs a per-task table (task_conditioning 'table' or 'both'); "
-                                 f"a descriptor-only model embeds new tasks by their descriptor")
+                raise ValueError(f"init={init!r} needs a per-task table (task_conditioning {mc.task_conditioning!r} "
+                                 f"has none); this model embeds new tasks by their features: init='descriptor'")
             existing = m.all_task_embeddings()
             if init == "mean":
                 target = existing.mean(0, keepdim=True).expand(n, -1)
@@ -135,14 +145,16 @@ class Agent:
         if mc.uses_table:
             if target is None:
                 rows = torch.zeros(n, mc.task_embedding_dim, device=self.device)
-            elif mc.task_conditioning == "both":  # offset so that map + offset = target
-                rows = target - m.descriptor_embedding(new_desc)
+            elif mc.uses_map:  # offset so that map + offset = target
+                rows = target - m.descriptor_embedding(new_desc, new_lang)
             else:
                 rows = target
         # tasks added later never terminate (their head rows were never trained)
         new_mc = replace(mc, num_tasks=T + n, can_terminate=mc.can_terminate and mc.can_terminate + (False,) * n,
                          task_descriptors=(
-            mc.task_descriptors + tuple(tuple(r) for r in new_desc.cpu().tolist())) if new_desc is not None else None)
+            mc.task_descriptors + tuple(tuple(r) for r in new_desc.cpu().tolist())) if new_desc is not None else None,
+                         task_language=(
+            mc.task_language + tuple(tuple(r) for r in new_lang.cpu().tolist())) if new_lang is not None else None)
         m.add_tasks(new_mc, masks, rows)
         self.cfg = replace(self.cfg, model=new_mc, discounts=self.cfg.discounts + tuple(float(d) for d in discounts),
                            constraints=self.cfg.constraints and self.cfg.constraints + (None,) * n)
@@ -236,7 +248,7 @@ class Agent:
                 termination_loss = self._termination_loss(zs_term, task, 1.0 - not_done.squeeze(-1))  # [H, B]
                 total = total + o.termination_coef * termination_loss
                 extra["termination_loss"] = termination_loss
-            if m.cfg.task_conditioning == "both" and m.task_emb is not None:
+            if m.cfg.uses_map and m.task_emb is not None:  # the table is an offset on the map
                 offset = m.task_emb(task).float().pow(2).sum(-1).mean()
                 total = total + o.task_offset_coef * offset
                 extra["task_offset_sq"] = offset

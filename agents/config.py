@@ -10,7 +10,18 @@ import difflib
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
-TASK_CONDITIONINGS = ("table", "descriptor", "both")
+# How a task id becomes its embedding: a learned table, a learned map from the task's features (its
+# descriptor and/or the embedding of its text), or a map plus a table offset. "both" is descriptor+table.
+TASK_CONDITIONINGS = ("table", "descriptor", "both", "language", "descriptor+language", "language+table",
+                      "descriptor+language+table")
+
+
+def conditioning_parts(mode: str) -> frozenset[str]:
+    """The sources of a task_conditioning value: a subset of {"table", "descriptor", "language"}."""
+    if mode not in TASK_CONDITIONINGS:
+        close = difflib.get_close_matches(str(mode), TASK_CONDITIONINGS, n=2, cutoff=0.0)
+        raise ValueError(f"model.task_conditioning must be one of {TASK_CONDITIONINGS}, got {mode!r} (closest: {close})")
+    return frozenset(("descriptor", "table") if mode == "both" else mode.split("+"))
 COMPILE_MODES = ("off", "default", "reduce-overhead")
 
 # Published TD-MPC2 model sizes (millions of parameters at the mt80 dims). `num_q` defaults to 5.
@@ -59,22 +70,28 @@ class ModelConfig:
     # How a task id becomes its embedding (multitask models only):
     #   table      - a learned lookup table, one row per task (TD-MPC2); new tasks need finetuning
     #   descriptor - a learned map from the task's descriptor (body morphology + objective) alone
-    #   both       - the map plus a per-task table offset (initialised to 0, L2-regularised)
-    # The last two reach bodies never trained on (zero-shot transfer).
+    #   language   - the same map from the embedding of the task's text (envs/describe.py)
+    #   descriptor+language - the map from both, concatenated
+    #   both (descriptor+table), language+table, descriptor+language+table - the map plus a per-task
+    #                table offset (initialised to 0, L2-regularised)
+    # All but `table` reach bodies never trained on (zero-shot transfer).
     task_conditioning: str = "table"
     descriptor_hidden: int = 256
     task_descriptors: tuple[tuple[float, ...], ...] | None = None  # [num_tasks, descriptor_dim], raw
     descriptor_mean: tuple[float, ...] | None = None  # standardisation fixed at creation (training tasks)
     descriptor_std: tuple[float, ...] | None = None
+    # [num_tasks, language_dim] unit-norm text embeddings, kept in the config (and so in every checkpoint):
+    # a saved model plans without its text encoder; `language_encoder` names the encoder and version
+    task_language: tuple[tuple[float, ...], ...] | None = None
+    language_encoder: str | None = None
     # Episodic tasks: `can_terminate` [num_tasks] says which tasks' episodes can end early (None: none).
     # A termination head exists iff `termination_head` and some task can terminate.
     can_terminate: tuple[bool, ...] | None = None
     termination_head: bool = True
 
     def __post_init__(self):
-        if self.task_conditioning not in TASK_CONDITIONINGS:
-            raise ValueError(f"task_conditioning must be one of {TASK_CONDITIONINGS}, got {self.task_conditioning!r}")
-        for name in ("task_descriptors", "descriptor_mean", "descriptor_std"):  # lists from a checkpoint
+        conditioning_parts(self.task_conditioning)  # refuses an unknown value
+        for name in ("task_descriptors", "descriptor_mean", "descriptor_std", "task_language"):  # lists from a checkpoint
             v = getattr(self, name)
             if v is not None:
                 object.__setattr__(self, name, tuple(tuple(float(x) for x in r) if isinstance(r, (list, tuple))
@@ -94,6 +111,14 @@ class ModelConfig:
             if {len(r) for r in self.task_descriptors} != {len(self.descriptor_mean)} \
                     or len(self.descriptor_std) != len(self.descriptor_mean):
                 raise ValueError("task descriptors and their mean/std must all have the same length")
+        if self.uses_language:
+            if self.task_language is None or self.language_encoder is None:
+                raise ValueError(f"task_conditioning={self.task_conditioning!r} needs the tasks' text embeddings; "
+                                 f"build the config with make_agent_config(..., task_language=..., language_encoder=...) "
+                                 f"(see embodiments.conditioning.conditioning_kwargs)")
+            if len(self.task_language) != self.num_tasks or len({len(r) for r in self.task_language}) != 1:
+                raise ValueError(f"task_language must hold one embedding per task ({self.num_tasks}), all of one "
+                                 f"length; got {len(self.task_language)} rows")
 
     @property
     def has_termination_head(self) -> bool:
@@ -101,15 +126,33 @@ class ModelConfig:
 
     @property
     def uses_descriptors(self) -> bool:
-        return self.multitask and self.task_conditioning in ("descriptor", "both")
+        return self.multitask and "descriptor" in conditioning_parts(self.task_conditioning)
+
+    @property
+    def uses_language(self) -> bool:
+        return self.multitask and "language" in conditioning_parts(self.task_conditioning)
 
     @property
     def uses_table(self) -> bool:
-        return self.multitask and self.task_conditioning in ("table", "both")
+        return self.multitask and "table" in conditioning_parts(self.task_conditioning)
+
+    @property
+    def uses_map(self) -> bool:
+        """A learned map from task features (descriptor and/or text embedding) makes the embedding."""
+        return self.uses_descriptors or self.uses_language
 
     @property
     def descriptor_dim(self) -> int:
         return len(self.descriptor_mean) if self.descriptor_mean is not None else 0
+
+    @property
+    def language_dim(self) -> int:
+        return len(self.task_language[0]) if self.task_language else 0
+
+    @property
+    def feature_dim(self) -> int:
+        """Input width of the feature map: the descriptor's features (if used), then the text embedding's."""
+        return self.descriptor_dim * self.uses_descriptors + self.language_dim * self.uses_language
 
     @property
     def multitask(self) -> bool:
@@ -141,7 +184,7 @@ class OptimConfig:
     value_coef: float = 0.1
     entropy_coef: float = 1e-4
     scale_tau: float = 0.01  # EMA rate of the running Q scale (P95 - P5)
-    task_offset_coef: float = 0.1  # L2 on the per-task table offsets (task_conditioning=both)
+    task_offset_coef: float = 0.1  # L2 on the per-task table offsets (a map plus a table: both, language+table, ...)
     termination_coef: float = 1.0  # BCE of the termination head (terminating tasks only)
     # weight of a terminated step in that BCE (1: plain BCE, TD-MPC2's). Terminations are a few % of
     # the steps, so a plain BCE can fit the base rate and never predict p > 0.5, where the planner stops
@@ -376,6 +419,8 @@ def make_agent_config(
     device: str = "cpu",
     precision: str = "fp32",
     task_descriptors=None,
+    task_language=None,
+    language_encoder: str | None = None,
     can_terminate: tuple[bool, ...] | list[bool] | None = None,
     compile_update: str = "off",
     constraints=None,
@@ -383,17 +428,23 @@ def make_agent_config(
     """Assemble an AgentConfig from a preset name plus overrides (e.g. from Hydra).
 
     `task_descriptors` ([num_tasks, D], one row per task) are needed for
-    `model.task_conditioning` 'descriptor' or 'both'; they are standardised with their own
-    per-feature mean/std, which stay fixed for tasks added later. `can_terminate` (one flag per
+    `model.task_conditioning` with a descriptor ('descriptor', 'both', ...); they are standardised
+    with their own per-feature mean/std, which stay fixed for tasks added later. `task_language`
+    ([num_tasks, E] text embeddings) and `language_encoder` (its name and version) are needed for a
+    conditioning with 'language'. `can_terminate` (one flag per
     task, e.g. `TaskSet.can_terminate()`; None: no task terminates) gives the model a termination
     head unless `model.termination_head` is false. `constraints` (one resolved ActionConstraints or None
     per task) limit the planner's actions; None or all None: constraints off."""
     dims = model_preset(model_size)
     dims.update(checked_options(ModelConfig, model))
-    if task_descriptors is not None and dims.get("task_conditioning", "table") != "table":
+    parts = conditioning_parts(dims.get("task_conditioning", "table"))
+    if task_descriptors is not None and "descriptor" in parts:
         rows = [[float(x) for x in r] for r in task_descriptors]
         mean, std = descriptor_stats(rows)
         dims.update(task_descriptors=tuple(map(tuple, rows)), descriptor_mean=mean, descriptor_std=std)
+    if task_language is not None and "language" in parts:
+        dims.update(task_language=tuple(tuple(float(x) for x in r) for r in task_language),
+                    language_encoder=language_encoder)
     if can_terminate is not None:
         dims["can_terminate"] = tuple(bool(x) for x in can_terminate)
     mc = ModelConfig(obs_dim=int(obs_dim), action_dim=int(action_dim), num_tasks=len(episode_lengths),
@@ -412,7 +463,7 @@ def make_agent_config(
 
 
 __all__ = [
-    "MODEL_PRESETS", "TASK_CONDITIONINGS", "ModelConfig", "descriptor_stats", "OptimConfig", "PlannerConfig", "AgentConfig",
+    "MODEL_PRESETS", "TASK_CONDITIONINGS", "conditioning_parts", "ModelConfig", "descriptor_stats", "OptimConfig", "PlannerConfig", "AgentConfig",
     "model_preset", "planner_iterations", "discount_from_episode_length", "make_agent_config", "checked_options",
     "replace",
 ]

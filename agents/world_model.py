@@ -1,9 +1,9 @@
 """The decoder-free, task-embedded latent world model (TD-MPC2 architecture).
 
 Components, each conditioned on a task embedding (max-norm 1) when there is more than one
-task: a lookup table (TD-MPC2), a map from the task's descriptor (body morphology +
-objective, which reaches bodies never trained on), or the map plus a per-task table offset
-(`ModelConfig.task_conditioning`). The components: encoder (obs -> SimNorm latent), latent dynamics (z, a -> z', SimNorm),
+task: a lookup table (TD-MPC2), a map from the task's features (its descriptor: body morphology +
+objective, and/or the embedding of its text; this reaches bodies never trained on), or the map
+plus a per-task table offset (`ModelConfig.task_conditioning`). The components: encoder (obs -> SimNorm latent), latent dynamics (z, a -> z', SimNorm),
 reward head and an ensemble of Q heads (two-hot logits in symlog space), and a squashed
 Gaussian policy prior. A per-task action mask zeroes padded action dimensions. A termination
 head (z' -> logit) exists only when some task of the set can terminate.
@@ -41,12 +41,15 @@ class WorldModel(nn.Module):
         if cfg.uses_table:
             # the pure table keeps TD-MPC2's max-norm lookup; as an offset it is unconstrained
             # (the sum is norm-clipped functionally, see task_embedding)
-            self.task_emb = nn.Embedding(T, D, max_norm=1.0 if cfg.task_conditioning == "table" else None)
+            self.task_emb = nn.Embedding(T, D, max_norm=None if cfg.uses_map else 1.0)
         if cfg.uses_descriptors:
             self.register_buffer("task_descriptors", torch.tensor(cfg.task_descriptors, dtype=torch.float32))
             self.register_buffer("descriptor_mean", torch.tensor(cfg.descriptor_mean, dtype=torch.float32))
             self.register_buffer("descriptor_std", torch.tensor(cfg.descriptor_std, dtype=torch.float32))
-            self.descriptor_map = mlp(cfg.descriptor_dim, [cfg.descriptor_hidden], D)
+        if cfg.uses_language:
+            self.register_buffer("task_language", torch.tensor(cfg.task_language, dtype=torch.float32))
+        if cfg.uses_map:  # named for its first input; it maps whatever features the conditioning names
+            self.descriptor_map = mlp(cfg.feature_dim, [cfg.descriptor_hidden], D)
         enc_hidden = max(cfg.num_enc_layers - 1, 1) * [cfg.enc_dim]
         self.encoder = mlp(cfg.obs_dim + D, enc_hidden, L, out_act=SimNorm(cfg.simnorm_dim))
         self.dynamics = mlp(L + A + D, 2 * [cfg.mlp_dim], L, out_act=SimNorm(cfg.simnorm_dim))
@@ -54,7 +57,7 @@ class WorldModel(nn.Module):
         self.policy = mlp(L + D, 2 * [cfg.mlp_dim], 2 * A)
         self.qs = EnsembleMLP(cfg.num_q, L + A + D, 2 * [cfg.mlp_dim], cfg.num_bins, dropout=cfg.dropout)
         self.apply(init_weights)
-        if cfg.task_conditioning == "both" and self.task_emb is not None:
+        if cfg.uses_map and self.task_emb is not None:
             nn.init.zeros_(self.task_emb.weight)  # offsets start at 0: the map alone at first
         zero_output_layer(self.reward_head)
         self.qs.zero_output()
@@ -72,9 +75,17 @@ class WorldModel(nn.Module):
             zero_output_layer(self.termination_head)  # logit 0: no termination predicted before training
 
     # -- conditioning ---------------------------------------------------------------------
-    def descriptor_embedding(self, descriptors: torch.Tensor) -> torch.Tensor:
-        """The map's embedding of raw descriptors [..., Dd] -> [..., D] (before the offset and clip)."""
-        return self.descriptor_map((descriptors - self.descriptor_mean) / self.descriptor_std)
+    def descriptor_embedding(self, descriptors: torch.Tensor | None, language: torch.Tensor | None = None
+                             ) -> torch.Tensor:
+        """The map's embedding of a task's features -> [..., D] (before the offset and clip): raw
+        descriptors [..., Dd] (if the conditioning uses them) and text embeddings [..., E] (if it uses
+        language); the descriptor is standardised, the text embedding is unit-norm as it is."""
+        parts = []
+        if self.cfg.uses_descriptors:
+            parts.append((descriptors - self.descriptor_mean) / self.descriptor_std)
+        if self.cfg.uses_language:
+            parts.append(language)
+        return self.descriptor_map(torch.cat(parts, dim=-1))
 
     @contextlib.contextmanager
     def cached_task_embeddings(self):
@@ -83,7 +94,7 @@ class WorldModel(nn.Module):
         if not self.cfg.multitask or torch.is_grad_enabled():
             yield
             return
-        if self.cfg.task_conditioning == "table":
+        if not self.cfg.uses_map:
             # the lookup's max-norm, as a function (no in-place renorm of the table)
             w = self.task_emb.weight
             self._embedding_cache = w * (self.task_emb.max_norm / w.norm(dim=-1, keepdim=True).clamp(
@@ -99,11 +110,11 @@ class WorldModel(nn.Module):
         """[...] task ids -> [..., D] embeddings of norm <= 1."""
         if getattr(self, "_embedding_cache", None) is not None:
             return self._embedding_cache[task]
-        mode = self.cfg.task_conditioning
-        if mode == "table":
+        if not self.cfg.uses_map:
             return self.task_emb(task)
-        emb = self.descriptor_embedding(self.task_descriptors[task])
-        if mode == "both":
+        emb = self.descriptor_embedding(self.task_descriptors[task] if self.cfg.uses_descriptors else None,
+                                        self.task_language[task] if self.cfg.uses_language else None)
+        if self.task_emb is not None:
             emb = emb + self.task_emb(task)
         # max-norm 1 as a function (no in-place renorm: data-parallel replicas stay identical)
         return emb * emb.norm(dim=-1, keepdim=True).clamp(min=1.0).reciprocal()
@@ -214,13 +225,13 @@ class WorldModel(nn.Module):
     def project_task_embeddings(self) -> None:
         """Renormalise every task embedding to norm <= 1. Lookup-time max-norm only touches the rows
         a batch uses, which would let data-parallel replicas drift apart; this touches all rows."""
-        if self.cfg.task_conditioning == "table" and self.task_emb is not None:
+        if not self.cfg.uses_map and self.task_emb is not None:
             w = self.task_emb.weight
             w.mul_(w.norm(dim=-1, keepdim=True).clamp(min=1.0).reciprocal())
 
     @torch.no_grad()
     def add_tasks(self, cfg: ModelConfig, action_masks: torch.Tensor, table_rows: torch.Tensor | None) -> None:
-        """Grow to `cfg.num_tasks` tasks: `cfg` carries the new tasks' descriptors, `action_masks`
+        """Grow to `cfg.num_tasks` tasks: `cfg` carries the new tasks' descriptors and text embeddings, `action_masks`
         [n, A] their masks, `table_rows` [n, D] their table rows (offsets for 'both')."""
         n = cfg.num_tasks - self.cfg.num_tasks
         if n <= 0 or tuple(action_masks.shape) != (n, self.cfg.action_dim):
@@ -230,6 +241,8 @@ class WorldModel(nn.Module):
         self.action_masks = torch.cat([self.action_masks, action_masks.to(dev, torch.float32)])
         if cfg.uses_descriptors:
             self.task_descriptors = torch.tensor(cfg.task_descriptors, dtype=torch.float32, device=dev)
+        if cfg.uses_language:
+            self.task_language = torch.tensor(cfg.task_language, dtype=torch.float32, device=dev)
         if self.termination_head is not None:
             self.can_terminate = torch.tensor(cfg.can_terminate, dtype=torch.float32, device=dev)
         if self.task_emb is not None:

@@ -52,7 +52,7 @@ PlannerOverrides = _options_of(PlannerConfig, optional=True)  # for a saved mode
 OptimOptions = _options_of(OptimConfig)
 ModelOptions = _options_of(ModelConfig, optional=True, exclude=(
     "obs_dim", "action_dim", "num_tasks", "model_size", "task_descriptors", "descriptor_mean", "descriptor_std",
-    "can_terminate"))
+    "task_language", "language_encoder", "can_terminate"))
 
 
 @dataclass
@@ -320,13 +320,13 @@ def seed_steps(cfg: RunConfig, task_set, tasks: list[str]) -> int:
 
 
 def build_agent_config(cfg: RunConfig, task_set, device: str | None = None) -> AgentConfig:
-    """The agent's config for `task_set` (dims, discounts, descriptors) from the run config."""
-    from embodiments.conditioning import descriptor_kwargs
+    """The agent's config for `task_set` (dims, discounts, descriptors, text embeddings) from the run config."""
+    from embodiments.conditioning import conditioning_kwargs
     from embodiments.constraints import run_constraints
 
     model = {k: v for k, v in dataclasses.asdict(cfg.model).items() if v is not None}
     return make_agent_config(
-        **descriptor_kwargs(model, task_set), obs_dim=task_set.max_obs_dim, action_dim=task_set.max_action_dim,
+        **conditioning_kwargs(model, task_set, device or cfg.device), obs_dim=task_set.max_obs_dim, action_dim=task_set.max_action_dim,
         episode_lengths=[t.episode_length for t in task_set.tasks], model_size=cfg.model_size, model=model,
         optim=dataclasses.asdict(cfg.optim),
         planner=dataclasses.asdict(cfg.planner), device=device or cfg.device, precision=cfg.precision,
@@ -338,8 +338,9 @@ def build_agent_config(cfg: RunConfig, task_set, device: str | None = None) -> A
 RUN_FILE = "run.json"
 
 
-def check_run_dir(cfg: RunConfig, tasks: list[str]) -> None:
-    """Refuse a run directory that belongs to another run (before anything is written there)."""
+def check_run_dir(cfg: RunConfig, tasks: list[str], text_encoder: str | None = None) -> None:
+    """Refuse a run directory that belongs to another run (before anything is written there), or
+    whose task texts were embedded by another text encoder than `text_encoder` (language models)."""
     meta = Path(cfg.run_dir) / RUN_FILE
     if not meta.exists():
         if (Path(cfg.run_dir) / "checkpoint.pt").exists():
@@ -361,6 +362,9 @@ def check_run_dir(cfg: RunConfig, tasks: list[str]) -> None:
         raise ConfigError(f"run directory {cfg.run_dir} belongs to another run ("
                           + ", ".join(f"{k}: {a!r} there, {b!r} here" for k, (a, b) in shown.items())
                           + "); use another run_dir or the original settings")
+    if text_encoder and saved.get("text_encoder") and saved["text_encoder"] != text_encoder:
+        raise ConfigError(f"run directory {cfg.run_dir} embedded its task texts with {saved['text_encoder']}; this "
+                          f"installation has {text_encoder}: install the versions the run used, or use another run_dir")
 
 
 def write_run_file(cfg: RunConfig, tasks: list[str], extra: dict | None = None) -> None:

@@ -170,7 +170,7 @@ class Loop:
             raise ConfigError(str(exc)) from None
         self.backend = importlib.import_module(BACKENDS[cfg.backend])  # check(cfg, task_set), build(loop)
         self.backend.check(cfg, self.task_set)
-        check_run_dir(cfg, self.names)
+        check_run_dir(cfg, self.names, self.agent_cfg.model.language_encoder)
         if cfg.offline_data:
             check_offline_data(cfg.offline_data, self.task_set)
         self.run_dir = Path(cfg.run_dir)
@@ -187,11 +187,17 @@ class Loop:
 
     # -- start-up ---------------------------------------------------------------------------------
     def start(self) -> None:
+        from envs.describe import task_texts
+
         cfg = self.cfg
         seed_everything(cfg.seed)
         self.parts = self.backend.build(self)
+        mc = self.agent_cfg.model
         write_run_file(cfg, self.names, {"obs_dim": self.task_set.max_obs_dim,
-                                         "action_dim": self.task_set.max_action_dim})
+                                         "action_dim": self.task_set.max_action_dim,
+                                         # whose embeddings of which texts the checkpoint's task_language rows are
+                                         **({"text_encoder": mc.language_encoder, "task_texts": task_texts(self.names)}
+                                            if mc.uses_language else {})})
         self.logger = RunLogger(self.run_dir, cfg.to_dict(), wandb_mode=cfg.wandb_mode, project=cfg.wandb_project,
                                 group=cfg.task if len(self.names) > 1 else None)
         learners = lambda: self.parts.learners  # noqa: E731  the group of the moment (it may be rebuilt)

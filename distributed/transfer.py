@@ -3,9 +3,11 @@
 Given a checkpoint (trained on a split's training tasks, e.g. `task=split:cartpole-length`) and
 the split, for every held-out task:
   - zero-shot: add the task to the model with no training step and plan with the embedding from
-    each available initialisation: `descriptor` (the learned descriptor map; needs
-    task_conditioning descriptor/both), `nearest` (the embedding of the nearest training task by
-    descriptor distance) and `mean` (the mean training embedding; both need a per-task table);
+    each available initialisation: the learned feature map of the task's `descriptor`, `language`
+    (the embedding of its text: its generated description, or free text given with
+    `held_out_text`) or `descriptor+language`, whichever the model's task_conditioning reads;
+    `nearest` (the embedding of the nearest training task by descriptor distance) and `mean` (the
+    mean training embedding; both need a per-task table);
   - few-shot: finetune for `finetune_steps` agent steps on that task alone, from each init in
     `finetune_inits`, training only `finetune_params`, and evaluate again;
   - from scratch: a fresh single-task model of the same size trained for the same steps;
@@ -14,6 +16,11 @@ the split, for every held-out task:
     ratio (zero-shot return / in-distribution return of the nearest training body).
 Held-out tasks must never have reached training data: the checkpoint's task list and every
 task id committed to the run's replay store are checked first.
+
+`compare_checkpoints` (runs trained on the same training tasks with other task conditionings) adds
+each one's feature-map zero-shot column to the same rows, so one run compares, per held-out task,
+the nearest training task's embedding, the mean embedding, the descriptor, language and
+descriptor+language; each transfer ratio divides by its own model's in-distribution return.
 
 Outputs in `out_dir`: transfer.md, transfer.csv, transfer.png, transfer.json, metrics.jsonl
 (kind "transfer", one row per held-out task) and wandb (offline by default).
@@ -33,7 +40,10 @@ from agents.config import PlannerConfig, discount_from_episode_length
 from agents.host import use_cpu_share
 from distributed.config import PlannerOverrides
 
-ZERO_SHOT_INITS = ("descriptor", "nearest", "mean")
+# the first three are the feature map's embedding (Agent.add_tasks init="descriptor"), named by what the
+# map reads; a model offers the one its task_conditioning names
+MAP_INITS = ("descriptor", "language", "descriptor+language")
+ZERO_SHOT_INITS = (*MAP_INITS, "nearest", "mean")
 
 
 @dataclass
@@ -43,10 +53,17 @@ class TransferConfig:
     split: str = "???"  # a split of envs/data/splits.json
     out_dir: str = "${checkpoint}/transfer"
     held_out: Optional[List[str]] = None  # a subset of the split's held-out tasks (None: all); quote names: '["a@b=1"]'
+    # free text for the held-out tasks, one per `held_out` task, in its order: a language-conditioned model
+    # embeds this instead of the generated description (python -m envs.describe <task> prints that)
+    held_out_text: Optional[List[str]] = None
+    # more runs trained on the same tasks with other conditionings (descriptor, language, ...): each adds
+    # the zero-shot column of its feature map; quote the list: 'compare_checkpoints=[runs/a,runs/b]'
+    compare_checkpoints: Optional[List[str]] = None
     episodes: int = 5  # evaluation episodes per task and setting
     eval_max_steps: Optional[int] = None  # cap evaluation episodes (smoke runs)
     finetune_steps: int = 2000  # K: agent steps of finetuning / from-scratch training per held-out task; 0: zero-shot
-    finetune_inits: List[str] = field(default_factory=lambda: ["descriptor"])  # subset of ZERO_SHOT_INITS
+    # subset of ZERO_SHOT_INITS; None: the model's feature map (descriptor, language, ...), else nearest
+    finetune_inits: Optional[List[str]] = None
     # Agent.parameter_groups() names, or all. The new task's embedding alone by default: on cartpole-length,
     # 2000 steps of training all parameters on one new body lost up to 290 return against zero-shot, the
     # embedding alone did not (bench/results/transfer_cartpole_length.md). A descriptor-only model has no
@@ -69,7 +86,7 @@ class TransferConfig:
         if self.episodes < 1 or self.finetune_steps < 0:
             raise ValueError(f"episodes must be >= 1 and finetune_steps >= 0 (got {self.episodes}, "
                              f"{self.finetune_steps})")
-        bad = [i for i in self.finetune_inits if i not in ZERO_SHOT_INITS]
+        bad = [i for i in self.finetune_inits or [] if i not in ZERO_SHOT_INITS]
         if bad:
             raise ValueError(f"finetune_inits {bad}: choose from {list(ZERO_SHOT_INITS)}")
 
@@ -110,7 +127,9 @@ def check_held_out_unseen(trained: list[str], held_out: list[str], run_dir: str 
 class TransferExperiment:
     def __init__(self, cfg: TransferConfig):
         from agents.checkpoint import load_checkpoint
-        from embodiments.conditioning import conditioning_descriptors, nearest_tasks
+        from embodiments.conditioning import conditioning_descriptors, nearest_tasks, task_language
+        from embodiments.text_encoder import encoder_name
+        from envs.describe import task_description
         from envs.task_set import load_split
         from envs import load_task_set
 
@@ -132,6 +151,9 @@ class TransferExperiment:
             if extra_tasks:
                 raise ValueError(f"{extra_tasks} are not held-out tasks of split {cfg.split!r}: {self.held_out}")
             self.held_out = asked
+        if cfg.held_out_text is not None and (cfg.held_out is None or len(cfg.held_out_text) != len(self.held_out)):
+            raise ValueError(f"held_out_text gives {len(cfg.held_out_text)} texts: give one per task of held_out "
+                             f"(held_out={cfg.held_out})")
         run_dir = Path(cfg.checkpoint) if Path(cfg.checkpoint).is_dir() else Path(cfg.checkpoint).parent
         self.leak_check = check_held_out_unseen(self.trained, self.held_out, run_dir)
         self.task_set = load_task_set(",".join(self.trained + self.held_out))
@@ -140,11 +162,29 @@ class TransferExperiment:
             raise ValueError(f"held-out tasks do not fit the checkpoint's padded dims ({mc['obs_dim']} obs, "
                              f"{mc['action_dim']} actions): {self.task_set.max_obs_dim}, "
                              f"{self.task_set.max_action_dim} with them")
-        self.base = self._load()
+        self.base = self._load(cfg.checkpoint)
         m = self.base.cfg.model
-        self.zero_shot_inits = [i for i in ZERO_SHOT_INITS
-                                if (i == "descriptor" and m.uses_descriptors) or (i != "descriptor" and m.uses_table)]
-        bad = [i for i in cfg.finetune_inits if i not in self.zero_shot_inits]
+        self.zero_shot_inits = [i for i in ZERO_SHOT_INITS if i == map_init(m) or (i not in MAP_INITS and m.uses_table)]
+        # where each zero-shot column's model comes from: this checkpoint, then the compared ones' maps
+        self.sources = {init: cfg.checkpoint for init in self.zero_shot_inits}
+        models = {cfg.checkpoint: m}
+        for path in cfg.compare_checkpoints or []:
+            models[path] = self._compared_model(path)
+            self.sources[map_init(models[path])] = path
+        encoders = {mc.language_encoder for mc in models.values() if mc.uses_language}
+        if len(encoders) > 1:
+            raise ValueError(f"compare_checkpoints: the runs embed text with different encoders {sorted(encoders)}")
+        self.text_encoder = next(iter(encoders), None)
+        uses_language = self.text_encoder is not None
+        if uses_language and self.text_encoder != encoder_name():
+            raise ValueError(f"the checkpoint's text embeddings come from {self.text_encoder}, this installation "
+                             f"has {encoder_name()}: held-out texts would be embedded differently; install the "
+                             f"versions the run used")
+        if cfg.held_out_text is not None and not uses_language:
+            raise ValueError(f"held_out_text needs a language-conditioned model; this one has task_conditioning="
+                             f"{m.task_conditioning!r}")
+        self.finetune_inits = list(cfg.finetune_inits or [self.zero_shot_inits[0]])
+        bad = [i for i in self.finetune_inits if i not in self.zero_shot_inits]
         if bad:
             raise ValueError(f"finetune_inits {bad} are not available for a model with task_conditioning="
                              f"{m.task_conditioning!r}; available: {self.zero_shot_inits}")
@@ -154,13 +194,41 @@ class TransferExperiment:
         self.train_desc = conditioning_descriptors(self.trained)
         self.held_desc = conditioning_descriptors(self.held_out)
         self.nearest = [int(i) for i in nearest_tasks(self.train_desc, self.held_desc)]
+        # the text each held-out task is given by, and its embedding (only a language model reads them)
+        self.texts = {t: text for t, text in zip(self.held_out, cfg.held_out_text or [])}
+        self.held_lang = None
+        if uses_language:
+            self.texts = {t: self.texts.get(t) or task_description(t) for t in self.held_out}
+            self.held_lang = task_language(self.held_out, cfg.device, self.texts)
         self.out = Path(cfg.out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
 
-    def _load(self):
+    def _load(self, checkpoint: str | None = None):
         from agents.checkpoint import agent_from_checkpoint
 
-        return agent_from_checkpoint(self.cfg.checkpoint, device=self.cfg.device)[0]
+        return agent_from_checkpoint(checkpoint or self.cfg.checkpoint, device=self.cfg.device)[0]
+
+    def _compared_model(self, path: str):
+        """Check a compared checkpoint (same training tasks, no held-out data, a feature map not
+        already compared) and return its ModelConfig."""
+        from agents.checkpoint import load_checkpoint
+
+        trained = list(load_checkpoint(path)["extra"].get("tasks") or [])
+        if trained != self.trained:
+            raise ValueError(f"compare_checkpoints: {path} was trained on {trained}, not on this checkpoint's "
+                             f"training tasks {self.trained}; compare runs of the same split")
+        check_held_out_unseen(trained, self.held_out, Path(path) if Path(path).is_dir() else Path(path).parent)
+        agent = self._load(path)
+        init = map_init(agent.cfg.model)
+        if not init:
+            raise ValueError(f"compare_checkpoints: {path} has task_conditioning="
+                             f"{agent.cfg.model.task_conditioning!r}, no feature map to compare; its nearest and "
+                             f"mean columns are this checkpoint's kind")
+        if init in self.sources:
+            raise ValueError(f"compare_checkpoints: {path} and {self.sources[init]} both give the {init!r} column; "
+                             f"compare one run per conditioning")
+        _planner(agent, self.cfg.planner)
+        return agent.cfg.model
 
     def _base_batch_size(self) -> int:
         """The batch size the checkpoint's run trained with (its config.json), else the run default."""
@@ -171,12 +239,14 @@ class TransferExperiment:
             else RunConfig.batch_size
 
     def with_held_out(self, init: str):
-        """A fresh copy of the trained agent with every held-out task added (ids after the trained
-        ones, in split order) by `init`."""
-        agent = self._load()
+        """A fresh copy of the trained agent that gives column `init` (this checkpoint's, or a compared
+        one's for its map) with every held-out task added (ids after the trained ones, in split order)
+        by `init`."""
+        agent = self._load(self.sources[init])
         masks = self.task_set.action_masks()[len(self.trained):]
         discounts = [discount_from_episode_length(L) for L in self.task_set.episode_lengths()[len(self.trained):]]
-        agent.add_tasks(masks, [float(d) for d in discounts], self.held_desc, init=init, nearest=self.nearest)
+        agent.add_tasks(masks, [float(d) for d in discounts], self.held_desc, language=self.held_lang,
+                        init="descriptor" if init in MAP_INITS else init, nearest=self.nearest)
         return agent
 
     def _eval(self, agent, tasks: list[str]) -> dict[str, float]:
@@ -231,18 +301,23 @@ class TransferExperiment:
         names = self.held_out
         near_names = [self.trained[i] for i in self.nearest]
         print(f"held-out {names}; nearest training tasks {near_names}; replay check {self.leak_check}")
-        in_dist = self._eval(self.base, sorted(set(near_names)))
-        zero = {init: self._eval(self.with_held_out(init), names) for init in self.zero_shot_inits}
+        # each model's own return on the nearest training tasks: the reference of its transfer ratio
+        in_dist = {path: self._eval(self.base if path == c.checkpoint else self._load(path), sorted(set(near_names)))
+                   for path in dict.fromkeys(self.sources.values())}
+        zero = {init: self._eval(self.with_held_out(init), names) for init in self.sources}
         random = self._random(names)
         rows = []
         for k, task in enumerate(names):
             row = {"task": task, "nearest_training_task": near_names[k],
-                   "in_distribution_return": in_dist[near_names[k]], "random_return": random[task]}
-            for init in self.zero_shot_inits:
+                   "in_distribution_return": in_dist[c.checkpoint][near_names[k]], "random_return": random[task]}
+            for init, path in self.sources.items():
+                reference = in_dist[path][near_names[k]]
+                if path != c.checkpoint:
+                    row[f"in_distribution_return_{init}"] = reference
                 row[f"zero_shot_{init}"] = zero[init][task]
-                row[f"transfer_ratio_{init}"] = _ratio(zero[init][task], in_dist[near_names[k]])
+                row[f"transfer_ratio_{init}"] = _ratio(zero[init][task], reference)
             if c.finetune_steps > 0:
-                for init in c.finetune_inits:
+                for init in self.finetune_inits:
                     agent = self.with_held_out(init)
                     agent.set_trainable(list(c.finetune_params))
                     ret, wall = self._train(self.out / "finetune" / init / _slug(task), task, c.finetune_steps,
@@ -264,7 +339,16 @@ class TransferExperiment:
         return {"checkpoint": c.checkpoint, "split": c.split, "task_conditioning": m.task_conditioning,
                 "model_size": m.model_size, "trained_tasks": self.trained, "held_out": self.held_out,
                 "episodes": c.episodes, "finetune_steps": c.finetune_steps, "finetune_params": list(c.finetune_params),
-                "replay_check": self.leak_check}
+                "replay_check": self.leak_check, "compared": {i: p for i, p in self.sources.items() if p != c.checkpoint},
+                "text_encoder": self.text_encoder, "held_out_texts": self.texts,
+                "free_text": c.held_out_text is not None}
+
+
+def map_init(model_cfg) -> str:
+    """The zero-shot column of a model's feature map: what it reads ("descriptor", "language",
+    "descriptor+language"), "" for a table-only model."""
+    return "+".join(p for p, used in (("descriptor", model_cfg.uses_descriptors),
+                                      ("language", model_cfg.uses_language)) if used)
 
 
 def _planner(agent, overrides) -> PlannerConfig:
@@ -300,12 +384,18 @@ def write_transfer_table(out: Path, rows: list[dict], meta: dict) -> None:
              f"cell, K = {meta['finetune_steps']} steps (finetune trains {meta['finetune_params']}); replay "
              f"check: {meta['replay_check']['shards']} shard(s), task ids {meta['replay_check']['task_ids']} "
              f"(training tasks only)", "",
+             *([f"Compared feature maps (each from its own run, its ratio over its own in-distribution return): "
+                + ", ".join(f"`{i}` from `{p}`" for i, p in meta["compared"].items()), ""] if meta.get("compared") else []),
              "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(fmt(r.get(c)) for c in cols) + " |" for r in rows]
     ratios = {c: [r[c] for r in rows if r.get(c) is not None] for c in cols if c.startswith("transfer_ratio_")}
     if ratios:
         lines += ["", "Mean transfer ratio (zero-shot / in-distribution return of the nearest training body): "
                   + ", ".join(f"{c[len('transfer_ratio_'):]} {np.mean(v):.3f}" for c, v in ratios.items() if v)]
+    if meta.get("held_out_texts"):
+        given = "free text" if meta.get("free_text") else "generated descriptions (python -m envs.describe)"
+        lines += ["", f"Held-out tasks given by {given}, embedded by {meta['text_encoder']}:", ""]
+        lines += [f"- `{task}`: {text}" for task, text in meta["held_out_texts"].items()]
     (out / "transfer.md").write_text("\n".join(lines) + "\n")
     _plot(out / "transfer.png", rows)
 

@@ -7,6 +7,9 @@ prefix (`walker-run-backwards` -> {run, backwards}; `mw-pick-place` -> {pick, pl
 fixed word list in `embodiments/data/objectives.json`, plus one slot for words not listed.
 A procedural variant (`cartpole-swingup@length=1.3`) keeps its objective and moves the
 morphology part.
+
+A language-conditioned model reads instead (or as well) the text embedding of the task's
+description (`envs.describe.task_description`, embedded by `embodiments.text_encoder`).
 """
 from __future__ import annotations
 
@@ -18,7 +21,9 @@ import numpy as np
 
 from embodiments.descriptor import DESCRIPTOR_DIM, morphology_descriptor
 from embodiments.registry import load_embodiment
+from embodiments.text_encoder import embed_texts, encoder_name
 from envs.catalog import split_variant
+from envs.describe import task_description
 
 
 @functools.cache
@@ -59,12 +64,26 @@ def conditioning_descriptors(tasks) -> np.ndarray:
     return np.stack([task_descriptor(t) for t in names]) if names else np.zeros((0, TASK_DESCRIPTOR_DIM), np.float32)
 
 
-def descriptor_kwargs(model_options: dict | None, task_set) -> dict:
-    """`make_agent_config` keyword arguments for a task set: its descriptors when the model
-    options ask for descriptor conditioning, nothing otherwise (building bodies costs time)."""
-    if (model_options or {}).get("task_conditioning", "table") == "table":
-        return {}
-    return {"task_descriptors": conditioning_descriptors(task_set)}
+def task_language(tasks, device: str = "cpu", texts: dict[str, str] | None = None) -> np.ndarray:
+    """[T, EMBEDDING_DIM] text embeddings of task names (or a TaskSet, by task id): each task's
+    description, or the free text `texts[task]` where given."""
+    names = list(getattr(tasks, "names", tasks))
+    return embed_texts([(texts or {}).get(t) or task_description(t) for t in names], device)
+
+
+def conditioning_kwargs(model_options: dict | None, task_set, device: str = "cpu") -> dict:
+    """`make_agent_config` keyword arguments for a task set: what the model options' task_conditioning
+    reads (descriptors, text embeddings and the encoder's name), nothing for a table (building bodies
+    and loading the encoder cost seconds)."""
+    from agents.config import conditioning_parts
+
+    parts = conditioning_parts((model_options or {}).get("task_conditioning") or "table")
+    out = {}
+    if "descriptor" in parts:
+        out["task_descriptors"] = conditioning_descriptors(task_set)
+    if "language" in parts:
+        out.update(task_language=task_language(task_set, device), language_encoder=encoder_name())
+    return out
 
 
 def nearest_tasks(reference: np.ndarray, queries: np.ndarray) -> np.ndarray:

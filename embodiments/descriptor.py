@@ -35,7 +35,7 @@ import re
 
 import numpy as np
 
-from embodiments.spec import Embodiment
+from envs.body import Embodiment
 
 DESCRIPTOR_FEATURES = (
     "n_bodies", "n_hinge", "n_slide", "n_ball", "n_free", "n_actuators", "total_mass", "mass_spread",

@@ -1,13 +1,12 @@
-"""Which body each task uses, and reading that body's Embodiment from the simulator."""
+"""Which body each task uses, and the morphology descriptors of a task set's bodies (each body's
+Embodiment is read by envs.body.load_embodiment, named here too)."""
 from __future__ import annotations
-
-import functools
 
 import numpy as np
 
 from embodiments.descriptor import DESCRIPTOR_DIM, morphology_descriptor
-from embodiments.spec import Embodiment, embodiment_from_model
-from envs import TaskSet, make_env, task_names, task_spec
+from envs import TaskSet, task_names, task_spec
+from envs.body import load_embodiment  # noqa: F401  (named here too: a body's Embodiment is read where envs build it)
 from envs.errors import UnknownNameError
 
 
@@ -27,18 +26,6 @@ def tasks_of(embodiment: str) -> tuple[str, ...]:
     if not tasks:
         raise UnknownNameError("embodiment", embodiment, embodiment_names())
     return tasks
-
-
-@functools.cache
-def load_embodiment(task: str) -> Embodiment:
-    """The Embodiment of `task` (a task name, possibly with a variant suffix), read from the
-    compiled model of a freshly built env."""
-    spec = task_spec(task)
-    env = make_env(task, seed=0)
-    try:
-        return embodiment_from_model(spec.embodiment, env.mj_model, spec.obs_dim, spec.action_dim)
-    finally:
-        env.close()
 
 
 def task_descriptors(task_set: TaskSet) -> np.ndarray:

@@ -11,6 +11,7 @@ from importlib import resources
 
 from envs.errors import UnknownNameError
 from envs.spec import ActionConstraints, TaskSpec
+from envs.variants import canonical_suffix
 
 VARIANT_SEP = "@"
 
@@ -46,8 +47,6 @@ def task_spec(task: str) -> TaskSpec:
     row = task_entry(base)
     name, embodiment = base, row["embodiment"]
     if suffix:
-        from embodiments.variants import canonical_suffix  # lazy: embodiments imports this module
-
         suffix = canonical_suffix(suffix, domain=row["domain"], task=base)
         if suffix:
             name, embodiment = f"{base}@{suffix}", f"{embodiment}@{suffix}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 import gymnasium as gym
 
 from envs.catalog import split_variant, task_entry, task_spec
+from envs.variants import variant_editor
 
 
 def make_env(task: str, seed: int = 0) -> gym.Env:
@@ -19,8 +20,6 @@ def make_env(task: str, seed: int = 0) -> gym.Env:
     row = task_entry(base)
     edit = None
     if suffix:
-        from embodiments.variants import variant_editor
-
         edit = variant_editor(suffix, domain=row["domain"], task=base)
     if row["domain"] == "dmc":
         from envs.dmc import DMControlEnv, load_dmc

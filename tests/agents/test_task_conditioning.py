@@ -73,7 +73,7 @@ def test_nearest_and_mean_inits_reproduce_training_embeddings():
 
 
 def test_add_tasks_rejects_what_the_conditioning_cannot_do():
-    with pytest.raises(ValueError, match="init='descriptor' needs task_conditioning"):
+    with pytest.raises(ValueError, match="init='descriptor' needs a task_conditioning with a descriptor or language"):
         _agent("table").add_tasks(np.ones((1, A)), [0.99], _descriptors(1), init="descriptor")
     with pytest.raises(ValueError, match="needs a per-task table"):
         _agent("descriptor").add_tasks(np.ones((1, A)), [0.99], _descriptors(1), init="nearest", nearest=[0])
@@ -177,3 +177,94 @@ def test_planning_with_cached_descriptor_embeddings_matches_uncached(monkeypatch
     uncached, _ = agent.act(obs, task, agent.new_planner_state(4, seed=3))
     torch.testing.assert_close(cached, uncached)
     assert len(calls) > 10  # without the cache the map runs at every model call
+
+
+# -- language: text embeddings as task features (synthetic unit vectors here; the encoder is embodiments') --
+E = 16
+LANGUAGE_MODES = ["language", "descriptor+language", "language+table", "descriptor+language+table"]
+
+
+def _language(n, seed=0):
+    x = np.random.default_rng(100 + seed).normal(size=(n, E)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _language_agent(mode, num_tasks=T, size="tiny"):
+    torch.manual_seed(0)
+    cfg = make_agent_config(obs_dim=O, action_dim=A, episode_lengths=[500] * num_tasks, model_size=size,
+                            model={"task_conditioning": mode},
+                            planner=dict(num_samples=32, num_elites=4, num_pi_trajs=4, iterations=2),
+                            task_descriptors=_descriptors(num_tasks), task_language=_language(num_tasks),
+                            language_encoder="test-encoder 1.0")
+    return Agent(cfg, action_masks=torch.ones(num_tasks, A))
+
+
+@pytest.mark.parametrize("mode", LANGUAGE_MODES)
+def test_language_model_trains_saves_loads_and_plans(tmp_path, mode):
+    agent = _language_agent(mode)
+    mc = agent.cfg.model
+    assert mc.uses_language and mc.feature_dim == E + (DD if "descriptor" in mode else 0)
+    assert mc.uses_table == ("table" in mode)
+    first = agent.update(_batch(1))
+    for k in range(20):
+        last = agent.update(_batch(k % T, seed=k % 2))
+    assert np.isfinite(list(last.values())).all() and last["reward_loss"] < first["reward_loss"]
+    assert ("task_offset_sq" in last) == ("table" in mode)
+    emb = agent.model.all_task_embeddings()
+    assert emb.norm(dim=-1).max() <= 1.0 + 1e-5 and not torch.allclose(emb[0], emb[1])
+    save_checkpoint(tmp_path, agent)
+    loaded, _ = agent_from_checkpoint(tmp_path)  # the text embeddings come back from the checkpoint, no encoder
+    assert loaded.cfg.model == mc and loaded.cfg.model.language_encoder == "test-encoder 1.0"
+    torch.testing.assert_close(loaded.model.task_language, torch.as_tensor(_language(T)))
+    torch.testing.assert_close(loaded.model.all_task_embeddings(), emb)
+    obs, task = torch.randn(3, O), torch.tensor([0, 2, 1])
+    a1, _ = agent.act(obs, task, agent.new_planner_state(3, seed=4), eval_mode=True)
+    a2, _ = loaded.act(obs, task, loaded.new_planner_state(3, seed=4), eval_mode=True)
+    torch.testing.assert_close(a1, a2)
+
+
+@pytest.mark.parametrize("mode", LANGUAGE_MODES)
+def test_unseen_task_gets_the_map_embedding_of_its_text(mode):
+    agent = _language_agent(mode)
+    text = _language(2, seed=7)
+    desc = _descriptors(2, seed=7)
+    ids = agent.add_tasks(np.ones((2, A)), [0.99, 0.99], desc, language=text, init="descriptor")
+    m = agent.model
+    expected = m.descriptor_embedding(torch.as_tensor(desc), torch.as_tensor(text))
+    expected = expected / expected.norm(dim=-1, keepdim=True).clamp(min=1.0)
+    torch.testing.assert_close(m.all_task_embeddings()[ids], expected)
+    assert agent.cfg.model.task_language[-2:] == tuple(tuple(float(x) for x in r) for r in text)
+    # another text for the same body moves the embedding: the text is read, not ignored
+    other = _language_agent(mode)
+    (j,) = other.add_tasks(np.ones((1, A)), [0.99], desc[:1], language=_language(1, seed=8), init="descriptor")
+    assert not torch.allclose(other.model.all_task_embeddings()[j], m.all_task_embeddings()[ids[0]])
+    with pytest.raises(ValueError, match="new tasks need text embeddings"):
+        _language_agent(mode).add_tasks(np.ones((1, A)), [0.99], desc[:1], init="descriptor")
+    with pytest.raises(ValueError, match="text embeddings have 3 dims"):
+        _language_agent(mode).add_tasks(np.ones((1, A)), [0.99], desc[:1], language=np.ones((1, 3)))
+
+
+def test_language_needs_its_embeddings_and_encoder_name():
+    kw = dict(obs_dim=O, action_dim=A, episode_lengths=[500] * 2, model_size="tiny", model={"task_conditioning": "language"})
+    with pytest.raises(ValueError, match="needs the tasks' text embeddings"):
+        make_agent_config(**kw)
+    with pytest.raises(ValueError, match="needs the tasks' text embeddings"):
+        make_agent_config(**kw, task_language=_language(2))  # no encoder name: whose embeddings?
+    with pytest.raises(ValueError, match="one embedding per task"):
+        make_agent_config(**kw, task_language=_language(3), language_encoder="x")
+
+
+@pytest.mark.parametrize("size", ["1", "5", "19", "48", "317"])
+def test_language_conditioning_at_every_model_size(size):
+    """Every preset takes language conditioning; the map's output is the preset's task embedding."""
+    for mode in LANGUAGE_MODES:
+        cfg = make_agent_config(obs_dim=O, action_dim=A, episode_lengths=[500] * T, model_size=size,
+                                model={"task_conditioning": mode}, task_descriptors=_descriptors(T),
+                                task_language=_language(T), language_encoder="test-encoder 1.0")
+        assert cfg.model.uses_language and cfg.model.feature_dim >= E
+    if size in ("1", "5"):  # the larger presets' weights take GBs; their config is what differs
+        from agents.world_model import WorldModel
+
+        m = WorldModel(cfg.model)
+        assert m.descriptor_map[0].in_features == DD + E
+        assert m.all_task_embeddings().shape == (T, cfg.model.task_dim)

@@ -11,16 +11,20 @@ Parameters (each a multiplicative factor in [0.25, 4]):
 - `damping` every joint's damping
 
 Variants keep the joint and actuator structure, so a variant has its base task's dims.
+`describe_variant` says in words how a variant differs from its base body ("legs 20% longer").
 """
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import mujoco
 import numpy as np
 
 from envs.errors import UnknownNameError
+
+if TYPE_CHECKING:  # mujoco is imported where a model is edited: `import envs` and parsing a name stay cheap
+    import mujoco
 
 PARAMS = ("length", "leg", "arm", "mass", "gear", "damping")
 SCALE_RANGE = (0.25, 4.0)
@@ -53,6 +57,32 @@ def parse_variant(suffix: str) -> dict[str, float]:
     return params
 
 
+# what each factor changes, its adjective, and its words for a factor above / below 1
+_VARIANT_WORDS = {
+    "length": ("every segment", "long", "longer", "shorter"),
+    "leg": ("legs", "long", "longer", "shorter"),
+    "arm": ("arms", "long", "longer", "shorter"),
+    "mass": ("", "heavy", "heavier", "lighter"),
+    "gear": ("actuators", "strong", "stronger", "weaker"),
+    "damping": ("joint damping", "high", "higher", "lower"),
+}
+
+
+def describe_variant(suffix: str) -> str:
+    """How a variant differs from its base body, in words: `"leg=1.2,mass=0.8"` -> `"legs 20% longer,
+    20% lighter"` (factors of 1 say nothing; "" when none differs). Factors from 2 up and to 0.5
+    down read "2x as long": a doubling is clearer so than "100% longer"."""
+    phrases = []
+    for key, k in parse_variant(suffix).items():
+        if k == 1.0:
+            continue
+        what, adjective, up, down = _VARIANT_WORDS[key]
+        change = (f"{k:g}x as {adjective}" if k >= 2.0 or k <= 0.5
+                  else f"{abs(k - 1) * 100:.3g}% {up if k > 1 else down}")
+        phrases.append(f"{what} {change}".strip())
+    return ", ".join(phrases)
+
+
 def _check_domain(domain: str, task: str) -> None:
     if domain not in _EDITABLE_DOMAINS:
         raise ValueError(f"task {task!r} ({domain}) has no procedural variants; "
@@ -75,6 +105,8 @@ def variant_editor(suffix: str, domain: str, task: str) -> Callable[[mujoco.MjSp
 
 def _scale_segment(body: mujoco.MjsBody, k: float) -> None:
     """Stretch one body's segment by k along its own frame; radii stay as they are."""
+    import mujoco
+
     for geom in body.geoms:
         if not np.isnan(geom.fromto[0]):
             geom.fromto = np.asarray(geom.fromto) * k

@@ -1,10 +1,18 @@
-"""What a body is, read from its compiled MuJoCo model: bodies, joints, actuators, masses, lengths."""
+"""What a body is, read from its compiled MuJoCo model: bodies, joints, actuators, masses, lengths.
+
+It lives in envs because envs builds the models (procedural variants included) and describes tasks
+in words from it (envs/describe.py); embodiments/ derives descriptors from it and re-exports it.
+"""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import mujoco
 import numpy as np
+
+from envs.catalog import task_spec
+from envs.make import make_env
 
 _JOINT_TYPES = {int(mujoco.mjtJoint.mjJNT_FREE): "free", int(mujoco.mjtJoint.mjJNT_BALL): "ball",
                 int(mujoco.mjtJoint.mjJNT_SLIDE): "slide", int(mujoco.mjtJoint.mjJNT_HINGE): "hinge"}
@@ -131,3 +139,15 @@ def embodiment_from_model(name: str, model: mujoco.MjModel, obs_dim: int, action
                                   if model.actuator_ctrllimited[a] else None))
     return Embodiment(name=name, bodies=bodies, joints=joints, actuators=tuple(actuators),
                       obs_dim=obs_dim, action_dim=action_dim)
+
+
+@functools.cache
+def load_embodiment(task: str) -> Embodiment:
+    """The Embodiment of `task` (a task name, possibly with a variant suffix), read from the
+    compiled model of a freshly built env."""
+    spec = task_spec(task)
+    env = make_env(task, seed=0)
+    try:
+        return embodiment_from_model(spec.embodiment, env.mj_model, spec.obs_dim, spec.action_dim)
+    finally:
+        env.close()
