@@ -20,9 +20,11 @@ def _committed(run_dir: Path) -> dict:
     return {s.name: snapshot(s)[0] for s in shards_of(run_dir)}
 
 
-def _lose_a_node_mid_run(cluster, tmp_path: Path, holding: str, *overrides: str) -> tuple[dict, dict, str, str]:
+def _lose_a_node_mid_run(cluster, tmp_path: Path, holding: str, *overrides: str,
+                         fresh_cpus: float = 1) -> tuple[dict, dict, str, str]:
     """Run the job; once it has a checkpoint, remove the node that holds actor `holding` (placement.json) and
-    add a fresh one. Returns (summary, placement at start, console, the lost node's id); checks the store."""
+    add a fresh one of `fresh_cpus`. Returns (summary, placement at start, console, the lost node's id); checks
+    the store."""
     run_dir, console_path = tmp_path / "run", tmp_path / "console.txt"
     with open(console_path, "w") as console:
         job = subprocess.Popen([sys.executable, str(REPO / "launch" / "mt80.py"), *SMALL_JOB, "steps=2400",
@@ -36,7 +38,7 @@ def _lose_a_node_mid_run(cluster, tmp_path: Path, holding: str, *overrides: str)
             _wait_for("a checkpoint", lambda: (run_dir / "checkpoint.pt").exists(), job, timeout_s=600)
             before = _committed(run_dir)
             cluster.remove_node(name)
-            cluster.add_node()
+            cluster.add_node(num_cpus=fresh_cpus)
             assert job.wait(timeout=900) == 0, console_path.read_text()[-4000:]
         finally:
             if job.poll() is None:
@@ -79,8 +81,11 @@ def test_losing_a_node_of_runners_and_shards_restarts_them_elsewhere(ray_cluster
 @pytest.mark.ray
 def test_two_learner_ranks_on_two_nodes_one_node_lost_the_group_is_rebuilt(ray_cluster, tmp_path):
     # a rank needs more than half a worker's CPU, so PACK cannot put both on one node: one rank per node
+    # the replacement node is bigger: the actors restarted from the lost node may take the survivor's spare room
+    # first, and a rank needs 0.55 of a node
     summary, placement, console, lost = _lose_a_node_mid_run(ray_cluster, tmp_path, "learner-1", "num_learners=2",
-                                                             "cpus_per_learner=0.55", "cpus_per_evaluator=0.1")
+                                                             "cpus_per_learner=0.55", "cpus_per_evaluator=0.1",
+                                                             fresh_cpus=2)
     assert placement["actors"]["learner-0"] != placement["actors"]["learner-1"], placement
     (line,) = [i for i in summary["incidents"] if "learner died" in i]
     assert "group of 2 rank(s) was rebuilt" in line
