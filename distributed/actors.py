@@ -64,6 +64,9 @@ class EnvRunnerShell:
         resend = self._settle(ray)
         batch = [{**{k: e[k] for k in RUNNER_EPISODE_KEYS}, "source": (self.producer, self.sequence + j)}
                  for j, e in enumerate(stored)]
+        # which of them the driver counts (finished episodes), so a lost one can be taken off again
+        stats["producer"] = self.producer
+        stats["final_sources"] = [(self.sequence + j, int(e["task"])) for j, e in enumerate(stored) if e["final"]]
         self.sequence += len(batch)
         self._unacked += batch
         if resend or batch:

@@ -53,7 +53,7 @@ class Incidents:
         if key in self._keys:
             return False
         self._keys.add(key)
-        self.items.append({"kind": kind, "line": line, **fields})
+        self.items.append({"kind": kind, "line": line, "time": round(time.time(), 3), **fields})
         print(f"latentfleet: {line}", file=self.stream, flush=True)
         if exc is not None:
             self.log_traceback(line, exc)

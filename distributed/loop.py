@@ -408,9 +408,14 @@ class Loop:
     def _record_collect(self, stats: dict) -> None:
         if stats.get("restarted"):
             self.counters.runner_restarts += 1
+            lost = stats.get("lost_tasks", [])
+            for task in lost:  # counted when reported, never committed: the counters follow the store
+                self.counters.episodes[self.names[task]] -= 1
             self.incidents.report("runner_restart", f"env runner {stats['slot']} died ({stats['error']}); Ray "
                                   f"restarted it with the current weights; episodes it had not handed to its shard "
-                                  f"are lost", key=self.counters.runner_restarts, slot=stats["slot"])
+                                  f"are lost" + (f", and {len(lost)} its shard had not committed (taken off the "
+                                                 f"counters)" if lost else ""),
+                                  key=self.counters.runner_restarts, slot=stats["slot"], episodes_lost=len(lost))
             return
         self.counters.env_steps += stats["collected"]
         self.limiter.record_inserts(stats["collected"])

@@ -177,18 +177,43 @@ def _threads(cpus: float) -> int:
 
 
 class RayCollector:
+    """Env-runner actors, each writing to its replay shard (runner i to shard i mod shards). The finished
+    episodes a runner reports are counted by the loop at once, before its shard commits them; until a
+    checkpoint's drain shows them committed they are kept here by (producer, sequence, task), so that a
+    runner that dies with its shard's uncommitted episodes (one lost node holding both) has the episodes
+    that were lost taken off the counters again (`lost_tasks` of its restart result)."""
+
     def __init__(self, runners: list, shards: list):
         self.runners, self.shards = runners, shards
         self.slots = len(runners)
         self.weights = None
+        self.reported: dict[int, list[tuple[str, int, int]]] = {slot: [] for slot in range(self.slots)}
 
     def collect(self, slot: int, num_steps: int, seeding: bool, random_tasks=()) -> Job:
         def restarted(exc):  # Ray restarts the actor; give it the current weights
             self.runners[slot].set_weights.remote(*self.weights)
-            return {"restarted": True, "slot": slot, "error": one_line(exc)}
+            return {"restarted": True, "slot": slot, "error": one_line(exc), "lost_tasks": self._lost(slot)}
+
+        def finish(values):
+            stats = values[0]
+            self.reported[slot] += [(stats["producer"], seq, task) for seq, task in stats.pop("final_sources")]
+            return stats
 
         return Job(refs=[self.runners[slot].collect.remote(num_steps, seeding, list(random_tasks))],
-                   finish=lambda v: v[0], on_error=restarted)
+                   finish=finish, on_error=restarted)
+
+    def _lost(self, slot: int) -> list[int]:
+        """Tasks of the episodes runner `slot` (now dead) reported that its shard, flushed, does not hold."""
+        reported, self.reported[slot] = self.reported[slot], []
+        if not reported:
+            return []
+        shard = self.shards[slot % len(self.shards)]
+        ray.get(shard.flush.remote())  # a live shard commits what it was handed; a restarted one has lost it
+        lost = []
+        for producer in {p for p, _, _ in reported}:
+            _, top, gaps = ray.get(shard.committed.remote(producer))
+            lost += [task for p, seq, task in reported if p == producer and (seq > top or seq in set(gaps))]
+        return lost
 
     def set_weights(self, weights_ref, version: int) -> None:
         self.weights = (weights_ref, version)
@@ -197,12 +222,16 @@ class RayCollector:
 
     def drain(self) -> None:
         """Episodes the runners reported are in their shards, and committed."""
-        for ref in [r.drain.remote() for r in self.runners]:
+        drained = []
+        for slot, ref in enumerate([r.drain.remote() for r in self.runners]):
             try:
                 ray.get(ref)
-            except RayActorError:  # a runner being restarted: what it had not handed over is gone
-                pass
+                drained.append(slot)
+            except RayActorError:  # a runner being restarted: its restart result says what was lost
+                continue
         ray.get([s.flush.remote() for s in self.shards])
+        for slot in drained:
+            self.reported[slot] = []
 
     def close(self) -> None:
         ray.get([s.close.remote() for s in self.shards], timeout=60)

@@ -90,3 +90,27 @@ def test_two_learner_ranks_on_two_nodes_one_node_lost_the_group_is_rebuilt(ray_c
     (line,) = [i for i in summary["incidents"] if "learner died" in i]
     assert "group of 2 rank(s) was rebuilt" in line
     assert summary["updates"] >= 0.05 * (2400 - 400) - 20
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_the_cluster_presets_shape_runs_end_to_end_scaled_down(ray_cluster, tmp_path):
+    # configs/preset/cluster.yaml (many runners, several shards, a learner group) with its sizes and devices
+    # scaled to two 1-CPU nodes by overrides; everything else is the preset's
+    run_dir = tmp_path / "run"
+    scaled = ["preset=cluster", "task='cartpole-balance,cartpole-swingup,pendulum-swingup,reacher-easy'",
+              "device=cpu", "runner_device=cpu", "precision=fp32", "model_size=tiny", "num_runners=4", "num_shards=3",
+              "num_learners=2", "envs_per_task=1", "gpus_per_runner=0", "gpus_per_learner=0", "cpus_per_runner=0.2",
+              "cpus_per_learner=0.25", "cpus_per_shard=0.05", "cpus_per_evaluator=0.1", "batch_size=32", "utd=0.1",
+              "steps=800", "seed_steps=400", "max_episode_steps=50", "eval_freq=100000", "eval_episodes=1",
+              "eval_max_steps=5", "checkpoint_freq=400", "diagnostics=false", "wandb_mode=disabled", "progress=false",
+              "planner.iterations=1", "planner.num_samples=16", "planner.num_elites=4", "planner.num_pi_trajs=4"]
+    out = subprocess.run([sys.executable, str(REPO / "launch" / "mt80.py"), *scaled, f"run_dir={run_dir}"], cwd=REPO,
+                         env=ray_cluster.env, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    placement = json.loads((run_dir / "placement.json").read_text())
+    runners = {placement["actors"][f"runner-{i}"] for i in range(4)}
+    shards = {placement["actors"][f"shard-{i:03d}"] for i in range(3)}
+    assert len(runners) == 2 and len(shards) == 2, placement  # spread over both worker nodes
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["failures"] == [] and summary["tasks_with_episodes"] == 4 and summary["updates"] >= 30
