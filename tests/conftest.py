@@ -27,6 +27,33 @@ def ray_session():
     ray.shutdown()
 
 
+@pytest.fixture(scope="session")
+def s3_server():
+    """One S3-compatible server (moto, its own process on a free loopback port) for the session."""
+    pytest.importorskip("moto.server", reason="moto[server] is in the dev extra: ./scripts/setup.sh")
+    from tests.s3_server import S3Server
+
+    with S3Server() as server:
+        yield server
+
+
+@pytest.fixture
+def s3_bucket(s3_server, monkeypatch, request):
+    """A fresh bucket on the session's S3 server, with AWS_ENDPOINT_URL and dummy credentials set for
+    this test only (its subprocesses inherit them); returns 's3://<bucket>'."""
+    import re
+    import uuid
+
+    import fsspec
+
+    for key, value in s3_server.environ.items():
+        monkeypatch.setenv(key, value)
+    fsspec.AbstractFileSystem.clear_instance_cache()  # no client built under another test's environment
+    name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-") + "-" + uuid.uuid4().hex[:6]
+    yield s3_server.make_bucket(name)
+    fsspec.AbstractFileSystem.clear_instance_cache()
+
+
 @pytest.hookimpl(tryfirst=True)  # before `-m` selects: a test that uses ray_session counts as marked `ray`
 def pytest_collection_modifyitems(session, config, items):
     """Every test that uses Ray is marked `ray` (scripts/test.sh runs those in one process, after the
