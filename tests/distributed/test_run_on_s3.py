@@ -91,3 +91,25 @@ def test_a_sweep_in_the_bucket_resumes_and_skips_finished_trials(s3_bucket, tmp_
     assert len((runs[0] / "attempts.jsonl").read_text().splitlines()) == 2
     assert (sweep / "results.md").read_text().count("| done |") == 2
     assert list(tmp_path.iterdir()) == []
+
+
+def test_one_process_run_on_s3_and_offline_training_reading_its_store_from_the_bucket(s3_bucket, tmp_path):
+    """backend=local (launch/train.py) writes its run to the bucket too; a later offline run reads that
+    replay store from the URI, read-only, and writes its own run locally."""
+    online = f"{s3_bucket}/online"
+    quick = ["task=cartpole-balance", "model_size=tiny", "batch_size=16", "planner.num_samples=16", "planner.iterations=1",
+             "planner.num_elites=4", "planner.num_pi_trajs=4", "eval_episodes=1", "eval_max_steps=5", "diagnostics=false",
+             "wandb_mode=disabled", "progress=false", "max_episode_steps=20"]
+    first = run([str(REPO / "launch/train.py"), *quick, "steps=300", "seed_steps=200", "utd=0.1", f"run_dir={online}"],
+                cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert json.loads((storage_path(online) / "summary.json").read_text())["updates"] > 0
+    ids = store_episode_ids(online)
+    assert len(ids) == len(set(ids)) > 0
+    assert list(tmp_path.iterdir()) == []
+    objects_before = sorted(storage_path(online).fs.find(storage_path(online).path))
+    offline = run([str(REPO / "launch/train.py"), *quick, "num_runners=0", f"offline_data={online}/replay", "steps=20",
+                   "eval_freq=20", f"run_dir={tmp_path}/offline"], cwd=tmp_path)
+    assert offline.returncode == 0, offline.stderr[-3000:]
+    assert json.loads((tmp_path / "offline" / "summary.json").read_text())["updates"] == 20
+    assert sorted(storage_path(online).fs.find(storage_path(online).path)) == objects_before  # read-only
