@@ -34,7 +34,7 @@ from distributed.incidents import Incidents, one_line
 from distributed.parts import Job, PartLost, wait_any
 from distributed.rate_limiter import RateLimiter
 from distributed.run_log import RunLogger, plot_learning_curves
-from distributed.storage import storage_path
+from distributed.storage import is_remote, storage_path
 
 
 
@@ -470,7 +470,8 @@ class Loop:
         self.incidents.report("fatal", line, exc=exc)
         summary = {"failed": line, "env_steps": self.env_steps, "updates": self.updates,
                    "episodes": sum(self.counters.episodes.values()), "incidents": self.incidents.lines()}
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if not is_remote(self.run_dir):
+            self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
         return summary
 

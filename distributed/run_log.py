@@ -89,7 +89,7 @@ def wandb_dir(run_dir) -> Path:
 
 def finished(run_dir: str | os.PathLike) -> bool:
     """Whether the run ended by finishing its steps: summary.json is there and does not say it failed."""
-    path = Path(run_dir) / "summary.json"
+    path = storage_path(run_dir) / "summary.json"
     try:
         return path.exists() and "failed" not in json.loads(path.read_text())
     except json.JSONDecodeError:
