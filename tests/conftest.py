@@ -60,7 +60,10 @@ def pytest_collection_modifyitems(session, config, items):
     others); the `ray job submit` test runs first of them: its own Ray head refuses submissions ("No
     available agent ... try again later") once this session's embedded Ray has started (root cause
     not found). Under pytest-xdist with `--dist loadgroup`, the Ray tests share one worker, in order."""
-    first = [i for i in items if i.nodeid.startswith("tests/distributed/test_job_submit.py")]
+    # the object-storage runs (test_run_on_s3.py) start their own embedded Ray in subprocesses: also before
+    # the session's, so no two local Rays share the machine's default ports
+    first = [i for f in ("tests/distributed/test_job_submit.py", "tests/distributed/test_run_on_s3.py")
+             for i in items if i.nodeid.startswith(f)]
     items[:] = first + [i for i in items if i not in first]
     for item in items:
         if item.get_closest_marker("ray") is not None or "ray_session" in getattr(item, "fixturenames", ()):

@@ -13,7 +13,7 @@ import pytest
 from distributed.storage import storage_path
 
 REPO = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.ray]  # Ray in subprocesses: the Ray stream, before its session
 
 
 def run(args, cwd, timeout=600):
