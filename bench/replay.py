@@ -4,6 +4,8 @@
     .venv/bin/python bench/replay.py --rows 200000 # quicker
     .venv/bin/python bench/replay.py --s3          # local disk against an S3 server (moto on loopback):
                                                    # episodes/s inserted, batches/s sampled (100k rows)
+    .venv/bin/python bench/replay.py --s3-job "preset=smoke task=cartpole-balance steps=4000"
+                                                   # the job's updates/s with run_dir local vs s3://
 
 Episodes are synthetic (501 rows = 500 agent steps); batches are 256 windows of horizon 3
 (4 observation rows), TD-MPC2's setting. Figures print as they come; nothing is asserted.
@@ -80,6 +82,30 @@ def compare_s3(rows: int) -> None:
             shutil.rmtree(local_root, ignore_errors=True)
 
 
+def compare_job_s3(overrides: list[str]) -> None:
+    """env steps/s and updates/s of `launch/mt80.py <overrides>` with run_dir on local disk, then in a
+    bucket on the S3 server (each run from its summary line)."""
+    import ast
+    import os
+
+    repo = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(repo))
+    from tests.s3_server import S3Server
+
+    tmp = tempfile.mkdtemp(prefix="replay-bench-job-")
+    with S3Server() as server:
+        env = {**os.environ, **server.environ}
+        for label, run_dir in (("local disk", f"{tmp}/run"), ("S3 (moto, loopback)", server.make_bucket("job") + "/run")):
+            out = subprocess.run([sys.executable, str(repo / "launch/mt80.py"), *overrides, f"run_dir={run_dir}"],
+                                 env=env, capture_output=True, text=True, cwd=tmp)
+            if out.returncode != 0:
+                raise SystemExit(f"{label}: the job failed: {out.stderr[-2000:]}")
+            s = ast.literal_eval([line for line in out.stdout.splitlines() if line.startswith("{")][-1])
+            print(f"{label:>20}: env steps/s {s['env_steps_per_s']:.1f}, updates/s {s['updates_per_s']:.2f} "
+                  f"({s['env_steps']} env steps, {s['updates']} updates, wall {s['wall_s']:.0f} s)", flush=True)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
 def rate(sample, seconds: float = 4.0) -> float:
     """Batches per second of `sample()` over about `seconds`."""
     n, t = 0, time.perf_counter()
@@ -116,7 +142,12 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--dir", default=None, help="where to build the stores (default: a temp dir, removed)")
     parser.add_argument("--s3", action="store_true", help="compare local disk with an S3 server (--rows default 100k)")
+    parser.add_argument("--s3-job", default=None, metavar="OVERRIDES",
+                        help="compare a job's updates/s with run_dir local vs on the S3 server")
     args = parser.parse_args()
+    if args.s3_job:
+        compare_job_s3(args.s3_job.split())
+        return
     if args.s3:
         compare_s3(args.rows if args.rows != parser.get_default("rows") else 100_000)
         return
