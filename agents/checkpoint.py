@@ -1,22 +1,37 @@
 """Checkpoints: one `torch.save` file of plain tensors/containers (loads with
 `torch.load(weights_only=True)`) plus the model weights as safetensors.
 
-Writes are atomic (temp file + rename), so a killed process leaves the previous
-checkpoint intact.
+Writes are atomic (temp file + rename on a file system; one whole-object PUT on an object
+store, which has no rename), so a killed process leaves the previous checkpoint intact. A
+directory may be a path or an fsspec URI (`s3://bucket/run`, read through universal-pathlib).
 """
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import save, save_file
 
 from agents.agent import Agent
 from agents.config import AgentConfig, ModelConfig, OptimConfig, PlannerConfig, constraints_from_plain
 
 CHECKPOINT_FILE = "checkpoint.pt"
 WEIGHTS_FILE = "model.safetensors"
+
+
+def _path(p):
+    """A path object for a file-system path or an fsspec URI (agents/ stays free of the run-storage module)."""
+    if isinstance(p, str) and "://" in p:
+        from upath import UPath
+
+        return UPath(p)
+    return p if hasattr(p, "protocol") else Path(p)
+
+
+def _local(p) -> bool:
+    return isinstance(p, Path) and getattr(p, "protocol", "") in ("", "file", "local")
 
 
 def save_checkpoint(directory: str | os.PathLike, agent: Agent, extra: dict | None = None) -> Path:
@@ -29,12 +44,19 @@ def write_checkpoint(directory: str | os.PathLike, state: dict, model_weights: d
     """`state` (plain containers and tensors, with an "agent" entry) to `directory/checkpoint.pt`
     and `model_weights` (a WorldModel state dict) to `model.safetensors`. Each file is written
     to a temp file, fsynced, renamed, and the directory fsynced: a kill or power loss leaves the
-    previous checkpoint or the new one, never a torn file."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    previous checkpoint or the new one, never a torn file. On an object store each file is
+    serialised in memory and written as one object (a PUT is atomic: the old object or the new)."""
+    directory = _path(directory)
     path = directory / CHECKPOINT_FILE
-    _atomic(path, lambda tmp: torch.save(state, tmp))
     weights = {k: v.detach().contiguous().cpu() for k, v in model_weights.items()}
+    if not _local(directory):
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        path.write_bytes(buf.getvalue())
+        (directory / WEIGHTS_FILE).write_bytes(save(weights))
+        return path
+    directory.mkdir(parents=True, exist_ok=True)
+    _atomic(path, lambda tmp: torch.save(state, tmp))
     _atomic(directory / WEIGHTS_FILE, lambda tmp: save_file(weights, str(tmp)))
     return path
 
@@ -54,13 +76,14 @@ def _atomic(path: Path, write) -> None:
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
     """Read a checkpoint file (or the checkpoint in a directory) with weights_only=True."""
-    path = Path(path)
-    if path.is_dir():
+    path = _path(path)
+    if path.is_dir():  # (on an object store: a prefix with objects under it)
         path = path / CHECKPOINT_FILE
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        source = path if _local(path) else io.BytesIO(path.read_bytes())
+        state = torch.load(source, map_location="cpu", weights_only=True)
     except Exception as exc:  # a truncated or foreign file
         raise ValueError(f"{path} is not a readable latentfleet checkpoint: {exc}") from exc
     if not isinstance(state, dict) or "agent" not in state:

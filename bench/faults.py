@@ -5,6 +5,8 @@ for byte, none twice, nothing uncommitted visible, and the writer / job must car
     .venv/bin/python bench/faults.py               # everything: 22 min on 2 cores at load 13-19
     .venv/bin/python bench/faults.py --only writer # the shard-writer scenarios only (12 min of that)
     .venv/bin/python bench/faults.py --only corrupt # one committed chunk damaged on disk (seconds)
+    .venv/bin/python bench/faults.py --only writer --store s3  # the same with the shards on an S3
+                                                   # server (moto, started on loopback; writer lease 2 s)
 
 Prints one row per scenario: kills, committed (distinct episodes known committed before a kill),
 lost, corrupt, duplicated, uncommitted (visible although never committed); exits 1 unless the
@@ -37,7 +39,8 @@ sys.path.insert(0, str(REPO))
 
 from distributed.ray_session import processes_with  # noqa: E402
 from distributed.replay.faults import ENV_AT, ENV_CLAIM, ENV_SIGNAL  # noqa: E402
-from distributed.replay.layout import EPISODE_ARRAYS, EPISODE_GROUP, chunk_file, read_state  # noqa: E402
+from distributed.replay.layout import EPISODE_ARRAYS, EPISODE_GROUP, chunk_file, open_group, read_state  # noqa: E402
+from distributed.storage import is_remote, storage_path  # noqa: E402
 
 O, A, C = 5, 2, 64  # writer scenarios: small episodes, 64-row chunks (an episode spans up to 3)
 CONTENT = ("obs", "action", "reward", "terminated", "truncated")
@@ -104,10 +107,8 @@ def snapshot(shard: Path) -> tuple[dict, object]:
     """The shard's committed live episodes as {episode id: (key, start, length, task, digest)}, and
     its commit record. key is obs[0, 0] (a synthetic episode's number) and digest None when a chunk
     the commit record covers is missing."""
-    import zarr
-
     _, c = read_state(shard)
-    g = zarr.open_group(str(shard), mode="r")
+    g = open_group(shard, mode="r")
     cols = {k: g[EPISODE_GROUP][k][c.first_episode:c.episodes] for k in EPISODE_ARRAYS}
     out = {}
     for eid, s, n, t in zip(cols["id"], cols["start"], cols["length"], cols["task"]):
@@ -147,7 +148,7 @@ import glob, json, sys, time, numpy as np, zarr
 from pathlib import Path
 sys.path.insert(0, sys.argv[3])
 from bench.faults import read_episode, digest, O, A
-from distributed.replay.layout import EPISODE_ARRAYS, EPISODE_GROUP, read_state
+from distributed.replay.layout import EPISODE_ARRAYS, EPISODE_GROUP, open_group, read_state
 from distributed.replay.reader import ShardReader
 from distributed.replay.errors import ChunkEvicted, ShardLayoutError
 from distributed.replay.synthetic import synthetic_episode
@@ -157,10 +158,10 @@ def emit(**kw):
 readers, seen, gen = {}, {}, {}
 rng = np.random.default_rng(0)
 while True:
-    for shard in sorted(glob.glob(pattern)):
+    for shard in [pattern] if "://" in pattern else sorted(glob.glob(pattern)):  # a URI: one shard
         try:
             if shard not in readers:
-                if not Path(shard).is_dir():
+                if "://" not in pattern and not Path(shard).is_dir():
                     continue
                 try:
                     readers[shard] = ShardReader(shard, cache_bytes=1 << 20)
@@ -170,11 +171,11 @@ while True:
             _, c = read_state(shard)
             if c.generation == gen.get(shard):
                 continue
-            g = zarr.open_group(shard, mode="r")
+            g = open_group(shard, mode="r")
             lo = max(seen[shard], c.first_episode)
             cols = {k: g[EPISODE_GROUP][k][lo:c.episodes] for k in EPISODE_ARRAYS}
             for eid, s, n, t in zip(cols["id"], cols["start"], cols["length"], cols["task"]):
-                rows = read_episode(g, Path(shard), int(s), int(n))
+                rows = read_episode(g, shard, int(s), int(n))
                 if read_state(shard)[1].first_row > s:
                     continue  # evicted while we read it
                 if rows is None:
@@ -308,32 +309,31 @@ def check_recovery(shard: Path, tally: Tally) -> None:
     """Reopen the shard as its next writer would and close it: only committed content remains
     (row and index arrays cut to the commit record, no temp files), and the committed content is
     what it was before."""
-    import zarr
-
     from distributed.replay.layout import ROW_ARRAYS
     from distributed.replay.writer import ShardWriter
 
     before, c = snapshot(shard)
     ShardWriter(shard, obs_dim=O, action_dim=A, chunk_len=C).close()
     after, c2 = snapshot(shard)
-    g = zarr.open_group(str(shard), mode="r")
+    g = open_group(shard, mode="r")
     extra = [n for n in ROW_ARRAYS if g[n].shape[0] != c.rows] + \
         [f"episodes/{n}" for n in EPISODE_ARRAYS if g[EPISODE_GROUP][n].shape[0] != c.episodes]
-    if extra or list(shard.rglob("*.partial")):
+    if extra or not is_remote(shard) and list(shard.rglob("*.partial")):
         tally.bad("uncommitted", f"{shard}: after reopening, {extra or 'temp files'} go beyond the commit record")
     if after != before or (c2.rows, c2.episodes) != (c.rows, c.episodes):
         tally.bad("lost", f"{shard}: reopening changed the committed content")
 
 
 # ---- (a) a shard writer process -----------------------------------------------------------------
-def writer_scenario(work: Path, name: str, points: list, seed: int = 0, capacity: int = 0) -> Tally:
+def writer_scenario(work: Path, name: str, points: list, seed: int = 0, capacity: int = 0, store=None) -> Tally:
     """Kill a writer process once per entry of `points`: a point name (the writer kills itself
     with SIGKILL at its n-th arrival there, n in 2..5, so it has committed before) or None (killed
     from outside after a random 0.2-1.5 s). A reader process samples throughout. Then one more
-    writer adds 20 episodes and closes cleanly (the writer continues)."""
+    writer adds 20 episodes and closes cleanly (the writer continues). `store`: where the shard goes
+    (a directory or an s3:// URI; default `work`, which holds the reader's log either way)."""
     tally = Tally(f"writer: {name}" + (f" (capacity {capacity} rows)" if capacity else ""))
     ledger = Ledger(tally, synthetic=True)
-    shard = work / name.replace(" ", "-")
+    shard = storage_path(store or work) / name.replace(" ", "-")
     rng = np.random.default_rng(seed)
     reader = None
     try:
@@ -708,19 +708,33 @@ def main() -> int:
     ap.add_argument("--point-kills", type=int, default=5)
     ap.add_argument("--commit-kill", default="commit-record:15", help="kill point of the whole-job commit kill")
     ap.add_argument("--out", default=None, help="also write the table (markdown) to this file")
+    ap.add_argument("--store", choices=("local", "s3"), default="local",
+                    help="writer scenarios: shards on local disk, or on an S3 server (moto) started on loopback")
     args = ap.parse_args()
     import torch
 
     torch.set_num_threads(1)
     tallies = []
     work = Path(tempfile.mkdtemp(prefix="faults"))
-    if args.only in (None, "writer"):
-        for point in ("chunk-data", "index", "commit-record"):
-            tallies.append(writer_scenario(work, point, [point] * args.point_kills))
-        tallies.append(writer_scenario(work, "eviction", ["eviction"] * args.point_kills, capacity=12 * C))
-        tallies.append(writer_scenario(work, "random moments", [None] * args.random_kills))
-    if args.only in (None, "writer", "corrupt"):
-        tallies.append(corrupt_chunk_scenario(work))
+    server = store = None
+    if args.store == "s3":
+        from tests.s3_server import S3Server
+
+        server = S3Server().start()
+        os.environ.update(server.environ, **{"LATENTFLEET_LEASE_S": "2"})  # the writers and reader inherit it
+        store = server.make_bucket("latentfleet-faults") + "/shards"
+    try:
+        if args.only in (None, "writer"):
+            for point in ("chunk-data", "index", "commit-record"):
+                tallies.append(writer_scenario(work, point, [point] * args.point_kills, store=store))
+            tallies.append(writer_scenario(work, "eviction", ["eviction"] * args.point_kills, capacity=12 * C,
+                                           store=store))
+            tallies.append(writer_scenario(work, "random moments", [None] * args.random_kills, store=store))
+        if args.only in (None, "writer", "corrupt") and store is None:  # damages a chunk file on disk
+            tallies.append(corrupt_chunk_scenario(work))
+    finally:
+        if server is not None:
+            server.stop()
     if args.only in (None, "actors", "job"):
         import ray
 
@@ -736,6 +750,7 @@ def main() -> int:
             ray.shutdown()
     header = (f"`{' '.join(['bench/faults.py', *sys.argv[1:]])}` on {os.cpu_count()} cores, "
               f"CPU capability {torch.backends.cpu.get_cpu_capability()}, torch threads 1, "
+              f"writer shards on {'an S3 server (moto, loopback; lease 2 s)' if args.store == 's3' else 'local disk'}, "
               f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     text = print_table(tallies, header)
     if args.out:

@@ -2,6 +2,10 @@
 
     .venv/bin/python bench/replay.py               # 1M transitions, obs 39, action 6 (about 2 min)
     .venv/bin/python bench/replay.py --rows 200000 # quicker
+    .venv/bin/python bench/replay.py --s3          # local disk against an S3 server (moto on loopback):
+                                                   # episodes/s inserted, batches/s sampled (100k rows)
+    .venv/bin/python bench/replay.py --s3-job "preset=smoke task=cartpole-balance steps=4000"
+                                                   # the job's updates/s with run_dir local vs s3://
 
 Episodes are synthetic (501 rows = 500 agent steps); batches are 256 windows of horizon 3
 (4 observation rows), TD-MPC2's setting. Figures print as they come; nothing is asserted.
@@ -36,6 +40,70 @@ def fill(path: Path, rows: int, durable: bool, first_id: int = 0) -> float:
         for i in range(n_eps):
             w.add_episode(**pool[i % len(pool)])
     return n_eps * (EP_ROWS - 1) / (time.perf_counter() - t)
+
+
+def fill_episodes_per_s(path, rows: int) -> float:
+    """Episodes per second inserted (501-row episodes, committed as chunks fill, closed at the end)."""
+    return fill(path, rows, durable=False) / (EP_ROWS - 1)
+
+
+def compare_s3(rows: int) -> None:
+    """The same insert and sample figures with the shard on local disk and on an S3-compatible server
+    (moto in its own process on 127.0.0.1, through s3fs and Zarr's FsspecStore, as a run uses it)."""
+    import os
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from bench.common import machine_line, matmul_gflops
+    from tests.s3_server import S3Server
+
+    print(machine_line(matmul_gflops()), f"; {os.cpu_count()} cores", flush=True)
+    local_root = Path(tempfile.mkdtemp(prefix="replay-bench-"))
+    with S3Server() as server:
+        os.environ.update(server.environ)
+        stores = {"local disk": local_root / "shard", "S3 (moto, loopback)": server.make_bucket("replay-bench") + "/shard"}
+        try:
+            rng = np.random.default_rng(0)
+            for label, path in stores.items():
+                eps = fill_episodes_per_s(path, rows)
+                r = ShardReader(path, cache_bytes=256 << 20)
+                rate(lambda: r.sample(B, H, rng), seconds=4.0)  # warm: the whole store in the cache
+                warm = rate(lambda: r.sample(B, H, rng))
+                cold = ShardReader(path, cache_bytes=8 << 20)
+                rate(lambda: cold.sample(B, H, rng), seconds=1.0)
+                miss = rate(lambda: cold.sample(B, H, rng))
+                t = time.perf_counter()
+                ShardReader(path)
+                reopen = time.perf_counter() - t
+                print(f"{label:>20}: insert {eps:,.1f} episodes/s ({eps * (EP_ROWS - 1):,.0f} transitions/s, "
+                      f"{r.num_transitions:,} transitions); sample {warm:.1f} batches/s of {B}x{H + 1} rows with the "
+                      f"store in the cache, {miss:.1f} with an 8 MiB cache (chunks read from the store); reader "
+                      f"open {reopen:.2f} s", flush=True)
+        finally:
+            shutil.rmtree(local_root, ignore_errors=True)
+
+
+def compare_job_s3(overrides: list[str]) -> None:
+    """env steps/s and updates/s of `launch/mt80.py <overrides>` with run_dir on local disk, then in a
+    bucket on the S3 server (each run from its summary line)."""
+    import ast
+    import os
+
+    repo = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(repo))
+    from tests.s3_server import S3Server
+
+    tmp = tempfile.mkdtemp(prefix="replay-bench-job-")
+    with S3Server() as server:
+        env = {**os.environ, **server.environ}
+        for label, run_dir in (("local disk", f"{tmp}/run"), ("S3 (moto, loopback)", server.make_bucket("job") + "/run")):
+            out = subprocess.run([sys.executable, str(repo / "launch/mt80.py"), *overrides, f"run_dir={run_dir}"],
+                                 env=env, capture_output=True, text=True, cwd=tmp)
+            if out.returncode != 0:
+                raise SystemExit(f"{label}: the job failed: {out.stderr[-2000:]}")
+            s = ast.literal_eval([line for line in out.stdout.splitlines() if line.startswith("{")][-1])
+            print(f"{label:>20}: env steps/s {s['env_steps_per_s']:.1f}, updates/s {s['updates_per_s']:.2f} "
+                  f"({s['env_steps']} env steps, {s['updates']} updates, wall {s['wall_s']:.0f} s)", flush=True)
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def rate(sample, seconds: float = 4.0) -> float:
@@ -73,7 +141,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--dir", default=None, help="where to build the stores (default: a temp dir, removed)")
+    parser.add_argument("--s3", action="store_true", help="compare local disk with an S3 server (--rows default 100k)")
+    parser.add_argument("--s3-job", default=None, metavar="OVERRIDES",
+                        help="compare a job's updates/s with run_dir local vs on the S3 server")
     args = parser.parse_args()
+    if args.s3_job:
+        compare_job_s3(args.s3_job.split())
+        return
+    if args.s3:
+        compare_s3(args.rows if args.rows != parser.get_default("rows") else 100_000)
+        return
     root = Path(args.dir or tempfile.mkdtemp(prefix="replay-bench-"))
     try:
         big = root / "big"

@@ -52,8 +52,10 @@ def fit_batch(arrays: dict, obs_dim: int, action_masks: np.ndarray) -> dict:
 def shard_paths(data) -> list[Path]:
     """Shard directories named by `data`: a shard itself, or a directory of shard-* (e.g. run/replay)."""
     paths = []
-    for d in ([data] if isinstance(data, (str, Path)) else data):
-        d = Path(d)
+    from distributed.storage import storage_path
+
+    for d in ([data] if isinstance(data, (str, Path)) or hasattr(data, "protocol") else data):
+        d = storage_path(d)  # a directory, or an object-store URI (read-only)
         if (d / "zarr.json").exists():
             paths.append(d)
         else:

@@ -69,7 +69,10 @@ class RunConfig:
     steps: int = 100_000  # env (agent) steps over all envs; updates when offline (num_runners=0)
     seed: int = 1
     tag: str = ""  # set by presets: part of the default run directory, so presets never share one
+    # a path, a shared file-system path, or an object-store URI (s3://bucket/prefix): distributed/storage.py;
+    # a relative path inside a `ray job submit` package folder goes under ~/latentfleet-runs (run_location)
     run_dir: str = "runs/${task}-${model_size}-${tag}s${seed}"
+    storage_shared: bool = False  # run_dir is a path every node of a multi-node Ray cluster sees (NFS, ...)
     backend: str = "local"  # local (one process) | ray
     # collection
     num_runners: int = 1  # env-runner actors (ray); local: 1 in-process runner, or 0 (offline)
@@ -162,6 +165,7 @@ def compose(config_name: str = "train", overrides: list[str] | tuple[str, ...] =
     values.pop("preset", None)
     if "," in values["run_dir"] or "'" in values["run_dir"]:  # a task list in the default run_dir
         values["run_dir"] = re.sub(r"[,' ]+", "+", values["run_dir"])
+    values["run_dir"] = run_location(values["run_dir"])
     return config_from_dict(values)
 
 
@@ -338,12 +342,48 @@ def build_agent_config(cfg: RunConfig, task_set, device: str | None = None) -> A
 RUN_FILE = "run.json"
 
 
+RAY_PACKAGE_MARK = "/runtime_resources/working_dir_files/_ray_pkg_"  # `ray job submit --working-dir` unpacks here
+JOB_RUNS_BASE = "~/latentfleet-runs"
+
+
+def run_location(location: str, cwd: str | None = None) -> str:
+    """Where a run (or sweep) directory goes. A relative path is relative to the working directory,
+    except in a job of `ray job submit --working-dir`, whose working directory is Ray's temporary
+    package folder (deleted with the cluster): there it goes under ~/latentfleet-runs/ (a leading
+    `runs/` dropped), which outlives the job. URIs and absolute paths are kept as given."""
+    from distributed.storage import is_remote
+
+    cwd = os.getcwd() if cwd is None else cwd
+    if is_remote(location) or os.path.isabs(os.path.expanduser(location)) or RAY_PACKAGE_MARK not in cwd:
+        return location
+    rel = Path(location)
+    if rel.parts and rel.parts[0] == "runs":
+        rel = Path(*rel.parts[1:])
+    return str(Path(os.path.expanduser(JOB_RUNS_BASE)) / rel)
+
+
+def check_storage(cfg: RunConfig) -> None:
+    """A run_dir URI must name a bucket that exists and can be written (probed with one small object,
+    deleted again); a scheme fsspec does not know is refused too."""
+    from distributed.storage import StorageError, check_writable
+
+    try:
+        check_writable(cfg.run_dir, "run_dir")
+    except StorageError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def check_run_dir(cfg: RunConfig, tasks: list[str], text_encoder: str | None = None) -> None:
-    """Refuse a run directory that belongs to another run (before anything is written there), or
-    whose task texts were embedded by another text encoder than `text_encoder` (language models)."""
-    meta = Path(cfg.run_dir) / RUN_FILE
+    """Refuse a run directory that belongs to another run, or storage that cannot be written, or whose task
+    texts were embedded by another text encoder than `text_encoder` (language models), before anything is
+    written there."""
+    from distributed.storage import storage_path
+
+    check_storage(cfg)
+    run_dir = storage_path(cfg.run_dir)
+    meta = run_dir / RUN_FILE
     if not meta.exists():
-        if (Path(cfg.run_dir) / "checkpoint.pt").exists():
+        if (run_dir / "checkpoint.pt").exists():
             raise ConfigError(f"run directory {cfg.run_dir} holds a checkpoint but no {RUN_FILE}: it was not made "
                               f"by this version; choose another run_dir")
         return
@@ -369,14 +409,11 @@ def check_run_dir(cfg: RunConfig, tasks: list[str], text_encoder: str | None = N
 
 def write_run_file(cfg: RunConfig, tasks: list[str], extra: dict | None = None) -> None:
     """run.json (identity + what a reader of the run needs), written atomically."""
-    run_dir = Path(cfg.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    from distributed.storage import storage_path, write_bytes
+
+    run_dir = storage_path(cfg.run_dir)
     meta = run_dir / RUN_FILE
     if meta.exists():
         return
-    tmp = meta.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({**cfg.identity(tasks), **(extra or {})}, indent=1))
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, meta)
+    write_bytes(meta, json.dumps({**cfg.identity(tasks), **(extra or {})}, indent=1).encode())
     (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))

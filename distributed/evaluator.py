@@ -4,6 +4,7 @@ planner latency (p50/p99, deadline misses)."""
 from __future__ import annotations
 
 import csv
+import io
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -145,10 +146,11 @@ def write_eval_table(run_dir: Path, result: dict, domains: dict, env_steps: int,
     """Per-task evaluation as eval.md and eval.csv, plus a bar chart eval_tasks.png (`policy`
     names what acted, for the latency line)."""
     rows = [(k, domains[k], v["return"], v["success"], v["episodes"]) for k, v in result["tasks"].items()]
-    with open(run_dir / "eval.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["task", "domain", "return", "success", "episodes"])
-        w.writerows(rows)
+    table = io.StringIO(newline="")  # built in memory: one write also on an object store (no appends there)
+    w = csv.writer(table)
+    w.writerow(["task", "domain", "return", "success", "episodes"])
+    w.writerows(rows)
+    (run_dir / "eval.csv").write_text(table.getvalue(), newline="")
     lines = [f"# Evaluation at {env_steps} env steps", "",
              f"normalized score: {result['normalized_score']}", "",
              f"{policy} latency per step (all tasks batched): p50 {result['latency_ms']['p50']:.1f} ms, "

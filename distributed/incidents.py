@@ -12,6 +12,8 @@ import time
 import traceback
 from pathlib import Path
 
+from distributed.storage import append_text, is_remote, storage_path
+
 ERRORS_LOG = "errors.log"
 
 
@@ -41,7 +43,7 @@ class Incidents:
     """The run's incidents in the order they happened; `report` prints each new one once."""
 
     def __init__(self, run_dir: str | Path, stream=None):
-        self.run_dir = Path(run_dir)
+        self.run_dir = storage_path(run_dir)  # a Path, or an UPath on an object store
         self.stream = stream or sys.stderr
         self.items: list[dict] = []
         self._keys: set = set()
@@ -60,10 +62,10 @@ class Incidents:
         return True
 
     def log_traceback(self, line: str, exc: BaseException) -> None:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.run_dir / ERRORS_LOG, "a") as f:
-            f.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
-            f.write("".join(traceback.format_exception(exc)))
+        if not is_remote(self.run_dir):
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        append_text(self.run_dir / ERRORS_LOG, f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n"
+                    + "".join(traceback.format_exception(exc)))
 
     def lines(self, kind: str | None = None) -> list[str]:
         return [i["line"] for i in self.items if kind is None or i["kind"] == kind]

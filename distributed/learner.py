@@ -114,7 +114,10 @@ class Learner:
                                   obs_dims=dict(zip(task_names, obs_dims)), max_samples=per_task,
                                   audit_states=audit_states, seed=self.agent.updates)
         if out_dir is not None:
-            write_report(results, out_dir)
+            from distributed.storage import local_staging
+
+            with local_staging(out_dir) as d:  # the report's writers need a file system; uploaded to a URI after
+                write_report(results, d)
         return scalars(results)
 
     def weights(self) -> dict[str, torch.Tensor]:

@@ -34,6 +34,7 @@ from distributed.incidents import Incidents, one_line
 from distributed.parts import Job, PartLost, wait_any
 from distributed.rate_limiter import RateLimiter
 from distributed.run_log import RunLogger, plot_learning_curves
+from distributed.storage import is_remote, storage_path
 
 
 
@@ -46,10 +47,11 @@ MAX_EVAL_RESENDS = 3  # an evaluation lost with its actor is sent again this man
 # -- checkpoint registry -----------------------------------------------------------------------------
 class Checkpoint:
     """Named objects saved together in `<run_dir>/checkpoint.pt` (loads with weights_only=True),
-    plus `model.safetensors` from the `agent` entry. Writes are atomic and fsynced."""
+    plus `model.safetensors` from the `agent` entry. Writes are atomic and fsynced (one object
+    each on an object store)."""
 
     def __init__(self, run_dir: Path, items: dict):
-        self.run_dir, self.items = Path(run_dir), items  # name -> object with state_dict()/load_state_dict()
+        self.run_dir, self.items = storage_path(run_dir), items  # name -> object with state_dict()/load_state_dict()
 
     def save(self, extra: dict) -> dict:
         """Save every registered object; returns what was written (see `write`)."""
@@ -173,7 +175,7 @@ class Loop:
         check_run_dir(cfg, self.names, self.agent_cfg.model.language_encoder)
         if cfg.offline_data:
             check_offline_data(cfg.offline_data, self.task_set)
-        self.run_dir = Path(cfg.run_dir)
+        self.run_dir = storage_path(cfg.run_dir)  # a Path, or an UPath for an object-store URI
         self.seed_steps = 0 if cfg.offline else seed_steps(cfg, self.task_set, self.tasks)
         self.limiter = RateLimiter(cfg.utd, min_inserts=self.seed_steps, max_lag=cfg.max_lag)
         self.counters = Counters()
@@ -500,7 +502,8 @@ class Loop:
         self.incidents.report("fatal", line, exc=exc)
         summary = {"failed": line, "env_steps": self.env_steps, "updates": self.updates,
                    "episodes": sum(self.counters.episodes.values()), "incidents": self.incidents.lines()}
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if not is_remote(self.run_dir):
+            self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
         return summary
 

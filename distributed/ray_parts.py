@@ -172,6 +172,18 @@ def move_actor(placement: dict, actor: str, node_id: str) -> None:
     placement["actors"][actor] = node_id
 
 
+def check_cluster_storage(cfg: RunConfig, nodes: int) -> None:
+    """On a cluster of more than one node every node must reach the run's storage: shard actors,
+    the driver and a restarted actor may be on any of them. A URI is reachable (its bucket was
+    probed already); a file-system path only if the user says it is shared (NFS, Lustre, ...)."""
+    from distributed.storage import is_remote
+
+    if nodes > 1 and not is_remote(cfg.run_dir) and not cfg.storage_shared:
+        raise ConfigError(f"run_dir={cfg.run_dir} is a path on this node's disk, but the Ray cluster has {nodes} "
+                          f"nodes whose actors write there too; use run_dir=s3://<bucket>/<prefix>, or a path on a "
+                          f"file system every node mounts and say so with storage_shared=true")
+
+
 def _threads(cpus: float) -> int:
     return max(1, int(cpus))  # torch threads = the actor's CPU share
 
@@ -293,6 +305,7 @@ def build(loop) -> Parts:
 
     cfg, ts = loop.cfg, loop.task_set
     check_resources(cfg, ray.cluster_resources())
+    check_cluster_storage(cfg, sum(1 for n in ray.nodes() if n.get("Alive")))
     C = actor_classes()
     runner_cfg = build_agent_config(cfg, ts, device=cfg.runner_device or cfg.device)
     masks = ts.action_masks().astype(np.float32)

@@ -1,21 +1,42 @@
 """One logging path for every run: `metrics.jsonl` + PNG plots in the run directory, and
-wandb (offline by default, never needing a network)."""
+wandb (offline by default, never needing a network).
+
+The run directory may be an object-store URI (distributed/storage.py). An object cannot be
+appended to, so there `metrics.jsonl` is kept in a local file and uploaded whole at most every
+`upload_every_s` seconds and at close (a killed driver loses at most that much of the log; a
+resumed run starts from the uploaded copy). wandb writes only to a file system: its offline
+files then stay on the driver's disk, under ~/.cache/latentfleet/wandb/ (README says so)."""
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import math
 import os
+import shutil
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from distributed.storage import is_remote, storage_path
+
 
 class RunLogger:
     def __init__(self, run_dir: str | os.PathLike, config: dict, *, wandb_mode: str = "offline",
-                 project: str = "latentfleet", group: str | None = None, name: str | None = None):
-        self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.path = self.run_dir / "metrics.jsonl"
+                 project: str = "latentfleet", group: str | None = None, name: str | None = None,
+                 upload_every_s: float = 10.0):
+        self.run_dir = storage_path(run_dir)
+        self.remote = is_remote(self.run_dir)
+        self.upload_every_s, self._uploaded = upload_every_s, time.monotonic()
+        if self.remote:
+            self._stage = Path(tempfile.mkdtemp(prefix="latentfleet-log-"))
+            self.path = self._stage / "metrics.jsonl"
+            if (self.run_dir / "metrics.jsonl").exists():  # a resumed run goes on appending to its log
+                self.path.write_bytes((self.run_dir / "metrics.jsonl").read_bytes())
+        else:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.path = self.run_dir / "metrics.jsonl"
         self.start = time.time()
         self._wandb = None
         if wandb_mode != "disabled":
@@ -23,7 +44,7 @@ class RunLogger:
 
             os.environ.setdefault("WANDB_SILENT", "true")
             self._wandb = wandb.init(project=project, group=group, name=name or self.run_dir.name, config=config,
-                                     dir=str(self.run_dir), mode=wandb_mode, resume="allow",
+                                     dir=str(wandb_dir(self.run_dir)), mode=wandb_mode, resume="allow",
                                      id=_wandb_id(self.run_dir), reinit="finish_previous")
 
     def log(self, step: int, metrics: dict, kind: str = "train") -> None:
@@ -32,19 +53,43 @@ class RunLogger:
         row.update({k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in metrics.items()})
         with open(self.path, "a") as f:
             f.write(json.dumps(row) + "\n")
+        if self.remote and (kind == "summary" or time.monotonic() - self._uploaded >= self.upload_every_s):
+            self.upload()
         if self._wandb is not None:
             flat = {f"{kind}/{k}": v for k, v in row.items() if isinstance(v, (int, float)) and k != "step"}
             self._wandb.log(flat, step=int(step))
+
+    def upload(self) -> None:
+        """Object-store run directory: put the whole local metrics.jsonl (one PUT replaces it)."""
+        if self.remote:
+            (self.run_dir / "metrics.jsonl").write_bytes(self.path.read_bytes())
+            self._uploaded = time.monotonic()
 
     def close(self) -> None:
         if self._wandb is not None:
             self._wandb.finish()
             self._wandb = None
+        if self.remote and self.path.exists():
+            self.upload()
+            shutil.rmtree(self._stage, ignore_errors=True)
+            self.remote = False  # closed: nothing more to upload
+
+
+def wandb_dir(run_dir) -> Path:
+    """Where wandb writes: the run directory, or (wandb cannot write to an object store) a local
+    folder named after the URI, ~/.cache/latentfleet/wandb/<bucket-prefix>-<hash>."""
+    if not is_remote(run_dir):
+        return Path(run_dir)
+    text = str(run_dir)
+    slug = "".join(c if c.isalnum() or c in "-_." else "-" for c in text.split("://", 1)[1])[-60:]
+    d = Path.home() / ".cache" / "latentfleet" / "wandb" / f"{slug}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
 
 
 def finished(run_dir: str | os.PathLike) -> bool:
     """Whether the run ended by finishing its steps: summary.json is there and does not say it failed."""
-    path = Path(run_dir) / "summary.json"
+    path = storage_path(run_dir) / "summary.json"
     try:
         return path.exists() and "failed" not in json.loads(path.read_text())
     except json.JSONDecodeError:
@@ -52,7 +97,7 @@ def finished(run_dir: str | os.PathLike) -> bool:
 
 
 def read_metrics(run_dir: str | os.PathLike, kind: str | None = None) -> list[dict]:
-    path = Path(run_dir) / "metrics.jsonl"
+    path = storage_path(run_dir) / "metrics.jsonl"
     if not path.exists():
         return []
     rows = []
@@ -81,7 +126,12 @@ def saved_figure(path: str | os.PathLike, *grid: int, dpi: int = 100, bbox: str 
         yield fig, axes
         if bbox is None:
             fig.tight_layout()
-        fig.savefig(path, dpi=dpi, bbox_inches=bbox)
+        if is_remote(path):  # matplotlib writes to files: render in memory, then one object
+            buf = io.BytesIO()
+            fig.savefig(buf, dpi=dpi, bbox_inches=bbox, format=Path(str(path)).suffix.lstrip(".") or "png")
+            storage_path(path).write_bytes(buf.getvalue())
+        else:
+            fig.savefig(path, dpi=dpi, bbox_inches=bbox)
     finally:
         plt.close(fig)
 
@@ -93,7 +143,7 @@ def plot_learning_curves(run_dir: str | os.PathLike, out: str = "learning_curve.
         return None
     steps = [r["step"] for r in rows]
     tasks = sorted({k[len("return/"):] for r in rows for k in r if k.startswith("return/")})
-    path = Path(run_dir) / out
+    path = storage_path(run_dir) / out
     with saved_figure(path, 1, 2 if any("normalized_score" in r for r in rows) else 1, figsize=(11, 4),
                       squeeze=False) as (_, axes):
         ax = axes[0, 0]

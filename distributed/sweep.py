@@ -14,13 +14,16 @@ Results: `<sweep>/results.csv`, `results.md`, `results.png` (final and best norm
 per-task final returns, wall time, env steps), and with wandb on, every trial joins the wandb
 group `<name>` and a summary run logs the table.
 
-On a multi-node cluster `storage` must be a shared file system: trials write their run
-directories wherever Tune places them, and the driver reads the markers and metrics.
+`storage` is a path or an object-store URI (`storage=s3://bucket/sweeps`, distributed/storage.py):
+trials write their run directories wherever Tune places them and the driver reads the markers
+and metrics, so on a multi-node cluster it must be a URI or a file system every node mounts.
+Tune's own experiment folders go there too (through fsspec, as a pyarrow file system).
 """
 from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import itertools
 import json
 import math
@@ -49,7 +52,8 @@ class SweepConfig:
     Nested keys (`+grid.planner.num_samples=[..]` builds grid: {planner: {num_samples: [..]}})
     mean dotted override keys: construction flattens them, so `grid` and `random` are flat."""
     name: str = "sweep"
-    storage: str = "runs/sweeps"  # the sweep lives in <storage>/<name>; multi-node: a path every node sees
+    storage: str = "runs/sweeps"  # the sweep lives in <storage>/<name>; a path or s3://bucket/prefix (multi-node:
+    #                               a URI or a path every node sees; in a `ray job submit` job: ~/latentfleet-runs)
     base: List[str] = field(default_factory=list)  # train.yaml overrides for every trial: 'base=["task=mt30"]'
     grid: Dict[str, Any] = field(default_factory=dict)  # key -> [values]: every combination
     random: Dict[str, Any] = field(default_factory=dict)  # key -> {choice: [..]} | {uniform|loguniform|randint: [a, b]}
@@ -77,8 +81,13 @@ class SweepConfig:
             raise ValueError("seeds is empty: give at least one, e.g. seeds=[1]")
 
     @property
-    def directory(self) -> Path:
-        return Path(self.storage) / self.name
+    def directory(self):
+        """<storage>/<name>: an absolute Path, or an UPath for a URI."""
+        from distributed.config import run_location
+        from distributed.storage import is_remote, storage_path
+
+        d = storage_path(run_location(self.storage)) / self.name
+        return d if is_remote(d) else d.resolve()
 
 
 def _is_draw(spec) -> bool:
@@ -138,8 +147,10 @@ def run_trial(config: dict) -> None:
     """Tune function trainable: train one trial unless its done marker says it finished."""
     from ray import tune
 
+    from distributed.storage import append_text, is_remote, storage_path, write_bytes
+
     trial = config["trial"]
-    run_dir = Path(trial["config"]["run_dir"])
+    run_dir = storage_path(trial["config"]["run_dir"])
     done = run_dir / DONE_FILE
     if done.exists():
         tune.report({**json.loads(done.read_text()), "skipped": True})
@@ -149,7 +160,8 @@ def run_trial(config: dict) -> None:
     from distributed.config import config_from_dict
     from distributed.loop import run
 
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if not is_remote(run_dir):
+        run_dir.mkdir(parents=True, exist_ok=True)
     start, outcome = time.time(), "error"
     try:
         try:
@@ -160,14 +172,11 @@ def run_trial(config: dict) -> None:
     finally:
         if "wandb" in sys.modules:  # stop wandb's service now, not in an atexit hook Ray may cut short
             sys.modules["wandb"].teardown()
-        with open(run_dir / ATTEMPTS_FILE, "a") as f:
-            f.write(json.dumps({"start": start, "elapsed": time.time() - start, "outcome": outcome,
-                                "pid": os.getpid()}) + "\n")
+        append_text(run_dir / ATTEMPTS_FILE, json.dumps({"start": start, "elapsed": time.time() - start,
+                                                         "outcome": outcome, "pid": os.getpid()}) + "\n")
     result = trial_result(run_dir)
     result.update(env_steps=summary["env_steps"], updates=summary["updates"])
-    tmp = done.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=1))
-    os.replace(tmp, done)  # written last: its presence means the whole run finished
+    write_bytes(done, json.dumps(result, indent=1).encode())  # written last: its presence means the run finished
     tune.report({**result, "skipped": False})
 
 
@@ -176,8 +185,9 @@ def trial_result(run_dir: str | Path) -> dict:
     (normalized score when the tasks have one, else mean eval return), per-task final returns,
     env steps, wall time summed over attempts."""
     from distributed.run_log import read_metrics
+    from distributed.storage import storage_path
 
-    run_dir = Path(run_dir)
+    run_dir = storage_path(run_dir)
     evals = read_metrics(run_dir, "eval")
     normalized = evals and all(r.get("normalized_score") is not None for r in evals)
     key = "normalized_score" if normalized else "episode_return"
@@ -200,14 +210,19 @@ def _trial_dirname(trial) -> str:
 def sweep_trials(cfg: SweepConfig) -> list[dict]:
     """expand_trials with each trial's checked train config ("config") and wandb group; a bad
     override raises ConfigError here, before Ray or Tune start and before anything is written."""
-    from distributed.config import compose
+    from distributed.config import ConfigError, compose
+    from distributed.storage import StorageError, check_writable
 
-    sweep_dir = cfg.directory.resolve()
+    try:
+        sweep_dir = cfg.directory
+        check_writable(str(sweep_dir), "storage")  # a URI: the bucket exists and can be written
+    except StorageError as exc:
+        raise ConfigError(str(exc)) from None
     trials = expand_trials(cfg)
     base_wandb = [] if any(o.startswith("wandb_mode=") for o in cfg.base) else [f"wandb_mode={cfg.wandb_mode}"]
     for t in trials:
         overrides = [o for o in base_wandb + t["overrides"] + ["progress=false"] if not o.startswith("run_dir=")]
-        run_dir = (sweep_dir / "runs" / t["slug"]).resolve()
+        run_dir = sweep_dir / "runs" / t["slug"]
         t["config"] = compose("train", overrides + [f"run_dir='{run_dir}'"]).to_dict()
         t["group"] = cfg.name
     return trials
@@ -222,12 +237,15 @@ def run_sweep(cfg: SweepConfig, *, trials: list[dict] | None = None, verbose: in
     """
     from ray import tune
 
-    sweep_dir = cfg.directory.resolve()
+    from distributed.storage import is_remote, storage_path
+
+    sweep_dir = cfg.directory
     trials = sweep_trials(cfg) if trials is None else trials
-    sweep_dir.mkdir(parents=True, exist_ok=True)
+    if not is_remote(sweep_dir):
+        sweep_dir.mkdir(parents=True, exist_ok=True)
     (sweep_dir / "trials.json").write_text(json.dumps(
         [{k: t[k] for k in ("slug", "overrides", "varied")} for t in trials], indent=1))
-    already = {t["slug"] for t in trials if (Path(t["config"]["run_dir"]) / DONE_FILE).exists()}
+    already = {t["slug"] for t in trials if (storage_path(t["config"]["run_dir"]) / DONE_FILE).exists()}
 
     tune_dir = sweep_dir / "tune"
     attempt = len(list(tune_dir.glob("attempt-*"))) if tune_dir.exists() else 0
@@ -240,7 +258,7 @@ def run_sweep(cfg: SweepConfig, *, trials: list[dict] | None = None, verbose: in
             param_space={"trial": tune.grid_search(todo)},
             tune_config=tune.TuneConfig(max_concurrent_trials=cfg.max_concurrent, trial_dirname_creator=_trial_dirname,
                                         trial_name_creator=_trial_dirname),
-            run_config=tune.RunConfig(storage_path=str(tune_dir), name=f"attempt-{attempt}", verbose=verbose,
+            run_config=tune.RunConfig(**_tune_storage(tune_dir), name=f"attempt-{attempt}", verbose=verbose,
                                       failure_config=tune.FailureConfig(max_failures=cfg.max_failures)))
         for r in tuner.fit():
             if r.error is not None:
@@ -249,7 +267,7 @@ def run_sweep(cfg: SweepConfig, *, trials: list[dict] | None = None, verbose: in
 
     rows = []
     for t in trials:
-        run_dir = Path(t["config"]["run_dir"])
+        run_dir = storage_path(t["config"]["run_dir"])
         done = run_dir / DONE_FILE
         row = {"trial": t["slug"], **{k: _fmt(v) for k, v in t["varied"].items()}}
         if done.exists():
@@ -264,6 +282,18 @@ def run_sweep(cfg: SweepConfig, *, trials: list[dict] | None = None, verbose: in
             "trained": [t["slug"] for t in todo]}
 
 
+def _tune_storage(tune_dir) -> dict:
+    """Tune's storage arguments: a path, or for a URI the same fsspec file system the rest of the
+    run uses (endpoint and credentials from the environment), handed to Tune as a pyarrow one."""
+    from distributed.storage import is_remote
+
+    if not is_remote(tune_dir):
+        return {"storage_path": str(tune_dir)}
+    from pyarrow.fs import FSSpecHandler, PyFileSystem
+
+    return {"storage_path": tune_dir.path, "storage_filesystem": PyFileSystem(FSSpecHandler(tune_dir.fs))}
+
+
 def write_results(rows: list[dict], sweep_dir: Path, cfg: SweepConfig) -> dict:
     """results.csv, results.md and results.png in sweep_dir; the table to wandb when it is on."""
     fixed = ["status", "score_kind", "final_score", "best_score", "env_steps", "updates", "wall_s", "attempts"]
@@ -271,10 +301,11 @@ def write_results(rows: list[dict], sweep_dir: Path, cfg: SweepConfig) -> dict:
     tasks = sorted({k for r in rows for k in r if k.startswith("return/")})
     columns = ["trial", *varied, *fixed, *tasks] + (["error"] if any("error" in r for r in rows) else [])
     csv_path, md_path = sweep_dir / "results.csv", sweep_dir / "results.md"
-    with open(csv_path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
+    table = io.StringIO(newline="")  # in memory: one write, also to an object store
+    w = csv.DictWriter(table, fieldnames=columns, extrasaction="ignore")
+    w.writeheader()
+    w.writerows(rows)
+    csv_path.write_text(table.getvalue(), newline="")
 
     def cell(v):
         return "" if v is None else (f"{v:.2f}" if isinstance(v, float) else str(v).replace("|", "/"))
@@ -306,7 +337,7 @@ def _plot(rows: list[dict], labels: list[str], path: Path) -> Path | None:
         ax0.set_xticks(x, [s[:40] for s in labels], rotation=60, ha="right", fontsize=6)
         ax0.legend()
         for r, label in zip(rows, labels):
-            evals = read_metrics(Path(r.get("run_dir") or path.parent / "runs" / r["trial"]), "eval")
+            evals = read_metrics(r.get("run_dir") or path.parent / "runs" / r["trial"], "eval")
             key = r.get("score_kind") or "episode_return"
             pts = [(e["step"], e[key]) for e in evals if e.get(key) is not None]
             if pts:
@@ -323,7 +354,9 @@ def _plot(rows: list[dict], labels: list[str], path: Path) -> Path | None:
 def _wandb_table(rows: list[dict], columns: list[str], sweep_dir: Path, cfg: SweepConfig) -> None:
     import wandb
 
+    from distributed.run_log import wandb_dir
+
     run = wandb.init(project=cfg.wandb_project, group=cfg.name, name=f"{cfg.name}-summary", job_type="sweep-summary",
-                     dir=str(sweep_dir), mode=cfg.wandb_mode, reinit="finish_previous")
+                     dir=str(wandb_dir(sweep_dir)), mode=cfg.wandb_mode, reinit="finish_previous")
     run.log({"results": wandb.Table(columns=columns, data=[[r.get(c) for c in columns] for r in rows])})
     run.finish()

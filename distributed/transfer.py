@@ -97,7 +97,9 @@ def stored_task_ids(run_dir: str | Path) -> dict[str, set[int]]:
     from distributed.replay.layout import read_state
 
     out = {}
-    root = Path(run_dir) / "replay"
+    from distributed.storage import storage_path
+
+    root = storage_path(run_dir) / "replay"
     for shard in sorted(p.parent for p in root.glob("**/zarr.json")) if root.exists() else []:
         try:
             _, commit = read_state(shard)

@@ -9,17 +9,20 @@ import datetime
 import os
 from pathlib import Path
 
-from distributed.replay.layout import read_state
+from distributed.replay.layout import open_group, read_state
+from distributed.storage import is_remote, storage_path
 
 
 def size_on_disk(path: Path) -> int:
-    """Bytes of all files under `path`."""
+    """Bytes of all files (or objects) under `path`."""
+    if is_remote(path):
+        return int(path.fs.du(path.path))
     return sum(os.path.getsize(os.path.join(root, f)) for root, _, files in os.walk(path) for f in files)
 
 
 def summary(path: str | Path) -> str:
     """A human-readable summary: steps, episodes, per-task counts, chunks, size on disk."""
-    path = Path(path)
+    path = storage_path(path)
     info, c = read_state(path)
     when = datetime.datetime.fromtimestamp(c.time).isoformat(timespec="seconds")
     lines = [
@@ -41,12 +44,11 @@ def episode_index(path: str | Path) -> dict:
     """The live episodes' index columns {id, start, length, task, version} as arrays (version -1
     where the shard does not record it)."""
     import numpy as np
-    import zarr
 
     from distributed.replay.layout import EPISODE_ARRAYS, EPISODE_GROUP, EPISODE_VERSION
 
     _, c = read_state(path)
-    g = zarr.open_group(str(path), mode="r")[EPISODE_GROUP]
+    g = open_group(path, mode="r")[EPISODE_GROUP]
     live = slice(c.first_episode, c.episodes)
     out = {k: g[k][live] for k in EPISODE_ARRAYS}
     out[EPISODE_VERSION] = g[EPISODE_VERSION][live] if EPISODE_VERSION in g else np.full(c.live_episodes, -1)

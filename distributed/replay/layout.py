@@ -15,6 +15,7 @@ import zarr
 from zarr.codecs import BloscCodec, Crc32cCodec
 
 from distributed.replay.errors import ShardLayoutError
+from distributed.storage import storage_path, zarr_store
 
 FORMAT = "latentfleet.replay/1"
 ATTR_KEY = "latentfleet_replay"
@@ -145,12 +146,17 @@ class ShardInfo:
     tasks: tuple[str, ...] | None = None  # task names by id (None: a store that does not record them)
 
 
+def open_group(path, mode: str) -> zarr.Group:
+    """The shard's Zarr group at `path` (a directory, or an object-store URI through Zarr's FsspecStore)."""
+    return zarr.open_group(zarr_store(path, read_only=mode == "r"), mode=mode)
+
+
 def read_state(path: str | Path) -> tuple[ShardInfo, Commit]:
-    """Read the shard's static info and its commit record (one small JSON file)."""
-    path = Path(path)
+    """Read the shard's static info and its commit record (one small JSON file, or object)."""
+    path = storage_path(path)
     if not (path / "zarr.json").exists():
         raise ShardLayoutError(f"{path} is not a replay shard (no zarr.json)")
-    attrs = zarr.open_group(str(path), mode="r").attrs.asdict().get(ATTR_KEY)
+    attrs = open_group(path, mode="r").attrs.asdict().get(ATTR_KEY)
     if attrs is None or "commit" not in attrs:
         raise ShardLayoutError(f"{path} is a Zarr group but not a (fully created) replay shard "
                                f"(no '{ATTR_KEY}.commit' attribute)")
@@ -165,7 +171,7 @@ def read_state(path: str | Path) -> tuple[ShardInfo, Commit]:
 def unreadable(path: str | Path) -> str | None:
     """Why an existing shard at `path` cannot be opened (metadata missing or not decoding), in one line;
     None if it opens or does not exist yet (a writer creates it)."""
-    path = Path(path)
+    path = storage_path(path)
     if not path.exists() or not any(path.iterdir()):
         return None
     try:
@@ -177,7 +183,7 @@ def unreadable(path: str | Path) -> str | None:
 
 def chunk_file(shard: Path, array: str, chunk: int, ndim: int) -> Path:
     """Path of chunk `chunk` (along time) of a row array; Zarr v3 default key encoding."""
-    return Path(shard, array, "c", str(chunk), *(["0"] * (ndim - 1)))
+    return storage_path(shard).joinpath(array, "c", str(chunk), *(["0"] * (ndim - 1)))
 
 
 def open_arrays(group: zarr.Group, names, *, write: bool = False) -> dict[str, zarr.Array]:

@@ -1,4 +1,7 @@
-"""The single-writer lock of a shard: an exclusive flock on `<shard>.writer.lock` beside it.
+"""The single-writer rule of a shard. On a file system: an exclusive flock on `<shard>.writer.lock`
+beside it (`WriterLock`). On an object store, where a lock file cannot be trusted (no flock, and
+a dead writer's file never goes away): a lease object with an expiry, taken and renewed only by
+conditional writes (`WriterLease`).
 
 (Beside, not inside: plain Zarr warns about unknown files inside a group.)
 
@@ -12,7 +15,9 @@ import fcntl
 import json
 import os
 import socket
+import threading
 import time
+import uuid
 from pathlib import Path
 
 from distributed.replay.errors import WriterLockedError
@@ -46,8 +51,107 @@ class WriterLock:
         except (OSError, ValueError):
             return "holder unknown"
 
+    def check(self) -> None:
+        """A flock cannot be lost while the process lives: nothing to check."""
+
     def release(self) -> None:
         if self._fd is not None:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+
+LEASE_SUFFIX = ".writer.lease"
+LEASE_ENV = "LATENTFLEET_LEASE_S"  # tests and bench/faults.py shorten the lease; runs keep the default
+DEFAULT_LEASE_S = 30.0
+
+
+class WriterLease:
+    """The writer's lease on one shard on an object store: `<shard>.writer.lease` beside it, JSON
+    {owner, host, pid, expires} (expires: the holder's wall clock + `lease_s`).
+
+    Taken by a conditional PUT: If-None-Match: * when there is no lease object, If-Match: <its ETag>
+    when the lease there has expired, so of two contenders exactly one wins. Renewed (If-Match on
+    our own ETag) by a thread every lease_s / 3 while the writer lives; a writer killed or frozen
+    stops renewing and its lease runs out, so a restarted writer waits at most `lease_s` (it polls
+    until then, and is refused if the holder keeps renewing). `check()`, called before every write
+    of chunk data and of the commit record, raises if the lease was lost (a stalled writer whose
+    lease expired and was taken over): that writer writes nothing more. Clocks of the nodes must
+    agree to well within lease_s (NTP)."""
+
+    def __init__(self, shard, *, lease_s: float | None = None, wait_s: float | None = None):
+        self.lease_s = float(lease_s or os.environ.get(LEASE_ENV) or DEFAULT_LEASE_S)
+        self.path = shard.with_name(shard.name + LEASE_SUFFIX)
+        self.fs, self.key = self.path.fs, self.path.path
+        self.owner = uuid.uuid4().hex
+        self.lost: str | None = None
+        self._etag: str | None = None
+        self._mutex = threading.Lock()
+        deadline = time.time() + (self.lease_s + 5 if wait_s is None else wait_s)
+        while not self._try_take():
+            if time.time() > deadline:
+                raise WriterLockedError(
+                    f"shard {shard} already has a live writer ({self._holder}); a shard has exactly one writer "
+                    f"(a lease renewed every {self.lease_s / 3:.0f} s): close it first or write to another shard")
+            time.sleep(min(1.0, self.lease_s / 10))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._renew_loop, daemon=True, name="shard-lease")
+        self._thread.start()
+
+    def _body(self, expires: float) -> bytes:
+        return json.dumps({"owner": self.owner, "host": socket.gethostname(), "pid": os.getpid(),
+                           "expires": expires}).encode()
+
+    def _put(self, expires: float, **condition) -> bool:
+        """One conditional PUT of our lease; False if the condition failed (someone else's lease)."""
+        try:
+            out = self.fs.pipe_file(self.key, self._body(expires), **condition)
+        except (FileExistsError, OSError) as exc:
+            if isinstance(exc, FileExistsError) or "pre-condition" in str(exc).lower() or \
+                    "precondition" in str(exc).lower():
+                return False
+            raise
+        self._etag = (out or {}).get("ETag") or self.fs.info(self.key)["ETag"]
+        return True
+
+    def _try_take(self) -> bool:
+        try:
+            etag = self.fs.info(self.key)["ETag"]
+            held = json.loads(self.fs.cat_file(self.key))
+        except FileNotFoundError:
+            self._holder = "nobody"
+            return self._put(time.time() + self.lease_s, mode="create")
+        self._holder = f"pid {held.get('pid')} on {held.get('host')}, lease until {time.ctime(held.get('expires', 0))}"
+        if held.get("expires", 0) > time.time():
+            return False
+        return self._put(time.time() + self.lease_s, IfMatch=etag)
+
+    def _renew(self) -> None:
+        with self._mutex:
+            if self.lost is None and not self._put(time.time() + self.lease_s, IfMatch=self._etag):
+                self.lost = f"the writer lease of {self.path} was taken over (this writer stalled past its expiry)"
+
+    def _renew_loop(self) -> None:
+        while not self._stop.wait(self.lease_s / 3):
+            try:
+                self._renew()
+            except OSError:  # the store unreachable for a moment: the next round tries again
+                pass
+
+    def check(self) -> None:
+        """Raise WriterLockedError if this writer no longer holds the lease (renewing it first)."""
+        self._renew()
+        if self.lost is not None:
+            raise WriterLockedError(self.lost)
+
+    def release(self) -> None:
+        """Stop renewing and mark the lease expired (If-Match: only if it is still ours), so the next
+        writer takes it at once."""
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._thread.join()
+        self._thread = None
+        with self._mutex:
+            if self.lost is None:
+                self._put(0.0, IfMatch=self._etag)

@@ -21,6 +21,7 @@ from distributed.replay.errors import ChunkError, ChunkEvicted, ReplayError
 from distributed.replay.layout import unreadable
 from distributed.replay.reader import ShardReader
 from distributed.replay.sampler import assemble_batch, plan_draws
+from distributed.storage import storage_path
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +31,10 @@ class MultiShardSampler:
 
     def __init__(self, paths, *, cache_bytes: int = 1 << 30, record_damage: dict | None = None):
         """`record_damage`: shard path -> its writer's `quarantine`, for the shards this process writes."""
-        paths = [Path(p) for p in paths]
+        paths = [storage_path(p) for p in paths]
         if not paths:
             raise ValueError("MultiShardSampler needs at least one shard path")
-        record_damage = {str(Path(k)): v for k, v in (record_damage or {}).items()}
+        record_damage = {str(storage_path(k)): v for k, v in (record_damage or {}).items()}
         self.failed: dict[str, str] = {}
         self.readers = []
         for p in paths:

@@ -16,7 +16,8 @@ import zarr
 
 from distributed.replay.errors import ChunkError, ChunkEvicted
 from distributed.replay.layout import (EPISODE_ARRAYS, EPISODE_GROUP, SAMPLED_ARRAYS, TASK_GROUP, Quarantine,
-                                       chunk_file, episodes_in_chunk, read_state)
+                                       chunk_file, episodes_in_chunk, open_group, read_state)
+from distributed.storage import storage_path
 from distributed.replay.sampler import assemble_batch, draw_uniform, plan_draws, window_counts
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ class ShardReader:
         """`record_damage(array, chunk, reason)`: the shard's writer's `quarantine`, where this reader's
         process owns it, so damage found while sampling is kept in the commit record (None: read-only,
         kept in this reader)."""
-        self.path = Path(path)
+        self.path = storage_path(path)  # a directory, or an object-store URI
         self.record_damage = record_damage
         self.cache_bytes = int(cache_bytes)
         self._cache: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
@@ -50,7 +51,7 @@ class ShardReader:
         old = self._commit
         if old is not None and commit.generation == old.generation:
             return False
-        group = zarr.open_group(str(self.path), mode="r")
+        group = open_group(self.path, mode="r")
         self._arrays = {k: group[k] for k in SAMPLED_ARRAYS}
         base = commit.first_episode
         held_base, held_end = (self._base, old.episodes) if old else (base, base)

@@ -13,7 +13,8 @@ import zarr
 
 from distributed.replay.errors import ChunkError, ShardInconsistentError
 from distributed.replay.layout import (EPISODE_ARRAYS, EPISODE_GROUP, ROW_ARRAYS, TASK_GROUP,
-                                       chunk_file, read_state)
+                                       chunk_file, open_group, read_state)
+from distributed.storage import storage_path
 
 
 @dataclass
@@ -37,10 +38,10 @@ def verify_shard(path: str | Path) -> VerifyReport:
     ShardInconsistentError when data, indexes and commit record disagree. Chunks the commit record
     has quarantined are not read, and their episodes are not counted live.
     """
-    path = Path(path)
+    path = storage_path(path)
     info, c = read_state(path)
     C = info.chunk_len
-    g = zarr.open_group(str(path), mode="r")
+    g = open_group(path, mode="r")
 
     def fail(msg: str):
         raise ShardInconsistentError(path, msg)

@@ -6,6 +6,9 @@ rows are buffered in RAM and written to Zarr in whole chunks, each chunk file wr
 appended; then, last, the commit record in the group's zarr.json is replaced. Readers read
 only what the commit record covers. `flush()` also writes the partial last chunk (padded);
 the next write starts at the next chunk boundary, so a committed chunk is never rewritten.
+On an object store (an s3:// URI, through Zarr's FsspecStore) the same order holds without
+rename or fsync: every object is one atomic PUT, chunk objects first, the record last, and the
+single writer holds a lease instead of a flock (README.md, "On object storage").
 """
 from __future__ import annotations
 
@@ -22,9 +25,10 @@ from distributed.replay.faults import KillSwitch
 from distributed.replay.layout import (ATTR_KEY, DEFAULT_CHUNK_LEN, EPISODE_ARRAYS, EPISODE_GROUP, EPISODE_VERSION,
                                        FORMAT, INDEX_CHUNK_LEN, ROW_ARRAYS, ROW_DTYPES, ROW_FILL,
                                        TASK_GROUP, WRITE_CONFIG, Commit, Quarantine, ShardInfo, chunk_file,
-                                       compressors, episodes_in_chunk, fsync_paths, open_arrays, read_state,
-                                       row_tail)
-from distributed.replay.lock import WriterLock
+                                       compressors, episodes_in_chunk, fsync_paths, open_arrays, open_group,
+                                       read_state, row_tail)
+from distributed.replay.lock import WriterLease, WriterLock
+from distributed.storage import is_remote, storage_path, zarr_store
 
 
 def _round_up(n: int, k: int) -> int:
@@ -84,9 +88,11 @@ class ShardWriter:
     def __init__(self, path: str | Path, *, obs_dim: int, action_dim: int, chunk_len: int | None = None,
                  capacity: int | None = None, durable: bool = True, first_episode_id: int = 0,
                  task_names: list[str] | tuple[str, ...] | None = None):
-        self.path = Path(path)
-        self.path.mkdir(parents=True, exist_ok=True)
-        self._lock = WriterLock(self.path)
+        self.path = storage_path(path)
+        self.remote = is_remote(self.path)  # an object store: no rename, no fsync, no flock
+        if not self.remote:
+            self.path.mkdir(parents=True, exist_ok=True)
+        self._lock = WriterLease(self.path) if self.remote else WriterLock(self.path)
         self._faults = KillSwitch()  # test-only: LATENTFLEET_KILL_AT (distributed/replay/faults.py)
         try:
             self.info = self._open_or_create(obs_dim, action_dim, chunk_len, first_episode_id, task_names)
@@ -109,13 +115,14 @@ class ShardWriter:
                         first_episode_id: int, task_names) -> ShardInfo:
         group_json = self.path / "zarr.json"
         if group_json.exists():
-            attrs = zarr.open_group(str(self.path), mode="r").attrs.asdict().get(ATTR_KEY)
+            attrs = open_group(self.path, mode="r").attrs.asdict().get(ATTR_KEY)
             if attrs is None:
                 raise ShardLayoutError(f"{self.path} is a Zarr group but not a replay shard; refusing to write there")
             if "commit" not in attrs:  # creation was interrupted before its first commit: nothing to lose
                 self._remove_contents()
         else:
-            strays = [p for p in os.listdir(self.path) if not p.endswith(".partial")]
+            strays = [p.name for p in self.path.iterdir() if not p.name.endswith(".partial")] \
+                if self.path.exists() else []
             if strays:
                 raise ShardLayoutError(f"{self.path} is not empty and not a replay shard (holds {strays[:5]})")
         if not group_json.exists():
@@ -134,6 +141,9 @@ class ShardWriter:
         return info
 
     def _remove_contents(self) -> None:
+        if self.remote:
+            self.path.fs.rm(self.path.path, recursive=True)
+            return
         for p in self.path.iterdir():
             shutil.rmtree(p) if p.is_dir() else p.unlink()
 
@@ -141,7 +151,7 @@ class ShardWriter:
         static = {"format": FORMAT, "obs_dim": obs_dim, "action_dim": action_dim, "chunk_len": chunk_len}
         if task_names is not None:
             static["tasks"] = [str(t) for t in task_names]
-        g = zarr.create_group(store=str(self.path), attributes={ATTR_KEY: static})
+        g = zarr.create_group(store=zarr_store(self.path), attributes={ATTR_KEY: static})
         for name in ROW_ARRAYS:
             tail = row_tail(name, obs_dim, action_dim)
             g.create_array(name, shape=(0, *tail), chunks=(chunk_len, *tail), dtype=ROW_DTYPES[name],
@@ -157,11 +167,11 @@ class ShardWriter:
     def _recover(self) -> None:
         """Drop what a killed writer left beyond the commit record; load the live index."""
         _, commit = read_state(self.path)
-        for root, _, files in os.walk(self.path):
+        for root, _, files in [] if self.remote else os.walk(self.path):  # an object PUT leaves no temp file
             for f in files:
                 if f.endswith(".partial"):  # temp file of a write that was killed before its rename
                     os.remove(os.path.join(root, f))
-        g = zarr.open_group(str(self.path), mode="r+")
+        g = open_group(self.path, mode="r+")
         self._group = g
         self._rows = open_arrays(g, ROW_ARRAYS, write=True)
         optional = [EPISODE_VERSION] if EPISODE_VERSION in g[EPISODE_GROUP] else []  # older shards lack it
@@ -238,6 +248,7 @@ class ShardWriter:
         data = {k: np.concatenate([b[k] for b in self._buffer]) for k in ROW_ARRAYS}
         start, end = self._next_row, self._next_row + n
         written = []
+        self._lock.check()  # a writer whose lease was taken over writes nothing more (object store)
         for name, arr in self._rows.items():
             arr.resize((end, *arr.shape[1:]))
             arr[start:end] = data[name][:n]
@@ -340,11 +351,17 @@ class ShardWriter:
                         live_episodes=len(lengths), live_transitions=int((lengths - 1).sum()),
                         live_per_task=per_task, generation=old.generation + 1, capacity=self.capacity,
                         time=time.time(), sources=sources, source_gaps=source_gaps, quarantine=quarantine)
-        if self.durable:  # everything the record references is on disk before the record
+        durable = self.durable and not self.remote  # an object PUT is durable when it returns
+        if durable:  # everything the record references is on disk before the record
             fsync_paths(written, root=self.path)
-        with self._faults.before_rename("commit-record", self.path / "zarr.json"):
+        if self.remote:
+            self._lock.check()
+            self._faults.reached("commit-record")  # no temp file there: killed just before the record's PUT
             self._group.attrs[ATTR_KEY] = {**self._static, "commit": commit.to_json()}
-        if self.durable:
+        else:
+            with self._faults.before_rename("commit-record", self.path / "zarr.json"):
+                self._group.attrs[ATTR_KEY] = {**self._static, "commit": commit.to_json()}
+        if durable:
             fsync_paths([self.path / "zarr.json"])
         self._commit = commit
         for name, arr in self._rows.items():  # evicted chunks go only after the record no longer covers them

@@ -12,7 +12,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 SMALL_JOB = ["preset=smoke", "task='cartpole-balance,cartpole-swingup'", "num_runners=2", "num_shards=2",
-             "steps=800", "seed_steps=400"]  # about 40 updates: enough to see the parts work together
+             "steps=800", "seed_steps=400", "storage_shared=true"]  # ~40 updates; every simulated node shares the disk
 
 
 def run_job(cluster, run_dir: Path, *overrides: str, timeout_s: float = 600) -> subprocess.CompletedProcess:

@@ -114,3 +114,33 @@ def test_ray_job_submit_runs_mt80_end_to_end_with_two_learner_ranks(ray_head, tm
     diag = [r for r in rows if r["kind"] == "diag"][-1]
     assert any(k.startswith("diag/walker-walk/") for k in diag) and any(k.startswith("diag/mw-reach/") for k in diag)
     assert (run_dir / "diagnostics" / "summary.md").exists()
+
+
+@pytest.fixture
+def job_home(tmp_path, monkeypatch):
+    """HOME of the Ray head (and so of its jobs) in the test's folder; set before ray_head starts."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    return home
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_a_submitted_job_without_run_dir_keeps_its_run_outside_rays_package_folder(job_home, ray_head):
+    """`ray job submit --working-dir .` runs the job inside Ray's temporary package folder, which Ray
+    deletes with the cluster: the default run directory goes under ~/latentfleet-runs instead."""
+    address, env = ray_head
+    sub_id = f"latentfleet-home-{os.getpid()}"
+    cmd = [str(VENV_BIN / "ray"), "job", "submit", "--address", address, "--submission-id", sub_id,
+           "--working-dir", str(REPO), "--", "python", "launch/mt80.py", "preset=smoke", "task=cartpole-balance",
+           "steps=200"]
+    for _ in range(30):  # as above: the job agent may not be up yet
+        submit = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+        if submit.returncode == 0 or "try again later" not in submit.stderr + submit.stdout:
+            break
+        time.sleep(3)
+    assert submit.returncode == 0, submit.stdout[-3000:] + submit.stderr[-3000:]
+    run_dir = job_home / "latentfleet-runs" / "cartpole-balance-tiny-smoke-s1"
+    assert json.loads((run_dir / "summary.json").read_text())["env_steps"] == 200
+    assert (run_dir / "checkpoint.pt").exists() and (run_dir / "replay" / "shard-000" / "zarr.json").exists()

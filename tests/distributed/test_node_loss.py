@@ -104,7 +104,8 @@ def test_the_cluster_presets_shape_runs_end_to_end_scaled_down(ray_cluster, tmp_
               "cpus_per_learner=0.25", "cpus_per_shard=0.05", "cpus_per_evaluator=0.1", "batch_size=32", "utd=0.1",
               "steps=800", "seed_steps=400", "max_episode_steps=50", "eval_freq=100000", "eval_episodes=1",
               "eval_max_steps=5", "checkpoint_freq=400", "diagnostics=false", "wandb_mode=disabled", "progress=false",
-              "planner.iterations=1", "planner.num_samples=16", "planner.num_elites=4", "planner.num_pi_trajs=4"]
+              "planner.iterations=1", "planner.num_samples=16", "planner.num_elites=4", "planner.num_pi_trajs=4",
+              "storage_shared=true"]
     out = subprocess.run([sys.executable, str(REPO / "launch" / "mt80.py"), *scaled, f"run_dir={run_dir}"], cwd=REPO,
                          env=ray_cluster.env, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
