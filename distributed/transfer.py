@@ -386,7 +386,7 @@ def write_transfer_table(out: Path, rows: list[dict], meta: dict) -> None:
              f"cell, K = {meta['finetune_steps']} steps (finetune trains {meta['finetune_params']}); replay "
              f"check: {meta['replay_check']['shards']} shard(s), task ids {meta['replay_check']['task_ids']} "
              f"(training tasks only)", "",
-             *([f"Compared feature maps (each from its own run, its ratio over its own in-distribution return): "
+             *(["Compared feature maps (each from its own run, its ratio over its own in-distribution return): "
                 + ", ".join(f"`{i}` from `{p}`" for i, p in meta["compared"].items()), ""] if meta.get("compared") else []),
              "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(fmt(r.get(c)) for c in cols) + " |" for r in rows]

@@ -13,7 +13,6 @@ import logging
 import queue
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 

@@ -12,7 +12,6 @@ from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
-import zarr
 
 from distributed.replay.errors import ChunkError, ChunkEvicted
 from distributed.replay.layout import (EPISODE_ARRAYS, EPISODE_GROUP, SAMPLED_ARRAYS, TASK_GROUP, Quarantine,

@@ -2,7 +2,6 @@
 URI is never a local folder, files land as objects, checkpoints and logs round-trip, a missing
 bucket or an unknown scheme is refused by name, and the default run directory of a `ray job
 submit` job leaves Ray's package folder."""
-import os
 from pathlib import Path
 
 import pytest
