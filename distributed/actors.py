@@ -52,9 +52,19 @@ class EnvRunnerShell:
         self._unacked: list[dict] = []
         self._acked = None  # ref of the shard's (incarnation, highest committed sequence) reply
         self._shard_incarnation = None
+        self._calls, self._reports = 0, []  # collect calls numbered; their counts until the driver acknowledges
 
-    def collect(self, num_steps: int, random_actions: bool, random_tasks=()) -> dict:
-        """Step every env `num_steps` times; store finished episodes; return counts and timings."""
+    def current_producer(self) -> str:
+        """This incarnation's producer id (a restarted runner has a new one)."""
+        return self.producer
+
+    def collect(self, num_steps: int, random_actions: bool, random_tasks=(), ack: tuple | None = None) -> dict:
+        """Step every env `num_steps` times; store finished episodes; return counts and timings.
+
+        What the driver counts (env steps, finished episodes) is reported until acknowledged: `reports` holds
+        this call's and every earlier one above `ack` = (producer, the last call number the driver received from
+        it; another producer's is this actor's previous incarnation's), so a call whose reply was lost (its actor
+        unreachable for a moment, the call done) is counted with the next one, and none twice."""
         import ray
 
         start = time.perf_counter()
@@ -64,9 +74,13 @@ class EnvRunnerShell:
         resend = self._settle(ray)
         batch = [{**{k: e[k] for k in RUNNER_EPISODE_KEYS}, "source": (self.producer, self.sequence + j)}
                  for j, e in enumerate(stored)]
-        # which of them the driver counts (finished episodes), so a lost one can be taken off again
-        stats["producer"] = self.producer
-        stats["final_sources"] = [(self.sequence + j, int(e["task"])) for j, e in enumerate(stored) if e["final"]]
+        # what the driver counts, with the finished episodes' (sequence, task) so a lost one can be taken off again
+        done = ack[1] if ack is not None and ack[0] == self.producer else -1
+        self._reports = [r for r in self._reports if r["call"] > done] + [{
+            "call": self._calls, "collected": stats["collected"], "episodes": stats["episodes"],
+            "final_sources": [(self.sequence + j, int(e["task"])) for j, e in enumerate(stored) if e["final"]]}]
+        self._calls += 1
+        stats["producer"], stats["reports"] = self.producer, list(self._reports)
         self.sequence += len(batch)
         self._unacked += batch
         if resend or batch:

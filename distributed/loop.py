@@ -344,15 +344,16 @@ class Loop:
         if self.parts.rebuild_learners is None:
             raise lost.cause
         t0, before = time.time(), self.updates
-        self.parts.learners = self.parts.rebuild_learners()
+        self.parts.learners, where = self.parts.rebuild_learners()
         state = self.checkpoint.load_items(["agent", "learner_rng"])
         restored = self.parts.learners.train(0).result()["updates"]
         self.limiter.samples = restored
         source = "the last checkpoint" if state else "fresh weights (no checkpoint yet)"
-        self.incidents.report("learners_rebuilt", f"a learner died ({one_line(lost.cause)}); the group of "
+        self.incidents.report("learners_rebuilt", f"a learner died ({one_line(lost.cause)}"
+                              f"{'; the group ran on ' + where if where else ''}); the group of "
                               f"{len(self.parts.learners.members)} rank(s) was rebuilt from {source} at update "
                               f"{restored} in {time.time() - t0:.1f} s; {before - restored} updates lost",
-                              key=(before, self.env_steps), updates_lost=before - restored,
+                              key=(before, self.env_steps), updates_lost=before - restored, node=where,
                               rebuild_s=round(time.time() - t0, 2))
         self._publish()
 
@@ -408,6 +409,12 @@ class Loop:
         return summary
 
     def _record_collect(self, stats: dict) -> None:
+        if stats.get("unreachable"):  # the call's counts come with the runner's next reply
+            self.incidents.report("runner_unreachable", f"env runner {stats['slot']} was unreachable for a call "
+                                  f"({stats['error']}); it goes on, and what that call collected is counted with "
+                                  f"its next one", key=("unreachable", stats["slot"], self.env_steps),
+                                  slot=stats["slot"])
+            return
         if stats.get("restarted"):
             self.counters.runner_restarts += 1
             lost = stats.get("lost_tasks", [])

@@ -142,8 +142,9 @@ class Parts:
     close: Callable[[], None]
     actors: dict[str, list] = field(default_factory=dict)
     agent: Any = None
-    # a new learner group in place of one that lost a member (None: the learner lives and dies with the driver)
-    rebuild_learners: Callable[[], "Learners"] | None = None
+    # a new learner group in place of one that lost a member, and the node(s) the old group ran on ("" if
+    # unknown); None: the learner lives and dies with the driver
+    rebuild_learners: Callable[[], tuple["Learners", str]] | None = None
 
 
 def _first(values: list):

@@ -156,6 +156,13 @@ def write_placement(run_dir: Path, placement: dict) -> None:
     (run_dir / PLACEMENT_FILE).write_text(json.dumps(placement, indent=1))
 
 
+def node_label(node_id: str) -> str:
+    """`node 1fa8ccd8 (w3, 127.0.0.1)`: short id, name (where it is not the IP) and IP (GCS still lists a dead node)."""
+    info = next((n for n in ray.nodes() if n["NodeID"] == node_id), {})
+    name, ip = info.get("NodeName", "?"), info.get("NodeManagerAddress", "?")
+    return f"node {node_id[:8]} ({name}, {ip})" if name != ip else f"node {node_id[:8]} ({ip})"
+
+
 def move_actor(placement: dict, actor: str, node_id: str) -> None:
     """Record in `placement` that `actor` now runs on `node_id` (restarted there)."""
     for n in placement["nodes"]:
@@ -189,43 +196,66 @@ def _threads(cpus: float) -> int:
 
 
 class RayCollector:
-    """Env-runner actors, each writing to its replay shard (runner i to shard i mod shards). The finished
-    episodes a runner reports are counted by the loop at once, before its shard commits them; until a
-    checkpoint's drain shows them committed they are kept here by (producer, sequence, task), so that a
-    runner that dies with its shard's uncommitted episodes (one lost node holding both) has the episodes
-    that were lost taken off the counters again (`lost_tasks` of its restart result)."""
+    """Env-runner actors, each writing to its replay shard (runner i to shard i mod shards).
+
+    What the loop counts comes from the runners' reports, acknowledged call by call (EnvRunnerShell.collect):
+    a call whose reply was lost is counted with the next one, none twice. The finished episodes a runner
+    reports are counted at once, before its shard commits them; until a checkpoint's drain shows them
+    committed they are kept here by (producer, sequence, task), so that a runner that died with its shard's
+    uncommitted episodes (one lost node holding both) has the episodes that were lost taken off the counters
+    again (`lost_tasks` of its restart result)."""
 
     def __init__(self, runners: list, shards: list):
         self.runners, self.shards = runners, shards
         self.slots = len(runners)
         self.weights = None
         self.reported: dict[int, list[tuple[str, int, int]]] = {slot: [] for slot in range(self.slots)}
+        self.acked: dict[int, tuple[str | None, int]] = {slot: (None, -1) for slot in range(self.slots)}
 
     def collect(self, slot: int, num_steps: int, seeding: bool, random_tasks=()) -> Job:
-        def restarted(exc):  # Ray restarts the actor; give it the current weights
+        def restarted(exc):  # Ray restarts the actor (or it was unreachable): give it the current weights
             self.runners[slot].set_weights.remote(*self.weights)
-            return {"restarted": True, "slot": slot, "error": one_line(exc), "lost_tasks": self._lost(slot)}
+            new_process, lost = self._lost(slot)
+            return {"restarted": new_process, "unreachable": not new_process, "slot": slot, "error": one_line(exc),
+                    "lost_tasks": lost}
 
         def finish(values):
             stats = values[0]
-            self.reported[slot] += [(stats["producer"], seq, task) for seq, task in stats.pop("final_sources")]
+            producer, reports = stats.pop("producer"), stats.pop("reports")
+            last = self.acked[slot][1] if self.acked[slot][0] == producer else -1
+            new = [r for r in reports if r["call"] > last]
+            self.acked[slot] = (producer, max(r["call"] for r in reports))
+            stats["collected"] = sum(r["collected"] for r in new)
+            stats["episodes"] = [e for r in new for e in r["episodes"]]
+            self.reported[slot] += [(producer, seq, task) for r in new for seq, task in r["final_sources"]]
             return stats
 
-        return Job(refs=[self.runners[slot].collect.remote(num_steps, seeding, list(random_tasks))],
+        return Job(refs=[self.runners[slot].collect.remote(num_steps, seeding, list(random_tasks),
+                                                           self.acked[slot])],
                    finish=finish, on_error=restarted)
 
-    def _lost(self, slot: int) -> list[int]:
-        """Tasks of the episodes runner `slot` (now dead) reported that its shard, flushed, does not hold."""
-        reported, self.reported[slot] = self.reported[slot], []
+    def _lost(self, slot: int) -> tuple[bool, list[int]]:
+        """(whether runner `slot` is a new process, the tasks of the episodes its old incarnation reported that its
+        shard, flushed, does not hold). A runner that was only unreachable for a moment still has what it handed
+        over and sends it again to a restarted shard itself."""
+        from ray.exceptions import RayActorError
+
+        try:
+            current = ray.get(self.runners[slot].current_producer.remote())
+        except RayActorError:
+            current = None
+        new_process = current != self.acked[slot][0] or current is None
+        reported = [r for r in self.reported[slot] if r[0] != current]
+        self.reported[slot] = [r for r in self.reported[slot] if r[0] == current]
         if not reported:
-            return []
+            return new_process, []
         shard = self.shards[slot % len(self.shards)]
         ray.get(shard.flush.remote())  # a live shard commits what it was handed; a restarted one has lost it
         lost = []
         for producer in {p for p, _, _ in reported}:
             _, top, gaps = ray.get(shard.committed.remote(producer))
             lost += [task for p, seq, task in reported if p == producer and (seq > top or seq in set(gaps))]
-        return lost
+        return new_process, lost
 
     def set_weights(self, weights_ref, version: int) -> None:
         self.weights = (weights_ref, version)
@@ -260,13 +290,6 @@ class RayEvaluator(Evaluators):
         super().__init__([actor], remote=True)
         self.placement, self.run_dir = placement, run_dir
         self.node_id = placement["actors"]["evaluator"]  # where it last ran
-        self._nodes = {n["node_id"]: (n["name"], n["ip"]) for n in placement["nodes"]}
-
-    def _where(self, node_id: str) -> str:
-        if node_id not in self._nodes:  # a node it moved to after start; GCS still lists a dead node
-            self._nodes.update({n["NodeID"]: (n["NodeName"], n["NodeManagerAddress"]) for n in ray.nodes()})
-        name, ip = self._nodes.get(node_id, ("?", "?"))
-        return f"node {node_id[:8]} ({name}, {ip})" if name != ip else f"node {node_id[:8]} ({ip})"
 
     def _incident(self, line: str) -> dict:
         return {"kind": "evaluator_restart", "line": line, "key": ("evaluator", self.node_id), "node": self.node_id,
@@ -278,8 +301,8 @@ class RayEvaluator(Evaluators):
         def finish(values):
             node_id, result = values
             if node_id != self.node_id:  # restarted since the last evaluation, none of which it lost
-                result["incident"] = self._incident(f"evaluator restarted: it ran on {self._where(self.node_id)}, "
-                                                    f"now on {self._where(node_id)}")
+                result["incident"] = self._incident(f"evaluator restarted: it ran on {node_label(self.node_id)}, "
+                                                    f"now on {node_label(node_id)}")
                 self.node_id = node_id
                 move_actor(self.placement, "evaluator", node_id)  # placement.json says where it runs now
                 write_placement(self.run_dir, self.placement)
@@ -289,7 +312,7 @@ class RayEvaluator(Evaluators):
             # the type names the failure (ActorDiedError, ActorUnavailableError: restarting); Ray's message,
             # long and full of ids, goes to errors.log with the traceback
             dead = not any(n["NodeID"] == self.node_id and n["Alive"] for n in ray.nodes())
-            what = f"lost with its {self._where(self.node_id)}" if dead else f"died on {self._where(self.node_id)}"
+            what = f"lost with its {node_label(self.node_id)}" if dead else f"died on {node_label(self.node_id)}"
             incident = self._incident(f"evaluator {what} ({type(exc).__name__}); Ray restarts it on a live node and "
                                       f"the evaluation is sent again with the current weights")
             return {"lost": True, "incident": {**incident, "exc": exc}}
@@ -349,11 +372,14 @@ def build(loop) -> Parts:
     collector = RayCollector(runners, shards)
     actors = {"runners": runners, "shards": shards, "learners": start_learners(), "evaluator": [evaluator]}
 
-    def rebuild_learners() -> Learners:
+    def rebuild_learners() -> tuple[Learners, str]:
         """A new group in place of one that lost a member: the survivors would wait for it at every
         all-reduce, so every rank goes; the new ranks start fresh (the loop loads its newest state) in a new
-        placement group (the old one's bundles on a lost node would hold them back until Ray re-placed them)."""
+        placement group (the old one's bundles on a lost node would hold them back until Ray re-placed them).
+        Returns the group and the node(s) the old ranks ran on (a lost node may not be declared dead yet)."""
         nonlocal pg
+        old = sorted({placement["actors"][f"learner-{r}"] for r in range(len(actors["learners"]))})
+        where = ", ".join(node_label(n) for n in old)
         for a in actors["learners"]:
             with contextlib.suppress(Exception):
                 ray.kill(a)
@@ -367,7 +393,7 @@ def build(loop) -> Parts:
         for r, node_id in enumerate(nodes):
             move_actor(placement, f"learner-{r}", node_id)
         write_placement(loop.run_dir, placement)  # placement.json says where the ranks run now
-        return Learners(actors["learners"], remote=True)
+        return Learners(actors["learners"], remote=True), where
 
     def close() -> None:
         try:

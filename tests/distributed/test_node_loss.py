@@ -63,6 +63,7 @@ def test_losing_the_learners_node_costs_updates_not_the_run(ray_cluster, tmp_pat
     summary, placement, console, lost = _lose_a_node_mid_run(ray_cluster, tmp_path, "learner-0")
     (line,) = [i for i in summary["incidents"] if "learner died" in i]
     assert "rebuilt from the last checkpoint" in line and "updates lost" in line
+    assert f"the group ran on node {lost[:8]}" in line  # the lost node, named
     assert console.count(f"latentfleet: {line}") == 1
     assert summary["updates"] >= 0.05 * (2400 - 400) - 20  # the smoke preset's ratio is met again after the rebuild
 
