@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -64,7 +63,7 @@ def main() -> int:
             job = subprocess.Popen([sys.executable, str(REPO / "launch" / "mt80.py"), *job_args], cwd=REPO,
                                    env={**cluster.env, "OMP_NUM_THREADS": "1"}, stdout=console,
                                    stderr=subprocess.STDOUT, text=True)
-            removed = first_update = None
+            removed = first_update = rebuilt = None
             updates_at_loss = None
             while job.poll() is None:
                 time.sleep(0.5)
@@ -83,8 +82,11 @@ def main() -> int:
                     removed = time.time()
                     cluster.add_node()
                 elif removed is not None and first_update is None:
+                    if rebuilt is None and "latentfleet: a learner died" in console_path.read_text():
+                        rebuilt = time.time()  # the group is back (the line is printed once it is)
                     rows = sum(1 for x in (run_dir / "metrics.jsonl").read_text().splitlines() if '"kind": "train"' in x)
-                    if rows > train_rows:
+                    # the first update of the new group (a learn call in flight at the loss may still report one)
+                    if rows > train_rows and (rebuilt is not None or not args.holding.startswith("learner")):
                         first_update = time.time()
             code = job.wait()
     finally:
@@ -99,7 +101,9 @@ def main() -> int:
     summary = json.loads((run_dir / "summary.json").read_text())
     lost = [i for i in summary.get("incidents", []) if "updates lost" in i]
     print(f"node holding {args.holding} removed at update {updates_at_loss}; "
-          f"first update after it {first_update - removed:.1f} s later" if first_update else "no update after it")
+          + (f"learner group rebuilt (its line printed) {rebuilt - removed:.1f} s later; " if rebuilt else "")
+          + (f"first update after that {first_update - removed:.1f} s after the removal" if first_update
+             else "no update after it"))
     print(f"updates lost (the job's count): {lost[0].rsplit('; ', 1)[-1] if lost else 'none reported'}")
     before = _rate(samples, removed - args.window, removed)
     after = _rate(samples, first_update, first_update + args.window) if first_update else None

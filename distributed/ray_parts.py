@@ -245,6 +245,8 @@ class RayCollector:
         except RayActorError:
             current = None
         new_process = current != self.acked[slot][0] or current is None
+        if new_process and current is not None:  # a second failed call of the same new process is no new restart
+            self.acked[slot] = (current, -1)
         reported = [r for r in self.reported[slot] if r[0] != current]
         self.reported[slot] = [r for r in self.reported[slot] if r[0] == current]
         if not reported:
