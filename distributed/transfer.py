@@ -62,6 +62,9 @@ class TransferConfig:
     episodes: int = 5  # evaluation episodes per task and setting
     eval_max_steps: Optional[int] = None  # cap evaluation episodes (smoke runs)
     finetune_steps: int = 2000  # K: agent steps of finetuning / from-scratch training per held-out task; 0: zero-shot
+    # more K values, each <= finetune_steps, at which the same finetune and from-scratch runs are also evaluated
+    # (one run per init and task reaches every K: 'finetune_evals=[1000,2000]' with finetune_steps=5000)
+    finetune_evals: Optional[List[int]] = None
     # subset of ZERO_SHOT_INITS; None: the model's feature map (descriptor, language, ...), else nearest
     finetune_inits: Optional[List[str]] = None
     # Agent.parameter_groups() names, or all. The new task's embedding alone by default: on cartpole-length,
@@ -89,6 +92,14 @@ class TransferConfig:
         bad = [i for i in self.finetune_inits or [] if i not in ZERO_SHOT_INITS]
         if bad:
             raise ValueError(f"finetune_inits {bad}: choose from {list(ZERO_SHOT_INITS)}")
+        bad = [k for k in self.finetune_evals or [] if not 0 < k <= self.finetune_steps]
+        if bad:
+            raise ValueError(f"finetune_evals {bad}: each K must be in [1, finetune_steps={self.finetune_steps}]; "
+                             f"finetune_steps is the largest K")
+
+    def ks(self) -> list[int]:
+        """Every K a finetune / from-scratch run is evaluated at, ascending (the last: finetune_steps)."""
+        return sorted({*(self.finetune_evals or []), self.finetune_steps})
 
 
 # -- checks -----------------------------------------------------------------------------------
@@ -272,18 +283,21 @@ class TransferExperiment:
                                  max_steps=self.cfg.eval_max_steps)
         return {t: r["return"] for t, r in result["tasks"].items()}
 
-    def _train(self, run_dir: Path, task: str, steps: int, seed_steps: int, agent=None) -> tuple[float, float]:
-        """Train `agent` (or a fresh single-task model) on `task` for `steps`; (eval return, wall s)."""
+    def _train(self, run_dir: Path, task: str, steps: int, seed_steps: int, agent=None) -> tuple[dict, float]:
+        """Train `agent` (or a fresh single-task model) on `task` for `steps`, evaluating at every K of
+        the config; ({K: eval return}, wall s)."""
         from distributed.config import config_from_dict
-        from distributed.loop import run
+        from distributed.loop import Loop
 
         c, base = self.cfg, self.base.cfg
         if agent is not None:  # a given agent plans with its own config: apply the overrides there too
             agent.cfg = replace(agent.cfg, planner=_planner(agent, c.planner))
+        ks = c.ks()
+        every = int(np.gcd.reduce(ks))  # evaluations at multiples of it: every K among them
         overrides = {"task": ",".join(self.task_set.names) if agent is not None else task,
                      "model_size": base.model.model_size, "steps": steps, "seed": c.seed, "run_dir": str(run_dir),
                      "seed_steps": seed_steps, "utd": c.utd, "batch_size": c.batch_size or self._base_batch_size(),
-                     "eval_freq": max(steps, 1), "eval_episodes": c.episodes, "eval_max_steps": c.eval_max_steps,
+                     "eval_freq": every, "eval_episodes": c.episodes, "eval_max_steps": c.eval_max_steps,
                      "checkpoint_freq": max(steps, 1), "diagnostics": False, "device": c.device,
                      "precision": base.precision, "torch_threads": c.torch_threads, "wandb_mode": "disabled",
                      "progress": False}
@@ -291,8 +305,15 @@ class TransferExperiment:
         optim = asdict(base.optim)
         cfg = config_from_dict({**overrides, "backend": "local", "planner": planner, "optim": optim})
         start = time.time()
-        summary = run(cfg, agent=agent, tasks=[task] if agent is not None else None)
-        return float(summary["last_eval_return"]), time.time() - start
+        loop = Loop(cfg, agent=agent, tasks=[task] if agent is not None else None)
+        try:
+            summary = loop.run()
+        finally:
+            loop.shutdown()
+        evals = sorted((int(e["step"]), float(e["episode_return"])) for e in loop.evals)
+        # each K's evaluation: the first at or after K env steps (the last one is the run's final evaluation)
+        out = {k: next((r for step, r in evals if step >= k), float(summary["last_eval_return"])) for k in ks}
+        return out, time.time() - start
 
     def run(self) -> list[dict]:
         from distributed.run_log import RunLogger
@@ -322,13 +343,15 @@ class TransferExperiment:
                 for init in self.finetune_inits:
                     agent = self.with_held_out(init)
                     agent.set_trainable(list(c.finetune_params))
-                    ret, wall = self._train(self.out / "finetune" / init / _slug(task), task, c.finetune_steps,
-                                            c.finetune_seed_steps, agent=agent)
-                    row[f"finetune_{init}_K"], row[f"finetune_{init}_wall_s"] = ret, wall
+                    rets, wall = self._train(self.out / "finetune" / init / _slug(task), task, c.finetune_steps,
+                                             c.finetune_seed_steps, agent=agent)
+                    row.update(_by_k(f"finetune_{init}", rets, c.finetune_steps))
+                    row[f"finetune_{init}_wall_s"] = wall
                 if c.scratch:
-                    ret, wall = self._train(self.out / "scratch" / _slug(task), task, c.finetune_steps,
-                                            min(c.scratch_seed_steps, c.finetune_steps))
-                    row["scratch_K"], row["scratch_wall_s"] = ret, wall
+                    rets, wall = self._train(self.out / "scratch" / _slug(task), task, c.finetune_steps,
+                                             min(c.scratch_seed_steps, c.finetune_steps))
+                    row.update(_by_k("scratch", rets, c.finetune_steps))
+                    row["scratch_wall_s"] = wall
             rows.append(row)
             log.log(k, row, kind="transfer")
             print(json.dumps(row))
@@ -340,7 +363,7 @@ class TransferExperiment:
         c, m = self.cfg, self.base.cfg.model
         return {"checkpoint": c.checkpoint, "split": c.split, "task_conditioning": m.task_conditioning,
                 "model_size": m.model_size, "trained_tasks": self.trained, "held_out": self.held_out,
-                "episodes": c.episodes, "finetune_steps": c.finetune_steps, "finetune_params": list(c.finetune_params),
+                "episodes": c.episodes, "finetune_steps": c.finetune_steps, "finetune_evals": c.ks(), "finetune_params": list(c.finetune_params),
                 "replay_check": self.leak_check, "compared": {i: p for i, p in self.sources.items() if p != c.checkpoint},
                 "text_encoder": self.text_encoder, "held_out_texts": self.texts,
                 "free_text": c.held_out_text is not None}
@@ -364,6 +387,15 @@ def _given(overrides) -> dict:
 
 def _ratio(a: float, b: float) -> float | None:
     return float(a / b) if abs(b) > 1e-9 else None
+
+
+def _by_k(prefix: str, returns: dict, k_max: int) -> dict:
+    """Row columns of one finetune / from-scratch run: `<prefix>_K` (the return at K = finetune_steps)
+    and, when it was also evaluated at smaller K, `<prefix>_K<k>` for each."""
+    out = {f"{prefix}_K": returns[k_max]}
+    if len(returns) > 1:
+        out.update({f"{prefix}_K{k}": r for k, r in returns.items()})
+    return out
 
 
 def _slug(task: str) -> str:
