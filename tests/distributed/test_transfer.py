@@ -12,6 +12,7 @@ import pytest
 
 from distributed.config import ConfigError, compose_options, config_from_dict
 from distributed.loop import run
+from distributed.run_log import read_metrics
 from distributed.transfer import (PlannerOverrides, TransferConfig, TransferExperiment, check_held_out_unseen,
                                   stored_task_ids)
 
@@ -79,7 +80,7 @@ def test_the_leak_check_catches_held_out_data(both_run, tmp_path):
 def test_transfer_table_zero_shot_few_shot_scratch_random(both_run, tmp_path):
     out = tmp_path / "out"
     cfg = _config(both_run, out, finetune_steps=520, finetune_params=["task_embedding"], scratch_seed_steps=500,
-                  finetune_inits=["descriptor"])
+                  finetune_inits=["descriptor"], finetune_evals=[260])
     exp = TransferExperiment(cfg)
     assert exp.zero_shot_inits == ["descriptor", "nearest", "mean"]
     assert [exp.trained[i] for i in exp.nearest] == ["cartpole-swingup@length=1.4"]
@@ -87,8 +88,15 @@ def test_transfer_table_zero_shot_few_shot_scratch_random(both_run, tmp_path):
     assert row["task"] == "cartpole-swingup@length=1.7"
     assert row["nearest_training_task"] == "cartpole-swingup@length=1.4"
     for key in ("zero_shot_descriptor", "zero_shot_nearest", "zero_shot_mean", "random_return",
-                "in_distribution_return", "finetune_descriptor_K", "scratch_K"):
+                "in_distribution_return", "finetune_descriptor_K", "scratch_K", "finetune_descriptor_K260",
+                "finetune_descriptor_K520", "scratch_K260", "scratch_K520"):
         assert np.isfinite(row[key]), key
+    assert row["finetune_descriptor_K520"] == row["finetune_descriptor_K"] and row["scratch_K520"] == row["scratch_K"]
+    # one run per init reaches every K: it was evaluated at K = 260 and at 520, and the K=260 column is the former
+    ft_run = out / "finetune" / "descriptor" / "cartpole-swingup_length1.7"
+    evals = {r["step"]: r["episode_return"] for r in read_metrics(ft_run, "eval")}
+    assert sorted(evals) == [260, 520], evals
+    assert row["finetune_descriptor_K260"] == pytest.approx(evals[260])
     assert row["transfer_ratio_nearest"] == pytest.approx(row["zero_shot_nearest"] / row["in_distribution_return"])
     with open(out / "transfer.csv") as f:
         (saved,) = list(csv.DictReader(f))
@@ -113,6 +121,8 @@ def test_bad_transfer_requests_fail_before_running(both_run, tmp_path):
         TransferExperiment(_config(both_run, tmp_path, finetune_steps=10, finetune_params=["heads"]))
     with pytest.raises(LookupError, match="closest: cartpole-length"):
         TransferExperiment(_config(both_run, tmp_path, split="cartpole-lenght"))
+    with pytest.raises(ValueError, match="finetune_evals"):
+        _config(both_run, tmp_path, finetune_steps=100, finetune_evals=[100, 200])
     with pytest.raises(ValueError, match="num_pi_trajs"):  # planner overrides are checked against the checkpoint's
         TransferExperiment(_config(both_run, tmp_path, planner=PlannerOverrides(num_samples=4)))
 
