@@ -39,7 +39,8 @@ sys.path.insert(0, str(REPO))
 
 from distributed.ray_session import processes_with  # noqa: E402
 from distributed.replay.faults import ENV_AT, ENV_CLAIM, ENV_SIGNAL  # noqa: E402
-from distributed.replay.layout import EPISODE_ARRAYS, EPISODE_GROUP, chunk_file, open_group, read_state  # noqa: E402
+from distributed.replay.layout import (EPISODE_ARRAYS, EPISODE_GROUP, chunk_file, open_group, read_state,  # noqa: E402
+                                       whole_episodes_per_task)
 from distributed.storage import is_remote, storage_path  # noqa: E402
 
 O, A, C = 5, 2, 64  # writer scenarios: small episodes, 64-row chunks (an episode spans up to 3)
@@ -475,22 +476,11 @@ def shards_of(run_dir: Path) -> list[Path]:
 
 
 def store_per_task(run_dir: Path) -> dict[int, int]:
-    """task id -> live committed whole episodes over every shard of the run: a stored piece counts
-    when its last row ends the episode (terminated or truncated); the pieces a running episode is
-    stored as before it ends (partial_episodes) do not."""
-    import zarr
-
+    """task id -> live committed whole episodes over every shard of the run (layout.whole_episodes_per_task)."""
     out: dict[int, int] = {}
     for shard in shards_of(run_dir):
-        c = read_state(shard)[1]
-        g = zarr.open_group(str(shard), mode="r")
-        idx = {k: g[EPISODE_GROUP][k][c.first_episode:c.episodes] for k in ("start", "length", "task")}
-        last = idx["start"] + idx["length"] - 1
-        ends = np.asarray(g["terminated"].get_coordinate_selection(last)) | \
-            np.asarray(g["truncated"].get_coordinate_selection(last))
-        for t, done in zip(idx["task"], ends):
-            if done:
-                out[int(t)] = out.get(int(t), 0) + 1
+        for t, n in whole_episodes_per_task(shard).items():
+            out[t] = out.get(t, 0) + n
     return out
 
 

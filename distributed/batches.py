@@ -150,7 +150,7 @@ class ShardActorSource:
         import ray
         from ray.exceptions import RayTaskError
 
-        from distributed.replay.errors import ChunkError
+        from distributed.replay.errors import ChunkError, NoWindowsError
 
         key = (batch_size, horizon, balance or self.balance)
         for _ in range(len(self.shards) + 1):
@@ -161,6 +161,9 @@ class ShardActorSource:
             try:
                 parts = [ray.get(ref) for _, ref in requests]
             except RayTaskError as exc:
+                if isinstance(exc.cause, NoWindowsError):  # planned on stale counts (a shard restarted without its
+                    self._counts = None                   # data holds fewer windows): count again and redraw
+                    continue
                 if not isinstance(exc.cause, ChunkError):  # the shard's own error, without Ray's traceback
                     raise
                 bad = next(i for i, ref in requests if _failed(ref))

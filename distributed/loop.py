@@ -493,7 +493,12 @@ class Loop:
 
     def save(self) -> dict:
         """Every reported episode committed first, so the saved counters match the store."""
-        self.parts.collector.drain()
+        for incident in self.parts.collector.drain() or []:  # a shard restarted since the last drain
+            for task, n in incident.get("counter_delta", {}).items():  # committed once, now lost: the counters
+                self.counters.episodes[self.names[task]] += n            # follow the store
+            if incident.get("kind"):
+                self.incidents.report(incident["kind"], incident["line"], key=incident["key"],
+                                      shard=incident["shard"], episodes_lost=incident.get("episodes_lost", 0))
         return self._learners_call(lambda: self._save())
 
     def _save(self) -> dict:

@@ -103,8 +103,10 @@ class Collector(Protocol):
     def set_weights(self, weights, version: int) -> None:
         """Plan with these weights (None: the learner's own model, shared in process) from now on."""
 
-    def drain(self) -> None:
-        """Return once every episode reported by collect() is committed to the store."""
+    def drain(self) -> list[dict] | None:
+        """Return once every episode reported by collect() is committed to the store; with incidents found
+        on the way (a restarted shard: {"kind", "line", "key", "shard", "episodes_lost"}; a correction of
+        the counters: {"kind": None, "counter_delta": {task id: episodes}}) or None."""
 
     def close(self) -> None:
         """Commit what is pending and release the store."""

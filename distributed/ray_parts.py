@@ -8,6 +8,8 @@ return Jobs over object refs, so the loop overlaps collection, learning and eval
 """
 from __future__ import annotations
 
+from collections import Counter
+
 import contextlib
 import importlib.util
 import json
@@ -211,11 +213,17 @@ class RayCollector:
         self.weights = None
         self.reported: dict[int, list[tuple[str, int, int]]] = {slot: [] for slot in range(self.slots)}
         self.acked: dict[int, tuple[str | None, int]] = {slot: (None, -1) for slot in range(self.slots)}
+        # per shard: the whole episodes counted for it (task -> n), and its state at the last drain (a restarted
+        # shard whose reopened store is older than that one lost committed data: see drain)
+        self.credited: dict[int, Counter] = {i: Counter() for i in range(len(shards))}
+        self.known: dict[int, dict] = {}
+        self.data_lost: set[int] = set()  # shards restarted without their data: their counters follow the store
 
     def collect(self, slot: int, num_steps: int, seeding: bool, random_tasks=()) -> Job:
         def restarted(exc):  # Ray restarts the actor (or it was unreachable): give it the current weights
             self.runners[slot].set_weights.remote(*self.weights)
             new_process, lost = self._lost(slot)
+            self.credited[slot % len(self.shards)].subtract(lost)
             return {"restarted": new_process, "unreachable": not new_process, "slot": slot, "error": one_line(exc),
                     "lost_tasks": lost}
 
@@ -227,6 +235,7 @@ class RayCollector:
             self.acked[slot] = (producer, max(r["call"] for r in reports))
             stats["collected"] = sum(r["collected"] for r in new)
             stats["episodes"] = [e for r in new for e in r["episodes"]]
+            self.credited[slot % len(self.shards)].update(e[0] for e in stats["episodes"])
             self.reported[slot] += [(producer, seq, task) for r in new for seq, task in r["final_sources"]]
             return stats
 
@@ -264,8 +273,11 @@ class RayCollector:
         for r in self.runners:
             r.set_weights.remote(weights_ref, version)
 
-    def drain(self) -> None:
-        """Episodes the runners reported are in their shards, and committed."""
+    def drain(self) -> list[dict]:
+        """Episodes the runners reported are in their shards, and committed. Returns what a shard restarted
+        since the last drain reopened: an incident each ("shard_restart", or "shard_data_lost" when the store
+        it reopened is older than the one it had committed to), and the counters' corrections for a shard
+        that lost data ("counter_delta": task id -> episodes, negative for lost ones)."""
         drained = []
         for slot, ref in enumerate([r.drain.remote() for r in self.runners]):
             try:
@@ -276,6 +288,52 @@ class RayCollector:
         ray.get([s.flush.remote() for s in self.shards])
         for slot in drained:
             self.reported[slot] = []
+        return self.check_shards(drained)
+
+    def check_shards(self, drained: list[int] = ()) -> list[dict]:
+        """Each shard's state against the last one seen: a shard restarted (a new incarnation) must have
+        reopened at least what it had committed. If its storage is not reachable from its new node, it
+        reopened an older or an empty store: the episodes counted for it that it no longer holds are lost,
+        named (shard, node, path, count) in one incident, and the run goes on with what it holds. From then
+        on, at every drain its runners all took part in (every episode they reported is committed), the
+        counters for that shard are set to what it holds: what was lost with a dying runner and what a
+        restarted one handed over again cannot be told apart from the driver as it happens."""
+        incidents = []
+        for i, ref in enumerate([s.state.remote() for s in self.shards]):
+            try:
+                now = ray.get(ref)
+            except RayActorError:  # being restarted: checked at the next drain
+                continue
+            before, self.known[i] = self.known.get(i), now
+            held = Counter(now["whole_per_task"])
+            writers = range(i, self.slots, len(self.shards))
+            settled = all(slot in drained for slot in writers)
+            if before is not None and now["incarnation"] != before["incarnation"]:
+                name, node = Path(now["path"]).name, node_label(now["node"]) if now["node"] else "?"
+                if now["opened_generation"] >= before["generation"]:
+                    incidents.append({"kind": "shard_restart", "key": ("shard", i, now["incarnation"]), "shard": name,
+                                      "line": f"replay {name} was restarted on {node} and reopened its store from "
+                                              f"storage: {sum(held.values())} committed episodes, none lost"})
+                    continue
+                lost = sum((self.credited[i] - held).values())
+                self.data_lost.add(i)
+                incidents.append({
+                    "kind": "shard_data_lost", "key": ("shard", i, now["incarnation"]), "shard": name,
+                    "episodes_lost": lost,
+                    "line": f"replay {name} was restarted on {node} without its data: the store at {now['path']} "
+                            f"held {before['generation']} commits, the one it reopened {now['opened_generation']} "
+                            f"(its storage is not reachable from that node: give every node one shared run_dir, e.g. "
+                            f"s3://bucket/prefix); {lost} committed episodes lost (taken off the counters), the run "
+                            f"goes on with the other shards and what this one collects from now"})
+            if i in self.data_lost and (settled or incidents and incidents[-1].get("shard") == Path(now["path"]).name):
+                delta = {t: held[t] - self.credited[i][t] for t in set(held) | set(self.credited[i])
+                         if held[t] != self.credited[i][t]}
+                self.credited[i] = held
+                for slot in writers:  # what its runners reported is in the delta: a later restart takes nothing off
+                    self.reported[slot] = []
+                if delta:
+                    incidents.append({"kind": None, "counter_delta": delta})
+        return incidents
 
     def close(self) -> None:
         ray.get([s.close.remote() for s in self.shards], timeout=60)
@@ -327,10 +385,14 @@ class RayEvaluator(Evaluators):
 def build(loop) -> Parts:
     """Start the actors of `loop` (a distributed.loop.Loop) on the connected Ray cluster."""
     from distributed.actors import actor_classes
+    from distributed.ray_session import RAY_LOG, divert_ray_console
+    from distributed.storage import append_text
 
     cfg, ts = loop.cfg, loop.task_set
     check_resources(cfg, ray.cluster_resources())
     check_cluster_storage(cfg, sum(1 for n in ray.nodes() if n.get("Alive")))
+    log = loop.run_dir / RAY_LOG  # a lost node's raylet log tail and dying actors' tracebacks: not console lines
+    divert_ray_console(lambda text: append_text(log, text), str(log))
     C = actor_classes()
     runner_cfg = build_agent_config(cfg, ts, device=cfg.runner_device or cfg.device)
     masks = ts.action_masks().astype(np.float32)
@@ -372,6 +434,7 @@ def build(loop) -> Parts:
                                        max_restarts=-1, scheduling_strategy=STRATEGIES["evaluator"]
                                        ).remote(runner_cfg, cfg.task, _threads(cfg.cpus_per_evaluator))
     collector = RayCollector(runners, shards)
+    collector.check_shards()  # each shard's state at start: what a restart must reopen
     actors = {"runners": runners, "shards": shards, "learners": start_learners(), "evaluator": [evaluator]}
 
     def rebuild_learners() -> tuple[Learners, str]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 
 
 def init_ray(address: str | None = None, num_cpus: int | None = None, temp_dir: str | None = None) -> str:
@@ -24,6 +25,46 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, temp_dir: 
     ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, dashboard_host="127.0.0.1",
              log_to_driver=True, _temp_dir=temp_dir or None)  # None: Ray's default
     return f"embedded local Ray with {num_cpus} CPUs"
+
+
+RAY_LOG = "ray.log"
+# what Ray forwards to the driver's console that is no line for a user: a lost node's raylet log tail, an actor's
+# traceback as its process dies (the job's own one-line incident says what happened and what was done)
+_DIVERTED = ("Traceback (most recent call last)", "Exception in thread", "Raylet is terminated")
+
+
+def divert_ray_console(append, where: str) -> None:
+    """Send Ray's forwarded raylet messages and actors' tracebacks to `append(text)` (the run's ray.log)
+    instead of the driver's console, which keeps everything else Ray prints; the first diverted message
+    leaves one line on the console saying where they go. Ray has no option for this (log_to_driver=False
+    would silence every actor's output): its driver-side printer (ray._private.worker.print_to_stdstream,
+    used by its error listener and by its log dispatcher) is wrapped; a Ray without it is left alone."""
+    import functools
+
+    try:
+        import ray._private.worker as w
+        from ray._private.ray_logging import global_worker_stdstream_dispatcher as dispatcher
+        original = getattr(w.print_to_stdstream, "original", w.print_to_stdstream)
+        prefix = w._should_ignore_worker_log_prefix(w.global_worker)
+    except (ImportError, AttributeError):
+        return
+    told = []
+
+    def divert(data, ignore_prefix):
+        lines = data.get("lines") or []
+        if not any(marker in line for line in lines for marker in _DIVERTED):
+            return original(data, ignore_prefix=ignore_prefix)
+        who = data.get("actor_name") or data.get("task_name") or ""
+        append(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} pid {data.get('pid')} {who}\n" + "\n".join(lines) + "\n")
+        if not told:
+            told.append(True)
+            print(f"latentfleet: Ray's messages about lost nodes and dying actors go to {where}", flush=True)
+
+    divert.original = original
+    w.print_to_stdstream = divert  # the error listener looks it up at every message
+    if any(name == "ray_print_logs" for name, _ in dispatcher.handlers):
+        dispatcher.remove_handler("ray_print_logs")
+        dispatcher.add_handler("ray_print_logs", functools.partial(divert, ignore_prefix=prefix))
 
 
 def shutdown_ray(timeout_s: float = 10.0) -> int:

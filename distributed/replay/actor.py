@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from distributed.replay.layout import whole_episodes_per_task
 from distributed.replay.reader import ShardReader
 from distributed.replay.writer import ShardWriter, episode_rows
 
@@ -34,6 +35,9 @@ class ReplayShardActor:
         self.rng = np.random.default_rng(seed)
         self.flush_every_s = flush_every_s
         self.incarnation = uuid.uuid4().hex  # a restarted actor has lost what it had not committed
+        # the commit generation found at open: below what the driver saw committed, the store it reopened is
+        # not the one it had (storage the new node cannot reach, e.g. a node-local disk)
+        self.opened_generation = self.writer.commit.generation
         self._last_flush = time.monotonic()
         self._lock = threading.RLock()  # the timer thread and actor calls share writer and reader
         self._stop = threading.Event()
@@ -89,6 +93,16 @@ class ReplayShardActor:
             c = self.writer.commit
             return self.incarnation, c.sources.get(str(producer), -1), list(c.source_gaps.get(str(producer), ()))
 
+    def state(self) -> dict:
+        """What the driver checks a shard against (after a restart, its store must be the one it had):
+        this incarnation, the commit generation found at open and now, where it runs, and its committed
+        whole episodes per task (`layout.whole_episodes_per_task`), everything handed over committed first."""
+        with self._lock:
+            self.flush()
+            return {"incarnation": self.incarnation, "opened_generation": self.opened_generation,
+                    "generation": self.writer.commit.generation, "path": str(self.writer.path), "node": _node_id(),
+                    "whole_per_task": whole_episodes_per_task(self.writer.path)}
+
     def sample(self, batch_size: int, horizon: int, balance: str = "uniform", action_masks=None,
                seed: int | None = None) -> dict[str, np.ndarray]:
         """ShardReader.sample with the actor's generator (or a fresh one from `seed`)."""
@@ -127,6 +141,16 @@ class ReplayShardActor:
         self._stop.set()
         with self._lock:
             self.writer.close()
+
+
+def _node_id() -> str | None:
+    """The Ray node this actor runs on (None outside Ray)."""
+    try:
+        import ray
+
+        return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+    except ImportError:
+        return None
 
 
 _remote = None

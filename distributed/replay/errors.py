@@ -36,5 +36,10 @@ class ShardInconsistentError(ReplayError):
         return (type(self), (self.shard, self.detail))
 
 
+class NoWindowsError(ReplayError, ValueError):
+    """A draw asked for windows the shard does not hold (none at all, or none of a task): the asker's
+    counts are stale (the shard was restarted without its data, or evicted them): count again."""
+
+
 class ChunkEvicted(ReplayError):
     """A reader raced the writer's FIFO eviction: refresh and draw again (not damage)."""

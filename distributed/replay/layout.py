@@ -168,6 +168,25 @@ def read_state(path: str | Path) -> tuple[ShardInfo, Commit]:
     return info, Commit.from_json(attrs["commit"])
 
 
+def whole_episodes_per_task(path: str | Path) -> dict[int, int]:
+    """task id -> live committed whole episodes of the shard at `path`: a stored piece counts when its
+    last row ends the episode (terminated or truncated); the pieces a running episode is stored as
+    before it ends do not. What a run's counters count, so the two can be compared."""
+    _, c = read_state(path)
+    g = open_group(path, mode="r")
+    idx = {k: g[EPISODE_GROUP][k][c.first_episode:c.episodes] for k in ("start", "length", "task")}
+    if not len(idx["start"]):
+        return {}
+    last = idx["start"] + idx["length"] - 1
+    ends = np.asarray(g["terminated"].get_coordinate_selection(last)) | \
+        np.asarray(g["truncated"].get_coordinate_selection(last))
+    out: dict[int, int] = {}
+    for t, done in zip(idx["task"], ends):
+        if done:
+            out[int(t)] = out.get(int(t), 0) + 1
+    return out
+
+
 def unreadable(path: str | Path) -> str | None:
     """Why an existing shard at `path` cannot be opened (metadata missing or not decoding), in one line;
     None if it opens or does not exist yet (a writer creates it)."""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from distributed.replay.errors import ChunkError, ChunkEvicted
+from distributed.replay.errors import ChunkError, ChunkEvicted, NoWindowsError
 from distributed.replay.layout import (EPISODE_ARRAYS, EPISODE_GROUP, SAMPLED_ARRAYS, TASK_GROUP, Quarantine,
                                        chunk_file, episodes_in_chunk, open_group, read_state)
 from distributed.storage import storage_path
@@ -169,12 +169,12 @@ class ShardReader:
         counts, tasks = self._window_index(horizon)
         if per_task is None:
             if n and counts.sum() == 0:
-                raise ValueError(f"shard {self.path}: no episode has more than {horizon} rows")
+                raise NoWindowsError(f"shard {self.path}: no episode has more than {horizon} rows")
             ep, offset = draw_uniform(counts, n, rng)
         else:
             missing = [t for t in per_task if t not in tasks]
             if missing:
-                raise ValueError(f"shard {self.path} has no window of horizon {horizon} for tasks {missing}")
+                raise NoWindowsError(f"shard {self.path} has no window of horizon {horizon} for tasks {missing}")
             picks = [draw_uniform(tasks[t][1], c, rng) + (tasks[t][0],) for t, c in per_task.items()]
             ep = np.concatenate([pos[i] for i, _, pos in picks]).astype(np.int64)
             offset = np.concatenate([o for _, o, _ in picks])

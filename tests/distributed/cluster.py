@@ -31,6 +31,22 @@ HEALTH_CHECKS = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 1
                  "health_check_timeout_ms": 2000, "health_check_failure_threshold": 3}
 
 
+def _descendants(roots: list[int]) -> list[int]:
+    """Every live process below `roots` (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+    out, todo = [], list(roots)
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
 # -- the child process: owns the Cluster -------------------------------------------------------------------
 class _Controller:
     def __init__(self, temp_dir: str):
@@ -52,8 +68,15 @@ class _Controller:
         return {"name": name, "node_id": node.node_id}
 
     def remove(self, name: str) -> dict:
-        """Kill every process of the node at once (SIGKILL, no grace): a preempted machine."""
+        """Kill every process of the node at once (SIGKILL, no grace): a preempted machine. Ray's
+        remove_node kills the node's own daemons; its worker processes (the actors) would notice their
+        raylet is gone only later and go on working meanwhile, which a lost machine's processes do not:
+        they are SIGKILLed first, with the daemons' other descendants."""
         node = self.nodes.pop(name)
+        daemons = [info.process.pid for infos in node.all_processes.values() for info in infos]
+        for pid in _descendants(daemons):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         self.cluster.remove_node(node, allow_graceful=False)
         return {"name": name, "node_id": node.node_id}
 

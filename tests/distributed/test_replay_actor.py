@@ -52,3 +52,19 @@ def test_ray_actor_round_trip(tmp_path, ray_session):
     ray.get(actor.close.remote())
     ray.kill(actor)
     assert verify_shard(tmp_path / "s").episodes == 4
+
+
+def test_state_tells_a_reopened_store_from_a_fresh_one(tmp_path):
+    # what the driver compares after a shard restart (RayCollector.check_shards): the generation found at open
+    actor = ReplayShardActor(tmp_path / "s", obs_dim=O, action_dim=A, chunk_len=64)
+    assert actor.state()["opened_generation"] == 0
+    actor.add_episodes(episodes(0, 3))
+    first = actor.state()  # flushes: everything handed over is committed and counted
+    assert first["generation"] >= 1 and first["whole_per_task"] == {0: 2, 1: 1}
+    actor.close()
+    again = ReplayShardActor(tmp_path / "s", obs_dim=O, action_dim=A, chunk_len=64).state()
+    assert again["incarnation"] != first["incarnation"]
+    assert again["opened_generation"] == first["generation"] and again["whole_per_task"] == first["whole_per_task"]
+    # the same shard name where the store is not there (another node's disk): it opens empty, at generation 0
+    elsewhere = ReplayShardActor(tmp_path / "other" / "s", obs_dim=O, action_dim=A, chunk_len=64).state()
+    assert elsewhere["opened_generation"] == 0 < first["generation"] and elsewhere["whole_per_task"] == {}
