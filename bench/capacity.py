@@ -35,7 +35,7 @@ RUNNER_TASKS = ["walker-walk", "cheetah-run", "cartpole-swingup", "finger-spin",
 
 def runner_rate(size: str, steps: int) -> tuple[float, float]:
     """(agent steps/s, GFLOP per planned action) of one EnvRunner planning for RUNNER_TASKS x 2 envs."""
-    import torch
+    import torch  # noqa: F401
 
     from agents.config import make_agent_config
     from agents.policy import PlanningPolicy
@@ -75,7 +75,7 @@ def shard_rates(rows: int) -> tuple[float, float]:
 
 def update_rate(size: str, batch: int) -> tuple[float, float]:
     """(updates/s, GFLOP per update) of one Agent at `batch` windows of horizon 3 (mt80's dims)."""
-    import torch
+    import torch  # noqa: F401
 
     from agents.agent import Agent
     from agents.batch import Batch
@@ -98,7 +98,7 @@ def main() -> None:
     p.add_argument("--shard-rows", type=int, default=300_000)
     args = p.parse_args()
 
-    import torch
+    import torch  # noqa: F401
 
     from bench.common import machine_line, matmul_gflops
     from distributed.config import compose

@@ -54,6 +54,12 @@ class EnvRunnerShell:
         self._shard_incarnation = None
         self._calls, self._reports = 0, []  # collect calls numbered; their counts until the driver acknowledges
 
+    def node_id(self) -> str:
+        """The Ray node this runner runs on."""
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
+
     def current_producer(self) -> str:
         """This incarnation's producer id (a restarted runner has a new one)."""
         return self.producer

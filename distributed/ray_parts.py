@@ -217,12 +217,27 @@ class RayCollector:
         # shard whose reopened store is older than that one lost committed data: see drain)
         self.credited: dict[int, Counter] = {i: Counter() for i in range(len(shards))}
         self.known: dict[int, dict] = {}
-        self.data_lost: set[int] = set()  # shards restarted without their data: their counters follow the store
+        # shards whose counts the driver cannot follow call by call (restarted without their data; a runner of theirs
+        # died, maybe after its shard committed what the driver never heard of): set to what they hold at the
+        # next drain every runner of theirs took part in
+        self.reconcile: set[int] = set()
+        self.placement: dict | None = None  # where the actors run (placement.json in run_dir), kept up to date
+        self.run_dir: Path | None = None
+
+    def _moved(self, actor: str, node_id: str | None) -> None:
+        """`actor` was restarted on `node_id`: placement.json says so."""
+        if self.placement is not None and node_id and self.placement["actors"].get(actor) != node_id:
+            move_actor(self.placement, actor, node_id)
+            write_placement(self.run_dir, self.placement)
 
     def collect(self, slot: int, num_steps: int, seeding: bool, random_tasks=()) -> Job:
         def restarted(exc):  # Ray restarts the actor (or it was unreachable): give it the current weights
             self.runners[slot].set_weights.remote(*self.weights)
             new_process, lost = self._lost(slot)
+            if new_process:
+                self.reconcile.add(slot % len(self.shards))
+                with contextlib.suppress(RayActorError, ray.exceptions.GetTimeoutError):
+                    self._moved(f"runner-{slot}", ray.get(self.runners[slot].node_id.remote(), timeout=30))
             self.credited[slot % len(self.shards)].subtract(lost)
             return {"restarted": new_process, "unreachable": not new_process, "slot": slot, "error": one_line(exc),
                     "lost_tasks": lost}
@@ -288,6 +303,10 @@ class RayCollector:
         ray.get([s.flush.remote() for s in self.shards])
         for slot in drained:
             self.reported[slot] = []
+        if self.placement is not None:  # a runner restarted since the last drain: placement.json says where
+            for slot, ref in [(s, self.runners[s].node_id.remote()) for s in drained]:
+                with contextlib.suppress(RayActorError):
+                    self._moved(f"runner-{slot}", ray.get(ref))
         return self.check_shards(drained)
 
     def check_shards(self, drained: list[int] = ()) -> list[dict]:
@@ -306,26 +325,31 @@ class RayCollector:
                 continue
             before, self.known[i] = self.known.get(i), now
             held = Counter(now["whole_per_task"])
+            if before is None:  # at start (a resumed run's shard holds what its checkpoint counted)
+                self.credited[i] = Counter(held)
             writers = range(i, self.slots, len(self.shards))
             settled = all(slot in drained for slot in writers)
             if before is not None and now["incarnation"] != before["incarnation"]:
                 name, node = Path(now["path"]).name, node_label(now["node"]) if now["node"] else "?"
+                self._moved(name, now["node"])
+                self.reconcile.add(i)  # what was in flight to the old incarnation: the store says what arrived
                 if now["opened_generation"] >= before["generation"]:
                     incidents.append({"kind": "shard_restart", "key": ("shard", i, now["incarnation"]), "shard": name,
                                       "line": f"replay {name} was restarted on {node} and reopened its store from "
-                                              f"storage: {sum(held.values())} committed episodes, none lost"})
-                    continue
-                lost = sum((self.credited[i] - held).values())
-                self.data_lost.add(i)
-                incidents.append({
-                    "kind": "shard_data_lost", "key": ("shard", i, now["incarnation"]), "shard": name,
-                    "episodes_lost": lost,
-                    "line": f"replay {name} was restarted on {node} without its data: the store at {now['path']} "
-                            f"held {before['generation']} commits, the one it reopened {now['opened_generation']} "
-                            f"(its storage is not reachable from that node: give every node one shared run_dir, e.g. "
-                            f"s3://bucket/prefix); {lost} committed episodes lost (taken off the counters), the run "
-                            f"goes on with the other shards and what this one collects from now"})
-            if i in self.data_lost and (settled or incidents and incidents[-1].get("shard") == Path(now["path"]).name):
+                                              f"storage: {sum(held.values())} committed episodes, none lost with it"})
+                else:
+                    lost = sum((self.credited[i] - held).values())
+                    incidents.append({
+                        "kind": "shard_data_lost", "key": ("shard", i, now["incarnation"]), "shard": name,
+                        "episodes_lost": lost,
+                        "line": f"replay {name} was restarted on {node} without its data: the store at {now['path']} "
+                                f"held {before['generation']} commits, the one it reopened {now['opened_generation']} "
+                                f"(its storage is not reachable from that node: give every node one shared run_dir, "
+                                f"e.g. s3://bucket/prefix); {lost} committed episodes lost (taken off the counters), "
+                                f"the run goes on with the other shards and what this one collects from now"})
+            if i in self.reconcile and (settled or incidents and incidents[-1].get("shard") == Path(now["path"]).name):
+                if settled:
+                    self.reconcile.discard(i)
                 delta = {t: held[t] - self.credited[i][t] for t in set(held) | set(self.credited[i])
                          if held[t] != self.credited[i][t]}
                 self.credited[i] = held
@@ -480,6 +504,7 @@ def build(loop) -> Parts:
         close()
         raise
     report_placement(loop.run_dir, placement)
+    collector.placement, collector.run_dir = placement, loop.run_dir  # restarts move actors in placement.json
     return Parts(collector=collector, learners=Learners(actors["learners"], remote=True),
                  evaluator=RayEvaluator(evaluator, placement, loop.run_dir), publish_every=cfg.publish_every, close=close,
                  actors=actors, rebuild_learners=rebuild_learners)

@@ -52,11 +52,16 @@ def divert_ray_console(append, where: str) -> None:
 
     def divert(data, ignore_prefix):
         lines = data.get("lines") or []
-        if not any(marker in line for line in lines for marker in _DIVERTED):
+        system = data.get("pid") in ("raylet", "gcs_server")  # Ray's own messages, not an actor's output
+        if not system and not any(marker in line for line in lines for marker in _DIVERTED):
             return original(data, ignore_prefix=ignore_prefix)
         who = data.get("actor_name") or data.get("task_name") or ""
         append(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} pid {data.get('pid')} {who}\n" + "\n".join(lines) + "\n")
-        if not told:
+        if data.get("pid") == "raylet" and lines:  # a cluster event (a node marked dead, ...): its gist, one line
+            gist = " ".join(lines[0].split())
+            end = gist.find(". ") + 1 or len(gist)  # its first sentence
+            print(f"ray: {gist[:min(end, 200)]} (all of it in {where})", flush=True)
+        elif not told:
             told.append(True)
             print(f"latentfleet: Ray's messages about lost nodes and dying actors go to {where}", flush=True)
 
