@@ -222,6 +222,10 @@ def _one_line_hydra_error(exc: Exception, schema) -> str:
         leaf, parent = bad.split(".")[-1], bad.rsplit(".", 1)[0] if "." in bad else None
         node = schema if parent is None else typing.get_type_hints(schema).get(parent)
         names = [f.name for f in dataclasses.fields(node)] if dataclasses.is_dataclass(node) else []
+        append = re.search(r"To append to your config use (\S+)", text)
+        if leaf in names and append:  # a known key the composed config has no node for (a mapping left empty)
+            return (f"config key {bad!r} cannot be overridden here (the config has no entry for it yet): add it "
+                    f"with a leading '+', {append.group(1)} (or one entry: +{bad}.<name>=<value>)")
         hint = difflib.get_close_matches(leaf, names, n=2)
         return f"unknown config key {bad!r}{f' (closest: {hint})' if hint else ''}"
     keep = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith(

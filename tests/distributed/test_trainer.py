@@ -66,6 +66,11 @@ def test_a_run_directory_of_another_run_is_refused(tmp_path):
 def test_bad_options_are_clear_errors(tmp_path):
     with pytest.raises(ConfigError, match="unknown config key 'stepz'.*steps"):
         compose("train", ["stepz=3"])
+    # a known mapping key the composed config holds no entry for: the fix, not "unknown key"
+    with pytest.raises(ConfigError, match=r"'resources_per_evaluator' cannot be overridden here.*\+resources_per_"
+                                          r"evaluator=\{a:1\}"):
+        compose("mt80", ["preset=smoke", "resources_per_evaluator={a:1}"])
+    assert compose("mt80", ["preset=smoke", "+resources_per_evaluator={a:1}"]).resources_per_evaluator == {"a": 1.0}
     with pytest.raises(ConfigError, match="cartpole-balance"):  # closest names are listed
         Loop(_cfg(tmp_path, task="cartpole-balanse"))
     with pytest.raises(ConfigError, match="unknown model_size"):
