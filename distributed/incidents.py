@@ -8,6 +8,7 @@ reported once, by its `key` (the same damage polled twice is one incident)."""
 from __future__ import annotations
 
 import sys
+import json
 import time
 import traceback
 from pathlib import Path
@@ -69,6 +70,11 @@ class Incidents:
 
     def lines(self, kind: str | None = None) -> list[str]:
         return [i["line"] for i in self.items if kind is None or i["kind"] == kind]
+
+    def details(self) -> list[dict]:
+        """Every incident with its fields (kind, time, node, slot, shard, updates or episodes lost, ...), as JSON
+        values: summary.json's `incident_details`, beside the one-line `incidents`."""
+        return json.loads(json.dumps(self.items, default=str))
 
     def of(self, kind: str) -> list[dict]:
         return [i for i in self.items if i["kind"] == kind]

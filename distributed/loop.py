@@ -400,7 +400,8 @@ class Loop:
                    "weights_lag_p99": float(np.percentile(self.lags, 99)) if self.lags else None}
         damage = self._check_replay_damage()
         summary.update({"shards_set_aside": {i["shard"]: i["reason"] for i in self.incidents.of("shard_set_aside")},
-                        "replay_quarantine": damage["quarantine"], "incidents": self.incidents.lines()})
+                        "replay_quarantine": damage["quarantine"], "incidents": self.incidents.lines(),
+                        "incident_details": self.incidents.details()})
         if any("constraint_violations" in t for t in timing.values()):  # constrained runs: must be 0
             summary["constraint_violations"] = sum(t.get("constraint_violations", 0) for t in timing.values())
         (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
@@ -513,7 +514,8 @@ class Loop:
         line = f"the job failed: {one_line(exc)} (traceback: {self.run_dir / ERRORS_LOG})"
         self.incidents.report("fatal", line, exc=exc)
         summary = {"failed": line, "env_steps": self.env_steps, "updates": self.updates,
-                   "episodes": sum(self.counters.episodes.values()), "incidents": self.incidents.lines()}
+                   "episodes": sum(self.counters.episodes.values()), "incidents": self.incidents.lines(),
+                   "incident_details": self.incidents.details()}
         if not is_remote(self.run_dir):
             self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=1))

@@ -116,7 +116,10 @@ def test_a_shard_restarted_where_its_storage_is_not_reachable_names_the_episodes
     (line,) = [i for i in summary["incidents"] if "shard-001" in i and "without its data" in i]
     assert "committed episodes lost (taken off the counters)" in line and "not reachable" in line
     assert console.count(f"latentfleet: {line}") == 1
-    assert int(re.search(r"; (\d+) committed episodes lost", line).group(1)) > 0  # it had committed some
+    lost_n = int(re.search(r"; (\d+) committed episodes lost", line).group(1))
+    assert lost_n > 0  # it had committed some
+    (entry,) = [e for e in summary["incident_details"] if e["kind"] == "shard_data_lost"]
+    assert entry["shard"] == "shard-001" and entry["episodes_lost"] == lost_n
     # the counters equal the store (checked above): the episodes the shard lost were taken off, and the run went on
     assert summary["episodes"] > 0 and summary["failures"] == []
 
