@@ -22,15 +22,20 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch  # noqa: E402
 
 from agents.agent import Agent  # noqa: E402
-from agents.config import COMPILE_MODES, make_agent_config  # noqa: E402
+from agents.config import COMPILE_MODES, TASK_CONDITIONINGS, conditioning_parts, make_agent_config  # noqa: E402
 from bench.common import (add_host_args, count_flops, count_launches, host_setup, machine_line,  # noqa: E402
                           matmul_gflops, minor_faults, timed)
 
 
 def _agent(size: str, prec: str, num_tasks: int, conditioning: str, force_bf16: bool, **planner) -> Agent:
+    # language modes: random unit rows of the encoder's width stand in for text embeddings (a plan's cost does
+    # not depend on their values, and the bench needs no encoder)
+    language = torch.nn.functional.normalize(torch.randn(num_tasks, 384), dim=1).tolist()
     cfg = make_agent_config(obs_dim=39, action_dim=6, episode_lengths=[500] * num_tasks, model_size=size,
                             precision=prec, model={"task_conditioning": conditioning}, planner=planner,
-                            task_descriptors=torch.randn(num_tasks, 115).tolist())
+                            task_descriptors=torch.randn(num_tasks, 115).tolist(),
+                            **({"task_language": language, "language_encoder": "random rows (bench)"}
+                               if "language" in conditioning_parts(conditioning) else {}))
     return Agent(cfg, **({"native_bf16": lambda device: True} if force_bf16 else {}))
 
 
@@ -61,7 +66,7 @@ def main() -> None:
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--num-tasks", type=int, default=80, help="mt80 dims: obs 39, action 6, 80 task embeddings")
     p.add_argument("--rows-per-pass", type=int, default=None, help="planner rows per pass (default: 2 on CPU)")
-    p.add_argument("--task-conditioning", default="table", choices=["table", "descriptor", "both"],
+    p.add_argument("--task-conditioning", default="table", choices=list(TASK_CONDITIONINGS),
                    help="descriptor/both: random 115-feature task descriptors through the descriptor map")
     p.add_argument("--launches", action="store_true", help="print the launches-per-call table (B = --batches, "
                    "default 1 8 64) instead of timings")
