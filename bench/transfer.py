@@ -56,6 +56,9 @@ class TransferBench:
     utd: float = 0.5
     planner: List[str] = field(default_factory=lambda: ["num_samples=64", "num_elites=8", "num_pi_trajs=8",
                                                         "iterations=2"])
+    # rows planned in one pass: a tiny model is call-bound on CPU, and an evaluation plans 10 episodes x held-out
+    # tasks at once (the CPU default of 2 rows per pass made that 15 passes per step); results do not depend on it
+    rows_per_pass: int = 32
     episodes: int = 10  # evaluation episodes per cell
     finetune_k: List[int] = field(default_factory=lambda: [1000, 2000, 5000])
     parallel: int = 1  # runs at once, one core each
@@ -74,7 +77,7 @@ def _train_cmd(b: TransferBench, split: str, seed: int, cond: str, run_dir: Path
             f"model_size={b.model_size}", f"steps={b.steps_per_task * n}", f"seed_steps={b.seed_steps_per_task * n}",
             f"batch_size={b.batch_size}", f"utd={b.utd}", f"seed={seed}", f"eval_freq={b.steps_per_task * n}",
             "eval_episodes=2", "diagnostics=false", "wandb_mode=disabled", "progress=false", f"run_dir={run_dir}",
-            *(f"planner.{p}" for p in b.planner)]
+            *(f"planner.{p}" for p in b.planner), f"planner.rows_per_pass={b.rows_per_pass}"]
 
 
 def _transfer_cmd(b: TransferBench, split: str, seed: int, runs: dict[str, Path], out: Path,
@@ -82,7 +85,8 @@ def _transfer_cmd(b: TransferBench, split: str, seed: int, runs: dict[str, Path]
     base, *others = [runs[c] for c in CONDITIONINGS]
     cmd = [sys.executable, str(REPO / "launch/transfer.py"), f"checkpoint={base}", f"split={split}",
            f"compare_checkpoints=[{','.join(str(o) for o in others)}]", f"episodes={b.episodes}", f"seed={seed}",
-           f"utd={b.utd}", "wandb_mode=disabled", "progress=false", f"out_dir={out}"]
+           f"utd={b.utd}", "wandb_mode=disabled", "progress=false", f"out_dir={out}",
+           f"planner.rows_per_pass={b.rows_per_pass}"]
     if not fewshot:
         return cmd + ["finetune_steps=0"]
     ks = sorted(b.finetune_k)
