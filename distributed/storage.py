@@ -163,5 +163,7 @@ def zarr_store(path, *, read_only: bool = False):
     from zarr.storage import FsspecStore
 
     url = str(path)
-    return FsspecStore.from_url(url, storage_options=dict(_NO_LISTING_CACHE.get(scheme(url), {})),
-                                read_only=read_only)
+    options = dict(_NO_LISTING_CACHE.get(scheme(url), {}))
+    if scheme(url) in ("s3", "s3a"):  # s3fs asks an object's size (a HEAD) before each whole GET unless
+        options["max_concurrency"] = 1  # ranged reads are off; a Zarr object is small and read whole
+    return FsspecStore.from_url(url, storage_options=options, read_only=read_only)

@@ -75,15 +75,21 @@ class ReplayShardActor:
             if time.monotonic() - self._last_flush > self.flush_every_s:
                 self.flush()
             else:
-                self.reader.refresh()
+                self._refresh()
             return ids
+
+    def _refresh(self) -> None:
+        """The reader picks up this writer's newest commit; nothing to read if there is none since (the
+        writer here is the shard's only one: no request to the store, which on S3 is a round trip)."""
+        if self.reader.generation != self.writer.commit.generation:
+            self.reader.refresh()
 
     def flush(self) -> None:
         """Commit everything added so far and make it sampleable."""
         with self._lock:
             self.writer.flush()
             self._last_flush = time.monotonic()
-            self.reader.refresh()
+            self._refresh()
 
     def committed(self, producer: str) -> tuple[str, int, list[int]]:
         """(this incarnation's id, the highest sequence number of `producer` that is committed, the

@@ -148,15 +148,26 @@ class ShardInfo:
 
 def open_group(path, mode: str) -> zarr.Group:
     """The shard's Zarr group at `path` (a directory, or an object-store URI through Zarr's FsspecStore)."""
-    return zarr.open_group(zarr_store(path, read_only=mode == "r"), mode=mode)
+    # Zarr v3, no consolidated metadata: opening reads the group's zarr.json and nothing else (no probing
+    # for v2 files, one request on an object store)
+    return zarr.open_group(zarr_store(path, read_only=mode == "r"), mode=mode, zarr_format=3, use_consolidated=False)
 
 
 def read_state(path: str | Path) -> tuple[ShardInfo, Commit]:
     """Read the shard's static info and its commit record (one small JSON file, or object)."""
+    info, commit, _ = open_state(path)
+    return info, commit
+
+
+def open_state(path: str | Path, mode: str = "r") -> tuple[ShardInfo, Commit, zarr.Group]:
+    """`read_state` and the group it was read from: the record is read once (on an object store, one
+    GET: no existence check first)."""
     path = storage_path(path)
-    if not (path / "zarr.json").exists():
-        raise ShardLayoutError(f"{path} is not a replay shard (no zarr.json)")
-    attrs = open_group(path, mode="r").attrs.asdict().get(ATTR_KEY)
+    try:
+        group = open_group(path, mode=mode)
+    except FileNotFoundError:  # zarr's GroupNotFoundError is one
+        raise ShardLayoutError(f"{path} is not a replay shard (no zarr.json)") from None
+    attrs = group.attrs.asdict().get(ATTR_KEY)
     if attrs is None or "commit" not in attrs:
         raise ShardLayoutError(f"{path} is a Zarr group but not a (fully created) replay shard "
                                f"(no '{ATTR_KEY}.commit' attribute)")
@@ -165,7 +176,7 @@ def read_state(path: str | Path) -> tuple[ShardInfo, Commit]:
     tasks = attrs.get("tasks")
     info = ShardInfo(int(attrs["obs_dim"]), int(attrs["action_dim"]), int(attrs["chunk_len"]),
                      tuple(tasks) if tasks is not None else None)
-    return info, Commit.from_json(attrs["commit"])
+    return info, Commit.from_json(attrs["commit"]), group
 
 
 def whole_episodes_per_task(path: str | Path) -> dict[int, int]:

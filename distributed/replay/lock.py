@@ -86,6 +86,7 @@ class WriterLease:
         self.owner = uuid.uuid4().hex
         self.lost: str | None = None
         self._etag: str | None = None
+        self._expires = 0.0  # when our lease runs out (our clock), as last written
         self._mutex = threading.Lock()
         deadline = time.time() + (self.lease_s + 5 if wait_s is None else wait_s)
         while not self._try_take():
@@ -112,6 +113,7 @@ class WriterLease:
                 return False
             raise
         self._etag = (out or {}).get("ETag") or self.fs.info(self.key)["ETag"]
+        self._expires = expires
         return True
 
     def _try_take(self) -> bool:
@@ -139,8 +141,13 @@ class WriterLease:
                 pass
 
     def check(self) -> None:
-        """Raise WriterLockedError if this writer no longer holds the lease (renewing it first)."""
-        self._renew()
+        """Raise WriterLockedError if this writer no longer holds the lease. No request while more than
+        half the lease is left since our last renewal (no other writer can take it before it expires,
+        and the renewing thread keeps it above two thirds); else it is renewed first."""
+        with self._mutex:
+            fresh = self.lost is None and time.time() < self._expires - self.lease_s / 2
+        if not fresh:
+            self._renew()
         if self.lost is not None:
             raise WriterLockedError(self.lost)
 

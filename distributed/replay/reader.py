@@ -7,6 +7,7 @@ chunks (plus one chunk in flight); never proportional to the number of rows.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import OrderedDict
 from pathlib import Path
@@ -15,11 +16,28 @@ import numpy as np
 
 from distributed.replay.errors import ChunkError, ChunkEvicted, NoWindowsError
 from distributed.replay.layout import (EPISODE_ARRAYS, EPISODE_GROUP, SAMPLED_ARRAYS, TASK_GROUP, Quarantine,
-                                       chunk_file, episodes_in_chunk, open_group, read_state)
+                                       chunk_file, episodes_in_chunk, open_state, read_state)
 from distributed.storage import storage_path
 from distributed.replay.sampler import assemble_batch, draw_uniform, plan_draws, window_counts
 
 log = logging.getLogger(__name__)
+
+
+def _open_and_read(group, reads: dict[str, tuple[int | None, int | None]]) -> dict[str, tuple]:
+    """{array path in `group`: (lo, hi)} -> {path: (zarr.Array, its rows [lo, hi) or None)}: every array
+    opened and read at once on Zarr's event loop (on an object store each open and read is a round trip;
+    one after another they were most of a refresh)."""
+    import zarr
+    from zarr.core.sync import sync
+
+    async def one(name, lo, hi):
+        a = await group._async_group.getitem(name)
+        return zarr.Array(a), (None if lo is None else await a.getitem(slice(lo, hi)))
+
+    async def all_of():
+        return await asyncio.gather(*(one(name, lo, hi) for name, (lo, hi) in reads.items()))
+
+    return dict(zip(reads, sync(all_of())))
 
 
 class ShardReader:
@@ -46,21 +64,26 @@ class ShardReader:
     # ---- index ---------------------------------------------------------------------------
     def refresh(self) -> bool:
         """Pick up the newest commit; returns whether anything changed. Reads only new index entries."""
-        _, commit = read_state(self.path)
+        _, commit, group = open_state(self.path)
         old = self._commit
         if old is not None and commit.generation == old.generation:
             return False
-        group = open_group(self.path, mode="r")
-        self._arrays = {k: group[k] for k in SAMPLED_ARRAYS}
         base = commit.first_episode
         held_base, held_end = (self._base, old.episodes) if old else (base, base)
         lo = max(held_end, base)
-        new = {k: group[EPISODE_GROUP][k][lo:commit.episodes] for k in EPISODE_ARRAYS}
+        reads = {k: (None, None) for k in SAMPLED_ARRAYS}  # opened (new shapes), nothing read
+        reads.update({f"{EPISODE_GROUP}/{k}": (lo, commit.episodes) for k in EPISODE_ARRAYS})
+        for t, n in commit.task_index.items():
+            have = old.task_index.get(t, 0) if old else 0
+            if n > have:
+                reads[f"{TASK_GROUP}/{t}"] = (have, n)
+        got = _open_and_read(group, reads)
+        self._arrays = {k: got[k][0] for k in SAMPLED_ARRAYS}
+        new = {k: got[f"{EPISODE_GROUP}/{k}"][1] for k in EPISODE_ARRAYS}
         drop = min(max(base - held_base, 0), held_end - held_base)  # held entries now evicted
         self._episodes = {k: np.concatenate([v[drop:], new[k]]) for k, v in self._episodes.items()}
         for t, n in commit.task_index.items():
-            have = old.task_index.get(t, 0) if old else 0
-            fresh = group[TASK_GROUP][str(t)][have:n] if n > have else np.zeros(0, np.int64)
+            fresh = got.get(f"{TASK_GROUP}/{t}", (None, np.zeros(0, np.int64)))[1]
             merged = np.concatenate([self._task_ordinals.get(t, np.zeros(0, np.int64)), fresh])
             self._task_ordinals[t] = merged[merged >= base]
         self._base = base
@@ -71,6 +94,11 @@ class ShardReader:
         for k in [k for k in self._cache if k < first_chunk]:
             self._drop(k)
         return True
+
+    @property
+    def generation(self) -> int:
+        """The generation of the commit record this reader holds."""
+        return self._commit.generation
 
     def _set_aside_ids(self) -> None:
         ids = self._commit.quarantined_ids() | {e for q in self._local.values() for e in q.episodes}
@@ -281,17 +309,33 @@ class ShardReader:
         self._cached_bytes -= sum(v.nbytes for v in self._cache.pop(k).values())
 
     def _load_chunk(self, k: int) -> dict[str, np.ndarray]:
+        """Chunk k of every sampled array, each checked to exist (Zarr would read a missing chunk as fill)
+        and decoded; the arrays' requests all at once (each a round trip on an object store)."""
+        from zarr.core.sync import sync
+
         C = self.info.chunk_len
         lo, hi = k * C, min((k + 1) * C, self._commit.rows)
+
+        async def one(arr):
+            a = arr.async_array
+            key = a.metadata.encode_chunk_key((k,) + (0,) * (a.ndim - 1))
+            there, data = await asyncio.gather((a.store_path / key).exists(), a.getitem(slice(lo, hi)),
+                                               return_exceptions=True)
+            return there, data
+
+        async def all_of():
+            return await asyncio.gather(*(one(arr) for arr in self._arrays.values()))
+
         data = {}
-        for name, arr in self._arrays.items():
-            if not chunk_file(self.path, name, k, arr.ndim).exists():
+        for name, (there, value) in zip(self._arrays, sync(all_of())):
+            if isinstance(there, BaseException):
+                raise there
+            if not there:
                 _, now = read_state(self.path)
                 if lo < now.first_row:
                     raise ChunkEvicted(f"shard {self.path}: chunk {k} was evicted")
                 raise ChunkError(self.path, name, k, "missing")
-            try:
-                data[name] = arr[lo:hi]
-            except Exception as e:  # codec or checksum failure: name the chunk, keep the cause
-                raise ChunkError(self.path, name, k, f"corrupted ({type(e).__name__}: {e})") from e
+            if isinstance(value, BaseException):  # codec or checksum failure: name the chunk, keep the cause
+                raise ChunkError(self.path, name, k, f"corrupted ({type(value).__name__}: {value})") from value
+            data[name] = value
         return data

@@ -12,6 +12,7 @@ single writer holds a lease instead of a flock (README.md, "On object storage").
 """
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import time
@@ -33,6 +34,29 @@ from distributed.storage import is_remote, storage_path, zarr_store
 
 def _round_up(n: int, k: int) -> int:
     return -(-n // k) * k
+
+
+async def _grow_and_set(arr: zarr.Array, shape: tuple[int, ...], start: int, value: np.ndarray) -> None:
+    """Resize `arr` to `shape` (its zarr.json) and write `value` at rows [start, start + len(value)):
+    one array's share of a commit, awaited with the other arrays' (`_write_all`)."""
+    a = arr.async_array
+    if tuple(a.shape) != tuple(shape):
+        await a.resize(shape)
+    await a.setitem(slice(start, start + len(value)), value)
+
+
+def _write_all(jobs: list[tuple[zarr.Array, tuple[int, ...], int, np.ndarray]]) -> None:
+    """Do the writes of `jobs` (array, new shape, first row, values) at once, on Zarr's event loop:
+    each object is still one whole PUT (or temp file + rename), but a commit waits for the slowest
+    request instead of the sum of ~20 (on an object store each is a round trip). Returns when every
+    one has been written; raises the first failure (the commit record is then not written)."""
+    from zarr.core.sync import sync
+
+    async def all_of():
+        await asyncio.gather(*(_grow_and_set(*j) for j in jobs))
+
+    if jobs:
+        sync(all_of())
 
 
 def episode_rows(obs, action, reward, terminated, truncated, task, *, obs_dim: int,
@@ -198,6 +222,7 @@ class ShardWriter:
         self._task_index = dict(commit.task_index)
         self._next_row = _round_up(commit.rows, C)
         self._next_id = commit.next_episode_id
+        self._tails: dict[str, np.ndarray] = {}  # index array -> its entries in its last chunk (see _index_job)
 
     # ---- writing -------------------------------------------------------------------------
     def seen(self, source: tuple[str, int]) -> bool:
@@ -249,9 +274,8 @@ class ShardWriter:
         start, end = self._next_row, self._next_row + n
         written = []
         self._lock.check()  # a writer whose lease was taken over writes nothing more (object store)
+        _write_all([(arr, (end, *arr.shape[1:]), start, data[name][:n]) for name, arr in self._rows.items()])
         for name, arr in self._rows.items():
-            arr.resize((end, *arr.shape[1:]))
-            arr[start:end] = data[name][:n]
             written += [chunk_file(self.path, name, k, arr.ndim) for k in range(start // C, _round_up(end, C) // C)]
             written.append(self.path / name / "zarr.json")  # the resized shape
         self._faults.reached("chunk-data")
@@ -283,11 +307,7 @@ class ShardWriter:
             return []
         e0, e1 = self._n_episodes, self._n_episodes + len(done)
         cols = dict(zip(("id", "start", "length", "task", EPISODE_VERSION), map(np.asarray, zip(*done))))
-        touched = []
-        for name, arr in self._episodes.items():
-            arr.resize((e1,))
-            arr[e0:e1] = cols[name].astype(arr.dtype)
-            touched.append(arr)
+        jobs = [self._index_job(arr, e0, cols[name]) for name, arr in self._episodes.items()]
         for t in np.unique(cols["task"]):
             t = int(t)
             if str(t) not in self._tasks:
@@ -297,19 +317,32 @@ class ShardWriter:
             arr = self._tasks[str(t)]
             ordinals = e0 + np.flatnonzero(cols["task"] == t)
             n0 = self._task_index.get(t, 0)
-            arr.resize((n0 + len(ordinals),))
-            arr[n0:] = ordinals
+            jobs.append(self._index_job(arr, n0, ordinals))
             self._task_index[t] = n0 + len(ordinals)
-            touched.append(arr)
+        _write_all(jobs)
         for k in self._index:
             self._index[k] = np.concatenate([self._index[k], cols[k].astype(self._index[k].dtype)])
         self._n_episodes = e1
         files = []
-        for arr in touched:
+        for arr, *_ in jobs:
             path = self.path / arr.path
             files += [path / "c" / str(k) for k in range((arr.shape[0] - 1) // INDEX_CHUNK_LEN + 1)][-2:]
             files.append(path / "zarr.json")  # resized shape, or a task array created just now
         return files
+
+    def _index_job(self, arr: zarr.Array, n0: int, values: np.ndarray):
+        """The write that appends `values` to the index array `arr` (committed length n0): from the start
+        of its last chunk, with the entries already there carried from RAM (read once per writer), so
+        each chunk is written whole and never read back first (a read-modify-write is two more round
+        trips on an object store). Keeps the new last chunk's entries for the next append."""
+        k0 = (n0 // INDEX_CHUNK_LEN) * INDEX_CHUNK_LEN
+        held = self._tails.get(arr.path)
+        if held is None or len(held) != n0 - k0:
+            held = arr[k0:n0] if n0 > k0 else np.zeros(0, arr.dtype)
+        full = np.concatenate([held, np.asarray(values).astype(arr.dtype)])
+        n1 = n0 + len(values)
+        self._tails[arr.path] = full[(n1 // INDEX_CHUNK_LEN) * INDEX_CHUNK_LEN - k0:]
+        return arr, (n1,), k0, full
 
     def quarantine(self, array: str, chunk: int, reason: str) -> Quarantine:
         """Set aside the live episodes with rows in committed `chunk` (damaged: missing or not decoding),
