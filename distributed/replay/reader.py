@@ -23,19 +23,22 @@ from distributed.replay.sampler import assemble_batch, draw_uniform, plan_draws,
 log = logging.getLogger(__name__)
 
 
-def _open_and_read(group, reads: dict[str, tuple[int | None, int | None]]) -> dict[str, tuple]:
-    """{array path in `group`: (lo, hi)} -> {path: (zarr.Array, its rows [lo, hi) or None)}: every array
-    opened and read at once on Zarr's event loop (on an object store each open and read is a round trip;
-    one after another they were most of a refresh)."""
+def _open_and_read(group, reads: dict[str, tuple[int, tuple[int, int] | None]], held: dict) -> dict[str, tuple]:
+    """{array path in `group`: (extent needed, (lo, hi) to read or None)} -> {path: (zarr.Array, its rows
+    [lo, hi) or None)}: an array in `held` whose shape already covers the extent is used as it is (on an
+    object store arrays grow ahead of the commits), the others are opened again; all opened and read at
+    once on Zarr's event loop (on an object store each is a round trip; one after another they were most
+    of a refresh)."""
     import zarr
     from zarr.core.sync import sync
 
-    async def one(name, lo, hi):
-        a = await group._async_group.getitem(name)
-        return zarr.Array(a), (None if lo is None else await a.getitem(slice(lo, hi)))
+    async def one(name, need, span):
+        a = held.get(name)
+        a = a.async_array if a is not None and a.shape[0] >= need else await group._async_group.getitem(name)
+        return zarr.Array(a), (None if span is None else await a.getitem(slice(*span)))
 
     async def all_of():
-        return await asyncio.gather(*(one(name, lo, hi) for name, (lo, hi) in reads.items()))
+        return await asyncio.gather(*(one(name, need, span) for name, (need, span) in reads.items()))
 
     return dict(zip(reads, sync(all_of())))
 
@@ -52,6 +55,7 @@ class ShardReader:
         self.cache_bytes = int(cache_bytes)
         self._cache: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
         self._cached_bytes = 0
+        self._handles: dict = {}  # array path -> zarr.Array opened by the last refresh
         self._commit = None
         self._episodes = {k: np.zeros(0, dt) for k, dt in EPISODE_ARRAYS.items()}  # live ordinals
         self._task_ordinals: dict[int, np.ndarray] = {}  # live ordinals per task, from tasks/<t>
@@ -71,13 +75,14 @@ class ShardReader:
         base = commit.first_episode
         held_base, held_end = (self._base, old.episodes) if old else (base, base)
         lo = max(held_end, base)
-        reads = {k: (None, None) for k in SAMPLED_ARRAYS}  # opened (new shapes), nothing read
-        reads.update({f"{EPISODE_GROUP}/{k}": (lo, commit.episodes) for k in EPISODE_ARRAYS})
+        reads = {k: (commit.rows, None) for k in SAMPLED_ARRAYS}  # opened (shapes to cover rows), nothing read
+        reads.update({f"{EPISODE_GROUP}/{k}": (commit.episodes, (lo, commit.episodes)) for k in EPISODE_ARRAYS})
         for t, n in commit.task_index.items():
             have = old.task_index.get(t, 0) if old else 0
             if n > have:
-                reads[f"{TASK_GROUP}/{t}"] = (have, n)
-        got = _open_and_read(group, reads)
+                reads[f"{TASK_GROUP}/{t}"] = (n, (have, n))
+        got = _open_and_read(group, reads, self._handles)
+        self._handles = {k: a for k, (a, _) in got.items()}
         self._arrays = {k: got[k][0] for k in SAMPLED_ARRAYS}
         new = {k: got[f"{EPISODE_GROUP}/{k}"][1] for k in EPISODE_ARRAYS}
         drop = min(max(base - held_base, 0), held_end - held_base)  # held entries now evicted

@@ -36,6 +36,19 @@ def _round_up(n: int, k: int) -> int:
     return -(-n // k) * k
 
 
+# On an object store the row arrays grow this many chunks at a time (the index arrays a chunk at a time),
+# so a commit does not rewrite every array's zarr.json (a PUT each) for a new shape: their shapes run
+# ahead of the committed extents, which only the commit record gives (README.md, "On object storage").
+GROW_CHUNKS = 16
+
+
+def _pad(a: np.ndarray, n: int, fill) -> np.ndarray:
+    """`a` extended to n rows with `fill` (what Zarr stores beyond an array's extent in its last chunk)."""
+    if len(a) >= n:
+        return a
+    return np.concatenate([a, np.full((n - len(a), *a.shape[1:]), fill, a.dtype)])
+
+
 async def _grow_and_set(arr: zarr.Array, shape: tuple[int, ...], start: int, value: np.ndarray) -> None:
     """Resize `arr` to `shape` (its zarr.json) and write `value` at rows [start, start + len(value)):
     one array's share of a commit, awaited with the other arrays' (`_write_all`)."""
@@ -202,17 +215,20 @@ class ShardWriter:
         self._episodes = open_arrays(g[EPISODE_GROUP], [*EPISODE_ARRAYS, *optional], write=True)
         self._tasks = open_arrays(g[TASK_GROUP], [n for n, _ in g[TASK_GROUP].arrays()], write=True)
         C = self.info.chunk_len
+        # on an object store arrays are grown ahead (GROW_CHUNKS): a shape up to that is not a leftover, and
+        # what a killed writer left inside it is overwritten (whole chunks) before any record covers it
+        ahead = (lambda n, k: _round_up(n, k)) if self.remote else (lambda n, k: n)
         for arr in self._rows.values():
-            if arr.shape[0] > commit.rows:
+            if arr.shape[0] > ahead(commit.rows, C * GROW_CHUNKS):
                 arr.resize((commit.rows, *arr.shape[1:]))
         for name, arr in self._rows.items():  # chunks an interrupted eviction did not delete yet
             for k in range(commit.first_row // C):
                 chunk_file(self.path, name, k, arr.ndim).unlink(missing_ok=True)
         for arr in self._episodes.values():
-            if arr.shape[0] > commit.episodes:
+            if arr.shape[0] > ahead(commit.episodes, INDEX_CHUNK_LEN):
                 arr.resize((commit.episodes,))
         for name, arr in self._tasks.items():
-            if arr.shape[0] > commit.task_index.get(int(name), 0):
+            if arr.shape[0] > ahead(commit.task_index.get(int(name), 0), INDEX_CHUNK_LEN):
                 arr.resize((commit.task_index.get(int(name), 0),))
         live = slice(commit.first_episode, commit.episodes)
         self._index = {k: a[live] for k, a in self._episodes.items()}  # ordinals >= first_episode
@@ -274,7 +290,13 @@ class ShardWriter:
         start, end = self._next_row, self._next_row + n
         written = []
         self._lock.check()  # a writer whose lease was taken over writes nothing more (object store)
-        _write_all([(arr, (end, *arr.shape[1:]), start, data[name][:n]) for name, arr in self._rows.items()])
+        if self.remote:  # arrays grown ahead (see GROW_CHUNKS); the last chunk written whole, padded with fill
+            padded = _round_up(end, C) - start
+            jobs = [(arr, (max(arr.shape[0], _round_up(end, C * GROW_CHUNKS)), *arr.shape[1:]), start,
+                     _pad(data[name][:n], padded, ROW_FILL.get(name, 0))) for name, arr in self._rows.items()]
+        else:
+            jobs = [(arr, (end, *arr.shape[1:]), start, data[name][:n]) for name, arr in self._rows.items()]
+        _write_all(jobs)
         for name, arr in self._rows.items():
             written += [chunk_file(self.path, name, k, arr.ndim) for k in range(start // C, _round_up(end, C) // C)]
             written.append(self.path / name / "zarr.json")  # the resized shape
@@ -342,6 +364,9 @@ class ShardWriter:
         full = np.concatenate([held, np.asarray(values).astype(arr.dtype)])
         n1 = n0 + len(values)
         self._tails[arr.path] = full[(n1 // INDEX_CHUNK_LEN) * INDEX_CHUNK_LEN - k0:]
+        if self.remote:  # grown a chunk at a time, its last chunk written whole (padded with the fill, -1)
+            end = _round_up(n1, INDEX_CHUNK_LEN)
+            return arr, (max(arr.shape[0], end),), k0, _pad(full, end - k0, -1)
         return arr, (n1,), k0, full
 
     def quarantine(self, array: str, chunk: int, reason: str) -> Quarantine:

@@ -118,3 +118,52 @@ def test_writer_killed_at_each_point_loses_only_uncommitted(s3_bucket, monkeypat
     assert ids[0] == after.next_episode_id  # ids continue from the record: none reused
     report = verify_shard(shard)
     assert report.episodes == read_state(shard)[1].live_episodes
+
+
+def test_a_commit_is_whole_chunk_puts_then_the_record_last_with_no_reads(s3_bucket, monkeypatch):
+    """What a commit costs on S3 (each request a round trip): the chunk objects of the rows and of the
+    indexes, written whole, then the commit record, last; no read-modify-write, no array zarr.json
+    rewritten for a new shape (arrays grow ahead), no lease request while the lease is fresh. The
+    requests are counted where s3fs sends them (the real client, talking to the moto server)."""
+    import s3fs
+
+    monkeypatch.setenv("LATENTFLEET_LEASE_S", "30")
+    shard = f"{s3_bucket}/shard"
+    sent = []
+    real = s3fs.S3FileSystem._call_s3
+
+    async def counted(self, method, *args, **kwargs):
+        sent.append((method, kwargs.get("Key", "")))
+        return await real(self, method, *args, **kwargs)
+
+    monkeypatch.setattr(s3fs.S3FileSystem, "_call_s3", counted)
+    def add_two_tasks(w, n):  # episodes of tasks 0 and 1 only
+        return [w.add_episode(**synthetic_episode(w.next_episode_id, obs_dim=O, action_dim=A, max_len=60,
+                                                  task=w.next_episode_id % 2)) for _ in range(n)]
+
+    with ShardWriter(shard, obs_dim=O, action_dim=A, chunk_len=C) as w:
+        add_two_tasks(w, 3)
+        w.flush()  # the first commit of tasks 0 and 1 creates their index arrays
+        add_two_tasks(w, 3)
+        sent.clear()
+        w.flush()
+        commit = list(sent)
+        ids = add_two_tasks(w, 2)
+    assert commit[-1] == ("put_object", "shard/zarr.json"), commit  # the record, last
+    assert {m for m, _ in commit} == {"put_object"}, [x for x in commit if x[0] != "put_object"]  # nothing read back, no lease renewal
+    keys = [k for _, k in commit[:-1]]
+    assert all("/c/" in k for k in keys), keys  # chunk objects only: no array zarr.json rewritten
+    assert len(keys) == len(set(keys))  # each object once
+    rows = {k.split("/")[1] for k in keys if not k.startswith(("shard/episodes/", "shard/tasks/"))}
+    assert rows == {"obs", "action", "reward", "terminated", "truncated", "task", "episode", "step"}
+    # what the grown-ahead arrays hold is exactly what was added: reopened, verified, sampled
+    _, c = read_state(shard)
+    assert c.episodes == 8 and ids == [6, 7]
+    assert verify_shard(shard).episodes == 8
+    r = ShardReader(shard)
+    batch = r.sample(32, 3, np.random.default_rng(1))
+    obs = batch["obs"]
+    for b in range(obs.shape[1]):
+        eid, row0 = int(obs[0, b, 0]), int(obs[0, b, 1])
+        want = synthetic_episode(eid, obs_dim=O, action_dim=A, max_len=60, task=eid % 2)["obs"][row0:row0 + 4]
+        np.testing.assert_array_equal(obs[:, b], want)
