@@ -28,6 +28,7 @@ Outputs in `out_dir`: transfer.md, transfer.csv, transfer.png, transfer.json, me
 from __future__ import annotations
 
 import csv
+import io
 import json
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -39,6 +40,7 @@ import numpy as np
 from agents.config import PlannerConfig, discount_from_episode_length
 from agents.host import use_cpu_share
 from distributed.config import PlannerOverrides
+from distributed.storage import check_writable, is_remote, storage_path, write_bytes
 
 # the first three are the feature map's embedding (Agent.add_tasks init="descriptor"), named by what the
 # map reads; a model offers the one its task_conditioning names
@@ -167,8 +169,7 @@ class TransferExperiment:
         if cfg.held_out_text is not None and (cfg.held_out is None or len(cfg.held_out_text) != len(self.held_out)):
             raise ValueError(f"held_out_text gives {len(cfg.held_out_text)} texts: give one per task of held_out "
                              f"(held_out={cfg.held_out})")
-        run_dir = Path(cfg.checkpoint) if Path(cfg.checkpoint).is_dir() else Path(cfg.checkpoint).parent
-        self.leak_check = check_held_out_unseen(self.trained, self.held_out, run_dir)
+        self.leak_check = check_held_out_unseen(self.trained, self.held_out, _run_dir_of(cfg.checkpoint))
         self.task_set = load_task_set(",".join(self.trained + self.held_out))
         mc = state["agent"]["identity"]
         if (self.task_set.max_obs_dim, self.task_set.max_action_dim) != (mc["obs_dim"], mc["action_dim"]):
@@ -213,8 +214,10 @@ class TransferExperiment:
         if uses_language:
             self.texts = {t: self.texts.get(t) or task_description(t) for t in self.held_out}
             self.held_lang = task_language(self.held_out, cfg.device, self.texts)
-        self.out = Path(cfg.out_dir)
-        self.out.mkdir(parents=True, exist_ok=True)
+        self.out = storage_path(cfg.out_dir)  # a directory, or an object-store URI (nothing written locally)
+        check_writable(cfg.out_dir, "out_dir")
+        if not is_remote(self.out):
+            self.out.mkdir(parents=True, exist_ok=True)
 
     def _load(self, checkpoint: str | None = None):
         from agents.checkpoint import agent_from_checkpoint
@@ -230,7 +233,7 @@ class TransferExperiment:
         if trained != self.trained:
             raise ValueError(f"compare_checkpoints: {path} was trained on {trained}, not on this checkpoint's "
                              f"training tasks {self.trained}; compare runs of the same split")
-        check_held_out_unseen(trained, self.held_out, Path(path) if Path(path).is_dir() else Path(path).parent)
+        check_held_out_unseen(trained, self.held_out, _run_dir_of(path))
         agent = self._load(path)
         init = map_init(agent.cfg.model)
         if not init:
@@ -247,7 +250,7 @@ class TransferExperiment:
         """The batch size the checkpoint's run trained with (its config.json), else the run default."""
         from distributed.config import RunConfig
 
-        saved = Path(self.cfg.checkpoint) / "config.json"
+        saved = storage_path(self.cfg.checkpoint) / "config.json"
         return int(json.loads(saved.read_text()).get("batch_size", RunConfig.batch_size)) if saved.exists() \
             else RunConfig.batch_size
 
@@ -398,19 +401,26 @@ def _by_k(prefix: str, returns: dict, k_max: int) -> dict:
     return out
 
 
+def _run_dir_of(checkpoint: str):
+    """The run directory of `checkpoint` (a run directory, or its checkpoint.pt), local or a URI."""
+    path = storage_path(checkpoint)
+    return path if path.is_dir() else path.parent
+
+
 def _slug(task: str) -> str:
     return task.replace("@", "_").replace("=", "").replace(",", "_")
 
 
 def write_transfer_table(out: Path, rows: list[dict], meta: dict) -> None:
     """transfer.md / .csv / .json / .png from the per-task rows."""
-    out = Path(out)
+    out = storage_path(out)  # a directory, or an object-store URI: each file one whole write
     cols = list(dict.fromkeys(k for r in rows for k in r))
-    with open(out / "transfer.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=cols)
-        w.writeheader()
-        w.writerows(rows)
-    (out / "transfer.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    table = io.StringIO(newline="")
+    w = csv.DictWriter(table, fieldnames=cols)
+    w.writeheader()
+    w.writerows(rows)
+    write_bytes(out / "transfer.csv", table.getvalue().encode())
+    write_bytes(out / "transfer.json", json.dumps({"meta": meta, "rows": rows}, indent=1).encode())
     fmt = lambda v: "-" if v is None else (f"{v:.3g}" if isinstance(v, float) and abs(v) < 10 else  # noqa: E731
                                           f"{v:.1f}" if isinstance(v, float) else str(v))
     lines = [f"# Transfer: split `{meta['split']}`, task_conditioning `{meta['task_conditioning']}`", "",
@@ -430,7 +440,7 @@ def write_transfer_table(out: Path, rows: list[dict], meta: dict) -> None:
         given = "free text" if meta.get("free_text") else "generated descriptions (python -m envs.describe)"
         lines += ["", f"Held-out tasks given by {given}, embedded by {meta['text_encoder']}:", ""]
         lines += [f"- `{task}`: {text}" for task, text in meta["held_out_texts"].items()]
-    (out / "transfer.md").write_text("\n".join(lines) + "\n")
+    write_bytes(out / "transfer.md", ("\n".join(lines) + "\n").encode())
     _plot(out / "transfer.png", rows)
 
 

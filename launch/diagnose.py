@@ -62,7 +62,11 @@ def main(argv: list[str]) -> Path:
     a = {k: (None if v is None else ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v))
          for k, v in vars(o).items()}
     use_cpu_share(o.threads)
+    from distributed.storage import check_writable, is_remote, local_staging, storage_path
+
     try:
+        out = storage_path(a["out"] or storage_path(a["checkpoint"]) / "diagnostics")  # a directory or a URI
+        check_writable(str(out), "out")  # a missing bucket: said now, not after the diagnostics ran
         agent, extra = agent_from_checkpoint(a["checkpoint"], device=a["device"])
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -99,8 +103,10 @@ def main(argv: list[str]) -> Path:
                                                     max_steps=max_steps, progress=log)
     results["checkpoint"] = {"path": str(a["checkpoint"]), "task_set": set_name,
                              **{k: extra[k] for k in ("tasks", "env_steps", "updates") if k in extra}}
-    out = Path(a["out"] or Path(a["checkpoint"]) / "diagnostics")
-    path = write_report(results, out)
+    with local_staging(out) as d:  # the report's writers need a file system; uploaded to a URI after
+        path = write_report(results, d)
+    if is_remote(out):
+        path = out / path.name
     log(f"report: {path}")
     return path
 

@@ -24,6 +24,7 @@ from typing import Any, Dict, Optional
 import numpy as np
 
 from distributed.config import RayOptions
+from distributed.storage import check_writable, is_remote, local_staging, storage_path
 
 
 @dataclass
@@ -81,7 +82,7 @@ class BaselineRun:
         use_cpu_share(cfg.torch_threads)
         self.task_set = load_task_set(cfg.task)  # the config checked that cfg.algo takes it
         self.spec = SUPPORTED[cfg.algo]
-        self.run_dir = Path(cfg.run_dir)
+        self.run_dir = storage_path(cfg.run_dir)  # a directory, or an object-store URI (s3://bucket/prefix)
         self._check_run_dir()
         self.one_hot = len(self.task_set) > 1
         env_config = {"task_set": cfg.task, "seed": cfg.seed, "task_one_hot": self.one_hot,
@@ -104,7 +105,9 @@ class BaselineRun:
         if meta.exists() or (self.run_dir / "metrics.jsonl").exists():
             raise ValueError(f"run directory {self.run_dir} already holds a run; baselines do not resume: "
                              f"choose another run_dir")
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        check_writable(self.cfg.run_dir, "run_dir")
+        if not is_remote(self.run_dir):
+            self.run_dir.mkdir(parents=True, exist_ok=True)
 
     def _write_configs(self) -> None:
         from omegaconf import OmegaConf
@@ -162,7 +165,8 @@ class BaselineRun:
                    "episode_return": self.last_eval["episode_return"] if self.last_eval else None,
                    "normalized_score": self.last_eval.get("normalized_score") if self.last_eval else None}
         if self.cfg.checkpoint:
-            self.algo.save_to_path(str((self.run_dir / "rllib_checkpoint").resolve()))
+            with local_staging(self.run_dir / "rllib_checkpoint") as d:  # RLlib writes files; uploaded to a URI
+                self.algo.save_to_path(str(Path(d).resolve()))
         (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
         self.logger.log(self.env_steps, summary, kind="summary")
         plot_learning_curves(self.run_dir)
