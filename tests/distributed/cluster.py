@@ -127,13 +127,16 @@ class SimulatedCluster:
     """Handle to the child process that holds the cluster. `address` is the GCS address for RAY_ADDRESS;
     `env` the environment a job on it runs with; `nodes` maps worker names to node ids."""
 
-    def __init__(self, workers: int = 2, num_cpus: float = 1, start_timeout_s: float = 180):
+    def __init__(self, workers: int = 2, num_cpus: float = 1, start_timeout_s: float = 180, env: dict | None = None):
+        """`env`: more environment for every node's processes and for jobs (e.g. an S3 endpoint and
+        credentials: Ray does not forward a driver's environment to actors on other nodes)."""
+        extra = dict(env or {})
         self.temp_dir = tempfile.mkdtemp(prefix="lfc", dir="/tmp")  # short: Ray's socket paths have a length limit
         # Loopback only: every node binds 127.0.0.1, and a driver given RAY_ADDRESS=127.0.0.1:<port> would
         # otherwise swap 127.0.0.1 for this machine's outward IP (ray.init "resolves" localhost) and find no
         # GCS there; this Ray switch (named for Windows/macOS, it only changes that resolution) keeps loopback
         loopback = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-        env = {**os.environ, **loopback, "RAY_TMPDIR": self.temp_dir, "RAY_AUTH_MODE": "disabled",
+        env = {**os.environ, **extra, **loopback, "RAY_TMPDIR": self.temp_dir, "RAY_AUTH_MODE": "disabled",
                # as distributed/ray_session.py: actors are the work; at Ray's nice 15 the 2 cores' other users starve them
                "RAY_worker_niceness": os.environ.get("RAY_worker_niceness", "0"),
                "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
@@ -143,7 +146,7 @@ class SimulatedCluster:
                                      start_new_session=True)
         info = self._call({"op": "start", "workers": workers, "num_cpus": num_cpus}, timeout_s=start_timeout_s)
         self.address, self.nodes = info["address"], info["nodes"]
-        self.env = {**os.environ, **loopback, "RAY_ADDRESS": self.address, "RAY_AUTH_MODE": "disabled", "RAY_TMPDIR": self.temp_dir}
+        self.env = {**os.environ, **extra, **loopback, "RAY_ADDRESS": self.address, "RAY_AUTH_MODE": "disabled", "RAY_TMPDIR": self.temp_dir}
 
     def _call(self, cmd: dict, timeout_s: float = 120) -> dict:
         import select

@@ -12,13 +12,14 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
+from agents.checkpoint import load_checkpoint
 from bench.faults import counted_per_task, shards_of, snapshot, store_per_task
+from distributed.storage import storage_path
 from tests.distributed.test_cluster import REPO, SMALL_JOB, _wait_for
 
 
-def _committed(run_dir: Path) -> dict:
+def _committed(run_dir) -> dict:
     """shard -> {episode id: (first obs value, start, length, task, digest)} of what its commit record covers."""
     return {s.name: snapshot(s)[0] for s in shards_of(run_dir)}
 
@@ -37,13 +38,17 @@ def _remove_when_still(path: Path, timeout_s: float = 10.0) -> None:
 
 
 def _lose_a_node_mid_run(cluster, tmp_path: Path, holding: str, *overrides: str, fresh_cpus: float = 1,
-                         disk_lost: bool = False) -> tuple[dict, dict, str, str]:
+                         disk_lost: bool = False, run_dir: str | None = None,
+                         committed: dict | None = None) -> tuple[dict, dict, str, str]:
     """Run the job; once it has a checkpoint, remove the node that holds actor `holding` (placement.json) and
     add a fresh one of `fresh_cpus`. Returns (summary, placement at start, console, the lost node's id); checks
     the store. `disk_lost`: the shard `holding` had its store on the lost node's own disk (deleted with the
     node: the simulated nodes share one disk, so a node-local disk is the one fault made by hand here);
-    every other shard must keep what it had."""
-    run_dir, console_path = tmp_path / "run", tmp_path / "console.txt"
+    every other shard must keep what it had. `run_dir`: where the run lives (default: tmp_path/run; an s3://
+    URI for a run in a bucket); `committed`, if given, gets what the store held at the loss ("before") and
+    at the end ("after")."""
+    run_dir = storage_path(run_dir or tmp_path / "run")
+    console_path = tmp_path / "console.txt"
     with open(console_path, "w") as console:
         job = subprocess.Popen([sys.executable, str(REPO / "launch" / "mt80.py"), *SMALL_JOB, "steps=2400",
                                 "checkpoint_freq=600", *overrides, f"run_dir={run_dir}"],
@@ -64,6 +69,8 @@ def _lose_a_node_mid_run(cluster, tmp_path: Path, holding: str, *overrides: str,
             if job.poll() is None:
                 job.kill()
     after = _committed(run_dir)
+    if committed is not None:
+        committed.update(before=before, after=after)
     for shard, episodes in before.items():
         if disk_lost and shard == holding:
             continue
@@ -71,7 +78,7 @@ def _lose_a_node_mid_run(cluster, tmp_path: Path, holding: str, *overrides: str,
         assert not gone, f"{shard}: {len(gone)} episodes committed before the loss are gone or changed"
     digests = [v[4] for eps in after.values() for v in eps.values()]
     assert len(digests) == len(set(digests)), "an episode is stored twice"
-    state = torch.load(run_dir / "checkpoint.pt", weights_only=True)
+    state = load_checkpoint(run_dir)
     tasks = json.loads((run_dir / "run.json").read_text())["tasks"]
     assert counted_per_task(state, tasks) == store_per_task(run_dir), "the checkpoint's counters differ from the store"
     console = console_path.read_text()
