@@ -3,7 +3,7 @@
 Any number of readers (in any process) may read a shard while its writer appends; a reader
 sees exactly the state of the last commit record it read (`refresh()` reads the newest).
 RAM: the live episode index (a few ints per episode) plus at most `cache_bytes` of decoded
-chunks (plus one chunk in flight); never proportional to the number of rows.
+chunks (plus LOAD_AT_ONCE chunks in flight); never proportional to the number of rows.
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from distributed.storage import storage_path
 from distributed.replay.sampler import assemble_batch, draw_uniform, plan_draws, window_counts
 
 log = logging.getLogger(__name__)
+LOAD_AT_ONCE = 16  # chunks a batch fetches at once when they are not cached (RAM: cache_bytes + this many chunks)
 
 
 def _open_and_read(group, reads: dict[str, tuple[int, tuple[int, int] | None]], held: dict) -> dict[str, tuple]:
@@ -226,12 +227,15 @@ class ShardReader:
         uniq, first = np.unique(chunk[order], return_index=True)
         bounds = np.append(first, len(order))
         out = {k: np.empty((len(flat), *a.shape[1:]), a.dtype) for k, a in self._arrays.items()}
-        for i, k in enumerate(uniq):
-            idx = order[bounds[i]:bounds[i + 1]]
-            data = self._chunk(int(k))
-            local = flat[idx] - int(k) * C
-            for name in out:
-                out[name][idx] = data[name][local]
+        for g in range(0, len(uniq), LOAD_AT_ONCE):  # the chunks not in the cache fetched LOAD_AT_ONCE at a time
+            group = [int(k) for k in uniq[g:g + LOAD_AT_ONCE]]
+            fresh = self._load_chunks([k for k in group if k not in self._cache])
+            for i, k in enumerate(group, start=g):
+                idx = order[bounds[i]:bounds[i + 1]]
+                data = self._keep(k, fresh[k]) if k in fresh else self._chunk(k)
+                local = flat[idx] - k * C
+                for name in out:
+                    out[name][idx] = data[name][local]
         return {k: v.reshape(*rows.shape, *v.shape[1:]) for k, v in out.items()}
 
     def sample(self, batch_size: int, horizon: int, rng: np.random.Generator, balance: str = "uniform",
@@ -303,7 +307,13 @@ class ShardReader:
         if k in self._cache:
             self._cache.move_to_end(k)
             return self._cache[k]
-        data = self._load_chunk(k)
+        return self._keep(k, self._load_chunks([k])[k])
+
+    def _keep(self, k: int, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Put chunk k in the cache (evicting the least recently used beyond cache_bytes); returns it."""
+        if k in self._cache:
+            self._cache.move_to_end(k)
+            return self._cache[k]
         self._cache[k] = data
         self._cached_bytes += sum(v.nbytes for v in data.values())
         while self._cached_bytes > self.cache_bytes and len(self._cache) > 1:
@@ -313,34 +323,41 @@ class ShardReader:
     def _drop(self, k: int) -> None:
         self._cached_bytes -= sum(v.nbytes for v in self._cache.pop(k).values())
 
-    def _load_chunk(self, k: int) -> dict[str, np.ndarray]:
-        """Chunk k of every sampled array, each checked to exist (Zarr would read a missing chunk as fill)
-        and decoded; the arrays' requests all at once (each a round trip on an object store)."""
+    def _load_chunks(self, ks: list[int]) -> dict[str, dict[str, np.ndarray]]:
+        """Chunks `ks` of every sampled array, each checked to exist (Zarr would read a missing chunk as fill)
+        and decoded; all their requests at once (each a round trip on an object store). Raises ChunkError
+        (or ChunkEvicted) for the first bad chunk of `ks`."""
         from zarr.core.sync import sync
 
+        if not ks:
+            return {}
         C = self.info.chunk_len
-        lo, hi = k * C, min((k + 1) * C, self._commit.rows)
 
-        async def one(arr):
+        async def one(k, arr):
             a = arr.async_array
+            lo, hi = k * C, min((k + 1) * C, self._commit.rows)
             key = a.metadata.encode_chunk_key((k,) + (0,) * (a.ndim - 1))
-            there, data = await asyncio.gather((a.store_path / key).exists(), a.getitem(slice(lo, hi)),
-                                               return_exceptions=True)
-            return there, data
+            return await asyncio.gather((a.store_path / key).exists(), a.getitem(slice(lo, hi)),
+                                        return_exceptions=True)
 
         async def all_of():
-            return await asyncio.gather(*(one(arr) for arr in self._arrays.values()))
+            return await asyncio.gather(*(one(k, arr) for k in ks for arr in self._arrays.values()))
 
-        data = {}
-        for name, (there, value) in zip(self._arrays, sync(all_of())):
-            if isinstance(there, BaseException):
-                raise there
-            if not there:
-                _, now = read_state(self.path)
-                if lo < now.first_row:
-                    raise ChunkEvicted(f"shard {self.path}: chunk {k} was evicted")
-                raise ChunkError(self.path, name, k, "missing")
-            if isinstance(value, BaseException):  # codec or checksum failure: name the chunk, keep the cause
-                raise ChunkError(self.path, name, k, f"corrupted ({type(value).__name__}: {value})") from value
-            data[name] = value
-        return data
+        got = iter(sync(all_of()))
+        out = {}
+        for k in ks:
+            data = {}
+            for name in self._arrays:
+                there, value = next(got)
+                if isinstance(there, BaseException):
+                    raise there
+                if not there:
+                    _, now = read_state(self.path)
+                    if k * C < now.first_row:
+                        raise ChunkEvicted(f"shard {self.path}: chunk {k} was evicted")
+                    raise ChunkError(self.path, name, k, "missing")
+                if isinstance(value, BaseException):  # codec or checksum failure: name the chunk, keep the cause
+                    raise ChunkError(self.path, name, k, f"corrupted ({type(value).__name__}: {value})") from value
+                data[name] = value
+            out[k] = data
+        return out
