@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -50,7 +51,6 @@ def fill_episodes_per_s(path, rows: int) -> float:
 def compare_s3(rows: int) -> None:
     """The same insert and sample figures with the shard on local disk and on an S3-compatible server
     (moto in its own process on 127.0.0.1, through s3fs and Zarr's FsspecStore, as a run uses it)."""
-    import os
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from bench.common import machine_line, matmul_gflops
@@ -64,7 +64,10 @@ def compare_s3(rows: int) -> None:
         try:
             rng = np.random.default_rng(0)
             for label, path in stores.items():
+                server0 = cpu_s(server.proc.pid)
+                t0 = time.perf_counter()
                 eps = fill_episodes_per_s(path, rows)
+                server_share = (cpu_s(server.proc.pid) - server0) / (time.perf_counter() - t0)
                 r = ShardReader(path, cache_bytes=256 << 20)
                 rate(lambda: r.sample(B, H, rng), seconds=4.0)  # warm: the whole store in the cache
                 warm = rate(lambda: r.sample(B, H, rng))
@@ -77,7 +80,8 @@ def compare_s3(rows: int) -> None:
                 print(f"{label:>20}: insert {eps:,.1f} episodes/s ({eps * (EP_ROWS - 1):,.0f} transitions/s, "
                       f"{r.num_transitions:,} transitions); sample {warm:.1f} batches/s of {B}x{H + 1} rows with the "
                       f"store in the cache, {miss:.1f} with an 8 MiB cache (chunks read from the store); reader "
-                      f"open {reopen:.2f} s", flush=True)
+                      f"open {reopen:.2f} s" + (f"; the S3 server used {server_share:.2f} CPU-s per s while "
+                                                   f"inserting" if "S3" in label else ""), flush=True)
         finally:
             shutil.rmtree(local_root, ignore_errors=True)
 
@@ -86,7 +90,6 @@ def compare_job_s3(overrides: list[str]) -> None:
     """env steps/s and updates/s of `launch/mt80.py <overrides>` with run_dir on local disk, then in a
     bucket on the S3 server (each run from its summary line)."""
     import ast
-    import os
 
     repo = Path(__file__).resolve().parents[1]
     sys.path.insert(0, str(repo))
@@ -96,14 +99,24 @@ def compare_job_s3(overrides: list[str]) -> None:
     with S3Server() as server:
         env = {**os.environ, **server.environ}
         for label, run_dir in (("local disk", f"{tmp}/run"), ("S3 (moto, loopback)", server.make_bucket("job") + "/run")):
+            server0 = cpu_s(server.proc.pid)
             out = subprocess.run([sys.executable, str(repo / "launch/mt80.py"), *overrides, f"run_dir={run_dir}"],
                                  env=env, capture_output=True, text=True, cwd=tmp)
+            server_cpu = cpu_s(server.proc.pid) - server0
             if out.returncode != 0:
                 raise SystemExit(f"{label}: the job failed: {out.stderr[-2000:]}")
             s = ast.literal_eval([line for line in out.stdout.splitlines() if line.startswith("{")][-1])
             print(f"{label:>20}: env steps/s {s['env_steps_per_s']:.1f}, updates/s {s['updates_per_s']:.2f} "
-                  f"({s['env_steps']} env steps, {s['updates']} updates, wall {s['wall_s']:.0f} s)", flush=True)
+                  f"({s['env_steps']} env steps, {s['updates']} updates, wall {s['wall_s']:.0f} s; S3 server CPU "
+                  f"{server_cpu:.1f} s)", flush=True)
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) process `pid` has used so far (Linux /proc): what the S3 server costs
+    this machine's cores, which a real S3 endpoint would not."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rate(sample, seconds: float = 4.0) -> float:

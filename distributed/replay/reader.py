@@ -16,7 +16,7 @@ import numpy as np
 
 from distributed.replay.errors import ChunkError, ChunkEvicted, NoWindowsError
 from distributed.replay.layout import (EPISODE_ARRAYS, EPISODE_GROUP, SAMPLED_ARRAYS, TASK_GROUP, Quarantine,
-                                       chunk_file, episodes_in_chunk, open_state, read_state)
+                                       episodes_in_chunk, open_state, read_state)
 from distributed.storage import storage_path
 from distributed.replay.sampler import assemble_batch, draw_uniform, plan_draws, window_counts
 
