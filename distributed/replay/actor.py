@@ -79,10 +79,9 @@ class ReplayShardActor:
             return ids
 
     def _refresh(self) -> None:
-        """The reader picks up this writer's newest commit; nothing to read if there is none since (the
-        writer here is the shard's only one: no request to the store, which on S3 is a round trip)."""
-        if self.reader.generation != self.writer.commit.generation:
-            self.reader.refresh()
+        """The reader picks up this writer's newest commit, from the writer (the shard's only one), not by
+        reading it back from the store (on S3 a round trip of several GETs per commit)."""
+        self.reader.adopt(*self.writer.committed_state())
 
     def flush(self) -> None:
         """Commit everything added so far and make it sampleable."""

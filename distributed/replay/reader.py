@@ -94,12 +94,34 @@ class ShardReader:
             self._task_ordinals[t] = merged[merged >= base]
         self._base = base
         self._commit = commit
+        self._took_commit()
+        return True
+
+    def adopt(self, commit, index: dict[str, np.ndarray], arrays: dict) -> bool:
+        """Take the state that the shard's writer in this process has just committed instead of reading it
+        back from the store (a shard actor: its writer is the shard's only one, so this is what `refresh()`
+        would read; on an object store that is a round trip and a GET per index array saved per commit).
+        `index`: the writer's live episode index (ordinals from commit.first_episode on), `arrays`: its
+        open row arrays. Returns whether anything changed."""
+        if self._commit is not None and commit.generation == self._commit.generation:
+            return False
+        self._arrays = {k: arrays[k] for k in SAMPLED_ARRAYS}
+        self._episodes = {k: np.array(index[k], dtype=dt) for k, dt in EPISODE_ARRAYS.items()}
+        self._base = commit.first_episode
+        self._task_ordinals = {t: self._base + np.flatnonzero(self._episodes["task"] == t)
+                               for t in commit.task_index}
+        self._commit = commit
+        self._took_commit()
+        return True
+
+    def _took_commit(self) -> None:
+        """What follows a new commit record, read or adopted: damage it records, evicted chunks leave the cache."""
+        commit = self._commit
         self._local = {k: q for k, q in self._local.items() if k not in {r["chunk"] for r in commit.quarantine}}
         self._set_aside_ids()
         first_chunk = commit.first_row // self.info.chunk_len
         for k in [k for k in self._cache if k < first_chunk]:
             self._drop(k)
-        return True
 
     @property
     def generation(self) -> int:

@@ -433,6 +433,11 @@ class ShardWriter:
         """The last commit record this writer wrote (or found on reopening)."""
         return self._commit
 
+    def committed_state(self) -> tuple[Commit, dict[str, np.ndarray], dict[str, zarr.Array]]:
+        """(the last commit record, its live episode index, the open row arrays): what a reader in this
+        process takes instead of reading them back (`ShardReader.adopt`)."""
+        return self._commit, self._index, self._rows
+
     @property
     def pending_rows(self) -> int:
         """Rows added but not yet committed (lost if the process dies now)."""

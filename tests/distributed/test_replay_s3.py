@@ -167,3 +167,43 @@ def test_a_commit_is_whole_chunk_puts_then_the_record_last_with_no_reads(s3_buck
         eid, row0 = int(obs[0, b, 0]), int(obs[0, b, 1])
         want = synthetic_episode(eid, obs_dim=O, action_dim=A, max_len=60, task=eid % 2)["obs"][row0:row0 + 4]
         np.testing.assert_array_equal(obs[:, b], want)
+
+
+def test_a_shard_actors_reader_takes_its_writers_commits_as_a_fresh_reader_reads_them(s3_bucket, monkeypatch):
+    """The actor's reader adopts each commit from its writer instead of reading it back: what it then holds
+    (live episodes, per-task ordinals, windows, counts) equals what a reader opening the bucket reads,
+    through evictions (capacity) and a quarantined chunk."""
+    from distributed.replay.actor import ReplayShardActor
+
+    monkeypatch.setenv("LATENTFLEET_LEASE_S", "30")
+    shard = f"{s3_bucket}/shard"
+    actor = ReplayShardActor(shard, obs_dim=O, action_dim=A, chunk_len=C, capacity=6 * C, flush_every_s=1000)
+    try:
+        for round_ in range(6):
+            eps = [dict(synthetic_episode(100 * round_ + i, obs_dim=O, action_dim=A, max_len=40, task=i % 3))
+                   for i in range(4)]
+            actor.add_episodes(eps)
+            actor.flush()
+            if round_ == 3:
+                live = actor.reader._commit
+                actor.writer.quarantine("obs", live.first_row // C, "damaged on purpose (test)")
+                actor.flush()
+                actor.add_episodes([])  # picks up the quarantine record
+                assert actor.writer.commit.quarantine and actor.reader.quarantine
+            fresh = ShardReader(shard)
+            mine = actor.reader
+            assert mine.generation == fresh.generation == actor.writer.commit.generation
+            for k in ("id", "start", "length", "task"):
+                np.testing.assert_array_equal(mine._episodes[k], fresh._episodes[k])
+            assert {t: list(v) for t, v in mine._task_ordinals.items() if len(v)} == \
+                   {t: list(v) for t, v in fresh._task_ordinals.items() if len(v)}
+            assert mine.task_windows(3) == fresh.task_windows(3) and mine.num_transitions == fresh.num_transitions
+        assert actor.writer.commit.first_row > 0  # evictions happened (the quarantined chunk went with them)
+        batch = actor.sample(16, 3, seed=0)
+        obs = batch["obs"]
+        for b in range(obs.shape[1]):
+            eid, row0 = int(obs[0, b, 0]), int(obs[0, b, 1])
+            want = synthetic_episode(eid, obs_dim=O, action_dim=A, max_len=40, task=(eid % 100) % 3)["obs"]
+            np.testing.assert_array_equal(obs[:, b], want[row0:row0 + 4])
+    finally:
+        actor.close()
