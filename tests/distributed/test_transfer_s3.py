@@ -61,3 +61,35 @@ def test_output_to_a_missing_bucket_is_one_line_and_exit_2(split_run_in_bucket, 
     assert res.stderr.strip().splitlines()[-1].startswith(
         "error: out_dir=s3://no-such-bucket-lf/transfer: bucket 'no-such-bucket-lf' does not exist")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_diagnose_reads_a_checkpoint_in_the_bucket_and_writes_its_report_there(s3_bucket, tmp_path, monkeypatch):
+    import envs
+    import torch
+
+    from agents.agent import Agent
+    from agents.checkpoint import save_checkpoint
+    from agents.config import make_agent_config
+    from agents.diagnostics import fit_on_episodes, random_episodes
+    from launch.diagnose import main
+
+    ts = envs.load_task_set("cartpole-balance")
+    masks = ts.action_masks()
+    cfg = make_agent_config(obs_dim=ts.max_obs_dim, action_dim=ts.max_action_dim, episode_lengths=[100],
+                            model_size="tiny", planner=dict(num_samples=16, num_elites=4, num_pi_trajs=4, iterations=1))
+    torch.manual_seed(0)
+    agent = Agent(cfg, torch.as_tensor(masks))
+    eps = {"cartpole-balance": random_episodes(lambda n, s: envs.make_padded_env(ts, n, s), "cartpole-balance", 0,
+                                               masks[0], episodes=1, seed=0)}
+    fit_on_episodes(agent, eps, updates=5, batch_size=32)
+    ckpt = f"{s3_bucket}/ckpt"
+    save_checkpoint(ckpt, agent, extra={"task_set": "cartpole-balance", "tasks": ["cartpole-balance"]})
+    monkeypatch.chdir(tmp_path)
+    summary = main([f"checkpoint={ckpt}", "episodes=1", "max_steps=30", "samples=32", "audit_states=2",
+                    "settings=[h3-i1-n16-fp32]", "table_episodes=1", "budget_ms=1000"])
+    report = storage_path(f"{ckpt}/diagnostics")
+    assert str(summary) == str(report / "summary.md")
+    for name in ("summary.md", "diagnostics.json", "cka.png", "latency_pareto.png"):
+        assert (report / name).exists(), name
+    assert "cartpole-balance" in json.loads((report / "diagnostics.json").read_text())["tasks"]
+    assert list(tmp_path.iterdir()) == []  # nothing local
