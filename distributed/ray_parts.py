@@ -221,6 +221,7 @@ class RayCollector:
         # died, maybe after its shard committed what the driver never heard of): set to what they hold at the
         # next drain every runner of theirs took part in
         self.reconcile: set[int] = set()
+        self.in_flight: Counter = Counter()  # collect calls per slot whose reply the loop has not taken yet
         self.placement: dict | None = None  # where the actors run (placement.json in run_dir), kept up to date
         self.run_dir: Path | None = None
 
@@ -232,6 +233,7 @@ class RayCollector:
 
     def collect(self, slot: int, num_steps: int, seeding: bool, random_tasks=()) -> Job:
         def restarted(exc):  # Ray restarts the actor (or it was unreachable): give it the current weights
+            self.in_flight[slot] -= 1
             self.runners[slot].set_weights.remote(*self.weights)
             new_process, lost = self._lost(slot)
             if new_process:
@@ -243,6 +245,7 @@ class RayCollector:
                     "lost_tasks": lost}
 
         def finish(values):
+            self.in_flight[slot] -= 1
             stats = values[0]
             producer, reports = stats.pop("producer"), stats.pop("reports")
             last = self.acked[slot][1] if self.acked[slot][0] == producer else -1
@@ -254,6 +257,7 @@ class RayCollector:
             self.reported[slot] += [(producer, seq, task) for r in new for seq, task in r["final_sources"]]
             return stats
 
+        self.in_flight[slot] += 1
         return Job(refs=[self.runners[slot].collect.remote(num_steps, seeding, list(random_tasks),
                                                            self.acked[slot])],
                    finish=finish, on_error=restarted)
@@ -328,7 +332,9 @@ class RayCollector:
             if before is None:  # at start (a resumed run's shard holds what its checkpoint counted)
                 self.credited[i] = Counter(held)
             writers = range(i, self.slots, len(self.shards))
-            settled = all(slot in drained for slot in writers)
+            # every episode its runners reported is committed, and every one committed was reported: no collect
+            # reply is still on its way (its episodes would be held before they are counted)
+            settled = all(slot in drained and self.in_flight[slot] == 0 for slot in writers)
             if before is not None and now["incarnation"] != before["incarnation"]:
                 name, node = Path(now["path"]).name, node_label(now["node"]) if now["node"] else "?"
                 self._moved(name, now["node"])
@@ -351,8 +357,8 @@ class RayCollector:
                 if settled:
                     self.reconcile.discard(i)
                 delta = {t: held[t] - self.credited[i][t] for t in set(held) | set(self.credited[i])
-                         if held[t] != self.credited[i][t]}
-                self.credited[i] = held
+                         if held[t] != self.credited[i][t] and (settled or held[t] < self.credited[i][t])}
+                self.credited[i].update(delta)  # = held where settled; unsettled, only what is lost comes off
                 for slot in writers:  # what its runners reported is in the delta: a later restart takes nothing off
                     self.reported[slot] = []
                 if delta:
