@@ -71,7 +71,7 @@ class TransferConfig:
     finetune_inits: Optional[List[str]] = None
     # Agent.parameter_groups() names, or all. The new task's embedding alone by default: on cartpole-length,
     # 2000 steps of training all parameters on one new body lost up to 290 return against zero-shot, the
-    # embedding alone did not (bench/results/transfer_cartpole_length.md). A descriptor-only model has no
+    # embedding alone did not (bench/results/transfer_cartpole_length_40k_one_seed.md). A descriptor-only model has no
     # per-task embedding: use [descriptor_map] or [all] there.
     finetune_params: List[str] = field(default_factory=lambda: ["task_embedding"])
     finetune_seed_steps: int = 0  # random-action steps before the finetune plans (pretrained: none)
