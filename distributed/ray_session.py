@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import time
 
 
@@ -58,7 +59,8 @@ def divert_ray_console(append, where: str) -> None:
         who = data.get("actor_name") or data.get("task_name") or ""
         append(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} pid {data.get('pid')} {who}\n" + "\n".join(lines) + "\n")
         if data.get("pid") == "raylet" and lines:  # a cluster event (a node marked dead, ...): its gist, one line
-            gist = " ".join(lines[0].split())
+            # its first sentence, without a log line's "[time level pid tid] (raylet) file.cc:87: " prefix
+            gist = re.sub(r"^\[[^\]]*\]\s*(\(\w+\)\s*)?[\w.]+:\d+:\s*", "", " ".join(lines[0].split()))
             end = gist.find(". ") + 1 or len(gist)  # its first sentence
             print(f"ray: {gist[:min(end, 200)]} (all of it in {where})", flush=True)
         elif not told:

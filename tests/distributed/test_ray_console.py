@@ -17,14 +17,19 @@ def test_ray_messages_are_one_line_on_the_console_and_whole_in_the_log(capsys):
             ignore_prefix=False)
         say({"lines": ["Exception in thread shard-flush:", "Traceback (most recent call last):", '  File "x.py"'],
              "pid": 4242, "ip": "127.0.0.1", "is_err": True, "actor_name": "ReplayShardActor"}, ignore_prefix=False)
+        say({"lines": ["[2026-12-05 02:07:47,353 E 7535 7560] (raylet) agent_manager.cc:87: The raylet exited "
+                       "immediately because one Ray agent failed, agent_name = dashboard_agent."], "pid": "raylet",
+             "is_err": False}, ignore_prefix=False)
         say({"lines": ["an actor's own line"], "pid": 4243, "ip": "127.0.0.1", "is_err": False}, ignore_prefix=False)
     finally:
         ray_worker.print_to_stdstream = getattr(ray_worker.print_to_stdstream, "original", before)
     out = capsys.readouterr()
     console = out.out + out.err
-    assert console.count("\n") == 3, console  # the event's gist, the pointer to ray.log, the actor's line
+    assert console.count("\n") == 4, console  # two events' gists, the pointer to ray.log, the actor's line
+    assert "ray: The raylet exited immediately because one Ray agent failed, agent_name = dashboard_agent. (all" \
+           in console  # a raylet log line: its message, not its time, pid and source line
     assert "has been marked dead because the detector has missed too many heartbeats from it. (all of it in " \
            "run/ray.log)" in console
     assert "raylet crashes" not in console and "Traceback" not in console
     assert "an actor's own line" in console
-    assert len(kept) == 2 and "raylet crashes" in kept[0] and "Traceback (most recent call last)" in kept[1]
+    assert len(kept) == 3 and "raylet crashes" in kept[0] and "Traceback (most recent call last)" in kept[1]
