@@ -126,7 +126,8 @@ def main(argv: list[str]) -> None:
                                  _transfer_cmd(b, split, seed, runs, fs, b.fewshot[split]), fs))
         commands += [" ".join(c[1:]) for _, c, _ in train + transfer]
         run_jobs(train, out, b.parallel, REPO)
-        todo = [j for j in transfer if not (j[2] / "transfer.json").exists()]
+        # zero-shot runs first: a bench stopped mid-seed still reports that seed's zero-shot cells
+        todo = sorted((j for j in transfer if not (j[2] / "transfer.json").exists()), key=lambda j: "few-shot" in j[0])
         walls = run_jobs(todo, out, b.parallel, REPO)
         for name, wall in walls.items():  # the transfer runs' wall time, kept beside their outputs
             d = next(j[2] for j in todo if j[0] == name)
