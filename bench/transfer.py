@@ -253,7 +253,8 @@ def report(b: TransferBench, split: str, commands: list[str] | None = None) -> P
         lines += ["", "## Few-shot (episode return after K env steps on the held-out task alone)", "",
                   "`finetune`: the descriptor+language+table model, its new task embedding (table entry) trained from "
                   "the descriptor+language map's output, 1 update per env step x utd; `scratch`: a fresh single-task "
-                  "model of the same size, same K (its first min(K, 1000) steps random).", "",
+                  "model of the same size, same K (its first min(K, 1000) steps random). Seeds with a finished "
+                  f"few-shot run: {[s for s in seeds if any(per_seed[s].get(t, {}).get(fewshot[0]) is not None for t in tasks)]}.", "",
                   "| held-out task | " + " | ".join(fewshot) + " |", "|---|" + "---:|" * len(fewshot)]
         for t in fs_tasks:
             lines.append(f"| {t} | " + " | ".join(fmt(stat(t, c)) for c in fewshot) + " |")
