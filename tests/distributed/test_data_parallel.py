@@ -1,6 +1,7 @@
 """Two data-parallel learner ranks take the step a single process takes on the union of their
 batches: gradients averaged, the Q scale computed over the gathered values."""
 import os
+import sys
 import tempfile
 
 import numpy as np
@@ -59,7 +60,14 @@ def _rank(rank: int, init_file: str, out: str) -> None:
     if rank == 0:
         torch.save({"grads": grads, "scale": agent.scale.value,
                     "params": {k: v.clone() for k, v in agent.model.state_dict().items()}}, out)
+    # Neither rank tears the group down while the other may still use it; then leave without the
+    # interpreter's and C++ runtime's exit teardown, where a gloo thread still joinable took rank 1
+    # down with SIGABRT ("terminate called without an active exception") once in CI, after its work
+    dist.barrier()
     dist.destroy_process_group()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _single(arrays: dict):
