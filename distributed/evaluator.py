@@ -152,7 +152,8 @@ def write_eval_table(run_dir: Path, result: dict, domains: dict, env_steps: int,
     w.writerows(rows)
     (run_dir / "eval.csv").write_text(table.getvalue(), newline="")
     lines = [f"# Evaluation at {env_steps} env steps", "",
-             f"normalized score: {result['normalized_score']}", "",
+             f"normalized score (TD-MPC2's, 0-100: dm_control return / 10, Meta-World success %): "
+             f"{result['normalized_score']}", "",
              f"{policy} latency per step (all tasks batched): p50 {result['latency_ms']['p50']:.1f} ms, "
              f"p99 {result['latency_ms']['p99']:.1f} ms", "", *[line for n in notes or [] for line in (n, "")],
              *([f"constraint violations (bounds or rate limit; must be 0): {result['constraint_violations']['total']} "
