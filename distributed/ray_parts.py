@@ -335,6 +335,7 @@ class RayCollector:
             # every episode its runners reported is committed, and every one committed was reported: no collect
             # reply is still on its way (its episodes would be held before they are counted)
             settled = all(slot in drained and self.in_flight[slot] == 0 for slot in writers)
+            lost_now = False  # restarted without its data at this check: what it lost comes off at once
             if before is not None and now["incarnation"] != before["incarnation"]:
                 name, node = Path(now["path"]).name, node_label(now["node"]) if now["node"] else "?"
                 self._moved(name, now["node"])
@@ -344,7 +345,7 @@ class RayCollector:
                                       "line": f"replay {name} was restarted on {node} and reopened its store from "
                                               f"storage: {sum(held.values())} committed episodes, none lost with it"})
                 else:
-                    lost = sum((self.credited[i] - held).values())
+                    lost, lost_now = sum((self.credited[i] - held).values()), True
                     incidents.append({
                         "kind": "shard_data_lost", "key": ("shard", i, now["incarnation"]), "shard": name,
                         "episodes_lost": lost,
@@ -353,7 +354,7 @@ class RayCollector:
                                 f"(its storage is not reachable from that node: give every node one shared run_dir, "
                                 f"e.g. s3://bucket/prefix); {lost} committed episodes lost (taken off the counters), "
                                 f"the run goes on with the other shards and what this one collects from now"})
-            if i in self.reconcile and (settled or incidents and incidents[-1].get("shard") == Path(now["path"]).name):
+            if i in self.reconcile and (settled or lost_now):
                 if settled:
                     self.reconcile.discard(i)
                 delta = {t: held[t] - self.credited[i][t] for t in set(held) | set(self.credited[i])

@@ -1,6 +1,7 @@
 """Each RLlib baseline trains a few iterations on a dm_control task and is scored by our evaluator
 into our run-directory layout; the evaluation protocol is the same one our agent gets."""
 import csv
+import dataclasses
 import json
 
 import numpy as np
@@ -116,3 +117,31 @@ def test_ppo_takes_a_task_set_with_padding_and_a_task_one_hot(tmp_path, ray_sess
     row = read_metrics(tmp_path / "ppo-run", "eval")[-1]
     assert {"return/cartpole-swingup", "return/reacher-easy"} <= set(row)
     assert row["normalized_score"] == pytest.approx((row["return/cartpole-swingup"] + row["return/reacher-easy"]) / 20)
+
+
+@pytest.mark.ray
+def test_a_baseline_with_its_run_dir_in_a_bucket_writes_everything_there(tmp_path, ray_session, s3_bucket,
+                                                                          monkeypatch):
+    """The RLlib baseline's run directory on the S3 server: metrics, evaluation, plots, summary and RLlib's
+    own checkpoint (written to a local staging folder, then uploaded) land in the bucket, nothing locally."""
+    from distributed.storage import storage_path
+
+    monkeypatch.chdir(tmp_path)
+    run_dir = f"{s3_bucket}/sac-run"
+    cfg = dataclasses.replace(_config(tmp_path, "sac"), run_dir=run_dir, checkpoint=True)
+    run = BaselineRun(cfg)
+    try:
+        summary = run.train()
+    finally:
+        run.close()
+    root = storage_path(run_dir)
+    for name in ("run.json", "config.yaml", "rllib_config.json", "metrics.jsonl", "eval.md", "eval.csv",
+                 "learning_curve.png", "summary.json"):
+        assert (root / name).exists(), name
+    assert json.loads((root / "summary.json").read_text())["env_steps"] == summary["env_steps"]
+    assert len(read_metrics(root, "eval")) >= 2
+    ckpt = [p.name for p in (root / "rllib_checkpoint").iterdir()]
+    assert ckpt, "RLlib's checkpoint was not uploaded"
+    assert list(tmp_path.iterdir()) == []  # no runs/, no folder named 's3:'
+    with pytest.raises(ValueError, match="already holds a run"):
+        BaselineRun(cfg)
