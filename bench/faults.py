@@ -7,6 +7,9 @@ for byte, none twice, nothing uncommitted visible, and the writer / job must car
     .venv/bin/python bench/faults.py --only corrupt # one committed chunk damaged on disk (seconds)
     .venv/bin/python bench/faults.py --only writer --store s3  # the same with the shards on an S3
                                                    # server (moto, started on loopback; writer lease 2 s)
+    .venv/bin/python bench/faults.py --only actors --store s3  # (or job) the job's run directory in a
+                                                   # bucket there: the shard restarted by Ray, or the job
+                                                   # resumed, takes the dead writer's lease over
 
 Prints one row per scenario: kills, committed (distinct episodes known committed before a kill),
 lost, corrupt, duplicated, uncommitted (visible although never committed); exits 1 unless the
@@ -158,8 +161,17 @@ def emit(**kw):
     log.write(json.dumps(kw) + "\\n"); log.flush()
 readers, seen, gen = {}, {}, {}
 rng = np.random.default_rng(0)
+def shards():
+    if "://" not in pattern:
+        return sorted(glob.glob(pattern))
+    if "*" not in pattern:  # a URI: one shard
+        return [pattern]
+    import fsspec
+    fs, path = fsspec.core.url_to_fs(pattern)
+    fs.invalidate_cache()  # a listing cached by s3fs would never show a shard created since
+    return sorted(f"{pattern.split('://')[0]}://{p}" for p in fs.glob(path))
 while True:
-    for shard in [pattern] if "://" in pattern else sorted(glob.glob(pattern)):  # a URI: one shard
+    for shard in shards():
         try:
             if shard not in readers:
                 if "://" not in pattern and not Path(shard).is_dir():
@@ -526,11 +538,12 @@ def _check_continues(tally: Tally, loop, saved: dict) -> None:
         tally.problems.append("the learners' RNG streams did not resume from the checkpoint")
 
 
-def actors_scenario(work: Path, steps: int = 3000) -> Tally:
+def actors_scenario(work: Path, steps: int = 3000, root=None) -> Tally:
     """Inside a running job on the connected Ray: SIGKILL env runner 0's process after 600 env
     steps and shard 1's process after 1500 (Ray restarts both); the job must reach `steps`, keep
     every episode committed before each kill, store none twice, and its final checkpoint's
-    counters must equal the store's episodes."""
+    counters must equal the store's episodes. `root`: where the run directory goes (a directory or an
+    s3:// URI; default `work`, which holds the reader's log either way)."""
     import threading
 
     import ray
@@ -538,7 +551,7 @@ def actors_scenario(work: Path, steps: int = 3000) -> Tally:
     from distributed.config import compose
     from distributed.loop import Loop
 
-    run_dir = work / "actors-run"
+    run_dir = storage_path(root or work) / "actors-run"
     tally = Tally("job: kill a shard actor's and an env runner's process")
     ledger = Ledger(tally, synthetic=False)
     # shards commit on a 30 s timer (or a full chunk): a killed shard always had uncommitted episodes
@@ -592,7 +605,7 @@ def actors_scenario(work: Path, steps: int = 3000) -> Tally:
 
 
 def job_scenario(work: Path, point: str, resume_steps: int = 1200, timeout: float = 600,
-                 checkpoint_freq: int = 600, overrides: tuple[str, ...] = ()) -> Tally:
+                 checkpoint_freq: int = 600, overrides: tuple[str, ...] = (), root=None) -> Tally:
     """Run launch/mt80.py (its own embedded Ray, its own session) with the kill point `point`
     ("checkpoint-write:N" or "commit-record:N") armed in all its processes: the first process to
     reach it freezes there and the whole job is SIGKILLed at that moment. Then the job resumes on
@@ -600,14 +613,15 @@ def job_scenario(work: Path, point: str, resume_steps: int = 1200, timeout: floa
     episode committed before the kill (a reader process logs them while the job runs) is there
     byte for byte after the kill and after the resumed run; none is stored twice; the resumed run
     starts from the checkpoint's counters, rate limiter and learner RNG streams; what the resumed run counts is what it added to the store.
-    `overrides` (config overrides) apply to the killed job and to the resumed one."""
+    `overrides` (config overrides) apply to the killed job and to the resumed one. `root`: where the run
+    directory goes (a directory or an s3:// URI, default `work`; the claim file and logs stay in `work`)."""
     from distributed.config import compose
     from distributed.loop import Loop
 
     name = point.split(":")[0]
     tally = Tally(f"whole job: during {'a checkpoint write' if name == 'checkpoint-write' else 'a shard commit'}")
     ledger = Ledger(tally, synthetic=False)
-    run_dir, claim = work / f"job-{name}", work / f"{name}.claim"
+    run_dir, claim = storage_path(root or work) / f"job-{name}", work / f"{name}.claim"
     ray_tmp = f"/tmp/rf{os.getpid()}{name[:2]}"  # short: Ray's socket paths have a length limit
     env = child_env(**{ENV_AT: point, ENV_CLAIM: str(claim), ENV_SIGNAL: "STOP"})
     log = open(work / f"job-{name}.log", "w")
@@ -706,7 +720,8 @@ def main() -> int:
     ap.add_argument("--commit-kill", default="commit-record:15", help="kill point of the whole-job commit kill")
     ap.add_argument("--out", default=None, help="also write the table (markdown) to this file")
     ap.add_argument("--store", choices=("local", "s3"), default="local",
-                    help="writer scenarios: shards on local disk, or on an S3 server (moto) started on loopback")
+                    help="shards and runs on local disk, or on an S3 server (moto) started on loopback (there, no "
+                         "corrupt-chunk row, which damages a file on disk, and no checkpoint-write kill: a PUT is whole)")
     args = ap.parse_args()
     import torch
 
@@ -718,36 +733,39 @@ def main() -> int:
         from tests.s3_server import S3Server
 
         server = S3Server().start()
-        os.environ.update(server.environ, **{"LATENTFLEET_LEASE_S": "2"})  # the writers and reader inherit it
-        store = server.make_bucket("latentfleet-faults") + "/shards"
+        os.environ.update(server.environ, **{"LATENTFLEET_LEASE_S": "2"})  # the writers, reader, jobs inherit it
+        store = server.make_bucket("latentfleet-faults")
     try:
         if args.only in (None, "writer"):
+            shards = None if store is None else store + "/shards"
             for point in ("chunk-data", "index", "commit-record"):
-                tallies.append(writer_scenario(work, point, [point] * args.point_kills, store=store))
+                tallies.append(writer_scenario(work, point, [point] * args.point_kills, store=shards))
             tallies.append(writer_scenario(work, "eviction", ["eviction"] * args.point_kills, capacity=12 * C,
-                                           store=store))
-            tallies.append(writer_scenario(work, "random moments", [None] * args.random_kills, store=store))
+                                           store=shards))
+            tallies.append(writer_scenario(work, "random moments", [None] * args.random_kills, store=shards))
         if args.only in (None, "writer", "corrupt") and store is None:  # damages a chunk file on disk
             tallies.append(corrupt_chunk_scenario(work))
+        if args.only in (None, "actors", "job"):
+            import ray
+
+            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
+                     _temp_dir=tempfile.mkdtemp(prefix="ray", dir="/tmp"))
+            runs = None if store is None else store + "/runs"
+            try:
+                if args.only in (None, "actors"):
+                    tallies.append(actors_scenario(work, root=runs))
+                if args.only in (None, "job"):
+                    if store is None:  # on an object store a checkpoint is one PUT: there is no write to cut short
+                        tallies.append(job_scenario(work, "checkpoint-write:2"))
+                    tallies.append(job_scenario(work, args.commit_kill, root=runs))
+            finally:
+                ray.shutdown()
     finally:
         if server is not None:
             server.stop()
-    if args.only in (None, "actors", "job"):
-        import ray
-
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
-                 _temp_dir=tempfile.mkdtemp(prefix="ray", dir="/tmp"))
-        try:
-            if args.only in (None, "actors"):
-                tallies.append(actors_scenario(work))
-            if args.only in (None, "job"):
-                tallies.append(job_scenario(work, "checkpoint-write:2"))
-                tallies.append(job_scenario(work, args.commit_kill))
-        finally:
-            ray.shutdown()
     header = (f"`{' '.join(['bench/faults.py', *sys.argv[1:]])}` on {os.cpu_count()} cores, "
               f"CPU capability {torch.backends.cpu.get_cpu_capability()}, torch threads 1, "
-              f"writer shards on {'an S3 server (moto, loopback; lease 2 s)' if args.store == 's3' else 'local disk'}, "
+              f"shards and runs on {'an S3 server (moto, loopback; lease 2 s)' if args.store == 's3' else 'local disk'}, "
               f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     text = print_table(tallies, header)
     if args.out:
