@@ -60,11 +60,10 @@ def _rank(rank: int, init_file: str, out: str) -> None:
     if rank == 0:
         torch.save({"grads": grads, "scale": agent.scale.value,
                     "params": {k: v.clone() for k, v in agent.model.state_dict().items()}}, out)
-    # Neither rank tears the group down while the other may still use it; then leave without the
-    # interpreter's and C++ runtime's exit teardown, where a gloo thread still joinable took rank 1
-    # down with SIGABRT ("terminate called without an active exception") once in CI, after its work
+    # Both ranks are done once they meet here (rank 0 has saved); then each leaves at once, with no teardown
+    # of the group, the interpreter or the C++ runtime: in that teardown a gloo thread still joinable took
+    # rank 1 down with SIGABRT ("terminate called without an active exception") once in CI, after its work
     dist.barrier()
-    dist.destroy_process_group()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
