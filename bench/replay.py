@@ -93,8 +93,10 @@ def compare_job_s3(overrides: list[str]) -> None:
 
     repo = Path(__file__).resolve().parents[1]
     sys.path.insert(0, str(repo))
+    from bench.common import machine_line, matmul_gflops
     from tests.s3_server import S3Server
 
+    print(machine_line(matmul_gflops()), f"; {os.cpu_count()} cores", flush=True)
     tmp = tempfile.mkdtemp(prefix="replay-bench-job-")
     with S3Server() as server:
         env = {**os.environ, **server.environ}
