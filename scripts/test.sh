@@ -38,13 +38,15 @@ parallel=()
 log=$(mktemp -t latentfleet-tests-XXXXXX.log)
 echo "tests without Ray: in the background ($workers worker(s)), output in $log; tests with Ray:"
 # The numerical checks (tests/agents) also run on torch's other CPU kernels: float rounding differs between
-# CPUs (AMD/Intel, AVX2/AVX-512/AMX), and ATEN_CPU_CAPABILITY shows that spread on this one machine
+# CPUs (AMD/Intel, AVX2/AVX-512/AMX), and ATEN_CPU_CAPABILITY shows that spread on this one machine. Only the
+# kernels this CPU can execute: torch's own choice (the best it found) and those below it on x86's ladder
+# default < avx2 < avx512. Forcing one above it is SIGILL ("Illegal instruction") on a CPU without AVX-512.
 native=$(.venv/bin/python -c "import torch; print(torch.backends.cpu.get_cpu_capability().lower())" 2>/dev/null)
+others_caps=$(./scripts/cpu_kernels.sh "$native")
 {
   pytest_run --durations=15 ${parallel[@]+"${parallel[@]}"} -m "not compile and not ray" tests
   code=$?
-  for cap in default avx2 avx512; do
-    [ "$cap" = "$native" ] && continue
+  for cap in $others_caps; do
     echo "=== tests/agents with ATEN_CPU_CAPABILITY=$cap (this CPU runs $native kernels by default) ==="
     ATEN_CPU_CAPABILITY=$cap pytest_run ${parallel[@]+"${parallel[@]}"} -m "not compile and not ray" tests/agents || code=1
   done
