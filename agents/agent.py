@@ -35,7 +35,7 @@ class Agent:
         self.model = WorldModel(cfg.model, action_masks).to(self.device)
         self._build_optimizers()
         self.scale = RunningScale(cfg.optim.scale_tau, self.device,
-                                  cfg.model.num_tasks if cfg.optim.pi_scale == "task" else 1)
+                                  cfg.model.num_tasks if cfg.optim.pi_scale == "task" else 1, cfg.optim.pi_scale_init)
         self.discounts = torch.tensor(cfg.discounts, dtype=torch.float32, device=self.device)
         # None (fp32) unless bf16 was asked for and the device runs it natively
         self.autocast_dtype = autocast_dtype_for(cfg.precision, self.device, native_bf16)
@@ -284,17 +284,23 @@ class Agent:
             q = m.Q(zs, action, task, mode="avg", detach=True).float()
             self.scale.update(q[0], self.gather_sync, task)
             q = self.scale(q, task)
-            objective = o.entropy_coef * info["scaled_entropy"].float() + q  # [H+1, B, 1]
+            tdmpc2 = o.pi_entropy == "tdmpc2"
+            entropy = info["tdmpc2_scaled_entropy" if tdmpc2 else "scaled_entropy"].float()
+            objective = o.entropy_coef * entropy + q  # [H+1, B, 1]
             pi_loss = -(objective.mean(dim=(1, 2)) * rho).mean()
         pi_loss.backward()
         if self.grad_sync is not None:
             self.grad_sync(list(m.policy.parameters()))
         grad_norm = torch.nn.utils.clip_grad_norm_(m.policy.parameters(), o.grad_clip_norm)
         self.pi_optim.step()
-        # the policy loss also reaches the task embedding (and nothing else trains on it here):
-        # drop those gradients so they cannot leak into the next world-model step
-        m.zero_grad(set_to_none=True)
-        return {"pi_loss": pi_loss, "pi_grad_norm": grad_norm, "pi_entropy": info["entropy"].mean(),
+        if o.pi_task_grad == "keep" and self.optim is not None:
+            # TD-MPC2's: the policy loss's gradient on the task conditioning stays in .grad and is applied
+            # (summed with the next batch's, clipped with it) by the next world-model step
+            self.pi_optim.zero_grad(set_to_none=True)
+        else:
+            m.zero_grad(set_to_none=True)
+        return {"pi_loss": pi_loss, "pi_grad_norm": grad_norm,
+                "pi_entropy": info["tdmpc2_entropy" if tdmpc2 else "entropy"].mean(),
                 "pi_scale": self.scale.value.mean()}
 
     # -- state --------------------------------------------------------------------------------
@@ -312,6 +318,10 @@ class Agent:
                 "optim": self.optim.state_dict() if self.optim is not None else {},
                 "pi_optim": self.pi_optim.state_dict() if self.pi_optim is not None else {},
                 "scale": self.scale.state_dict(), "updates": self.updates,
+                # gradients waiting for the next world-model step (optim.pi_task_grad=keep): the policy loss's
+                # on the task conditioning; without them a resumed run's next step would differ
+                "pending_grads": {n: p.grad.detach().clone() for n, p in self.model.named_parameters()
+                                  if p.grad is not None},
                 "trainable": self.trainable_groups(), "config": _plain(asdict(self.cfg))}
 
     def load_state_dict(self, state: dict) -> None:
@@ -327,6 +337,9 @@ class Agent:
                     g["fused"], g["foreach"] = True, None
         self.scale.load_state_dict(state["scale"])
         self.updates = int(state["updates"])
+        pending = state.get("pending_grads", {})
+        for n, p in self.model.named_parameters():
+            p.grad = pending[n].to(p.device, p.dtype).clone() if n in pending else None
 
 
 def check_compatible(mine: dict, theirs: dict) -> None:

@@ -168,6 +168,9 @@ class ModelConfig:
 
 
 PI_SCALES = ("task", "global")
+PI_SCALE_INITS = ("one", "first_batch")
+PI_ENTROPIES = ("tdmpc2", "squashed")
+PI_TASK_GRADS = ("keep", "drop")
 
 
 @dataclass(frozen=True)
@@ -193,13 +196,27 @@ class OptimConfig:
     # dynamics. false: TD-MPC2's, the BCE's gradient reaches them like the reward's; on InvertedPendulum-v5
     # that slowed learning on every seed (bench/results/termination_gym-invertedpendulum.md, session 12)
     termination_detach: bool = True
-    # the policy loss divides Q by a running scale: one per task ("task") or one for all ("global",
-    # TD-MPC2's multitask runs); identical with one task. See agents/running_scale.py.
-    pi_scale: str = "task"
+    # Departures from TD-MPC2's update are options whose defaults are TD-MPC2's unless a measured result
+    # chose otherwise (README, "Parity with TD-MPC2"; bench/fidelity.py checks the defaults against its code).
+    # the policy loss divides Q by a running scale: one for all tasks ("global", TD-MPC2's) or one per task
+    # ("task"); identical with one task. See agents/running_scale.py.
+    pi_scale: str = "global"
+    # where the running Q scale starts: "one", TD-MPC2's (1, then every batch moves it by scale_tau), or
+    # "first_batch" (a task's first batch sets it; from trained weights that is ~10x TD-MPC2's first scale)
+    pi_scale_init: str = "one"
+    # the policy's entropy bonus: "tdmpc2" (minus the active action dims times the Gaussian log-prob before the
+    # tanh correction, as TD-MPC2's `scaled_entropy`) or "squashed" (minus the active dims times the log-prob
+    # after the tanh correction)
+    pi_entropy: str = "tdmpc2"
+    # the policy loss's gradient on the task conditioning (embedding table, descriptor or text map): "keep"
+    # (TD-MPC2: it stays in .grad and is applied with the next world-model step) or "drop"
+    pi_task_grad: str = "keep"
 
     def __post_init__(self):
-        if self.pi_scale not in PI_SCALES:
-            raise ValueError(f"optim.pi_scale must be one of {PI_SCALES}, got {self.pi_scale!r}")
+        for key, allowed in (("pi_scale", PI_SCALES), ("pi_scale_init", PI_SCALE_INITS),
+                             ("pi_entropy", PI_ENTROPIES), ("pi_task_grad", PI_TASK_GRADS)):
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"optim.{key} must be one of {allowed}, got {getattr(self, key)!r}")
         if not self.termination_pos_weight > 0:
             raise ValueError(f"optim.termination_pos_weight must be > 0, got {self.termination_pos_weight!r}")
 

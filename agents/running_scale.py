@@ -3,7 +3,7 @@
 With `num_tasks` > 1 every task keeps a scale of its own: the policy loss divides each row's Q by
 its own task's spread, so a task whose returns are small (sparse or not yet found) still drives the
 policy as strongly as one whose returns are in the hundreds. One scale shared by all tasks (TD-MPC2's
-multitask runs) makes the policy's objective a sum dominated by the largest-return tasks: in a
+multitask runs, the default here: optim.pi_scale) makes the policy's objective a sum dominated by the largest-return tasks: in a
 6-task tiny run the shared scale settled at ~124 (the cartpole tasks) while the single-task models of
 the other tasks ran at 2-37. With one task both forms are the same computation."""
 from __future__ import annotations
@@ -14,8 +14,12 @@ QUANTILES = (0.05, 0.95)
 
 
 class RunningScale:
-    def __init__(self, tau: float, device: torch.device | str = "cpu", num_tasks: int = 1):
-        self.tau = tau
+    def __init__(self, tau: float, device: torch.device | str = "cpu", num_tasks: int = 1, init: str = "one"):
+        """`init`: "one" (TD-MPC2's: the scale starts at 1 and every batch moves it by `tau`) or "first_batch"
+        (a task's first batch sets its scale, later ones move it by `tau`)."""
+        if init not in ("one", "first_batch"):
+            raise ValueError(f"running scale init must be 'one' or 'first_batch', got {init!r}")
+        self.tau, self.init = tau, init
         self.value = torch.ones(num_tasks, device=device)
         self.counts = torch.zeros(num_tasks, dtype=torch.long, device=device)  # batches seen, per task
 
@@ -47,13 +51,14 @@ class RunningScale:
 
     def _move(self, present: torch.Tensor, spread: torch.Tensor) -> None:
         spread = spread.clamp(min=1.0)
-        # a task's first batch sets its scale; later ones move it slowly
-        moved = torch.where(self.counts == 0, spread, torch.lerp(self.value, spread, self.tau))
+        moved = torch.lerp(self.value, spread, self.tau)
+        if self.init == "first_batch":  # a task's first batch sets its scale; later ones move it slowly
+            moved = torch.where(self.counts == 0, spread, moved)
         self.value = torch.where(present, moved, self.value)
         self.counts = self.counts + present.long()
 
     def add_tasks(self, n: int) -> None:
-        """Room for `n` new tasks (a per-task scale only): each starts from its first batch."""
+        """Room for `n` new tasks (a per-task scale only): each starts at 1 (or from its first batch)."""
         if self.value.numel() > 1:
             self.value = torch.cat([self.value, self.value.new_ones(n)])
             self.counts = torch.cat([self.counts, self.counts.new_zeros(n)])

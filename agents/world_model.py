@@ -202,7 +202,8 @@ class WorldModel(nn.Module):
     def pi(self, z: torch.Tensor, task: torch.Tensor | None, eps: torch.Tensor | None = None
            ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Squashed Gaussian policy prior. [..., L] -> action [..., A] in [-1, 1] with padded
-        dims exactly 0, and info with 'mean' [..., A], 'log_prob', 'entropy', 'scaled_entropy' [..., 1].
+        dims exactly 0, and info with 'mean' [..., A], 'log_prob', 'entropy', 'scaled_entropy' [..., 1] (the squashed
+        log-prob over active dims), and 'tdmpc2_entropy', 'tdmpc2_scaled_entropy' [..., 1] (TD-MPC2's).
         `eps` ([..., A] standard normal noise) makes sampling reproducible."""
         mean, log_std = run_mlp(self.policy, z, self._cond(task)).chunk(2, dim=-1)
         lo, hi = self.cfg.log_std_min, self.cfg.log_std_max
@@ -215,11 +216,20 @@ class WorldModel(nn.Module):
         action = torch.tanh(pre)
         # log-prob of the squashed sample, over active dims only
         log_prob = ((-0.5 * eps.pow(2) - log_std - _LOG_SQRT_2PI) * mask).sum(-1, keepdim=True)
-        log_prob = log_prob - (torch.log(torch.relu(1 - action.pow(2)) + 1e-6) * mask).sum(-1, keepdim=True)
+        tanh_correction = (torch.log(torch.relu(1 - action.pow(2)) + 1e-6) * mask).sum(-1, keepdim=True)
+        log_prob = log_prob - tanh_correction
         active = mask.sum(-1, keepdim=True).expand_as(log_prob)
-        # entropy scaled by the number of active dims so the bonus is comparable across embodiments
+        # TD-MPC2's bonus (common/world_model.py, `pi`), term for term: the Gaussian log-prob before the tanh
+        # correction, summed over every dim (a padded dim has eps = log_std = 0, so it adds -log sqrt(2 pi)),
+        # times the active dims, entered as -squashed * (scaled / (squashed + 1e-8)), which is what its
+        # gradient flows through
+        gauss_all = (-0.5 * eps.pow(2) - log_std - _LOG_SQRT_2PI).sum(-1, keepdim=True)
+        squashed_all = gauss_all - tanh_correction
+        tdmpc2_scaled = -squashed_all * ((gauss_all * active) / (squashed_all + 1e-8))
+        # "scaled_entropy": the squashed entropy times the active dims (comparable across embodiments)
         return action * mask, {"mean": torch.tanh(mean) * mask, "log_prob": log_prob,
-                               "entropy": -log_prob, "scaled_entropy": -log_prob * active}
+                               "entropy": -log_prob, "scaled_entropy": -log_prob * active,
+                               "tdmpc2_entropy": -squashed_all, "tdmpc2_scaled_entropy": tdmpc2_scaled}
 
     @torch.no_grad()
     def project_task_embeddings(self) -> None:

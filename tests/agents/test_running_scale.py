@@ -14,7 +14,7 @@ def test_per_task_spread_equals_each_tasks_own_quantiles():
     task = torch.tensor([0] * 50 + [2] * 7 + [3] * 1 + [0] * 13)
     scales = torch.tensor([100.0, 1.0, 10.0, 1.0])
     q = (torch.randn(len(task), 1, generator=g) * scales[task].view(-1, 1))
-    s = RunningScale(0.01, num_tasks=5)
+    s = RunningScale(0.01, num_tasks=5, init="first_batch")
     s.update(q, task=task)
     for t, expected in ((0, _quantile_spread(q[task == 0])), (2, _quantile_spread(q[task == 2])), (3, 1.0)):
         assert abs(float(s.value[t]) - expected) < 1e-4 * max(1.0, expected), t
@@ -37,7 +37,7 @@ def test_per_task_spread_equals_each_tasks_own_quantiles():
 
 def test_one_task_is_the_global_scale():
     g = torch.Generator().manual_seed(1)
-    s = RunningScale(0.1)
+    s = RunningScale(0.1, init="first_batch")
     ref = None
     for _ in range(3):
         q = torch.randn(64, 1, generator=g) * 30
@@ -60,3 +60,19 @@ def test_loads_a_single_scale_checkpoint_into_every_task():
         assert "3 entries" in str(e)
     else:
         raise AssertionError("a 3-task scale loaded into a 2-task agent")
+
+
+def test_tdmpc2_init_starts_at_one_and_every_batch_moves_it_by_tau():
+    """init="one" (the default, TD-MPC2's): no batch sets the scale outright, the first one included."""
+    g = torch.Generator().manual_seed(2)
+    for num_tasks in (1, 3):
+        s = RunningScale(0.1, num_tasks=num_tasks)
+        ref = 1.0
+        for _ in range(3):
+            q = torch.randn(64, 1, generator=g) * 30
+            s.update(q, task=torch.zeros(64, dtype=torch.long) if num_tasks > 1 else None)
+            ref = ref + 0.1 * (_quantile_spread(q) - ref)
+            assert abs(float(s.value[0]) - ref) < 1e-4 * ref
+        assert s.value[0] < 0.5 * _quantile_spread(q)  # far from the batch's spread after 3 batches
+        if num_tasks > 1:
+            assert s.value[1:].tolist() == [1.0, 1.0]  # absent tasks keep 1

@@ -138,12 +138,49 @@ def test_a_finetunes_checkpoint_reloads_with_its_frozen_groups(tmp_path):
     torch.testing.assert_close(loaded.optim.state_dict()["state"], agent.optim.state_dict()["state"])
 
 
-def test_policy_loss_gradient_does_not_leak_into_the_next_world_model_step():
-    """The policy loss reaches the task embedding; its gradient must not be applied later by the
-    world-model optimiser (it was, one step late, before this was fixed)."""
-    agent = _agent("table")
+def _agent_with(pi_task_grad, mode="table"):
+    torch.manual_seed(0)
+    cfg = make_agent_config(obs_dim=O, action_dim=A, episode_lengths=[500] * T, model_size="tiny",
+                            model={"task_conditioning": mode}, optim={"pi_task_grad": pi_task_grad},
+                            planner=dict(num_samples=32, num_elites=4, num_pi_trajs=4, iterations=2),
+                            task_descriptors=_descriptors(T))
+    return Agent(cfg, action_masks=torch.ones(T, A))
+
+
+def test_policy_loss_gradient_on_the_task_embedding_is_dropped_with_drop():
+    """optim.pi_task_grad=drop: the policy loss's gradient on the embedding is never applied."""
+    agent = _agent_with("drop")
     agent.update(_batch(0))
     assert all(p.grad is None for p in agent.model.parameters())
+
+
+def test_policy_loss_gradient_on_the_task_embedding_reaches_the_next_world_model_step_as_in_tdmpc2():
+    """The default (TD-MPC2's): after an update only the task conditioning holds a gradient (the policy
+    loss's, on the rows of the batch's task); the next world-model step applies it on top of its own."""
+    keep, drop = _agent_with("keep"), _agent_with("drop")
+    assert keep.cfg.optim.pi_task_grad == "keep"  # the default config's
+    keep.update(_batch(1))
+    drop.update(_batch(1))
+    with_grad = {n for n, p in keep.model.named_parameters() if p.grad is not None}
+    assert with_grad == {"task_emb.weight"}
+    g = keep.model.task_emb.weight.grad
+    assert g[1].abs().sum() > 0 and g[0].abs().sum() == 0 and g[2:].abs().sum() == 0
+    # the same start and the same next batch: the step moves task 1's row differently, and only by that
+    torch.testing.assert_close(keep.model.task_emb.weight, drop.model.task_emb.weight)
+    torch.manual_seed(3)
+    keep.update(_batch(0, seed=1))
+    torch.manual_seed(3)
+    drop.update(_batch(0, seed=1))
+    assert not torch.allclose(keep.model.task_emb.weight[1], drop.model.task_emb.weight[1])
+    torch.testing.assert_close(keep.model.task_emb.weight[2:], drop.model.task_emb.weight[2:])
+
+
+def test_a_pending_policy_gradient_survives_a_checkpoint(tmp_path):
+    agent = _agent_with("keep")
+    agent.update(_batch(1))
+    save_checkpoint(tmp_path, agent)
+    loaded, _ = agent_from_checkpoint(tmp_path)
+    torch.testing.assert_close(loaded.model.task_emb.weight.grad, agent.model.task_emb.weight.grad)
 
 
 @pytest.mark.parametrize("mode", ["descriptor", "both"])
