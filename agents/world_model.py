@@ -223,8 +223,10 @@ class WorldModel(nn.Module):
         # correction, summed over every dim (a padded dim has eps = log_std = 0, so it adds -log sqrt(2 pi)),
         # times the active dims, entered as -squashed * (scaled / (squashed + 1e-8)), which is what its
         # gradient flows through
+        # (the tanh correction over every dim too: log(1 + 1e-6) per padded dim, which matters where the
+        # denominator is near 0)
         gauss_all = (-0.5 * eps.pow(2) - log_std - _LOG_SQRT_2PI).sum(-1, keepdim=True)
-        squashed_all = gauss_all - tanh_correction
+        squashed_all = gauss_all - torch.log(torch.relu(1 - action.pow(2)) + 1e-6).sum(-1, keepdim=True)
         tdmpc2_scaled = -squashed_all * ((gauss_all * active) / (squashed_all + 1e-8))
         # "scaled_entropy": the squashed entropy times the active dims (comparable across embodiments)
         return action * mask, {"mean": torch.tanh(mean) * mask, "log_prob": log_prob,
