@@ -389,6 +389,38 @@ def load_into_world_model(model, w: TDMPC2Weights) -> None:
                                     f"agents/tdmpc2_import.py needs updating for the model change")
 
 
+# -- an agent from TD-MPC2's weights and hyperparameters ---------------------------------------------------
+TDMPC2_HYPERPARAMETERS = ("lr", "enc_lr_scale", "grad_clip_norm", "tau", "rho", "consistency_coef", "reward_coef",
+                          "value_coef", "entropy_coef", "dropout", "simnorm_dim", "log_std_min", "log_std_max",
+                          "horizon")
+
+
+def agent_from_tdmpc2_state(state: Mapping, hyper: Mapping, episode_lengths, *, multitask: bool, model_size="1",
+                            optim: Mapping | None = None):
+    """Our Agent holding a TD-MPC2 world model's weights (`state`, its WorldModel.state_dict()) with TD-MPC2's
+    hyperparameters (`hyper`: the TDMPC2_HYPERPARAMETERS of its config) and one discount per episode length,
+    as TD-MPC2 computes them; everything else is our default config (TD-MPC2's update: README, "Parity").
+    `optim`: OptimConfig fields to change (a departure to measure)."""
+    from agents.agent import Agent
+    from agents.config import AgentConfig, OptimConfig, PlannerConfig, discount_from_episode_length
+
+    w = parse_tdmpc2_state(state, multitask=multitask)
+    h = {k: hyper[k] for k in TDMPC2_HYPERPARAMETERS}
+    mc = model_config(w, model_size, dropout=float(h["dropout"]), simnorm_dim=int(h["simnorm_dim"]),
+                      log_std_min=float(h["log_std_min"]), log_std_max=float(h["log_std_max"]))
+    opt = OptimConfig(**{"lr": float(h["lr"]), "enc_lr_scale": float(h["enc_lr_scale"]),
+                         "grad_clip_norm": float(h["grad_clip_norm"]), "tau": float(h["tau"]), "rho": float(h["rho"]),
+                         "consistency_coef": float(h["consistency_coef"]), "reward_coef": float(h["reward_coef"]),
+                         "value_coef": float(h["value_coef"]), "entropy_coef": float(h["entropy_coef"]),
+                         "scale_tau": float(h["tau"]), **(optim or {})})
+    cfg = AgentConfig(model=mc, optim=opt, planner=PlannerConfig(horizon=int(h["horizon"])),
+                      discounts=tuple(discount_from_episode_length(int(L)) for L in episode_lengths))
+    masks = w.action_masks if w.action_masks is not None else torch.ones(1, mc.action_dim)
+    agent = Agent(cfg, action_masks=masks)
+    load_into_world_model(agent.model, w)
+    return agent
+
+
 __all__ = ["TDMPC2Architecture", "TDMPC2CheckpointError", "TDMPC2Weights", "TDMPC2_MODEL_SIZES",
-           "TDMPC2_TASK_SETS", "canonical_keys", "check_action_masks", "check_architecture", "expected_architecture",
+           "TDMPC2_TASK_SETS", "TDMPC2_HYPERPARAMETERS", "agent_from_tdmpc2_state", "canonical_keys", "check_action_masks", "check_architecture", "expected_architecture",
            "expected_shapes", "load_into_world_model", "load_tdmpc2_file", "model_config", "parse_tdmpc2_state"]

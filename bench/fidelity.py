@@ -127,23 +127,10 @@ def make_batch(cfg, obs_dims, action_dims, seed: int, batch_size: int):
 
 def our_agent_from(td_agent, cfg, lengths, multitask: bool):
     """Our Agent with the TD-MPC2 agent's weights (through the importer) and TD-MPC2's hyperparameters."""
-    import torch
-    from agents.agent import Agent
-    from agents.config import AgentConfig, OptimConfig, PlannerConfig, discount_from_episode_length
-    from agents.tdmpc2_import import load_into_world_model, model_config, parse_tdmpc2_state
+    from agents.tdmpc2_import import TDMPC2_HYPERPARAMETERS, agent_from_tdmpc2_state
 
-    w = parse_tdmpc2_state(td_agent.model.state_dict(), multitask=multitask)
-    mc = model_config(w, 1, dropout=float(cfg.dropout), simnorm_dim=int(cfg.simnorm_dim),
-                      log_std_min=float(cfg.log_std_min), log_std_max=float(cfg.log_std_max))
-    optim = OptimConfig(lr=cfg.lr, enc_lr_scale=cfg.enc_lr_scale, grad_clip_norm=cfg.grad_clip_norm, tau=cfg.tau,
-                        rho=cfg.rho, consistency_coef=cfg.consistency_coef, reward_coef=cfg.reward_coef,
-                        value_coef=cfg.value_coef, entropy_coef=cfg.entropy_coef, scale_tau=cfg.tau)
-    acfg = AgentConfig(model=mc, optim=optim, planner=PlannerConfig(horizon=cfg.horizon),
-                       discounts=tuple(discount_from_episode_length(int(L)) for L in lengths))
-    masks = w.action_masks if w.action_masks is not None else torch.ones(1, mc.action_dim)
-    ours = Agent(acfg, action_masks=masks)
-    load_into_world_model(ours.model, w)
-    return ours
+    return agent_from_tdmpc2_state(td_agent.model.state_dict(), {k: getattr(cfg, k) for k in TDMPC2_HYPERPARAMETERS},
+                                   lengths, multitask=multitask)
 
 
 def td_update(td_agent, tape, batch) -> dict:
@@ -276,6 +263,7 @@ def write_fixture(pkg, path: str) -> None:
     """Small single-task and multitask cases, one update each with TD-MPC2's code: data only."""
     import torch
     from agents.rng_tape import RandomTape
+    from agents.tdmpc2_import import TDMPC2_HYPERPARAMETERS
     import common.layers as td_layers
 
     out = {"tdmpc2_commit": _commit(pkg), "cases": {}}
@@ -289,9 +277,7 @@ def write_fixture(pkg, path: str) -> None:
         theirs = td_update(agent, tape, batch)
         after = {k: v.detach().clone() for k, v in agent.model.state_dict().items() if isinstance(v, torch.Tensor)}
         obs, action, reward, terminated, task, act_mask = batch
-        hyper = {k: getattr(cfg, k) for k in ("lr", "enc_lr_scale", "grad_clip_norm", "tau", "rho", "consistency_coef",
-                                               "reward_coef", "value_coef", "entropy_coef", "dropout", "simnorm_dim",
-                                               "log_std_min", "log_std_max", "horizon")}
+        hyper = {k: getattr(cfg, k) for k in TDMPC2_HYPERPARAMETERS}
         out["cases"][case] = {
             "before": before, "after": after, "hyper": hyper, "episode_lengths": lengths,
             "batch": {"obs": obs, "action": action, "reward": reward, "terminated": terminated,
