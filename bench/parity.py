@@ -8,6 +8,7 @@
     python bench/parity.py --tdmpc2 ~/tdmpc2 --extra-path ~/tdmpc2-libs --task cartpole-swingup \\
         --arms tdmpc2 local ray --seeds 1 2 3 [--jobs 2] [--commit]
     python bench/parity.py --report --task cartpole-swingup     # table and figure from the finished runs
+    python bench/parity.py ... --settings reference --gpu        # a GPU machine: TD-MPC2's settings, 100k steps
 
 Resumable: each finished (arm, seed) leaves bench/results/parity/<task>/<arm>-s<seed>.json (its evaluations,
 wall-clock, command, machine) and is never run again; `--commit` commits each such file as it appears. Runs
@@ -40,9 +41,15 @@ RESULTS = MAIN / "bench" / "results" / "parity"
 PY = sys.executable
 
 SETTINGS = {
-    "default": dict(steps=10_000, eval_freq=2_500, eval_episodes=10, batch_size=128, num_samples=256,
-                    num_elites=64, iterations=3, num_pi_trajs=24),
+    # a 2-core CPU machine: what CPU time forces, the same on every arm
+    "cpu": dict(steps=10_000, eval_freq=2_500, eval_episodes=10, batch_size=128, num_samples=256,
+                num_elites=64, iterations=3, num_pi_trajs=24),
+    # a GPU machine: TD-MPC2's own settings to its first published point (results/tdmpc2/<task>.csv, 100k steps)
+    "reference": dict(steps=100_000, eval_freq=10_000, eval_episodes=10, batch_size=256, num_samples=512,
+                      num_elites=64, iterations=6, num_pi_trajs=24),
 }
+SETTINGS_NAME = "cpu"  # --settings
+GPU = False  # --gpu
 ARMS = ("tdmpc2", "local", "ray")
 SLOTS = {"tdmpc2": 1, "local": 1, "ray": 2}
 LABELS = {"tdmpc2": "TD-MPC2 (its own trainer)", "local": "ours, one process", "ray": "ours, Ray job"}
@@ -56,7 +63,16 @@ RAY_EXTRA = ["num_runners=1", "num_learners=1", "ray.num_cpus=2", "cpus_per_runn
 
 
 def settings(task: str) -> dict:
-    return SETTINGS.get(task, SETTINGS["default"])
+    return SETTINGS[SETTINGS_NAME]
+
+
+def gpu_overrides(arm: str) -> list[str]:
+    """--gpu: our arms learn on the GPU (the Ray job's runner plans on it too); TD-MPC2 runs unpatched."""
+    if not GPU or arm == "tdmpc2":
+        return []
+    if arm == "local":
+        return ["device=cuda"]
+    return ["device=cuda", "gpus_per_learner=0.5", "gpus_per_runner=0.5"]
 
 
 def command(arm: str, task: str, seed: int, run: Path, tdmpc2: Path | None) -> list[str]:
@@ -76,8 +92,9 @@ def command(arm: str, task: str, seed: int, run: Path, tdmpc2: Path | None) -> l
               "diagnostics=false", "wandb_mode=disabled", "progress=false", f"checkpoint_freq={s['eval_freq']}",
               f"run_dir={run / 'run'}"]
     if arm == "local":
-        return [PY, "launch/train.py", *common, "torch_threads=1"]
-    return [PY, "launch/mt80.py", "preset=laptop", *common, *RAY_EXTRA]
+        return [PY, "launch/train.py", *common, "torch_threads=1", *gpu_overrides(arm)]
+    extra = [o for o in RAY_EXTRA if not (GPU and o.startswith(("ray.num_cpus", "cpus_per_")))]
+    return [PY, "launch/mt80.py", "preset=laptop", *common, *extra, *gpu_overrides(arm)]
 
 
 def environment(arm: str, extra_paths: list[str]) -> dict:
@@ -113,8 +130,12 @@ def machine() -> str:
     return f"{model}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.backends.cpu.get_cpu_capability()})"
 
 
+def results_dir(task: str) -> Path:
+    return RESULTS / (task if SETTINGS_NAME == "cpu" else f"{task}-{SETTINGS_NAME}")
+
+
 def result_path(task: str, arm: str, seed: int) -> Path:
-    return RESULTS / task / f"{arm}-s{seed}.json"
+    return results_dir(task) / f"{arm}-s{seed}.json"
 
 
 def collect(arm: str, task: str, seed: int, run: Path, cmd: list[str], commit: bool) -> dict | None:
@@ -174,7 +195,8 @@ def run_all(args) -> None:
         if args.tdmpc2 is None:
             raise SystemExit("the tdmpc2 arm needs --tdmpc2 PATH (a CPU-patched checkout: bench/tdmpc2_checkout.py)")
         tdmpc2 = package_dir(args.tdmpc2)
-        require_patched(tdmpc2)
+        if not GPU:
+            require_patched(tdmpc2)
     runs = Path(args.runs).resolve()
     todo = []
     for seed in args.seeds:  # seed by seed: each seed's arms finish close together
@@ -211,10 +233,10 @@ def run_all(args) -> None:
 
 def report(task: str) -> None:
     """bench/results/parity_<task>.md + .png from the finished runs' JSON files."""
-    files = sorted((RESULTS / task).glob("*.json")) if (RESULTS / task).exists() else []
+    files = sorted(results_dir(task).glob("*.json")) if results_dir(task).exists() else []
     results = [json.loads(f.read_text()) for f in files]
     if not results:
-        print(f"no finished runs for {task} under {RESULTS / task}")
+        print(f"no finished runs for {task} under {results_dir(task)}")
         return
     by_arm: dict[str, list[dict]] = {}
     for r in results:
@@ -244,7 +266,7 @@ def report(task: str) -> None:
     lines += ["", "Commands (from the repository root; the tdmpc2 arm runs in its run directory):", ""]
     for arm, rs in by_arm.items():
         lines.append(f"- {arm}: `{rs[0]['command']}`")
-    md = MAIN / "bench" / "results" / f"parity_{task}.md"
+    md = MAIN / "bench" / "results" / f"parity_{results_dir(task).name}.md"
     md.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     _figure(task, by_arm)
@@ -270,7 +292,7 @@ def _figure(task: str, by_arm: dict) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(MAIN / "bench" / "results" / f"parity_{task}.png", dpi=110)
+    fig.savefig(MAIN / "bench" / "results" / f"parity_{results_dir(task).name}.png", dpi=110)
     plt.close(fig)
 
 
@@ -285,7 +307,12 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=2, help="CPU slots for runs side by side")
     p.add_argument("--commit", action="store_true", help="git-commit each finished run's result file")
     p.add_argument("--report", action="store_true", help="only write the table and figure")
+    p.add_argument("--settings", default="cpu", choices=sorted(SETTINGS),
+                   help="cpu: this machine's reduced settings; reference: TD-MPC2's, to 100k steps (a GPU machine)")
+    p.add_argument("--gpu", action="store_true", help="our arms on CUDA; TD-MPC2 from an unpatched checkout")
     args = p.parse_args()
+    global SETTINGS_NAME, GPU
+    SETTINGS_NAME, GPU = args.settings, args.gpu
     sys.path.insert(0, str(MAIN))
     if args.report:
         report(args.task)
