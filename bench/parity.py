@@ -241,8 +241,12 @@ def report(task: str) -> None:
     by_arm: dict[str, list[dict]] = {}
     for r in results:
         by_arm.setdefault(r["arm"], []).append(r)
-    steps = sorted({s for r in results for s, _ in r["evaluations"]})
     s = settings(task)
+    # the Ray job's evaluator runs beside training and starts the next evaluation when it is free: its
+    # evaluations land at or after the nominal points (a point whose evaluation was still running is skipped);
+    # each is tabled at the nominal point at or below its step
+    nominal = lambda step: step // s["eval_freq"] * s["eval_freq"]  # noqa: E731
+    steps = sorted({nominal(st) for r in results for st, _ in r["evaluations"]})
     lines = [f"# Learning parity with TD-MPC2: {task}", "",
              f"`bench/parity.py` (its docstring has the settings and why). Model 1M, {s['steps']:,} env steps, "
              f"evaluations of {s['eval_episodes']} episodes every {s['eval_freq']:,} steps; planner "
@@ -255,14 +259,18 @@ def report(task: str) -> None:
     for st in steps:
         cells = []
         for arm, rs in by_arm.items():
-            vals = [v for r in rs for step, v in r["evaluations"] if step == st]
+            vals = [v for r in rs for step, v in r["evaluations"] if nominal(step) == st]
             cells.append("" if not vals else f"{statistics.mean(vals):.1f} [{min(vals):.0f}-{max(vals):.0f}] (n={len(vals)})")
         lines.append(f"| {st:,} | " + " | ".join(cells) + " |")
-    lines += ["", "| arm | seed | final return | wall-clock (min) | finished | machine |", "|---|---:|---:|---:|---|---|"]
+    lines += ["", "| arm | seed | evaluations (env step: return) | wall-clock (min) | finished | machine |",
+              "|---|---:|---|---:|---|---|"]
     for arm, rs in by_arm.items():
         for r in sorted(rs, key=lambda r: r["seed"]):
-            lines.append(f"| {LABELS.get(arm, arm)} | {r['seed']} | {r['final_return']:.1f} | "
+            evals = ", ".join(f"{st:,}: {v:.1f}" for st, v in r["evaluations"])
+            lines.append(f"| {LABELS.get(arm, arm)} | {r['seed']} | {evals} | "
                          f"{r['wall_clock_s'] / 60:.0f} | {r['finished']} | {r['machine']} |")
+            if r.get("note"):
+                lines.append(f"|  |  | {r['note']} |  |  |  |")
     lines += ["", "Commands (from the repository root; the tdmpc2 arm runs in its run directory):", ""]
     for arm, rs in by_arm.items():
         lines.append(f"- {arm}: `{rs[0]['command']}`")
