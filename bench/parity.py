@@ -148,7 +148,7 @@ def collect(arm: str, task: str, seed: int, run: Path, cmd: list[str], commit: b
         return None
     result = {"task": task, "arm": arm, "seed": seed, "settings": settings(task), "evaluations": evals,
               "final_return": evals[-1][1], "wall_clock_s": float(finished.read_text()) - float(started.read_text()),
-              "command": " ".join(shlex.quote(str(c)).replace(str(MAIN) + "/", "") for c in cmd),
+              "command": recorded_command(arm, run, cmd),
               "machine": (run / "machine").read_text().strip() if (run / "machine").exists() else machine(),
               "finished": time.strftime("%Y-%m-%d %H:%M", time.gmtime(float(finished.read_text())))}
     out = result_path(task, arm, seed)
@@ -160,6 +160,16 @@ def collect(arm: str, task: str, seed: int, run: Path, cmd: list[str], commit: b
         git_commit([out], f"bench/parity.py: {task}, {arm}, seed {seed}: final return {result['final_return']:.1f} "
                           f"at {evals[-1][0]} steps, {result['wall_clock_s'] / 60:.0f} min")
     return result
+
+
+def recorded_command(arm: str, run: Path, cmd: list[str]) -> str:
+    """The command as anyone can rerun it: paths relative to the repository, the run directory under
+    runs/parity, TD-MPC2's package folder as <tdmpc2>."""
+    text = " ".join(shlex.quote(str(c)) for c in cmd)
+    if arm == "tdmpc2":
+        text = text.replace(str(Path(cmd[1]).parent), "<tdmpc2>")
+    text = text.replace(str(run.parent.parent), "runs/parity").replace(str(MAIN) + "/", "")
+    return text.replace(PY, "python")
 
 
 def git_commit(paths: list[Path], message: str) -> None:
