@@ -22,7 +22,7 @@ STAT_RTOL, PARAM_ATOL, ADAM_STEP, SHARE = 1e-4, 2e-5, 7e-4, 1e-3
 
 @pytest.fixture(scope="module")
 def fixture():
-    return torch.load(FIXTURE, weights_only=False)
+    return torch.load(FIXTURE, weights_only=True)
 
 
 def _ours_after_one_update(case: dict, multitask: bool, optim: dict | None = None):
