@@ -124,7 +124,7 @@ def main(argv: list[str]) -> None:
             if b.fewshot.get(split):
                 transfer.append((f"{split}-s{seed}-few-shot",
                                  _transfer_cmd(b, split, seed, runs, fs, b.fewshot[split]), fs))
-        commands += [" ".join(c[1:]) for _, c, _ in train + transfer]
+        commands += [" ".join(c[1:]).replace(str(REPO) + "/", "") for _, c, _ in train + transfer]  # repository-relative
         run_jobs(train, out, b.parallel, REPO)
         # zero-shot runs first: a bench stopped mid-seed still reports that seed's zero-shot cells
         todo = sorted((j for j in transfer if not (j[2] / "transfer.json").exists()), key=lambda j: "few-shot" in j[0])
