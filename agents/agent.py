@@ -3,6 +3,7 @@
 `update(batch)` runs one gradient step on a Batch ([H+1, B, O] observations etc.);
 `act(obs, task, state)` plans actions for a batch of environments.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -27,15 +28,26 @@ class Agent:
     `native_bf16(device) -> bool` decides whether precision=bf16 runs as bf16 or falls back to fp32
     with one warning (default: detected from the hardware, see agents/precision.py)."""
 
-    def __init__(self, cfg: AgentConfig, action_masks: torch.Tensor | None = None, *,
-                 grad_sync=None, gather_sync=None, native_bf16=has_native_bf16):
+    def __init__(
+        self,
+        cfg: AgentConfig,
+        action_masks: torch.Tensor | None = None,
+        *,
+        grad_sync=None,
+        gather_sync=None,
+        native_bf16=has_native_bf16,
+    ):
         self.cfg = cfg
         self.grad_sync, self.gather_sync = grad_sync, gather_sync
         self.device = torch.device(cfg.device)
         self.model = WorldModel(cfg.model, action_masks).to(self.device)
         self._build_optimizers()
-        self.scale = RunningScale(cfg.optim.scale_tau, self.device,
-                                  cfg.model.num_tasks if cfg.optim.pi_scale == "task" else 1, cfg.optim.pi_scale_init)
+        self.scale = RunningScale(
+            cfg.optim.scale_tau,
+            self.device,
+            cfg.model.num_tasks if cfg.optim.pi_scale == "task" else 1,
+            cfg.optim.pi_scale_init,
+        )
         self.discounts = torch.tensor(cfg.discounts, dtype=torch.float32, device=self.device)
         # None (fp32) unless bf16 was asked for and the device runs it natively
         self.autocast_dtype = autocast_dtype_for(cfg.precision, self.device, native_bf16)
@@ -60,12 +72,16 @@ class Agent:
     def parameter_groups(self) -> dict[str, list[torch.nn.Parameter]]:
         """Named parameter groups, for choosing what a finetune trains."""
         m = self.model
-        return {"encoder": list(m.encoder.parameters()), "dynamics": list(m.dynamics.parameters()),
-                "reward": list(m.reward_head.parameters()), "q": list(m.qs.parameters()),
-                "policy": list(m.policy.parameters()),
-                "termination": list(m.termination_head.parameters()) if m.termination_head is not None else [],
-                "task_embedding": list(m.task_emb.parameters()) if m.task_emb is not None else [],
-                "descriptor_map": list(m.descriptor_map.parameters()) if m.descriptor_map is not None else []}
+        return {
+            "encoder": list(m.encoder.parameters()),
+            "dynamics": list(m.dynamics.parameters()),
+            "reward": list(m.reward_head.parameters()),
+            "q": list(m.qs.parameters()),
+            "policy": list(m.policy.parameters()),
+            "termination": list(m.termination_head.parameters()) if m.termination_head is not None else [],
+            "task_embedding": list(m.task_emb.parameters()) if m.task_emb is not None else [],
+            "descriptor_map": list(m.descriptor_map.parameters()) if m.descriptor_map is not None else [],
+        }
 
     def trainable_groups(self) -> list[str]:
         """Names of the non-empty parameter groups that train (all of them unless set_trainable narrowed it)."""
@@ -81,17 +97,27 @@ class Agent:
             raise ValueError(f"unknown parameter groups {unknown}; choose from {sorted(named)} or 'all'")
         empty = [g for g in groups if not named[g]]
         if empty and groups != list(named):
-            raise ValueError(f"this model has no {empty} parameters (task_conditioning="
-                             f"{self.cfg.model.task_conditioning!r}, {self.cfg.model.num_tasks} tasks); "
-                             f"its groups: {[g for g in named if named[g]]}")
+            raise ValueError(
+                f"this model has no {empty} parameters (task_conditioning="
+                f"{self.cfg.model.task_conditioning!r}, {self.cfg.model.num_tasks} tasks); "
+                f"its groups: {[g for g in named if named[g]]}"
+            )
         for g, params in named.items():
             for p in params:
                 p.requires_grad_(g in groups)
         self._build_optimizers()
 
     @torch.no_grad()
-    def add_tasks(self, action_masks, discounts, descriptors=None, *, init: str = "descriptor",
-                  nearest: list[int] | None = None, language=None) -> list[int]:
+    def add_tasks(
+        self,
+        action_masks,
+        discounts,
+        descriptors=None,
+        *,
+        init: str = "descriptor",
+        nearest: list[int] | None = None,
+        language=None,
+    ) -> list[int]:
         """Add tasks the model never trained on; returns their ids. Each gets an embedding with no
         training step, chosen by `init`:
           descriptor - the feature map's embedding of the new tasks' `descriptors` [n, Dd] and/or text
@@ -116,28 +142,37 @@ class Agent:
         new_lang = None
         if mc.uses_language:
             if language is None:
-                raise ValueError(f"task_conditioning={mc.task_conditioning!r}: new tasks need text embeddings "
-                                 f"(language=, from {mc.language_encoder})")
+                raise ValueError(
+                    f"task_conditioning={mc.task_conditioning!r}: new tasks need text embeddings "
+                    f"(language=, from {mc.language_encoder})"
+                )
             new_lang = torch.as_tensor(language, dtype=torch.float32, device=self.device).reshape(n, -1)
             if new_lang.shape[1] != mc.language_dim:
-                raise ValueError(f"text embeddings have {new_lang.shape[1]} dims, the model's {mc.language_dim} "
-                                 f"(encoder {mc.language_encoder})")
+                raise ValueError(
+                    f"text embeddings have {new_lang.shape[1]} dims, the model's {mc.language_dim} "
+                    f"(encoder {mc.language_encoder})"
+                )
         if init == "descriptor":
             if not mc.uses_map:
-                raise ValueError("init='descriptor' needs a task_conditioning with a descriptor or language (this "
-                                 "model has a table only); use init='nearest' or 'mean'")
+                raise ValueError(
+                    "init='descriptor' needs a task_conditioning with a descriptor or language (this "
+                    "model has a table only); use init='nearest' or 'mean'"
+                )
             target = None
         elif init in ("nearest", "mean"):
             if not mc.uses_table:
-                raise ValueError(f"init={init!r} needs a per-task table (task_conditioning {mc.task_conditioning!r} "
-                                 f"has none); this model embeds new tasks by their features: init='descriptor'")
+                raise ValueError(
+                    f"init={init!r} needs a per-task table (task_conditioning {mc.task_conditioning!r} "
+                    f"has none); this model embeds new tasks by their features: init='descriptor'"
+                )
             existing = m.all_task_embeddings()
             if init == "mean":
                 target = existing.mean(0, keepdim=True).expand(n, -1)
             else:
                 if nearest is None or len(nearest) != n or not all(0 <= int(i) < T for i in nearest):
-                    raise ValueError(f"init='nearest' needs one existing task id (0..{T - 1}) per new task, "
-                                     f"got {nearest}")
+                    raise ValueError(
+                        f"init='nearest' needs one existing task id (0..{T - 1}) per new task, got {nearest}"
+                    )
                 target = existing[torch.as_tensor(nearest, device=self.device)]
         else:
             raise ValueError(f"unknown init {init!r}; use 'descriptor', 'nearest' or 'mean'")
@@ -150,14 +185,24 @@ class Agent:
             else:
                 rows = target
         # tasks added later never terminate (their head rows were never trained)
-        new_mc = replace(mc, num_tasks=T + n, can_terminate=mc.can_terminate and mc.can_terminate + (False,) * n,
-                         task_descriptors=(
-            mc.task_descriptors + tuple(tuple(r) for r in new_desc.cpu().tolist())) if new_desc is not None else None,
-                         task_language=(
-            mc.task_language + tuple(tuple(r) for r in new_lang.cpu().tolist())) if new_lang is not None else None)
+        new_mc = replace(
+            mc,
+            num_tasks=T + n,
+            can_terminate=mc.can_terminate and mc.can_terminate + (False,) * n,
+            task_descriptors=(mc.task_descriptors + tuple(tuple(r) for r in new_desc.cpu().tolist()))
+            if new_desc is not None
+            else None,
+            task_language=(mc.task_language + tuple(tuple(r) for r in new_lang.cpu().tolist()))
+            if new_lang is not None
+            else None,
+        )
         m.add_tasks(new_mc, masks, rows)
-        self.cfg = replace(self.cfg, model=new_mc, discounts=self.cfg.discounts + tuple(float(d) for d in discounts),
-                           constraints=self.cfg.constraints and self.cfg.constraints + (None,) * n)
+        self.cfg = replace(
+            self.cfg,
+            model=new_mc,
+            discounts=self.cfg.discounts + tuple(float(d) for d in discounts),
+            constraints=self.cfg.constraints and self.cfg.constraints + (None,) * n,
+        )
         self.discounts = torch.tensor(self.cfg.discounts, dtype=torch.float32, device=self.device)
         self.scale.add_tasks(n)
         self._build_optimizers()
@@ -168,12 +213,14 @@ class Agent:
         """This agent's model and planner as a policy (shares the model: no copy)."""
         return PlanningPolicy(self.cfg, model=self.model, autocast_dtype=self.autocast_dtype)
 
-    def new_planner_state(self, batch_size: int, seed: int = 0, row_ids: list[int] | None = None,
-                          horizon: int | None = None) -> PlannerState:
+    def new_planner_state(
+        self, batch_size: int, seed: int = 0, row_ids: list[int] | None = None, horizon: int | None = None
+    ) -> PlannerState:
         return self.policy().new_planner_state(batch_size, seed, row_ids, horizon)
 
-    def act(self, obs: torch.Tensor, task: torch.Tensor, state: PlannerState, *, eval_mode: bool = False,
-            planner_cfg=None) -> tuple[torch.Tensor, PlanInfo]:
+    def act(
+        self, obs: torch.Tensor, task: torch.Tensor, state: PlannerState, *, eval_mode: bool = False, planner_cfg=None
+    ) -> tuple[torch.Tensor, PlanInfo]:
         """obs [B, O], task [B] -> actions [B, A] (on CPU) and the planner's info."""
         return self.policy().act(obs, task, state, eval_mode=eval_mode, planner_cfg=planner_cfg)
 
@@ -192,7 +239,8 @@ class Agent:
         rho = o.rho ** torch.arange(H, device=self.device, dtype=torch.float32)
         gamma = self.discounts[task].view(1, -1, 1)
         total, consistency, reward_loss, value_loss, extra, zs_t = self._loss_fn()(
-            obs, action, reward, task, not_done, rho, gamma)
+            obs, action, reward, task, not_done, rho, gamma
+        )
         grad_norm = torch.zeros(())
         if self.optim is not None:
             total.backward()
@@ -204,16 +252,27 @@ class Agent:
             self.optim.zero_grad(set_to_none=True)
             m.project_task_embeddings()
 
-        pi_info = self._update_policy(zs_t.detach(), task, rho.new_tensor(o.rho) ** torch.arange(H + 1, device=self.device))
+        pi_info = self._update_policy(
+            zs_t.detach(), task, rho.new_tensor(o.rho) ** torch.arange(H + 1, device=self.device)
+        )
         if any(p.requires_grad for p in m.qs.parameters()):  # frozen Q heads: keep their targets too
             m.soft_update_targets(o.tau)
         m.eval()
         self.updates += 1
-        stats = {"consistency_loss": consistency, "reward_loss": reward_loss, "value_loss": value_loss,
-                 "total_loss": total, "grad_norm": grad_norm, **extra, **pi_info}
+        stats = {
+            "consistency_loss": consistency,
+            "reward_loss": reward_loss,
+            "value_loss": value_loss,
+            "total_loss": total,
+            "grad_norm": grad_norm,
+            **extra,
+            **pi_info,
+        }
         # one device sync for all statistics
-        values = torch.stack([torch.as_tensor(v, device=self.device).detach().float().reshape(()) for v in stats.values()])
-        return dict(zip(stats, values.tolist()))
+        values = torch.stack(
+            [torch.as_tensor(v, device=self.device).detach().float().reshape(()) for v in stats.values()]
+        )
+        return dict(zip(stats, values.tolist(), strict=False))
 
     def world_model_loss(self, obs, action, reward, task, not_done, rho, gamma):
         """Latent consistency, reward and value losses of a batch (shapes as in Batch; reward and
@@ -299,30 +358,45 @@ class Agent:
             self.pi_optim.zero_grad(set_to_none=True)
         else:
             m.zero_grad(set_to_none=True)
-        return {"pi_loss": pi_loss, "pi_grad_norm": grad_norm,
-                "pi_entropy": info["tdmpc2_entropy" if tdmpc2 else "entropy"].mean(),
-                "pi_scale": self.scale.value.mean()}
+        return {
+            "pi_loss": pi_loss,
+            "pi_grad_norm": grad_norm,
+            "pi_entropy": info["tdmpc2_entropy" if tdmpc2 else "entropy"].mean(),
+            "pi_scale": self.scale.value.mean(),
+        }
 
     # -- state --------------------------------------------------------------------------------
     def identity(self) -> dict:
         """What a checkpoint must match to be loaded into this agent."""
         mc = self.cfg.model
-        return {"model_size": mc.model_size, "num_tasks": mc.num_tasks, "task_conditioning": mc.task_conditioning,
-                "obs_dim": mc.obs_dim,
-                "action_dim": mc.action_dim, "latent_dim": mc.latent_dim, "num_q": mc.num_q,
-                "termination_head": mc.has_termination_head}
+        return {
+            "model_size": mc.model_size,
+            "num_tasks": mc.num_tasks,
+            "task_conditioning": mc.task_conditioning,
+            "obs_dim": mc.obs_dim,
+            "action_dim": mc.action_dim,
+            "latent_dim": mc.latent_dim,
+            "num_q": mc.num_q,
+            "termination_head": mc.has_termination_head,
+        }
 
     def state_dict(self) -> dict:
         """Everything needed to resume learning: tensors and plain Python values only."""
-        return {"identity": self.identity(), "model": self.model.state_dict(),
-                "optim": self.optim.state_dict() if self.optim is not None else {},
-                "pi_optim": self.pi_optim.state_dict() if self.pi_optim is not None else {},
-                "scale": self.scale.state_dict(), "updates": self.updates,
-                # gradients waiting for the next world-model step (optim.pi_task_grad=keep): the policy loss's
-                # on the task conditioning; without them a resumed run's next step would differ
-                "pending_grads": {n: p.grad.detach().clone() for n, p in self.model.named_parameters()
-                                  if p.grad is not None},
-                "trainable": self.trainable_groups(), "config": _plain(asdict(self.cfg))}
+        return {
+            "identity": self.identity(),
+            "model": self.model.state_dict(),
+            "optim": self.optim.state_dict() if self.optim is not None else {},
+            "pi_optim": self.pi_optim.state_dict() if self.pi_optim is not None else {},
+            "scale": self.scale.state_dict(),
+            "updates": self.updates,
+            # gradients waiting for the next world-model step (optim.pi_task_grad=keep): the policy loss's
+            # on the task conditioning; without them a resumed run's next step would differ
+            "pending_grads": {
+                n: p.grad.detach().clone() for n, p in self.model.named_parameters() if p.grad is not None
+            },
+            "trainable": self.trainable_groups(),
+            "config": _plain(asdict(self.cfg)),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         check_compatible(self.identity(), state.get("identity", {}))
@@ -349,8 +423,10 @@ def check_compatible(mine: dict, theirs: dict) -> None:
     diffs = {k: (theirs.get(k), v) for k, v in mine.items() if theirs.get(k) != v}
     if diffs:
         lines = ", ".join(f"{k}: checkpoint has {a!r}, this run has {b!r}" for k, (a, b) in diffs.items())
-        raise ValueError(f"checkpoint does not match this agent ({lines}); load it with the model_size and "
-                         f"task set it was trained with")
+        raise ValueError(
+            f"checkpoint does not match this agent ({lines}); load it with the model_size and "
+            f"task set it was trained with"
+        )
 
 
 def _plain(x):

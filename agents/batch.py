@@ -8,10 +8,10 @@ row 0 holds the first observation (action and reward are zero there), row t>=1 h
 (obs_t, action_{t-1}, reward_{t-1}, terminated_{t-1}). A window of H+1 rows starting at
 row s therefore gives obs[0..H] and the H actions/rewards that connect them.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -42,7 +42,7 @@ class Batch:
         return self.action.shape[1]
 
     @classmethod
-    def from_numpy(cls, arrays: dict[str, np.ndarray], device: torch.device | str = "cpu") -> "Batch":
+    def from_numpy(cls, arrays: dict[str, np.ndarray], device: torch.device | str = "cpu") -> Batch:
         missing = [k for k in BATCH_KEYS if k not in arrays]
         if missing:
             raise KeyError(f"batch is missing keys {missing}; a sampler must return {BATCH_KEYS}")

@@ -5,6 +5,7 @@ Writes are atomic (temp file + rename on a file system; one whole-object PUT on 
 store, which has no rename), so a killed process leaves the previous checkpoint intact. A
 directory may be a path or an fsspec URI (`s3://bucket/run`, read through universal-pathlib).
 """
+
 from __future__ import annotations
 
 import io
@@ -88,8 +89,10 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         raise ValueError(f"{path} is not a readable latentfleet checkpoint: {exc}") from exc
     if not isinstance(state, dict) or "agent" not in state:
         keys = sorted(state)[:6] if isinstance(state, dict) else type(state).__name__
-        raise ValueError(f"{path} is not a latentfleet checkpoint (a checkpoint of another layout: top-level "
-                         f"{keys}, no 'agent'); a TD-MPC2 checkpoint is imported with launch/import_checkpoint.py")
+        raise ValueError(
+            f"{path} is not a latentfleet checkpoint (a checkpoint of another layout: top-level "
+            f"{keys}, no 'agent'); a TD-MPC2 checkpoint is imported with launch/import_checkpoint.py"
+        )
     return state
 
 
@@ -97,10 +100,15 @@ def config_from_checkpoint(state: dict, device: str | None = None) -> AgentConfi
     c = state["agent"]["config"]
     # batch_size and horizon were copies of the run's batch size and the planner's horizon before they had one home
     optim = {k: v for k, v in c["optim"].items() if k not in ("batch_size", "horizon")}
-    return AgentConfig(model=ModelConfig(**c["model"]), optim=OptimConfig(**optim),
-                       planner=_planner_config(c["planner"]), discounts=tuple(c["discounts"]),
-                       device=device or c["device"], precision=c["precision"],
-                       constraints=constraints_from_plain(c.get("constraints")))
+    return AgentConfig(
+        model=ModelConfig(**c["model"]),
+        optim=OptimConfig(**optim),
+        planner=_planner_config(c["planner"]),
+        discounts=tuple(c["discounts"]),
+        device=device or c["device"],
+        precision=c["precision"],
+        constraints=constraints_from_plain(c.get("constraints")),
+    )
 
 
 def _planner_config(saved: dict) -> PlannerConfig:

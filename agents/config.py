@@ -4,24 +4,37 @@ Built once (from Hydra in launch/, or directly in tests) and never mutated. Valu
 depend on the task set (obs/action dims, task count, discounts) come in through
 `make_agent_config`; derived values are computed by named functions below.
 """
+
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping
+from typing import Any
 
 # How a task id becomes its embedding: a learned table, a learned map from the task's features (its
 # descriptor and/or the embedding of its text), or a map plus a table offset. "both" is descriptor+table.
-TASK_CONDITIONINGS = ("table", "descriptor", "both", "language", "descriptor+language", "language+table",
-                      "descriptor+language+table")
+TASK_CONDITIONINGS = (
+    "table",
+    "descriptor",
+    "both",
+    "language",
+    "descriptor+language",
+    "language+table",
+    "descriptor+language+table",
+)
 
 
 def conditioning_parts(mode: str) -> frozenset[str]:
     """The sources of a task_conditioning value: a subset of {"table", "descriptor", "language"}."""
     if mode not in TASK_CONDITIONINGS:
         close = difflib.get_close_matches(str(mode), TASK_CONDITIONINGS, n=2, cutoff=0.0)
-        raise ValueError(f"model.task_conditioning must be one of {TASK_CONDITIONINGS}, got {mode!r} (closest: {close})")
+        raise ValueError(
+            f"model.task_conditioning must be one of {TASK_CONDITIONINGS}, got {mode!r} (closest: {close})"
+        )
     return frozenset(("descriptor", "table") if mode == "both" else mode.split("+"))
+
+
 COMPILE_MODES = ("off", "default", "reduce-overhead")
 
 # Published TD-MPC2 model sizes (millions of parameters at the mt80 dims). `num_q` defaults to 5.
@@ -42,8 +55,7 @@ def model_preset(model_size: str | int) -> dict[str, int]:
     if key not in MODEL_PRESETS:
         close = difflib.get_close_matches(key, MODEL_PRESETS, n=3, cutoff=0.0)
         raise ValueError(
-            f"unknown model_size {model_size!r}; valid sizes are {sorted(MODEL_PRESETS)} "
-            f"(closest: {close})"
+            f"unknown model_size {model_size!r}; valid sizes are {sorted(MODEL_PRESETS)} (closest: {close})"
         )
     return dict(MODEL_PRESETS[key])
 
@@ -91,34 +103,51 @@ class ModelConfig:
 
     def __post_init__(self):
         conditioning_parts(self.task_conditioning)  # refuses an unknown value
-        for name in ("task_descriptors", "descriptor_mean", "descriptor_std", "task_language"):  # lists from a checkpoint
+        for name in (
+            "task_descriptors",
+            "descriptor_mean",
+            "descriptor_std",
+            "task_language",
+        ):  # lists from a checkpoint
             v = getattr(self, name)
             if v is not None:
-                object.__setattr__(self, name, tuple(tuple(float(x) for x in r) if isinstance(r, (list, tuple))
-                                                     else float(r) for r in v))
+                object.__setattr__(
+                    self,
+                    name,
+                    tuple(tuple(float(x) for x in r) if isinstance(r, (list, tuple)) else float(r) for r in v),
+                )
         if self.can_terminate is not None:
             object.__setattr__(self, "can_terminate", tuple(bool(x) for x in self.can_terminate))
             if len(self.can_terminate) != self.num_tasks:
-                raise ValueError(f"can_terminate has {len(self.can_terminate)} flags for {self.num_tasks} tasks; "
-                                 f"give one per task (envs TaskSet.can_terminate())")
+                raise ValueError(
+                    f"can_terminate has {len(self.can_terminate)} flags for {self.num_tasks} tasks; "
+                    f"give one per task (envs TaskSet.can_terminate())"
+                )
         if self.uses_descriptors:
             if self.task_descriptors is None or self.descriptor_mean is None or self.descriptor_std is None:
-                raise ValueError(f"task_conditioning={self.task_conditioning!r} needs task descriptors; build the "
-                                 f"config with make_agent_config(..., task_descriptors=...) (see "
-                                 f"embodiments.conditioning.conditioning_descriptors)")
+                raise ValueError(
+                    f"task_conditioning={self.task_conditioning!r} needs task descriptors; build the "
+                    f"config with make_agent_config(..., task_descriptors=...) (see "
+                    f"embodiments.conditioning.conditioning_descriptors)"
+                )
             if len(self.task_descriptors) != self.num_tasks:
                 raise ValueError(f"{len(self.task_descriptors)} task descriptors for {self.num_tasks} tasks")
-            if {len(r) for r in self.task_descriptors} != {len(self.descriptor_mean)} \
-                    or len(self.descriptor_std) != len(self.descriptor_mean):
+            if {len(r) for r in self.task_descriptors} != {len(self.descriptor_mean)} or len(
+                self.descriptor_std
+            ) != len(self.descriptor_mean):
                 raise ValueError("task descriptors and their mean/std must all have the same length")
         if self.uses_language:
             if self.task_language is None or self.language_encoder is None:
-                raise ValueError(f"task_conditioning={self.task_conditioning!r} needs the tasks' text embeddings; "
-                                 f"build the config with make_agent_config(..., task_language=..., language_encoder=...) "
-                                 f"(see embodiments.conditioning.conditioning_kwargs)")
+                raise ValueError(
+                    f"task_conditioning={self.task_conditioning!r} needs the tasks' text embeddings; "
+                    f"build the config with make_agent_config(..., task_language=..., language_encoder=...) "
+                    f"(see embodiments.conditioning.conditioning_kwargs)"
+                )
             if len(self.task_language) != self.num_tasks or len({len(r) for r in self.task_language}) != 1:
-                raise ValueError(f"task_language must hold one embedding per task ({self.num_tasks}), all of one "
-                                 f"length; got {len(self.task_language)} rows")
+                raise ValueError(
+                    f"task_language must hold one embedding per task ({self.num_tasks}), all of one "
+                    f"length; got {len(self.task_language)} rows"
+                )
 
     @property
     def has_termination_head(self) -> bool:
@@ -177,6 +206,7 @@ PI_TASK_GRADS = ("keep", "drop")
 class OptimConfig:
     """The update's hyperparameters. The batch size belongs to whoever samples (distributed RunConfig.batch_size,
     the learner's), the training horizon is the planner's (PlannerConfig.horizon): one home each."""
+
     lr: float = 3e-4
     enc_lr_scale: float = 0.3
     grad_clip_norm: float = 20.0
@@ -213,8 +243,12 @@ class OptimConfig:
     pi_task_grad: str = "keep"
 
     def __post_init__(self):
-        for key, allowed in (("pi_scale", PI_SCALES), ("pi_scale_init", PI_SCALE_INITS),
-                             ("pi_entropy", PI_ENTROPIES), ("pi_task_grad", PI_TASK_GRADS)):
+        for key, allowed in (
+            ("pi_scale", PI_SCALES),
+            ("pi_scale_init", PI_SCALE_INITS),
+            ("pi_entropy", PI_ENTROPIES),
+            ("pi_task_grad", PI_TASK_GRADS),
+        ):
             if getattr(self, key) not in allowed:
                 raise ValueError(f"optim.{key} must be one of {allowed}, got {getattr(self, key)!r}")
         if not self.termination_pos_weight > 0:
@@ -237,7 +271,9 @@ class PlannerConfig:
     large_action_dim: int = 20  # TD-MPC2's heuristic: +2 iterations at or above this action dim
     large_action_extra_iterations: int = 2
     deadline_ms: float | None = None  # stop refining once this budget is spent (None: never)
-    rows_per_pass: int | None = None  # rows planned together in one pass (None: all on GPU; planner.cpu_rows_per_pass on CPU)
+    rows_per_pass: int | None = (
+        None  # rows planned together in one pass (None: all on GPU; planner.cpu_rows_per_pass on CPU)
+    )
     # torch.compile the MPPI iteration: "off", "default" (inductor) or "reduce-overhead" (CUDA graphs on
     # a GPU; plain compile on CPU). Compiling costs ~1-2 min per process and shape on a 2-core CPU.
     compile: str = "off"
@@ -279,6 +315,7 @@ class ActionConstraints:
 
     `rest` is the reference of an episode's first action: with it, a_0 obeys |a_0 - rest| <=
     max_delta; None (the default) means the first action obeys the bounds only."""
+
     lo: tuple[float, ...] | None = None
     hi: tuple[float, ...] | None = None
     max_delta: tuple[float, ...] | None = None
@@ -288,7 +325,7 @@ class ActionConstraints:
     def active(self) -> bool:
         return any(v is not None for v in (self.lo, self.hi, self.max_delta))
 
-    def resolved(self, owner: str, action_dim: int) -> "ActionConstraints":
+    def resolved(self, owner: str, action_dim: int) -> ActionConstraints:
         """Every field at `action_dim` values (lo/hi default to -1/1, max_delta to inf), checked:
         -1 <= lo < hi <= 1, max_delta > 0, rest inside the bounds. Errors name `owner` and the field."""
         if isinstance(action_dim, bool) or not isinstance(action_dim, int) or action_dim < 1:
@@ -307,8 +344,10 @@ class ActionConstraints:
             if len(v) == 1:
                 v = v * action_dim
             if len(v) != action_dim:
-                raise ValueError(f"{owner}: constraints.{name} has {len(v)} values but the task's action_dim is "
-                                 f"{action_dim}; give {action_dim} values (or one for every dim)")
+                raise ValueError(
+                    f"{owner}: constraints.{name} has {len(v)} values but the task's action_dim is "
+                    f"{action_dim}; give {action_dim} values (or one for every dim)"
+                )
             if any(x != x for x in v):
                 raise ValueError(f"{owner}: constraints.{name} contains NaN: {list(v)}")
             return v
@@ -317,17 +356,22 @@ class ActionConstraints:
         delta, rest = full("max_delta", float("inf")), full("rest", None)
         bad = [i for i in range(action_dim) if not -1.0 <= lo[i] < hi[i] <= 1.0]
         if bad:
-            raise ValueError(f"{owner}: constraints.lo/hi must satisfy -1 <= lo < hi <= 1 per dim; dims {bad} have "
-                             f"lo={[lo[i] for i in bad]}, hi={[hi[i] for i in bad]}")
+            raise ValueError(
+                f"{owner}: constraints.lo/hi must satisfy -1 <= lo < hi <= 1 per dim; dims {bad} have "
+                f"lo={[lo[i] for i in bad]}, hi={[hi[i] for i in bad]}"
+            )
         bad = [i for i in range(action_dim) if not delta[i] > 0]
         if bad:
-            raise ValueError(f"{owner}: constraints.max_delta must be > 0 per dim (leave it unset for no rate "
-                             f"limit); dims {bad} have {[delta[i] for i in bad]}")
+            raise ValueError(
+                f"{owner}: constraints.max_delta must be > 0 per dim (leave it unset for no rate "
+                f"limit); dims {bad} have {[delta[i] for i in bad]}"
+            )
         if rest is not None:
             bad = [i for i in range(action_dim) if not lo[i] <= rest[i] <= hi[i]]
             if bad:
-                raise ValueError(f"{owner}: constraints.rest must lie inside [lo, hi]; dims {bad} have rest="
-                                 f"{[rest[i] for i in bad]}")
+                raise ValueError(
+                    f"{owner}: constraints.rest must lie inside [lo, hi]; dims {bad} have rest={[rest[i] for i in bad]}"
+                )
         return ActionConstraints(lo=lo, hi=hi, max_delta=delta, rest=rest)
 
     def violations(self, actions, previous=None) -> int:
@@ -341,8 +385,7 @@ class ActionConstraints:
         lo, hi, r = (np.asarray(x) for x in (c.lo, c.hi, c.max_delta))
         bad = ((a < lo - VIOLATION_TOL) | (a > hi + VIOLATION_TOL)).any(1)
         ref = previous if previous is not None else c.rest
-        prev = np.concatenate([np.asarray(ref, np.float64).reshape(1, -1) if ref is not None
-                               else a[:1], a[:-1]])
+        prev = np.concatenate([np.asarray(ref, np.float64).reshape(1, -1) if ref is not None else a[:1], a[:-1]])
         bad |= (np.abs(a - prev) > r + VIOLATION_TOL).any(1)
         return int(bad.sum())
 
@@ -351,8 +394,10 @@ def constraints_from_plain(rows) -> tuple[ActionConstraints | None, ...] | None:
     """Per-task constraints back from their plain form (lists/dicts, e.g. a saved config)."""
     if rows is None:
         return None
-    return tuple(None if r is None else ActionConstraints(
-        **{k: None if v is None else tuple(v) for k, v in dict(r).items()}) for r in rows)
+    return tuple(
+        None if r is None else ActionConstraints(**{k: None if v is None else tuple(v) for k, v in dict(r).items()})
+        for r in rows
+    )
 
 
 @dataclass(frozen=True)
@@ -370,16 +415,18 @@ class AgentConfig:
     def __post_init__(self):
         if self.constraints is not None:
             if len(self.constraints) != self.model.num_tasks:
-                raise ValueError(f"{len(self.constraints)} constraint entries for {self.model.num_tasks} tasks; "
-                                 f"give one per task (None for an unconstrained task)")
+                raise ValueError(
+                    f"{len(self.constraints)} constraint entries for {self.model.num_tasks} tasks; "
+                    f"give one per task (None for an unconstrained task)"
+                )
             for i, c in enumerate(self.constraints):
                 if c is not None and (c.lo is None or len(c.lo) > self.model.action_dim):
-                    raise ValueError(f"constraints of task {i} must be resolved (ActionConstraints.resolved) to "
-                                     f"at most action_dim={self.model.action_dim} dims")
+                    raise ValueError(
+                        f"constraints of task {i} must be resolved (ActionConstraints.resolved) to "
+                        f"at most action_dim={self.model.action_dim} dims"
+                    )
         if len(self.discounts) != self.model.num_tasks:
-            raise ValueError(
-                f"{len(self.discounts)} discounts for {self.model.num_tasks} tasks; give one per task"
-            )
+            raise ValueError(f"{len(self.discounts)} discounts for {self.model.num_tasks} tasks; give one per task")
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
         if self.compile_update not in COMPILE_MODES:
@@ -391,8 +438,7 @@ class AgentConfig:
         return self.model.can_terminate or (False,) * self.model.num_tasks
 
 
-def discount_from_episode_length(episode_length: int, denom: float = 5.0,
-                                 lo: float = 0.95, hi: float = 0.995) -> float:
+def discount_from_episode_length(episode_length: int, denom: float = 5.0, lo: float = 0.95, hi: float = 0.995) -> float:
     """TD-MPC2's per-task discount, growing with episode length: (f - 1) / f with f = length / 5,
     clipped to [lo, hi] (0.99 for 500-step dm_control episodes, 0.95 for 100-step Meta-World)."""
     if episode_length <= 0:
@@ -460,13 +506,18 @@ def make_agent_config(
         mean, std = descriptor_stats(rows)
         dims.update(task_descriptors=tuple(map(tuple, rows)), descriptor_mean=mean, descriptor_std=std)
     if task_language is not None and "language" in parts:
-        dims.update(task_language=tuple(tuple(float(x) for x in r) for r in task_language),
-                    language_encoder=language_encoder)
+        dims.update(
+            task_language=tuple(tuple(float(x) for x in r) for r in task_language), language_encoder=language_encoder
+        )
     if can_terminate is not None:
         dims["can_terminate"] = tuple(bool(x) for x in can_terminate)
-    mc = ModelConfig(obs_dim=int(obs_dim), action_dim=int(action_dim), num_tasks=len(episode_lengths),
-                     model_size=str(model_size), **{k: v for k, v in dims.items()
-                                                    if k not in ("obs_dim", "action_dim", "num_tasks", "model_size")})
+    mc = ModelConfig(
+        obs_dim=int(obs_dim),
+        action_dim=int(action_dim),
+        num_tasks=len(episode_lengths),
+        model_size=str(model_size),
+        **{k: v for k, v in dims.items() if k not in ("obs_dim", "action_dim", "num_tasks", "model_size")},
+    )
     return AgentConfig(
         model=mc,
         optim=OptimConfig(**checked_options(OptimConfig, optim)),
@@ -480,7 +531,18 @@ def make_agent_config(
 
 
 __all__ = [
-    "MODEL_PRESETS", "TASK_CONDITIONINGS", "conditioning_parts", "ModelConfig", "descriptor_stats", "OptimConfig", "PlannerConfig", "AgentConfig",
-    "model_preset", "planner_iterations", "discount_from_episode_length", "make_agent_config", "checked_options",
+    "MODEL_PRESETS",
+    "TASK_CONDITIONINGS",
+    "conditioning_parts",
+    "ModelConfig",
+    "descriptor_stats",
+    "OptimConfig",
+    "PlannerConfig",
+    "AgentConfig",
+    "model_preset",
+    "planner_iterations",
+    "discount_from_episode_length",
+    "make_agent_config",
+    "checked_options",
     "replace",
 ]

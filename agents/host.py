@@ -4,6 +4,7 @@
 than cores stall at OpenMP barriers when the other cores are busy) and glibc's allocator told to
 keep freed memory (`keep_freed_memory`).
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -47,7 +48,8 @@ def keep_freed_memory() -> bool:
         return False
     # mallopt returns 1 on success; setting either parameter also turns off glibc's dynamic threshold
     _applied = bool(libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)) and bool(
-        libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
+        libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
+    )
     return _applied
 
 

@@ -1,4 +1,5 @@
 """Building blocks of the world model: SimNorm, LayerNorm+Mish MLPs, a batched Q ensemble."""
+
 from __future__ import annotations
 
 import torch
@@ -98,8 +99,9 @@ def run_mlp(seq: nn.Sequential, x: torch.Tensor, ctx: torch.Tensor | None = None
     return h
 
 
-def mlp(in_dim: int, hidden: list[int], out_dim: int, *, out_act: nn.Module | None = None,
-        dropout: float = 0.0) -> nn.Sequential:
+def mlp(
+    in_dim: int, hidden: list[int], out_dim: int, *, out_act: nn.Module | None = None, dropout: float = 0.0
+) -> nn.Sequential:
     """Hidden layers are NormedLinear (dropout on the first only); the output layer is
     NormedLinear with `out_act` if given (e.g. SimNorm), else a plain Linear."""
     dims = [in_dim] + list(hidden)
@@ -144,12 +146,14 @@ class EnsembleMLP(nn.Module):
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
-    def forward(self, x: torch.Tensor, ctx: torch.Tensor | None = None, heads: torch.Tensor | None = None
-                ) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, ctx: torch.Tensor | None = None, heads: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """[..., in] -> [K, ..., out]; or x [..., in - C] and ctx [..., C] broadcastable to x's
         leading dims, as if concatenated (the ctx columns are multiplied at ctx's own shape).
         `heads` [k] int64 evaluates only those members -> [k, ..., out] (same values as
         selecting them from all K, at k/K of the cost)."""
+
         def pick(p: torch.Tensor) -> torch.Tensor:
             return p if heads is None else p.index_select(0, heads)
 

@@ -8,6 +8,7 @@ number of rows), and a row gets the same numbers whichever batch it is planned i
 Every intermediate stays below 2^63, so the int64 arithmetic is exact on any device (no reliance
 on signed overflow wrapping).
 """
+
 from __future__ import annotations
 
 import math
@@ -33,8 +34,9 @@ def _mulhilo(a: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
     return p.bitwise_right_shift_(16).add_(s >> 32), s.bitwise_and_(_MASK32)
 
 
-def philox4x32(counter: tuple[torch.Tensor, ...], key: tuple[torch.Tensor, torch.Tensor], rounds: int = 10
-               ) -> tuple[torch.Tensor, ...]:
+def philox4x32(
+    counter: tuple[torch.Tensor, ...], key: tuple[torch.Tensor, torch.Tensor], rounds: int = 10
+) -> tuple[torch.Tensor, ...]:
     """Philox4x32-`rounds`: four counter words and two key words (int64 tensors holding 32-bit
     values, broadcastable to one shape) -> four 32-bit output words of that shape."""
     c0, c1, c2, c3 = counter
@@ -47,8 +49,9 @@ def philox4x32(counter: tuple[torch.Tensor, ...], key: tuple[torch.Tensor, torch
     return c0, c1, c2, c3
 
 
-def counter_draw(keys: torch.Tensor, counters: torch.Tensor, num_normal: int, num_uniform: int
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+def counter_draw(
+    keys: torch.Tensor, counters: torch.Tensor, num_normal: int, num_uniform: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One batched draw for B independent rows.
 
     keys [B, 2] int64 (row_key words), counters [B] int64 (< 2^32, e.g. the row's plan calls so far)
@@ -61,8 +64,7 @@ def counter_draw(keys: torch.Tensor, counters: torch.Tensor, num_normal: int, nu
     device = keys.device
     j = torch.arange(blocks, device=device, dtype=torch.int64).expand(B, blocks)
     zero = torch.zeros(B, 1, dtype=torch.int64, device=device)
-    words4 = philox4x32((j, (counters.view(B, 1) & _MASK32).expand(B, blocks), zero, zero),
-                        (keys[:, :1], keys[:, 1:]))
+    words4 = philox4x32((j, (counters.view(B, 1) & _MASK32).expand(B, blocks), zero, zero), (keys[:, :1], keys[:, 1:]))
     bits = torch.cat(torch.broadcast_tensors(*words4), dim=1)[:, :words]  # [B, 4 * blocks] -> [B, words]
     # 24 random bits per float, centred in their bin: u in [2^-25, 1 - 2^-25], never 0 or 1
     u = ((bits >> 8).to(torch.float32) + 0.5) * (1.0 / (1 << 24))

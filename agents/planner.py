@@ -22,12 +22,13 @@ elites and the executed action are feasible too. At an episode start (`PlannerSt
 no previous action: step 0 is measured from the task's rest action if it has one, else it obeys the
 bounds only. Without constraints (None) no extra op touches the plan: plans are as before.
 """
+
 from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 
@@ -43,6 +44,7 @@ class PlannerState:
     Row b's noise is a counter-based draw (agents/noise.py) keyed by keys[b] and counted by
     counters[b], so all rows draw in one batched call and a row's noise does not depend on its
     batch-mates."""
+
     prev_mean: torch.Tensor  # [B, H, A]
     has_prev: torch.Tensor  # [B] bool: False at episode start (no warm start)
     keys: torch.Tensor  # [B, 2] int64: the 32-bit Philox key words of each row's stream
@@ -56,8 +58,15 @@ class PlannerState:
     has_prev_action: torch.Tensor | None = None  # [B] bool: False at episode start
 
     @classmethod
-    def create(cls, batch_size: int, horizon: int, action_dim: int, seed: int = 0,
-               device: torch.device | str = "cpu", row_ids: list[int] | None = None) -> "PlannerState":
+    def create(
+        cls,
+        batch_size: int,
+        horizon: int,
+        action_dim: int,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+        row_ids: list[int] | None = None,
+    ) -> PlannerState:
         """`row_ids` name each row's random stream (default 0..B-1): the same (seed, row id)
         gives the same noise whichever batch the row is planned in."""
         row_ids = list(range(batch_size)) if row_ids is None else list(row_ids)
@@ -66,35 +75,55 @@ class PlannerState:
         keys = torch.tensor([row_key(seed, b) for b in row_ids], dtype=torch.int64, device=device)
         hg = torch.Generator(device="cpu")
         hg.manual_seed(sum(w << (32 * i) for i, w in enumerate(row_key(seed, -1))) % (2**63 - 1))
-        return cls(prev_mean=torch.zeros(batch_size, horizon, action_dim, device=device),
-                   has_prev=torch.zeros(batch_size, dtype=torch.bool, device=device),
-                   keys=keys.view(batch_size, 2), counters=torch.zeros(batch_size, dtype=torch.int64, device=device),
-                   head_generator=hg, seed=seed, prev_action=torch.zeros(batch_size, action_dim, device=device),
-                   has_prev_action=torch.zeros(batch_size, dtype=torch.bool, device=device))
+        return cls(
+            prev_mean=torch.zeros(batch_size, horizon, action_dim, device=device),
+            has_prev=torch.zeros(batch_size, dtype=torch.bool, device=device),
+            keys=keys.view(batch_size, 2),
+            counters=torch.zeros(batch_size, dtype=torch.int64, device=device),
+            head_generator=hg,
+            seed=seed,
+            prev_action=torch.zeros(batch_size, action_dim, device=device),
+            has_prev_action=torch.zeros(batch_size, dtype=torch.bool, device=device),
+        )
 
     @property
     def batch_size(self) -> int:
         return self.prev_mean.shape[0]
 
-    def select(self, rows: list[int]) -> "PlannerState":
+    def select(self, rows: list[int]) -> PlannerState:
         """A state for a subset of rows (sharing their random streams: its draws advance this state's)."""
         idx = torch.as_tensor(rows, dtype=torch.long, device=self.prev_mean.device)
-        return PlannerState(prev_mean=self.prev_mean[idx].clone(), has_prev=self.has_prev[idx].clone(),
-                            keys=self.keys[idx], counters=self.counters, head_generator=self.head_generator,
-                            seed=self.seed, calls=self.calls,
-                            counter_rows=idx if self.counter_rows is None else self.counter_rows[idx],
-                            prev_action=self.prev_action[idx].clone(), has_prev_action=self.has_prev_action[idx].clone())
+        return PlannerState(
+            prev_mean=self.prev_mean[idx].clone(),
+            has_prev=self.has_prev[idx].clone(),
+            keys=self.keys[idx],
+            counters=self.counters,
+            head_generator=self.head_generator,
+            seed=self.seed,
+            calls=self.calls,
+            counter_rows=idx if self.counter_rows is None else self.counter_rows[idx],
+            prev_action=self.prev_action[idx].clone(),
+            has_prev_action=self.has_prev_action[idx].clone(),
+        )
 
-    def clone(self) -> "PlannerState":
+    def clone(self) -> PlannerState:
         """An independent copy: planning with it gives what planning with this state would, and
         advances neither this state's streams nor its warm start."""
         hg = torch.Generator(device="cpu")
         hg.set_state(self.head_generator.get_state())
         copy = lambda t: None if t is None else t.clone()  # noqa: E731
-        return PlannerState(prev_mean=copy(self.prev_mean), has_prev=copy(self.has_prev), keys=copy(self.keys),
-                            counters=copy(self.counters), head_generator=hg, seed=self.seed, calls=self.calls,
-                            counter_rows=copy(self.counter_rows), prev_action=copy(self.prev_action),
-                            has_prev_action=copy(self.has_prev_action))
+        return PlannerState(
+            prev_mean=copy(self.prev_mean),
+            has_prev=copy(self.has_prev),
+            keys=copy(self.keys),
+            counters=copy(self.counters),
+            head_generator=hg,
+            seed=self.seed,
+            calls=self.calls,
+            counter_rows=copy(self.counter_rows),
+            prev_action=copy(self.prev_action),
+            has_prev_action=copy(self.has_prev_action),
+        )
 
     def draw(self, num_normal: int, num_uniform: int) -> tuple[torch.Tensor, torch.Tensor]:
         """This call's noise for every row in one batched draw: normal [B, num_normal] and uniform
@@ -128,6 +157,7 @@ class PlannerState:
 class PlanConstraints:
     """Per-row action limits of one plan call; padded dims carry [-1, 1] and no rate limit (the
     action mask zeroes them). lo, hi, rate, rest [B, A] (rate inf: no limit); has_rest [B] bool."""
+
     lo: torch.Tensor
     hi: torch.Tensor
     rate: torch.Tensor
@@ -142,15 +172,16 @@ class PlanConstraints:
         rate = torch.where(has | self.has_rest.view(-1, 1), self.rate, torch.full_like(self.rate, float("inf")))
         return ref, rate
 
-    def rows(self, rows: slice) -> "PlanConstraints":
+    def rows(self, rows: slice) -> PlanConstraints:
         return PlanConstraints(*(getattr(self, k)[rows] for k in self.__dataclass_fields__))
 
 
 class ConstraintTable:
     """Per-task constraints as tensors [T, A] (A: the padded action dim), indexed by task per call."""
 
-    def __init__(self, constraints: tuple[ActionConstraints | None, ...], action_dim: int,
-                 device: torch.device | str = "cpu"):
+    def __init__(
+        self, constraints: tuple[ActionConstraints | None, ...], action_dim: int, device: torch.device | str = "cpu"
+    ):
         T = len(constraints)
         self.lo = torch.full((T, action_dim), -1.0)
         self.hi = torch.ones(T, action_dim)
@@ -173,8 +204,9 @@ class ConstraintTable:
         task = task.to(self.lo.device)
         return PlanConstraints(self.lo[task], self.hi[task], self.rate[task], self.rest[task], self.has_rest[task])
 
-    def violations(self, task: torch.Tensor, actions: torch.Tensor, prev: torch.Tensor,
-                   has_prev: torch.Tensor) -> torch.Tensor:
+    def violations(
+        self, task: torch.Tensor, actions: torch.Tensor, prev: torch.Tensor, has_prev: torch.Tensor
+    ) -> torch.Tensor:
         """Which executed actions break their task's limits (beyond VIOLATION_TOL): task [B], actions and
         prev [B, A] (the row's previous action), has_prev [B] bool (False at an episode start: measured
         from the rest action if any, else bounds only) -> [B] bool."""
@@ -187,8 +219,9 @@ class ConstraintTable:
         return bad | ((a - ref).abs() > rate + VIOLATION_TOL).any(1)
 
 
-def project_sequences(actions: torch.Tensor, ref: torch.Tensor, first_rate: torch.Tensor,
-                      c: PlanConstraints) -> torch.Tensor:
+def project_sequences(
+    actions: torch.Tensor, ref: torch.Tensor, first_rate: torch.Tensor, c: PlanConstraints
+) -> torch.Tensor:
     """Feasible action sequences: actions [B, H, N, A] (N sequences per row), ref and first_rate [B, A]
     (step 0's reference and rate limit) -> [B, H, N, A]. Step t is clipped to
     [max(lo, a_{t-1} - r), min(hi, a_{t-1} + r)] with a_{-1} = ref, a_{t-1} the projected step t-1.
@@ -216,9 +249,16 @@ class PlanInfo:
 
 
 @torch.no_grad()
-def estimate_value(model: WorldModel, z: torch.Tensor, actions: torch.Tensor, task: torch.Tensor,
-                   discount: torch.Tensor, term_eps: torch.Tensor, heads: torch.Tensor,
-                   termination: str = "hard") -> torch.Tensor:
+def estimate_value(
+    model: WorldModel,
+    z: torch.Tensor,
+    actions: torch.Tensor,
+    task: torch.Tensor,
+    discount: torch.Tensor,
+    term_eps: torch.Tensor,
+    heads: torch.Tensor,
+    termination: str = "hard",
+) -> torch.Tensor:
     """Predicted return of action sequences. z [B, N, L], actions [B, H, N, A], task [B, 1],
     discount [B, 1, 1], term_eps [B, N, A] noise for the terminal policy action -> [B, N, 1].
     For tasks that can terminate, rewards and the terminal value after a predicted termination drop out
@@ -226,7 +266,9 @@ def estimate_value(model: WorldModel, z: torch.Tensor, actions: torch.Tensor, ta
     (planner.termination)."""
     G = torch.zeros(*z.shape[:-1], 1, device=z.device, dtype=torch.float32)
     scale = torch.ones_like(discount, dtype=torch.float32)
-    alive = torch.ones_like(G)  # 0 after a predicted termination (soft: P(alive)); exactly 1 for tasks that never terminate
+    alive = torch.ones_like(
+        G
+    )  # 0 after a predicted termination (soft: P(alive)); exactly 1 for tasks that never terminate
     for t in range(actions.shape[1]):
         a = actions[:, t]
         G = G + scale * alive * model.two_hot.decode(model.reward(z, a, task))
@@ -239,11 +281,19 @@ def estimate_value(model: WorldModel, z: torch.Tensor, actions: torch.Tensor, ta
 
 
 @torch.no_grad()
-def plan_batch(model: WorldModel, obs: torch.Tensor, task: torch.Tensor, state: PlannerState,
-               cfg: PlannerConfig, discounts: torch.Tensor, *, eval_mode: bool = False,
-               autocast_dtype: torch.dtype | None = None,
-               clock: Callable[[], float] = time.perf_counter,
-               constraints: PlanConstraints | None = None) -> tuple[torch.Tensor, PlanInfo]:
+def plan_batch(
+    model: WorldModel,
+    obs: torch.Tensor,
+    task: torch.Tensor,
+    state: PlannerState,
+    cfg: PlannerConfig,
+    discounts: torch.Tensor,
+    *,
+    eval_mode: bool = False,
+    autocast_dtype: torch.dtype | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+    constraints: PlanConstraints | None = None,
+) -> tuple[torch.Tensor, PlanInfo]:
     """Plan one action per row.
 
     obs [B, O] (padded), task [B] int64, discounts [num_tasks] -> actions [B, A] in [-1, 1]
@@ -278,25 +328,38 @@ def _plan_batch(model, obs, task, state, cfg, discounts, eval_mode, autocast_dty
     H, N, P, E = cfg.horizon, cfg.num_samples, cfg.num_pi_trajs, cfg.num_elites
     A = model.cfg.action_dim
     if state.prev_mean.shape[1:] != (H, A):
-        raise ValueError(f"planner state is for horizon/action dim {tuple(state.prev_mean.shape[1:])}, "
-                         f"config asks for {(H, A)}")
+        raise ValueError(
+            f"planner state is for horizon/action dim {tuple(state.prev_mean.shape[1:])}, config asks for {(H, A)}"
+        )
     iters = planner_iterations(cfg, A)
     heads = torch.randperm(model.cfg.num_q, generator=state.head_generator)[:2].to(obs.device)
     # all noise of all rows in one draw: a fixed number of ops whatever B is
-    sizes = {"pi": H * P * A, "pi_term": P * A, "samples": iters * H * (N - P) * A, "term": iters * (N - P) * A,
-             "explore": A}
+    sizes = {
+        "pi": H * P * A,
+        "pi_term": P * A,
+        "samples": iters * H * (N - P) * A,
+        "term": iters * (N - P) * A,
+        "explore": A,
+    }
     normal, gumbel_u = state.draw(sum(sizes.values()), E)
-    eps = dict(zip(sizes, normal.split(list(sizes.values()), dim=1)))
-    noise = PlanNoise(pi=eps["pi"].view(B, H, P, A), pi_term=eps["pi_term"].view(B, P, A),
-                      samples=eps["samples"].view(B, iters, H, N - P, A), term=eps["term"].view(B, iters, N - P, A),
-                      explore=eps["explore"], gumbel_u=gumbel_u)
+    eps = dict(zip(sizes, normal.split(list(sizes.values()), dim=1), strict=False))
+    noise = PlanNoise(
+        pi=eps["pi"].view(B, H, P, A),
+        pi_term=eps["pi_term"].view(B, P, A),
+        samples=eps["samples"].view(B, iters, H, N - P, A),
+        term=eps["term"].view(B, iters, N - P, A),
+        explore=eps["explore"],
+        gumbel_u=gumbel_u,
+    )
     warm_mean = torch.zeros(B, H, A, device=obs.device)
     warm_mean[:, :-1] = torch.where(state.has_prev.view(B, 1, 1), state.prev_mean[:, 1:], warm_mean[:, :-1])
     first = None
     if constraints is not None:
         if constraints.lo.shape != (B, A):
-            raise ValueError(f"constraints are for {tuple(constraints.lo.shape)} rows x action dims, the call has "
-                             f"{(B, A)}; build them with ConstraintTable.for_rows(task)")
+            raise ValueError(
+                f"constraints are for {tuple(constraints.lo.shape)} rows x action dims, the call has "
+                f"{(B, A)}; build them with ConstraintTable.for_rows(task)"
+            )
         first = constraints.first_reference(state)  # reference and rate limit of each row's step 0
         warm_mean = project_sequences(warm_mean.unsqueeze(2), *first, constraints).squeeze(2)
 
@@ -308,13 +371,34 @@ def _plan_batch(model, obs, task, state, cfg, discounts, eval_mode, autocast_dty
         # each pass gets its share of the budget, so later rows are not starved
         deadline_at = None if cfg.deadline_ms is None else start + cfg.deadline_ms * 1e-3 * (k + 1) / passes
         cons = None if constraints is None else (constraints.rows(rows), first[0][rows], first[1][rows])
-        parts.append(_plan_rows(model, obs[rows], task[rows], warm_mean[rows], noise.rows(rows), cfg, iters,
-                                discounts, heads, eval_mode, autocast_dtype, clock, deadline_at, cons))
+        parts.append(
+            _plan_rows(
+                model,
+                obs[rows],
+                task[rows],
+                warm_mean[rows],
+                noise.rows(rows),
+                cfg,
+                iters,
+                discounts,
+                heads,
+                eval_mode,
+                autocast_dtype,
+                clock,
+                deadline_at,
+                cons,
+            )
+        )
     action = torch.cat([a for a, _ in parts])
     infos = [i for _, i in parts]
-    info = PlanInfo(iterations=min(i.iterations for i in infos), elapsed_ms=(clock() - start) * 1e3,
-                    **{k: torch.cat([getattr(i, k) for i in infos]) for k in
-                       ("mean", "std", "elite_actions", "elite_value", "elite_index", "chosen_value")})
+    info = PlanInfo(
+        iterations=min(i.iterations for i in infos),
+        elapsed_ms=(clock() - start) * 1e3,
+        **{
+            k: torch.cat([getattr(i, k) for i in infos])
+            for k in ("mean", "std", "elite_actions", "elite_value", "elite_index", "chosen_value")
+        },
+    )
     state.prev_mean = info.mean.detach().clone()
     state.has_prev = torch.ones_like(state.has_prev)
     if constraints is not None:
@@ -326,6 +410,7 @@ def _plan_batch(model, obs, task, state, cfg, discounts, eval_mode, autocast_dty
 @dataclass
 class PlanNoise:
     """All random numbers of one plan call (standard normal unless said otherwise)."""
+
     pi: torch.Tensor  # [B, H, P, A] policy-prior rollouts
     pi_term: torch.Tensor  # [B, P, A] terminal policy action of the prior rollouts
     samples: torch.Tensor  # [B, iters, H, N - P, A] Gaussian action samples
@@ -333,13 +418,27 @@ class PlanNoise:
     explore: torch.Tensor  # [B, A] exploration noise on the executed action
     gumbel_u: torch.Tensor  # [B, E] uniform (0, 1): which elite is executed
 
-    def rows(self, rows: slice) -> "PlanNoise":
+    def rows(self, rows: slice) -> PlanNoise:
         return PlanNoise(**{k: getattr(self, k)[rows] for k in self.__dataclass_fields__})
 
 
 @torch.no_grad()
-def mppi_iteration(model: WorldModel, zs, mean, std, sample_eps, term_eps, pi_actions, pi_value, mask, task, gamma,
-                   heads, cfg: PlannerConfig, cons=None):
+def mppi_iteration(
+    model: WorldModel,
+    zs,
+    mean,
+    std,
+    sample_eps,
+    term_eps,
+    pi_actions,
+    pi_value,
+    mask,
+    task,
+    gamma,
+    heads,
+    cfg: PlannerConfig,
+    cons=None,
+):
     """One MPPI refinement: sample around mean/std, score with the policy-prior trajectories, refit
     mean/std to the temperature-weighted elites.
 
@@ -383,8 +482,22 @@ def _iteration_fn(mode: str, device: torch.device):
     return _COMPILED[mode]
 
 
-def _plan_rows(model, obs, task, mean, noise, cfg, iters, discounts, heads, eval_mode, autocast_dtype, clock,
-               deadline_at, cons=None):
+def _plan_rows(
+    model,
+    obs,
+    task,
+    mean,
+    noise,
+    cfg,
+    iters,
+    discounts,
+    heads,
+    eval_mode,
+    autocast_dtype,
+    clock,
+    deadline_at,
+    cons=None,
+):
     """MPPI for rows planned in one pass: obs [B, O], task [B], mean [B, H, A] warm start, cons as in
     mppi_iteration."""
     B = obs.shape[0]
@@ -395,8 +508,11 @@ def _plan_rows(model, obs, task, mean, noise, cfg, iters, discounts, heads, eval
     gamma = discounts.to(device)[task].view(B, 1, 1)
     task_b1 = task.view(B, 1)
 
-    amp = (torch.autocast(device_type=device.type, dtype=autocast_dtype)
-           if autocast_dtype is not None else contextlib.nullcontext())
+    amp = (
+        torch.autocast(device_type=device.type, dtype=autocast_dtype)
+        if autocast_dtype is not None
+        else contextlib.nullcontext()
+    )
     with amp:
         z = model.encode(obs, task)  # [B, L]
         # policy-prior trajectories: rolled out and scored once per call (their noise is fixed for
@@ -411,15 +527,17 @@ def _plan_rows(model, obs, task, mean, noise, cfg, iters, discounts, heads, eval
             for t in range(H):
                 pi_actions[:, t] = model.pi(zp, task_b1, eps=noise.pi[:, t])[0].float()
                 if cons is not None:  # project before the step, so the rollout follows the feasible action
-                    prev = torch.minimum(torch.maximum(pi_actions[:, t], torch.maximum(lo, prev - rate)),
-                                         torch.minimum(hi, prev + rate))
+                    prev = torch.minimum(
+                        torch.maximum(pi_actions[:, t], torch.maximum(lo, prev - rate)), torch.minimum(hi, prev + rate)
+                    )
                     pi_actions[:, t] = prev
                     rate = cons[0].rate.unsqueeze(1)
                 if t < H - 1:
                     zp = model.next(zp, pi_actions[:, t], task_b1)
             z_pi = z.unsqueeze(1).expand(B, P, z.shape[-1])
-            pi_value = estimate_value(model, z_pi, pi_actions, task_b1, gamma, noise.pi_term, heads,
-                                      cfg.termination).squeeze(-1)
+            pi_value = estimate_value(
+                model, z_pi, pi_actions, task_b1, gamma, noise.pi_term, heads, cfg.termination
+            ).squeeze(-1)
         zs = z.unsqueeze(1).expand(B, N - P, z.shape[-1])
 
         std = torch.full((B, H, A), cfg.max_std, device=device) * mask.unsqueeze(1)
@@ -431,14 +549,28 @@ def _plan_rows(model, obs, task, mean, noise, cfg, iters, discounts, heads, eval
             if graphs:  # each iteration is a new CUDA-graph replay; its inputs are the last one's outputs
                 torch.compiler.cudagraph_mark_step_begin()
             mean, std, elite_actions, elite_value, elite_index, score = iteration(
-                model, zs, mean, std, noise.samples[:, i], noise.term[:, i], pi_actions, pi_value, mask, task_b1,
-                gamma, heads, cfg, cons)
+                model,
+                zs,
+                mean,
+                std,
+                noise.samples[:, i],
+                noise.term[:, i],
+                pi_actions,
+                pi_value,
+                mask,
+                task_b1,
+                gamma,
+                heads,
+                cfg,
+                cons,
+            )
             done = i + 1
             if deadline_at is not None and clock() >= deadline_at:
                 break
         if graphs:  # graph outputs are overwritten by the next replay: keep our own copies
             mean, std, elite_actions, elite_value, elite_index, score = (
-                t.clone() for t in (mean, std, elite_actions, elite_value, elite_index, score))
+                t.clone() for t in (mean, std, elite_actions, elite_value, elite_index, score)
+            )
 
     # draw the executed sequence among the elites in proportion to their score (Gumbel-max)
     gumbel = -torch.log(-torch.log(noise.gumbel_u.clamp(1e-20, 1 - 1e-7)))
@@ -449,15 +581,29 @@ def _plan_rows(model, obs, task, mean, noise, cfg, iters, discounts, heads, eval
     action = first.clamp(-1, 1) * mask
     if cons is not None:  # exploration noise can leave the feasible set: project the executed action
         action = project_sequences(action.view(B, 1, 1, A), cons[1], cons[2], cons[0]).view(B, A)
-    info = PlanInfo(iterations=done, elapsed_ms=0.0, mean=mean, std=std,
-                    elite_actions=elite_actions, elite_value=elite_value, elite_index=elite_index,
-                    chosen_value=elite_value.gather(1, pick.view(B, 1)).squeeze(1))
+    info = PlanInfo(
+        iterations=done,
+        elapsed_ms=0.0,
+        mean=mean,
+        std=std,
+        elite_actions=elite_actions,
+        elite_value=elite_value,
+        elite_index=elite_index,
+        chosen_value=elite_value.gather(1, pick.view(B, 1)).squeeze(1),
+    )
     return action, info
 
 
 @torch.no_grad()
-def prior_action(model: WorldModel, obs: torch.Tensor, task: torch.Tensor, state: PlannerState, *,
-                 eval_mode: bool = False, constraints: PlanConstraints | None = None) -> torch.Tensor:
+def prior_action(
+    model: WorldModel,
+    obs: torch.Tensor,
+    task: torch.Tensor,
+    state: PlannerState,
+    *,
+    eval_mode: bool = False,
+    constraints: PlanConstraints | None = None,
+) -> torch.Tensor:
     """Act with the policy prior alone (no planning): obs [B, O], task [B] -> actions [B, A], the
     prior's mean in eval mode, else a sample drawn from the rows' streams; padded dims 0. With
     `constraints` the action is projected (step 0 rule of `plan_batch`) and recorded as executed."""

@@ -3,11 +3,12 @@
 bf16 on a CPU without bf16 instructions (e.g. AVX2-only x86) is emulated and runs ~10-100x
 slower than fp32, so `precision="bf16"` there falls back to fp32 with one warning per process.
 """
+
 from __future__ import annotations
 
 import functools
 import warnings
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -27,7 +28,7 @@ def _cpu_flags() -> set[str] | None:
     return set()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cpu_has_native_bf16() -> bool:
     """True if this CPU executes bf16 matmuls in hardware (x86 AVX512-BF16 or AMX-BF16, Arm BF16)."""
     flags = _cpu_flags()
@@ -47,8 +48,9 @@ def has_native_bf16(device: torch.device | str) -> bool:
     return False
 
 
-def autocast_dtype_for(precision: str, device: torch.device | str,
-                       native_bf16: Callable[[torch.device], bool] = has_native_bf16) -> torch.dtype | None:
+def autocast_dtype_for(
+    precision: str, device: torch.device | str, native_bf16: Callable[[torch.device], bool] = has_native_bf16
+) -> torch.dtype | None:
     """The autocast dtype to run `precision` with on `device`: None (fp32) or torch.bfloat16.
 
     bf16 on a device without native bf16 falls back to fp32 with one RuntimeWarning per process
@@ -63,8 +65,12 @@ def autocast_dtype_for(precision: str, device: torch.device | str,
     if device.type not in _warned:
         _warned.add(device.type)
         cap = torch.backends.cpu.get_cpu_capability() if device.type == "cpu" else device.type
-        warnings.warn(f"precision=bf16 asked for, but this {device.type} ({cap}) has no native bf16: emulated "
-                      f"bf16 runs ~10-100x slower than fp32 here, so fp32 is used instead. Set precision=fp32 "
-                      f"to silence this, or run bf16 on a CPU with AVX512-BF16/AMX or a GPU of compute "
-                      f"capability >= 8.0.", RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"precision=bf16 asked for, but this {device.type} ({cap}) has no native bf16: emulated "
+            f"bf16 runs ~10-100x slower than fp32 here, so fp32 is used instead. Set precision=fp32 "
+            f"to silence this, or run bf16 on a CPU with AVX512-BF16/AMX or a GPU of compute "
+            f"capability >= 8.0.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
     return None

@@ -1,4 +1,5 @@
 """Discrete regression in symlog space (two-hot targets), as used for reward and value heads."""
+
 from __future__ import annotations
 
 import torch

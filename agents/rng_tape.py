@@ -14,6 +14,7 @@ kind, shape or count) raises TapeMismatch naming both: the two updates no longer
 
 Nothing here is used by training; it only patches torch while a `recording()` / `replaying()` block runs.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -37,7 +38,7 @@ class RandomTape:
         return {"randn": list(self.randn), "perm": list(self.perm), "dropout": [list(g) for g in self.dropout]}
 
     @classmethod
-    def from_state_dict(cls, state: dict) -> "RandomTape":
+    def from_state_dict(cls, state: dict) -> RandomTape:
         return cls(list(state["randn"]), list(state["perm"]), [list(g) for g in state["dropout"]])
 
     # -- recording ---------------------------------------------------------------------------------------
@@ -63,8 +64,10 @@ class RandomTape:
             if not module.training or module.p == 0:
                 return x
             if self._group is None:
-                raise TapeMismatch("a dropout outside a recorded ensemble call: wrap each call of the Q ensemble "
-                                   "in RandomTape.ensemble_call() and evaluate it head by head")
+                raise TapeMismatch(
+                    "a dropout outside a recorded ensemble call: wrap each call of the Q ensemble "
+                    "in RandomTape.ensemble_call() and evaluate it head by head"
+                )
             mask = torch.rand_like(x) >= module.p
             self._group.append(mask)
             return x * mask.to(x.dtype) / (1 - module.p)
@@ -101,23 +104,27 @@ class RandomTape:
 
         def take(queue: list, kind: str, shape) -> torch.Tensor:
             if not queue:
-                raise TapeMismatch(f"ours drew {kind} of shape {tuple(shape)} where the recorded update drew no "
-                                   f"more {kind}")
+                raise TapeMismatch(
+                    f"ours drew {kind} of shape {tuple(shape)} where the recorded update drew no more {kind}"
+                )
             out = queue.pop(0)
             return out
 
         def randn_like(x, *a, **k):
             out = take(randn, "torch.randn_like", x.shape)
             if out.shape != x.shape:
-                raise TapeMismatch(f"ours drew torch.randn_like of shape {tuple(x.shape)} where the recorded update "
-                                   f"drew {tuple(out.shape)}: the draws come in another order")
+                raise TapeMismatch(
+                    f"ours drew torch.randn_like of shape {tuple(x.shape)} where the recorded update "
+                    f"drew {tuple(out.shape)}: the draws come in another order"
+                )
             return out.to(x.device, x.dtype if x.is_floating_point() else out.dtype)
 
         def randperm(n, *a, device=None, **k):
             out = take(perm, "torch.randperm", (n,))
             if out.numel() != n:
-                raise TapeMismatch(f"ours drew torch.randperm({n}) where the recorded update drew randperm"
-                                   f"({out.numel()})")
+                raise TapeMismatch(
+                    f"ours drew torch.randperm({n}) where the recorded update drew randperm({out.numel()})"
+                )
             return out.to(device) if device is not None else out
 
         def forward(module, x, ctx=None, heads=None):
@@ -135,8 +142,9 @@ class RandomTape:
             picked = group if heads is None else [group[int(i)] for i in heads]
             mask = torch.stack([m.reshape(-1, m.shape[-1]) for m in picked])
             if mask.shape != x.shape:
-                raise TapeMismatch(f"our ensemble's dropout is {tuple(x.shape)}, the recorded masks stack to "
-                                   f"{tuple(mask.shape)}")
+                raise TapeMismatch(
+                    f"our ensemble's dropout is {tuple(x.shape)}, the recorded masks stack to {tuple(mask.shape)}"
+                )
             return x * mask.to(x.device, x.dtype) / (1 - module.p)
 
         torch.randn_like, torch.randperm = randn_like, randperm

@@ -6,6 +6,7 @@ policy as strongly as one whose returns are in the hundreds. One scale shared by
 multitask runs, the default here: optim.pi_scale) makes the policy's objective a sum dominated by the largest-return tasks: in a
 6-task tiny run the shared scale settled at ~124 (the cartpole tasks) while the single-task models of
 the other tasks ran at 2-37. With one task both forms are the same computation."""
+
 from __future__ import annotations
 
 import torch
@@ -76,13 +77,18 @@ class RunningScale:
         value = state["value"].to(self.value.device)
         n = self.value.numel()
         if value.numel() not in (1, n):
-            raise ValueError(f"the checkpoint's running Q scale has {value.numel()} entries, this agent {n}: "
-                             f"load it with the task set it was trained with")
+            raise ValueError(
+                f"the checkpoint's running Q scale has {value.numel()} entries, this agent {n}: "
+                f"load it with the task set it was trained with"
+            )
         # a checkpoint with one scale (older, or pi_scale=global) starts every task from it
         self.value = value.expand(n).clone()
         counts = state.get("counts")
-        self.counts = (counts.to(self.counts.device).expand(n).clone() if counts is not None
-                       else torch.full_like(self.counts, int(state["updates"])))
+        self.counts = (
+            counts.to(self.counts.device).expand(n).clone()
+            if counts is not None
+            else torch.full_like(self.counts, int(state["updates"]))
+        )
 
 
 def _per_task_spread(vals: torch.Tensor, ids: torch.Tensor, num_tasks: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -24,13 +24,14 @@ What differs from our WorldModel, and how the mapping handles it:
 
 Nothing here knows task sets: the caller gives the expected dims (`expected_architecture`).
 """
+
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Mapping
 
 import torch
 
@@ -51,6 +52,7 @@ class TDMPC2CheckpointError(ValueError):
 @dataclass(frozen=True)
 class TDMPC2Architecture:
     """The dims that fix every tensor shape of a TD-MPC2 state-based world model."""
+
     num_tasks: int
     obs_dim: int
     action_dim: int
@@ -63,29 +65,41 @@ class TDMPC2Architecture:
     num_bins: int = 101
 
 
-def expected_architecture(task_set: str, model_size: str | int, *, num_tasks: int, obs_dim: int,
-                          action_dim: int) -> TDMPC2Architecture:
+def expected_architecture(
+    task_set: str, model_size: str | int, *, num_tasks: int, obs_dim: int, action_dim: int
+) -> TDMPC2Architecture:
     """The architecture TD-MPC2 uses for a published (task set, size), with its size rules: task_dim
     96 for mt80 and for mt30 at 1M/317M, else 64; the mt30 19M model has latent 512."""
     size = str(model_size)
     if size not in TDMPC2_MODEL_SIZES:
-        raise TDMPC2CheckpointError(f"model_size={model_size!r} is not a TD-MPC2 size; published sizes: "
-                                    f"{', '.join(TDMPC2_MODEL_SIZES)}")
+        raise TDMPC2CheckpointError(
+            f"model_size={model_size!r} is not a TD-MPC2 size; published sizes: {', '.join(TDMPC2_MODEL_SIZES)}"
+        )
     if task_set not in TDMPC2_TASK_SETS:
-        raise TDMPC2CheckpointError(f"task_set={task_set!r}: TD-MPC2 published multitask checkpoints for "
-                                    f"{' and '.join(TDMPC2_TASK_SETS)} only")
+        raise TDMPC2CheckpointError(
+            f"task_set={task_set!r}: TD-MPC2 published multitask checkpoints for {' and '.join(TDMPC2_TASK_SETS)} only"
+        )
     dims = model_preset(size)
     latent = 512 if (task_set, size) == ("mt30", "19") else dims["latent_dim"]
     task_dim = 96 if task_set == "mt80" or size in ("1", "317") else 64
-    return TDMPC2Architecture(num_tasks=num_tasks, obs_dim=obs_dim, action_dim=action_dim, task_dim=task_dim,
-                              latent_dim=latent, enc_dim=dims["enc_dim"], mlp_dim=dims["mlp_dim"],
-                              num_enc_layers=dims["num_enc_layers"], num_q=dims["num_q"])
+    return TDMPC2Architecture(
+        num_tasks=num_tasks,
+        obs_dim=obs_dim,
+        action_dim=action_dim,
+        task_dim=task_dim,
+        latent_dim=latent,
+        enc_dim=dims["enc_dim"],
+        mlp_dim=dims["mlp_dim"],
+        num_enc_layers=dims["num_enc_layers"],
+        num_q=dims["num_q"],
+    )
 
 
 @dataclass
 class TDMPC2Weights:
     """A checkpoint read into one layout: `params` keyed by the current layout's names (Q ensemble
     as `_Qs.params.N.<name>` and `_target_Qs_params.N.<name>`), plus what was inferred from it."""
+
     layout: str  # "current" | "older"
     params: dict[str, torch.Tensor]
     arch: TDMPC2Architecture
@@ -105,8 +119,10 @@ def load_tdmpc2_file(path: str | os.PathLike) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a truncated file, or pickled objects weights_only refuses
-        raise TDMPC2CheckpointError(f"{path} does not load with torch.load(weights_only=True): {exc}. A TD-MPC2 "
-                                    f"checkpoint is a torch.save'd dict of tensors") from exc
+        raise TDMPC2CheckpointError(
+            f"{path} does not load with torch.load(weights_only=True): {exc}. A TD-MPC2 "
+            f"checkpoint is a torch.save'd dict of tensors"
+        ) from exc
     return unwrap_state(state, str(path))
 
 
@@ -117,8 +133,10 @@ def unwrap_state(state, where: str = "checkpoint") -> dict:
     if isinstance(state, Mapping) and isinstance(state.get("model"), Mapping):
         state = state["model"]
     if not isinstance(state, Mapping) or not any(isinstance(v, torch.Tensor) for v in state.values()):
-        raise TDMPC2CheckpointError(f"{where} holds no state dict of tensors (a TD-MPC2 checkpoint is "
-                                    f"{{'model': WorldModel.state_dict()}}); got {type(state).__name__}")
+        raise TDMPC2CheckpointError(
+            f"{where} holds no state dict of tensors (a TD-MPC2 checkpoint is "
+            f"{{'model': WorldModel.state_dict()}}); got {type(state).__name__}"
+        )
     return dict(state)
 
 
@@ -127,8 +145,10 @@ def _normalise_q(state: dict) -> tuple[str, dict[str, torch.Tensor], list[str]]:
     current = any(k.startswith(("_detach_Qs_params.", "_target_Qs_params.")) for k in state)
     older = any(re.fullmatch(r"_(target_)?Qs\.params\.\d+", k) for k in state)
     if current and older:
-        raise TDMPC2CheckpointError("the file mixes TD-MPC2's two Q-ensemble key layouts (flat `_Qs.params.<k>` "
-                                    "and `_target_Qs_params.<layer>.<name>`): it is not a saved TD-MPC2 model")
+        raise TDMPC2CheckpointError(
+            "the file mixes TD-MPC2's two Q-ensemble key layouts (flat `_Qs.params.<k>` "
+            "and `_target_Qs_params.<layer>.<name>`): it is not a saved TD-MPC2 model"
+        )
     q, rest = {}, []
     if older:
         for key, value in state.items():
@@ -151,7 +171,7 @@ def _normalise_q(state: dict) -> tuple[str, dict[str, torch.Tensor], list[str]]:
             if key.rsplit(".", 1)[-1] in _TD_METADATA:
                 _check_batch_size(key, value)
             else:
-                detached[key[len("_detach_Qs_params."):]] = value
+                detached[key[len("_detach_Qs_params.") :]] = value
         elif key.startswith(("_detach_Qs.", "_target_Qs.", "_Qs.module.")):
             continue  # module views of the same parameters, when a TensorDict version also saves them
         else:
@@ -160,8 +180,10 @@ def _normalise_q(state: dict) -> tuple[str, dict[str, torch.Tensor], list[str]]:
         online = q.get(f"_Qs.params.{name}")
         same = online is value or (online is not None and online.shape == value.shape and torch.equal(online, value))
         if online is not None and not same:
-            raise TDMPC2CheckpointError(f"_detach_Qs_params.{name} differs from _Qs.params.{name}: TD-MPC2 keeps "
-                                        f"them identical, so the file is corrupted or was edited")
+            raise TDMPC2CheckpointError(
+                f"_detach_Qs_params.{name} differs from _Qs.params.{name}: TD-MPC2 keeps "
+                f"them identical, so the file is corrupted or was edited"
+            )
     return "current", q, rest
 
 
@@ -183,17 +205,21 @@ def parse_tdmpc2_state(state: Mapping, *, multitask: bool = True) -> TDMPC2Weigh
     TD-MPC2 initialises them; `target_q` records it."""
     state = unwrap_state(state)
     if multitask and "_task_emb.weight" not in state:
-        raise TDMPC2CheckpointError("the file is a single-task TD-MPC2 checkpoint (no _task_emb.weight), but a "
-                                    "multitask one was asked for; only the published mt30/mt80 models import")
+        raise TDMPC2CheckpointError(
+            "the file is a single-task TD-MPC2 checkpoint (no _task_emb.weight), but a "
+            "multitask one was asked for; only the published mt30/mt80 models import"
+        )
     layout, params, rest = _normalise_q(dict(state))
     if any(k.startswith("_encoder.rgb.") for k in rest):
-        raise TDMPC2CheckpointError("this is a pixel-based (rgb encoder) TD-MPC2 checkpoint; only state-based "
-                                    "checkpoints (mt30 / mt80) map onto this project's model")
+        raise TDMPC2CheckpointError(
+            "this is a pixel-based (rgb encoder) TD-MPC2 checkpoint; only state-based "
+            "checkpoints (mt30 / mt80) map onto this project's model"
+        )
     target_q = "file"
     if layout == "older" and not any(k.startswith("_target_Qs_params.") for k in params):
         target_q = "online copy"
         for key in [k for k in params if k.startswith("_Qs.params.")]:
-            params["_target_Qs_params." + key[len("_Qs.params."):]] = params[key].clone()
+            params["_target_Qs_params." + key[len("_Qs.params.") :]] = params[key].clone()
     masks = state.get("_action_masks")
     lo, dif = state.get("log_std_min"), state.get("log_std_dif")
     for key in rest:
@@ -205,27 +231,39 @@ def parse_tdmpc2_state(state: Mapping, *, multitask: bool = True) -> TDMPC2Weigh
     multitask = "_task_emb.weight" in params
     missing = [k for k in canonical_keys(num_enc_layers, multitask) if k not in params]
     if missing:
-        raise TDMPC2CheckpointError(f"the file lacks {len(missing)} key(s) of a TD-MPC2 world model "
-                                    f"({layout} layout): {missing[:12]}{' ...' if len(missing) > 12 else ''}")
+        raise TDMPC2CheckpointError(
+            f"the file lacks {len(missing)} key(s) of a TD-MPC2 world model "
+            f"({layout} layout): {missing[:12]}{' ...' if len(missing) > 12 else ''}"
+        )
     unexpected = sorted(set(params) - set(canonical_keys(num_enc_layers, multitask)))
     if unexpected:
-        raise TDMPC2CheckpointError(f"unexpected keys for a TD-MPC2 state-based world model: {unexpected[:12]}"
-                                    f"{' ...' if len(unexpected) > 12 else ''}")
+        raise TDMPC2CheckpointError(
+            f"unexpected keys for a TD-MPC2 state-based world model: {unexpected[:12]}"
+            f"{' ...' if len(unexpected) > 12 else ''}"
+        )
     not_tensor = [k for k, v in params.items() if not isinstance(v, torch.Tensor)]
     if not_tensor:
         raise TDMPC2CheckpointError(f"keys {not_tensor[:8]} hold no tensors")
     nonfinite = [k for k, v in params.items() if v.device.type != "meta" and not torch.isfinite(v).all()]
     if nonfinite:
-        raise TDMPC2CheckpointError(f"keys {nonfinite[:8]} hold NaN or infinite values: the run that saved this "
-                                    f"checkpoint had diverged")
+        raise TDMPC2CheckpointError(
+            f"keys {nonfinite[:8]} hold NaN or infinite values: the run that saved this checkpoint had diverged"
+        )
     T, D = _shape(params, "_task_emb.weight") or (1, 0)
     last = num_enc_layers - 1
     num_q = _shape(params, "_Qs.params.0.weight")[0]
     arch = TDMPC2Architecture(
-        num_tasks=T, task_dim=D, obs_dim=_shape(params, "_encoder.state.0.weight")[1] - D,
-        action_dim=_shape(params, "_pi.2.weight")[0] // 2, latent_dim=_shape(params, f"_encoder.state.{last}.weight")[0],
-        enc_dim=_shape(params, "_encoder.state.0.weight")[0], mlp_dim=_shape(params, "_dynamics.0.weight")[0],
-        num_enc_layers=num_enc_layers, num_q=num_q, num_bins=_shape(params, "_reward.2.weight")[0])
+        num_tasks=T,
+        task_dim=D,
+        obs_dim=_shape(params, "_encoder.state.0.weight")[1] - D,
+        action_dim=_shape(params, "_pi.2.weight")[0] // 2,
+        latent_dim=_shape(params, f"_encoder.state.{last}.weight")[0],
+        enc_dim=_shape(params, "_encoder.state.0.weight")[0],
+        mlp_dim=_shape(params, "_dynamics.0.weight")[0],
+        num_enc_layers=num_enc_layers,
+        num_q=num_q,
+        num_bins=_shape(params, "_reward.2.weight")[0],
+    )
     want = expected_shapes(arch)
     bad = {k: (_shape(params, k), s) for k, s in want.items() if _shape(params, k) != s}
     if bad:
@@ -233,16 +271,23 @@ def parse_tdmpc2_state(state: Mapping, *, multitask: bool = True) -> TDMPC2Weigh
         raise TDMPC2CheckpointError(f"tensor shapes do not form one TD-MPC2 model ({arch}): {lines}")
     if masks is not None:
         if not isinstance(masks, torch.Tensor) or tuple(masks.shape) != (T, arch.action_dim):
-            raise TDMPC2CheckpointError(f"_action_masks should be [{T}, {arch.action_dim}], got "
-                                        f"{getattr(masks, 'shape', type(masks).__name__)}")
+            raise TDMPC2CheckpointError(
+                f"_action_masks should be [{T}, {arch.action_dim}], got {getattr(masks, 'shape', type(masks).__name__)}"
+            )
         if not torch.all((masks == 0) | (masks == 1)) or torch.any(masks.sum(-1) == 0):
             raise TDMPC2CheckpointError("_action_masks must be 0/1 with at least one active dim per task")
     log_std_min = log_std_max = None
     if lo is not None and dif is not None:
         log_std_min, log_std_max = float(lo), float(lo) + float(dif)
-    return TDMPC2Weights(layout=layout, params={k: v.detach().float() for k, v in params.items()}, arch=arch,
-                         action_masks=None if masks is None else masks.detach().float(),
-                         log_std_min=log_std_min, log_std_max=log_std_max, target_q=target_q)
+    return TDMPC2Weights(
+        layout=layout,
+        params={k: v.detach().float() for k, v in params.items()},
+        arch=arch,
+        action_masks=None if masks is None else masks.detach().float(),
+        log_std_min=log_std_min,
+        log_std_max=log_std_max,
+        target_q=target_q,
+    )
 
 
 def canonical_keys(num_enc_layers: int, multitask: bool) -> list[str]:
@@ -275,8 +320,11 @@ def expected_shapes(a: TDMPC2Architecture) -> dict[str, tuple[int, ...]]:
     for i in range(a.num_enc_layers):
         layer("_encoder.state", i, enc[i], enc[i + 1])
     za = a.latent_dim + a.task_dim + a.action_dim
-    for head, d_in, d_out in (("_dynamics", za, a.latent_dim), ("_reward", za, a.num_bins),
-                              ("_pi", a.latent_dim + a.task_dim, 2 * a.action_dim)):
+    for head, d_in, d_out in (
+        ("_dynamics", za, a.latent_dim),
+        ("_reward", za, a.num_bins),
+        ("_pi", a.latent_dim + a.task_dim, 2 * a.action_dim),
+    ):
         layer(head, 0, d_in, a.mlp_dim)
         layer(head, 1, a.mlp_dim, a.mlp_dim)
         layer(head, 2, a.mlp_dim, d_out, normed=head == "_dynamics")
@@ -288,31 +336,45 @@ def expected_shapes(a: TDMPC2Architecture) -> dict[str, tuple[int, ...]]:
 
 
 # -- checking -----------------------------------------------------------------------------------------
-def check_architecture(found: TDMPC2Architecture, expected: TDMPC2Architecture, asked: str,
-                       candidates: Mapping[str, TDMPC2Architecture] | None = None) -> None:
+def check_architecture(
+    found: TDMPC2Architecture,
+    expected: TDMPC2Architecture,
+    asked: str,
+    candidates: Mapping[str, TDMPC2Architecture] | None = None,
+) -> None:
     """Raise naming every dim where the file differs from what `asked` (e.g. "task_set=mt80
     model_size=5") expects, and which of `candidates` (label -> architecture) it does match."""
     if found.task_dim == 0 and expected.task_dim:
-        raise TDMPC2CheckpointError(f"the file is a single-task TD-MPC2 checkpoint (no _task_emb.weight, "
-                                    f"{found.obs_dim} obs dims, {found.action_dim} action dims), but {asked} asks "
-                                    f"for a multitask one; only the published mt30/mt80 models import")
+        raise TDMPC2CheckpointError(
+            f"the file is a single-task TD-MPC2 checkpoint (no _task_emb.weight, "
+            f"{found.obs_dim} obs dims, {found.action_dim} action dims), but {asked} asks "
+            f"for a multitask one; only the published mt30/mt80 models import"
+        )
     diffs = {k: (v, getattr(expected, k)) for k, v in asdict(found).items() if getattr(expected, k) != v}
     if not diffs:
         return
     matches = [label for label, arch in (candidates or {}).items() if arch == found]
-    hint = (f"; the file matches {' or '.join(matches)}" if matches else
-            "; it matches no published TD-MPC2 task set and size")
+    hint = (
+        f"; the file matches {' or '.join(matches)}"
+        if matches
+        else "; it matches no published TD-MPC2 task set and size"
+    )
     lines = ", ".join(f"{k}: file has {a}, {asked} expects {b}" for k, (a, b) in diffs.items())
     raise TDMPC2CheckpointError(f"the checkpoint does not match {asked} ({lines}){hint}")
 
 
 def check_action_masks(masks: torch.Tensor, reference: torch.Tensor, task_names: list[str]) -> None:
     """The file's masks must activate exactly the task set's action dims (else task ids or bodies differ)."""
-    bad = [f"{task_names[i]} (file {int(masks[i].sum())} dims, task set {int(reference[i].sum())})"
-           for i in range(len(task_names)) if not torch.equal(masks[i], reference[i])]
+    bad = [
+        f"{task_names[i]} (file {int(masks[i].sum())} dims, task set {int(reference[i].sum())})"
+        for i in range(len(task_names))
+        if not torch.equal(masks[i], reference[i])
+    ]
     if bad:
-        raise TDMPC2CheckpointError(f"the checkpoint's _action_masks disagree with the task set at {bad[:6]}: "
-                                    f"the task order or the bodies differ from TD-MPC2's")
+        raise TDMPC2CheckpointError(
+            f"the checkpoint's _action_masks disagree with the task set at {bad[:6]}: "
+            f"the task order or the bodies differ from TD-MPC2's"
+        )
 
 
 # -- mapping ------------------------------------------------------------------------------------------
@@ -320,9 +382,20 @@ def model_config(w: TDMPC2Weights, model_size: str | int, **overrides) -> ModelC
     """Our ModelConfig for the weights (TD-MPC2's defaults where the file carries no value:
     SimNorm groups of 8, bins in [-10, 10], dropout 0.01, log-std in [-10, 2])."""
     a = w.arch
-    fields = dict(obs_dim=a.obs_dim, action_dim=a.action_dim, num_tasks=a.num_tasks, model_size=str(model_size),
-                  enc_dim=a.enc_dim, mlp_dim=a.mlp_dim, latent_dim=a.latent_dim, num_enc_layers=a.num_enc_layers,
-                  num_q=a.num_q, task_dim=a.task_dim or ModelConfig.task_dim, num_bins=a.num_bins, task_conditioning="table")
+    fields = dict(
+        obs_dim=a.obs_dim,
+        action_dim=a.action_dim,
+        num_tasks=a.num_tasks,
+        model_size=str(model_size),
+        enc_dim=a.enc_dim,
+        mlp_dim=a.mlp_dim,
+        latent_dim=a.latent_dim,
+        num_enc_layers=a.num_enc_layers,
+        num_q=a.num_q,
+        task_dim=a.task_dim or ModelConfig.task_dim,
+        num_bins=a.num_bins,
+        task_conditioning="table",
+    )
     if w.log_std_min is not None:
         fields.update(log_std_min=w.log_std_min, log_std_max=w.log_std_max)
     return ModelConfig(**{**fields, **overrides})
@@ -331,7 +404,7 @@ def model_config(w: TDMPC2Weights, model_size: str | int, **overrides) -> ModelC
 def _first_layer_to_ours(weight: torch.Tensor, a: TDMPC2Architecture) -> torch.Tensor:
     """[..., out, L + D + A] in TD-MPC2's input order (z, task_emb, a) -> ours (z, a, task_emb)."""
     L, D = a.latent_dim, a.task_dim
-    return torch.cat([weight[..., :L], weight[..., L + D:], weight[..., L:L + D]], dim=-1)
+    return torch.cat([weight[..., :L], weight[..., L + D :], weight[..., L : L + D]], dim=-1)
 
 
 @torch.no_grad()
@@ -343,15 +416,20 @@ def load_into_world_model(model, w: TDMPC2Weights) -> None:
 
     def put(dst: torch.Tensor, src: torch.Tensor, name: str) -> None:
         if tuple(dst.shape) != tuple(src.shape):
-            raise TDMPC2CheckpointError(f"{name}: mapped shape {tuple(src.shape)} does not fit the model's "
-                                        f"{tuple(dst.shape)}")
+            raise TDMPC2CheckpointError(
+                f"{name}: mapped shape {tuple(src.shape)} does not fit the model's {tuple(dst.shape)}"
+            )
         dst.copy_(src.to(dst.dtype))
         written.add(id(dst))
 
     def sequential(ours, theirs: str, n: int, permute_first: bool) -> None:
         for i in range(n):
             wt = p[f"{theirs}.{i}.weight"]
-            put(ours[i].weight, _first_layer_to_ours(wt, a) if (i == 0 and permute_first) else wt, f"{theirs}.{i}.weight")
+            put(
+                ours[i].weight,
+                _first_layer_to_ours(wt, a) if (i == 0 and permute_first) else wt,
+                f"{theirs}.{i}.weight",
+            )
             put(ours[i].bias, p[f"{theirs}.{i}.bias"], f"{theirs}.{i}.bias")
             if hasattr(ours[i], "ln"):
                 put(ours[i].ln.weight, p[f"{theirs}.{i}.ln.weight"], f"{theirs}.{i}.ln.weight")
@@ -369,8 +447,9 @@ def load_into_world_model(model, w: TDMPC2Weights) -> None:
                 put(ours.ln_bias[i], p[f"{prefix}{i}.ln.bias"].unsqueeze(1), f"{prefix}{i}.ln.bias")
 
     if len(model.qs.linears) != Q_LAYERS - 1:
-        raise TDMPC2CheckpointError(f"TD-MPC2's Q heads have {Q_LAYERS - 1} hidden layers, the model "
-                                    f"{len(model.qs.linears)}")
+        raise TDMPC2CheckpointError(
+            f"TD-MPC2's Q heads have {Q_LAYERS - 1} hidden layers, the model {len(model.qs.linears)}"
+        )
     sequential(model.encoder, "_encoder.state", a.num_enc_layers, permute_first=False)
     sequential(model.dynamics, "_dynamics", 3, permute_first=True)
     sequential(model.reward_head, "_reward", 3, permute_first=True)
@@ -385,18 +464,34 @@ def load_into_world_model(model, w: TDMPC2Weights) -> None:
         written.add(id(model.action_masks))  # the caller built the model with the task set's masks
     unset = [n for n, t in list(model.named_parameters()) + list(model.named_buffers()) if id(t) not in written]
     if unset:
-        raise TDMPC2CheckpointError(f"the import does not know how to fill {unset} of this project's world model: "
-                                    f"agents/tdmpc2_import.py needs updating for the model change")
+        raise TDMPC2CheckpointError(
+            f"the import does not know how to fill {unset} of this project's world model: "
+            f"agents/tdmpc2_import.py needs updating for the model change"
+        )
 
 
 # -- an agent from TD-MPC2's weights and hyperparameters ---------------------------------------------------
-TDMPC2_HYPERPARAMETERS = ("lr", "enc_lr_scale", "grad_clip_norm", "tau", "rho", "consistency_coef", "reward_coef",
-                          "value_coef", "entropy_coef", "dropout", "simnorm_dim", "log_std_min", "log_std_max",
-                          "horizon")
+TDMPC2_HYPERPARAMETERS = (
+    "lr",
+    "enc_lr_scale",
+    "grad_clip_norm",
+    "tau",
+    "rho",
+    "consistency_coef",
+    "reward_coef",
+    "value_coef",
+    "entropy_coef",
+    "dropout",
+    "simnorm_dim",
+    "log_std_min",
+    "log_std_max",
+    "horizon",
+)
 
 
-def agent_from_tdmpc2_state(state: Mapping, hyper: Mapping, episode_lengths, *, multitask: bool, model_size="1",
-                            optim: Mapping | None = None):
+def agent_from_tdmpc2_state(
+    state: Mapping, hyper: Mapping, episode_lengths, *, multitask: bool, model_size="1", optim: Mapping | None = None
+):
     """Our Agent holding a TD-MPC2 world model's weights (`state`, its WorldModel.state_dict()) with TD-MPC2's
     hyperparameters (`hyper`: the TDMPC2_HYPERPARAMETERS of its config) and one discount per episode length,
     as TD-MPC2 computes them; everything else is our default config (TD-MPC2's update: README, "Parity").
@@ -406,21 +501,56 @@ def agent_from_tdmpc2_state(state: Mapping, hyper: Mapping, episode_lengths, *, 
 
     w = parse_tdmpc2_state(state, multitask=multitask)
     h = {k: hyper[k] for k in TDMPC2_HYPERPARAMETERS}
-    mc = model_config(w, model_size, dropout=float(h["dropout"]), simnorm_dim=int(h["simnorm_dim"]),
-                      log_std_min=float(h["log_std_min"]), log_std_max=float(h["log_std_max"]))
-    opt = OptimConfig(**{"lr": float(h["lr"]), "enc_lr_scale": float(h["enc_lr_scale"]),
-                         "grad_clip_norm": float(h["grad_clip_norm"]), "tau": float(h["tau"]), "rho": float(h["rho"]),
-                         "consistency_coef": float(h["consistency_coef"]), "reward_coef": float(h["reward_coef"]),
-                         "value_coef": float(h["value_coef"]), "entropy_coef": float(h["entropy_coef"]),
-                         "scale_tau": float(h["tau"]), **(optim or {})})
-    cfg = AgentConfig(model=mc, optim=opt, planner=PlannerConfig(horizon=int(h["horizon"])),
-                      discounts=tuple(discount_from_episode_length(int(L)) for L in episode_lengths))
+    mc = model_config(
+        w,
+        model_size,
+        dropout=float(h["dropout"]),
+        simnorm_dim=int(h["simnorm_dim"]),
+        log_std_min=float(h["log_std_min"]),
+        log_std_max=float(h["log_std_max"]),
+    )
+    opt = OptimConfig(
+        **{
+            "lr": float(h["lr"]),
+            "enc_lr_scale": float(h["enc_lr_scale"]),
+            "grad_clip_norm": float(h["grad_clip_norm"]),
+            "tau": float(h["tau"]),
+            "rho": float(h["rho"]),
+            "consistency_coef": float(h["consistency_coef"]),
+            "reward_coef": float(h["reward_coef"]),
+            "value_coef": float(h["value_coef"]),
+            "entropy_coef": float(h["entropy_coef"]),
+            "scale_tau": float(h["tau"]),
+            **(optim or {}),
+        }
+    )
+    cfg = AgentConfig(
+        model=mc,
+        optim=opt,
+        planner=PlannerConfig(horizon=int(h["horizon"])),
+        discounts=tuple(discount_from_episode_length(int(L)) for L in episode_lengths),
+    )
     masks = w.action_masks if w.action_masks is not None else torch.ones(1, mc.action_dim)
     agent = Agent(cfg, action_masks=masks)
     load_into_world_model(agent.model, w)
     return agent
 
 
-__all__ = ["TDMPC2Architecture", "TDMPC2CheckpointError", "TDMPC2Weights", "TDMPC2_MODEL_SIZES",
-           "TDMPC2_TASK_SETS", "TDMPC2_HYPERPARAMETERS", "agent_from_tdmpc2_state", "canonical_keys", "check_action_masks", "check_architecture", "expected_architecture",
-           "expected_shapes", "load_into_world_model", "load_tdmpc2_file", "model_config", "parse_tdmpc2_state"]
+__all__ = [
+    "TDMPC2Architecture",
+    "TDMPC2CheckpointError",
+    "TDMPC2Weights",
+    "TDMPC2_MODEL_SIZES",
+    "TDMPC2_TASK_SETS",
+    "TDMPC2_HYPERPARAMETERS",
+    "agent_from_tdmpc2_state",
+    "canonical_keys",
+    "check_action_masks",
+    "check_architecture",
+    "expected_architecture",
+    "expected_shapes",
+    "load_into_world_model",
+    "load_tdmpc2_file",
+    "model_config",
+    "parse_tdmpc2_state",
+]

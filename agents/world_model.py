@@ -11,6 +11,7 @@ head (z' -> logit) exists only when some task of the set can terminate.
 Shapes: `task` is an int64 tensor broadcastable to the leading dims of `z`/`obs`
 (e.g. [B] for z [H, B, L], or [B, 1] for z [B, N, L]).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -75,8 +76,9 @@ class WorldModel(nn.Module):
             zero_output_layer(self.termination_head)  # logit 0: no termination predicted before training
 
     # -- conditioning ---------------------------------------------------------------------
-    def descriptor_embedding(self, descriptors: torch.Tensor | None, language: torch.Tensor | None = None
-                             ) -> torch.Tensor:
+    def descriptor_embedding(
+        self, descriptors: torch.Tensor | None, language: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """The map's embedding of a task's features -> [..., D] (before the offset and clip): raw
         descriptors [..., Dd] (if the conditioning uses them) and text embeddings [..., E] (if it uses
         language); the descriptor is standardised, the text embedding is unit-norm as it is."""
@@ -97,8 +99,9 @@ class WorldModel(nn.Module):
         if not self.cfg.uses_map:
             # the lookup's max-norm, as a function (no in-place renorm of the table)
             w = self.task_emb.weight
-            self._embedding_cache = w * (self.task_emb.max_norm / w.norm(dim=-1, keepdim=True).clamp(
-                min=self.task_emb.max_norm))
+            self._embedding_cache = w * (
+                self.task_emb.max_norm / w.norm(dim=-1, keepdim=True).clamp(min=self.task_emb.max_norm)
+            )
         else:
             self._embedding_cache = self.all_task_embeddings()
         try:
@@ -112,8 +115,10 @@ class WorldModel(nn.Module):
             return self._embedding_cache[task]
         if not self.cfg.uses_map:
             return self.task_emb(task)
-        emb = self.descriptor_embedding(self.task_descriptors[task] if self.cfg.uses_descriptors else None,
-                                        self.task_language[task] if self.cfg.uses_language else None)
+        emb = self.descriptor_embedding(
+            self.task_descriptors[task] if self.cfg.uses_descriptors else None,
+            self.task_language[task] if self.cfg.uses_language else None,
+        )
         if self.task_emb is not None:
             emb = emb + self.task_emb(task)
         # max-norm 1 as a function (no in-place renorm: data-parallel replicas stay identical)
@@ -160,8 +165,9 @@ class WorldModel(nn.Module):
     def termination(self, z: torch.Tensor, task: torch.Tensor | None) -> torch.Tensor:
         """[..., L] latent after a step -> [..., 1] logit that the step ended the episode (needs the head)."""
         if self.termination_head is None:
-            raise ValueError("this model has no termination head (no task in its set can terminate, or "
-                             "model.termination_head=false)")
+            raise ValueError(
+                "this model has no termination head (no task in its set can terminate, or model.termination_head=false)"
+            )
         return run_mlp(self.termination_head, z, self._cond(task))
 
     def alive(self, z: torch.Tensor, task: torch.Tensor | None, soft: bool = False) -> torch.Tensor:
@@ -172,8 +178,17 @@ class WorldModel(nn.Module):
         logit = self.termination(z, task)
         return 1.0 - (torch.sigmoid(logit.float()) if soft else (logit > 0).float()) * flag
 
-    def Q(self, z: torch.Tensor, a: torch.Tensor, task: torch.Tensor | None, *, mode: str = "all",
-          target: bool = False, detach: bool = False, heads: torch.Tensor | None = None) -> torch.Tensor:
+    def Q(
+        self,
+        z: torch.Tensor,
+        a: torch.Tensor,
+        task: torch.Tensor | None,
+        *,
+        mode: str = "all",
+        target: bool = False,
+        detach: bool = False,
+        heads: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """mode 'all': [num_q, ..., num_bins] logits; 'min'/'avg': [..., 1] values over two heads
         (`heads`, else two random ones); 'mean': [..., 1] mean value over the whole ensemble."""
         if mode not in ("all", "mean", "min", "avg"):
@@ -199,8 +214,9 @@ class WorldModel(nn.Module):
             return values.min(0).values
         return values.mean(0)  # avg
 
-    def pi(self, z: torch.Tensor, task: torch.Tensor | None, eps: torch.Tensor | None = None
-           ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def pi(
+        self, z: torch.Tensor, task: torch.Tensor | None, eps: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Squashed Gaussian policy prior. [..., L] -> action [..., A] in [-1, 1] with padded
         dims exactly 0, and info with 'mean' [..., A], 'log_prob', 'entropy', 'scaled_entropy' [..., 1] (the squashed
         log-prob over active dims), and 'tdmpc2_entropy', 'tdmpc2_scaled_entropy' [..., 1] (TD-MPC2's).
@@ -229,9 +245,14 @@ class WorldModel(nn.Module):
         squashed_all = gauss_all - torch.log(torch.relu(1 - action.pow(2)) + 1e-6).sum(-1, keepdim=True)
         tdmpc2_scaled = -squashed_all * ((gauss_all * active) / (squashed_all + 1e-8))
         # "scaled_entropy": the squashed entropy times the active dims (comparable across embodiments)
-        return action * mask, {"mean": torch.tanh(mean) * mask, "log_prob": log_prob,
-                               "entropy": -log_prob, "scaled_entropy": -log_prob * active,
-                               "tdmpc2_entropy": -squashed_all, "tdmpc2_scaled_entropy": tdmpc2_scaled}
+        return action * mask, {
+            "mean": torch.tanh(mean) * mask,
+            "log_prob": log_prob,
+            "entropy": -log_prob,
+            "scaled_entropy": -log_prob * active,
+            "tdmpc2_entropy": -squashed_all,
+            "tdmpc2_scaled_entropy": tdmpc2_scaled,
+        }
 
     @torch.no_grad()
     def project_task_embeddings(self) -> None:
@@ -247,8 +268,9 @@ class WorldModel(nn.Module):
         [n, A] their masks, `table_rows` [n, D] their table rows (offsets for 'both')."""
         n = cfg.num_tasks - self.cfg.num_tasks
         if n <= 0 or tuple(action_masks.shape) != (n, self.cfg.action_dim):
-            raise ValueError(f"adding {n} tasks needs action masks [{n}, {self.cfg.action_dim}], "
-                             f"got {tuple(action_masks.shape)}")
+            raise ValueError(
+                f"adding {n} tasks needs action masks [{n}, {self.cfg.action_dim}], got {tuple(action_masks.shape)}"
+            )
         dev = self.action_masks.device
         self.action_masks = torch.cat([self.action_masks, action_masks.to(dev, torch.float32)])
         if cfg.uses_descriptors:
@@ -266,7 +288,7 @@ class WorldModel(nn.Module):
     @torch.no_grad()
     def soft_update_targets(self, tau: float) -> None:
         """Polyak-average the target Q ensemble towards the online one."""
-        for tp, p in zip(self.target_qs.parameters(), self.qs.parameters()):
+        for tp, p in zip(self.target_qs.parameters(), self.qs.parameters(), strict=False):
             tp.lerp_(p, tau)
 
     def num_parameters(self) -> int:

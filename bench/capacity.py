@@ -17,6 +17,7 @@ on CPUs like these, and divides demand by supply: a ratio above 1 is the part th
 the runner and learner rows by their FLOP rate over this CPU's (the FLOPs per action and per update are
 printed); the shard row is CPU and disk work wherever the run is. Nothing is asserted.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,16 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-RUNNER_TASKS = ["walker-walk", "cheetah-run", "cartpole-swingup", "finger-spin",
-                "mw-reach", "mw-push", "mw-door-open", "mw-drawer-close"]
+RUNNER_TASKS = [
+    "walker-walk",
+    "cheetah-run",
+    "cartpole-swingup",
+    "finger-spin",
+    "mw-reach",
+    "mw-push",
+    "mw-door-open",
+    "mw-drawer-close",
+]
 
 
 def runner_rate(size: str, steps: int) -> tuple[float, float]:
@@ -44,8 +53,12 @@ def runner_rate(size: str, steps: int) -> tuple[float, float]:
     from envs import load_task_set
 
     mt80 = load_task_set("mt80")
-    cfg = make_agent_config(obs_dim=mt80.max_obs_dim, action_dim=mt80.max_action_dim,
-                            episode_lengths=[t.episode_length for t in mt80.tasks], model_size=size)
+    cfg = make_agent_config(
+        obs_dim=mt80.max_obs_dim,
+        action_dim=mt80.max_action_dim,
+        episode_lengths=[t.episode_length for t in mt80.tasks],
+        model_size=size,
+    )
     policy = PlanningPolicy(cfg, torch.as_tensor(mt80.action_masks()))
     runner = EnvRunner(policy, mt80, RUNNER_TASKS, envs_per_task=2, seed=0)
     runner.collect(2, False)  # warm-up: envs built, first plans
@@ -84,8 +97,14 @@ def update_rate(size: str, batch: int) -> tuple[float, float]:
 
     H = 3
     agent = Agent(make_agent_config(obs_dim=39, action_dim=6, episode_lengths=[500] * 80, model_size=size))
-    b = Batch(obs=torch.randn(H + 1, batch, 39), action=torch.rand(H, batch, 6) * 2 - 1, reward=torch.randn(H, batch),
-              terminated=torch.zeros(H, batch), task=torch.randint(0, 80, (batch,)), action_mask=torch.ones(batch, 6))
+    b = Batch(
+        obs=torch.randn(H + 1, batch, 39),
+        action=torch.rand(H, batch, 6) * 2 - 1,
+        reward=torch.randn(H, batch),
+        terminated=torch.zeros(H, batch),
+        task=torch.randint(0, 80, (batch,)),
+        action_mask=torch.ones(batch, 6),
+    )
     flops = count_flops(lambda: agent.update(b))
     return 1 / timed(lambda: agent.update(b), reps=3), flops / 1e9
 
@@ -100,10 +119,9 @@ def main() -> None:
 
     import torch  # noqa: F401
 
+    from agents.host import use_cpu_share
     from bench.common import machine_line, matmul_gflops
     from distributed.config import compose
-
-    from agents.host import use_cpu_share
 
     use_cpu_share(1)  # what a runner or learner process with one CPU does at start
     print(machine_line(matmul_gflops()), flush=True)
@@ -117,15 +135,21 @@ def main() -> None:
         steps_s, plan_gf = runner_rate(size, args.runner_steps)
         ups, upd_gf = update_rate(size, per_rank)
         ups256, _ = update_rate(size, 256)
-        print(f"model {size}M: runner {steps_s:.2f} agent steps/s per CPU ({plan_gf:.1f} GFLOP per planned action); "
-              f"learner {ups:.2f} updates/s at batch {per_rank} ({upd_gf:.1f} GFLOP), {ups256:.2f} at batch 256",
-              flush=True)
+        print(
+            f"model {size}M: runner {steps_s:.2f} agent steps/s per CPU ({plan_gf:.1f} GFLOP per planned action); "
+            f"learner {ups:.2f} updates/s at batch {per_rank} ({upd_gf:.1f} GFLOP), {ups256:.2f} at batch 256",
+            flush=True,
+        )
         rows.append((size, steps_s, ups))
-    print(f"\npreset {args.preset}: {cfg.num_runners} runners x {cfg.cpus_per_runner:g} CPUs, {cfg.shards} shards, "
-          f"{cfg.num_learners} learners, batch {cfg.batch_size} (per rank {per_rank}), utd {cfg.utd:g} updates per "
-          f"env step (model {cfg.model_size}M in the preset)")
-    print(f"{'model':>5} {'env steps/s':>12} {'inserts/s':>10} {'shard in':>9} {'updates/s':>10} {'learners':>9} "
-          f"{'batches/s':>10} {'shard out':>10}  limits first")
+    print(
+        f"\npreset {args.preset}: {cfg.num_runners} runners x {cfg.cpus_per_runner:g} CPUs, {cfg.shards} shards, "
+        f"{cfg.num_learners} learners, batch {cfg.batch_size} (per rank {per_rank}), utd {cfg.utd:g} updates per "
+        f"env step (model {cfg.model_size}M in the preset)"
+    )
+    print(
+        f"{'model':>5} {'env steps/s':>12} {'inserts/s':>10} {'shard in':>9} {'updates/s':>10} {'learners':>9} "
+        f"{'batches/s':>10} {'shard out':>10}  limits first"
+    )
     for size, steps_s, ups in rows:
         env = steps_s * cfg.num_runners * cfg.cpus_per_runner  # as if runner throughput scaled with its CPUs
         need_updates = env * cfg.utd  # what the update-to-data ratio asks of the learner group
@@ -135,10 +159,14 @@ def main() -> None:
         shard_out = need_updates * cfg.num_learners * (per_rank / 256) / (sampled * cfg.shards)
         loads = {"learners": learner_load, "shards (inserts)": shard_in, "shards (sampling)": shard_out}
         first = max(loads, key=loads.get)
-        print(f"{size:>5} {env:12.0f} {env:10.0f} {shard_in:9.3f} {need_updates:10.1f} {learner_load:9.2f} "
-              f"{need_updates * cfg.num_learners:10.0f} {shard_out:10.4f}  {first} ({loads[first]:.2f}x)")
-    print("(shard in / out: demand over the preset's shards' supply; learners: the updates/s the ratio asks for over "
-          "what one rank does, above 1 the runners outpace the learners and the rate limiter holds them back)")
+        print(
+            f"{size:>5} {env:12.0f} {env:10.0f} {shard_in:9.3f} {need_updates:10.1f} {learner_load:9.2f} "
+            f"{need_updates * cfg.num_learners:10.0f} {shard_out:10.4f}  {first} ({loads[first]:.2f}x)"
+        )
+    print(
+        "(shard in / out: demand over the preset's shards' supply; learners: the updates/s the ratio asks for over "
+        "what one rank does, above 1 the runners outpace the learners and the rate limiter holds them back)"
+    )
 
 
 if __name__ == "__main__":

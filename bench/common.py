@@ -1,5 +1,6 @@
 """Shared by the benchmarks: what the machine is, a plain fp32 matmul rate measured in the same
 run (to express figures in machine-independent units), timing, page-fault, FLOP and kernel-launch counts."""
+
 from __future__ import annotations
 
 import os
@@ -17,9 +18,12 @@ from distributed.run_log import finished
 
 def add_host_args(p) -> None:
     p.add_argument("--threads", type=int, default=1, help="torch threads (EnvRunner and Learner default: 1)")
-    p.add_argument("--glibc-default-malloc", action="store_true",
-                   help="leave glibc's allocator at its defaults (as every run did before agents/host.py), "
-                        "to measure that lever: freed tensors go back to the OS and page-fault in again")
+    p.add_argument(
+        "--glibc-default-malloc",
+        action="store_true",
+        help="leave glibc's allocator at its defaults (as every run did before agents/host.py), "
+        "to measure that lever: freed tensors go back to the OS and page-fault in again",
+    )
 
 
 def host_setup(args) -> None:
@@ -48,10 +52,12 @@ def matmul_gflops(dtype=torch.float32, n: int = 1024, reps: int = 20) -> float:
 
 def machine_line(matmul: float) -> str:
     """One line naming the machine a figure was taken on."""
-    return (f"machine: torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}, "
-            f"native bf16 {has_native_bf16('cpu')}, torch threads {torch.get_num_threads()}, "
-            f"allocator keeps freed memory {freed_memory_kept()}, "
-            f"plain fp32 1024^3 matmul {matmul:.1f} GFLOP/s")
+    return (
+        f"machine: torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}, "
+        f"native bf16 {has_native_bf16('cpu')}, torch threads {torch.get_num_threads()}, "
+        f"allocator keeps freed memory {freed_memory_kept()}, "
+        f"plain fp32 1024^3 matmul {matmul:.1f} GFLOP/s"
+    )
 
 
 def timed(fn, reps: int, warmup: int = 1) -> float:
@@ -105,8 +111,15 @@ def run_jobs(jobs: list[tuple[str, list[str], Path]], out: Path, parallel: int, 
         while pending and len(running) < parallel:
             name, cmd, _ = pending.pop(0)
             print(f"start {name}", flush=True)
-            running.append((name, subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
-                                                   stderr=open(Path(out) / f"{name}.err", "w")), time.time()))
+            running.append(
+                (
+                    name,
+                    subprocess.Popen(
+                        cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=open(Path(out) / f"{name}.err", "w")
+                    ),
+                    time.time(),
+                )
+            )
         time.sleep(5)
         for job in list(running):
             name, proc, t0 = job

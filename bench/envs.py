@@ -6,6 +6,7 @@
 Prints one row per task (build ms, agent steps/s, simulator steps/s = agent steps x action repeat)
 and the total time to build every task of the set. Random actions; resets when an episode ends.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,7 +60,9 @@ def main() -> None:
                 env.reset()
         step_s = time.perf_counter() - t0
         env.close()
-        rows.append((spec.name, spec.domain, build_s * 1e3, args.steps / step_s, args.steps * spec.action_repeat / step_s))
+        rows.append(
+            (spec.name, spec.domain, build_s * 1e3, args.steps / step_s, args.steps * spec.action_repeat / step_s)
+        )
 
     print(f"{'task':32s} {'domain':9s} {'build ms':>9s} {'agent st/s':>11s} {'sim st/s':>10s}")
     for name, domain, build_ms, agent_sps, sim_sps in rows:
@@ -68,8 +71,10 @@ def main() -> None:
     print(f"\n{len(rows)} tasks of {args.tasks!r}, {args.steps} agent steps each, one core")
     print(f"simulator imports: {import_s:.2f} s (once per process)")
     print(f"build all {len(rows)}: {total_build:.2f} s total, {1e3 * total_build / len(rows):.1f} ms mean per task")
-    print(f"agent steps/s: median {np.median(sps):.0f}, min {sps.min():.0f} ({rows[int(sps.argmin())][0]}), "
-          f"max {sps.max():.0f} ({rows[int(sps.argmax())][0]})")
+    print(
+        f"agent steps/s: median {np.median(sps):.0f}, min {sps.min():.0f} ({rows[int(sps.argmin())][0]}), "
+        f"max {sps.max():.0f} ({rows[int(sps.argmax())][0]})"
+    )
     for domain in sorted(domains):
         d = np.array([r[3] for r in rows if r[1] == domain])
         print(f"  {domain:9s} median agent steps/s {np.median(d):.0f} over {len(d)} tasks")

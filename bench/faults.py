@@ -20,6 +20,7 @@ while the writers run and logs every episode it sees committed with a SHA-256 of
 action, reward, terminated, truncated, task); the store is also read after every kill. Writer
 episodes are synthetic (distributed/replay/synthetic.py), so their bytes are also recomputed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,14 @@ sys.path.insert(0, str(REPO))
 
 from distributed.ray_session import processes_with  # noqa: E402
 from distributed.replay.faults import ENV_AT, ENV_CLAIM, ENV_SIGNAL  # noqa: E402
-from distributed.replay.layout import (EPISODE_ARRAYS, EPISODE_GROUP, chunk_file, open_group, read_state,  # noqa: E402
-                                       whole_episodes_per_task)
+from distributed.replay.layout import (  # noqa: E402
+    EPISODE_ARRAYS,
+    EPISODE_GROUP,
+    chunk_file,
+    open_group,
+    read_state,
+    whole_episodes_per_task,
+)
 from distributed.storage import is_remote, storage_path  # noqa: E402
 
 O, A, C = 5, 2, 64  # writer scenarios: small episodes, 64-row chunks (an episode spans up to 3)
@@ -53,6 +60,7 @@ CONTENT = ("obs", "action", "reward", "terminated", "truncated")
 @dataclass
 class Tally:
     """One scenario's figures; `problems` says what each non-zero count was about."""
+
     scenario: str
     kills: int = 0
     committed: int = 0
@@ -72,8 +80,12 @@ class Tally:
 
     @property
     def clean(self) -> bool:
-        return (self.lost == self.corrupt == self.duplicated == self.uncommitted == 0 and self.resumed == "yes"
-                and self.counters in ("-", "match") and not self.problems)
+        return (
+            self.lost == self.corrupt == self.duplicated == self.uncommitted == 0
+            and self.resumed == "yes"
+            and self.counters in ("-", "match")
+            and not self.problems
+        )
 
 
 def digest(rows: dict, task: int) -> str:
@@ -102,7 +114,7 @@ def read_episode(group, shard: Path, start: int, length: int) -> dict | None:
             if not chunk_file(shard, name, k, ndim).exists():
                 return None
     try:
-        return {name: group[name][start:start + length] for name in CONTENT}
+        return {name: group[name][start : start + length] for name in CONTENT}
     except ValueError:  # a chunk failing its checksum (the corrupt-chunk scenario damages one on purpose)
         return None
 
@@ -113,9 +125,9 @@ def snapshot(shard: Path) -> tuple[dict, object]:
     the commit record covers is missing."""
     _, c = read_state(shard)
     g = open_group(shard, mode="r")
-    cols = {k: g[EPISODE_GROUP][k][c.first_episode:c.episodes] for k in EPISODE_ARRAYS}
+    cols = {k: g[EPISODE_GROUP][k][c.first_episode : c.episodes] for k in EPISODE_ARRAYS}
     out = {}
-    for eid, s, n, t in zip(cols["id"], cols["start"], cols["length"], cols["task"]):
+    for eid, s, n, t in zip(cols["id"], cols["start"], cols["length"], cols["task"], strict=False):
         rows = read_episode(g, shard, int(s), int(n))
         key = None if rows is None else int(rows["obs"][0, 0])
         out[int(eid)] = (key, int(s), int(n), int(t), None if rows is None else digest(rows, int(t)))
@@ -125,7 +137,7 @@ def snapshot(shard: Path) -> tuple[dict, object]:
 # ---- processes ---------------------------------------------------------------------------------
 # A producer "p" numbers its episodes 0, 1, 2, ...; episode k is synthetic_episode(k). A restarted
 # producer resends from two before the last committed number (a retry), as a runner would.
-WRITER = """
+WRITER = f"""
 import sys, numpy as np
 from distributed.replay.writer import ShardWriter
 from distributed.replay.synthetic import synthetic_episode
@@ -143,7 +155,7 @@ while count < 0 or n < count:
     if rng.random() < 0.2:
         w.flush()
 w.close()
-""".format(O=O, A=A, C=C)
+"""
 
 # Samples every shard matching a glob until killed; logs each episode it sees committed (one JSON
 # line: shard, id, key, start, digest) and every sampled window that is not the stored episode's rows.
@@ -221,14 +233,21 @@ while True:
 
 def child_env(**extra) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in (ENV_AT, ENV_CLAIM, ENV_SIGNAL)}
-    env.update(PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", MUJOCO_GL=env.get("MUJOCO_GL", "egl"),
-               WANDB_MODE="disabled", **extra)
+    env.update(
+        PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", MUJOCO_GL=env.get("MUJOCO_GL", "egl"), WANDB_MODE="disabled", **extra
+    )
     return env
 
 
 def start_writer(path: Path, seed: int, capacity: int, env: dict, count: int = -1) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(seed), str(capacity), str(count)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path), str(seed), str(capacity), str(count)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
     line = proc.stdout.readline()
     if line.strip() != "ready":
         proc.wait()
@@ -242,12 +261,17 @@ class ReaderLog:
     def __init__(self, pattern: str, log: Path, synthetic: bool):
         self.log, self.offset = log, 0
         log.touch()
-        self.proc = subprocess.Popen([sys.executable, "-c", READER, pattern, str(log), str(REPO), "1" if synthetic else "0"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=child_env(), cwd=REPO)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", READER, pattern, str(log), str(REPO), "1" if synthetic else "0"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=child_env(),
+            cwd=REPO,
+        )
 
     def new_entries(self) -> list[dict]:
-        data = self.log.read_bytes()[self.offset:]
-        whole = data[:data.rfind(b"\n") + 1]
+        data = self.log.read_bytes()[self.offset :]
+        whole = data[: data.rfind(b"\n") + 1]
         self.offset += len(whole)
         return [json.loads(x) for x in whole.decode().splitlines()]
 
@@ -299,7 +323,7 @@ class Ledger:
             elif now[eid][4] != _digest:
                 self.tally.bad("corrupt", f"{name} episode {eid} changed")
         keys: dict = {}
-        for eid, (key, start, length, task, dg) in now.items():
+        for eid, (key, start, _length, task, dg) in now.items():
             if dg is None:
                 self.tally.bad("corrupt", f"{name} episode {eid}: a committed chunk is missing")
                 continue
@@ -322,11 +346,8 @@ def check_recovery(shard: Path, tally: Tally) -> None:
     """Reopen the shard as its next writer would and close it: only committed content remains
     (row and index arrays cut to the commit record, no temp files), and the committed content is
     what it was before."""
-    from distributed.replay.layout import ROW_ARRAYS
-    from distributed.replay.writer import ShardWriter
-
-    from distributed.replay.layout import INDEX_CHUNK_LEN
-    from distributed.replay.writer import GROW_CHUNKS
+    from distributed.replay.layout import INDEX_CHUNK_LEN, ROW_ARRAYS
+    from distributed.replay.writer import GROW_CHUNKS, ShardWriter
 
     before, c = snapshot(shard)
     ShardWriter(shard, obs_dim=O, action_dim=A, chunk_len=C).close()
@@ -334,10 +355,14 @@ def check_recovery(shard: Path, tally: Tally) -> None:
     g = open_group(shard, mode="r")
     # on an object store arrays grow ahead of the record (a step of GROW_CHUNKS chunks, an index chunk): shapes up
     # to that step are the layout, not leftovers (what lies there is overwritten before a record covers it)
-    rows, episodes = (-(-c.rows // (C * GROW_CHUNKS)) * C * GROW_CHUNKS, -(-c.episodes // INDEX_CHUNK_LEN) * INDEX_CHUNK_LEN) \
-        if is_remote(shard) else (c.rows, c.episodes)
-    extra = [n for n in ROW_ARRAYS if not c.rows <= g[n].shape[0] <= rows] + \
-        [f"episodes/{n}" for n in EPISODE_ARRAYS if not c.episodes <= g[EPISODE_GROUP][n].shape[0] <= episodes]
+    rows, episodes = (
+        (-(-c.rows // (C * GROW_CHUNKS)) * C * GROW_CHUNKS, -(-c.episodes // INDEX_CHUNK_LEN) * INDEX_CHUNK_LEN)
+        if is_remote(shard)
+        else (c.rows, c.episodes)
+    )
+    extra = [n for n in ROW_ARRAYS if not c.rows <= g[n].shape[0] <= rows] + [
+        f"episodes/{n}" for n in EPISODE_ARRAYS if not c.episodes <= g[EPISODE_GROUP][n].shape[0] <= episodes
+    ]
     if extra or not is_remote(shard) and list(shard.rglob("*.partial")):
         tally.bad("uncommitted", f"{shard}: after reopening, {extra or 'temp files'} go beyond the commit record")
     if after != before or (c2.rows, c2.episodes) != (c.rows, c.episodes):
@@ -444,7 +469,7 @@ def corrupt_chunk_scenario(work: Path, episodes: int = 60, more: int = 20, batch
     expected = set(ids[episodes_in_chunk(starts, lengths, chunk, C)].tolist())
     f = chunk_file(shard, "obs", chunk, 2)
     data = bytearray(f.read_bytes())
-    data[len(data) // 2:len(data) // 2 + 16] = os.urandom(16)
+    data[len(data) // 2 : len(data) // 2 + 16] = os.urandom(16)
     f.write_bytes(bytes(data))
     tally = Tally(f"corrupt chunk: obs chunk {chunk} of {-(-c.rows // C)} holds rows of {len(expected)} episode(s)")
     tally.kills = 1  # one damaged chunk
@@ -456,7 +481,7 @@ def corrupt_chunk_scenario(work: Path, episodes: int = 60, more: int = 20, batch
             obs = reader.sample(64, 3, rng)["obs"]
             for b in range(obs.shape[1]):
                 k, start = int(obs[0, b, 0]), int(obs[0, b, 1])
-                want = synthetic_episode(k, obs_dim=O, action_dim=A, max_len=150)["obs"][start:start + 4]
+                want = synthetic_episode(k, obs_dim=O, action_dim=A, max_len=150)["obs"][start : start + 4]
                 if not np.array_equal(obs[:, b], want):
                     tally.bad("corrupt", f"a window of episode {k} at row {start} is not its rows")
                 seen.add(k)
@@ -513,8 +538,11 @@ def compare_counters(tally: Tally, counted: dict, stored: dict) -> None:
     if counted == stored:
         tally.counters = "match"
     else:
-        diff = {t: (counted.get(t, 0), stored.get(t, 0)) for t in sorted(set(counted) | set(stored))
-                if counted.get(t, 0) != stored.get(t, 0)}
+        diff = {
+            t: (counted.get(t, 0), stored.get(t, 0))
+            for t in sorted(set(counted) | set(stored))
+            if counted.get(t, 0) != stored.get(t, 0)
+        }
         tally.counters = f"differ {diff}"
         tally.problems.append(f"counters: task -> (counted, stored): {diff}")
 
@@ -532,8 +560,9 @@ def _check_continues(tally: Tally, loop, saved: dict) -> None:
         tally.resumed = "no"
         tally.problems.append(f"rate limiter resumed as {loop.limiter.state_dict()}, saved {saved['limiter']}")
     rngs = loop.parts.learners.rng_states()
-    if ([r["numpy"] for r in rngs] != [r["numpy"] for r in saved["learner_rng"]]
-            or not all(torch.equal(a["torch"], b["torch"]) for a, b in zip(rngs, saved["learner_rng"]))):
+    if [r["numpy"] for r in rngs] != [r["numpy"] for r in saved["learner_rng"]] or not all(
+        torch.equal(a["torch"], b["torch"]) for a, b in zip(rngs, saved["learner_rng"], strict=False)
+    ):
         tally.resumed = "no"
         tally.problems.append("the learners' RNG streams did not resume from the checkpoint")
 
@@ -581,8 +610,10 @@ def actors_scenario(work: Path, steps: int = 3000, root=None) -> Tally:
         thread.start()
         summary = loop.run()
         thread.join(timeout=10)
-        new_pids = (ray.get(loop.parts.actors["runners"][0].pid.remote()),
-                    ray.get(loop.parts.actors["shards"][1].pid.remote()))
+        new_pids = (
+            ray.get(loop.parts.actors["runners"][0].pid.remote()),
+            ray.get(loop.parts.actors["shards"][1].pid.remote()),
+        )
     finally:
         loop.shutdown()
         time.sleep(0.5)
@@ -594,7 +625,9 @@ def actors_scenario(work: Path, steps: int = 3000, root=None) -> Tally:
         tally.problems.append(f"shards set aside: {summary['shards_set_aside']}")
     if summary["env_steps"] < steps or new_pids[0] == events.get("runner") or new_pids[1] == events.get("shard"):
         tally.resumed = "no"
-        tally.problems.append(f"the job did not carry on: {summary['env_steps']} env steps, pids {events} -> {new_pids}")
+        tally.problems.append(
+            f"the job did not carry on: {summary['env_steps']} env steps, pids {events} -> {new_pids}"
+        )
     ledger.add_reader_entries(reader.new_entries())
     if reader.proc.returncode != -signal.SIGKILL:
         tally.bad("corrupt", f"the reader process died: {err}")
@@ -604,8 +637,15 @@ def actors_scenario(work: Path, steps: int = 3000, root=None) -> Tally:
     return tally
 
 
-def job_scenario(work: Path, point: str, resume_steps: int = 1200, timeout: float = 600,
-                 checkpoint_freq: int = 600, overrides: tuple[str, ...] = (), root=None) -> Tally:
+def job_scenario(
+    work: Path,
+    point: str,
+    resume_steps: int = 1200,
+    timeout: float = 600,
+    checkpoint_freq: int = 600,
+    overrides: tuple[str, ...] = (),
+    root=None,
+) -> Tally:
     """Run launch/mt80.py (its own embedded Ray, its own session) with the kill point `point`
     ("checkpoint-write:N" or "commit-record:N") armed in all its processes: the first process to
     reach it freezes there and the whole job is SIGKILLed at that moment. Then the job resumes on
@@ -625,9 +665,26 @@ def job_scenario(work: Path, point: str, resume_steps: int = 1200, timeout: floa
     ray_tmp = f"/tmp/rf{os.getpid()}{name[:2]}"  # short: Ray's socket paths have a length limit
     env = child_env(**{ENV_AT: point, ENV_CLAIM: str(claim), ENV_SIGNAL: "STOP"})
     log = open(work / f"job-{name}.log", "w")
-    job = subprocess.Popen([sys.executable, "-c", DRIVER, str(REPO), *JOB, *overrides, "steps=100000", f"checkpoint_freq={checkpoint_freq}",
-                            f"run_dir={run_dir}", "ray.num_cpus=2", f"ray.temp_dir={ray_tmp}"],
-                           cwd=REPO, start_new_session=True, stdout=log, stderr=subprocess.STDOUT, env=env)
+    job = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            DRIVER,
+            str(REPO),
+            *JOB,
+            *overrides,
+            "steps=100000",
+            f"checkpoint_freq={checkpoint_freq}",
+            f"run_dir={run_dir}",
+            "ray.num_cpus=2",
+            f"ray.temp_dir={ray_tmp}",
+        ],
+        cwd=REPO,
+        start_new_session=True,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
     reader = ReaderLog(str(run_dir / "replay" / "shard-*"), work / f"job-{name}.reader.jsonl", synthetic=False)
     try:
         deadline = time.time() + timeout
@@ -668,8 +725,10 @@ def job_scenario(work: Path, point: str, resume_steps: int = 1200, timeout: floa
         loop.start()
         if saved and (loop.env_steps, loop.updates) != (saved["extra"]["env_steps"], saved["extra"]["updates"]):
             tally.resumed = "no"
-            tally.problems.append(f"resumed at {(loop.env_steps, loop.updates)}, the checkpoint says "
-                                  f"{(saved['extra']['env_steps'], saved['extra']['updates'])}")
+            tally.problems.append(
+                f"resumed at {(loop.env_steps, loop.updates)}, the checkpoint says "
+                f"{(saved['extra']['env_steps'], saved['extra']['updates'])}"
+            )
         if saved:  # the rate limiter and every learner rank's RNG streams continue where the checkpoint left them
             tally.resumed_at = (saved["extra"]["env_steps"], saved["extra"]["updates"])
             _check_continues(tally, loop, saved)
@@ -698,10 +757,21 @@ def job_scenario(work: Path, point: str, resume_steps: int = 1200, timeout: floa
 
 
 def print_table(tallies: list[Tally], header: str = "") -> str:
-    cols = ("scenario", "kills", "committed", "lost", "corrupt", "duplicated", "uncommitted", "continues",
-            "counters vs store")
-    rows = [(t.scenario, t.kills, t.committed, t.lost, t.corrupt, t.duplicated, t.uncommitted, t.resumed, t.counters)
-            for t in tallies]
+    cols = (
+        "scenario",
+        "kills",
+        "committed",
+        "lost",
+        "corrupt",
+        "duplicated",
+        "uncommitted",
+        "continues",
+        "counters vs store",
+    )
+    rows = [
+        (t.scenario, t.kills, t.committed, t.lost, t.corrupt, t.duplicated, t.uncommitted, t.resumed, t.counters)
+        for t in tallies
+    ]
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     lines += ["| " + " | ".join(str(x) for x in r) + " |" for r in rows]
     text = (header + "\n\n" if header else "") + "\n".join(lines)
@@ -719,9 +789,13 @@ def main() -> int:
     ap.add_argument("--point-kills", type=int, default=5)
     ap.add_argument("--commit-kill", default="commit-record:15", help="kill point of the whole-job commit kill")
     ap.add_argument("--out", default=None, help="also write the table (markdown) to this file")
-    ap.add_argument("--store", choices=("local", "s3"), default="local",
-                    help="shards and runs on local disk, or on an S3 server (moto) started on loopback (there, no "
-                         "corrupt-chunk row, which damages a file on disk, and no checkpoint-write kill: a PUT is whole)")
+    ap.add_argument(
+        "--store",
+        choices=("local", "s3"),
+        default="local",
+        help="shards and runs on local disk, or on an S3 server (moto) started on loopback (there, no "
+        "corrupt-chunk row, which damages a file on disk, and no checkpoint-write kill: a PUT is whole)",
+    )
     args = ap.parse_args()
     import torch
 
@@ -740,16 +814,22 @@ def main() -> int:
             shards = None if store is None else store + "/shards"
             for point in ("chunk-data", "index", "commit-record"):
                 tallies.append(writer_scenario(work, point, [point] * args.point_kills, store=shards))
-            tallies.append(writer_scenario(work, "eviction", ["eviction"] * args.point_kills, capacity=12 * C,
-                                           store=shards))
+            tallies.append(
+                writer_scenario(work, "eviction", ["eviction"] * args.point_kills, capacity=12 * C, store=shards)
+            )
             tallies.append(writer_scenario(work, "random moments", [None] * args.random_kills, store=shards))
         if args.only in (None, "writer", "corrupt") and store is None:  # damages a chunk file on disk
             tallies.append(corrupt_chunk_scenario(work))
         if args.only in (None, "actors", "job"):
             import ray
 
-            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
-                     _temp_dir=tempfile.mkdtemp(prefix="ray", dir="/tmp"))
+            ray.init(
+                num_cpus=2,
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+                _temp_dir=tempfile.mkdtemp(prefix="ray", dir="/tmp"),
+            )
             runs = None if store is None else store + "/runs"
             try:
                 if args.only in (None, "actors"):
@@ -763,10 +843,12 @@ def main() -> int:
     finally:
         if server is not None:
             server.stop()
-    header = (f"`{' '.join(['bench/faults.py', *sys.argv[1:]])}` on {os.cpu_count()} cores, "
-              f"CPU capability {torch.backends.cpu.get_cpu_capability()}, torch threads 1, "
-              f"shards and runs on {'an S3 server (moto, loopback; lease 2 s)' if args.store == 's3' else 'local disk'}, "
-              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    header = (
+        f"`{' '.join(['bench/faults.py', *sys.argv[1:]])}` on {os.cpu_count()} cores, "
+        f"CPU capability {torch.backends.cpu.get_cpu_capability()}, torch threads 1, "
+        f"shards and runs on {'an S3 server (moto, loopback; lease 2 s)' if args.store == 's3' else 'local disk'}, "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+    )
     text = print_table(tallies, header)
     if args.out:
         Path(args.out).write_text(text + "\n")

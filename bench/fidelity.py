@@ -24,6 +24,7 @@ dim 96, action masks, batches mixing every task). Exit status 1 if any figure is
 TD-MPC2's code and saves the weights before, the batch, the recorded randomness and TD-MPC2's losses and
 weights after: data, no code. tests/agents/test_tdmpc2_fidelity.py replays it into ours.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,8 +42,17 @@ LOSS_RTOL = {"first": 1e-4, "last": 1e-2}
 PARAM_ATOL = {"first": 1e-3, "last": 1e-2}  # Adam moves a weight by ~lr (3e-4) whatever its gradient: a sign flip of a
 #                                                  near-zero gradient is a difference of up to 2 lr
 PARAM_SHARE = {"first": 1e-3, "last": 0.05}
-STATS = ("consistency_loss", "reward_loss", "value_loss", "total_loss", "grad_norm", "pi_loss", "pi_grad_norm",
-         "pi_scale", "pi_entropy")
+STATS = (
+    "consistency_loss",
+    "reward_loss",
+    "value_loss",
+    "total_loss",
+    "grad_norm",
+    "pi_loss",
+    "pi_grad_norm",
+    "pi_scale",
+    "pi_entropy",
+)
 
 FIXTURE_DIMS = dict(enc_dim=16, mlp_dim=24, latent_dim=16, task_dim=8, num_enc_layers=2, num_bins=101)
 
@@ -76,6 +86,7 @@ def _patch_ensemble_per_head(td_layers, tape) -> None:
 def build_case(pkg, case: str, *, fixture: bool = False, seed: int = 0):
     """(TD-MPC2 agent, its cfg, obs_dims, action_dims, episode_lengths) for a case."""
     import torch
+
     from bench.tdmpc2_checkout import tdmpc2_config
 
     if case == "single":
@@ -89,8 +100,12 @@ def build_case(pkg, case: str, *, fixture: bool = False, seed: int = 0):
         task = "mt30"
     over = dict(obs_shape={"state": (max(obs_dims),)}, action_dim=max(action_dims), episode_length=max(lengths))
     if case == "multi":
-        over.update(tasks=[f"task{i}" for i in range(len(obs_dims))] if fixture else None, action_dims=action_dims,
-                    episode_lengths=lengths, num_q=5)
+        over.update(
+            tasks=[f"task{i}" for i in range(len(obs_dims))] if fixture else None,
+            action_dims=action_dims,
+            episode_lengths=lengths,
+            num_q=5,
+        )
         if not fixture:
             over.pop("tasks")
     if fixture:
@@ -129,8 +144,9 @@ def our_agent_from(td_agent, cfg, lengths, multitask: bool):
     """Our Agent with the TD-MPC2 agent's weights (through the importer) and TD-MPC2's hyperparameters."""
     from agents.tdmpc2_import import TDMPC2_HYPERPARAMETERS, agent_from_tdmpc2_state
 
-    return agent_from_tdmpc2_state(td_agent.model.state_dict(), {k: getattr(cfg, k) for k in TDMPC2_HYPERPARAMETERS},
-                                   lengths, multitask=multitask)
+    return agent_from_tdmpc2_state(
+        td_agent.model.state_dict(), {k: getattr(cfg, k) for k in TDMPC2_HYPERPARAMETERS}, lengths, multitask=multitask
+    )
 
 
 def td_update(td_agent, tape, batch) -> dict:
@@ -142,12 +158,19 @@ def td_update(td_agent, tape, batch) -> dict:
 
 def our_update(ours, tape, batch) -> dict:
     import torch
+
     from agents.batch import Batch
 
     obs, action, reward, terminated, task, act_mask = batch
     B = action.shape[1]
-    b = Batch(obs=obs, action=action, reward=reward.squeeze(-1), terminated=terminated.squeeze(-1),
-              task=task if task is not None else torch.zeros(B, dtype=torch.long), action_mask=act_mask)
+    b = Batch(
+        obs=obs,
+        action=action,
+        reward=reward.squeeze(-1),
+        terminated=terminated.squeeze(-1),
+        task=task if task is not None else torch.zeros(B, dtype=torch.long),
+        action_mask=act_mask,
+    )
     with tape.replaying():
         stats = ours.update(b)
     return {k: stats[k] for k in STATS}
@@ -169,7 +192,6 @@ GROUPS = ("encoder", "dynamics", "reward_head", "qs", "target_qs", "policy", "ta
 
 def compare_params(ours_model, ref_model) -> dict[str, tuple[float, float]]:
     """Per group: (largest |ours - TD-MPC2|, share of elements beyond 1e-5 + 1e-4 |TD-MPC2|)."""
-    import torch
 
     out = {}
     ref = dict(ref_model.named_parameters())
@@ -195,8 +217,7 @@ def rel(a: float, b: float) -> float:
     return abs(a - b) / max(abs(b), 1e-8)
 
 
-def report(case: str, when: str, k: int, ours: dict, theirs: dict, params: dict, twin: dict, twin_params: dict
-           ) -> bool:
+def report(case: str, when: str, k: int, ours: dict, theirs: dict, params: dict, twin: dict, twin_params: dict) -> bool:
     """A figure passes at its fixed tolerance or at 10x what a 1-ulp change of the batch's observations moves
     it in ours (the twin): rounding differs between any two codes, and where the maths is ill-conditioned
     (TD-MPC2's entropy ratio near a zero log-prob) that floor is what equality can mean."""
@@ -226,9 +247,10 @@ def nudged(batch):
 
 
 def run_case(pkg, case: str, updates: int, batch_size: int) -> bool:
-    import torch
-    from agents.rng_tape import RandomTape
     import common.layers as td_layers
+    import torch
+
+    from agents.rng_tape import RandomTape
 
     agent, cfg, obs_dims, action_dims, lengths = build_case(pkg, case)
     multitask = case == "multi"
@@ -245,13 +267,23 @@ def run_case(pkg, case: str, updates: int, batch_size: int) -> bool:
         mine = our_update(ours, tape, batch)
         if k in TRACE:
             ref = reference_model(agent, ours, multitask)
-            print(f"  update {k}: policy max |diff| {compare_params(ours.model, ref)['policy'][0]:.2e}, "
-                  f"vs twin {compare_params(ours.model, twin.model)['policy'][0]:.2e}")
+            print(
+                f"  update {k}: policy max |diff| {compare_params(ours.model, ref)['policy'][0]:.2e}, "
+                f"vs twin {compare_params(ours.model, twin.model)['policy'][0]:.2e}"
+            )
         twin_stats = our_update(twin, tape, nudged(batch))
         if k == 1 or k == updates:
             params = compare_params(ours.model, reference_model(agent, ours, multitask))
-            ok &= report(case, "first" if k == 1 else "last", k, mine, theirs, params, twin_stats,
-                         compare_params(ours.model, twin.model))
+            ok &= report(
+                case,
+                "first" if k == 1 else "last",
+                k,
+                mine,
+                theirs,
+                params,
+                twin_stats,
+                compare_params(ours.model, twin.model),
+            )
         if not all(math.isfinite(v) for v in mine.values()):
             print(f"  non-finite statistics at update {k}: {mine}")
             return False
@@ -261,16 +293,16 @@ def run_case(pkg, case: str, updates: int, batch_size: int) -> bool:
 
 def write_fixture(pkg, path: str) -> None:
     """Small single-task and multitask cases, one update each with TD-MPC2's code: data only."""
+    import common.layers as td_layers
     import torch
+
     from agents.rng_tape import RandomTape
     from agents.tdmpc2_import import TDMPC2_HYPERPARAMETERS
-    import common.layers as td_layers
 
     out = {"tdmpc2_commit": _commit(pkg), "cases": {}}
     for case in ("single", "multi"):
         agent, cfg, obs_dims, action_dims, lengths = build_case(pkg, case, fixture=True, seed=3)
-        before = {k: v.detach().clone() for k, v in agent.model.state_dict().items()
-                  if isinstance(v, torch.Tensor)}
+        before = {k: v.detach().clone() for k, v in agent.model.state_dict().items() if isinstance(v, torch.Tensor)}
         tape = RandomTape()
         _patch_ensemble_per_head(td_layers, tape)
         batch = make_batch(cfg, obs_dims, action_dims, seed=7, batch_size=cfg.batch_size)
@@ -279,13 +311,26 @@ def write_fixture(pkg, path: str) -> None:
         obs, action, reward, terminated, task, act_mask = batch
         hyper = {k: getattr(cfg, k) for k in TDMPC2_HYPERPARAMETERS}
         out["cases"][case] = {
-            "before": before, "after": after, "hyper": hyper, "episode_lengths": lengths,
-            "batch": {"obs": obs, "action": action, "reward": reward, "terminated": terminated,
-                      "task": task, "action_mask": act_mask},
-            "tape": tape.state_dict(), "stats": theirs}
+            "before": before,
+            "after": after,
+            "hyper": hyper,
+            "episode_lengths": lengths,
+            "batch": {
+                "obs": obs,
+                "action": action,
+                "reward": reward,
+                "terminated": terminated,
+                "task": task,
+                "action_mask": act_mask,
+            },
+            "tape": tape.state_dict(),
+            "stats": theirs,
+        }
     torch.save(out, path)
-    print(f"wrote {path} ({os.path.getsize(path) / 1e3:.0f} kB): TD-MPC2 {out['tdmpc2_commit']}, "
-          f"cases {list(out['cases'])}")
+    print(
+        f"wrote {path} ({os.path.getsize(path) / 1e3:.0f} kB): TD-MPC2 {out['tdmpc2_commit']}, "
+        f"cases {list(out['cases'])}"
+    )
 
 
 def _commit(pkg) -> str:
@@ -302,10 +347,20 @@ def main() -> None:
     p.add_argument("--cases", nargs="+", default=["single", "multi"], choices=["single", "multi"])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--write-fixture", metavar="PATH")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="a TD-MPC2 config value for both agents (e.g. entropy_coef=0, dropout=0)")
-    p.add_argument("--trace", nargs="*", type=int, default=[], help="updates after which to print the policy's "
-                   "difference (where it grows)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a TD-MPC2 config value for both agents (e.g. entropy_coef=0, dropout=0)",
+    )
+    p.add_argument(
+        "--trace",
+        nargs="*",
+        type=int,
+        default=[],
+        help="updates after which to print the policy's difference (where it grows)",
+    )
     args = p.parse_args()
     TRACE.update(args.trace)
     import ast
@@ -324,8 +379,10 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     head = subprocess.run(["git", "-C", MAIN, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    print(f"ours: {head.stdout.strip()} (default config); TD-MPC2: {pkg} @ {_commit(pkg)}; torch {torch.__version__}, "
-          f"CPU kernels {torch.backends.cpu.get_cpu_capability()}")
+    print(
+        f"ours: {head.stdout.strip()} (default config); TD-MPC2: {pkg} @ {_commit(pkg)}; torch {torch.__version__}, "
+        f"CPU kernels {torch.backends.cpu.get_cpu_capability()}"
+    )
     if args.write_fixture:
         write_fixture(pkg, args.write_fixture)
         return

@@ -10,6 +10,7 @@ uniform random policy with the same evaluator. Every arm evaluates on the same e
 return, shared/single ratio), multitask.csv, multitask.png (both curves per task) and the
 commands it ran; runs resume if re-run with the same out.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,7 +18,6 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -32,10 +32,10 @@ DMC_EASY6 = ["cartpole-balance", "cartpole-swingup", "walker-stand", "finger-spi
 @dataclass
 class MultitaskBench:
     out: str = "bench/results/multitask"
-    tasks: List[str] = field(default_factory=lambda: list(DMC_EASY6))
+    tasks: list[str] = field(default_factory=lambda: list(DMC_EASY6))
     steps_per_task: int = 5000
-    seeds: List[int] = field(default_factory=lambda: [1])
-    arms: List[str] = field(default_factory=lambda: ["shared", "single"])
+    seeds: list[int] = field(default_factory=lambda: [1])
+    arms: list[str] = field(default_factory=lambda: ["shared", "single"])
     model_size: str = "tiny"
     batch_size: int = 256
     utd: float = 1.0  # updates per env step, in both arms (the shared model gets T x the single's updates)
@@ -45,26 +45,51 @@ class MultitaskBench:
     eval_episodes: int = 10
     # rows_per_pass=32: all rows of a call in one pass (the tiny model is call-bound; results do not
     # depend on the split), so the shared model's 18-row evaluation is not 9 passes per step
-    planner: List[str] = field(default_factory=lambda: ["num_samples=128", "num_elites=16", "num_pi_trajs=8",
-                                                        "iterations=3", "rows_per_pass=32"])
+    planner: list[str] = field(
+        default_factory=lambda: [
+            "num_samples=128",
+            "num_elites=16",
+            "num_pi_trajs=8",
+            "iterations=3",
+            "rows_per_pass=32",
+        ]
+    )
     parallel: int = 1  # runs at once (each takes one core)
-    report_at: Optional[int] = None  # env steps per task of the last compared evaluation (None: each run's last)
+    report_at: int | None = None  # env steps per task of the last compared evaluation (None: each run's last)
     # the compared return of a run is the mean of its last `final_evals` evaluations (up to report_at):
     # one evaluation of a few episodes is too noisy to compare (a single-task reacher-easy run read
     # 103, 3, 383, 6, 28 at successive 3-episode evaluations)
     final_evals: int = 2
     # more launch/train.py overrides for every run of the bench, e.g. "overrides=['optim.pi_scale=global']"
     # (with arms=[shared] and the single runs linked in from an earlier out: one ablation arm)
-    overrides: List[str] = field(default_factory=list)
+    overrides: list[str] = field(default_factory=list)
 
 
 def _train_cmd(b: MultitaskBench, tasks: list[str], seed: int, run_dir: Path) -> list[str]:
     T = len(tasks)
-    return [sys.executable, str(REPO / "launch/train.py"), f"task='{','.join(tasks)}'", f"model_size={b.model_size}",
-            f"steps={b.steps_per_task * T}", f"seed={seed}", f"seed_steps={b.seed_steps_per_task * T}",
-            f"batch_size={b.batch_size}", f"utd={b.utd}", f"balance={b.balance}", f"eval_freq={b.eval_every * T}",
-            f"eval_episodes={b.eval_episodes}", f"checkpoint_freq={b.eval_every * T}", "diagnostics=true",
-            "wandb_mode=disabled", "progress=false", f"run_dir={run_dir}"] + [f"planner.{p}" for p in b.planner] + list(b.overrides)
+    return (
+        [
+            sys.executable,
+            str(REPO / "launch/train.py"),
+            f"task='{','.join(tasks)}'",
+            f"model_size={b.model_size}",
+            f"steps={b.steps_per_task * T}",
+            f"seed={seed}",
+            f"seed_steps={b.seed_steps_per_task * T}",
+            f"batch_size={b.batch_size}",
+            f"utd={b.utd}",
+            f"balance={b.balance}",
+            f"eval_freq={b.eval_every * T}",
+            f"eval_episodes={b.eval_episodes}",
+            f"checkpoint_freq={b.eval_every * T}",
+            "diagnostics=true",
+            "wandb_mode=disabled",
+            "progress=false",
+            f"run_dir={run_dir}",
+        ]
+        + [f"planner.{p}" for p in b.planner]
+        + list(b.overrides)
+    )
 
 
 DIAG = ("effective_rank", "spread", "kstep_rel_error_last", "probe_r2", "reward_r2")  # per-task geometry, final
@@ -84,7 +109,7 @@ def _curves(run_dir: Path, num_tasks: int) -> dict[str, list[tuple[int, float]]]
     for row in read_metrics(run_dir, "eval"):
         for k, v in row.items():
             if k.startswith("return/"):
-                out.setdefault(k[len("return/"):], []).append((row["step"] // num_tasks, v))
+                out.setdefault(k[len("return/") :], []).append((row["step"] // num_tasks, v))
     return out
 
 
@@ -114,10 +139,14 @@ def main(argv: list[str]) -> None:
     jobs = []  # (name, cmd, run_dir)
     for seed in b.seeds:
         if "shared" in b.arms:
-            jobs.append((f"shared-s{seed}", _train_cmd(b, b.tasks, seed, out / f"shared-s{seed}"), out / f"shared-s{seed}"))
+            jobs.append(
+                (f"shared-s{seed}", _train_cmd(b, b.tasks, seed, out / f"shared-s{seed}"), out / f"shared-s{seed}")
+            )
         if "single" in b.arms:
-            jobs += [(f"{t}-s{seed}", _train_cmd(b, [t], seed, out / f"single-{t}-s{seed}"), out / f"single-{t}-s{seed}")
-                     for t in b.tasks]
+            jobs += [
+                (f"{t}-s{seed}", _train_cmd(b, [t], seed, out / f"single-{t}-s{seed}"), out / f"single-{t}-s{seed}")
+                for t in b.tasks
+            ]
     log = out / "commands.md"
     log.write_text("# Commands\n\n" + "\n".join(f"- {n}: `{' '.join(c[1:])}`" for n, c, _ in jobs) + "\n")
     run_jobs(jobs, out, b.parallel, REPO)
@@ -136,8 +165,9 @@ def report(b: MultitaskBench, out: Path) -> None:
     for t in b.tasks:
         shared = [_curves(out / f"shared-s{s}", len(b.tasks)).get(t, []) for s in b.seeds]
         single = [_curves(out / f"single-{t}-s{s}", 1).get(t, []) for s in b.seeds]
+
         def final(curves):
-            at = [[v for step, v in c if b.report_at is None or step <= b.report_at][-b.final_evals:] for c in curves]
+            at = [[v for step, v in c if b.report_at is None or step <= b.report_at][-b.final_evals :] for c in curves]
             at = [float(np.mean(v)) for v in at if len(v) == b.final_evals]
             return float(np.mean(at)) if at else None
 
@@ -154,27 +184,42 @@ def report(b: MultitaskBench, out: Path) -> None:
         w.writerows(rows)
     fmt = lambda v: "-" if v is None else f"{v:.1f}" if abs(v) >= 10 else f"{v:.2f}"  # noqa: E731
     at = b.report_at or b.steps_per_task
-    lines = [f"# Shared vs single-task models at {at} env steps per task, model {b.model_size}, seeds {b.seeds}", "",
-             f"Return = mean of each run's last {b.final_evals} evaluations ({b.eval_episodes} episodes each, every "
-             f"{b.eval_every} env steps per task), averaged over seeds.", "", f"balance={b.balance}, utd={b.utd}, batch {b.batch_size}, planner {b.planner}"
-             + (f", overrides {b.overrides}" if b.overrides else ""),
-             "", "| task | shared | single | random | shared / single |", "|---|---:|---:|---:|---:|"]
+    lines = [
+        f"# Shared vs single-task models at {at} env steps per task, model {b.model_size}, seeds {b.seeds}",
+        "",
+        f"Return = mean of each run's last {b.final_evals} evaluations ({b.eval_episodes} episodes each, every "
+        f"{b.eval_every} env steps per task), averaged over seeds.",
+        "",
+        f"balance={b.balance}, utd={b.utd}, batch {b.batch_size}, planner {b.planner}"
+        + (f", overrides {b.overrides}" if b.overrides else ""),
+        "",
+        "| task | shared | single | random | shared / single |",
+        "|---|---:|---:|---:|---:|",
+    ]
     lines += [f"| {t} | {fmt(s)} | {fmt(o)} | {fmt(r)} | {fmt(q)} |" for t, s, o, r, q in rows]
-    lines += ["", f"Final per-task latent diagnostics (seed {b.seeds[0]}), shared / single:", "",
-              "| task | " + " | ".join(DIAG) + " |", "|---|" + "---:|" * len(DIAG)]
-    lines += [f"| {t} | " + " | ".join(f"{fmt(sd.get(k))} / {fmt(od.get(k))}" for k in DIAG) + " |"
-              for t, sd, od in diags]
+    lines += [
+        "",
+        f"Final per-task latent diagnostics (seed {b.seeds[0]}), shared / single:",
+        "",
+        "| task | " + " | ".join(DIAG) + " |",
+        "|---|" + "---:|" * len(DIAG),
+    ]
+    lines += [
+        f"| {t} | " + " | ".join(f"{fmt(sd.get(k))} / {fmt(od.get(k))}" for k in DIAG) + " |" for t, sd, od in diags
+    ]
     lines += ["", "Wall time per run (s): " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(walls.items()) if v)]
     (out / "multitask.md").write_text("\n".join(lines) + "\n")
     n = len(b.tasks)
-    with saved_figure(out / "multitask.png", 1, n, figsize=(3.2 * n, 3), squeeze=False, dpi=90,
-                      bbox="tight") as (_, axes):
-        for ax, t in zip(axes[0], b.tasks):
+    with saved_figure(out / "multitask.png", 1, n, figsize=(3.2 * n, 3), squeeze=False, dpi=90, bbox="tight") as (
+        _,
+        axes,
+    ):
+        for ax, t in zip(axes[0], b.tasks, strict=False):
             shared, single = fig_data[t]
             for curves, label, color in ((shared, "shared", "C0"), (single, "single-task", "C1")):
                 for i, c in enumerate(curves):
                     if c:
-                        ax.plot(*zip(*c), color=color, marker="o", ms=3, label=label if i == 0 else None)
+                        ax.plot(*zip(*c, strict=False), color=color, marker="o", ms=3, label=label if i == 0 else None)
             ax.axhline(random[t], color="gray", ls=":", label="random")
             ax.set_title(t, fontsize=9)
             ax.set_xlabel("env steps per task")

@@ -11,6 +11,7 @@ seconds from the node's removal to the first update after it, updates lost (the 
 per second over the --window seconds before the loss and after the first update following it. Nothing is
 asserted; the job's exit status is printed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,16 +54,30 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="node_loss"))
     run_dir, console_path = work / "run", work / "console.txt"
-    job_args = ["preset=smoke", "task='cartpole-balance,cartpole-swingup'", "num_runners=2", "num_shards=2",
-                f"steps={args.steps}", "seed_steps=400", "checkpoint_freq=800", "storage_shared=true",
-                *args.overrides, f"run_dir={run_dir}"]
+    job_args = [
+        "preset=smoke",
+        "task='cartpole-balance,cartpole-swingup'",
+        "num_runners=2",
+        "num_shards=2",
+        f"steps={args.steps}",
+        "seed_steps=400",
+        "checkpoint_freq=800",
+        "storage_shared=true",
+        *args.overrides,
+        f"run_dir={run_dir}",
+    ]
     cluster = SimulatedCluster(workers=2, num_cpus=1)
     samples: list[tuple[float, int]] = []
     try:
         with open(console_path, "w") as console:
-            job = subprocess.Popen([sys.executable, str(REPO / "launch" / "mt80.py"), *job_args], cwd=REPO,
-                                   env={**cluster.env, "OMP_NUM_THREADS": "1"}, stdout=console,
-                                   stderr=subprocess.STDOUT, text=True)
+            job = subprocess.Popen(
+                [sys.executable, str(REPO / "launch" / "mt80.py"), *job_args],
+                cwd=REPO,
+                env={**cluster.env, "OMP_NUM_THREADS": "1"},
+                stdout=console,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
             removed = first_update = rebuilt = None
             updates_at_loss = None
             while job.poll() is None:
@@ -76,15 +91,18 @@ def main() -> int:
                     node = placement["actors"][args.holding]
                     name = next(n for n, i in cluster.nodes.items() if i == node)
                     updates_at_loss = tr["updates"] if tr else 0
-                    train_rows = sum(1 for x in (run_dir / "metrics.jsonl").read_text().splitlines()
-                                     if '"kind": "train"' in x)
+                    train_rows = sum(
+                        1 for x in (run_dir / "metrics.jsonl").read_text().splitlines() if '"kind": "train"' in x
+                    )
                     cluster.remove_node(name)
                     removed = time.time()
                     cluster.add_node()
                 elif removed is not None and first_update is None:
                     if rebuilt is None and "latentfleet: a learner died" in console_path.read_text():
                         rebuilt = time.time()  # the group is back (the line is printed once it is)
-                    rows = sum(1 for x in (run_dir / "metrics.jsonl").read_text().splitlines() if '"kind": "train"' in x)
+                    rows = sum(
+                        1 for x in (run_dir / "metrics.jsonl").read_text().splitlines() if '"kind": "train"' in x
+                    )
                     # the first update of the new group (a learn call in flight at the loss may still report one)
                     if rows > train_rows and (rebuilt is not None or not args.holding.startswith("learner")):
                         first_update = time.time()
@@ -92,24 +110,35 @@ def main() -> int:
     finally:
         cluster.stop()
     console = console_path.read_text()
-    print("".join(line + "\n" for line in console.splitlines()
-                  if line.startswith(("placement:", "  node ", "latentfleet:"))), end="")
+    print(
+        "".join(
+            line + "\n" for line in console.splitlines() if line.startswith(("placement:", "  node ", "latentfleet:"))
+        ),
+        end="",
+    )
     print(f"job exit status {code}; run directory {run_dir}")
     if removed is None:
         print("the node was never removed (the run ended first: raise --steps)")
         return 1
     summary = json.loads((run_dir / "summary.json").read_text())
     lost = [i for i in summary.get("incidents", []) if "updates lost" in i]
-    print(f"node holding {args.holding} removed at update {updates_at_loss}; "
-          + (f"learner group rebuilt (its line printed) {rebuilt - removed:.1f} s later; " if rebuilt else "")
-          + (f"first update after that {first_update - removed:.1f} s after the removal" if first_update
-             else "no update after it"))
+    print(
+        f"node holding {args.holding} removed at update {updates_at_loss}; "
+        + (f"learner group rebuilt (its line printed) {rebuilt - removed:.1f} s later; " if rebuilt else "")
+        + (
+            f"first update after that {first_update - removed:.1f} s after the removal"
+            if first_update
+            else "no update after it"
+        )
+    )
     print(f"updates lost (the job's count): {lost[0].rsplit('; ', 1)[-1] if lost else 'none reported'}")
     before = _rate(samples, removed - args.window, removed)
     after = _rate(samples, first_update, first_update + args.window) if first_update else None
     fmt = lambda r: "-" if r is None else f"{r:.1f}"  # noqa: E731
-    print(f"env steps/s: {fmt(before)} in the {args.window:g} s before the loss, {fmt(after)} in the {args.window:g} s "
-          f"after the first update following it; the whole run {summary.get('env_steps_per_s', 0):.1f}")
+    print(
+        f"env steps/s: {fmt(before)} in the {args.window:g} s before the loss, {fmt(after)} in the {args.window:g} s "
+        f"after the first update following it; the whole run {summary.get('env_steps_per_s', 0):.1f}"
+    )
     return code
 
 

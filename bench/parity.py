@@ -22,13 +22,13 @@ max(1000, 5 episodes) random seed steps, the seed steps' updates all at once) ex
 same change on both sides: 256 planner samples (512), 3 iterations (6), batch 128 (256). Evaluation: 10
 episodes at TD-MPC2's eval_freq points (TD-MPC2 also evaluates at step 0).
 """
+
 from __future__ import annotations
 
 import argparse
 import csv
 import json
 import os
-import platform
 import shlex
 import statistics
 import subprocess
@@ -42,11 +42,27 @@ PY = sys.executable
 
 SETTINGS = {
     # a 2-core CPU machine: what CPU time forces, the same on every arm
-    "cpu": dict(steps=10_000, eval_freq=2_500, eval_episodes=10, batch_size=128, num_samples=256,
-                num_elites=64, iterations=3, num_pi_trajs=24),
+    "cpu": dict(
+        steps=10_000,
+        eval_freq=2_500,
+        eval_episodes=10,
+        batch_size=128,
+        num_samples=256,
+        num_elites=64,
+        iterations=3,
+        num_pi_trajs=24,
+    ),
     # a GPU machine: TD-MPC2's own settings to its first published point (results/tdmpc2/<task>.csv, 100k steps)
-    "reference": dict(steps=100_000, eval_freq=10_000, eval_episodes=10, batch_size=256, num_samples=512,
-                      num_elites=64, iterations=6, num_pi_trajs=24),
+    "reference": dict(
+        steps=100_000,
+        eval_freq=10_000,
+        eval_episodes=10,
+        batch_size=256,
+        num_samples=512,
+        num_elites=64,
+        iterations=6,
+        num_pi_trajs=24,
+    ),
 }
 SETTINGS_NAME = "cpu"  # --settings
 GPU = False  # --gpu
@@ -56,10 +72,25 @@ LABELS = {"tdmpc2": "TD-MPC2 (its own trainer)", "local": "ours, one process", "
 # The Ray job on a 2-core machine: one runner and one learner (a core each), the evaluator and the shard
 # beside them; collect 10 steps per call, learn 10 updates per call, publish the weights after each learner
 # call, at most 20 updates behind the update-to-data ratio before collection waits
-RAY_EXTRA = ["num_runners=1", "num_learners=1", "ray.num_cpus=2", "cpus_per_runner=0.8", "cpus_per_learner=0.8",
-             "cpus_per_evaluator=0.3", "cpus_per_shard=0.05", "collect_steps=10", "updates_per_round=10",
-             "publish_every=10", "max_lag=20", "max_episode_steps=null", "eval_max_steps=null", "seed_steps=null",
-             "utd=1.0", "shard_flush_s=2.0", "chunk_len=1024"]
+RAY_EXTRA = [
+    "num_runners=1",
+    "num_learners=1",
+    "ray.num_cpus=2",
+    "cpus_per_runner=0.8",
+    "cpus_per_learner=0.8",
+    "cpus_per_evaluator=0.3",
+    "cpus_per_shard=0.05",
+    "collect_steps=10",
+    "updates_per_round=10",
+    "publish_every=10",
+    "max_lag=20",
+    "max_episode_steps=null",
+    "eval_max_steps=null",
+    "seed_steps=null",
+    "utd=1.0",
+    "shard_flush_s=2.0",
+    "chunk_len=1024",
+]
 
 
 def settings(task: str) -> dict:
@@ -80,17 +111,45 @@ def command(arm: str, task: str, seed: int, run: Path, tdmpc2: Path | None) -> l
     if arm == "tdmpc2":
         if tdmpc2 is None:
             raise SystemExit("the tdmpc2 arm needs --tdmpc2 PATH (a CPU-patched checkout: bench/tdmpc2_checkout.py)")
-        return [PY, str(tdmpc2 / "train.py"), f"task={task}", "model_size=1", f"seed={seed}", f"steps={s['steps']}",
-                f"eval_freq={s['eval_freq']}", f"eval_episodes={s['eval_episodes']}", f"batch_size={s['batch_size']}",
-                f"num_samples={s['num_samples']}", f"num_elites={s['num_elites']}", f"iterations={s['iterations']}",
-                f"num_pi_trajs={s['num_pi_trajs']}", "compile=false", "save_video=false", "enable_wandb=false",
-                "save_agent=false", "hydra.run.dir=.", "hydra/launcher=basic"]
-    common = [f"task={task}", "model_size=1", f"seed={seed}", f"steps={s['steps']}", f"eval_freq={s['eval_freq']}",
-              f"eval_episodes={s['eval_episodes']}", f"batch_size={s['batch_size']}",
-              f"planner.num_samples={s['num_samples']}", f"planner.num_elites={s['num_elites']}",
-              f"planner.iterations={s['iterations']}", f"planner.num_pi_trajs={s['num_pi_trajs']}",
-              "diagnostics=false", "wandb_mode=disabled", "progress=false", f"checkpoint_freq={s['eval_freq']}",
-              f"run_dir={run / 'run'}"]
+        return [
+            PY,
+            str(tdmpc2 / "train.py"),
+            f"task={task}",
+            "model_size=1",
+            f"seed={seed}",
+            f"steps={s['steps']}",
+            f"eval_freq={s['eval_freq']}",
+            f"eval_episodes={s['eval_episodes']}",
+            f"batch_size={s['batch_size']}",
+            f"num_samples={s['num_samples']}",
+            f"num_elites={s['num_elites']}",
+            f"iterations={s['iterations']}",
+            f"num_pi_trajs={s['num_pi_trajs']}",
+            "compile=false",
+            "save_video=false",
+            "enable_wandb=false",
+            "save_agent=false",
+            "hydra.run.dir=.",
+            "hydra/launcher=basic",
+        ]
+    common = [
+        f"task={task}",
+        "model_size=1",
+        f"seed={seed}",
+        f"steps={s['steps']}",
+        f"eval_freq={s['eval_freq']}",
+        f"eval_episodes={s['eval_episodes']}",
+        f"batch_size={s['batch_size']}",
+        f"planner.num_samples={s['num_samples']}",
+        f"planner.num_elites={s['num_elites']}",
+        f"planner.iterations={s['iterations']}",
+        f"planner.num_pi_trajs={s['num_pi_trajs']}",
+        "diagnostics=false",
+        "wandb_mode=disabled",
+        "progress=false",
+        f"checkpoint_freq={s['eval_freq']}",
+        f"run_dir={run / 'run'}",
+    ]
     if arm == "local":
         return [PY, "launch/train.py", *common, "torch_threads=1", *gpu_overrides(arm)]
     extra = [o for o in RAY_EXTRA if not (GPU and o.startswith(("ray.num_cpus", "cpus_per_")))]
@@ -146,19 +205,32 @@ def collect(arm: str, task: str, seed: int, run: Path, cmd: list[str], commit: b
     evals = evaluations(arm, task, seed, run)
     if not evals or evals[-1][0] < settings(task)["steps"]:
         return None
-    result = {"task": task, "arm": arm, "seed": seed, "settings": settings(task), "evaluations": evals,
-              "final_return": evals[-1][1], "wall_clock_s": float(finished.read_text()) - float(started.read_text()),
-              "command": recorded_command(arm, run, cmd),
-              "machine": (run / "machine").read_text().strip() if (run / "machine").exists() else machine(),
-              "finished": time.strftime("%Y-%m-%d %H:%M", time.gmtime(float(finished.read_text())))}
+    result = {
+        "task": task,
+        "arm": arm,
+        "seed": seed,
+        "settings": settings(task),
+        "evaluations": evals,
+        "final_return": evals[-1][1],
+        "wall_clock_s": float(finished.read_text()) - float(started.read_text()),
+        "command": recorded_command(arm, run, cmd),
+        "machine": (run / "machine").read_text().strip() if (run / "machine").exists() else machine(),
+        "finished": time.strftime("%Y-%m-%d %H:%M", time.gmtime(float(finished.read_text()))),
+    }
     out = result_path(task, arm, seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"finished {task} {arm} seed {seed}: final return {result['final_return']:.1f}, "
-          f"{result['wall_clock_s'] / 60:.0f} min -> {out.relative_to(MAIN)}", flush=True)
+    print(
+        f"finished {task} {arm} seed {seed}: final return {result['final_return']:.1f}, "
+        f"{result['wall_clock_s'] / 60:.0f} min -> {out.relative_to(MAIN)}",
+        flush=True,
+    )
     if commit:
-        git_commit([out], f"bench/parity.py: {task}, {arm}, seed {seed}: final return {result['final_return']:.1f} "
-                          f"at {evals[-1][0]} steps, {result['wall_clock_s'] / 60:.0f} min")
+        git_commit(
+            [out],
+            f"bench/parity.py: {task}, {arm}, seed {seed}: final return {result['final_return']:.1f} "
+            f"at {evals[-1][0]} steps, {result['wall_clock_s'] / 60:.0f} min",
+        )
     return result
 
 
@@ -175,9 +247,15 @@ def recorded_command(arm: str, run: Path, cmd: list[str]) -> str:
 def git_commit(paths: list[Path], message: str) -> None:
     for attempt in range(10):  # another git command may hold the index lock for a moment
         add = subprocess.run(["git", "-C", str(MAIN), "add", *map(str, paths)], capture_output=True, text=True)
-        done = add.returncode == 0 and subprocess.run(
-            ["git", "-C", str(MAIN), "commit", "-q", "-m", message, "--", *map(str, paths)],
-            capture_output=True, text=True).returncode == 0
+        done = (
+            add.returncode == 0
+            and subprocess.run(
+                ["git", "-C", str(MAIN), "commit", "-q", "-m", message, "--", *map(str, paths)],
+                capture_output=True,
+                text=True,
+            ).returncode
+            == 0
+        )
         if done:
             return
         time.sleep(3 + attempt)
@@ -236,8 +314,10 @@ def run_all(args) -> None:
             (run / "finished").write_text(f"{time.time()}\n")
             (run / "rc").write_text(f"{proc.returncode}\n")
             if collect(arm, args.task, seed, run, cmd, args.commit) is None:
-                print(f"FAILED {args.task} {arm} seed {seed} (exit {proc.returncode}): see {run / 'train.log'}",
-                      flush=True)
+                print(
+                    f"FAILED {args.task} {arm} seed {seed} (exit {proc.returncode}): see {run / 'train.log'}",
+                    flush=True,
+                )
     report(args.task)
 
 
@@ -257,28 +337,39 @@ def report(task: str) -> None:
     # each is tabled at the nominal point at or below its step
     nominal = lambda step: step // s["eval_freq"] * s["eval_freq"]  # noqa: E731
     steps = sorted({nominal(st) for r in results for st, _ in r["evaluations"]})
-    lines = [f"# Learning parity with TD-MPC2: {task}", "",
-             f"`bench/parity.py` (its docstring has the settings and why). Model 1M, {s['steps']:,} env steps, "
-             f"evaluations of {s['eval_episodes']} episodes every {s['eval_freq']:,} steps; planner "
-             f"{s['num_samples']} samples x {s['iterations']} iterations, {s['num_elites']} elites, "
-             f"{s['num_pi_trajs']} policy trajectories; batch {s['batch_size']} (TD-MPC2's defaults: 512 x 6, "
-             f"batch 256; reduced on every arm alike for CPU time). Each arm's mean return over its seeds, "
-             f"with the lowest and highest seed in brackets; n = seeds finished.", "",
-             "| step | " + " | ".join(f"{LABELS.get(a, a)}" for a in by_arm) + " |",
-             "|---:|" + "---|" * len(by_arm)]
+    lines = [
+        f"# Learning parity with TD-MPC2: {task}",
+        "",
+        f"`bench/parity.py` (its docstring has the settings and why). Model 1M, {s['steps']:,} env steps, "
+        f"evaluations of {s['eval_episodes']} episodes every {s['eval_freq']:,} steps; planner "
+        f"{s['num_samples']} samples x {s['iterations']} iterations, {s['num_elites']} elites, "
+        f"{s['num_pi_trajs']} policy trajectories; batch {s['batch_size']} (TD-MPC2's defaults: 512 x 6, "
+        f"batch 256; reduced on every arm alike for CPU time). Each arm's mean return over its seeds, "
+        f"with the lowest and highest seed in brackets; n = seeds finished.",
+        "",
+        "| step | " + " | ".join(f"{LABELS.get(a, a)}" for a in by_arm) + " |",
+        "|---:|" + "---|" * len(by_arm),
+    ]
     for st in steps:
         cells = []
-        for arm, rs in by_arm.items():
+        for rs in by_arm.values():
             vals = [v for r in rs for step, v in r["evaluations"] if nominal(step) == st]
-            cells.append("" if not vals else f"{statistics.mean(vals):.1f} [{min(vals):.0f}-{max(vals):.0f}] (n={len(vals)})")
+            cells.append(
+                "" if not vals else f"{statistics.mean(vals):.1f} [{min(vals):.0f}-{max(vals):.0f}] (n={len(vals)})"
+            )
         lines.append(f"| {st:,} | " + " | ".join(cells) + " |")
-    lines += ["", "| arm | seed | evaluations (env step: return) | wall-clock (min) | finished | machine |",
-              "|---|---:|---|---:|---|---|"]
+    lines += [
+        "",
+        "| arm | seed | evaluations (env step: return) | wall-clock (min) | finished | machine |",
+        "|---|---:|---|---:|---|---|",
+    ]
     for arm, rs in by_arm.items():
         for r in sorted(rs, key=lambda r: r["seed"]):
             evals = ", ".join(f"{st:,}: {v:.1f}" for st, v in r["evaluations"])
-            lines.append(f"| {LABELS.get(arm, arm)} | {r['seed']} | {evals} | "
-                         f"{r['wall_clock_s'] / 60:.0f} | {r['finished']} | {r['machine']} |")
+            lines.append(
+                f"| {LABELS.get(arm, arm)} | {r['seed']} | {evals} | "
+                f"{r['wall_clock_s'] / 60:.0f} | {r['finished']} | {r['machine']} |"
+            )
             if r.get("note"):
                 lines.append(f"|  |  | {r['note']} |  |  |  |")
     lines += ["", "Commands (from the repository root; the tdmpc2 arm runs in its run directory):", ""]
@@ -320,13 +411,19 @@ def main() -> None:
     p.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
     p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     p.add_argument("--tdmpc2", help="TD-MPC2's checkout or its tdmpc2/ folder, CPU-patched")
-    p.add_argument("--extra-path", action="append", default=[], help="import paths for the tdmpc2 arm (its tensordict, ...)")
+    p.add_argument(
+        "--extra-path", action="append", default=[], help="import paths for the tdmpc2 arm (its tensordict, ...)"
+    )
     p.add_argument("--runs", default=str(MAIN / "runs" / "parity"), help="where the run directories go")
     p.add_argument("--jobs", type=int, default=2, help="CPU slots for runs side by side")
     p.add_argument("--commit", action="store_true", help="git-commit each finished run's result file")
     p.add_argument("--report", action="store_true", help="only write the table and figure")
-    p.add_argument("--settings", default="cpu", choices=sorted(SETTINGS),
-                   help="cpu: this machine's reduced settings; reference: TD-MPC2's, to 100k steps (a GPU machine)")
+    p.add_argument(
+        "--settings",
+        default="cpu",
+        choices=sorted(SETTINGS),
+        help="cpu: this machine's reduced settings; reference: TD-MPC2's, to 100k steps (a GPU machine)",
+    )
     p.add_argument("--gpu", action="store_true", help="our arms on CUDA; TD-MPC2 from an unpatched checkout")
     args = p.parse_args()
     global SETTINGS_NAME, GPU

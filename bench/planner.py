@@ -9,6 +9,7 @@ Threads default to 1, an EnvRunner's default; the allocator keeps freed memory a
 (agents/host.py; `--glibc-default-malloc` measures glibc's defaults). `--precisions bf16` falls back to fp32 (with a
 warning) on a CPU without native bf16; `--force-bf16` runs it anyway, to measure how slow it is.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,19 +24,37 @@ import torch  # noqa: E402
 
 from agents.agent import Agent  # noqa: E402
 from agents.config import COMPILE_MODES, TASK_CONDITIONINGS, conditioning_parts, make_agent_config  # noqa: E402
-from bench.common import (add_host_args, count_flops, count_launches, host_setup, machine_line,  # noqa: E402
-                          matmul_gflops, minor_faults, timed)
+from bench.common import (
+    add_host_args,
+    count_flops,
+    count_launches,
+    host_setup,
+    machine_line,  # noqa: E402
+    matmul_gflops,
+    minor_faults,
+    timed,
+)
 
 
 def _agent(size: str, prec: str, num_tasks: int, conditioning: str, force_bf16: bool, **planner) -> Agent:
     # language modes: random unit rows of the encoder's width stand in for text embeddings (a plan's cost does
     # not depend on their values, and the bench needs no encoder)
     language = torch.nn.functional.normalize(torch.randn(num_tasks, 384), dim=1).tolist()
-    cfg = make_agent_config(obs_dim=39, action_dim=6, episode_lengths=[500] * num_tasks, model_size=size,
-                            precision=prec, model={"task_conditioning": conditioning}, planner=planner,
-                            task_descriptors=torch.randn(num_tasks, 115).tolist(),
-                            **({"task_language": language, "language_encoder": "random rows (bench)"}
-                               if "language" in conditioning_parts(conditioning) else {}))
+    cfg = make_agent_config(
+        obs_dim=39,
+        action_dim=6,
+        episode_lengths=[500] * num_tasks,
+        model_size=size,
+        precision=prec,
+        model={"task_conditioning": conditioning},
+        planner=planner,
+        task_descriptors=torch.randn(num_tasks, 115).tolist(),
+        **(
+            {"task_language": language, "language_encoder": "random rows (bench)"}
+            if "language" in conditioning_parts(conditioning)
+            else {}
+        ),
+    )
     return Agent(cfg, **({"native_bf16": lambda device: True} if force_bf16 else {}))
 
 
@@ -66,10 +85,17 @@ def main() -> None:
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--num-tasks", type=int, default=80, help="mt80 dims: obs 39, action 6, 80 task embeddings")
     p.add_argument("--rows-per-pass", type=int, default=None, help="planner rows per pass (default: 2 on CPU)")
-    p.add_argument("--task-conditioning", default="table", choices=list(TASK_CONDITIONINGS),
-                   help="descriptor/both: random 115-feature task descriptors through the descriptor map")
-    p.add_argument("--launches", action="store_true", help="print the launches-per-call table (B = --batches, "
-                   "default 1 8 64) instead of timings")
+    p.add_argument(
+        "--task-conditioning",
+        default="table",
+        choices=list(TASK_CONDITIONINGS),
+        help="descriptor/both: random 115-feature task descriptors through the descriptor map",
+    )
+    p.add_argument(
+        "--launches",
+        action="store_true",
+        help="print the launches-per-call table (B = --batches, default 1 8 64) instead of timings",
+    )
     args = p.parse_args()
     host_setup(args)
     ref = matmul_gflops()
@@ -77,14 +103,19 @@ def main() -> None:
     if args.launches:
         launches_table(args.sizes[0], args.batches if args.batches != [1, 8] else [1, 8, 64])
         return
-    print(f"reference planner: horizon 3, 6 iterations, 512 samples, 64 elites, 24 policy trajectories; "
-          f"task conditioning {args.task_conditioning}; compile {args.compile}")
-    print(f"{'size':>5} {'prec':>9} {'B':>4} {'ms/call':>9} {'ms/action':>10} {'ms x GF/s':>10} "
-          f"{'GFLOP/action':>13} {'GFLOP/s':>8} {'% fp32 matmul':>14} {'faults/call':>12}")
+    print(
+        f"reference planner: horizon 3, 6 iterations, 512 samples, 64 elites, 24 policy trajectories; "
+        f"task conditioning {args.task_conditioning}; compile {args.compile}"
+    )
+    print(
+        f"{'size':>5} {'prec':>9} {'B':>4} {'ms/call':>9} {'ms/action':>10} {'ms x GF/s':>10} "
+        f"{'GFLOP/action':>13} {'GFLOP/s':>8} {'% fp32 matmul':>14} {'faults/call':>12}"
+    )
     for size in args.sizes:
         for prec in args.precisions:
-            agent = _agent(size, prec, args.num_tasks, args.task_conditioning, args.force_bf16,
-                           rows_per_pass=args.rows_per_pass)
+            agent = _agent(
+                size, prec, args.num_tasks, args.task_conditioning, args.force_bf16, rows_per_pass=args.rows_per_pass
+            )
             eager = agent.cfg.planner
             pcfg = dataclasses.replace(eager, compile=args.compile)
             label = prec if prec == "fp32" or agent.autocast_dtype is not None else "bf16>fp32"  # fell back
@@ -101,8 +132,11 @@ def main() -> None:
                 sec = timed(call, reps=args.reps)
                 faults = minor_faults(call)
                 gflops = flops / sec / 1e9
-                print(f"{size:>5} {label:>9} {B:>4} {sec * 1e3:9.1f} {sec * 1e3 / B:10.1f} {sec * 1e3 / B * ref:10.0f} "
-                      f"{flops / B / 1e9:13.2f} {gflops:8.1f} {100 * gflops / ref:13.0f}% {faults:12d}", flush=True)
+                print(
+                    f"{size:>5} {label:>9} {B:>4} {sec * 1e3:9.1f} {sec * 1e3 / B:10.1f} {sec * 1e3 / B * ref:10.0f} "
+                    f"{flops / B / 1e9:13.2f} {gflops:8.1f} {100 * gflops / ref:13.0f}% {faults:12d}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@
 Episodes are synthetic (501 rows = 500 agent steps); batches are 256 windows of horizon 3
 (4 observation rows), TD-MPC2's setting. Figures print as they come; nothing is asserted.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,7 +61,10 @@ def compare_s3(rows: int) -> None:
     local_root = Path(tempfile.mkdtemp(prefix="replay-bench-"))
     with S3Server() as server:
         os.environ.update(server.environ)
-        stores = {"local disk": local_root / "shard", "S3 (moto, loopback)": server.make_bucket("replay-bench") + "/shard"}
+        stores = {
+            "local disk": local_root / "shard",
+            "S3 (moto, loopback)": server.make_bucket("replay-bench") + "/shard",
+        }
         try:
             rng = np.random.default_rng(0)
             for label, path in stores.items():
@@ -77,11 +81,14 @@ def compare_s3(rows: int) -> None:
                 t = time.perf_counter()
                 ShardReader(path)
                 reopen = time.perf_counter() - t
-                print(f"{label:>20}: insert {eps:,.1f} episodes/s ({eps * (EP_ROWS - 1):,.0f} transitions/s, "
-                      f"{r.num_transitions:,} transitions); sample {warm:.1f} batches/s of {B}x{H + 1} rows with the "
-                      f"store in the cache, {miss:.1f} with an 8 MiB cache (chunks read from the store); reader "
-                      f"open {reopen:.2f} s" + (f"; the S3 server used {server_share:.2f} CPU-s per s while "
-                                                   f"inserting" if "S3" in label else ""), flush=True)
+                print(
+                    f"{label:>20}: insert {eps:,.1f} episodes/s ({eps * (EP_ROWS - 1):,.0f} transitions/s, "
+                    f"{r.num_transitions:,} transitions); sample {warm:.1f} batches/s of {B}x{H + 1} rows with the "
+                    f"store in the cache, {miss:.1f} with an 8 MiB cache (chunks read from the store); reader "
+                    f"open {reopen:.2f} s"
+                    + (f"; the S3 server used {server_share:.2f} CPU-s per s while inserting" if "S3" in label else ""),
+                    flush=True,
+                )
         finally:
             shutil.rmtree(local_root, ignore_errors=True)
 
@@ -100,17 +107,28 @@ def compare_job_s3(overrides: list[str]) -> None:
     tmp = tempfile.mkdtemp(prefix="replay-bench-job-")
     with S3Server() as server:
         env = {**os.environ, **server.environ}
-        for label, run_dir in (("local disk", f"{tmp}/run"), ("S3 (moto, loopback)", server.make_bucket("job") + "/run")):
+        for label, run_dir in (
+            ("local disk", f"{tmp}/run"),
+            ("S3 (moto, loopback)", server.make_bucket("job") + "/run"),
+        ):
             server0 = cpu_s(server.proc.pid)
-            out = subprocess.run([sys.executable, str(repo / "launch/mt80.py"), *overrides, f"run_dir={run_dir}"],
-                                 env=env, capture_output=True, text=True, cwd=tmp)
+            out = subprocess.run(
+                [sys.executable, str(repo / "launch/mt80.py"), *overrides, f"run_dir={run_dir}"],
+                env=env,
+                capture_output=True,
+                text=True,
+                cwd=tmp,
+            )
             server_cpu = cpu_s(server.proc.pid) - server0
             if out.returncode != 0:
                 raise SystemExit(f"{label}: the job failed: {out.stderr[-2000:]}")
             s = ast.literal_eval([line for line in out.stdout.splitlines() if line.startswith("{")][-1])
-            print(f"{label:>20}: env steps/s {s['env_steps_per_s']:.1f}, updates/s {s['updates_per_s']:.2f} "
-                  f"({s['env_steps']} env steps, {s['updates']} updates, wall {s['wall_s']:.0f} s; S3 server CPU "
-                  f"{server_cpu:.1f} s)", flush=True)
+            print(
+                f"{label:>20}: env steps/s {s['env_steps_per_s']:.1f}, updates/s {s['updates_per_s']:.2f} "
+                f"({s['env_steps']} env steps, {s['updates']} updates, wall {s['wall_s']:.0f} s; S3 server CPU "
+                f"{server_cpu:.1f} s)",
+                flush=True,
+            )
     shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -157,8 +175,12 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--dir", default=None, help="where to build the stores (default: a temp dir, removed)")
     parser.add_argument("--s3", action="store_true", help="compare local disk with an S3 server (--rows default 100k)")
-    parser.add_argument("--s3-job", default=None, metavar="OVERRIDES",
-                        help="compare a job's updates/s with run_dir local vs on the S3 server")
+    parser.add_argument(
+        "--s3-job",
+        default=None,
+        metavar="OVERRIDES",
+        help="compare a job's updates/s with run_dir local vs on the S3 server",
+    )
     args = parser.parse_args()
     if args.s3_job:
         compare_job_s3(args.s3_job.split())
@@ -169,10 +191,14 @@ def main() -> None:
     root = Path(args.dir or tempfile.mkdtemp(prefix="replay-bench-"))
     try:
         big = root / "big"
-        print(f"insert, durable=False (no fsync): {fill(big, args.rows, durable=False):,.0f} transitions/s "
-              f"({args.rows:,} rows)")
-        print(f"insert, durable=True (fsync per commit): "
-              f"{fill(root / 'durable', min(args.rows, 100_000), durable=True):,.0f} transitions/s")
+        print(
+            f"insert, durable=False (no fsync): {fill(big, args.rows, durable=False):,.0f} transitions/s "
+            f"({args.rows:,} rows)"
+        )
+        print(
+            f"insert, durable=True (fsync per commit): "
+            f"{fill(root / 'durable', min(args.rows, 100_000), durable=True):,.0f} transitions/s"
+        )
         shutil.rmtree(root / "durable")
         size = sum(f.stat().st_size for f in big.rglob("*") if f.is_file()) / 2**20
         print(f"store: {ShardReader(big).num_transitions:,} transitions, {size:.0f} MiB on disk")
@@ -183,9 +209,11 @@ def main() -> None:
             r.sample(B, H, rng)
             label = "whole store fits" if cache_mb == 256 else "cache << store: most chunks come from disk"
             rate(lambda: r.sample(B, H, rng), seconds=8.0 if cache_mb == 256 else 2.0)  # warm the cache
-            print(f"sample 1 shard, cache {cache_mb} MiB ({label}): "
-                  f"{rate(lambda: r.sample(B, H, rng)):.1f} batches/s of {B}x{H + 1} rows "
-                  f"(cached {r.cached_bytes / 2**20:.0f} MiB)")
+            print(
+                f"sample 1 shard, cache {cache_mb} MiB ({label}): "
+                f"{rate(lambda: r.sample(B, H, rng)):.1f} batches/s of {B}x{H + 1} rows "
+                f"(cached {r.cached_bytes / 2**20:.0f} MiB)"
+            )
             print(f"  task-balanced: {rate(lambda: r.sample(B, H, rng, balance='task')):.1f} batches/s")
 
         shards = [root / f"shard{i}" for i in range(4)]
@@ -193,20 +221,28 @@ def main() -> None:
             fill(p, args.rows // 4, durable=False, first_id=i << 40)
         m = MultiShardSampler(shards, cache_bytes=512 << 20)
         rate(lambda: m.sample(B, H, rng), seconds=8.0)  # warm
-        print(f"sample 4 shards (each {args.rows // 4:,} rows), in the caller: "
-              f"{rate(lambda: m.sample(B, H, rng)):.1f} batches/s")
+        print(
+            f"sample 4 shards (each {args.rows // 4:,} rows), in the caller: "
+            f"{rate(lambda: m.sample(B, H, rng)):.1f} batches/s"
+        )
         m.start_prefetch(B, H, seed=0, depth=8)
         print(f"sample 4 shards, prefetch thread: {rate(lambda: m.next_batch(timeout=60)):.1f} batches/s")
         m.stop()
 
         for cache_mb in (64, 256):
-            out = subprocess.run([sys.executable, "-c", REOPEN, str(big), str(cache_mb << 20)], check=True,
-                                 capture_output=True, text=True).stdout
+            out = subprocess.run(
+                [sys.executable, "-c", REOPEN, str(big), str(cache_mb << 20)],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
             f = json.loads(out)
-            print(f"reopen {f['transitions']:,} transitions, cache {cache_mb} MiB: reader {f['reader_open_s']:.2f} s, "
-                  f"writer {f['writer_reopen_s']:.2f} s; RSS {f['rss_base_mb']:.0f} MiB after imports -> "
-                  f"{f['rss_after_open_mb']:.0f} MiB open -> {f['rss_after_sampling_mb']:.0f} MiB after 30 "
-                  f"batches (cache holds {f['cached_mb']:.0f} MiB)")
+            print(
+                f"reopen {f['transitions']:,} transitions, cache {cache_mb} MiB: reader {f['reader_open_s']:.2f} s, "
+                f"writer {f['writer_reopen_s']:.2f} s; RSS {f['rss_base_mb']:.0f} MiB after imports -> "
+                f"{f['rss_after_open_mb']:.0f} MiB open -> {f['rss_after_sampling_mb']:.0f} MiB after 30 "
+                f"batches (cache holds {f['cached_mb']:.0f} MiB)"
+            )
     finally:
         if args.dir is None:
             shutil.rmtree(root, ignore_errors=True)

@@ -16,6 +16,7 @@ TD-MPC2 process, through PYTHONPATH. The patch changes only what stops it on a C
 `assert torch.cuda.is_available()` of train.py, and the CUDA free-memory query of the buffer (storage on
 the CPU). `python bench/tdmpc2_checkout.py PATH --check` lists what is and is not patched.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,8 +47,10 @@ def package_dir(path: str | os.PathLike) -> Path:
     for cand in (p, p / "tdmpc2"):
         if (cand / "tdmpc2.py").is_file() and (cand / "common").is_dir():
             return cand
-    raise CheckoutError(f"{path} is not a TD-MPC2 checkout (no tdmpc2.py and common/ in it or in its tdmpc2/); "
-                        f"see bench/tdmpc2_checkout.py for how to fetch it")
+    raise CheckoutError(
+        f"{path} is not a TD-MPC2 checkout (no tdmpc2.py and common/ in it or in its tdmpc2/); "
+        f"see bench/tdmpc2_checkout.py for how to fetch it"
+    )
 
 
 def patch_state(pkg: Path) -> list[tuple[str, str, bool]]:
@@ -76,8 +79,10 @@ def apply_cpu_patch(pkg: Path) -> list[str]:
 def require_patched(pkg: Path) -> None:
     missing = [f"{n}: {o}" for n, o, ok in patch_state(pkg) if not ok]
     if missing:
-        raise CheckoutError(f"{pkg} is not patched for the CPU ({'; '.join(missing)}): run "
-                            f"`python bench/tdmpc2_checkout.py {pkg}` first")
+        raise CheckoutError(
+            f"{pkg} is not patched for the CPU ({'; '.join(missing)}): run "
+            f"`python bench/tdmpc2_checkout.py {pkg}` first"
+        )
 
 
 def import_tdmpc2(path: str | os.PathLike, extra_paths: list[str] = ()):
@@ -89,9 +94,12 @@ def import_tdmpc2(path: str | os.PathLike, extra_paths: list[str] = ()):
         if p not in sys.path:
             sys.path.insert(0, p)
     import common as td_common
+
     if not os.path.dirname(td_common.__file__).startswith(str(pkg)):
-        raise CheckoutError(f"`common` was imported from {td_common.__file__}, not from {pkg}: another package "
-                            f"named common is first on the path")
+        raise CheckoutError(
+            f"`common` was imported from {td_common.__file__}, not from {pkg}: another package "
+            f"named common is first on the path"
+        )
     return pkg
 
 
@@ -101,8 +109,8 @@ def tdmpc2_config(pkg: Path, task: str, model_size: int, **overrides):
     from unittest import mock
 
     import hydra.utils
-    from omegaconf import OmegaConf
     from common.parser import parse_cfg
+    from omegaconf import OmegaConf
 
     base = OmegaConf.load(pkg / "config.yaml")
     base.pop("defaults", None)

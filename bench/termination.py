@@ -23,6 +23,7 @@ one-sided Wilcoxon signed-rank p of "above none" over the paired seeds), termina
 termination.png, the commands, and a random policy's return on the same env seeds.
 Runs resume: a re-run with the same out skips finished runs.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,40 +31,42 @@ import os
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import List
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 REPO = Path(__file__).resolve().parents[1]
 HEAD = ["model.termination_head=true"]
-ARMS = {"hard": HEAD + ["planner.termination=hard", "optim.termination_detach=true"],
-        "soft": HEAD + ["planner.termination=soft", "optim.termination_detach=true"],
-        "attached": HEAD + ["planner.termination=hard", "optim.termination_detach=false"],
-        "attached-soft": HEAD + ["planner.termination=soft", "optim.termination_detach=false"],
-        "attached-off": HEAD + ["planner.termination=off", "optim.termination_detach=false"],
-        "none": ["model.termination_head=false"]}
+ARMS = {
+    "hard": HEAD + ["planner.termination=hard", "optim.termination_detach=true"],
+    "soft": HEAD + ["planner.termination=soft", "optim.termination_detach=true"],
+    "attached": HEAD + ["planner.termination=hard", "optim.termination_detach=false"],
+    "attached-soft": HEAD + ["planner.termination=soft", "optim.termination_detach=false"],
+    "attached-off": HEAD + ["planner.termination=off", "optim.termination_detach=false"],
+    "none": ["model.termination_head=false"],
+}
 
 
 @dataclass
 class TerminationBench:
     out: str = "runs/bench/termination"
     task: str = "gym-invertedpendulum"
-    arms: List[str] = field(default_factory=lambda: ["hard", "none"])
-    seeds: List[int] = field(default_factory=lambda: [1, 2, 3])
+    arms: list[str] = field(default_factory=lambda: ["hard", "none"])
+    seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
     steps: int = 10_000
     seed_steps: int = 500
     model_size: str = "tiny"
     batch_size: int = 128
-    planner: List[str] = field(default_factory=lambda: ["num_samples=128", "num_elites=16", "num_pi_trajs=8",
-                                                        "iterations=3"])
+    planner: list[str] = field(
+        default_factory=lambda: ["num_samples=128", "num_elites=16", "num_pi_trajs=8", "iterations=3"]
+    )
     eval_freq: int = 2000
     eval_episodes: int = 5
     eval_max_steps: int = 1000
     final_evals: int = 2  # a run's score: the mean of its last evaluations (one is too noisy on a bimodal task)
     parallel: int = 1  # runs at once (each takes one core)
     rescore_episodes: int = 0  # > 0: evaluate every finished run's final checkpoint over this many episodes
-    replan: List[str] = field(default_factory=list)  # planner.termination modes to re-evaluate head runs with
-    overrides: List[str] = field(default_factory=list)  # more launch/train.py overrides for every run
+    replan: list[str] = field(default_factory=list)  # planner.termination modes to re-evaluate head runs with
+    overrides: list[str] = field(default_factory=list)  # more launch/train.py overrides for every run
 
     def __post_init__(self):
         bad = [a for a in self.arms if a not in ARMS]
@@ -79,11 +82,30 @@ class TerminationBench:
 
 
 def _train_cmd(b: TerminationBench, arm: str, seed: int, run_dir: Path) -> list[str]:
-    return [sys.executable, str(REPO / "launch/train.py"), f"task={b.task}", f"model_size={b.model_size}",
-            f"steps={b.steps}", f"seed_steps={b.seed_steps}", f"seed={seed}", f"batch_size={b.batch_size}",
-            f"eval_freq={b.eval_freq}", f"eval_episodes={b.eval_episodes}", f"eval_max_steps={b.eval_max_steps}",
-            "checkpoint_freq=100000000", "diagnostics=false", "torch_threads=1", "wandb_mode=disabled",
-            "progress=false", f"run_dir={run_dir}"] + [f"planner.{p}" for p in b.planner] + ARMS[arm] + list(b.overrides)
+    return (
+        [
+            sys.executable,
+            str(REPO / "launch/train.py"),
+            f"task={b.task}",
+            f"model_size={b.model_size}",
+            f"steps={b.steps}",
+            f"seed_steps={b.seed_steps}",
+            f"seed={seed}",
+            f"batch_size={b.batch_size}",
+            f"eval_freq={b.eval_freq}",
+            f"eval_episodes={b.eval_episodes}",
+            f"eval_max_steps={b.eval_max_steps}",
+            "checkpoint_freq=100000000",
+            "diagnostics=false",
+            "torch_threads=1",
+            "wandb_mode=disabled",
+            "progress=false",
+            f"run_dir={run_dir}",
+        ]
+        + [f"planner.{p}" for p in b.planner]
+        + ARMS[arm]
+        + list(b.overrides)
+    )
 
 
 def _random_return(b: TerminationBench, seed: int) -> float:
@@ -110,9 +132,14 @@ def main(argv: list[str]) -> None:
     b = options(TerminationBench, argv)
     out = Path(b.out)
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [(f"{arm}-s{seed}", _train_cmd(b, arm, seed, out / f"{arm}-s{seed}"), out / f"{arm}-s{seed}")
-            for seed in b.seeds for arm in b.arms]
-    (out / "commands.md").write_text("# Commands\n\n" + "\n".join(f"- {n}: `{' '.join(c[1:])}`" for n, c, _ in jobs) + "\n")
+    jobs = [
+        (f"{arm}-s{seed}", _train_cmd(b, arm, seed, out / f"{arm}-s{seed}"), out / f"{arm}-s{seed}")
+        for seed in b.seeds
+        for arm in b.arms
+    ]
+    (out / "commands.md").write_text(
+        "# Commands\n\n" + "\n".join(f"- {n}: `{' '.join(c[1:])}`" for n, c, _ in jobs) + "\n"
+    )
     run_jobs(jobs, out, b.parallel, REPO)
     if b.rescore_episodes:
         from agents.host import use_cpu_share
@@ -136,8 +163,9 @@ def _planned_mode(arm: str) -> str | None:
     return mode[0] if mode else None
 
 
-def rescore(run_dir: Path, task: str, episodes: int, max_steps: int | None, termination: str | None = None
-            ) -> float | None:
+def rescore(
+    run_dir: Path, task: str, episodes: int, max_steps: int | None, termination: str | None = None
+) -> float | None:
     """The mean return of a finished run's final checkpoint over `episodes` episodes (env seeds from
     RESCORE_SEED, the same for every run), computed once and kept in <run_dir>/rescore_<episodes>.json;
     None while the run has not finished. `termination` (hard | soft | off) plans with that use of the
@@ -154,10 +182,22 @@ def rescore(run_dir: Path, task: str, episodes: int, max_steps: int | None, term
 
     agent, _ = agent_from_checkpoint(run_dir / "checkpoint.pt", device="cpu")
     planner = agent.cfg.planner if termination is None else replace(agent.cfg.planner, termination=termination)
-    res = evaluate(agent, load_task_set(task), [task], episodes=episodes, seed=RESCORE_SEED, max_steps=max_steps,
-                   planner_cfg=planner)
-    row = {"return": res["tasks"][task]["return"], "length": res["tasks"][task]["length"], "episodes": episodes,
-           "seed": RESCORE_SEED, "termination": planner.termination}
+    res = evaluate(
+        agent,
+        load_task_set(task),
+        [task],
+        episodes=episodes,
+        seed=RESCORE_SEED,
+        max_steps=max_steps,
+        planner_cfg=planner,
+    )
+    row = {
+        "return": res["tasks"][task]["return"],
+        "length": res["tasks"][task]["length"],
+        "episodes": episodes,
+        "seed": RESCORE_SEED,
+        "termination": planner.termination,
+    }
     _rescore_file(run_dir, episodes, termination).write_text(json.dumps(row))
     return row["return"]
 
@@ -182,12 +222,12 @@ def signed_rank_p(diffs: list[float]) -> float | None:
         for k in range(i, j + 1):
             ranks[order[k]] = (i + j) / 2 + 1
         i = j + 1
-    observed = sum(r for r, x in zip(ranks, d) if x > 0)
+    observed = sum(r for r, x in zip(ranks, d, strict=False) if x > 0)
     n, hits = len(d), 0
-    for mask in range(2 ** n):
+    for mask in range(2**n):
         if sum(ranks[k] for k in range(n) if mask >> k & 1) >= observed - 1e-9:
             hits += 1
-    return hits / 2 ** n
+    return hits / 2**n
 
 
 def run_scores(run_dir: Path, final_evals: int) -> tuple[list[tuple[int, float]], float | None, float | None]:
@@ -201,7 +241,7 @@ def run_scores(run_dir: Path, final_evals: int) -> tuple[list[tuple[int, float]]
     summary = run_dir / "summary.json"
     wall = json.loads(summary.read_text()).get("wall_s") if summary.exists() else None
     score = sum(evals[-final_evals:]) / final_evals if finished(run_dir) and len(evals) >= final_evals else None
-    return list(zip(steps, evals)), score, wall
+    return list(zip(steps, evals, strict=False)), score, wall
 
 
 def _rescore_file(run_dir: Path, episodes: int, termination: str | None = None) -> Path:
@@ -224,39 +264,61 @@ def report(b: TerminationBench, out: Path) -> str:
     with open(out / "termination.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["arm", "seed", "score", "final", "wall_s", "evals"])
-        w.writerows([arm, s, score, final[arm, s], wall, " ".join(f"{v:.1f}" for _, v in evals)]
-                    for (arm, s), (evals, score, wall) in runs.items())
+        w.writerows(
+            [arm, s, score, final[arm, s], wall, " ".join(f"{v:.1f}" for _, v in evals)]
+            for (arm, s), (evals, score, wall) in runs.items()
+        )
     rescored = bool(b.rescore_episodes)
     fin_head = f" final ({b.rescore_episodes} ep.) |" if rescored else ""
-    lines = [f"# Termination head on {b.task}: {b.steps} env steps, model {b.model_size}, seeds {b.seeds}", "",
-             f"Score = mean of a run's last {b.final_evals} evaluations ({b.eval_episodes} episodes every "
-             f"{b.eval_freq} env steps, capped at {b.eval_max_steps} steps)"
-             + (f"; final = the final checkpoint over {b.rescore_episodes} episodes on env seeds of their own"
-                if rescored else "") + f". Random policy: {random:.1f}. "
-             f"Planner {b.planner}, batch {b.batch_size}, {b.seed_steps} random seeding steps"
-             + (f", overrides {b.overrides}" if b.overrides else "") + ".", "",
-             f"| arm | seed | evaluations | score | mean of all |{fin_head} wall s |",
-             "|---|---:|---|---:|---:|" + ("---:|" if rescored else "") + "---:|"]
-    area = {k: statistics.mean(v for _, v in evals) if score is not None else None
-            for k, (evals, score, _) in runs.items()}  # mean of every evaluation: how early a run learned
-    lines += [f"| {arm} | {s} | {' / '.join(f'{v:.1f}' for _, v in evals) or '-'} | {fmt(score)} | "
-              f"{fmt(area[arm, s])} |" + (f" {fmt(final[arm, s])} |" if rescored else "") + f" {fmt(wall)} |"
-              for (arm, s), (evals, score, wall) in runs.items()]
-    lines += ["", "Per arm over finished runs; \"vs none\": seeds whose run is above / tied with / below the no-head "
-              "run of the same seed (a tie: both at the same value, e.g. every episode at the time limit), and p: "
-              "the one-sided exact Wilcoxon signed-rank p-value of \"above\" over those pairs.",
-              "", "| arm | runs done | mean score | median score | score vs none | mean of all | mean of all vs none |"
-              + (" mean final | final vs none |" if rescored else ""),
-              "|---|---:|---:|---:|---|---:|---|" + ("---:|---|" if rescored else "")]
+    lines = [
+        f"# Termination head on {b.task}: {b.steps} env steps, model {b.model_size}, seeds {b.seeds}",
+        "",
+        f"Score = mean of a run's last {b.final_evals} evaluations ({b.eval_episodes} episodes every "
+        f"{b.eval_freq} env steps, capped at {b.eval_max_steps} steps)"
+        + (
+            f"; final = the final checkpoint over {b.rescore_episodes} episodes on env seeds of their own"
+            if rescored
+            else ""
+        )
+        + f". Random policy: {random:.1f}. "
+        f"Planner {b.planner}, batch {b.batch_size}, {b.seed_steps} random seeding steps"
+        + (f", overrides {b.overrides}" if b.overrides else "")
+        + ".",
+        "",
+        f"| arm | seed | evaluations | score | mean of all |{fin_head} wall s |",
+        "|---|---:|---|---:|---:|" + ("---:|" if rescored else "") + "---:|",
+    ]
+    area = {
+        k: statistics.mean(v for _, v in evals) if score is not None else None for k, (evals, score, _) in runs.items()
+    }  # mean of every evaluation: how early a run learned
+    lines += [
+        f"| {arm} | {s} | {' / '.join(f'{v:.1f}' for _, v in evals) or '-'} | {fmt(score)} | "
+        f"{fmt(area[arm, s])} |" + (f" {fmt(final[arm, s])} |" if rescored else "") + f" {fmt(wall)} |"
+        for (arm, s), (evals, score, wall) in runs.items()
+    ]
+    lines += [
+        "",
+        'Per arm over finished runs; "vs none": seeds whose run is above / tied with / below the no-head '
+        "run of the same seed (a tie: both at the same value, e.g. every episode at the time limit), and p: "
+        'the one-sided exact Wilcoxon signed-rank p-value of "above" over those pairs.',
+        "",
+        "| arm | runs done | mean score | median score | score vs none | mean of all | mean of all vs none |"
+        + (" mean final | final vs none |" if rescored else ""),
+        "|---|---:|---:|---:|---|---:|---|" + ("---:|---|" if rescored else ""),
+    ]
 
     def above(arm, per_run):
-        pairs = [(per_run[arm, s], per_run["none", s]) for s in b.seeds
-                 if "none" in b.arms and per_run[arm, s] is not None and per_run["none", s] is not None]
+        pairs = [
+            (per_run[arm, s], per_run["none", s])
+            for s in b.seeds
+            if "none" in b.arms and per_run[arm, s] is not None and per_run["none", s] is not None
+        ]
         if arm == "none" or not pairs:
             return "-"
         p = signed_rank_p([v - n for v, n in pairs])
-        return (f"{sum(v > n for v, n in pairs)}/{sum(v == n for v, n in pairs)}/{sum(v < n for v, n in pairs)}"
-                + ("" if p is None else f", p {p:.3f}"))
+        return f"{sum(v > n for v, n in pairs)}/{sum(v == n for v, n in pairs)}/{sum(v < n for v, n in pairs)}" + (
+            "" if p is None else f", p {p:.3f}"
+        )
 
     def mean(arm, per_run):
         vals = [per_run[arm, s] for s in b.seeds if per_run[arm, s] is not None]
@@ -265,10 +327,12 @@ def report(b: TerminationBench, out: Path) -> str:
     scores = {k: v[1] for k, v in runs.items()}
     for arm in b.arms:
         vals = [scores[arm, s] for s in b.seeds if scores[arm, s] is not None]
-        lines.append(f"| {arm} | {len(vals)} | {mean(arm, scores)} | "
-                     f"{fmt(statistics.median(vals) if vals else None)} | {above(arm, scores)} | "
-                     f"{mean(arm, area)} | {above(arm, area)} |"
-                     + (f" {mean(arm, final)} | {above(arm, final)} |" if rescored else ""))
+        lines.append(
+            f"| {arm} | {len(vals)} | {mean(arm, scores)} | "
+            f"{fmt(statistics.median(vals) if vals else None)} | {above(arm, scores)} | "
+            f"{mean(arm, area)} | {above(arm, area)} |"
+            + (f" {mean(arm, final)} | {above(arm, final)} |" if rescored else "")
+        )
     lines += _replan_lines(b, out, final)
     text = "\n".join(lines) + "\n"
     (out / "termination.md").write_text(text)
@@ -285,24 +349,38 @@ def _replan_lines(b: TerminationBench, out: Path, final: dict) -> list[str]:
     arms = [a for a in b.arms if _planned_mode(a)]
     if not b.replan or not arms:
         return []
-    lines = ["", f"The planner's use of the head on the same weights: each finished run's final checkpoint over "
-             f"{b.rescore_episodes} episodes (the same env and planner seeds), planned as trained and with "
-             f"planner.termination switched; \"vs\": seeds above / tied / below, and the one-sided exact Wilcoxon "
-             f"signed-rank p of \"as trained above\".", "",
-             "| arm (trained with) | runs | as trained | " + " | ".join(f"{m} | as trained vs {m}" for m in b.replan) + " |",
-             "|---|---:|---:|" + "---:|---|" * len(b.replan)]
+    lines = [
+        "",
+        f"The planner's use of the head on the same weights: each finished run's final checkpoint over "
+        f"{b.rescore_episodes} episodes (the same env and planner seeds), planned as trained and with "
+        f'planner.termination switched; "vs": seeds above / tied / below, and the one-sided exact Wilcoxon '
+        f'signed-rank p of "as trained above".',
+        "",
+        "| arm (trained with) | runs | as trained | " + " | ".join(f"{m} | as trained vs {m}" for m in b.replan) + " |",
+        "|---|---:|---:|" + "---:|---|" * len(b.replan),
+    ]
     for arm in arms:
         cells = []
         for mode in b.replan:
-            pairs = [(final[arm, s], v) for s in b.seeds if final[arm, s] is not None
-                     and (v := _kept_rescore(out / f"{arm}-s{s}", b.rescore_episodes, mode)) is not None]
+            pairs = [
+                (final[arm, s], v)
+                for s in b.seeds
+                if final[arm, s] is not None
+                and (v := _kept_rescore(out / f"{arm}-s{s}", b.rescore_episodes, mode)) is not None
+            ]
             p = signed_rank_p([a - o for a, o in pairs]) if pairs else None
-            cells.append("- | -" if not pairs else f"{statistics.mean(o for _, o in pairs):.1f} | "
-                         f"{sum(a > o for a, o in pairs)}/{sum(a == o for a, o in pairs)}/{sum(a < o for a, o in pairs)}"
-                         + ("" if p is None else f", p {p:.3f}"))
+            cells.append(
+                "- | -"
+                if not pairs
+                else f"{statistics.mean(o for _, o in pairs):.1f} | "
+                f"{sum(a > o for a, o in pairs)}/{sum(a == o for a, o in pairs)}/{sum(a < o for a, o in pairs)}"
+                + ("" if p is None else f", p {p:.3f}")
+            )
         done = [final[arm, s] for s in b.seeds if final[arm, s] is not None]
-        lines.append(f"| {arm} ({_planned_mode(arm)}) | {len(done)} | "
-                     f"{statistics.mean(done) if done else float('nan'):.1f} | " + " | ".join(cells) + " |")
+        lines.append(
+            f"| {arm} ({_planned_mode(arm)}) | {len(done)} | "
+            f"{statistics.mean(done) if done else float('nan'):.1f} | " + " | ".join(cells) + " |"
+        )
     return lines
 
 
@@ -314,7 +392,14 @@ def _plot(path: Path, b: TerminationBench, runs: dict, random: float) -> None:
             for j, s in enumerate(b.seeds):
                 evals = runs[arm, s][0]
                 if evals:
-                    ax.plot(*zip(*evals), color=f"C{i}", alpha=0.6, marker="o", ms=3, label=arm if j == 0 else None)
+                    ax.plot(
+                        *zip(*evals, strict=False),
+                        color=f"C{i}",
+                        alpha=0.6,
+                        marker="o",
+                        ms=3,
+                        label=arm if j == 0 else None,
+                    )
         ax.axhline(random, color="gray", ls=":", label="random")
         ax.set_xlabel("env steps")
         ax.set_ylabel("eval return")

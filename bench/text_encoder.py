@@ -7,6 +7,7 @@ run embeds them), over every description of the catalogue.
 Prints the machine line (bench/common.py), the encoder and its versions, the load time, and the
 median / p90 ms per description (each text encoded fresh: the in-process cache is bypassed).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,8 +50,10 @@ def main() -> None:
             ms.append(1000 * (time.perf_counter() - t0))
     words = [len(t.split()) for t in texts]
     print(f"encoder {text_encoder.encoder_name()}, {args.threads} torch thread(s)")
-    print(f"load {load_s:.1f} s; {len(texts)} descriptions ({min(words)}-{max(words)} words), {args.reps} reps: "
-          f"median {np.median(ms):.1f} ms, p90 {np.percentile(ms, 90):.1f} ms per description")
+    print(
+        f"load {load_s:.1f} s; {len(texts)} descriptions ({min(words)}-{max(words)} words), {args.reps} reps: "
+        f"median {np.median(ms):.1f} ms, p90 {np.percentile(ms, 90):.1f} ms per description"
+    )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ Batch 256, horizon 3, mt80 dims (obs 39, action 6, 80 tasks), one torch thread, 
 
     python bench/update_kernels.py [--sizes 1 5]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,8 +52,14 @@ def main() -> None:
         agent, H, B = Agent(cfg), cfg.planner.horizon, 256
 
         def batch() -> Batch:
-            return Batch(obs=torch.randn(H + 1, B, 39), action=torch.rand(H, B, 6) * 2 - 1, reward=torch.rand(H, B),
-                         terminated=torch.zeros(H, B), task=torch.randint(0, 80, (B,)), action_mask=torch.ones(B, 6))
+            return Batch(
+                obs=torch.randn(H + 1, B, 39),
+                action=torch.rand(H, B, 6) * 2 - 1,
+                reward=torch.rand(H, B),
+                terminated=torch.zeros(H, B),
+                task=torch.randint(0, 80, (B,)),
+                action_mask=torch.ones(B, 6),
+            )
 
         ms: dict[bool, list[float]] = {False: [], True: []}
         for ours in (False, True):  # warm-up
@@ -67,8 +74,11 @@ def main() -> None:
                     agent.update(batch())
                 ms[ours].append((time.perf_counter() - t) / 3 * 1e3)
         before, after = statistics.median(ms[False]), statistics.median(ms[True])
-        print(f"{size}M update, batch {B}: for-loop Adam + aten mish {before:.0f} ms, fused Adam + our mish "
-              f"{after:.0f} ms, after/before {after / before:.2f}", flush=True)
+        print(
+            f"{size}M update, batch {B}: for-loop Adam + aten mish {before:.0f} ms, fused Adam + our mish "
+            f"{after:.0f} ms, after/before {after / before:.2f}",
+            flush=True,
+        )
     layers.mish = OURS
 
 

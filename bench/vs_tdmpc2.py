@@ -16,6 +16,7 @@ ratio ours/theirs. Printed per figure: median ms of each, median of the per-pair
 --keep-freed-memory calls agents.host.keep_freed_memory() first thing (process-wide glibc mallopt:
 both agents get it); without it neither does.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -72,6 +73,7 @@ def main() -> None:
     kept = False
     if args.keep_freed_memory:
         from agents.host import keep_freed_memory
+
         kept = keep_freed_memory()
 
     import torch
@@ -83,26 +85,34 @@ def main() -> None:
         sys.path.insert(0, path)
     td_dir = os.path.abspath(args.tdmpc2)
     sys.path.insert(0, td_dir)
+    import common as td_common
     import tensordict
     from tdmpc2 import TDMPC2  # TD-MPC2's tdmpc2.py
-    import common as td_common
+
     if not os.path.dirname(td_common.__file__).startswith(td_dir):
-        raise SystemExit(f"`common` was imported from {td_common.__file__}, not from {td_dir}: another package "
-                         "named common is first on the path")
+        raise SystemExit(
+            f"`common` was imported from {td_common.__file__}, not from {td_dir}: another package "
+            "named common is first on the path"
+        )
 
     from agents.agent import Agent
     from agents.batch import Batch
     from agents.config import make_agent_config
 
     # --- what exactly is measured ---------------------------------------------------------------
-    head = subprocess.run(["git", "-C", MAIN, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", MAIN, "status", "--short", "agents"], capture_output=True, text=True).stdout.split()
+    head = subprocess.run(
+        ["git", "-C", MAIN, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", MAIN, "status", "--short", "agents"], capture_output=True, text=True
+    ).stdout.split()
     h = hashlib.sha1()
     for fn in sorted(os.listdir(os.path.join(MAIN, "agents"))):
         if fn.endswith(".py"):
             h.update(open(os.path.join(MAIN, "agents", fn), "rb").read())
-    print(f"ours: HEAD {head}, agents/*.py sha1 {h.hexdigest()[:12]}, "
-          f"uncommitted in agents/: {' '.join(dirty) or 'none'}")
+    print(
+        f"ours: HEAD {head}, agents/*.py sha1 {h.hexdigest()[:12]}, uncommitted in agents/: {' '.join(dirty) or 'none'}"
+    )
     print(f"TD-MPC2: {td_dir} (tensordict {tensordict.__version__})")
 
     def matmul_gflops() -> float:
@@ -119,29 +129,76 @@ def main() -> None:
         return 2 * 1024**3 / statistics.median(ts) / 1e9
 
     gflops = matmul_gflops()
-    print(f"machine: torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}, "
-          f"torch threads {torch.get_num_threads()}, allocator keeps freed memory {kept}, "
-          f"plain fp32 1024^3 matmul {gflops:.1f} GFLOP/s, nproc {os.cpu_count()}", flush=True)
+    print(
+        f"machine: torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}, "
+        f"torch threads {torch.get_num_threads()}, allocator keeps freed memory {kept}, "
+        f"plain fp32 1024^3 matmul {gflops:.1f} GFLOP/s, nproc {os.cpu_count()}",
+        flush=True,
+    )
 
     H, B, OBS, ACT = 3, 256, 24, 6
 
     def tdmpc2_cfg(size: str):
         # config.yaml defaults (upstream, compile-era) + MODEL_SIZE preset + parse_cfg's derived values,
         # as a plain dataclass like upstream's cfg_to_dataclass (attribute access, no OmegaConf)
-        preset = {"1": dict(enc_dim=256, mlp_dim=384, latent_dim=128, num_enc_layers=2, num_q=2),
-                  "5": dict(enc_dim=256, mlp_dim=512, latent_dim=512, num_enc_layers=2)}[size]
+        preset = {
+            "1": dict(enc_dim=256, mlp_dim=384, latent_dim=128, num_enc_layers=2, num_q=2),
+            "5": dict(enc_dim=256, mlp_dim=512, latent_dim=512, num_enc_layers=2),
+        }[size]
         d: dict[str, Any] = dict(
-            task="walker-run", obs="state", steps=10_000_000, batch_size=B, reward_coef=0.1, value_coef=0.1,
-            consistency_coef=20, rho=0.5, lr=3e-4, enc_lr_scale=0.3, grad_clip_norm=20, tau=0.01,
-            discount_denom=5, discount_min=0.95, discount_max=0.995, buffer_size=1_000_000,
-            mpc=True, iterations=6, num_samples=512, num_elites=64, num_pi_trajs=24, horizon=H,
-            min_std=0.05, max_std=2, temperature=0.5, log_std_min=-10, log_std_max=2, entropy_coef=1e-4,
-            num_bins=101, vmin=-10, vmax=+10, model_size=int(size), num_enc_layers=2, enc_dim=256,
-            num_channels=32, mlp_dim=512, latent_dim=512, task_dim=96, num_q=5, dropout=0.01, simnorm_dim=8,
-            compile=False, seed=1,
+            task="walker-run",
+            obs="state",
+            steps=10_000_000,
+            batch_size=B,
+            reward_coef=0.1,
+            value_coef=0.1,
+            consistency_coef=20,
+            rho=0.5,
+            lr=3e-4,
+            enc_lr_scale=0.3,
+            grad_clip_norm=20,
+            tau=0.01,
+            discount_denom=5,
+            discount_min=0.95,
+            discount_max=0.995,
+            buffer_size=1_000_000,
+            mpc=True,
+            iterations=6,
+            num_samples=512,
+            num_elites=64,
+            num_pi_trajs=24,
+            horizon=H,
+            min_std=0.05,
+            max_std=2,
+            temperature=0.5,
+            log_std_min=-10,
+            log_std_max=2,
+            entropy_coef=1e-4,
+            num_bins=101,
+            vmin=-10,
+            vmax=+10,
+            model_size=int(size),
+            num_enc_layers=2,
+            enc_dim=256,
+            num_channels=32,
+            mlp_dim=512,
+            latent_dim=512,
+            task_dim=96,
+            num_q=5,
+            dropout=0.01,
+            simnorm_dim=8,
+            compile=False,
+            seed=1,
             # parse_cfg / make_env
-            multitask=False, task_title="Walker Run", tasks=["walker-run"], obs_shape={"state": (OBS,)},
-            action_dim=ACT, episode_length=1000, obs_shapes=None, action_dims=None, episode_lengths=None,
+            multitask=False,
+            task_title="Walker Run",
+            tasks=["walker-run"],
+            obs_shape={"state": (OBS,)},
+            action_dim=ACT,
+            episode_length=1000,
+            obs_shapes=None,
+            action_dims=None,
+            episode_lengths=None,
             seed_steps=None,
         )
         d.update(preset)
@@ -153,8 +210,9 @@ def main() -> None:
         return cls()
 
     def ours_agent(size: str) -> Agent:
-        cfg = make_agent_config(obs_dim=OBS, action_dim=ACT, episode_lengths=[1000], model_size=size,
-                                planner=dict(horizon=H))
+        cfg = make_agent_config(
+            obs_dim=OBS, action_dim=ACT, episode_lengths=[1000], model_size=size, planner=dict(horizon=H)
+        )
         return Agent(cfg)
 
     def faults() -> int:
@@ -222,14 +280,18 @@ def main() -> None:
         n_theirs = theirs.model.total_params
         pc = ours.cfg.planner
         tc = theirs.cfg
-        print(f"\nsize {size}M: params ours {n_ours / 1e6:.3f}M (num_q {ours.cfg.model.num_q}), "
-              f"TD-MPC2 {n_theirs / 1e6:.3f}M (num_q {tc.num_q}); discount ours {ours.cfg.discounts[0]:.4f} "
-              f"TD-MPC2 {theirs.discount:.4f}")
-        print(f"  planner ours: H {pc.horizon} it {pc.iterations} N {pc.num_samples} E {pc.num_elites} "
-              f"P {pc.num_pi_trajs} std [{pc.min_std}, {pc.max_std}] temp {pc.temperature} compile {pc.compile} | "
-              f"TD-MPC2: H {tc.horizon} it {tc.iterations} N {tc.num_samples} E {tc.num_elites} "
-              f"P {tc.num_pi_trajs} std [{tc.min_std}, {tc.max_std}] temp {tc.temperature} compile {tc.compile}",
-              flush=True)
+        print(
+            f"\nsize {size}M: params ours {n_ours / 1e6:.3f}M (num_q {ours.cfg.model.num_q}), "
+            f"TD-MPC2 {n_theirs / 1e6:.3f}M (num_q {tc.num_q}); discount ours {ours.cfg.discounts[0]:.4f} "
+            f"TD-MPC2 {theirs.discount:.4f}"
+        )
+        print(
+            f"  planner ours: H {pc.horizon} it {pc.iterations} N {pc.num_samples} E {pc.num_elites} "
+            f"P {pc.num_pi_trajs} std [{pc.min_std}, {pc.max_std}] temp {pc.temperature} compile {pc.compile} | "
+            f"TD-MPC2: H {tc.horizon} it {tc.iterations} N {tc.num_samples} E {tc.num_elites} "
+            f"P {tc.num_pi_trajs} std [{tc.min_std}, {tc.max_std}] temp {tc.temperature} compile {tc.compile}",
+            flush=True,
+        )
 
         if "plan" in args.figures:
             obs = torch.randn(1, OBS)
@@ -245,8 +307,14 @@ def main() -> None:
             obs_b = torch.randn(H + 1, B, OBS, generator=g)
             act_b = torch.rand(H, B, ACT, generator=g) * 2 - 1
             rew_b = torch.randn(H, B, generator=g)
-            batch = Batch(obs=obs_b, action=act_b, reward=rew_b, terminated=torch.zeros(H, B),
-                          task=torch.zeros(B, dtype=torch.long), action_mask=torch.ones(B, ACT))
+            batch = Batch(
+                obs=obs_b,
+                action=act_b,
+                reward=rew_b,
+                terminated=torch.zeros(H, B),
+                task=torch.zeros(B, dtype=torch.long),
+                action_mask=torch.ones(B, ACT),
+            )
 
             class StubBuffer:  # what upstream Buffer.sample() returns (single task): task None
                 def sample(self):
@@ -260,20 +328,26 @@ def main() -> None:
 
     gflops_end = matmul_gflops()
     print(f"\nplain fp32 1024^3 matmul at end: {gflops_end:.1f} GFLOP/s (start {gflops:.1f})")
-    print(f"summary (threads {args.threads}, allocator {'keep-freed-memory' if kept else 'glibc default'}); "
-          f"'others': median share of the machine used by other processes during the calls; 'quiet': pairs "
-          f"where both calls had others < {QUIET:.0%}")
-    print(f"{'figure':<11} {'ours ms':>8} {'TD-MPC2 ms':>10} {'ours/TD-MPC2 median (min-max)':>31} {'pairs':>5} "
-          f"{'quiet pairs: median (min-max)':>33} {'others ours/TD':>14} {'faults/call ours':>16} {'TD-MPC2':>8}")
+    print(
+        f"summary (threads {args.threads}, allocator {'keep-freed-memory' if kept else 'glibc default'}); "
+        f"'others': median share of the machine used by other processes during the calls; 'quiet': pairs "
+        f"where both calls had others < {QUIET:.0%}"
+    )
+    print(
+        f"{'figure':<11} {'ours ms':>8} {'TD-MPC2 ms':>10} {'ours/TD-MPC2 median (min-max)':>31} {'pairs':>5} "
+        f"{'quiet pairs: median (min-max)':>33} {'others ours/TD':>14} {'faults/call ours':>16} {'TD-MPC2':>8}"
+    )
     for name, d, _ in rows:
         ta, tb = d["t"]
-        r = [x / y for x, y in zip(ta, tb)]
-        q = [x for x, oa, ob in zip(r, *d["others"]) if oa < QUIET and ob < QUIET]
+        r = [x / y for x, y in zip(ta, tb, strict=False)]
+        q = [x for x, oa, ob in zip(r, *d["others"], strict=False) if oa < QUIET and ob < QUIET]
         qs = f"{len(q):>3}: {statistics.median(q):.3f} ({min(q):.3f}-{max(q):.3f})" if q else "  0"
-        print(f"{name:<11} {statistics.median(ta) * 1e3:8.1f} {statistics.median(tb) * 1e3:10.1f} "
-              f"{statistics.median(r):>14.3f} ({min(r):.3f}-{max(r):.3f}) {len(r):>5} {qs:>33} "
-              f"{statistics.median(d['others'][0]):6.0%}/{statistics.median(d['others'][1]):<6.0%} "
-              f"{statistics.median(d['f'][0]):16.0f} {statistics.median(d['f'][1]):8.0f}")
+        print(
+            f"{name:<11} {statistics.median(ta) * 1e3:8.1f} {statistics.median(tb) * 1e3:10.1f} "
+            f"{statistics.median(r):>14.3f} ({min(r):.3f}-{max(r):.3f}) {len(r):>5} {qs:>33} "
+            f"{statistics.median(d['others'][0]):6.0%}/{statistics.median(d['others'][1]):<6.0%} "
+            f"{statistics.median(d['f'][0]):16.0f} {statistics.median(d['f'][1]):8.0f}"
+        )
     print(f"\nload at end: {loadavg()}; wall {time.time() - t_start:.0f} s", flush=True)
 
 
@@ -283,18 +357,22 @@ QUIET = 0.05
 def report(row) -> None:
     name, d, fl = row
     ta, tb = d["t"]
-    r = [x / y for x, y in zip(ta, tb)]
-    line = (f"  {name}: ours {statistics.median(ta) * 1e3:.1f} ms, TD-MPC2 {statistics.median(tb) * 1e3:.1f} ms, "
-            f"ours/TD-MPC2 median {statistics.median(r):.3f} (min {min(r):.3f}, max {max(r):.3f}), {len(r)} pairs; "
-            f"minor faults/call ours {statistics.median(d['f'][0]):.0f}, TD-MPC2 {statistics.median(d['f'][1]):.0f}")
+    r = [x / y for x, y in zip(ta, tb, strict=False)]
+    line = (
+        f"  {name}: ours {statistics.median(ta) * 1e3:.1f} ms, TD-MPC2 {statistics.median(tb) * 1e3:.1f} ms, "
+        f"ours/TD-MPC2 median {statistics.median(r):.3f} (min {min(r):.3f}, max {max(r):.3f}), {len(r)} pairs; "
+        f"minor faults/call ours {statistics.median(d['f'][0]):.0f}, TD-MPC2 {statistics.median(d['f'][1]):.0f}"
+    )
     if fl is not None:
         line += f"; GFLOP/call ours {fl[0]:.3f}, TD-MPC2 {fl[1]:.3f}"
     print(line, flush=True)
     print("    per pair: ours ms / TD-MPC2 ms / ratio / others% ours,TD (of which nice% ours,TD) steal% ours,TD")
-    for i, (x, y) in enumerate(zip(ta, tb)):
-        print(f"    {i:2d} {x * 1e3:8.1f} {y * 1e3:8.1f} {x / y:6.3f}  {d['others'][0][i]:4.0%},{d['others'][1][i]:4.0%}"
-              f"  ({d['nice'][0][i]:4.0%},{d['nice'][1][i]:4.0%})  {d['steal'][0][i]:4.0%},{d['steal'][1][i]:4.0%}",
-              flush=True)
+    for i, (x, y) in enumerate(zip(ta, tb, strict=False)):
+        print(
+            f"    {i:2d} {x * 1e3:8.1f} {y * 1e3:8.1f} {x / y:6.3f}  {d['others'][0][i]:4.0%},{d['others'][1][i]:4.0%}"
+            f"  ({d['nice'][0][i]:4.0%},{d['nice'][1][i]:4.0%})  {d['steal'][0][i]:4.0%},{d['steal'][1][i]:4.0%}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

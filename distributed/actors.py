@@ -2,6 +2,7 @@
 builds its plain object inside the actor process (the learner's shell is a Learner), sets its
 torch threads to its CPU share, and forwards calls. `actor_classes()` creates the `ray.remote`
 classes on first use so that importing this module never imports Ray."""
+
 from __future__ import annotations
 
 import functools
@@ -26,12 +27,23 @@ RUNNER_EPISODE_KEYS = ("obs", "action", "reward", "terminated", "truncated", "ta
 class EnvRunnerShell:
     """An EnvRunner whose finished episodes go straight to its replay shard actor."""
 
-    def __init__(self, agent_cfg: AgentConfig, task_set_name: str, tasks: list[str], shard_name: str, *,
-                 envs_per_task: int, seed: int, runner_id: int, torch_threads: int,
-                 max_episode_steps: int | None, piece_horizon: int | None = None):
-        from envs import load_task_set
-
+    def __init__(
+        self,
+        agent_cfg: AgentConfig,
+        task_set_name: str,
+        tasks: list[str],
+        shard_name: str,
+        *,
+        envs_per_task: int,
+        seed: int,
+        runner_id: int,
+        torch_threads: int,
+        max_episode_steps: int | None,
+        piece_horizon: int | None = None,
+    ):
         import ray
+
+        from envs import load_task_set
 
         use_cpu_share(torch_threads)
         self.shard = ray.get_actor(shard_name)  # by name: see distributed/ray_parts.py
@@ -42,8 +54,15 @@ class EnvRunnerShell:
         seed = resumed_seed(seed, ray.get(self.shard.stats.remote())["next_episode_id"])
         task_set = load_task_set(task_set_name)
         policy = PlanningPolicy(agent_cfg, torch.as_tensor(task_set.action_masks()))
-        self.runner = EnvRunner(policy, task_set, tasks, envs_per_task=envs_per_task, seed=seed,
-                                runner_id=runner_id, max_episode_steps=max_episode_steps)
+        self.runner = EnvRunner(
+            policy,
+            task_set,
+            tasks,
+            envs_per_task=envs_per_task,
+            seed=seed,
+            runner_id=runner_id,
+            max_episode_steps=max_episode_steps,
+        )
         # episodes are numbered per incarnation of this actor, so the shard stores each exactly once
         # even when Ray retries an add_episodes call (a restarted runner is a new producer)
         self.producer, self.sequence = f"runner{runner_id}-{uuid.uuid4().hex[:12]}", 0
@@ -78,13 +97,20 @@ class EnvRunnerShell:
         if self._shard_incarnation is None:  # which shard incarnation the first episodes go to
             self._shard_incarnation = ray.get(self.shard.committed.remote(self.producer))[0]
         resend = self._settle(ray)
-        batch = [{**{k: e[k] for k in RUNNER_EPISODE_KEYS}, "source": (self.producer, self.sequence + j)}
-                 for j, e in enumerate(stored)]
+        batch = [
+            {**{k: e[k] for k in RUNNER_EPISODE_KEYS}, "source": (self.producer, self.sequence + j)}
+            for j, e in enumerate(stored)
+        ]
         # what the driver counts, with the finished episodes' (sequence, task) so a lost one can be taken off again
         done = ack[1] if ack is not None and ack[0] == self.producer else -1
-        self._reports = [r for r in self._reports if r["call"] > done] + [{
-            "call": self._calls, "collected": stats["collected"], "episodes": stats["episodes"],
-            "final_sources": [(self.sequence + j, int(e["task"])) for j, e in enumerate(stored) if e["final"]]}]
+        self._reports = [r for r in self._reports if r["call"] > done] + [
+            {
+                "call": self._calls,
+                "collected": stats["collected"],
+                "episodes": stats["episodes"],
+                "final_sources": [(self.sequence + j, int(e["task"])) for j, e in enumerate(stored) if e["final"]],
+            }
+        ]
         self._calls += 1
         stats["producer"], stats["reports"] = self.producer, list(self._reports)
         self.sequence += len(batch)
@@ -122,7 +148,7 @@ class EnvRunnerShell:
         try:
             ray.get(self.shard.add_episodes.remote(episodes))
         except RayActorError:  # the shard died with them: they stay unacked, and its restarted incarnation
-            pass               # gets them again (_settle), before a checkpoint's drain returns
+            pass  # gets them again (_settle), before a checkpoint's drain returns
 
     def _settle(self, ray) -> list[dict]:
         """Drop the episodes the shard has committed; returns those to send again because the shard
@@ -145,19 +171,34 @@ class LearnerShell(Learner):
     """A Learner sampling from replay shard actors, or (offline / mixed) from a store on disk that
     this node can read (opened read-only), or a mixture of the two."""
 
-    def __init__(self, agent_cfg: AgentConfig, action_masks: np.ndarray, shards: list, *, batch_size: int, rank: int,
-                 world_size: int, seed: int, torch_threads: int, balance: str, offline_data: str | None = None,
-                 offline_ratio: float = 0.0, cache_bytes: int = 256 << 20):
+    def __init__(
+        self,
+        agent_cfg: AgentConfig,
+        action_masks: np.ndarray,
+        shards: list,
+        *,
+        batch_size: int,
+        rank: int,
+        world_size: int,
+        seed: int,
+        torch_threads: int,
+        balance: str,
+        offline_data: str | None = None,
+        offline_ratio: float = 0.0,
+        cache_bytes: int = 256 << 20,
+    ):
         from distributed.batches import Mixture, ShardActorSource, StoreSource
 
         use_cpu_share(torch_threads)
         source = ShardActorSource(shards, action_masks, balance=balance) if shards else None
         if offline_data:
-            offline = StoreSource(offline_data, action_masks, agent_cfg.model.obs_dim, balance=balance,
-                                  cache_bytes=cache_bytes)
+            offline = StoreSource(
+                offline_data, action_masks, agent_cfg.model.obs_dim, balance=balance, cache_bytes=cache_bytes
+            )
             source = offline if source is None else Mixture(source, offline, offline_ratio)
-        super().__init__(agent_cfg, action_masks, source, batch_size=batch_size, rank=rank, world_size=world_size,
-                         seed=seed)
+        super().__init__(
+            agent_cfg, action_masks, source, batch_size=batch_size, rank=rank, world_size=world_size, seed=seed
+        )
 
     def pid(self) -> int:
         """This process's id (fault-injection tests kill it with a real signal)."""
@@ -192,5 +233,9 @@ def actor_classes() -> dict:
 
     from distributed.replay.actor import remote_class
 
-    return {"runner": ray.remote(EnvRunnerShell), "learner": ray.remote(LearnerShell),
-            "evaluator": ray.remote(EvaluatorShell), "shard": remote_class()}
+    return {
+        "runner": ray.remote(EnvRunnerShell),
+        "learner": ray.remote(LearnerShell),
+        "evaluator": ray.remote(EvaluatorShell),
+        "shard": remote_class(),
+    }

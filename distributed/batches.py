@@ -15,6 +15,7 @@ every task present in the source equally likely, then windows uniform within the
 shard holds them. A Mixture applies the balance within each of its sources; the ratio fixes the
 share of rows between them.
 """
+
 from __future__ import annotations
 
 import logging
@@ -29,8 +30,7 @@ log = logging.getLogger(__name__)
 
 def concat_batches(parts: list[dict]) -> dict:
     """Join batches along the batch axis: time-major arrays on axis 1, per-sample ones on axis 0."""
-    return {k: np.concatenate([p[k] for p in parts], axis=0 if k in ("task", "action_mask") else 1)
-            for k in BATCH_KEYS}
+    return {k: np.concatenate([p[k] for p in parts], axis=0 if k in ("task", "action_mask") else 1) for k in BATCH_KEYS}
 
 
 def fit_batch(arrays: dict, obs_dim: int, action_masks: np.ndarray) -> dict:
@@ -54,7 +54,7 @@ def shard_paths(data) -> list[Path]:
     paths = []
     from distributed.storage import storage_path
 
-    for d in ([data] if isinstance(data, (str, Path)) or hasattr(data, "protocol") else data):
+    for d in [data] if isinstance(data, (str, Path)) or hasattr(data, "protocol") else data:
         d = storage_path(d)  # a directory, or an object-store URI (read-only)
         if (d / "zarr.json").exists():
             paths.append(d)
@@ -72,8 +72,16 @@ class StoreSource:
     """Batches from replay shards on disk, opened read-only (no lock, no recovery writes), padded to
     the model's dims when the store is narrower (e.g. imported data of one embodiment)."""
 
-    def __init__(self, data, action_masks: np.ndarray, obs_dim: int, *, balance: str = "task",
-                 cache_bytes: int = 256 << 20, record_damage: dict | None = None):
+    def __init__(
+        self,
+        data,
+        action_masks: np.ndarray,
+        obs_dim: int,
+        *,
+        balance: str = "task",
+        cache_bytes: int = 256 << 20,
+        record_damage: dict | None = None,
+    ):
         """`record_damage`: shard path -> its writer's `quarantine` (a shard this process writes)."""
         from distributed.replay.multi import MultiShardSampler
 
@@ -120,8 +128,9 @@ class ShardActorSource:
     def windows(self, horizon: int) -> int:
         import ray
 
-        return sum(sum(w.values()) for w in ray.get([self.shards[i].task_windows.remote(horizon)
-                                                     for i in self._healthy()]))
+        return sum(
+            sum(w.values()) for w in ray.get([self.shards[i].task_windows.remote(horizon) for i in self._healthy()])
+        )
 
     def _request(self, batch_size: int, horizon: int, balance: str, rng: np.random.Generator):
         import ray
@@ -143,8 +152,11 @@ class ShardActorSource:
         self._counts = ((horizon, healthy), [self.shards[i].task_windows.remote(horizon) for i in healthy])
         plans = plan_draws(per_shard, batch_size, balance, rng)
         seeds = rng.integers(0, 2**31, len(healthy))
-        return [(i, self.shards[i].sample_plan.remote(p, horizon, self.masks, int(s)))
-                for i, p, s in zip(healthy, plans, seeds) if p.get("n") or p.get("per_task")]
+        return [
+            (i, self.shards[i].sample_plan.remote(p, horizon, self.masks, int(s)))
+            for i, p, s in zip(healthy, plans, seeds, strict=False)
+            if p.get("n") or p.get("per_task")
+        ]
 
     def sample(self, batch_size: int, horizon: int, rng: np.random.Generator, balance: str | None = None) -> dict:
         import ray
@@ -162,7 +174,7 @@ class ShardActorSource:
                 parts = [ray.get(ref) for _, ref in requests]
             except RayTaskError as exc:
                 if isinstance(exc.cause, NoWindowsError):  # planned on stale counts (a shard restarted without its
-                    self._counts = None                   # data holds fewer windows): count again and redraw
+                    self._counts = None  # data holds fewer windows): count again and redraw
                     continue
                 if not isinstance(exc.cause, ChunkError):  # the shard's own error, without Ray's traceback
                     raise
@@ -179,8 +191,10 @@ class ShardActorSource:
         import ray
 
         stats = ray.get([self.shards[i].stats.remote() for i in self._healthy()])
-        return {"set_aside": {str(k): v for k, v in self.failed.items()},
-                "quarantine": [q for s in stats for q in s["quarantine"]]}
+        return {
+            "set_aside": {str(k): v for k, v in self.failed.items()},
+            "quarantine": [q for s in stats for q in s["quarantine"]],
+        }
 
 
 def _failed(ref) -> bool:

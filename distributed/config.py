@@ -11,6 +11,7 @@ before anything starts. Every mode (one process, offline, mixed, Ray) reads the 
     num_runners=0   no collection: offline training from `offline_data` (steps count updates)
     offline_data=.. with runners: a mixed run, `offline_ratio` of every batch from that store
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -21,10 +22,17 @@ import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Optional
 
-from agents.config import (COMPILE_MODES, AgentConfig, ModelConfig, OptimConfig, PlannerConfig, make_agent_config,
-                           model_preset)
+from agents.config import (
+    COMPILE_MODES,
+    AgentConfig,
+    ModelConfig,
+    OptimConfig,
+    PlannerConfig,
+    make_agent_config,
+    model_preset,
+)
 from embodiments.constraints import ConstraintOptions
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -41,25 +49,42 @@ def _options_of(cls, exclude: tuple[str, ...] = (), optional: bool = False):
     same names, types and defaults, so nothing is listed twice. With `optional`, every field
     defaults to None (None: keep the model preset's value)."""
     hints = typing.get_type_hints(cls)
-    fields = [(f.name, Optional[hints[f.name]], field(default=None)) if optional
-              else (f.name, hints[f.name], field(default=f.default))
-              for f in dataclasses.fields(cls) if f.name not in exclude]
+    fields = [
+        (f.name, Optional[hints[f.name]], field(default=None))  # noqa: UP045 (a type built at run time)
+        if optional
+        else (f.name, hints[f.name], field(default=f.default))
+        for f in dataclasses.fields(cls)
+        if f.name not in exclude
+    ]
     return dataclasses.make_dataclass(cls.__name__.replace("Config", "Options"), fields)
 
 
 PlannerOptions = _options_of(PlannerConfig)
 PlannerOverrides = _options_of(PlannerConfig, optional=True)  # for a saved model: None keeps its value
 OptimOptions = _options_of(OptimConfig)
-ModelOptions = _options_of(ModelConfig, optional=True, exclude=(
-    "obs_dim", "action_dim", "num_tasks", "model_size", "task_descriptors", "descriptor_mean", "descriptor_std",
-    "task_language", "language_encoder", "can_terminate"))
+ModelOptions = _options_of(
+    ModelConfig,
+    optional=True,
+    exclude=(
+        "obs_dim",
+        "action_dim",
+        "num_tasks",
+        "model_size",
+        "task_descriptors",
+        "descriptor_mean",
+        "descriptor_std",
+        "task_language",
+        "language_encoder",
+        "can_terminate",
+    ),
+)
 
 
 @dataclass
 class RayOptions:
-    address: Optional[str] = None  # None: RAY_ADDRESS / the `ray job submit` cluster, else an embedded local Ray
-    num_cpus: Optional[int] = None  # embedded Ray only (None: all cores)
-    temp_dir: Optional[str] = None  # embedded Ray only
+    address: str | None = None  # None: RAY_ADDRESS / the `ray job submit` cluster, else an embedded local Ray
+    num_cpus: int | None = None  # embedded Ray only (None: all cores)
+    temp_dir: str | None = None  # embedded Ray only
 
 
 @dataclass
@@ -78,18 +103,18 @@ class RunConfig:
     num_runners: int = 1  # env-runner actors (ray); local: 1 in-process runner, or 0 (offline)
     envs_per_task: int = 1
     collect_steps: int = 1  # env steps per runner call (per env) between learning rounds
-    max_episode_steps: Optional[int] = None  # truncate episodes early (smoke presets only)
+    max_episode_steps: int | None = None  # truncate episodes early (smoke presets only)
     partial_episodes: bool = False  # store running episodes' new windows after every collect call (pieces
     #                                 overlapping by H rows), not only whole episodes when they end
-    seed_steps: Optional[int] = None  # random-action steps before learning (None: see default_seed_steps)
+    seed_steps: int | None = None  # random-action steps before learning (None: see default_seed_steps)
     seed_episodes: int = 1  # every env's first episodes act at random, and learning waits until every task has
     #                         this many per env (1: every task has data before the first update)
     # replay
-    num_shards: Optional[int] = None  # ray: None = one per runner; local: always 1
+    num_shards: int | None = None  # ray: None = one per runner; local: always 1
     chunk_len: int = 256
     shard_flush_s: float = 10.0
     shard_cache_mb: int = 256
-    offline_data: Optional[str] = None  # a replay store (shard or directory of shards), opened read-only
+    offline_data: str | None = None  # a replay store (shard or directory of shards), opened read-only
     offline_ratio: float = 0.5  # share of every batch from offline_data when runners also collect
     # learning
     num_learners: int = 1
@@ -102,7 +127,7 @@ class RunConfig:
     # evaluation, diagnostics, checkpoints (in env steps; in updates when offline)
     eval_freq: int = 10_000
     eval_episodes: int = 5
-    eval_max_steps: Optional[int] = None
+    eval_max_steps: int | None = None
     checkpoint_freq: int = 10_000
     diag_freq: int = 0  # per-task latent diagnostics every N (0: only the final report)
     diagnostics: bool = True  # write the final diagnostics report
@@ -117,10 +142,10 @@ class RunConfig:
     cpus_per_evaluator: float = 1.0
     # custom Ray resources the evaluator needs (`+resources_per_evaluator.eval_node=1`: only on nodes started with
     # `--resources='{"eval_node": 1}'`), to keep it on a kind of node, and off the learners' nodes
-    resources_per_evaluator: Dict[str, float] = field(default_factory=dict)
+    resources_per_evaluator: dict[str, float] = field(default_factory=dict)
     torch_threads: int = 1  # the local backend's torch threads (ray actors use their CPU share)
     device: str = "cpu"  # learner device: cpu | cuda | cuda:1
-    runner_device: Optional[str] = None  # None: as device
+    runner_device: str | None = None  # None: as device
     precision: str = "fp32"  # fp32 | bf16 (bf16 only where the device has native bf16: else fp32, one warning)
     compile_update: str = "off"  # torch.compile the update: off | default | reduce-overhead (CUDA graphs, GPU only)
     # logging
@@ -145,10 +170,17 @@ class RunConfig:
 
     def identity(self, tasks: list[str]) -> dict:
         """What must match for a run directory (its replay store and checkpoint) to be resumed."""
-        return {"task": self.task, "tasks": list(tasks), "model_size": str(self.model_size), "seed": self.seed,
-                "backend": self.backend, "num_shards": self.shards,
-                "chunk_len": self.chunk_len, "max_episode_steps": self.max_episode_steps,
-                "model": {k: v for k, v in dataclasses.asdict(self.model).items() if v is not None}}
+        return {
+            "task": self.task,
+            "tasks": list(tasks),
+            "model_size": str(self.model_size),
+            "seed": self.seed,
+            "backend": self.backend,
+            "num_shards": self.shards,
+            "chunk_len": self.chunk_len,
+            "max_episode_steps": self.max_episode_steps,
+            "model": {k: v for k, v in dataclasses.asdict(self.model).items() if v is not None},
+        }
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -181,8 +213,11 @@ def _hydra_compose(schema, overrides, config_name: str, config_dir: str | None) 
 
     try:
         GlobalHydra.instance().clear()
-        context = initialize_config_dir(config_dir=config_dir, version_base="1.3") if config_dir else \
-            initialize(version_base="1.3", config_path=None)
+        context = (
+            initialize_config_dir(config_dir=config_dir, version_base="1.3")
+            if config_dir
+            else initialize(version_base="1.3", config_path=None)
+        )
         with context:
             node = hydra_compose(config_name=config_name, overrides=list(overrides))
         values = OmegaConf.to_container(node, resolve=True, structured_config_mode=None)
@@ -224,12 +259,17 @@ def _one_line_hydra_error(exc: Exception, schema) -> str:
         names = [f.name for f in dataclasses.fields(node)] if dataclasses.is_dataclass(node) else []
         append = re.search(r"To append to your config use (\S+)", text)
         if leaf in names and append:  # a known key the composed config has no node for (a mapping left empty)
-            return (f"config key {bad!r} cannot be overridden here (the config has no entry for it yet): add it "
-                    f"with a leading '+', {append.group(1)} (or one entry: +{bad}.<name>=<value>)")
+            return (
+                f"config key {bad!r} cannot be overridden here (the config has no entry for it yet): add it "
+                f"with a leading '+', {append.group(1)} (or one entry: +{bad}.<name>=<value>)"
+            )
         hint = difflib.get_close_matches(leaf, names, n=2)
         return f"unknown config key {bad!r}{f' (closest: {hint})' if hint else ''}"
-    keep = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith(
-        ("object_type", "reference_type", "To append", "full_key"))]
+    keep = [
+        ln.strip()
+        for ln in text.splitlines()
+        if ln.strip() and not ln.strip().startswith(("object_type", "reference_type", "To append", "full_key"))
+    ]
     key = re.search(r"full_key: ([\w.]+)", text)
     return f"bad value for {key.group(1) if key else 'a config key'}: " + "; ".join(dict.fromkeys(keep))
 
@@ -260,30 +300,59 @@ def check_config(cfg: RunConfig) -> None:
     need(cfg.balance in BALANCES, f"balance must be one of {BALANCES}, got {cfg.balance!r}")
     need(cfg.steps > 0, f"steps must be > 0, got {cfg.steps}")
     need(cfg.seed >= 0, f"seed must be >= 0, got {cfg.seed}")
-    for name in ("eval_freq", "checkpoint_freq", "envs_per_task", "collect_steps", "num_learners", "batch_size", "eval_episodes",
-                 "updates_per_round", "publish_every", "chunk_len", "torch_threads"):
+    for name in (
+        "eval_freq",
+        "checkpoint_freq",
+        "envs_per_task",
+        "collect_steps",
+        "num_learners",
+        "batch_size",
+        "eval_episodes",
+        "updates_per_round",
+        "publish_every",
+        "chunk_len",
+        "torch_threads",
+    ):
         need(getattr(cfg, name) >= 1, f"{name} must be >= 1, got {getattr(cfg, name)}")
     for name in ("num_runners", "diag_freq", "max_lag", "diag_samples_per_task", "seed_episodes"):
         need(getattr(cfg, name) >= 0, f"{name} must be >= 0, got {getattr(cfg, name)}")
     need(cfg.utd > 0, f"utd must be > 0, got {cfg.utd}")
-    need(cfg.num_learners < 1 or cfg.batch_size % cfg.num_learners == 0,
-         f"batch_size ({cfg.batch_size}) is the global batch and must split evenly over num_learners "
-         f"({cfg.num_learners})")
+    need(
+        cfg.num_learners < 1 or cfg.batch_size % cfg.num_learners == 0,
+        f"batch_size ({cfg.batch_size}) is the global batch and must split evenly over num_learners "
+        f"({cfg.num_learners})",
+    )
     need(0.0 <= cfg.offline_ratio <= 1.0, f"offline_ratio must be in [0, 1], got {cfg.offline_ratio}")
     need(cfg.seed_steps is None or cfg.seed_steps >= 0, f"seed_steps must be >= 0, got {cfg.seed_steps}")
     need(cfg.num_shards is None or cfg.num_shards >= 1, f"num_shards must be >= 1, got {cfg.num_shards}")
     need(cfg.precision in ("fp32", "bf16"), f"precision must be fp32 or bf16, got {cfg.precision!r}")
-    need(cfg.compile_update in COMPILE_MODES, f"compile_update must be one of {COMPILE_MODES}, got {cfg.compile_update!r}")
-    need(cfg.wandb_mode in ("offline", "online", "disabled"), f"wandb_mode must be offline|online|disabled, got {cfg.wandb_mode!r}")
-    need(cfg.max_episode_steps is None or cfg.max_episode_steps > 2 * cfg.planner.horizon,
-         f"max_episode_steps ({cfg.max_episode_steps}) must be > 2 x planner.horizon ({2 * cfg.planner.horizon}): "
-         f"training windows and diagnostics need H+1 and 2H+1 steps")
-    need(cfg.eval_max_steps is None or cfg.eval_max_steps >= 1, f"eval_max_steps must be >= 1, got {cfg.eval_max_steps}")
+    need(
+        cfg.compile_update in COMPILE_MODES,
+        f"compile_update must be one of {COMPILE_MODES}, got {cfg.compile_update!r}",
+    )
+    need(
+        cfg.wandb_mode in ("offline", "online", "disabled"),
+        f"wandb_mode must be offline|online|disabled, got {cfg.wandb_mode!r}",
+    )
+    need(
+        cfg.max_episode_steps is None or cfg.max_episode_steps > 2 * cfg.planner.horizon,
+        f"max_episode_steps ({cfg.max_episode_steps}) must be > 2 x planner.horizon ({2 * cfg.planner.horizon}): "
+        f"training windows and diagnostics need H+1 and 2H+1 steps",
+    )
+    need(
+        cfg.eval_max_steps is None or cfg.eval_max_steps >= 1, f"eval_max_steps must be >= 1, got {cfg.eval_max_steps}"
+    )
     if cfg.backend == "local":
-        need(cfg.num_runners in (0, 1), f"backend=local runs 0 (offline) or 1 in-process runner, got num_runners="
-             f"{cfg.num_runners}; use backend=ray for more")
-        need(cfg.num_learners == 1, f"backend=local has one learner, got num_learners={cfg.num_learners}; "
-             f"use backend=ray for a data-parallel group")
+        need(
+            cfg.num_runners in (0, 1),
+            f"backend=local runs 0 (offline) or 1 in-process runner, got num_runners="
+            f"{cfg.num_runners}; use backend=ray for more",
+        )
+        need(
+            cfg.num_learners == 1,
+            f"backend=local has one learner, got num_learners={cfg.num_learners}; "
+            f"use backend=ray for a data-parallel group",
+        )
     if cfg.offline:
         need(cfg.offline_data is not None, "num_runners=0 means an offline run: give offline_data=<replay store>")
     errors += filter(None, (device_problem(dev) for dev in {cfg.device, cfg.runner_device or cfg.device}))
@@ -334,12 +403,20 @@ def build_agent_config(cfg: RunConfig, task_set, device: str | None = None) -> A
 
     model = {k: v for k, v in dataclasses.asdict(cfg.model).items() if v is not None}
     return make_agent_config(
-        **conditioning_kwargs(model, task_set, device or cfg.device), obs_dim=task_set.max_obs_dim, action_dim=task_set.max_action_dim,
-        episode_lengths=[t.episode_length for t in task_set.tasks], model_size=cfg.model_size, model=model,
+        **conditioning_kwargs(model, task_set, device or cfg.device),
+        obs_dim=task_set.max_obs_dim,
+        action_dim=task_set.max_action_dim,
+        episode_lengths=[t.episode_length for t in task_set.tasks],
+        model_size=cfg.model_size,
+        model=model,
         optim=dataclasses.asdict(cfg.optim),
-        planner=dataclasses.asdict(cfg.planner), device=device or cfg.device, precision=cfg.precision,
-        can_terminate=task_set.can_terminate(), compile_update=cfg.compile_update,
-        constraints=run_constraints(task_set, cfg.constraints))
+        planner=dataclasses.asdict(cfg.planner),
+        device=device or cfg.device,
+        precision=cfg.precision,
+        can_terminate=task_set.can_terminate(),
+        compile_update=cfg.compile_update,
+        constraints=run_constraints(task_set, cfg.constraints),
+    )
 
 
 # -- the run directory ---------------------------------------------------------------------------
@@ -388,8 +465,10 @@ def check_run_dir(cfg: RunConfig, tasks: list[str], text_encoder: str | None = N
     meta = run_dir / RUN_FILE
     if not meta.exists():
         if (run_dir / "checkpoint.pt").exists():
-            raise ConfigError(f"run directory {cfg.run_dir} holds a checkpoint but no {RUN_FILE}: it was not made "
-                              f"by this version; choose another run_dir")
+            raise ConfigError(
+                f"run directory {cfg.run_dir} holds a checkpoint but no {RUN_FILE}: it was not made "
+                f"by this version; choose another run_dir"
+            )
         return
     try:
         saved = json.loads(meta.read_text())
@@ -401,14 +480,19 @@ def check_run_dir(cfg: RunConfig, tasks: list[str], text_encoder: str | None = N
     # a key the directory does not record constrains nothing (e.g. an imported model has no replay store)
     diffs = {k: (saved[k], v) for k, v in mine.items() if k in saved and saved[k] != v}
     if diffs:
-        shown = {k: (f"{len(a or [])} tasks", f"{len(b)} tasks") if k == "tasks" else (a, b)
-                 for k, (a, b) in diffs.items()}
-        raise ConfigError(f"run directory {cfg.run_dir} belongs to another run ("
-                          + ", ".join(f"{k}: {a!r} there, {b!r} here" for k, (a, b) in shown.items())
-                          + "); use another run_dir or the original settings")
+        shown = {
+            k: (f"{len(a or [])} tasks", f"{len(b)} tasks") if k == "tasks" else (a, b) for k, (a, b) in diffs.items()
+        }
+        raise ConfigError(
+            f"run directory {cfg.run_dir} belongs to another run ("
+            + ", ".join(f"{k}: {a!r} there, {b!r} here" for k, (a, b) in shown.items())
+            + "); use another run_dir or the original settings"
+        )
     if text_encoder and saved.get("text_encoder") and saved["text_encoder"] != text_encoder:
-        raise ConfigError(f"run directory {cfg.run_dir} embedded its task texts with {saved['text_encoder']}; this "
-                          f"installation has {text_encoder}: install the versions the run used, or use another run_dir")
+        raise ConfigError(
+            f"run directory {cfg.run_dir} embedded its task texts with {saved['text_encoder']}; this "
+            f"installation has {text_encoder}: install the versions the run used, or use another run_dir"
+        )
 
 
 def write_run_file(cfg: RunConfig, tasks: list[str], extra: dict | None = None) -> None:

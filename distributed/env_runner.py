@@ -1,6 +1,7 @@
 """EnvRunner: a group of environments stepped together, planned for with ONE batched
 planner call per step. A plain class; `distributed/actors.py` wraps it as a Ray actor and
 the single-process trainer uses it directly."""
+
 from __future__ import annotations
 
 import time
@@ -21,8 +22,17 @@ def resumed_seed(seed: int, stored_episodes: int) -> int:
 
 
 class EnvRunner:
-    def __init__(self, policy: PlanningPolicy, task_set, tasks: list[str], *, envs_per_task: int = 1,
-                 seed: int = 0, runner_id: int = 0, max_episode_steps: int | None = None):
+    def __init__(
+        self,
+        policy: PlanningPolicy,
+        task_set,
+        tasks: list[str],
+        *,
+        envs_per_task: int = 1,
+        seed: int = 0,
+        runner_id: int = 0,
+        max_episode_steps: int | None = None,
+    ):
         """`policy` plans for every env (a world model + planner; in one process it shares the
         learner's model). `max_episode_steps` truncates episodes early (smoke runs); None keeps
         each task's own length."""
@@ -31,7 +41,7 @@ class EnvRunner:
         self.policy, self.runner_id, self.max_episode_steps = policy, runner_id, max_episode_steps
         names = [t for t in tasks for _ in range(envs_per_task)]
         env_seeds = [seed * 100_003 + runner_id * 1009 + i for i in range(len(names))]
-        self.envs = [make_padded_env(task_set, name, seed=s) for name, s in zip(names, env_seeds)]
+        self.envs = [make_padded_env(task_set, name, seed=s) for name, s in zip(names, env_seeds, strict=False)]
         self.task_ids = [task_set.index(name) for name in names]
         n = len(self.envs)
         # each env's random stream is named by (runner, slot) so it is the same whatever the batch
@@ -74,8 +84,12 @@ class EnvRunner:
             actions[rows] = random[rows]
         if constrained:
             self.policy.record_actions(torch.from_numpy(actions), self.plan_state)
-            bad = self.policy.constraints.violations(self.task_tensor, torch.from_numpy(actions),
-                                                     torch.from_numpy(self.last_action), torch.from_numpy(self.has_last))
+            bad = self.policy.constraints.violations(
+                self.task_tensor,
+                torch.from_numpy(actions),
+                torch.from_numpy(self.last_action),
+                torch.from_numpy(self.has_last),
+            )
             self.episode_violations += bad.cpu().numpy()
             self.violations += int(bad.sum())
             self.last_action[:], self.has_last[:] = actions, True
@@ -87,8 +101,13 @@ class EnvRunner:
                 truncated = True
             self.builders[i].add(actions[i], obs, reward, terminated, truncated, info.get("success", 0.0))
             if terminated or truncated:
-                finished.append({**self.builders[i].finish(), "weights_version": self.policy.weights_version,
-                                 **({"constraint_violations": int(self.episode_violations[i])} if constrained else {})})
+                finished.append(
+                    {
+                        **self.builders[i].finish(),
+                        "weights_version": self.policy.weights_version,
+                        **({"constraint_violations": int(self.episode_violations[i])} if constrained else {}),
+                    }
+                )
                 self.episode_violations[i], self.has_last[i] = 0, False
                 obs, _ = env.reset()
                 self.builders[i].start(obs)
@@ -101,8 +120,9 @@ class EnvRunner:
         self.timing.update(plan_s=t1 - t0, sim_s=t2 - t1, wall_s=t2 - t0, steps=1)
         return finished
 
-    def collect(self, num_steps: int, random_actions: bool = False, random_tasks=(),
-                piece_horizon: int | None = None) -> tuple[list[dict], dict]:
+    def collect(
+        self, num_steps: int, random_actions: bool = False, random_tasks=(), piece_horizon: int | None = None
+    ) -> tuple[list[dict], dict]:
         """`num_steps` steps of every env (see `step`); returns (episodes to store, stats): stats
         count this call's env steps ("collected") and list the episodes that ended ("episodes":
         (task, return, success, length, weights version) each), what the driver counts.
@@ -115,14 +135,24 @@ class EnvRunner:
         for _ in range(num_steps):
             episodes.extend(self.step(random_actions, random_tasks))
         if piece_horizon is not None:
-            episodes.extend({**p, "weights_version": self.policy.weights_version}
-                            for p in (b.piece(piece_horizon) for b in self.builders) if p is not None)
-        return episodes, {"env_steps": self.env_steps, "collected": num_steps * len(self.envs),
-                          "episodes": [(e["task"], e["return"], e["success"], e["length"], e["weights_version"])
-                                       for e in episodes if e["final"]],
-                          "collect_s": time.perf_counter() - start,
-                          "runner_id": self.runner_id, **self.timing,
-                          **({"constraint_violations": self.violations} if self.policy.constraints is not None else {})}
+            episodes.extend(
+                {**p, "weights_version": self.policy.weights_version}
+                for p in (b.piece(piece_horizon) for b in self.builders)
+                if p is not None
+            )
+        return episodes, {
+            "env_steps": self.env_steps,
+            "collected": num_steps * len(self.envs),
+            "episodes": [
+                (e["task"], e["return"], e["success"], e["length"], e["weights_version"])
+                for e in episodes
+                if e["final"]
+            ],
+            "collect_s": time.perf_counter() - start,
+            "runner_id": self.runner_id,
+            **self.timing,
+            **({"constraint_violations": self.violations} if self.policy.constraints is not None else {}),
+        }
 
     def close(self) -> None:
         for env in self.envs:

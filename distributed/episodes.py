@@ -3,6 +3,7 @@
 An episode of T agent steps is T+1 rows; row 0 holds the first observation with zero
 action/reward, row t holds (obs_t, action_{t-1}, reward_{t-1}, terminated_{t-1}, truncated_{t-1}).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ import numpy as np
 @dataclass
 class EpisodeBuilder:
     """Accumulates one environment's steps until the episode ends."""
+
     task: int
     obs_dim: int
     action_dim: int
@@ -49,8 +51,14 @@ class EpisodeBuilder:
         action, reward = np.stack(self.action[first:]), np.asarray(self.reward[first:], np.float32)
         terminated, truncated = np.asarray(self.terminated[first:], bool), np.asarray(self.truncated[first:], bool)
         action[0], reward[0], terminated[0], truncated[0] = 0.0, 0.0, False, False
-        return {"obs": np.stack(self.obs[first:]), "action": action, "reward": reward, "terminated": terminated,
-                "truncated": truncated, "task": int(self.task)}
+        return {
+            "obs": np.stack(self.obs[first:]),
+            "action": action,
+            "reward": reward,
+            "terminated": terminated,
+            "truncated": truncated,
+            "task": int(self.task),
+        }
 
     def piece(self, horizon: int) -> dict | None:
         """The running episode's new training windows as a piece to store now (None if it has no
@@ -67,5 +75,10 @@ class EpisodeBuilder:
         """The episode (or, after pieces, its last piece) as a dict of arrays (keys as
         ShardWriter.add_episode takes them), with 'final', and the whole episode's 'return',
         'success' and 'length'."""
-        return {**self._rows(self.shipped), "final": True, "return": float(np.sum(self.reward)),
-                "success": float(self.success), "length": self.length}
+        return {
+            **self._rows(self.shipped),
+            "final": True,
+            "return": float(np.sum(self.reward)),
+            "success": float(self.success),
+            "length": self.length,
+        }

@@ -1,6 +1,7 @@
 """Evaluation: N episodes per task, all tasks' envs planned together in one batch per step,
 eval-mode actions; per-task return / success, TD-MPC2's normalized score, and per-step
 planner latency (p50/p99, deadline misses)."""
+
 from __future__ import annotations
 
 import csv
@@ -16,13 +17,24 @@ import torch
 def normalized_score(per_task: dict[str, dict], domains: dict[str, str]) -> float | None:
     """TD-MPC2's score: dm_control return / 10, Meta-World success x 100, averaged over tasks
     of those two domains (None if there are none)."""
-    scores = [row["return"] / 10.0 if domains[name] == "dmc" else row["success"] * 100.0
-              for name, row in per_task.items() if domains[name] in ("dmc", "metaworld")]
+    scores = [
+        row["return"] / 10.0 if domains[name] == "dmc" else row["success"] * 100.0
+        for name, row in per_task.items()
+        if domains[name] in ("dmc", "metaworld")
+    ]
     return float(np.mean(scores)) if scores else None
 
 
-def evaluate(agent, task_set, tasks: list[str] | None = None, *, episodes: int = 1, seed: int = 0,
-             planner_cfg=None, max_steps: int | None = None) -> dict:
+def evaluate(
+    agent,
+    task_set,
+    tasks: list[str] | None = None,
+    *,
+    episodes: int = 1,
+    seed: int = 0,
+    planner_cfg=None,
+    max_steps: int | None = None,
+) -> dict:
     """Run `episodes` episodes of each task (default: the whole set) with eval-mode planning by
     `agent` (an Agent or a PlanningPolicy).
 
@@ -37,15 +49,24 @@ def evaluate(agent, task_set, tasks: list[str] | None = None, *, episodes: int =
 
     def act(obs: np.ndarray, task_ids: np.ndarray, rows: list[int]) -> np.ndarray:
         sub = state.select(rows)
-        actions, _ = agent.act(torch.from_numpy(obs), torch.as_tensor(task_ids, dtype=torch.long), sub,
-                               eval_mode=True, planner_cfg=pcfg)
+        actions, _ = agent.act(
+            torch.from_numpy(obs), torch.as_tensor(task_ids, dtype=torch.long), sub, eval_mode=True, planner_cfg=pcfg
+        )
         for key in ("prev_mean", "has_prev", "prev_action", "has_prev_action"):  # the rows' state, back in place
             getattr(state, key)[rows] = getattr(sub, key)
         return actions.numpy()
 
     table = (agent.policy() if isinstance(getattr(agent, "policy", None), Callable) else agent).constraints
-    return evaluate_policy(act, task_set, tasks, episodes=episodes, seed=seed, max_steps=max_steps,
-                           deadline_ms=pcfg.deadline_ms, violations_fn=None if table is None else table.violations)
+    return evaluate_policy(
+        act,
+        task_set,
+        tasks,
+        episodes=episodes,
+        seed=seed,
+        max_steps=max_steps,
+        deadline_ms=pcfg.deadline_ms,
+        violations_fn=None if table is None else table.violations,
+    )
 
 
 class Evaluator:
@@ -61,8 +82,17 @@ class Evaluator:
         return {**evaluate(self.policy, self.task_set, tasks, **kw), "weights_version": version}
 
 
-def evaluate_policy(act_fn, task_set, tasks: list[str] | None = None, *, episodes: int = 1, seed: int = 0,
-                    max_steps: int | None = None, deadline_ms: float | None = None, violations_fn=None) -> dict:
+def evaluate_policy(
+    act_fn,
+    task_set,
+    tasks: list[str] | None = None,
+    *,
+    episodes: int = 1,
+    seed: int = 0,
+    max_steps: int | None = None,
+    deadline_ms: float | None = None,
+    violations_fn=None,
+) -> dict:
     """The evaluation protocol of every policy, ours or a baseline's: `episodes` episodes of each
     task, env k of a task seeded `seed * 7919 + k`, all still-running episodes batched per step.
 
@@ -96,8 +126,12 @@ def evaluate_policy(act_fn, task_set, tasks: list[str] | None = None, *, episode
             misses += 1
         if violations_fn is not None:
             has_last = torch.as_tensor(lengths[active] > 0)
-            bad = violations_fn(torch.as_tensor(task_ids[active]), torch.from_numpy(act),
-                                torch.from_numpy(last_action[active]), has_last)
+            bad = violations_fn(
+                torch.as_tensor(task_ids[active]),
+                torch.from_numpy(act),
+                torch.from_numpy(last_action[active]),
+                has_last,
+            )
             violations[active] += np.asarray(bad.cpu(), np.int64)
             last_action[active] = act
         still = []
@@ -113,17 +147,40 @@ def evaluate_policy(act_fn, task_set, tasks: list[str] | None = None, *, episode
     for env in envs:
         env.close()
     rows_of = {name: [i for i in range(n) if names[i] == name] for name in tasks}
-    per_task = {name: {"return": float(returns[idx].mean()), "success": float(success[idx].mean()),
-                       "length": float(lengths[idx].mean()), "episodes": len(idx)} for name, idx in rows_of.items()}
+    per_task = {
+        name: {
+            "return": float(returns[idx].mean()),
+            "success": float(success[idx].mean()),
+            "length": float(lengths[idx].mean()),
+            "episodes": len(idx),
+        }
+        for name, idx in rows_of.items()
+    }
     domains = {t.name: t.domain for t in task_set.tasks}
     lat = np.asarray(latencies)
-    return {"tasks": per_task, "normalized_score": normalized_score(per_task, domains),
-            "latency_ms": {"p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)),
-                           "mean": float(lat.mean())},
-            "deadline_misses": misses, "plan_calls": len(latencies), "wall_s": time.perf_counter() - start,
-            **({"constraint_violations": {"total": int(violations.sum()), "steps": int(lengths.sum()),
-                                          "tasks": {t: int(violations[idx].sum()) for t, idx in rows_of.items()}}}
-               if violations_fn is not None else {})}
+    return {
+        "tasks": per_task,
+        "normalized_score": normalized_score(per_task, domains),
+        "latency_ms": {
+            "p50": float(np.percentile(lat, 50)),
+            "p99": float(np.percentile(lat, 99)),
+            "mean": float(lat.mean()),
+        },
+        "deadline_misses": misses,
+        "plan_calls": len(latencies),
+        "wall_s": time.perf_counter() - start,
+        **(
+            {
+                "constraint_violations": {
+                    "total": int(violations.sum()),
+                    "steps": int(lengths.sum()),
+                    "tasks": {t: int(violations[idx].sum()) for t, idx in rows_of.items()},
+                }
+            }
+            if violations_fn is not None
+            else {}
+        ),
+    }
 
 
 def eval_row(result: dict, **extra) -> dict:
@@ -131,18 +188,23 @@ def eval_row(result: dict, **extra) -> dict:
     the baselines'): mean `episode_return`, policy latency, `return/<task>`, `success/<task>`,
     and `normalized_score` when the tasks have one; `extra` (e.g. updates) is added."""
     per_task = result["tasks"]
-    row = {"episode_return": float(np.mean([r["return"] for r in per_task.values()])), **extra,
-           "latency_p50_ms": result["latency_ms"]["p50"], "latency_p99_ms": result["latency_ms"]["p99"],
-           **{f"return/{k}": v["return"] for k, v in per_task.items()},
-           **{f"success/{k}": v["success"] for k, v in per_task.items()}}
+    row = {
+        "episode_return": float(np.mean([r["return"] for r in per_task.values()])),
+        **extra,
+        "latency_p50_ms": result["latency_ms"]["p50"],
+        "latency_p99_ms": result["latency_ms"]["p99"],
+        **{f"return/{k}": v["return"] for k, v in per_task.items()},
+        **{f"success/{k}": v["success"] for k, v in per_task.items()},
+    }
     row["normalized_score"] = result["normalized_score"]  # null for task sets without one: same keys everywhere
     if "constraint_violations" in result:  # constrained runs only
         row["constraint_violations"] = result["constraint_violations"]["total"]
     return row
 
 
-def write_eval_table(run_dir: Path, result: dict, domains: dict, env_steps: int, policy: str = "planner",
-                     notes: list[str] | None = None) -> None:
+def write_eval_table(
+    run_dir: Path, result: dict, domains: dict, env_steps: int, policy: str = "planner", notes: list[str] | None = None
+) -> None:
     """Per-task evaluation as eval.md and eval.csv, plus a bar chart eval_tasks.png (`policy`
     names what acted, for the latency line)."""
     rows = [(k, domains[k], v["return"], v["success"], v["episodes"]) for k, v in result["tasks"].items()]
@@ -151,14 +213,28 @@ def write_eval_table(run_dir: Path, result: dict, domains: dict, env_steps: int,
     w.writerow(["task", "domain", "return", "success", "episodes"])
     w.writerows(rows)
     (run_dir / "eval.csv").write_text(table.getvalue(), newline="")
-    lines = [f"# Evaluation at {env_steps} env steps", "",
-             f"normalized score (TD-MPC2's, 0-100: dm_control return / 10, Meta-World success %): "
-             f"{result['normalized_score']}", "",
-             f"{policy} latency per step (all tasks batched): p50 {result['latency_ms']['p50']:.1f} ms, "
-             f"p99 {result['latency_ms']['p99']:.1f} ms", "", *[line for n in notes or [] for line in (n, "")],
-             *([f"constraint violations (bounds or rate limit; must be 0): {result['constraint_violations']['total']} "
-                f"in {result['constraint_violations']['steps']} steps", ""] if "constraint_violations" in result else []),
-             "| task | domain | return | success | episodes |", "|---|---|---:|---:|---:|"]
+    lines = [
+        f"# Evaluation at {env_steps} env steps",
+        "",
+        f"normalized score (TD-MPC2's, 0-100: dm_control return / 10, Meta-World success %): "
+        f"{result['normalized_score']}",
+        "",
+        f"{policy} latency per step (all tasks batched): p50 {result['latency_ms']['p50']:.1f} ms, "
+        f"p99 {result['latency_ms']['p99']:.1f} ms",
+        "",
+        *[line for n in notes or [] for line in (n, "")],
+        *(
+            [
+                f"constraint violations (bounds or rate limit; must be 0): {result['constraint_violations']['total']} "
+                f"in {result['constraint_violations']['steps']} steps",
+                "",
+            ]
+            if "constraint_violations" in result
+            else []
+        ),
+        "| task | domain | return | success | episodes |",
+        "|---|---|---:|---:|---:|",
+    ]
     lines += [f"| {t} | {d} | {r:.1f} | {s:.2f} | {n} |" for t, d, r, s, n in rows]
     (run_dir / "eval.md").write_text("\n".join(lines) + "\n")
     from distributed.run_log import saved_figure
@@ -170,4 +246,3 @@ def write_eval_table(run_dir: Path, result: dict, domains: dict, env_steps: int,
         ax.set_xticks(range(len(rows)))
         ax.set_xticklabels([t for t, *_ in rows], rotation=90, fontsize=6)
         ax.set_ylabel("normalized score (dmc: return/10, mw: success %)")
-

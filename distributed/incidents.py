@@ -5,10 +5,11 @@ lines in summary.json (`incidents`) and eval.md, and the full traceback (where t
 An incident is a plain dict: `kind` (e.g. "replay_quarantine", "shard_set_aside", "runner_restart"),
 `line` (one line: what failed, where, what was done about it) and the kind's own fields. Each is
 reported once, by its `key` (the same damage polled twice is one incident)."""
+
 from __future__ import annotations
 
-import sys
 import json
+import sys
 import time
 import traceback
 from pathlib import Path
@@ -19,9 +20,13 @@ ERRORS_LOG = "errors.log"
 
 
 # what Ray's actor errors say, in a few words (their messages run to hundreds of characters of ids)
-RAY_REASONS = (("its node has died", "its node died"), ("temporarily unavailable", "unavailable while Ray restarts it"),
-               ("killed by `ray.kill`", "killed"), ("died unexpectedly", "its process died"),
-               ("creation task", "its constructor failed"))
+RAY_REASONS = (
+    ("its node has died", "its node died"),
+    ("temporarily unavailable", "unavailable while Ray restarts it"),
+    ("killed by `ray.kill`", "killed"),
+    ("died unexpectedly", "its process died"),
+    ("creation task", "its constructor failed"),
+)
 
 
 def one_line(exc: BaseException, limit: int = 300) -> str:
@@ -65,8 +70,10 @@ class Incidents:
     def log_traceback(self, line: str, exc: BaseException) -> None:
         if not is_remote(self.run_dir):
             self.run_dir.mkdir(parents=True, exist_ok=True)
-        append_text(self.run_dir / ERRORS_LOG, f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n"
-                    + "".join(traceback.format_exception(exc)))
+        append_text(
+            self.run_dir / ERRORS_LOG,
+            f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n" + "".join(traceback.format_exception(exc)),
+        )
 
     def lines(self, kind: str | None = None) -> list[str]:
         return [i["line"] for i in self.items if kind is None or i["kind"] == kind]

@@ -6,6 +6,7 @@ gradients are averaged and the running Q scale is computed over the gathered Q v
 update of the group is one optimiser step on the union of the ranks' batches (what a single
 process does with that batch; the learning rate therefore needs no scaling with N), and every
 rank holds identical parameters after every step. `updates` counts optimiser steps."""
+
 from __future__ import annotations
 
 import hashlib
@@ -31,8 +32,9 @@ def _grad_sync(world_size: int):
         flat = _flatten_dense_tensors(grads)  # one all-reduce for the whole model
         dist.all_reduce(flat)
         flat /= world_size
-        for g, synced in zip(grads, _unflatten_dense_tensors(flat, grads)):
+        for g, synced in zip(grads, _unflatten_dense_tensors(flat, grads), strict=False):
             g.copy_(synced)
+
     return sync
 
 
@@ -41,6 +43,7 @@ def _gather_sync(world_size: int):
         parts = [torch.empty_like(t) for _ in range(world_size)]
         dist.all_gather(parts, t.contiguous())
         return torch.cat(parts)
+
     return sync
 
 
@@ -50,12 +53,24 @@ class Learner:
     global batch of one update. `agent` (optional, single process only) continues an existing agent
     instead of building a fresh one."""
 
-    def __init__(self, agent_cfg: AgentConfig, action_masks: np.ndarray, source, *, batch_size: int, rank: int = 0,
-                 world_size: int = 1, seed: int = 0, agent: Agent | None = None):
+    def __init__(
+        self,
+        agent_cfg: AgentConfig,
+        action_masks: np.ndarray,
+        source,
+        *,
+        batch_size: int,
+        rank: int = 0,
+        world_size: int = 1,
+        seed: int = 0,
+        agent: Agent | None = None,
+    ):
         torch.manual_seed(seed * 1000 + rank)
         if batch_size % world_size:
-            raise ValueError(f"batch_size {batch_size} (global) does not split over {world_size} "
-                             f"learners; use a multiple of num_learners")
+            raise ValueError(
+                f"batch_size {batch_size} (global) does not split over {world_size} "
+                f"learners; use a multiple of num_learners"
+            )
         self.batch_size = int(batch_size)
         self.rank, self.world_size = rank, world_size
         self.source = source
@@ -83,9 +98,12 @@ class Learner:
 
     def _build_agent(self) -> None:
         multi = self.world_size > 1
-        self.agent = Agent(self.agent_cfg, action_masks=torch.tensor(self.masks),
-                           grad_sync=_grad_sync(self.world_size) if multi else None,
-                           gather_sync=_gather_sync(self.world_size) if multi else None)
+        self.agent = Agent(
+            self.agent_cfg,
+            action_masks=torch.tensor(self.masks),
+            grad_sync=_grad_sync(self.world_size) if multi else None,
+            gather_sync=_gather_sync(self.world_size) if multi else None,
+        )
 
     def train(self, num_updates: int) -> dict:
         """Run `num_updates` updates (every rank must be asked for the same number)."""
@@ -100,8 +118,15 @@ class Learner:
             self.update_s += time.perf_counter() - t1
         return {**info, "updates": self.agent.updates, "sample_s": self.sample_s, "update_s": self.update_s}
 
-    def diagnostics(self, task_names: list[str], obs_dims: list[int], *, per_task: int = 64,
-                    audit_states: int = 4, out_dir: str | None = None) -> dict[str, float]:
+    def diagnostics(
+        self,
+        task_names: list[str],
+        obs_dims: list[int],
+        *,
+        per_task: int = 64,
+        audit_states: int = 4,
+        out_dir: str | None = None,
+    ) -> dict[str, float]:
         """Per-task latent diagnostics and planner audits on fresh replay windows of 2H+1 steps
         (rank 0's job). Returns flat scalars (`diag/<task>/<metric>`); writes the full report
         (JSON, PNGs, summary.md) to `out_dir` if given."""
@@ -110,9 +135,14 @@ class Learner:
 
         H = self.agent_cfg.planner.horizon
         arrays = self.source.sample(per_task * len(task_names), 2 * H, self.rng, balance="task")
-        results = run_diagnostics(self.agent, split_by_task(arrays, task_names),
-                                  obs_dims=dict(zip(task_names, obs_dims)), max_samples=per_task,
-                                  audit_states=audit_states, seed=self.agent.updates)
+        results = run_diagnostics(
+            self.agent,
+            split_by_task(arrays, task_names),
+            obs_dims=dict(zip(task_names, obs_dims, strict=False)),
+            max_samples=per_task,
+            audit_states=audit_states,
+            seed=self.agent.updates,
+        )
         if out_dir is not None:
             from distributed.storage import local_staging
 

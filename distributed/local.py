@@ -2,6 +2,7 @@
 evaluator, all sharing ONE world model (the learner's: the runner plans with the weights of the
 last update, and nothing is copied). Every call runs to the end and returns a finished Job,
 so the loop runs collection, learning and evaluation in turn. Debug a run here."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,8 +23,15 @@ class LocalCollector:
     def collect(self, slot: int, num_steps: int, seeding: bool, random_tasks=()) -> Job:
         stored, stats = self.runner.collect(num_steps, seeding, random_tasks, self.piece_horizon)
         for ep in stored:
-            self.writer.add_episode(ep["obs"], ep["action"], ep["reward"], ep["terminated"], ep["truncated"],
-                                    ep["task"], version=ep["weights_version"])
+            self.writer.add_episode(
+                ep["obs"],
+                ep["action"],
+                ep["reward"],
+                ep["terminated"],
+                ep["truncated"],
+                ep["task"],
+                version=ep["weights_version"],
+            )
         if stored:
             self.writer.flush()
             self.on_commit()
@@ -56,24 +64,50 @@ def build(loop) -> Parts:
     use_cpu_share(cfg.torch_threads)
     masks = ts.action_masks().astype(np.float32)
     cache = cfg.shard_cache_mb << 20
-    offline = StoreSource(cfg.offline_data, masks, ts.max_obs_dim, balance=cfg.balance, cache_bytes=cache) \
-        if cfg.offline_data else None
+    offline = (
+        StoreSource(cfg.offline_data, masks, ts.max_obs_dim, balance=cfg.balance, cache_bytes=cache)
+        if cfg.offline_data
+        else None
+    )
     collector, source = NoCollector(), offline
     if not cfg.offline:
         shard = loop.run_dir / "replay" / f"shard-{usable_shards(loop, 1)[0]:03d}"
-        writer = ShardWriter(shard, obs_dim=ts.max_obs_dim, action_dim=ts.max_action_dim, chunk_len=cfg.chunk_len,
-                             task_names=list(ts.names))
-        online = StoreSource(shard, masks, ts.max_obs_dim, balance=cfg.balance, cache_bytes=cache,
-                             record_damage={shard: writer.quarantine})  # damage found while sampling is kept
+        writer = ShardWriter(
+            shard,
+            obs_dim=ts.max_obs_dim,
+            action_dim=ts.max_action_dim,
+            chunk_len=cfg.chunk_len,
+            task_names=list(ts.names),
+        )
+        online = StoreSource(
+            shard,
+            masks,
+            ts.max_obs_dim,
+            balance=cfg.balance,
+            cache_bytes=cache,
+            record_damage={shard: writer.quarantine},
+        )  # damage found while sampling is kept
         source = online if offline is None else Mixture(online, offline, cfg.offline_ratio)
     learner = Learner(loop.agent_cfg, masks, source, batch_size=cfg.batch_size, seed=cfg.seed, agent=loop.agent)
     policy = learner.agent.policy()  # shares the learner's model and its precision decision
     if not cfg.offline:
-        runner = EnvRunner(policy, ts, loop.tasks, envs_per_task=cfg.envs_per_task,
-                           seed=resumed_seed(cfg.seed, writer.next_episode_id), max_episode_steps=cfg.max_episode_steps)
-        collector = LocalCollector(runner, writer, source.refresh,
-                                   cfg.planner.horizon if cfg.partial_episodes else None)
+        runner = EnvRunner(
+            policy,
+            ts,
+            loop.tasks,
+            envs_per_task=cfg.envs_per_task,
+            seed=resumed_seed(cfg.seed, writer.next_episode_id),
+            max_episode_steps=cfg.max_episode_steps,
+        )
+        collector = LocalCollector(
+            runner, writer, source.refresh, cfg.planner.horizon if cfg.partial_episodes else None
+        )
     # the runner and evaluator plan with the learner's own model: every update is published as it happens
-    return Parts(collector=collector, learners=Learners([learner], remote=False),
-                 evaluator=Evaluators([Evaluator(policy, ts)], remote=False), publish_every=1,
-                 close=collector.close, agent=learner.agent)
+    return Parts(
+        collector=collector,
+        learners=Learners([learner], remote=False),
+        evaluator=Evaluators([Evaluator(policy, ts)], remote=False),
+        publish_every=1,
+        close=collector.close,
+        agent=learner.agent,
+    )

@@ -14,6 +14,7 @@ A checkpoint is a registry of named objects with state_dict()/load_state_dict() 
 RNGs, rate limiter, counters, the driver's RNGs, eval history), saved and restored the same way
 in every mode, with `extra` metadata that readers of a run (diagnose, transfer) use.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -36,12 +37,12 @@ from distributed.rate_limiter import RateLimiter
 from distributed.run_log import RunLogger, plot_learning_curves
 from distributed.storage import is_remote, storage_path
 
-
-
 # the modules that build each backend's parts (distributed/parts.py: `check`, `build`)
 BACKENDS = {"local": "distributed.local", "ray": "distributed.ray_parts"}
 
-MAX_EVAL_RESENDS = 3  # an evaluation lost with its actor is sent again this many times in a row, then left to the schedule
+MAX_EVAL_RESENDS = (
+    3  # an evaluation lost with its actor is sent again this many times in a row, then left to the schedule
+)
 
 
 # -- checkpoint registry -----------------------------------------------------------------------------
@@ -163,8 +164,10 @@ class Loop:
         if missing:
             raise ConfigError(f"tasks {missing} are not in the task set {cfg.task!r}")
         if agent is not None and (cfg.backend != "local" or agent.cfg.model.num_tasks != len(self.names)):
-            raise ConfigError(f"a given agent ({agent.cfg.model.num_tasks} tasks) continues only in backend=local "
-                              f"on its own task set ({cfg.task!r} has {len(self.names)})")
+            raise ConfigError(
+                f"a given agent ({agent.cfg.model.num_tasks} tasks) continues only in backend=local "
+                f"on its own task set ({cfg.task!r} has {len(self.names)})"
+            )
         self.agent = agent
         try:
             self.agent_cfg = agent.cfg if agent is not None else build_agent_config(cfg, self.task_set)
@@ -195,23 +198,49 @@ class Loop:
         seed_everything(cfg.seed)
         self.parts = self.backend.build(self)
         mc = self.agent_cfg.model
-        write_run_file(cfg, self.names, {"obs_dim": self.task_set.max_obs_dim,
-                                         "action_dim": self.task_set.max_action_dim,
-                                         # whose embeddings of which texts the checkpoint's task_language rows are
-                                         **({"text_encoder": mc.language_encoder, "task_texts": task_texts(self.names)}
-                                            if mc.uses_language else {})})
-        self.logger = RunLogger(self.run_dir, cfg.to_dict(), wandb_mode=cfg.wandb_mode, project=cfg.wandb_project,
-                                group=cfg.task if len(self.names) > 1 else None)
+        write_run_file(
+            cfg,
+            self.names,
+            {
+                "obs_dim": self.task_set.max_obs_dim,
+                "action_dim": self.task_set.max_action_dim,
+                # whose embeddings of which texts the checkpoint's task_language rows are
+                **(
+                    {"text_encoder": mc.language_encoder, "task_texts": task_texts(self.names)}
+                    if mc.uses_language
+                    else {}
+                ),
+            },
+        )
+        self.logger = RunLogger(
+            self.run_dir,
+            cfg.to_dict(),
+            wandb_mode=cfg.wandb_mode,
+            project=cfg.wandb_project,
+            group=cfg.task if len(self.names) > 1 else None,
+        )
         learners = lambda: self.parts.learners  # noqa: E731  the group of the moment (it may be rebuilt)
-        self.checkpoint = Checkpoint(self.run_dir, {
-            "agent": SimpleNamespace(state_dict=lambda: learners().agent_state(),
-                                     load_state_dict=lambda s: learners().load_agent_state(s)),
-            "learner_rng": SimpleNamespace(state_dict=lambda: learners().rng_states(),
-                                           load_state_dict=lambda s: learners().load_rng_states(s)),
-            "limiter": self.limiter, "counters": self.counters, "driver_rng": DriverRNG(), "evals": self.evals})
+        self.checkpoint = Checkpoint(
+            self.run_dir,
+            {
+                "agent": SimpleNamespace(
+                    state_dict=lambda: learners().agent_state(),
+                    load_state_dict=lambda s: learners().load_agent_state(s),
+                ),
+                "learner_rng": SimpleNamespace(
+                    state_dict=lambda: learners().rng_states(), load_state_dict=lambda s: learners().load_rng_states(s)
+                ),
+                "limiter": self.limiter,
+                "counters": self.counters,
+                "driver_rng": DriverRNG(),
+                "evals": self.evals,
+            },
+        )
         if self.checkpoint.load() is not None:
-            print(f"resumed {self.run_dir}: env step {self.counters.env_steps}, update {self.limiter.samples}, "
-                  f"{sum(self.counters.episodes.values())} episodes")
+            print(
+                f"resumed {self.run_dir}: env step {self.counters.env_steps}, update {self.limiter.samples}, "
+                f"{sum(self.counters.episodes.values())} episodes"
+            )
         self._publish()
 
     @property
@@ -253,15 +282,28 @@ class Loop:
         every = lambda freq: (self.progress() // freq + 1) * freq if freq else None  # noqa: E731
         next_eval, next_ckpt, next_diag = every(cfg.eval_freq), every(cfg.checkpoint_freq), every(cfg.diag_freq)
         last_publish = self.updates
-        bar = tqdm(total=cfg.steps, initial=self.progress(), unit="upd" if cfg.offline else "step", dynamic_ncols=True,
-                   mininterval=2.0) if cfg.progress else None
+        bar = (
+            tqdm(
+                total=cfg.steps,
+                initial=self.progress(),
+                unit="upd" if cfg.offline else "step",
+                dynamic_ncols=True,
+                mininterval=2.0,
+            )
+            if cfg.progress
+            else None
+        )
         t0, steps0, updates0 = time.time(), self.env_steps, self.updates
         timing: dict = {}
         eval_losses = 0  # evaluations lost in a row (their actor died): sent again up to MAX_EVAL_RESENDS times
         while True:
             kinds = [k[0] for k in jobs.values()]
-            if self.progress() >= cfg.steps and "collect" not in kinds and "learn" not in kinds and (
-                    cfg.offline or self.limiter.allowed_samples() == 0 or not self._has_data()):
+            if (
+                self.progress() >= cfg.steps
+                and "collect" not in kinds
+                and "learn" not in kinds
+                and (cfg.offline or self.limiter.allowed_samples() == 0 or not self._has_data())
+            ):
                 break  # online runs end with the update-to-data ratio met
             if self.progress() < cfg.steps and (self.limiter.can_insert() or not self._has_data()):
                 busy = {k[1] for k in jobs.values() if k[0] == "collect"}
@@ -294,9 +336,14 @@ class Loop:
                     if self.updates - last_publish >= self.parts.publish_every:
                         self._publish()
                         last_publish = self.updates
-                    ratio = {} if cfg.offline or not self.limiter.inserts else {
-                        "updates_per_insert": self.updates / self.limiter.inserts,
-                        "samples_per_insert": self.updates * cfg.batch_size / self.limiter.inserts}
+                    ratio = (
+                        {}
+                        if cfg.offline or not self.limiter.inserts
+                        else {
+                            "updates_per_insert": self.updates / self.limiter.inserts,
+                            "samples_per_insert": self.updates * cfg.batch_size / self.limiter.inserts,
+                        }
+                    )
                     self.logger.log(self.env_steps, {**result, "updates": self.updates, **ratio}, kind="train")
                 elif kind[0] == "eval":
                     if self._evaluation(result) is not None:
@@ -322,9 +369,13 @@ class Loop:
             if bar is not None and time.time() - bar.last_print_t >= bar.mininterval:
                 el = max(time.time() - t0, 1e-9)
                 last = self.last_eval
-                bar.set_postfix(sps=f"{(self.env_steps - steps0) / el:.0f}", ups=f"{(self.updates - updates0) / el:.1f}",
-                                eps=sum(self.counters.episodes.values()),
-                                ret="-" if last is None else f"{last['episode_return']:.1f}", refresh=False)
+                bar.set_postfix(
+                    sps=f"{(self.env_steps - steps0) / el:.0f}",
+                    ups=f"{(self.updates - updates0) / el:.1f}",
+                    eps=sum(self.counters.episodes.values()),
+                    ret="-" if last is None else f"{last['episode_return']:.1f}",
+                    refresh=False,
+                )
                 bar.n = min(self.progress(), cfg.steps)
                 bar.refresh()
         for job, kind in list(jobs.items()):  # an evaluation or diagnostics still running
@@ -349,12 +400,17 @@ class Loop:
         restored = self.parts.learners.train(0).result()["updates"]
         self.limiter.samples = restored
         source = "the last checkpoint" if state else "fresh weights (no checkpoint yet)"
-        self.incidents.report("learners_rebuilt", f"a learner died ({one_line(lost.cause)}"
-                              f"{'; the group ran on ' + where if where else ''}); the group of "
-                              f"{len(self.parts.learners.members)} rank(s) was rebuilt from {source} at update "
-                              f"{restored} in {time.time() - t0:.1f} s; {before - restored} updates lost",
-                              key=(before, self.env_steps), updates_lost=before - restored, node=where,
-                              rebuild_s=round(time.time() - t0, 2))
+        self.incidents.report(
+            "learners_rebuilt",
+            f"a learner died ({one_line(lost.cause)}"
+            f"{'; the group ran on ' + where if where else ''}); the group of "
+            f"{len(self.parts.learners.members)} rank(s) was rebuilt from {source} at update "
+            f"{restored} in {time.time() - t0:.1f} s; {before - restored} updates lost",
+            key=(before, self.env_steps),
+            updates_lost=before - restored,
+            node=where,
+            rebuild_s=round(time.time() - t0, 2),
+        )
         self._publish()
 
     def _finish(self, t0: float, steps0: int, updates0: int, timing: dict) -> dict:
@@ -373,35 +429,56 @@ class Loop:
                 failures.append(f"evaluation: lost with the evaluator {1 + MAX_EVAL_RESENDS} times in a row")
         except Exception as exc:  # noqa: BLE001  the run's training is saved; say what failed
             failures.append(f"evaluation: {one_line(exc)}")
-            self.incidents.report("final_evaluation", f"the final evaluation failed ({one_line(exc)}); the trained "
-                                  f"model is saved", exc=exc)
+            self.incidents.report(
+                "final_evaluation",
+                f"the final evaluation failed ({one_line(exc)}); the trained model is saved",
+                exc=exc,
+            )
         if self.cfg.diagnostics and self.updates > 0:
             try:
-                self.logger.log(self.env_steps, self._diagnostics(str(self.run_dir / "diagnostics")).result(),
-                                kind="diag")
+                self.logger.log(
+                    self.env_steps, self._diagnostics(str(self.run_dir / "diagnostics")).result(), kind="diag"
+                )
             except Exception as exc:  # noqa: BLE001
                 failures.append(f"diagnostics: {one_line(exc)}")
-                self.incidents.report("final_diagnostics", f"the final diagnostics failed ({one_line(exc)}); the "
-                                      f"trained model is saved", exc=exc)
-        distinct = len(set(self._learners_call(lambda: self.parts.learners.digests())))  # data-parallel replicas must end identical
+                self.incidents.report(
+                    "final_diagnostics",
+                    f"the final diagnostics failed ({one_line(exc)}); the trained model is saved",
+                    exc=exc,
+                )
+        distinct = len(
+            set(self._learners_call(lambda: self.parts.learners.digests()))
+        )  # data-parallel replicas must end identical
         if distinct > 1:
             failures.append(f"learner ranks hold {distinct} different sets of parameters: replicas diverged")
         state["evals"] = self.evals.state_dict()  # the final evaluation in the history; nothing else moves
         self.checkpoint.write(state)
         wall = time.time() - t0
-        summary = {"env_steps": self.env_steps, "updates": self.updates,
-                   "episodes": sum(self.counters.episodes.values()), "tasks_with_episodes": len(self.counters.episodes),
-                   "last_eval_return": None if final is None else final["episode_return"],
-                   "normalized_score": None if final is None else final.get("normalized_score"),
-                   "runner_restarts": self.counters.runner_restarts, "wall_s": wall,
-                   "env_steps_per_s": (self.env_steps - steps0) / wall, "updates_per_s": (self.updates - updates0) / wall,
-                   "runner_overhead": _overhead(timing), "failures": failures,
-                   "weights_lag_p50": float(np.percentile(self.lags, 50)) if self.lags else None,
-                   "weights_lag_p99": float(np.percentile(self.lags, 99)) if self.lags else None}
+        summary = {
+            "env_steps": self.env_steps,
+            "updates": self.updates,
+            "episodes": sum(self.counters.episodes.values()),
+            "tasks_with_episodes": len(self.counters.episodes),
+            "last_eval_return": None if final is None else final["episode_return"],
+            "normalized_score": None if final is None else final.get("normalized_score"),
+            "runner_restarts": self.counters.runner_restarts,
+            "wall_s": wall,
+            "env_steps_per_s": (self.env_steps - steps0) / wall,
+            "updates_per_s": (self.updates - updates0) / wall,
+            "runner_overhead": _overhead(timing),
+            "failures": failures,
+            "weights_lag_p50": float(np.percentile(self.lags, 50)) if self.lags else None,
+            "weights_lag_p99": float(np.percentile(self.lags, 99)) if self.lags else None,
+        }
         damage = self._check_replay_damage()
-        summary.update({"shards_set_aside": {i["shard"]: i["reason"] for i in self.incidents.of("shard_set_aside")},
-                        "replay_quarantine": damage["quarantine"], "incidents": self.incidents.lines(),
-                        "incident_details": self.incidents.details()})
+        summary.update(
+            {
+                "shards_set_aside": {i["shard"]: i["reason"] for i in self.incidents.of("shard_set_aside")},
+                "replay_quarantine": damage["quarantine"],
+                "incidents": self.incidents.lines(),
+                "incident_details": self.incidents.details(),
+            }
+        )
         if any("constraint_violations" in t for t in timing.values()):  # constrained runs: must be 0
             summary["constraint_violations"] = sum(t.get("constraint_violations", 0) for t in timing.values())
         (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
@@ -411,21 +488,30 @@ class Loop:
 
     def _record_collect(self, stats: dict) -> None:
         if stats.get("unreachable"):  # the call's counts come with the runner's next reply
-            self.incidents.report("runner_unreachable", f"env runner {stats['slot']} was unreachable for a call "
-                                  f"({stats['error']}); it goes on, and what that call collected is counted with "
-                                  f"its next one", key=("unreachable", stats["slot"], self.env_steps),
-                                  slot=stats["slot"])
+            self.incidents.report(
+                "runner_unreachable",
+                f"env runner {stats['slot']} was unreachable for a call "
+                f"({stats['error']}); it goes on, and what that call collected is counted with "
+                f"its next one",
+                key=("unreachable", stats["slot"], self.env_steps),
+                slot=stats["slot"],
+            )
             return
         if stats.get("restarted"):
             self.counters.runner_restarts += 1
             lost = stats.get("lost_tasks", [])
             for task in lost:  # counted when reported, never committed: the counters follow the store
                 self.counters.episodes[self.names[task]] -= 1
-            self.incidents.report("runner_restart", f"env runner {stats['slot']} died ({stats['error']}); Ray "
-                                  f"restarted it with the current weights; episodes it had not handed to its shard "
-                                  f"are lost" + (f", and {len(lost)} its shard had not committed (taken off the "
-                                                 f"counters)" if lost else ""),
-                                  key=self.counters.runner_restarts, slot=stats["slot"], episodes_lost=len(lost))
+            self.incidents.report(
+                "runner_restart",
+                f"env runner {stats['slot']} died ({stats['error']}); Ray "
+                f"restarted it with the current weights; episodes it had not handed to its shard "
+                f"are lost"
+                + (f", and {len(lost)} its shard had not committed (taken off the counters)" if lost else ""),
+                key=self.counters.runner_restarts,
+                slot=stats["slot"],
+                episodes_lost=len(lost),
+            )
             return
         self.counters.env_steps += stats["collected"]
         self.limiter.record_inserts(stats["collected"])
@@ -433,43 +519,79 @@ class Loop:
             self.counters.episodes[self.names[task]] += 1
             lag = self.updates - self.version_updates.get(version, self.updates)  # updates behind the learner
             self.lags.append(lag)
-            self.logger.log(self.env_steps, {"task": self.names[task], "return": ret, "success": succ,
-                                             "length": length, "weights_version": version, "weights_lag": lag},
-                            kind="episode")
+            self.logger.log(
+                self.env_steps,
+                {
+                    "task": self.names[task],
+                    "return": ret,
+                    "success": succ,
+                    "length": length,
+                    "weights_version": version,
+                    "weights_lag": lag,
+                },
+                kind="episode",
+            )
 
     def _evaluation(self, result: dict) -> dict | None:
         """An evaluation job's result, or None if the evaluator lost it (its actor died); an `incident` the
         backend attached (what was lost, where, what was done) is reported once."""
         incident = result.pop("incident", None)
         if incident is not None:
-            self.incidents.report(incident["kind"], incident["line"], key=incident["key"], exc=incident.get("exc"),
-                                  **{k: v for k, v in incident.items() if k not in ("kind", "line", "key", "exc")})
+            self.incidents.report(
+                incident["kind"],
+                incident["line"],
+                key=incident["key"],
+                exc=incident.get("exc"),
+                **{k: v for k, v in incident.items() if k not in ("kind", "line", "key", "exc")},
+            )
         return None if result.get("lost") else result
 
     def _evaluate(self) -> Job:
-        return self.parts.evaluator.evaluate(self.parts.learners.publish(), self.counters.weights_version,
-                                             tasks=self.tasks, episodes=self.cfg.eval_episodes,
-                                             seed=self.cfg.seed + 17, max_steps=self.cfg.eval_max_steps)
+        return self.parts.evaluator.evaluate(
+            self.parts.learners.publish(),
+            self.counters.weights_version,
+            tasks=self.tasks,
+            episodes=self.cfg.eval_episodes,
+            seed=self.cfg.seed + 17,
+            max_steps=self.cfg.eval_max_steps,
+        )
 
     def _diagnostics(self, out_dir: str | None = None) -> Job:
-        return self.parts.learners.diagnostics(self.names, [t.obs_dim for t in self.task_set.tasks],
-                                               per_task=self.cfg.diag_samples_per_task,
-                                               audit_states=self.cfg.diag_audit_states, out_dir=out_dir)
+        return self.parts.learners.diagnostics(
+            self.names,
+            [t.obs_dim for t in self.task_set.tasks],
+            per_task=self.cfg.diag_samples_per_task,
+            audit_states=self.cfg.diag_audit_states,
+            out_dir=out_dir,
+        )
 
     def _record_eval(self, result: dict) -> dict:
         from distributed.evaluator import eval_row, write_eval_table
 
-        recent, self._lag_mark = self.lags[self._lag_mark:], len(self.lags)  # episodes since the last evaluation
+        recent, self._lag_mark = self.lags[self._lag_mark :], len(self.lags)  # episodes since the last evaluation
         lag = {f"weights_lag_{q}": float(np.percentile(recent, int(q[1:]))) if recent else None for q in ("p50", "p99")}
         row = eval_row(result, updates=self.updates, weights_version=result.get("weights_version"), **lag)
         self.logger.log(self.progress(), row, kind="eval")
-        self.evals.append({"step": self.progress(), "episode_return": row["episode_return"],
-                           "normalized_score": row["normalized_score"]})
+        self.evals.append(
+            {
+                "step": self.progress(),
+                "episode_return": row["episode_return"],
+                "normalized_score": row["normalized_score"],
+            }
+        )
         self.last_eval = row
         self._check_replay_damage()
-        write_eval_table(self.run_dir, result, {t.name: t.domain for t in self.task_set.tasks}, self.progress(),
-                         notes=[f"weights lag of the episodes collected since the last evaluation, in updates: "
-                                f"p50 {lag['weights_lag_p50']}, p99 {lag['weights_lag_p99']}"] + self.incidents.lines())
+        write_eval_table(
+            self.run_dir,
+            result,
+            {t.name: t.domain for t in self.task_set.tasks},
+            self.progress(),
+            notes=[
+                f"weights lag of the episodes collected since the last evaluation, in updates: "
+                f"p50 {lag['weights_lag_p50']}, p99 {lag['weights_lag_p99']}"
+            ]
+            + self.incidents.lines(),
+        )
         return row
 
     def _check_replay_damage(self) -> dict:
@@ -477,11 +599,16 @@ class Loop:
         once as an incident; returns it."""
         damage = self._learners_call(lambda: self.parts.learners.replay_damage())
         for path, why in damage["set_aside"].items():
-            self.incidents.report("shard_set_aside", f"replay shard {path} set aside whole: {why}", key=path,
-                                  shard=path, reason=why)
+            self.incidents.report(
+                "shard_set_aside", f"replay shard {path} set aside whole: {why}", key=path, shard=path, reason=why
+            )
         for q in damage["quarantine"]:
-            self.incidents.report("replay_quarantine", q["line"], key=(q["shard"], q["chunk"]),
-                                  **{k: v for k, v in q.items() if k != "line"})
+            self.incidents.report(
+                "replay_quarantine",
+                q["line"],
+                key=(q["shard"], q["chunk"]),
+                **{k: v for k, v in q.items() if k != "line"},
+            )
         return damage
 
     def _learners_call(self, call):
@@ -496,15 +623,27 @@ class Loop:
         """Every reported episode committed first, so the saved counters match the store."""
         for incident in self.parts.collector.drain() or []:  # a shard restarted since the last drain
             for task, n in incident.get("counter_delta", {}).items():  # committed once, now lost: the counters
-                self.counters.episodes[self.names[task]] += n            # follow the store
+                self.counters.episodes[self.names[task]] += n  # follow the store
             if incident.get("kind"):
-                self.incidents.report(incident["kind"], incident["line"], key=incident["key"],
-                                      shard=incident["shard"], episodes_lost=incident.get("episodes_lost", 0))
+                self.incidents.report(
+                    incident["kind"],
+                    incident["line"],
+                    key=incident["key"],
+                    shard=incident["shard"],
+                    episodes_lost=incident.get("episodes_lost", 0),
+                )
         return self._learners_call(lambda: self._save())
 
     def _save(self) -> dict:
-        return self.checkpoint.save({"task_set": self.cfg.task, "tasks": self.names, "env_steps": self.env_steps,
-                              "updates": self.updates, "backend": self.cfg.backend})
+        return self.checkpoint.save(
+            {
+                "task_set": self.cfg.task,
+                "tasks": self.names,
+                "env_steps": self.env_steps,
+                "updates": self.updates,
+                "backend": self.cfg.backend,
+            }
+        )
 
     def fail(self, exc: BaseException) -> dict:
         """What the run died of, as one line on the console and in summary.json (with the incidents it
@@ -513,9 +652,14 @@ class Loop:
 
         line = f"the job failed: {one_line(exc)} (traceback: {self.run_dir / ERRORS_LOG})"
         self.incidents.report("fatal", line, exc=exc)
-        summary = {"failed": line, "env_steps": self.env_steps, "updates": self.updates,
-                   "episodes": sum(self.counters.episodes.values()), "incidents": self.incidents.lines(),
-                   "incident_details": self.incidents.details()}
+        summary = {
+            "failed": line,
+            "env_steps": self.env_steps,
+            "updates": self.updates,
+            "episodes": sum(self.counters.episodes.values()),
+            "incidents": self.incidents.lines(),
+            "incident_details": self.incidents.details(),
+        }
         if not is_remote(self.run_dir):
             self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
@@ -547,25 +691,36 @@ def check_offline_data(data: str, task_set) -> None:
     [(obs_dim, action_dim)] = dims
     ids = {int(t) for _, commit in states for t, v in commit.live_per_task.items() if v[0]}  # tasks with live episodes
     names = list(task_set.names)
-    for path, stored in zip(paths, (info.tasks for info, _ in states)):
+    for path, stored in zip(paths, (info.tasks for info, _ in states), strict=False):
         if stored is None:
-            print(f"note: {path} records no task names; its task ids are taken as positions in {task_set.name!r} "
-                  f"(import with task_set=<name> to have them checked)")
+            print(
+                f"note: {path} records no task names; its task ids are taken as positions in {task_set.name!r} "
+                f"(import with task_set=<name> to have them checked)"
+            )
             continue
-        wrong = [(i, stored[i], names[i] if i < len(names) else None) for i in sorted(ids)
-                 if i < len(stored) and (i >= len(names) or stored[i] != names[i])]
+        wrong = [
+            (i, stored[i], names[i] if i < len(names) else None)
+            for i in sorted(ids)
+            if i < len(stored) and (i >= len(names) or stored[i] != names[i])
+        ]
         if wrong:
-            raise ConfigError(f"offline_data {str(path)!r} holds other tasks at these ids than task set "
-                              f"{task_set.name!r}: " + ", ".join(f"id {i}: {a!r} there, {b!r} here" for i, a, b in wrong[:5])
-                              + "; train with the task set the store was made for")
+            raise ConfigError(
+                f"offline_data {str(path)!r} holds other tasks at these ids than task set "
+                f"{task_set.name!r}: "
+                + ", ".join(f"id {i}: {a!r} there, {b!r} here" for i, a, b in wrong[:5])
+                + "; train with the task set the store was made for"
+            )
     if obs_dim > task_set.max_obs_dim or action_dim > task_set.max_action_dim:
-        raise ConfigError(f"offline_data {data!r} holds obs/action dims {(obs_dim, action_dim)}, wider than task set "
-                          f"{task_set.name!r} ({task_set.max_obs_dim}, {task_set.max_action_dim}): it belongs to "
-                          f"another task set")
+        raise ConfigError(
+            f"offline_data {data!r} holds obs/action dims {(obs_dim, action_dim)}, wider than task set "
+            f"{task_set.name!r} ({task_set.max_obs_dim}, {task_set.max_action_dim}): it belongs to "
+            f"another task set"
+        )
     bad = sorted(t for t in ids if t >= len(task_set.tasks))
     if bad:
-        raise ConfigError(f"offline_data {data!r} holds task ids {bad}; task set {task_set.name!r} has "
-                          f"{len(task_set.tasks)} tasks")
+        raise ConfigError(
+            f"offline_data {data!r} holds task ids {bad}; task set {task_set.name!r} has {len(task_set.tasks)} tasks"
+        )
 
 
 def _overhead(timing: dict) -> float | None:

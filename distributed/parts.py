@@ -10,10 +10,12 @@ with `check(cfg, task_set)` (refuses what it cannot run, before anything is writ
 Every call returns a `Job`: finished at once in process, a wait on object refs under Ray, so the
 loop runs the parts in turn in one process and overlaps them under Ray with the same code.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 
 class PartLost(Exception):
@@ -95,7 +97,7 @@ class Collector(Protocol):
 
     slots: int
 
-    def collect(self, slot: int, num_steps: int, seeding: bool, random_tasks=()) -> "Job":
+    def collect(self, slot: int, num_steps: int, seeding: bool, random_tasks=()) -> Job:
         """Step slot's envs `num_steps` times (at random while `seeding`, and for `random_tasks`); its
         value: {"collected", "episodes": [(task, return, success, length, weights version)], timings...}, or
         {"restarted": True, "slot", "error"} when the runner died and was restarted."""
@@ -117,7 +119,7 @@ class NoCollector:
 
     slots = 0
 
-    def collect(self, slot: int, num_steps: int, seeding: bool, random_tasks=()) -> "Job":
+    def collect(self, slot: int, num_steps: int, seeding: bool, random_tasks=()) -> Job:
         raise RuntimeError("an offline run has no collector slots")
 
     def set_weights(self, weights, version: int) -> None:  # drain() and close() too: nothing to do
@@ -137,16 +139,17 @@ class Parts:
     learner's own model, so its weights version is every update's). actors: Ray actor handles by role
     ("runners", "shards", "learners", "evaluator"), empty in process (fault-injection benches use them).
     agent: the in-process Agent where there is one (None on Ray). rebuild_learners: see below."""
+
     collector: Collector
-    learners: "Learners"
-    evaluator: "Evaluators"
+    learners: Learners
+    evaluator: Evaluators
     publish_every: int
     close: Callable[[], None]
     actors: dict[str, list] = field(default_factory=dict)
     agent: Any = None
     # a new learner group in place of one that lost a member, and the node(s) the old group ran on ("" if
     # unknown); None: the learner lives and dies with the driver
-    rebuild_learners: Callable[[], tuple["Learners", str]] | None = None
+    rebuild_learners: Callable[[], tuple[Learners, str]] | None = None
 
 
 def _first(values: list):
@@ -208,10 +211,12 @@ class Learners(Members):
 
     def load_rng_states(self, states: list) -> None:
         if len(states) != len(self.members):
-            print(f"checkpoint has {len(states)} learner RNG states for {len(self.members)} ranks: ranks start "
-                  f"fresh streams")
+            print(
+                f"checkpoint has {len(states)} learner RNG states for {len(self.members)} ranks: ranks start "
+                f"fresh streams"
+            )
             return
-        for job in [self.call("load_rng_state", s, members=[m]) for m, s in zip(self.members, states)]:
+        for job in [self.call("load_rng_state", s, members=[m]) for m, s in zip(self.members, states, strict=False)]:
             job.result()
 
     def digests(self) -> list[str]:
@@ -235,8 +240,13 @@ def usable_shards(loop, n: int) -> list[int]:
         if why is None:
             usable.append(i)
         else:
-            loop.incidents.report("shard_set_aside", f"replay shard {path} set aside whole: {why}; its files are "
-                                  f"left as they are and a new shard takes its place", key=str(path),
-                                  shard=str(path), reason=why)
+            loop.incidents.report(
+                "shard_set_aside",
+                f"replay shard {path} set aside whole: {why}; its files are "
+                f"left as they are and a new shard takes its place",
+                key=str(path),
+                shard=str(path),
+                reason=why,
+            )
         i += 1
     return usable

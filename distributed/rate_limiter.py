@@ -5,6 +5,7 @@ Inserts are agent steps stored; samples are gradient updates. Learning may start
 TD-MPC2); after that learners may run `ratio` updates per stored step, and collection is
 held back when learners fall more than `max_lag` updates behind. State is checkpointed.
 """
+
 from __future__ import annotations
 
 
@@ -35,8 +36,13 @@ class RateLimiter:
         return self.allowed_samples() <= self.max_lag
 
     def state_dict(self) -> dict:
-        return {"inserts": self.inserts, "samples": self.samples, "ratio": self.ratio,
-                "min_inserts": self.min_inserts, "max_lag": self.max_lag}
+        return {
+            "inserts": self.inserts,
+            "samples": self.samples,
+            "ratio": self.ratio,
+            "min_inserts": self.min_inserts,
+            "max_lag": self.max_lag,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.inserts, self.samples = int(state["inserts"]), int(state["samples"])

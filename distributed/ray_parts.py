@@ -6,14 +6,14 @@ return Jobs over object refs, so the loop overlaps collection, learning and eval
            ^                                                              |
            +------------------ weights (object store, every K updates) ---+
 """
-from __future__ import annotations
 
-from collections import Counter
+from __future__ import annotations
 
 import contextlib
 import importlib.util
 import json
 import uuid
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -33,14 +33,18 @@ PLACEMENT_TIMEOUT_S = 600.0
 STRATEGIES = {"runner": "SPREAD", "shard": "SPREAD", "evaluator": "SPREAD", "learner": "PACK placement group"}
 PLACEMENT_FILE = "placement.json"
 
-DOMAIN_PACKAGES = {"dmc": ("dm_control", "dm-control"), "metaworld": ("metaworld", "metaworld"),
-                   "gym": ("mujoco", "gymnasium[mujoco]")}
+DOMAIN_PACKAGES = {
+    "dmc": ("dm_control", "dm-control"),
+    "metaworld": ("metaworld", "metaworld"),
+    "gym": ("mujoco", "gymnasium[mujoco]"),
+}
 
 
 def assign_tasks(task_set, num_runners: int) -> list[list[str]]:
     """Split tasks over runners so each runner holds as few embodiment families as possible:
     runners go to domains in proportion to their task counts (at least one each when there are
     enough runners), and each domain's tasks, sorted by embodiment, are cut into contiguous runs."""
+
     def split(tasks, n: int) -> list[list[str]]:  # sorted by (domain,) embodiment, cut into n contiguous runs
         ordered = sorted(tasks, key=lambda t: (t.domain, t.embodiment, t.name))
         return [[t.name for t in part] for part in np.array_split(np.array(ordered, dtype=object), n) if len(part)]
@@ -78,10 +82,14 @@ def check_tasks_buildable(task_set) -> None:
 
 
 def resource_needs(cfg: RunConfig) -> dict[str, float]:
-    return {"CPU": cfg.num_runners * cfg.cpus_per_runner + cfg.num_learners * cfg.cpus_per_learner
-            + cfg.shards * cfg.cpus_per_shard + cfg.cpus_per_evaluator,
-            "GPU": cfg.num_runners * cfg.gpus_per_runner + cfg.num_learners * cfg.gpus_per_learner,
-            **cfg.resources_per_evaluator}
+    return {
+        "CPU": cfg.num_runners * cfg.cpus_per_runner
+        + cfg.num_learners * cfg.cpus_per_learner
+        + cfg.shards * cfg.cpus_per_shard
+        + cfg.cpus_per_evaluator,
+        "GPU": cfg.num_runners * cfg.gpus_per_runner + cfg.num_learners * cfg.gpus_per_learner,
+        **cfg.resources_per_evaluator,
+    }
 
 
 def check_resources(cfg: RunConfig, available: dict[str, float]) -> None:
@@ -89,8 +97,10 @@ def check_resources(cfg: RunConfig, available: dict[str, float]) -> None:
     short = {k: (v, available.get(k, 0.0)) for k, v in need.items() if v > available.get(k, 0.0) + 1e-9}
     if short:
         lines = ", ".join(f"{k}: needs {a:g}, cluster has {b:g}" for k, (a, b) in short.items())
-        raise ConfigError(f"resources cannot be satisfied ({lines}); lower num_runners/num_learners or the "
-                          f"cpus_/gpus_per_* settings, or add nodes")
+        raise ConfigError(
+            f"resources cannot be satisfied ({lines}); lower num_runners/num_learners or the "
+            f"cpus_/gpus_per_* settings, or add nodes"
+        )
 
 
 def learner_group_placement(cfg: RunConfig, token: str):
@@ -107,8 +117,10 @@ def learner_group_placement(cfg: RunConfig, token: str):
         ray.get(pg.ready(), timeout=PLACEMENT_TIMEOUT_S)
     except GetTimeoutError:
         remove_placement_group(pg)
-        raise ConfigError(f"the learner group ({cfg.num_learners} ranks of {bundle}) found no room on the cluster in "
-                          f"{PLACEMENT_TIMEOUT_S:g} s; lower num_learners or cpus_/gpus_per_learner, or add nodes") from None
+        raise ConfigError(
+            f"the learner group ({cfg.num_learners} ranks of {bundle}) found no room on the cluster in "
+            f"{PLACEMENT_TIMEOUT_S:g} s; lower num_learners or cpus_/gpus_per_learner, or add nodes"
+        ) from None
     return pg
 
 
@@ -125,22 +137,32 @@ def actor_placement(actors: dict[str, object], timeout_s: float = PLACEMENT_TIME
     ready, pending = ray.wait(list(refs.values()), num_returns=len(refs), timeout=timeout_s)
     if pending:
         waiting = [name for name, r in refs.items() if r in pending]
-        raise ConfigError(f"{len(waiting)} actors found no room on the cluster in {timeout_s:g} s ({', '.join(waiting[:6])}"
-                          f"{', ...' if len(waiting) > 6 else ''}); free resources or add nodes")
-    where = dict(zip(refs, ray.get(list(refs.values()))))
+        raise ConfigError(
+            f"{len(waiting)} actors found no room on the cluster in {timeout_s:g} s ({', '.join(waiting[:6])}"
+            f"{', ...' if len(waiting) > 6 else ''}); free resources or add nodes"
+        )
+    where = dict(zip(refs, ray.get(list(refs.values())), strict=False))
     info = {n["NodeID"]: n for n in ray.nodes()}
     nodes = []
     for node_id in dict.fromkeys(where.values()):  # in order of first actor
         n = info.get(node_id, {})
-        nodes.append({"node_id": node_id, "name": n.get("NodeName", "?"), "ip": n.get("NodeManagerAddress", "?"),
-                      "actors": [a for a, i in where.items() if i == node_id]})
+        nodes.append(
+            {
+                "node_id": node_id,
+                "name": n.get("NodeName", "?"),
+                "ip": n.get("NodeManagerAddress", "?"),
+                "actors": [a for a, i in where.items() if i == node_id],
+            }
+        )
     return {"nodes": nodes, "actors": where, "strategies": dict(STRATEGIES)}
 
 
 def placement_lines(placement: dict) -> list[str]:
     """One line per node: short node id, name (when it is not the ip), ip, and its actors."""
-    lines = [f"placement: {len(placement['actors'])} actors on {len(placement['nodes'])} node(s) (runners, shards, "
-             f"evaluator spread; learner ranks packed)"]
+    lines = [
+        f"placement: {len(placement['actors'])} actors on {len(placement['nodes'])} node(s) (runners, shards, "
+        f"evaluator spread; learner ranks packed)"
+    ]
     for n in placement["nodes"]:
         name = f" {n['name']}" if n["name"] not in (n["ip"], "?") else ""
         lines.append(f"  node {n['node_id'][:8]}{name} {n['ip']}: {' '.join(n['actors'])}")
@@ -174,8 +196,12 @@ def move_actor(placement: dict, actor: str, node_id: str) -> None:
     entry = next((n for n in placement["nodes"] if n["node_id"] == node_id), None)
     if entry is None:
         info = next((n for n in ray.nodes() if n["NodeID"] == node_id), {})
-        entry = {"node_id": node_id, "name": info.get("NodeName", "?"), "ip": info.get("NodeManagerAddress", "?"),
-                 "actors": []}
+        entry = {
+            "node_id": node_id,
+            "name": info.get("NodeName", "?"),
+            "ip": info.get("NodeManagerAddress", "?"),
+            "actors": [],
+        }
         placement["nodes"].append(entry)
     entry["actors"].append(actor)
     placement["actors"][actor] = node_id
@@ -188,9 +214,11 @@ def check_cluster_storage(cfg: RunConfig, nodes: int) -> None:
     from distributed.storage import is_remote
 
     if nodes > 1 and not is_remote(cfg.run_dir) and not cfg.storage_shared:
-        raise ConfigError(f"run_dir={cfg.run_dir} is a path on this node's disk, but the Ray cluster has {nodes} "
-                          f"nodes whose actors write there too; use run_dir=s3://<bucket>/<prefix>, or a path on a "
-                          f"file system every node mounts and say so with storage_shared=true")
+        raise ConfigError(
+            f"run_dir={cfg.run_dir} is a path on this node's disk, but the Ray cluster has {nodes} "
+            f"nodes whose actors write there too; use run_dir=s3://<bucket>/<prefix>, or a path on a "
+            f"file system every node mounts and say so with storage_shared=true"
+        )
 
 
 def _threads(cpus: float) -> int:
@@ -241,8 +269,13 @@ class RayCollector:
                 with contextlib.suppress(RayActorError, ray.exceptions.GetTimeoutError):
                     self._moved(f"runner-{slot}", ray.get(self.runners[slot].node_id.remote(), timeout=30))
             self.credited[slot % len(self.shards)].subtract(lost)
-            return {"restarted": new_process, "unreachable": not new_process, "slot": slot, "error": one_line(exc),
-                    "lost_tasks": lost}
+            return {
+                "restarted": new_process,
+                "unreachable": not new_process,
+                "slot": slot,
+                "error": one_line(exc),
+                "lost_tasks": lost,
+            }
 
         def finish(values):
             self.in_flight[slot] -= 1
@@ -258,9 +291,11 @@ class RayCollector:
             return stats
 
         self.in_flight[slot] += 1
-        return Job(refs=[self.runners[slot].collect.remote(num_steps, seeding, list(random_tasks),
-                                                           self.acked[slot])],
-                   finish=finish, on_error=restarted)
+        return Job(
+            refs=[self.runners[slot].collect.remote(num_steps, seeding, list(random_tasks), self.acked[slot])],
+            finish=finish,
+            on_error=restarted,
+        )
 
     def _lost(self, slot: int) -> tuple[bool, list[int]]:
         """(whether runner `slot` is a new process, the tasks of the episodes its old incarnation reported that its
@@ -341,24 +376,38 @@ class RayCollector:
                 self._moved(name, now["node"])
                 self.reconcile.add(i)  # what was in flight to the old incarnation: the store says what arrived
                 if now["opened_generation"] >= before["generation"]:
-                    incidents.append({"kind": "shard_restart", "key": ("shard", i, now["incarnation"]), "shard": name,
-                                      "line": f"replay {name} was restarted on {node} and reopened its store from "
-                                              f"storage: {sum(held.values())} committed episodes, none lost with it"})
+                    incidents.append(
+                        {
+                            "kind": "shard_restart",
+                            "key": ("shard", i, now["incarnation"]),
+                            "shard": name,
+                            "line": f"replay {name} was restarted on {node} and reopened its store from "
+                            f"storage: {sum(held.values())} committed episodes, none lost with it",
+                        }
+                    )
                 else:
                     lost, lost_now = sum((self.credited[i] - held).values()), True
-                    incidents.append({
-                        "kind": "shard_data_lost", "key": ("shard", i, now["incarnation"]), "shard": name,
-                        "episodes_lost": lost,
-                        "line": f"replay {name} was restarted on {node} without its data: the store at {now['path']} "
-                                f"held {before['generation']} commits, the one it reopened {now['opened_generation']} "
-                                f"(its storage is not reachable from that node: give every node one shared run_dir, "
-                                f"e.g. s3://bucket/prefix); {lost} committed episodes lost (taken off the counters), "
-                                f"the run goes on with the other shards and what this one collects from now"})
+                    incidents.append(
+                        {
+                            "kind": "shard_data_lost",
+                            "key": ("shard", i, now["incarnation"]),
+                            "shard": name,
+                            "episodes_lost": lost,
+                            "line": f"replay {name} was restarted on {node} without its data: the store at {now['path']} "
+                            f"held {before['generation']} commits, the one it reopened {now['opened_generation']} "
+                            f"(its storage is not reachable from that node: give every node one shared run_dir, "
+                            f"e.g. s3://bucket/prefix); {lost} committed episodes lost (taken off the counters), "
+                            f"the run goes on with the other shards and what this one collects from now",
+                        }
+                    )
             if i in self.reconcile and (settled or lost_now):
                 if settled:
                     self.reconcile.discard(i)
-                delta = {t: held[t] - self.credited[i][t] for t in set(held) | set(self.credited[i])
-                         if held[t] != self.credited[i][t] and (settled or held[t] < self.credited[i][t])}
+                delta = {
+                    t: held[t] - self.credited[i][t]
+                    for t in set(held) | set(self.credited[i])
+                    if held[t] != self.credited[i][t] and (settled or held[t] < self.credited[i][t])
+                }
                 self.credited[i].update(delta)  # = held where settled; unsettled, only what is lost comes off
                 for slot in writers:  # what its runners reported is in the delta: a later restart takes nothing off
                     self.reported[slot] = []
@@ -383,8 +432,14 @@ class RayEvaluator(Evaluators):
         self.node_id = placement["actors"]["evaluator"]  # where it last ran
 
     def _incident(self, line: str) -> dict:
-        return {"kind": "evaluator_restart", "line": line, "key": ("evaluator", self.node_id), "node": self.node_id,
-                "actors_lost": ["evaluator"], "restarted": ["evaluator"]}
+        return {
+            "kind": "evaluator_restart",
+            "line": line,
+            "key": ("evaluator", self.node_id),
+            "node": self.node_id,
+            "actors_lost": ["evaluator"],
+            "restarted": ["evaluator"],
+        }
 
     def evaluate(self, weights, version: int, **kw) -> Job:
         actor = self.members[0]
@@ -392,8 +447,9 @@ class RayEvaluator(Evaluators):
         def finish(values):
             node_id, result = values
             if node_id != self.node_id:  # restarted since the last evaluation, none of which it lost
-                result["incident"] = self._incident(f"evaluator restarted: it ran on {node_label(self.node_id)}, "
-                                                    f"now on {node_label(node_id)}")
+                result["incident"] = self._incident(
+                    f"evaluator restarted: it ran on {node_label(self.node_id)}, now on {node_label(node_id)}"
+                )
                 self.node_id = node_id
                 move_actor(self.placement, "evaluator", node_id)  # placement.json says where it runs now
                 write_placement(self.run_dir, self.placement)
@@ -404,13 +460,18 @@ class RayEvaluator(Evaluators):
             # long and full of ids, goes to errors.log with the traceback
             dead = not any(n["NodeID"] == self.node_id and n["Alive"] for n in ray.nodes())
             what = f"lost with its {node_label(self.node_id)}" if dead else f"died on {node_label(self.node_id)}"
-            incident = self._incident(f"evaluator {what} ({type(exc).__name__}); Ray restarts it on a live node and "
-                                      f"the evaluation is sent again with the current weights")
+            incident = self._incident(
+                f"evaluator {what} ({type(exc).__name__}); Ray restarts it on a live node and "
+                f"the evaluation is sent again with the current weights"
+            )
             return {"lost": True, "incident": {**incident, "exc": exc}}
 
         # in the actor's call order: the node, then the evaluation (a restarted actor answers both anew)
-        return Job(refs=[actor.__ray_call__.remote(_node_id), actor.evaluate.remote(weights, version, **kw)],
-                   finish=finish, on_error=lost)
+        return Job(
+            refs=[actor.__ray_call__.remote(_node_id), actor.evaluate.remote(weights, version, **kw)],
+            finish=finish,
+            on_error=lost,
+        )
 
 
 def build(loop) -> Parts:
@@ -432,28 +493,83 @@ def build(loop) -> Parts:
     token = uuid.uuid4().hex[:8]
     usable = usable_shards(loop, cfg.shards)
     shard_names = [f"latentfleet-{token}-shard-{i:03d}" for i in usable]
-    shards = [C["shard"].options(name=name, num_cpus=cfg.cpus_per_shard, max_restarts=-1, max_task_retries=-1,
-                                 scheduling_strategy=STRATEGIES["shard"]).remote(
-        str(loop.run_dir / "replay" / f"shard-{i:03d}"), obs_dim=ts.max_obs_dim, action_dim=ts.max_action_dim,
-        chunk_len=cfg.chunk_len, cache_bytes=cfg.shard_cache_mb << 20, flush_every_s=cfg.shard_flush_s,
-        seed=cfg.seed * 31 + i, task_names=list(ts.names)) for i, name in zip(usable, shard_names)]
-    runners = [C["runner"].options(num_cpus=cfg.cpus_per_runner, num_gpus=cfg.gpus_per_runner, max_restarts=-1,
-                                   scheduling_strategy=STRATEGIES["runner"]).remote(
-        runner_cfg, cfg.task, tasks, shard_names[i % len(shards)], envs_per_task=cfg.envs_per_task, seed=cfg.seed,
-        runner_id=i, torch_threads=_threads(cfg.cpus_per_runner), max_episode_steps=cfg.max_episode_steps,
-        piece_horizon=cfg.planner.horizon if cfg.partial_episodes else None)
-        for i, tasks in enumerate(assign_tasks(ts, cfg.num_runners))]
+    shards = [
+        C["shard"]
+        .options(
+            name=name,
+            num_cpus=cfg.cpus_per_shard,
+            max_restarts=-1,
+            max_task_retries=-1,
+            scheduling_strategy=STRATEGIES["shard"],
+        )
+        .remote(
+            str(loop.run_dir / "replay" / f"shard-{i:03d}"),
+            obs_dim=ts.max_obs_dim,
+            action_dim=ts.max_action_dim,
+            chunk_len=cfg.chunk_len,
+            cache_bytes=cfg.shard_cache_mb << 20,
+            flush_every_s=cfg.shard_flush_s,
+            seed=cfg.seed * 31 + i,
+            task_names=list(ts.names),
+        )
+        for i, name in zip(usable, shard_names, strict=False)
+    ]
+    runners = [
+        C["runner"]
+        .options(
+            num_cpus=cfg.cpus_per_runner,
+            num_gpus=cfg.gpus_per_runner,
+            max_restarts=-1,
+            scheduling_strategy=STRATEGIES["runner"],
+        )
+        .remote(
+            runner_cfg,
+            cfg.task,
+            tasks,
+            shard_names[i % len(shards)],
+            envs_per_task=cfg.envs_per_task,
+            seed=cfg.seed,
+            runner_id=i,
+            torch_threads=_threads(cfg.cpus_per_runner),
+            max_episode_steps=cfg.max_episode_steps,
+            piece_horizon=cfg.planner.horizon if cfg.partial_episodes else None,
+        )
+        for i, tasks in enumerate(assign_tasks(ts, cfg.num_runners))
+    ]
     pg = learner_group_placement(cfg, token)
-    in_group = lambda r: {} if pg is None else {"scheduling_strategy": PlacementGroupSchedulingStrategy(  # noqa: E731
-        pg, placement_group_bundle_index=r)}
+
+    def in_group(r):
+        return (
+            {}
+            if pg is None
+            else {
+                "scheduling_strategy": PlacementGroupSchedulingStrategy(  # noqa: E731
+                    pg, placement_group_bundle_index=r
+                )
+            }
+        )
 
     def start_learners() -> list:
         # a rebuilt group takes the same bundles (Ray re-places the bundles of a lost node on live ones)
-        group = [C["learner"].options(num_cpus=cfg.cpus_per_learner, num_gpus=cfg.gpus_per_learner, **in_group(r)).remote(
-            loop.agent_cfg, masks, shards, batch_size=cfg.batch_size, rank=r, world_size=cfg.num_learners,
-            seed=cfg.seed, torch_threads=_threads(cfg.cpus_per_learner), balance=cfg.balance,
-            offline_data=str(cfg.offline_data) if cfg.offline_data else None, offline_ratio=cfg.offline_ratio,
-            cache_bytes=cfg.shard_cache_mb << 20) for r in range(cfg.num_learners)]
+        group = [
+            C["learner"]
+            .options(num_cpus=cfg.cpus_per_learner, num_gpus=cfg.gpus_per_learner, **in_group(r))
+            .remote(
+                loop.agent_cfg,
+                masks,
+                shards,
+                batch_size=cfg.batch_size,
+                rank=r,
+                world_size=cfg.num_learners,
+                seed=cfg.seed,
+                torch_threads=_threads(cfg.cpus_per_learner),
+                balance=cfg.balance,
+                offline_data=str(cfg.offline_data) if cfg.offline_data else None,
+                offline_ratio=cfg.offline_ratio,
+                cache_bytes=cfg.shard_cache_mb << 20,
+            )
+            for r in range(cfg.num_learners)
+        ]
         if cfg.num_learners > 1:
             addr = ray.get(group[0].address.remote())
             ray.get([lr.init_process_group.remote(f"tcp://{addr}") for lr in group])
@@ -461,9 +577,16 @@ def build(loop) -> Parts:
 
     # the evaluator holds nothing but a policy it is handed weights for: Ray restarts it wherever there is room
     # (elsewhere, if its node is lost), and the loop sends a lost evaluation again (RayEvaluator)
-    evaluator = C["evaluator"].options(num_cpus=cfg.cpus_per_evaluator, resources=dict(cfg.resources_per_evaluator),
-                                       max_restarts=-1, scheduling_strategy=STRATEGIES["evaluator"]
-                                       ).remote(runner_cfg, cfg.task, _threads(cfg.cpus_per_evaluator))
+    evaluator = (
+        C["evaluator"]
+        .options(
+            num_cpus=cfg.cpus_per_evaluator,
+            resources=dict(cfg.resources_per_evaluator),
+            max_restarts=-1,
+            scheduling_strategy=STRATEGIES["evaluator"],
+        )
+        .remote(runner_cfg, cfg.task, _threads(cfg.cpus_per_evaluator))
+    )
     collector = RayCollector(runners, shards)
     collector.check_shards()  # each shard's state at start: what a restart must reopen
     actors = {"runners": runners, "shards": shards, "learners": start_learners(), "evaluator": [evaluator]}
@@ -503,8 +626,12 @@ def build(loop) -> Parts:
 
                 remove_placement_group(pg)
 
-    named = {**{f"shard-{i:03d}": s for i, s in zip(usable, shards)}, **{f"runner-{i}": r for i, r in enumerate(runners)},
-             **{f"learner-{r}": lr for r, lr in enumerate(actors["learners"])}, "evaluator": evaluator}
+    named = {
+        **{f"shard-{i:03d}": s for i, s in zip(usable, shards, strict=False)},
+        **{f"runner-{i}": r for i, r in enumerate(runners)},
+        **{f"learner-{r}": lr for r, lr in enumerate(actors["learners"])},
+        "evaluator": evaluator,
+    }
     try:
         placement = actor_placement(named)
     except ConfigError:
@@ -512,6 +639,12 @@ def build(loop) -> Parts:
         raise
     report_placement(loop.run_dir, placement)
     collector.placement, collector.run_dir = placement, loop.run_dir  # restarts move actors in placement.json
-    return Parts(collector=collector, learners=Learners(actors["learners"], remote=True),
-                 evaluator=RayEvaluator(evaluator, placement, loop.run_dir), publish_every=cfg.publish_every, close=close,
-                 actors=actors, rebuild_learners=rebuild_learners)
+    return Parts(
+        collector=collector,
+        learners=Learners(actors["learners"], remote=True),
+        evaluator=RayEvaluator(evaluator, placement, loop.run_dir),
+        publish_every=cfg.publish_every,
+        close=close,
+        actors=actors,
+        rebuild_learners=rebuild_learners,
+    )

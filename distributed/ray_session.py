@@ -1,4 +1,5 @@
 """Joining a cluster or starting an embedded local Ray, once per driver."""
+
 from __future__ import annotations
 
 import contextlib
@@ -23,8 +24,14 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, temp_dir: 
     os.environ.setdefault("RAY_worker_niceness", "0")
     # address="local": always a new cluster, never some other Ray already running on this machine
     num_cpus = num_cpus or os.cpu_count()
-    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, dashboard_host="127.0.0.1",
-             log_to_driver=True, _temp_dir=temp_dir or None)  # None: Ray's default
+    ray.init(
+        address="local",
+        num_cpus=num_cpus,
+        include_dashboard=False,
+        dashboard_host="127.0.0.1",
+        log_to_driver=True,
+        _temp_dir=temp_dir or None,
+    )  # None: Ray's default
     return f"embedded local Ray with {num_cpus} CPUs"
 
 
@@ -45,6 +52,7 @@ def divert_ray_console(append, where: str) -> None:
     try:
         import ray._private.worker as w
         from ray._private.ray_logging import global_worker_stdstream_dispatcher as dispatcher
+
         original = getattr(w.print_to_stdstream, "original", w.print_to_stdstream)
         prefix = w._should_ignore_worker_log_prefix(w.global_worker)
     except (ImportError, AttributeError):
@@ -62,7 +70,7 @@ def divert_ray_console(append, where: str) -> None:
             # its first sentence, without a log line's "[time level pid tid] (raylet) file.cc:87: " prefix
             gist = re.sub(r"^\[[^\]]*\]\s*(\(\w+\)\s*)?[\w.]+:\d+:\s*", "", " ".join(lines[0].split()))
             end = gist.find(". ") + 1 or len(gist)  # its first sentence
-            print(f"ray: {gist[:min(end, 200)]} (all of it in {where})", flush=True)
+            print(f"ray: {gist[: min(end, 200)]} (all of it in {where})", flush=True)
         elif not told:
             told.append(True)
             print(f"latentfleet: Ray's messages about lost nodes and dying actors go to {where}", flush=True)
@@ -127,8 +135,12 @@ def _embedded_ray_pids() -> dict[int, str]:
         from ray._private import worker
 
         node = worker._global_node
-        roots = [info.process.pid for infos in (node.all_processes.values() if node else [])
-                 for info in infos if info.process is not None]
+        roots = [
+            info.process.pid
+            for infos in (node.all_processes.values() if node else [])
+            for info in infos
+            if info.process is not None
+        ]
         children: dict[int, list[int]] = {}
         for entry in os.listdir("/proc"):
             if entry.isdigit() and (stat := _proc_stat(int(entry))) is not None:

@@ -6,6 +6,7 @@ appended to, so there `metrics.jsonl` is kept in a local file and uploaded whole
 `upload_every_s` seconds and at close (a killed driver loses at most that much of the log; a
 resumed run starts from the uploaded copy). wandb writes only to a file system: its offline
 files then stay on the driver's disk, under ~/.cache/latentfleet/wandb/ (README says so)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -23,9 +24,17 @@ from distributed.storage import is_remote, storage_path
 
 
 class RunLogger:
-    def __init__(self, run_dir: str | os.PathLike, config: dict, *, wandb_mode: str = "offline",
-                 project: str = "latentfleet", group: str | None = None, name: str | None = None,
-                 upload_every_s: float = 10.0):
+    def __init__(
+        self,
+        run_dir: str | os.PathLike,
+        config: dict,
+        *,
+        wandb_mode: str = "offline",
+        project: str = "latentfleet",
+        group: str | None = None,
+        name: str | None = None,
+        upload_every_s: float = 10.0,
+    ):
         self.run_dir = storage_path(run_dir)
         self.remote = is_remote(self.run_dir)
         self.upload_every_s, self._uploaded = upload_every_s, time.monotonic()
@@ -43,9 +52,17 @@ class RunLogger:
             import wandb
 
             os.environ.setdefault("WANDB_SILENT", "true")
-            self._wandb = wandb.init(project=project, group=group, name=name or self.run_dir.name, config=config,
-                                     dir=str(wandb_dir(self.run_dir)), mode=wandb_mode, resume="allow",
-                                     id=_wandb_id(self.run_dir), reinit="finish_previous")
+            self._wandb = wandb.init(
+                project=project,
+                group=group,
+                name=name or self.run_dir.name,
+                config=config,
+                dir=str(wandb_dir(self.run_dir)),
+                mode=wandb_mode,
+                resume="allow",
+                id=_wandb_id(self.run_dir),
+                reinit="finish_previous",
+            )
 
     def log(self, step: int, metrics: dict, kind: str = "train") -> None:
         """Append one record {kind, step, time, **metrics} (non-finite floats become null)."""
@@ -142,10 +159,11 @@ def plot_learning_curves(run_dir: str | os.PathLike, out: str = "learning_curve.
     if not rows:
         return None
     steps = [r["step"] for r in rows]
-    tasks = sorted({k[len("return/"):] for r in rows for k in r if k.startswith("return/")})
+    tasks = sorted({k[len("return/") :] for r in rows for k in r if k.startswith("return/")})
     path = storage_path(run_dir) / out
-    with saved_figure(path, 1, 2 if any("normalized_score" in r for r in rows) else 1, figsize=(11, 4),
-                      squeeze=False) as (_, axes):
+    with saved_figure(
+        path, 1, 2 if any("normalized_score" in r for r in rows) else 1, figsize=(11, 4), squeeze=False
+    ) as (_, axes):
         ax = axes[0, 0]
         for t in tasks:
             ax.plot(steps, [r.get(f"return/{t}") for r in rows], marker="o", label=t)

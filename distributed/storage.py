@@ -11,6 +11,7 @@ Object stores have no rename and no fsync: a PUT of a whole object is atomic and
 returns. So on a URI a file is written in one piece (`write_bytes`), and the replay store uses
 its own commit protocol (distributed/replay/README.md).
 """
+
 from __future__ import annotations
 
 import os
@@ -54,7 +55,7 @@ def storage_path(location):
     if proto is None:
         text = str(location)
         if text.startswith("file://"):
-            text = text[len("file://"):]
+            text = text[len("file://") :]
         return Path(os.path.expanduser(text))
     if not isinstance(location, str):
         return location  # already an UPath
@@ -62,13 +63,14 @@ def storage_path(location):
     from upath import UPath
 
     if proto not in fsspec.available_protocols():
-        raise StorageError(f"{location!r}: no fsspec implementation for '{proto}://' (known: s3, gs, az, ...); "
-                           f"use a local path or an s3:// URI")
+        raise StorageError(
+            f"{location!r}: no fsspec implementation for '{proto}://' (known: s3, gs, az, ...); "
+            f"use a local path or an s3:// URI"
+        )
     try:
         return UPath(location, **_NO_LISTING_CACHE.get(proto, {}))
     except ImportError as exc:  # e.g. gcsfs not installed for gs://
         raise StorageError(f"{location!r}: {exc}") from None
-
 
 
 def write_bytes(path, data: bytes) -> None:
@@ -143,15 +145,21 @@ def check_writable(location, key: str) -> None:
         probe.write_bytes(b"probe")
         probe.unlink()
     except FileNotFoundError:
-        raise StorageError(f"{key}={location}: bucket '{bucket}' does not exist (or the endpoint in "
-                           f"AWS_ENDPOINT_URL does not serve it); create it first or choose another bucket") from None
+        raise StorageError(
+            f"{key}={location}: bucket '{bucket}' does not exist (or the endpoint in "
+            f"AWS_ENDPOINT_URL does not serve it); create it first or choose another bucket"
+        ) from None
     except PermissionError:
-        raise StorageError(f"{key}={location}: cannot write to bucket '{bucket}' (access denied); set credentials "
-                           f"that may write there (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a role)") from None
+        raise StorageError(
+            f"{key}={location}: cannot write to bucket '{bucket}' (access denied); set credentials "
+            f"that may write there (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a role)"
+        ) from None
     except OSError as exc:
-        raise StorageError(f"{key}={location}: cannot write there ({type(exc).__name__}: "
-                           f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); check the bucket, the "
-                           f"endpoint (AWS_ENDPOINT_URL) and the credentials") from None
+        raise StorageError(
+            f"{key}={location}: cannot write there ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); check the bucket, the "
+            f"endpoint (AWS_ENDPOINT_URL) and the credentials"
+        ) from None
 
 
 def zarr_store(path, *, read_only: bool = False):

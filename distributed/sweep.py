@@ -19,6 +19,7 @@ trials write their run directories wherever Tune places them and the driver read
 and metrics, so on a multi-node cluster it must be a URI or a file system every node mounts.
 Tune's own experiment folders go there too (through fsspec, as a pyarrow file system).
 """
+
 from __future__ import annotations
 
 import csv
@@ -33,7 +34,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import numpy as np
 
@@ -51,19 +52,20 @@ class SweepConfig:
 
     Nested keys (`+grid.planner.num_samples=[..]` builds grid: {planner: {num_samples: [..]}})
     mean dotted override keys: construction flattens them, so `grid` and `random` are flat."""
+
     name: str = "sweep"
     storage: str = "runs/sweeps"  # the sweep lives in <storage>/<name>; a path or s3://bucket/prefix (multi-node:
     #                               a URI or a path every node sees; in a `ray job submit` job: ~/latentfleet-runs)
-    base: List[str] = field(default_factory=list)  # train.yaml overrides for every trial: 'base=["task=mt30"]'
-    grid: Dict[str, Any] = field(default_factory=dict)  # key -> [values]: every combination
-    random: Dict[str, Any] = field(default_factory=dict)  # key -> {choice: [..]} | {uniform|loguniform|randint: [a, b]}
+    base: list[str] = field(default_factory=list)  # train.yaml overrides for every trial: 'base=["task=mt30"]'
+    grid: dict[str, Any] = field(default_factory=dict)  # key -> [values]: every combination
+    random: dict[str, Any] = field(default_factory=dict)  # key -> {choice: [..]} | {uniform|loguniform|randint: [a, b]}
     num_random: int = 0  # random draws (each with every grid point); drawn from random_seed, so reproducible
     random_seed: int = 0
-    seeds: List[int] = field(default_factory=lambda: [1])
+    seeds: list[int] = field(default_factory=lambda: [1])
     cpus_per_trial: float = 1.0  # Ray resources of one trial (fractions allowed)
     gpus_per_trial: float = 0.0
     max_failures: int = 1  # Tune retries of a failed trial (it resumes from its checkpoint)
-    max_concurrent: Optional[int] = None  # None: as many as the resources allow
+    max_concurrent: int | None = None  # None: as many as the resources allow
     wandb_mode: str = "offline"  # for the trials (unless base overrides it) and the summary run
     wandb_project: str = "latentfleet"
 
@@ -72,8 +74,10 @@ class SweepConfig:
         self.random = _flatten(dict(self.random), leaf=lambda v: not isinstance(v, dict) or _is_draw(v))
         for key, spec in self.random.items():
             if not _is_draw(spec):
-                raise ValueError(f"random.{key} = {spec!r}; expected one of {{choice: [..]}}, {{uniform: [lo, hi]}}, "
-                                 f"{{loguniform: [lo, hi]}}, {{randint: [lo, hi]}}")
+                raise ValueError(
+                    f"random.{key} = {spec!r}; expected one of {{choice: [..]}}, {{uniform: [lo, hi]}}, "
+                    f"{{loguniform: [lo, hi]}}, {{randint: [lo, hi]}}"
+                )
         for key, vals in self.grid.items():
             if not isinstance(vals, (list, tuple)) or not vals:
                 raise ValueError(f"grid.{key} = {vals!r}; expected a non-empty list of values")
@@ -124,14 +128,20 @@ def expand_trials(cfg: SweepConfig) -> list[dict]:
     """The sweep's trials, in a fixed order: [{slug, overrides, varied}] (varied: key -> value
     of the swept keys). The slug is readable plus a hash of all overrides, so it is stable."""
     rng = np.random.default_rng(cfg.random_seed)
-    draws = [{k: _DRAWS[next(iter(s))](rng, next(iter(s.values()))) for k, s in cfg.random.items()}
-             for _ in range(cfg.num_random)] if cfg.random and cfg.num_random else [{}]
+    draws = (
+        [
+            {k: _DRAWS[next(iter(s))](rng, next(iter(s.values()))) for k, s in cfg.random.items()}
+            for _ in range(cfg.num_random)
+        ]
+        if cfg.random and cfg.num_random
+        else [{}]
+    )
     keys = list(cfg.grid)
     trials, seen = [], set()
     for point in itertools.product(*(cfg.grid[k] for k in keys)):
         for draw in draws:
             for seed in cfg.seeds:
-                varied = {**dict(zip(keys, point)), **draw, "seed": seed}
+                varied = {**dict(zip(keys, point, strict=False)), **draw, "seed": seed}
                 overrides = list(cfg.base) + [f"{k}={_fmt(v)}" for k, v in varied.items()]
                 digest = hashlib.sha1("\n".join(overrides).encode()).hexdigest()[:8]
                 readable = re.sub(r"[^A-Za-z0-9_.+-]", "_", "__".join(f"{k}-{_fmt(v)}" for k, v in varied.items()))
@@ -172,8 +182,10 @@ def run_trial(config: dict) -> None:
     finally:
         if "wandb" in sys.modules:  # stop wandb's service now, not in an atexit hook Ray may cut short
             sys.modules["wandb"].teardown()
-        append_text(run_dir / ATTEMPTS_FILE, json.dumps({"start": start, "elapsed": time.time() - start,
-                                                         "outcome": outcome, "pid": os.getpid()}) + "\n")
+        append_text(
+            run_dir / ATTEMPTS_FILE,
+            json.dumps({"start": start, "elapsed": time.time() - start, "outcome": outcome, "pid": os.getpid()}) + "\n",
+        )
     result = trial_result(run_dir)
     result.update(env_steps=summary["env_steps"], updates=summary["updates"])
     write_bytes(done, json.dumps(result, indent=1).encode())  # written last: its presence means the run finished
@@ -192,14 +204,21 @@ def trial_result(run_dir: str | Path) -> dict:
     normalized = evals and all(r.get("normalized_score") is not None for r in evals)
     key = "normalized_score" if normalized else "episode_return"
     scores = [r[key] for r in evals if r.get(key) is not None]
-    attempts = [json.loads(x) for x in (run_dir / ATTEMPTS_FILE).read_text().splitlines()] \
-        if (run_dir / ATTEMPTS_FILE).exists() else []
+    attempts = (
+        [json.loads(x) for x in (run_dir / ATTEMPTS_FILE).read_text().splitlines()]
+        if (run_dir / ATTEMPTS_FILE).exists()
+        else []
+    )
     last = evals[-1] if evals else {}
-    return {"score_kind": key, "final_score": scores[-1] if scores else None,
-            "best_score": max(scores) if scores else None,
-            **{k: v for k, v in last.items() if k.startswith("return/")},
-            "env_steps": last.get("step"), "wall_s": round(sum(a["elapsed"] for a in attempts), 2),
-            "attempts": len(attempts)}
+    return {
+        "score_kind": key,
+        "final_score": scores[-1] if scores else None,
+        "best_score": max(scores) if scores else None,
+        **{k: v for k, v in last.items() if k.startswith("return/")},
+        "env_steps": last.get("step"),
+        "wall_s": round(sum(a["elapsed"] for a in attempts), 2),
+        "attempts": len(attempts),
+    }
 
 
 def _trial_dirname(trial) -> str:
@@ -243,8 +262,9 @@ def run_sweep(cfg: SweepConfig, *, trials: list[dict] | None = None, verbose: in
     trials = sweep_trials(cfg) if trials is None else trials
     if not is_remote(sweep_dir):
         sweep_dir.mkdir(parents=True, exist_ok=True)
-    (sweep_dir / "trials.json").write_text(json.dumps(
-        [{k: t[k] for k in ("slug", "overrides", "varied")} for t in trials], indent=1))
+    (sweep_dir / "trials.json").write_text(
+        json.dumps([{k: t[k] for k in ("slug", "overrides", "varied")} for t in trials], indent=1)
+    )
     already = {t["slug"] for t in trials if (storage_path(t["config"]["run_dir"]) / DONE_FILE).exists()}
 
     tune_dir = sweep_dir / "tune"
@@ -256,10 +276,18 @@ def run_sweep(cfg: SweepConfig, *, trials: list[dict] | None = None, verbose: in
         tuner = tune.Tuner(
             trainable,
             param_space={"trial": tune.grid_search(todo)},
-            tune_config=tune.TuneConfig(max_concurrent_trials=cfg.max_concurrent, trial_dirname_creator=_trial_dirname,
-                                        trial_name_creator=_trial_dirname),
-            run_config=tune.RunConfig(**_tune_storage(tune_dir), name=f"attempt-{attempt}", verbose=verbose,
-                                      failure_config=tune.FailureConfig(max_failures=cfg.max_failures)))
+            tune_config=tune.TuneConfig(
+                max_concurrent_trials=cfg.max_concurrent,
+                trial_dirname_creator=_trial_dirname,
+                trial_name_creator=_trial_dirname,
+            ),
+            run_config=tune.RunConfig(
+                **_tune_storage(tune_dir),
+                name=f"attempt-{attempt}",
+                verbose=verbose,
+                failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
+            ),
+        )
         for r in tuner.fit():
             if r.error is not None:
                 cause = getattr(r.error, "cause", None) or r.error  # a RayTaskError wraps the trial's exception
@@ -278,8 +306,13 @@ def run_sweep(cfg: SweepConfig, *, trials: list[dict] | None = None, verbose: in
                 row["error"] = errors[t["slug"]]
         rows.append(row)
     files = write_results(rows, sweep_dir, cfg)
-    return {"rows": rows, "files": files, "errors": errors, "skipped": sorted(already),
-            "trained": [t["slug"] for t in todo]}
+    return {
+        "rows": rows,
+        "files": files,
+        "errors": errors,
+        "skipped": sorted(already),
+        "trained": [t["slug"] for t in todo],
+    }
 
 
 def _tune_storage(tune_dir) -> dict:
@@ -297,7 +330,9 @@ def _tune_storage(tune_dir) -> dict:
 def write_results(rows: list[dict], sweep_dir: Path, cfg: SweepConfig) -> dict:
     """results.csv, results.md and results.png in sweep_dir; the table to wandb when it is on."""
     fixed = ["status", "score_kind", "final_score", "best_score", "env_steps", "updates", "wall_s", "attempts"]
-    varied = [k for k in (rows[0] if rows else []) if k not in ["trial", *fixed, "error"] and not k.startswith("return/")]
+    varied = [
+        k for k in (rows[0] if rows else []) if k not in ["trial", *fixed, "error"] and not k.startswith("return/")
+    ]
     tasks = sorted({k for r in rows for k in r if k.startswith("return/")})
     columns = ["trial", *varied, *fixed, *tasks] + (["error"] if any("error" in r for r in rows) else [])
     csv_path, md_path = sweep_dir / "results.csv", sweep_dir / "results.md"
@@ -310,9 +345,15 @@ def write_results(rows: list[dict], sweep_dir: Path, cfg: SweepConfig) -> dict:
     def cell(v):
         return "" if v is None else (f"{v:.2f}" if isinstance(v, float) else str(v).replace("|", "/"))
 
-    lines = [f"# sweep {cfg.name}", "", f"{len(rows)} trials, {sum(r['status'] == 'done' for r in rows)} done; "
-             f"base overrides: `{' '.join(cfg.base) or '-'}`", "",
-             "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines = [
+        f"# sweep {cfg.name}",
+        "",
+        f"{len(rows)} trials, {sum(r['status'] == 'done' for r in rows)} done; "
+        f"base overrides: `{' '.join(cfg.base) or '-'}`",
+        "",
+        "| " + " | ".join(columns) + " |",
+        "|" + "---|" * len(columns),
+    ]
     ranked = sorted(rows, key=lambda r: -(r.get("final_score") if r.get("final_score") is not None else -math.inf))
     lines += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in ranked]
     md_path.write_text("\n".join(lines) + "\n")
@@ -332,16 +373,20 @@ def _plot(rows: list[dict], labels: list[str], path: Path) -> Path | None:
     x = np.arange(len(rows))
     with saved_figure(path, 1, 2, figsize=(13, 4.5), dpi=110) as (_, (ax0, ax1)):
         for offset, kind in ((-0.2, "final"), (0.2, "best")):
-            ax0.bar(x + offset, [np.nan if r.get(f"{kind}_score") is None else r[f"{kind}_score"] for r in rows], 0.4,
-                    label=kind)
+            ax0.bar(
+                x + offset,
+                [np.nan if r.get(f"{kind}_score") is None else r[f"{kind}_score"] for r in rows],
+                0.4,
+                label=kind,
+            )
         ax0.set_xticks(x, [s[:40] for s in labels], rotation=60, ha="right", fontsize=6)
         ax0.legend()
-        for r, label in zip(rows, labels):
+        for r, label in zip(rows, labels, strict=False):
             evals = read_metrics(r.get("run_dir") or path.parent / "runs" / r["trial"], "eval")
             key = r.get("score_kind") or "episode_return"
             pts = [(e["step"], e[key]) for e in evals if e.get(key) is not None]
             if pts:
-                ax1.plot(*zip(*pts), marker="o", ms=3, label=label[:40])
+                ax1.plot(*zip(*pts, strict=False), marker="o", ms=3, label=label[:40])
         ax1.set_xlabel("env steps")
         if ax1.lines and len(rows) <= 12:
             ax1.legend(fontsize=6)
@@ -356,7 +401,14 @@ def _wandb_table(rows: list[dict], columns: list[str], sweep_dir: Path, cfg: Swe
 
     from distributed.run_log import wandb_dir
 
-    run = wandb.init(project=cfg.wandb_project, group=cfg.name, name=f"{cfg.name}-summary", job_type="sweep-summary",
-                     dir=str(wandb_dir(sweep_dir)), mode=cfg.wandb_mode, reinit="finish_previous")
+    run = wandb.init(
+        project=cfg.wandb_project,
+        group=cfg.name,
+        name=f"{cfg.name}-summary",
+        job_type="sweep-summary",
+        dir=str(wandb_dir(sweep_dir)),
+        mode=cfg.wandb_mode,
+        reinit="finish_previous",
+    )
     run.log({"results": wandb.Table(columns=columns, data=[[r.get(c) for c in columns] for r in rows])})
     run.finish()

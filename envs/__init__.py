@@ -5,6 +5,7 @@ Gymnasium id too: `gymnasium.make("latentfleet/walker-walk")` (envs/registration
 Importing this package is cheap: it registers the ids, and simulator packages are imported
 (and models built) only when a task is built.
 """
+
 import os
 
 # dm_control picks its GL backend at import; quadruped-escape needs a context even for state obs
@@ -21,7 +22,17 @@ from envs.task_set import TaskSet, load_task_set, task_set_names  # noqa: E402
 register_tasks()
 
 __all__ = [
-    "NAMESPACE", "MissingPackageError", "PaddedEnv", "TaskSet", "TaskSpec", "UnknownNameError",
-    "env_id", "load_task_set", "make_env", "make_padded_env",
-    "task_names", "task_set_names", "task_spec",
+    "NAMESPACE",
+    "MissingPackageError",
+    "PaddedEnv",
+    "TaskSet",
+    "TaskSpec",
+    "UnknownNameError",
+    "env_id",
+    "load_task_set",
+    "make_env",
+    "make_padded_env",
+    "task_names",
+    "task_set_names",
+    "task_spec",
 ]

@@ -1,5 +1,6 @@
 """The action contract every adapter enforces: the episode is live, the action has the task's
 shape, and [-1, 1] maps linearly onto the simulator's own control range."""
+
 from __future__ import annotations
 
 import numpy as np

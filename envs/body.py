@@ -3,6 +3,7 @@
 It lives in envs because envs builds the models (procedural variants included) and describes tasks
 in words from it (envs/describe.py); embodiments/ derives descriptors from it and re-exports it.
 """
+
 from __future__ import annotations
 
 import functools
@@ -14,8 +15,12 @@ import numpy as np
 from envs.catalog import task_spec
 from envs.make import make_env
 
-_JOINT_TYPES = {int(mujoco.mjtJoint.mjJNT_FREE): "free", int(mujoco.mjtJoint.mjJNT_BALL): "ball",
-                int(mujoco.mjtJoint.mjJNT_SLIDE): "slide", int(mujoco.mjtJoint.mjJNT_HINGE): "hinge"}
+_JOINT_TYPES = {
+    int(mujoco.mjtJoint.mjJNT_FREE): "free",
+    int(mujoco.mjtJoint.mjJNT_BALL): "ball",
+    int(mujoco.mjtJoint.mjJNT_SLIDE): "slide",
+    int(mujoco.mjtJoint.mjJNT_HINGE): "hinge",
+}
 _LONG_GEOMS = (int(mujoco.mjtGeom.mjGEOM_CAPSULE), int(mujoco.mjtGeom.mjGEOM_CYLINDER))
 
 
@@ -48,6 +53,7 @@ class Actuator:
 @dataclass(frozen=True)
 class Embodiment:
     """A body as data. `obs_dim`/`action_dim` are those of the task it was read from."""
+
     name: str
     bodies: tuple[Body, ...]
     joints: tuple[Joint, ...]
@@ -73,8 +79,11 @@ def _body_length(model: mujoco.MjModel, b: int) -> float:
     children = [c for c in range(1, model.nbody) if model.body_parentid[c] == b and c != b]
     if children:
         return float(max(np.linalg.norm(model.body_pos[c]) for c in children))
-    extents = [2 * model.geom_size[g, 1] if model.geom_type[g] in _LONG_GEOMS else 2 * model.geom_size[g].max()
-               for g in range(model.ngeom) if model.geom_bodyid[g] == b]
+    extents = [
+        2 * model.geom_size[g, 1] if model.geom_type[g] in _LONG_GEOMS else 2 * model.geom_size[g].max()
+        for g in range(model.ngeom)
+        if model.geom_bodyid[g] == b
+    ]
     return float(max(extents, default=0.0))
 
 
@@ -88,8 +97,11 @@ def _actuated_bodies(model: mujoco.MjModel) -> set[int]:
             bodies.add(int(model.site_bodyid[target]))
         elif trn == int(mujoco.mjtTrn.mjTRN_TENDON):
             adr, num = model.tendon_adr[target], model.tendon_num[target]
-            bodies.update(int(model.jnt_bodyid[model.wrap_objid[w]]) for w in range(adr, adr + num)
-                          if model.wrap_type[w] == mujoco.mjtWrap.mjWRAP_JOINT)
+            bodies.update(
+                int(model.jnt_bodyid[model.wrap_objid[w]])
+                for w in range(adr, adr + num)
+                if model.wrap_type[w] == mujoco.mjtWrap.mjWRAP_JOINT
+            )
     return bodies
 
 
@@ -117,28 +129,45 @@ def embodiment_from_model(name: str, model: mujoco.MjModel, obs_dim: int, action
     for b in range(1, model.nbody):
         depth[b] = depth[model.body_parentid[b]] + 1
     robot = robot_body_ids(model)
-    bodies = tuple(Body(name=_name(model, mujoco.mjtObj.mjOBJ_BODY, b),
-                        parent=_name(model, mujoco.mjtObj.mjOBJ_BODY, int(model.body_parentid[b])),
-                        mass=float(model.body_mass[b]), length=_body_length(model, b), depth=int(depth[b]))
-                   for b in robot)
-    joints = tuple(Joint(name=_name(model, mujoco.mjtObj.mjOBJ_JOINT, j),
-                         type=_JOINT_TYPES[int(model.jnt_type[j])],
-                         body=_name(model, mujoco.mjtObj.mjOBJ_BODY, int(model.jnt_bodyid[j])),
-                         range=tuple(map(float, model.jnt_range[j])) if model.jnt_limited[j] else None,
-                         damping=float(model.dof_damping[model.jnt_dofadr[j]]))
-                   for j in range(model.njnt) if int(model.jnt_bodyid[j]) in set(robot))
+    bodies = tuple(
+        Body(
+            name=_name(model, mujoco.mjtObj.mjOBJ_BODY, b),
+            parent=_name(model, mujoco.mjtObj.mjOBJ_BODY, int(model.body_parentid[b])),
+            mass=float(model.body_mass[b]),
+            length=_body_length(model, b),
+            depth=int(depth[b]),
+        )
+        for b in robot
+    )
+    joints = tuple(
+        Joint(
+            name=_name(model, mujoco.mjtObj.mjOBJ_JOINT, j),
+            type=_JOINT_TYPES[int(model.jnt_type[j])],
+            body=_name(model, mujoco.mjtObj.mjOBJ_BODY, int(model.jnt_bodyid[j])),
+            range=tuple(map(float, model.jnt_range[j])) if model.jnt_limited[j] else None,
+            damping=float(model.dof_damping[model.jnt_dofadr[j]]),
+        )
+        for j in range(model.njnt)
+        if int(model.jnt_bodyid[j]) in set(robot)
+    )
     actuators = []
     for a in range(model.nu):
         trn = int(model.actuator_trntype[a])
-        target_obj = {int(mujoco.mjtTrn.mjTRN_JOINT): mujoco.mjtObj.mjOBJ_JOINT,
-                      int(mujoco.mjtTrn.mjTRN_TENDON): mujoco.mjtObj.mjOBJ_TENDON}.get(trn, mujoco.mjtObj.mjOBJ_SITE)
-        actuators.append(Actuator(name=_name(model, mujoco.mjtObj.mjOBJ_ACTUATOR, a),
-                                  target=_name(model, target_obj, int(model.actuator_trnid[a, 0])),
-                                  gear=float(model.actuator_gear[a, 0]),
-                                  ctrl_range=tuple(map(float, model.actuator_ctrlrange[a]))
-                                  if model.actuator_ctrllimited[a] else None))
-    return Embodiment(name=name, bodies=bodies, joints=joints, actuators=tuple(actuators),
-                      obs_dim=obs_dim, action_dim=action_dim)
+        target_obj = {
+            int(mujoco.mjtTrn.mjTRN_JOINT): mujoco.mjtObj.mjOBJ_JOINT,
+            int(mujoco.mjtTrn.mjTRN_TENDON): mujoco.mjtObj.mjOBJ_TENDON,
+        }.get(trn, mujoco.mjtObj.mjOBJ_SITE)
+        actuators.append(
+            Actuator(
+                name=_name(model, mujoco.mjtObj.mjOBJ_ACTUATOR, a),
+                target=_name(model, target_obj, int(model.actuator_trnid[a, 0])),
+                gear=float(model.actuator_gear[a, 0]),
+                ctrl_range=tuple(map(float, model.actuator_ctrlrange[a])) if model.actuator_ctrllimited[a] else None,
+            )
+        )
+    return Embodiment(
+        name=name, bodies=bodies, joints=joints, actuators=tuple(actuators), obs_dim=obs_dim, action_dim=action_dim
+    )
 
 
 @functools.cache

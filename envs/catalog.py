@@ -3,6 +3,7 @@
 Task names follow TD-MPC2 (`walker-walk`, `cup-catch`, `mw-assembly`) plus `gym-<env>` for
 Gymnasium MuJoCo. A name may carry a procedural-variant suffix: `walker-walk@leg=1.2,mass=0.8`.
 """
+
 from __future__ import annotations
 
 import functools
@@ -50,10 +51,17 @@ def task_spec(task: str) -> TaskSpec:
         suffix = canonical_suffix(suffix, domain=row["domain"], task=base)
         if suffix:
             name, embodiment = f"{base}@{suffix}", f"{embodiment}@{suffix}"
-    return TaskSpec(name=name, domain=row["domain"], embodiment=embodiment, obs_dim=row["obs_dim"],
-                    action_dim=row["action_dim"], episode_length=row["episode_length"],
-                    action_repeat=row["action_repeat"], can_terminate=bool(row.get("can_terminate", False)),
-                    constraints=constraints_from_row(row.get("constraints"), f"task {base!r}", row["action_dim"]))
+    return TaskSpec(
+        name=name,
+        domain=row["domain"],
+        embodiment=embodiment,
+        obs_dim=row["obs_dim"],
+        action_dim=row["action_dim"],
+        episode_length=row["episode_length"],
+        action_repeat=row["action_repeat"],
+        can_terminate=bool(row.get("can_terminate", False)),
+        constraints=constraints_from_row(row.get("constraints"), f"task {base!r}", row["action_dim"]),
+    )
 
 
 def constraints_from_row(row: dict | None, owner: str, action_dim: int) -> ActionConstraints | None:
@@ -64,7 +72,8 @@ def constraints_from_row(row: dict | None, owner: str, action_dim: int) -> Actio
     unknown = sorted(set(row) - set(ActionConstraints.__dataclass_fields__))
     if unknown:
         raise ValueError(f"{owner}: unknown constraint fields {unknown}; use lo, hi, max_delta, rest")
-    c = ActionConstraints(**{k: None if v is None else tuple(v) if isinstance(v, (list, tuple)) else (v,)
-                             for k, v in row.items()})
+    c = ActionConstraints(
+        **{k: None if v is None else tuple(v) if isinstance(v, (list, tuple)) else (v,) for k, v in row.items()}
+    )
     c.resolved(owner, action_dim)  # refuse bad data where it is read
     return c

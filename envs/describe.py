@@ -10,6 +10,7 @@ The most telling words come first: a text encoder reads a bounded number of toke
 256), and the dog's or the CMU humanoid's list of 38-56 actuated joints is what is cut, not the
 instruction.
 """
+
 from __future__ import annotations
 
 import functools
@@ -44,8 +45,9 @@ def instruction(task: str) -> str:
     try:
         return _words()["instructions"][base]
     except KeyError:
-        raise ValueError(f"task {base!r} has no instruction in envs/data/descriptions.json; add one under "
-                         f"'instructions'") from None
+        raise ValueError(
+            f"task {base!r} has no instruction in envs/data/descriptions.json; add one under 'instructions'"
+        ) from None
 
 
 def actuated(task: str) -> tuple[str, ...]:
@@ -75,8 +77,10 @@ def task_texts(tasks) -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     tasks = sys.argv[1:] if argv is None else argv
     if not tasks:
-        print("usage: python -m envs.describe <task> [<task> ...]   (e.g. 'walker-walk@leg=1.2,mass=0.8')",
-              file=sys.stderr)
+        print(
+            "usage: python -m envs.describe <task> [<task> ...]   (e.g. 'walker-walk@leg=1.2,mass=0.8')",
+            file=sys.stderr,
+        )
         return 2
     for task in tasks:
         try:

@@ -1,4 +1,5 @@
 """dm_control tasks (the 51 of the suite plus the TD-MPC2 custom ones) behind the Gymnasium API."""
+
 from __future__ import annotations
 
 import importlib
@@ -10,7 +11,6 @@ import numpy as np
 from envs.actions import simulator_action
 from envs.errors import MissingPackageError
 from envs.spec import TaskSpec
-
 
 # Action bounds at least this large are treated as unbounded (lqr): the agent's [-1, 1] passes through.
 _UNBOUNDED = 1e6
@@ -57,8 +57,10 @@ class DMControlEnv(gym.Env):
         self.spec_ = spec
         aspec = dm_env.action_spec()
         if aspec.shape != (spec.action_dim,):
-            raise ValueError(f"{spec.name}: simulator action shape {aspec.shape} != catalogue "
-                             f"({spec.action_dim},); fix envs/data/tasks.json")
+            raise ValueError(
+                f"{spec.name}: simulator action shape {aspec.shape} != catalogue "
+                f"({spec.action_dim},); fix envs/data/tasks.json"
+            )
         low, high = aspec.minimum.astype(np.float64), aspec.maximum.astype(np.float64)
         bounded = (np.abs(low) < _UNBOUNDED) & (np.abs(high) < _UNBOUNDED)
         self._low = np.where(bounded, low, -1.0)
@@ -81,8 +83,10 @@ class DMControlEnv(gym.Env):
     def _obs(self, observation) -> np.ndarray:
         obs = np.concatenate([np.asarray(v, np.float32).ravel() for v in observation.values()])
         if obs.shape != (self.spec_.obs_dim,):
-            raise ValueError(f"{self.spec_.name}: simulator observation shape {obs.shape} != catalogue "
-                             f"({self.spec_.obs_dim},); fix envs/data/tasks.json")
+            raise ValueError(
+                f"{self.spec_.name}: simulator observation shape {obs.shape} != catalogue "
+                f"({self.spec_.obs_dim},); fix envs/data/tasks.json"
+            )
         return obs
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:

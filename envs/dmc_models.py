@@ -1,4 +1,5 @@
 """The MJCF behind each dm_control task, so a procedural variant can edit it and reload physics."""
+
 from __future__ import annotations
 
 import importlib
@@ -33,8 +34,10 @@ def _reacher3() -> str:
 def model_and_assets(domain: str, task_name: str) -> tuple[str, dict]:
     """(MJCF string, assets) of the dm_control task's body."""
     if domain in _NO_STATIC_MODEL:
-        raise ValueError(f"dm_control domain {domain!r} generates a new random model per seed; "
-                         "it has no fixed body to build variants of")
+        raise ValueError(
+            f"dm_control domain {domain!r} generates a new random model per seed; "
+            "it has no fixed body to build variants of"
+        )
     if (domain, task_name) in _TASK_MODELS:
         return _TASK_MODELS[(domain, task_name)]()
     return _suite(domain).get_model_and_assets()

@@ -1,4 +1,5 @@
 """Errors for bad task input: unknown names (with the closest known ones) and missing packages."""
+
 from __future__ import annotations
 
 import difflib
@@ -28,8 +29,7 @@ class MissingPackageError(ImportError):
 
     def __init__(self, task: str, package: str, pip_name: str):
         self._args = (task, package, pip_name)
-        super().__init__(f"task {task!r} needs the package {package!r}, which is not installed: "
-                         f"pip install {pip_name}")
+        super().__init__(f"task {task!r} needs the package {package!r}, which is not installed: pip install {pip_name}")
 
     def __reduce__(self):
         return type(self), self._args

@@ -1,6 +1,7 @@
 """A raw Gymnasium-API simulator env (Meta-World, Gymnasium MuJoCo) under the project's contract:
 actions in [-1, 1] rescaled to the simulator's bounds, action repeat, time limit, float32 obs,
 `info["success"]` always present."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -28,8 +29,10 @@ class RepeatedActionEnv(gym.Env):
         self._pending_seed: int | None = seed
         self._success_key = success_key
         if sim.action_space.shape != (spec.action_dim,):
-            raise ValueError(f"{spec.name}: simulator action shape {sim.action_space.shape} != catalogue "
-                             f"({spec.action_dim},); fix envs/data/tasks.json")
+            raise ValueError(
+                f"{spec.name}: simulator action shape {sim.action_space.shape} != catalogue "
+                f"({spec.action_dim},); fix envs/data/tasks.json"
+            )
         self._low = np.asarray(sim.action_space.low, np.float64)
         self._high = np.asarray(sim.action_space.high, np.float64)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (spec.action_dim,), np.float32)
@@ -61,13 +64,16 @@ class RepeatedActionEnv(gym.Env):
     def _obs(self, obs) -> np.ndarray:
         obs = np.asarray(obs, np.float32).ravel()
         if obs.shape != (self.spec_.obs_dim,):
-            raise ValueError(f"{self.spec_.name}: simulator observation shape {obs.shape} != catalogue "
-                             f"({self.spec_.obs_dim},); fix envs/data/tasks.json")
+            raise ValueError(
+                f"{self.spec_.name}: simulator observation shape {obs.shape} != catalogue "
+                f"({self.spec_.obs_dim},); fix envs/data/tasks.json"
+            )
         return obs
 
     def step(self, action) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         sim_action = simulator_action(self.spec_, self._done, action, self._low, self._high).astype(
-            self.sim.action_space.dtype)
+            self.sim.action_space.dtype
+        )
         reward, terminated, success = 0.0, False, 0.0
         for _ in range(self.spec_.action_repeat):
             obs, r, terminated, _, info = self.sim.step(sim_action)

@@ -1,4 +1,5 @@
 """Gymnasium MuJoCo tasks (`gym-ant`, ...), without Gymnasium's own TimeLimit (ours applies)."""
+
 from __future__ import annotations
 
 import importlib
@@ -19,8 +20,10 @@ def base_xml_path(env_id: str) -> Path:
     from gymnasium.envs.registration import load_env_creator
 
     spec = gymnasium.spec(env_id)
-    xml_file = spec.kwargs.get("xml_file") or inspect.signature(
-        load_env_creator(spec.entry_point)).parameters["xml_file"].default
+    xml_file = (
+        spec.kwargs.get("xml_file")
+        or inspect.signature(load_env_creator(spec.entry_point)).parameters["xml_file"].default
+    )
     return Path(expand_model_path(xml_file))
 
 

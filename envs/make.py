@@ -1,4 +1,5 @@
 """`make_env`: build any catalogued task, optionally as a procedural variant of its body."""
+
 from __future__ import annotations
 
 import gymnasium as gym

@@ -1,4 +1,5 @@
 """Meta-World v3 tasks (`mw-<name>`), goal-observable, a new goal and object placement each reset."""
+
 from __future__ import annotations
 
 import importlib

@@ -1,4 +1,5 @@
 """The multitask wrapper: one observation and action size for every task of a TaskSet."""
+
 from __future__ import annotations
 
 import functools
@@ -42,8 +43,9 @@ class PaddedEnv(gym.Wrapper):
     def step(self, action) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         action = np.asarray(action, np.float32)
         if action.shape != self.action_space.shape:
-            raise ValueError(f"{self.spec_.name}: padded action shape {action.shape}, "
-                             f"expected {self.action_space.shape}")
+            raise ValueError(
+                f"{self.spec_.name}: padded action shape {action.shape}, expected {self.action_space.shape}"
+            )
         obs, reward, terminated, truncated, info = self.env.step(action[: self.spec_.action_dim])
         return self._pad(obs), reward, terminated, truncated, info
 
@@ -67,14 +69,21 @@ def make_padded_env(task_set: TaskSet, task: str, seed: int = 0) -> PaddedEnv:
     return env
 
 
-def make_task_env(task: str, seed: int = 0, task_set: str | TaskSet | None = None, variant: str | None = None,
-                  render_mode: str | None = None) -> PaddedEnv:
+def make_task_env(
+    task: str,
+    seed: int = 0,
+    task_set: str | TaskSet | None = None,
+    variant: str | None = None,
+    render_mode: str | None = None,
+) -> PaddedEnv:
     """The entry point of the `latentfleet/<task>` Gymnasium ids (see envs/registration.py):
     `task` (a base name) with an optional variant suffix, padded to `task_set` (a name or a
     TaskSet; default: the task alone, i.e. no padding)."""
     if render_mode is not None:
-        raise ValueError(f"latentfleet/{task}: render_mode={render_mode!r} is not supported; these envs "
-                         "do not render (metadata render_modes is empty): leave render_mode unset")
+        raise ValueError(
+            f"latentfleet/{task}: render_mode={render_mode!r} is not supported; these envs "
+            "do not render (metadata render_modes is empty): leave render_mode unset"
+        )
     name = task_spec(f"{task}{VARIANT_SEP}{variant}" if variant else task).name  # sets list canonical names
     ts = task_set if isinstance(task_set, TaskSet) else load_task_set(task_set or name)
     return make_padded_env(ts, name, seed)

@@ -10,6 +10,7 @@ valid Gymnasium ids: pass the suffix as `variant="leg=1.2"`.
 The id names only the task. RLlib's registry (`distributed/baselines/env.py`) uses the same
 `latentfleet/<name>` strings for tasks and task sets; RLlib looks in its own registry first.
 """
+
 from __future__ import annotations
 
 from typing import Any

@@ -2,6 +2,7 @@
 locomotion-mixed (Gymnasium bodies that fall, with dm_control ones that never terminate); and
 train / held-out splits of tasks and bodies for transfer experiments (`envs/data/splits.json`),
 whose training tasks are the task set `split:<name>`."""
+
 from __future__ import annotations
 
 import functools
@@ -29,6 +30,7 @@ def task_set_names() -> tuple[str, ...]:
 @dataclass(frozen=True)
 class TaskSet:
     """An ordered, immutable set of tasks; a task's id is its position. Dims are padded to the maxima."""
+
     name: str
     tasks: tuple[TaskSpec, ...]
     names: tuple[str, ...] = field(init=False)
@@ -100,7 +102,7 @@ def load_task_set(name_or_task: str) -> TaskSet:
     Every listed task must exist: an unknown name raises with the closest set and task names.
     """
     if name_or_task.startswith(SPLIT_PREFIX):
-        train = load_split(name_or_task[len(SPLIT_PREFIX):]).train
+        train = load_split(name_or_task[len(SPLIT_PREFIX) :]).train
         return TaskSet(name_or_task, tuple(task_spec(t) for t in train))
     sets = _task_sets()
     if name_or_task in sets:
@@ -119,6 +121,7 @@ def load_task_set(name_or_task: str) -> TaskSet:
 @dataclass(frozen=True)
 class Split:
     """Held-out tasks must fit the training tasks' padded dims, so one model can be run on them."""
+
     name: str
     description: str
     train: tuple[str, ...]
@@ -148,8 +151,12 @@ def load_split(name: str) -> Split:
     if name not in _splits():
         raise UnknownNameError("split", name, _splits())
     raw = _splits()[name]
-    split = Split(name, raw["description"], tuple(task_spec(t).name for t in raw["train"]),
-                  tuple(task_spec(t).name for t in raw["held_out"]))
+    split = Split(
+        name,
+        raw["description"],
+        tuple(task_spec(t).name for t in raw["train"]),
+        tuple(task_spec(t).name for t in raw["held_out"]),
+    )
     overlap = set(split.train) & set(split.held_out)
     if overlap:
         raise ValueError(f"split {name!r}: tasks both in train and held-out: {sorted(overlap)}")
@@ -157,6 +164,8 @@ def load_split(name: str) -> Split:
     for t in split.held_out:
         spec = task_spec(t)
         if spec.obs_dim > train.max_obs_dim or spec.action_dim > train.max_action_dim:
-            raise ValueError(f"split {name!r}: held-out {t!r} ({spec.obs_dim} obs, {spec.action_dim} actions) "
-                             f"exceeds the training dims ({train.max_obs_dim}, {train.max_action_dim})")
+            raise ValueError(
+                f"split {name!r}: held-out {t!r} ({spec.obs_dim} obs, {spec.action_dim} actions) "
+                f"exceeds the training dims ({train.max_obs_dim}, {train.max_action_dim})"
+            )
     return split

@@ -6,6 +6,7 @@ console line per cheetah env build, plus a MUJOCO_LOG.TXT when dm_control is not
 We compile without the attribute and then apply MuJoCo's stated replacement, `mj_setTotalmass`
 and `mj_setConst`, to the compiled model: its arrays come out identical (tests/envs/test_total_mass.py).
 """
+
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET

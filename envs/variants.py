@@ -13,6 +13,7 @@ Parameters (each a multiplicative factor in [0.25, 4]):
 Variants keep the joint and actuator structure, so a variant has its base task's dims.
 `describe_variant` says in words how a variant differs from its base body ("legs 20% longer").
 """
+
 from __future__ import annotations
 
 import re
@@ -77,16 +78,18 @@ def describe_variant(suffix: str) -> str:
         if k == 1.0:
             continue
         what, adjective, up, down = _VARIANT_WORDS[key]
-        change = (f"{k:g}x as {adjective}" if k >= 2.0 or k <= 0.5
-                  else f"{abs(k - 1) * 100:.3g}% {up if k > 1 else down}")
+        change = (
+            f"{k:g}x as {adjective}" if k >= 2.0 or k <= 0.5 else f"{abs(k - 1) * 100:.3g}% {up if k > 1 else down}"
+        )
         phrases.append(f"{what} {change}".strip())
     return ", ".join(phrases)
 
 
 def _check_domain(domain: str, task: str) -> None:
     if domain not in _EDITABLE_DOMAINS:
-        raise ValueError(f"task {task!r} ({domain}) has no procedural variants; "
-                         f"they exist for domains {list(_EDITABLE_DOMAINS)}")
+        raise ValueError(
+            f"task {task!r} ({domain}) has no procedural variants; they exist for domains {list(_EDITABLE_DOMAINS)}"
+        )
 
 
 def canonical_suffix(suffix: str, domain: str, task: str) -> str:
@@ -135,8 +138,10 @@ def apply_variant(spec: mujoco.MjSpec, params: dict[str, float]) -> None:
         if key in _PART_PATTERNS:
             bodies = [b for b in bodies if _PART_PATTERNS[key].search(b.name)]
             if not bodies:
-                raise ValueError(f"variant {key}={params[key]:g}: model {spec.modelname!r} has no {key} bodies "
-                                 f"(body names: {[b.name for b in _robot_bodies(spec)]})")
+                raise ValueError(
+                    f"variant {key}={params[key]:g}: model {spec.modelname!r} has no {key} bodies "
+                    f"(body names: {[b.name for b in _robot_bodies(spec)]})"
+                )
         for body in bodies:
             _scale_segment(body, params[key])
     if "mass" in params:

@@ -8,6 +8,7 @@ Hydra overrides of `BaselineConfig` (distributed/baselines/run.py); RLlib's own 
 `+training.<key>=...` and `+model.<key>=...`. The run directory has the layout of
 launch/train.py's, so launch/compare.py reads both.
 """
+
 import os
 import sys
 

@@ -2,6 +2,7 @@
 the command line's Hydra overrides, check it, build the loop (which checks tasks, run directory
 and data), start Ray only for backend=ray, train, and print the summary. A handled error is one
 line on stderr and exit status 2, before anything is started or written."""
+
 from __future__ import annotations
 
 import os
@@ -19,9 +20,13 @@ def options(schema, argv: list[str] | None = None):
     if any(a in ("-h", "--help") for a in argv):
         import dataclasses
 
-        print(f"usage: {sys.argv[0]} key=value ...\n" + "\n".join(
-            f"  {f.name}={f.default_factory() if f.default is dataclasses.MISSING else f.default!r}"
-            for f in dataclasses.fields(schema)))
+        print(
+            f"usage: {sys.argv[0]} key=value ...\n"
+            + "\n".join(
+                f"  {f.name}={f.default_factory() if f.default is dataclasses.MISSING else f.default!r}"
+                for f in dataclasses.fields(schema)
+            )
+        )
         raise SystemExit(0)
     try:
         return compose_options(schema, argv)
@@ -36,8 +41,10 @@ def main(config_name: str, argv: list[str] | None = None) -> dict:
 
     argv = sys.argv[1:] if argv is None else argv
     if any(a in ("-h", "--help") for a in argv):
-        print(f"usage: {sys.argv[0]} key=value ... (Hydra overrides of configs/{config_name}.yaml; keys: "
-              f"distributed/config.py RunConfig)")
+        print(
+            f"usage: {sys.argv[0]} key=value ... (Hydra overrides of configs/{config_name}.yaml; keys: "
+            f"distributed/config.py RunConfig)"
+        )
         raise SystemExit(0)
     try:
         cfg = compose(config_name, argv)

@@ -5,20 +5,20 @@ eval return against env steps and against wall-clock seconds.
 
 Hydra overrides of `CompareOptions` below.
 """
+
 import os
 import sys
 from dataclasses import dataclass
-from typing import List, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @dataclass
 class CompareOptions:
-    runs: List[str] = "???"  # run directories (launch/train.py, launch/mt80.py, launch/baseline.py); required
-    labels: Optional[List[str]] = None  # one name per run (None: the directory names)
+    runs: list[str] = "???"  # run directories (launch/train.py, launch/mt80.py, launch/baseline.py); required
+    labels: list[str] | None = None  # one name per run (None: the directory names)
     out: str = "runs/compare"
-    title: Optional[str] = None
+    title: str | None = None
 
 
 def main(argv: list[str] | None = None) -> None:

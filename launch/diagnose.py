@@ -11,13 +11,14 @@ the report (JSON, PNGs, summary.md) to `out` (default: <checkpoint>/diagnostics)
 The checkpoint's `extra` names the task set (`task_set`, `tasks`); without it give
 `tasks=` as the training task list, in training order (task ids are positions).
 """
+
 from __future__ import annotations
 
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -28,13 +29,13 @@ class DiagnoseOptions:
     checkpoint: str = "???"  # a run directory or checkpoint.pt (required)
     tasks: Any = None  # a list [a,b] (or a quoted 'a,b'): a subset, or the training list for checkpoints without one
     episodes: int = 2
-    out: Optional[str] = None
+    out: str | None = None
     samples: int = 256
     audit_states: int = 16
     settings: Any = None  # a list [h3-i6-n512-fp32,...] of h<H>-i<I>-n<N>-<fp32|bf16>[-d<budget>]
     budget_ms: float = 20.0
     table_episodes: int = 1
-    max_steps: Optional[int] = None
+    max_steps: int | None = None
     seed: int = 0
     device: str = "cpu"
     threads: int = 1
@@ -44,8 +45,13 @@ def default_settings(pc) -> list[str]:
     """The agent's own planner, shorter/longer horizon, twice the iterations, bf16, and the
     agent's planner held to the control budget (the +return-at-xlatency question)."""
     H, I, N = pc.horizon, pc.iterations, pc.num_samples
-    return [f"h{H}-i{I}-n{N}-fp32", f"h1-i{I}-n{N}-fp32", f"h{2 * H}-i{I}-n{N}-fp32", f"h{H}-i{2 * I}-n{N}-fp32",
-            f"h{H}-i{I}-n{N}-bf16"]
+    return [
+        f"h{H}-i{I}-n{N}-fp32",
+        f"h1-i{I}-n{N}-fp32",
+        f"h{2 * H}-i{I}-n{N}-fp32",
+        f"h{H}-i{2 * I}-n{N}-fp32",
+        f"h{H}-i{I}-n{N}-bf16",
+    ]
 
 
 def main(argv: list[str]) -> Path:
@@ -53,14 +59,22 @@ def main(argv: list[str]) -> Path:
 
     import envs
     from agents.checkpoint import agent_from_checkpoint
+    from agents.diagnostics import (
+        latency_return_table,
+        parse_setting,
+        run_diagnostics,
+        run_episodes,
+        windows_from_episodes,
+        write_report,
+    )
     from agents.host import use_cpu_share
-    from agents.diagnostics import (latency_return_table, parse_setting, run_diagnostics, run_episodes,
-                                    windows_from_episodes, write_report)
     from launch.common import options
 
     o = options(DiagnoseOptions, argv)
-    a = {k: (None if v is None else ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v))
-         for k, v in vars(o).items()}
+    a = {
+        k: (None if v is None else ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v))
+        for k, v in vars(o).items()
+    }
     use_cpu_share(o.threads)
     from distributed.storage import check_writable, is_remote, local_staging, storage_path
 
@@ -76,9 +90,13 @@ def main(argv: list[str]) -> Path:
         raise SystemExit("the checkpoint names no task set (extra['task_set']); give tasks=<training task list>")
     task_set = envs.load_task_set(set_name)
     if (task_set.max_obs_dim, task_set.max_action_dim) != (agent.cfg.model.obs_dim, agent.cfg.model.action_dim):
-        raise SystemExit(f"task set {set_name!r} pads to {(task_set.max_obs_dim, task_set.max_action_dim)} but the "
-                         f"checkpoint's model is {(agent.cfg.model.obs_dim, agent.cfg.model.action_dim)}")
-    names = a["tasks"].split(",") if a["tasks"] and extra.get("task_set") else list(extra.get("tasks") or task_set.names)
+        raise SystemExit(
+            f"task set {set_name!r} pads to {(task_set.max_obs_dim, task_set.max_action_dim)} but the "
+            f"checkpoint's model is {(agent.cfg.model.obs_dim, agent.cfg.model.action_dim)}"
+        )
+    names = (
+        a["tasks"].split(",") if a["tasks"] and extra.get("task_set") else list(extra.get("tasks") or task_set.names)
+    )
     ids = {n: task_set.index(n) for n in names}
     seed, max_steps = int(a["seed"]), int(a["max_steps"]) if a["max_steps"] else None
     env_fn = lambda task, s: envs.make_padded_env(task_set, task, s)  # noqa: E731
@@ -88,21 +106,40 @@ def main(argv: list[str]) -> Path:
     rng = np.random.default_rng(seed)
     masks = task_set.action_masks()
     for n, i in ids.items():
-        episodes[n] = run_episodes(agent, env_fn, n, i, episodes=int(a["episodes"]), seed=seed + 1000,
-                                   max_steps=max_steps)
+        episodes[n] = run_episodes(
+            agent, env_fn, n, i, episodes=int(a["episodes"]), seed=seed + 1000, max_steps=max_steps
+        )
         samples[n] = windows_from_episodes(episodes[n], 2 * agent.cfg.planner.horizon, int(a["samples"]), masks[i], rng)
         log(f"{n}: returns {[round(e['return'], 1) for e in episodes[n]]}")
-    results = run_diagnostics(agent, samples, episodes_by_task=episodes,
-                              obs_dims={n: task_set.tasks[i].obs_dim for n, i in ids.items()},
-                              max_samples=int(a["samples"]), audit_states=int(a["audit_states"]), seed=seed)
+    results = run_diagnostics(
+        agent,
+        samples,
+        episodes_by_task=episodes,
+        obs_dims={n: task_set.tasks[i].obs_dim for n, i in ids.items()},
+        max_samples=int(a["samples"]),
+        audit_states=int(a["audit_states"]),
+        seed=seed,
+    )
     log(f"diagnostics: {results['seconds']:.1f} s")
-    settings = [parse_setting(s) for s in (a["settings"].split(",") if a["settings"]
-                                           else default_settings(agent.cfg.planner))]
-    results["latency_table"] = latency_return_table(agent, env_fn, ids, settings, episodes=int(a["table_episodes"]),
-                                                    budget_ms=float(a["budget_ms"]), seed=seed + 2000,
-                                                    max_steps=max_steps, progress=log)
-    results["checkpoint"] = {"path": str(a["checkpoint"]), "task_set": set_name,
-                             **{k: extra[k] for k in ("tasks", "env_steps", "updates") if k in extra}}
+    settings = [
+        parse_setting(s) for s in (a["settings"].split(",") if a["settings"] else default_settings(agent.cfg.planner))
+    ]
+    results["latency_table"] = latency_return_table(
+        agent,
+        env_fn,
+        ids,
+        settings,
+        episodes=int(a["table_episodes"]),
+        budget_ms=float(a["budget_ms"]),
+        seed=seed + 2000,
+        max_steps=max_steps,
+        progress=log,
+    )
+    results["checkpoint"] = {
+        "path": str(a["checkpoint"]),
+        "task_set": set_name,
+        **{k: extra[k] for k in ("tasks", "env_steps", "updates") if k in extra},
+    }
     with local_staging(out) as d:  # the report's writers need a file system; uploaded to a URI after
         path = write_report(results, d)
     if is_remote(out):

@@ -4,10 +4,11 @@
 
 Hydra overrides of `ExportOptions` below.
 """
+
 import os
 import sys
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -17,8 +18,8 @@ class ExportOptions:
     store: Any = "???"  # replay shards, or directories of shard-*
     out: str = "???"  # output directory for <prefix>-NNNNN.pt
     episodes_per_file: int = 1000
-    obs_dim: Optional[int] = None  # cut zero padding back to this obs width
-    action_dim: Optional[int] = None  # cut zero padding back to this action width
+    obs_dim: int | None = None  # cut zero padding back to this obs width
+    action_dim: int | None = None  # cut zero padding back to this action width
     with_terminated: bool = False  # also write the optional 'terminated' key
     prefix: str = "chunk"
 
@@ -30,9 +31,15 @@ def main() -> None:
 
     a = options(ExportOptions)
     try:
-        files = export_tdmpc2(shard_paths(a.store if isinstance(a.store, str) else list(a.store)), a.out, episodes_per_file=a.episodes_per_file,
-                              obs_dim=a.obs_dim, action_dim=a.action_dim, with_terminated=a.with_terminated,
-                              prefix=a.prefix)
+        files = export_tdmpc2(
+            shard_paths(a.store if isinstance(a.store, str) else list(a.store)),
+            a.out,
+            episodes_per_file=a.episodes_per_file,
+            obs_dim=a.obs_dim,
+            action_dim=a.action_dim,
+            with_terminated=a.with_terminated,
+            prefix=a.prefix,
+        )
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

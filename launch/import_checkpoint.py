@@ -9,6 +9,7 @@ Then plan / diagnose / transfer / finetune from `out`, e.g.
 
 Wiring only: see distributed/tdmpc2_checkpoint.py (run directory) and agents/tdmpc2_import.py (weights).
 """
+
 from __future__ import annotations
 
 import os

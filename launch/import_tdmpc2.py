@@ -11,10 +11,11 @@ Chunks are the dict-of-tensors form (see distributed/offline/tdmpc2_format.py fo
 the one-line conversion of a pickled TensorDict). Train from the result with
 `python launch/train.py task=mt80 num_runners=0 offline_data=data/mt80`.
 """
+
 import os
 import sys
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -24,12 +25,12 @@ class ImportOptions:
     source: Any = "???"  # a directory of *.pt chunks, or chunk files (imported in this order)
     out: str = "???"  # replay shard to create or resume (with shards > 1: a directory for shard-000, ...)
     shards: int = 1  # import into this many shards in parallel processes
-    obs_dim: Optional[int] = None  # zero-pad observations to this width
-    action_dim: Optional[int] = None  # zero-pad actions to this width
-    chunk_len: Optional[int] = None  # replay chunk length in rows (default 1024)
+    obs_dim: int | None = None  # zero-pad observations to this width
+    action_dim: int | None = None  # zero-pad actions to this width
+    chunk_len: int | None = None  # replay chunk length in rows (default 1024)
     flush_every: int = 256  # commit every this many episodes
     fsync: bool = True  # false: faster; safe against kills, not power loss
-    task_set: Optional[str] = None  # the task set whose ids the files use (mt80, mt30): its names go into the store
+    task_set: str | None = None  # the task set whose ids the files use (mt80, mt30): its names go into the store
 
 
 def main() -> None:
@@ -38,8 +39,9 @@ def main() -> None:
 
     a = options(ImportOptions)
     source = a.source if isinstance(a.source, str) else list(a.source)
-    kw = dict(obs_dim=a.obs_dim, action_dim=a.action_dim, chunk_len=a.chunk_len, flush_every=a.flush_every,
-              durable=a.fsync)
+    kw = dict(
+        obs_dim=a.obs_dim, action_dim=a.action_dim, chunk_len=a.chunk_len, flush_every=a.flush_every, durable=a.fsync
+    )
     if a.task_set:
         from envs import UnknownNameError, load_task_set
 

@@ -1,4 +1,5 @@
 """mt30 (19 dm_control + 11 custom tasks) through the same machinery as launch/mt80.py."""
+
 import os
 import sys
 

@@ -1,8 +1,9 @@
 """The main job: one world model on mt80 (or any task set) with Ray actors.
 
-    python launch/mt80.py preset=laptop                                   # embedded local Ray
-    ray job submit --working-dir . -- python launch/mt80.py preset=cluster  # a cluster
+python launch/mt80.py preset=laptop                                   # embedded local Ray
+ray job submit --working-dir . -- python launch/mt80.py preset=cluster  # a cluster
 """
+
 import os
 import sys
 

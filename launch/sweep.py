@@ -6,6 +6,7 @@ Hydra overrides of `SweepConfig` (distributed/sweep.py). Every trial's train con
 and checked before Ray starts. Joins the cluster from RAY_ADDRESS / `ray job submit`, else starts
 an embedded local Ray. Re-running the same command resumes the sweep; finished trials are not rerun.
 """
+
 import os
 import sys
 

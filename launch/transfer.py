@@ -18,6 +18,7 @@ their feature map's zero-shot column ('compare_checkpoints=[runs/cartpole-lang,r
 Hydra overrides of `TransferConfig` (distributed/transfer.py, which says what is measured);
 writes transfer.md/.csv/.png to out_dir (default <checkpoint>/transfer).
 """
+
 import os
 import sys
 

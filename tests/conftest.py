@@ -1,4 +1,5 @@
 """Shared test set-up: one torch thread (2-core CI machines), software EGL for MuJoCo."""
+
 import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -21,8 +22,7 @@ def ray_session():
     ray = pytest.importorskip("ray")
     temp_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths have a length limit
     os.environ.setdefault("RAY_worker_niceness", "0")  # as distributed/ray_session.py: actors are the work
-    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp_dir, log_to_driver=False,
-             configure_logging=False)
+    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp_dir, log_to_driver=False, configure_logging=False)
     yield ray
     ray.shutdown()
 
@@ -62,8 +62,12 @@ def pytest_collection_modifyitems(session, config, items):
     not found). Under pytest-xdist with `--dist loadgroup`, the Ray tests share one worker, in order."""
     # the object-storage runs (test_run_on_s3.py) start their own embedded Ray in subprocesses: also before
     # the session's, so no two local Rays share the machine's default ports
-    first = [i for f in ("tests/distributed/test_job_submit.py", "tests/distributed/test_run_on_s3.py")
-             for i in items if i.nodeid.startswith(f)]
+    first = [
+        i
+        for f in ("tests/distributed/test_job_submit.py", "tests/distributed/test_run_on_s3.py")
+        for i in items
+        if i.nodeid.startswith(f)
+    ]
     items[:] = first + [i for i in items if i not in first]
     for item in items:
         if item.get_closest_marker("ray") is not None or "ray_session" in getattr(item, "fixturenames", ()):

@@ -1,6 +1,7 @@
 """A real S3-compatible server for tests and benchmarks: moto's server mode in its own process on
 127.0.0.1 (no docker, no network). Clients talk to it through fsspec/s3fs, the code users run,
 configured only by the standard AWS_* environment that `S3Server.environ` gives."""
+
 from __future__ import annotations
 
 import os
@@ -27,12 +28,19 @@ class S3Server:
     @property
     def environ(self) -> dict[str, str]:
         """What a user of a private S3 endpoint sets: endpoint and (dummy) credentials, nothing else."""
-        return {"AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": "testing",
-                "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
 
-    def start(self) -> "S3Server":
-        self.proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    def start(self) -> S3Server:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -41,7 +49,7 @@ class S3Server:
             except OSError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError(f"moto server did not start on port {self.port}")
+                    raise RuntimeError(f"moto server did not start on port {self.port}") from None
                 time.sleep(0.1)
 
     def stop(self) -> None:
@@ -67,7 +75,7 @@ class S3Server:
                 os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
         return f"s3://{name}"
 
-    def __enter__(self) -> "S3Server":
+    def __enter__(self) -> S3Server:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -10,6 +10,7 @@
 Every function plans M rows in one batched call per setting, in eval mode, with fixed
 planner seeds so that differences come from the audited factor only.
 """
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -27,8 +28,9 @@ def _audit_cfg(cfg: PlannerConfig, **changes) -> PlannerConfig:
 
 
 def _plan(model, obs, task, cfg, discounts, seed, autocast_dtype=None, horizon=None):
-    state = PlannerState.create(obs.shape[0], horizon or cfg.horizon, model.cfg.action_dim, seed=seed,
-                                device=obs.device)
+    state = PlannerState.create(
+        obs.shape[0], horizon or cfg.horizon, model.cfg.action_dim, seed=seed, device=obs.device
+    )
     return plan_batch(model, obs, task, state, cfg, discounts, eval_mode=True, autocast_dtype=autocast_dtype)
 
 
@@ -45,10 +47,18 @@ def _jaccard(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def elite_stability(model: WorldModel, obs: torch.Tensor, task: torch.Tensor, discounts: torch.Tensor,
-                    cfg: PlannerConfig, *, scales: tuple[float, ...] = (0.01, 0.03, 0.1),
-                    obs_scale: torch.Tensor | None = None, seed: int = 0,
-                    autocast_dtype: torch.dtype | None = None) -> dict:
+def elite_stability(
+    model: WorldModel,
+    obs: torch.Tensor,
+    task: torch.Tensor,
+    discounts: torch.Tensor,
+    cfg: PlannerConfig,
+    *,
+    scales: tuple[float, ...] = (0.01, 0.03, 0.1),
+    obs_scale: torch.Tensor | None = None,
+    seed: int = 0,
+    autocast_dtype: torch.dtype | None = None,
+) -> dict:
     """How the plan for obs [M, O] (tasks [M]) moves under observation noise.
 
     Noise is `scale * obs_scale * N(0, 1)` per dim (`obs_scale` [O] or [M, O], e.g. the
@@ -66,10 +76,12 @@ def elite_stability(model: WorldModel, obs: torch.Tensor, task: torch.Tensor, di
     a0, i0 = _plan(model, obs, task, cfg, discounts, seed, autocast_dtype)
 
     def compare(a, info):
-        return {"action_rms": float(_masked_rms(a - a0, mask).mean()),
-                "mean_rms": float(_masked_rms(info.mean - i0.mean, mask).mean()),
-                "elite_jaccard": float(_jaccard(info.elite_index, i0.elite_index).mean()),
-                "value_abs_change": float((info.chosen_value - i0.chosen_value).abs().mean())}
+        return {
+            "action_rms": float(_masked_rms(a - a0, mask).mean()),
+            "mean_rms": float(_masked_rms(info.mean - i0.mean, mask).mean()),
+            "elite_jaccard": float(_jaccard(info.elite_index, i0.elite_index).mean()),
+            "value_abs_change": float((info.chosen_value - i0.chosen_value).abs().mean()),
+        }
 
     out = {"scales": list(scales), "action_rms": [], "mean_rms": [], "elite_jaccard": [], "value_abs_change": []}
     for s in scales:
@@ -90,9 +102,17 @@ def state_value(model: WorldModel, obs: torch.Tensor, task: torch.Tensor) -> tor
 
 
 @torch.no_grad()
-def horizon_sweep(model: WorldModel, obs: torch.Tensor, task: torch.Tensor, discounts: torch.Tensor,
-                  cfg: PlannerConfig, *, horizons: tuple[int, ...] | None = None, seed: int = 0,
-                  autocast_dtype: torch.dtype | None = None) -> dict:
+def horizon_sweep(
+    model: WorldModel,
+    obs: torch.Tensor,
+    task: torch.Tensor,
+    discounts: torch.Tensor,
+    cfg: PlannerConfig,
+    *,
+    horizons: tuple[int, ...] | None = None,
+    seed: int = 0,
+    autocast_dtype: torch.dtype | None = None,
+) -> dict:
     """Terminal-value bias audit: plan obs [M, O] with each horizon (default 1..2H, fresh
     planner state per horizon, same seed). Returns {"horizons", "action_rms_vs_default",
     "predicted_return" (mean chosen value), "return_shift_vs_default", "value_estimate"
@@ -104,8 +124,13 @@ def horizon_sweep(model: WorldModel, obs: torch.Tensor, task: torch.Tensor, disc
     a_ref, i_ref = _plan(model, obs, task, base_cfg, discounts, seed, autocast_dtype)
     a_seed, _ = _plan(model, obs, task, base_cfg, discounts, seed + 1, autocast_dtype)
     j_ref = float(i_ref.chosen_value.mean())
-    out = {"horizons": list(horizons), "default_horizon": H, "action_rms_vs_default": [],
-           "predicted_return": [], "return_shift_vs_default": []}
+    out = {
+        "horizons": list(horizons),
+        "default_horizon": H,
+        "action_rms_vs_default": [],
+        "predicted_return": [],
+        "return_shift_vs_default": [],
+    }
     for h in horizons:
         a, info = _plan(model, obs, task, _audit_cfg(cfg, horizon=h), discounts, seed, autocast_dtype, horizon=h)
         out["action_rms_vs_default"].append(float(_masked_rms(a - a_ref, mask).mean()))
@@ -118,23 +143,35 @@ def horizon_sweep(model: WorldModel, obs: torch.Tensor, task: torch.Tensor, disc
 
 
 @torch.no_grad()
-def plan_quality(model: WorldModel, obs: torch.Tensor, task: torch.Tensor, mean: torch.Tensor,
-                 discounts: torch.Tensor) -> torch.Tensor:
+def plan_quality(
+    model: WorldModel, obs: torch.Tensor, task: torch.Tensor, mean: torch.Tensor, discounts: torch.Tensor
+) -> torch.Tensor:
     """Deterministic predicted return of each row's mean plan [M, H, A] from obs [M, O] -> [M]
     (terminal action is the policy mean, terminal value the average of Q heads 0 and 1)."""
     M, H, A = mean.shape
     z = model.encode(obs, task).unsqueeze(1)  # [M, 1, L]
     gamma = discounts.to(obs.device)[task].view(M, 1, 1)
     heads = torch.arange(min(2, model.cfg.num_q), device=obs.device)
-    v = estimate_value(model, z, mean.unsqueeze(2), task.view(M, 1), gamma,
-                       torch.zeros(M, 1, A, device=obs.device), heads)
+    v = estimate_value(
+        model, z, mean.unsqueeze(2), task.view(M, 1), gamma, torch.zeros(M, 1, A, device=obs.device), heads
+    )
     return v.view(M)
 
 
 @torch.no_grad()
-def warm_start_ablation(model: WorldModel, obs_prev: torch.Tensor, obs: torch.Tensor, task: torch.Tensor,
-                        discounts: torch.Tensor, cfg: PlannerConfig, *, max_iterations: int | None = None,
-                        rel_tol: float = 0.1, abs_tol: float = 1e-6, seed: int = 0) -> dict:
+def warm_start_ablation(
+    model: WorldModel,
+    obs_prev: torch.Tensor,
+    obs: torch.Tensor,
+    task: torch.Tensor,
+    discounts: torch.Tensor,
+    cfg: PlannerConfig,
+    *,
+    max_iterations: int | None = None,
+    rel_tol: float = 0.1,
+    abs_tol: float = 1e-6,
+    seed: int = 0,
+) -> dict:
     """Iterations to reach the cold-start plan quality, warm vs cold.
 
     For consecutive observations obs_prev, obs [M, O]: plan obs_prev (full iterations), then
@@ -153,8 +190,9 @@ def warm_start_ablation(model: WorldModel, obs_prev: torch.Tensor, obs: torch.Te
     # warm rows 0..M-1 and cold rows M..2M-1 in one call: row m + M draws row m's random stream, and a
     # row's plan does not depend on its batch-mates (up to matmul rounding)
     obs2, task2 = torch.cat([obs, obs]), torch.cat([task, task])
-    after_prev = PlannerState.create(2 * M, cfg.horizon, model.cfg.action_dim, seed=seed, device=obs.device,
-                                     row_ids=list(range(M)) * 2)
+    after_prev = PlannerState.create(
+        2 * M, cfg.horizon, model.cfg.action_dim, seed=seed, device=obs.device, row_ids=list(range(M)) * 2
+    )
     plan_batch(model, torch.cat([obs_prev, obs_prev]), task2, after_prev, full, discounts, eval_mode=True)
     for i in range(1, I + 1):
         state = after_prev.clone()  # every run starts from the plan of obs_prev
@@ -171,7 +209,10 @@ def warm_start_ablation(model: WorldModel, obs_prev: torch.Tensor, obs: torch.Te
         first = torch.where(ok.any(0), ok.float().argmax(0) + 1, torch.full_like(ref, I + 1, dtype=torch.long))
         return float(first.float().mean())
 
-    return {"iterations": list(range(1, I + 1)),
-            "quality_warm": [float(x.mean()) for x in q["warm"]],
-            "quality_cold": [float(x.mean()) for x in q["cold"]],
-            "iters_to_ref_warm": needed(q["warm"]), "iters_to_ref_cold": needed(q["cold"])}
+    return {
+        "iterations": list(range(1, I + 1)),
+        "quality_warm": [float(x.mean()) for x in q["warm"]],
+        "quality_cold": [float(x.mean()) for x in q["cold"]],
+        "iters_to_ref_warm": needed(q["warm"]),
+        "iters_to_ref_cold": needed(q["cold"]),
+    }

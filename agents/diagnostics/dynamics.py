@@ -3,10 +3,11 @@
 Functions take the model pieces as callables (`encode(obs) -> z`, `step(z, a) -> z'`),
 so a test can pass a known map and check the known answer.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -17,8 +18,9 @@ Step = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @torch.no_grad()
-def kstep_latent_error(encode: Encode, step: Step, obs: torch.Tensor, action: torch.Tensor
-                       ) -> tuple[torch.Tensor, torch.Tensor]:
+def kstep_latent_error(
+    encode: Encode, step: Step, obs: torch.Tensor, action: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Open-loop latent prediction error against the encoder's own latents.
 
     obs [K+1, N, O], action [K, N, A] -> (mse [K], relative [K]): mse[k-1] is the mean
@@ -37,8 +39,15 @@ def kstep_latent_error(encode: Encode, step: Step, obs: torch.Tensor, action: to
     return mse, mse / var
 
 
-def local_lipschitz(step: Step, z: torch.Tensor, action: torch.Tensor, *, group: int | None = None,
-                    iters: int = 20, generator: torch.Generator | None = None) -> torch.Tensor:
+def local_lipschitz(
+    step: Step,
+    z: torch.Tensor,
+    action: torch.Tensor,
+    *,
+    group: int | None = None,
+    iters: int = 20,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """Spectral norm of the Jacobian d step(z, a) / dz at each row, by power iteration.
 
     z [N, L], action [N, A] -> [N]. With `group` (SimNorm), input directions are restricted
@@ -113,8 +122,9 @@ def termination_calibration(logits: torch.Tensor, terminated: torch.Tensor) -> d
     n, pos = y.numel(), y > 0.5
     out = {"n": float(n), "terminations": float(pos.sum())}
     if n == 0:
-        return out | {k: float("nan") for k in ("rate", "mean_prob", "bias", "brier", "log_loss", "recall",
-                                                "false_alarm")}
+        return out | {
+            k: float("nan") for k in ("rate", "mean_prob", "bias", "brier", "log_loss", "recall", "false_alarm")
+        }
     p, pred = torch.sigmoid(x), x > 0
     out["rate"], out["mean_prob"] = float(y.mean()), float(p.mean())
     out["bias"] = out["mean_prob"] - out["rate"]

@@ -11,11 +11,12 @@ planner is worth once it is forced to act in time. For an agent with action cons
 row counts the executed actions that break them (must be 0), and a setting ending in `-free`
 plans without them: its return against the same setting's constrained one is what they cost.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from typing import Callable
 
 import numpy as np
 import torch
@@ -27,6 +28,7 @@ from agents.planner import ConstraintTable, PlannerState, plan_batch
 @dataclass(frozen=True)
 class PlannerSetting:
     """One column of the latency/return table. None keeps the agent's own value."""
+
     name: str
     horizon: int | None = None
     iterations: int | None = None
@@ -38,9 +40,15 @@ class PlannerSetting:
     def planner_config(self, base: PlannerConfig) -> PlannerConfig:
         n = self.num_samples or base.num_samples
         # keep elites / policy trajectories valid when the sample count shrinks
-        return replace(base, horizon=self.horizon or base.horizon, iterations=self.iterations or base.iterations,
-                       num_samples=n, num_elites=min(base.num_elites, max(1, n // 8)),
-                       num_pi_trajs=min(base.num_pi_trajs, n // 4), deadline_ms=self.deadline_ms)
+        return replace(
+            base,
+            horizon=self.horizon or base.horizon,
+            iterations=self.iterations or base.iterations,
+            num_samples=n,
+            num_elites=min(base.num_elites, max(1, n // 8)),
+            num_pi_trajs=min(base.num_pi_trajs, n // 4),
+            deadline_ms=self.deadline_ms,
+        )
 
     def autocast_dtype(self, default: torch.dtype | None) -> torch.dtype | None:
         if self.precision is None:
@@ -63,15 +71,26 @@ def parse_setting(text: str) -> PlannerSetting:
             key = {"h": "horizon", "i": "iterations", "n": "num_samples", "d": "deadline_ms"}[part[0]]
             fields[key] = float(part[1:]) if key == "deadline_ms" else int(part[1:])
         else:
-            raise ValueError(f"bad planner setting part {part!r} in {text!r}; use e.g. 'h3-i6-n512-fp32-d20' "
-                             f"(add '-free' to plan without action constraints)")
+            raise ValueError(
+                f"bad planner setting part {part!r} in {text!r}; use e.g. 'h3-i6-n512-fp32-d20' "
+                f"(add '-free' to plan without action constraints)"
+            )
     return PlannerSetting(**fields)
 
 
 @torch.no_grad()
-def run_episodes(agent, env_fn: Callable, task_name: str, task_id: int, *, episodes: int = 1,
-                 setting: PlannerSetting | None = None, seed: int = 0, max_steps: int | None = None,
-                 clock: Callable[[], float] = time.perf_counter) -> list[dict]:
+def run_episodes(
+    agent,
+    env_fn: Callable,
+    task_name: str,
+    task_id: int,
+    *,
+    episodes: int = 1,
+    setting: PlannerSetting | None = None,
+    seed: int = 0,
+    max_steps: int | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> list[dict]:
     """Run `episodes` evaluation episodes of one task with the agent planning every step.
 
     Returns one dict per episode of numpy arrays: obs [T+1, O], action [T, A], reward [T],
@@ -84,8 +103,11 @@ def run_episodes(agent, env_fn: Callable, task_name: str, task_id: int, *, episo
     pcfg = setting.planner_config(agent.cfg.planner)
     amp = setting.autocast_dtype(agent.autocast_dtype)
     task = torch.tensor([task_id], dtype=torch.long, device=agent.device)
-    table = None if agent.cfg.constraints is None else ConstraintTable(
-        agent.cfg.constraints, agent.cfg.model.action_dim, agent.device)
+    table = (
+        None
+        if agent.cfg.constraints is None
+        else ConstraintTable(agent.cfg.constraints, agent.cfg.model.action_dim, agent.device)
+    )
     constraints = table.for_rows(task) if table is not None and setting.constrained else None
     out = []
     for ep in range(episodes):
@@ -97,11 +119,24 @@ def run_episodes(agent, env_fn: Callable, task_name: str, task_id: int, *, episo
         steps, violations, prev = 0, 0, None
         while True:
             o = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=agent.device).unsqueeze(0)
-            action, info = plan_batch(agent.model, o, task, state, pcfg, agent.discounts, eval_mode=True,
-                                      autocast_dtype=amp, clock=clock, constraints=constraints)
+            action, info = plan_batch(
+                agent.model,
+                o,
+                task,
+                state,
+                pcfg,
+                agent.discounts,
+                eval_mode=True,
+                autocast_dtype=amp,
+                clock=clock,
+                constraints=constraints,
+            )
             if table is not None:
-                violations += int(table.violations(task, action, action if prev is None else prev,
-                                                   torch.tensor([prev is not None]))[0])
+                violations += int(
+                    table.violations(task, action, action if prev is None else prev, torch.tensor([prev is not None]))[
+                        0
+                    ]
+                )
                 prev = action
             a = action[0].float().cpu().numpy()
             obs, reward, terminated, truncated, _ = env.step(a)
@@ -130,15 +165,28 @@ def run_episodes(agent, env_fn: Callable, task_name: str, task_id: int, *, episo
 def latency_summary(latency_ms: np.ndarray, budget_ms: float | None) -> dict[str, float]:
     """p50/p99/max of per-step latencies [T] and the fraction of steps over `budget_ms`."""
     lat = np.asarray(latency_ms, dtype=np.float64)
-    out = {"latency_p50_ms": float(np.percentile(lat, 50)), "latency_p99_ms": float(np.percentile(lat, 99)),
-           "latency_max_ms": float(lat.max()), "steps": int(lat.size)}
+    out = {
+        "latency_p50_ms": float(np.percentile(lat, 50)),
+        "latency_p99_ms": float(np.percentile(lat, 99)),
+        "latency_max_ms": float(lat.max()),
+        "steps": int(lat.size),
+    }
     out["deadline_miss_rate"] = float((lat > budget_ms).mean()) if budget_ms is not None else float("nan")
     return out
 
 
-def latency_return_table(agent, env_fn: Callable, tasks: dict[str, int], settings: list[PlannerSetting], *,
-                         episodes: int = 1, budget_ms: float | None = None, seed: int = 0,
-                         max_steps: int | None = None, progress: Callable[[str], None] | None = None) -> dict:
+def latency_return_table(
+    agent,
+    env_fn: Callable,
+    tasks: dict[str, int],
+    settings: list[PlannerSetting],
+    *,
+    episodes: int = 1,
+    budget_ms: float | None = None,
+    seed: int = 0,
+    max_steps: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
     """Evaluate every (setting, task): tasks maps name -> task id. Misses count steps over
     `budget_ms` (the control period; a setting's deadline_ms if budget_ms is None): a planner
     deadline must sit below the control budget by the cost of one iteration. Returns {"rows": [...],
@@ -151,17 +199,34 @@ def latency_return_table(agent, env_fn: Callable, tasks: dict[str, int], setting
             eps = run_episodes(agent, env_fn, name, tid, episodes=episodes, setting=s, seed=seed, max_steps=max_steps)
             episodes_by_key[(s.name, name)] = eps
             rets = np.array([e["return"] for e in eps])
-            lat = latency_summary(np.concatenate([e["latency_ms"] for e in eps]),
-                                  budget_ms if budget_ms is not None else s.deadline_ms)
-            rows.append({"setting": s.name, "task": name, "return_mean": float(rets.mean()),
-                         "return_std": float(rets.std()), "episodes": len(eps),
-                         "iterations_mean": float(np.concatenate([e["iterations"] for e in eps]).mean()), **lat,
-                         **({"constraint_violations": int(sum(e["violations"] for e in eps))}
-                            if "violations" in eps[0] else {})})
+            lat = latency_summary(
+                np.concatenate([e["latency_ms"] for e in eps]), budget_ms if budget_ms is not None else s.deadline_ms
+            )
+            rows.append(
+                {
+                    "setting": s.name,
+                    "task": name,
+                    "return_mean": float(rets.mean()),
+                    "return_std": float(rets.std()),
+                    "episodes": len(eps),
+                    "iterations_mean": float(np.concatenate([e["iterations"] for e in eps]).mean()),
+                    **lat,
+                    **(
+                        {"constraint_violations": int(sum(e["violations"] for e in eps))}
+                        if "violations" in eps[0]
+                        else {}
+                    ),
+                }
+            )
             if progress is not None:
                 progress(f"{s.name} {name}: return {rets.mean():.1f} p50 {lat['latency_p50_ms']:.1f} ms")
-    return {"rows": rows, "settings": [asdict(s) for s in settings], "budget_ms": budget_ms,
-            "tradeoff": tradeoff(rows), "episode_data": episodes_by_key}
+    return {
+        "rows": rows,
+        "settings": [asdict(s) for s in settings],
+        "budget_ms": budget_ms,
+        "tradeoff": tradeoff(rows),
+        "episode_data": episodes_by_key,
+    }
 
 
 def tradeoff(rows: list[dict]) -> list[dict]:
@@ -181,10 +246,15 @@ def tradeoff(rows: list[dict]) -> list[dict]:
         ratio = np.mean([by[(s, t)]["return_mean"] for t in both]) / ref_mean if abs(ref_mean) > 1e-9 else np.nan
         lat = [by[(s, t)]["latency_p50_ms"] / max(by[(ref, t)]["latency_p50_ms"], 1e-9) for t in tasks if (s, t) in by]
         miss = [by[(s, t)]["deadline_miss_rate"] for t in tasks if (s, t) in by]
-        out.append({"setting": s, "return_ratio": float(ratio),
-                    "latency_ratio": float(np.mean(lat)), "deadline_miss_rate": float(np.nanmean(miss))
-                    if not all(np.isnan(miss)) else float("nan"),
-                    "return_mean": float(np.mean([by[(s, t)]["return_mean"] for t in tasks if (s, t) in by]))})
+        out.append(
+            {
+                "setting": s,
+                "return_ratio": float(ratio),
+                "latency_ratio": float(np.mean(lat)),
+                "deadline_miss_rate": float(np.nanmean(miss)) if not all(np.isnan(miss)) else float("nan"),
+                "return_mean": float(np.mean([by[(s, t)]["return_mean"] for t in tasks if (s, t) in by])),
+            }
+        )
     return out
 
 
@@ -194,14 +264,17 @@ def format_table(rows: list[dict]) -> str:
     head = "| setting | task | return | p50 ms | p99 ms | miss rate | iters |" + (" violations |" if counted else "")
     lines = [head, "|---|---|---:|---:|---:|---:|---:|" + ("---:|" if counted else "")]
     for r in rows:
-        lines.append(f"| {r['setting']} | {r['task']} | {r['return_mean']:.1f} ± {r['return_std']:.1f} | "
-                     f"{r['latency_p50_ms']:.2f} | {r['latency_p99_ms']:.2f} | {r['deadline_miss_rate']:.2f} | "
-                     f"{r['iterations_mean']:.1f} |" + (f" {r.get('constraint_violations', '-')} |" if counted else ""))
+        lines.append(
+            f"| {r['setting']} | {r['task']} | {r['return_mean']:.1f} ± {r['return_std']:.1f} | "
+            f"{r['latency_p50_ms']:.2f} | {r['latency_p99_ms']:.2f} | {r['deadline_miss_rate']:.2f} | "
+            f"{r['iterations_mean']:.1f} |" + (f" {r.get('constraint_violations', '-')} |" if counted else "")
+        )
     return "\n".join(lines)
 
 
-def random_episodes(env_fn: Callable, task_name: str, task_id: int, action_mask: np.ndarray, *, episodes: int = 1,
-                    seed: int = 0) -> list[dict]:
+def random_episodes(
+    env_fn: Callable, task_name: str, task_id: int, action_mask: np.ndarray, *, episodes: int = 1, seed: int = 0
+) -> list[dict]:
     """Uniform random-action episodes (padded dims 0), in the same format as run_episodes
     (without plan_value/latency): the data for a quick model in tests and benchmarks."""
     rng = np.random.default_rng(seed)
@@ -228,8 +301,9 @@ def random_episodes(env_fn: Callable, task_name: str, task_id: int, action_mask:
     return out
 
 
-def windows_from_episodes(episodes: list[dict], horizon: int, batch_size: int, action_mask: np.ndarray,
-                          rng: np.random.Generator) -> dict[str, np.ndarray]:
+def windows_from_episodes(
+    episodes: list[dict], horizon: int, batch_size: int, action_mask: np.ndarray, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
     """Replay-style sample (agents/batch.py keys) of `batch_size` random (horizon+1)-step
     windows from episodes of one task: obs [H+1, B, O], action [H, B, A], reward [H, B],
     terminated [H, B], task [B], action_mask [B, A]."""
@@ -241,19 +315,25 @@ def windows_from_episodes(episodes: list[dict], horizon: int, batch_size: int, a
     for i in which:
         e = eps[i]
         s = int(rng.integers(len(e["action"]) - horizon + 1))
-        obs.append(e["obs"][s:s + horizon + 1])
-        act.append(e["action"][s:s + horizon])
-        rew.append(e["reward"][s:s + horizon])
+        obs.append(e["obs"][s : s + horizon + 1])
+        act.append(e["action"][s : s + horizon])
+        rew.append(e["reward"][s : s + horizon])
         # a window that ends the episode by termination carries it (the termination calibration's events)
-        term.append(e.get("terminated", np.zeros(len(e["action"]), np.float32))[s:s + horizon])
+        term.append(e.get("terminated", np.zeros(len(e["action"]), np.float32))[s : s + horizon])
     tid = int(eps[0]["task_id"])
-    return {"obs": np.stack(obs, 1), "action": np.stack(act, 1), "reward": np.stack(rew, 1),
-            "terminated": np.stack(term, 1).astype(np.float32), "task": np.full(batch_size, tid, np.int64),
-            "action_mask": np.repeat(np.asarray(action_mask, np.float32)[None], batch_size, 0)}
+    return {
+        "obs": np.stack(obs, 1),
+        "action": np.stack(act, 1),
+        "reward": np.stack(rew, 1),
+        "terminated": np.stack(term, 1).astype(np.float32),
+        "task": np.full(batch_size, tid, np.int64),
+        "action_mask": np.repeat(np.asarray(action_mask, np.float32)[None], batch_size, 0),
+    }
 
 
-def fit_on_episodes(agent, episodes_by_task: dict[str, list[dict]], *, updates: int, batch_size: int = 64,
-                    seed: int = 0) -> list[dict[str, float]]:
+def fit_on_episodes(
+    agent, episodes_by_task: dict[str, list[dict]], *, updates: int, batch_size: int = 64, seed: int = 0
+) -> list[dict[str, float]]:
     """A quick offline fit of `agent` on fixed episodes (task-balanced batches): enough to get
     a small non-trivial model for tests and benchmarks; not the trainer."""
     from agents.batch import Batch
@@ -265,9 +345,12 @@ def fit_on_episodes(agent, episodes_by_task: dict[str, list[dict]], *, updates: 
     per = max(1, batch_size // len(names))
     stats = []
     for _ in range(updates):
-        parts = [windows_from_episodes(episodes_by_task[n], H, per,
-                                       masks[int(episodes_by_task[n][0]["task_id"])], rng) for n in names]
-        batch = {k: np.concatenate([p[k] for p in parts], axis=0 if k in ("task", "action_mask") else 1)
-                 for k in parts[0]}
+        parts = [
+            windows_from_episodes(episodes_by_task[n], H, per, masks[int(episodes_by_task[n][0]["task_id"])], rng)
+            for n in names
+        ]
+        batch = {
+            k: np.concatenate([p[k] for p in parts], axis=0 if k in ("task", "action_mask") else 1) for k in parts[0]
+        }
         stats.append(agent.update(Batch.from_numpy(batch, agent.device)))
     return stats

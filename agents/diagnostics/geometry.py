@@ -5,6 +5,7 @@ groups of `group` features, each group on a probability simplex: its centred cov
 has rank at most G * (group - 1), so rank measures take `simnorm_group` to project out
 the group-sum directions and to normalise by that attainable dimension instead of L.
 """
+
 from __future__ import annotations
 
 import torch
@@ -48,7 +49,7 @@ def effective_rank(z: torch.Tensor, group: int | None = None) -> float:
 def participation_ratio(z: torch.Tensor, group: int | None = None) -> float:
     """(sum lambda)^2 / sum lambda^2 of the covariance of z [N, L]: k for k equal directions."""
     s = covariance_spectrum(z, group)
-    denom = (s ** 2).sum()
+    denom = (s**2).sum()
     return float(s.sum() ** 2 / denom) if denom > 0 else 0.0
 
 
@@ -115,8 +116,9 @@ PROBE_VARY_RTOL = 1e-3
 PROBE_VARY_ATOL = 1e-6
 
 
-def varying_dims(y: torch.Tensor, *row_sets: torch.Tensor, rtol: float = PROBE_VARY_RTOL,
-                 atol: float = PROBE_VARY_ATOL) -> torch.Tensor:
+def varying_dims(
+    y: torch.Tensor, *row_sets: torch.Tensor, rtol: float = PROBE_VARY_RTOL, atol: float = PROBE_VARY_ATOL
+) -> torch.Tensor:
     """[D] bool: the dims of y [N, D] whose std within each of `row_sets` (index tensors; default:
     all rows) exceeds max(rtol x the dim's RMS value over all N rows, atol)."""
     y = y.double()
@@ -130,9 +132,16 @@ def varying_dims(y: torch.Tensor, *row_sets: torch.Tensor, rtol: float = PROBE_V
 PROBE_MIN_HELD_OUT = 8  # held-out rows below which the probe reports no R^2
 
 
-def linear_probe(z: torch.Tensor, target: torch.Tensor, *, train_frac: float = 0.7, ridge: float = 1e-3,
-                 generator: torch.Generator | None = None, rtol: float = PROBE_VARY_RTOL,
-                 atol: float = PROBE_VARY_ATOL) -> dict:
+def linear_probe(
+    z: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    train_frac: float = 0.7,
+    ridge: float = 1e-3,
+    generator: torch.Generator | None = None,
+    rtol: float = PROBE_VARY_RTOL,
+    atol: float = PROBE_VARY_ATOL,
+) -> dict:
     """Held-out R^2 of a ridge-regularised linear map z [N, L] -> target [N, D], averaged over the
     target dims that vary (`varying_dims`, in the training and the held-out rows): 1 for a linear
     function of z, ~0 (or below) for noise. Rows are split at random into train/held-out by `train_frac`.
@@ -142,15 +151,23 @@ def linear_probe(z: torch.Tensor, target: torch.Tensor, *, train_frac: float = 0
     n, d = z.shape[0], target.shape[1]
     n_train = max(2, min(n - 2, int(round(train_frac * n))))
     if n - n_train < PROBE_MIN_HELD_OUT:  # R^2 over 2-3 held-out rows read -4.7e4 on an 8-sample smoke task
-        return {"r2": None, "dims": 0, "of": d,
-                "reason": f"{n} samples: too few for a held-out R^2 (fewer than {PROBE_MIN_HELD_OUT} held-out rows)"}
+        return {
+            "r2": None,
+            "dims": 0,
+            "of": d,
+            "reason": f"{n} samples: too few for a held-out R^2 (fewer than {PROBE_MIN_HELD_OUT} held-out rows)",
+        }
     perm = torch.randperm(n, generator=generator)
     tr, te = perm[:n_train], perm[n_train:]
     keep = varying_dims(target, tr, te, rtol=rtol, atol=atol)
     if not keep.any():
-        return {"r2": None, "dims": 0, "of": d,
-                "reason": f"none of the {d} dims varies (std above {rtol:g} x its RMS value and above {atol:g}, "
-                          "in both the training and the held-out rows)"}
+        return {
+            "r2": None,
+            "dims": 0,
+            "of": d,
+            "reason": f"none of the {d} dims varies (std above {rtol:g} x its RMS value and above {atol:g}, "
+            "in both the training and the held-out rows)",
+        }
     x, y = z.double(), target.double()[:, keep]
     mx, my = x[tr].mean(0, keepdim=True), y[tr].mean(0, keepdim=True)
     sx = x[tr].std(0, keepdim=True).clamp_min(1e-8)  # standardise so `ridge` has one meaning

@@ -5,6 +5,7 @@ per_task.png (bar per metric), calibration.png (predicted vs realised reward and
 dynamics.png (k-step error, horizon sweep, warm vs cold), latency_pareto.png (when a
 latency/return table is present).
 """
+
 from __future__ import annotations
 
 import json
@@ -15,12 +16,20 @@ import numpy as np
 
 from agents.diagnostics.geometry import PROBE_VARY_ATOL, PROBE_VARY_RTOL
 
-BARS = [("effective_rank_frac", "eff. rank / attainable"), ("participation_ratio_frac", "PR / attainable"),
-        ("knn_overlap", "kNN overlap obs-latent"), ("probe_r2", "probe R² (own obs)"),
-        ("kstep_rel_error_1", "1-step rel. latent error"), ("kstep_rel_error_last", "2H-step rel. latent error"),
-        ("lipschitz_median", "Lipschitz (median)"), ("reward_r2", "reward R²"), ("value_corr", "value corr."),
-        ("elite_action_rms_small", "action change, smallest noise"), ("horizon_action_rms_h1", "action change, H=1"),
-        ("warm_iters_to_ref", "warm iters to ref")]
+BARS = [
+    ("effective_rank_frac", "eff. rank / attainable"),
+    ("participation_ratio_frac", "PR / attainable"),
+    ("knn_overlap", "kNN overlap obs-latent"),
+    ("probe_r2", "probe R² (own obs)"),
+    ("kstep_rel_error_1", "1-step rel. latent error"),
+    ("kstep_rel_error_last", "2H-step rel. latent error"),
+    ("lipschitz_median", "Lipschitz (median)"),
+    ("reward_r2", "reward R²"),
+    ("value_corr", "value corr."),
+    ("elite_action_rms_small", "action change, smallest noise"),
+    ("horizon_action_rms_h1", "action change, H=1"),
+    ("warm_iters_to_ref", "warm iters to ref"),
+]
 
 
 def _jsonable(x):
@@ -75,12 +84,19 @@ def plot_cka(results: dict, path: Path) -> None:
     # a value in every cell only while it is readable: 80 tasks made 12800 labels on a 92-inch figure
     annotate = n <= MAX_ANNOTATED_TASKS
     fig, axes = plt.subplots(1, 2, figsize=(4 + 1.1 * n, 2 + 0.5 * n) if annotate else (4 + 0.24 * n, 2 + 0.11 * n))
-    for ax, key, title, cmap in ((axes[0], "cka", "cross-task CKA (1 = same geometry)", "viridis"),
-                                 (axes[1], "separation", "centroid separation / spread", "magma")):
+    for ax, key, title, cmap in (
+        (axes[0], "cka", "cross-task CKA (1 = same geometry)", "viridis"),
+        (axes[1], "separation", "centroid separation / spread", "magma"),
+    ):
         mat = np.asarray(ct[key], dtype=float)
         im = ax.imshow(mat, cmap=cmap, vmin=0, vmax=1 if key == "cka" else None)
-        ax.set_xticks(range(n), names, rotation=45 if annotate else 90, ha="right" if annotate else "center",
-                      fontsize=7 if annotate else 5)
+        ax.set_xticks(
+            range(n),
+            names,
+            rotation=45 if annotate else 90,
+            ha="right" if annotate else "center",
+            fontsize=7 if annotate else 5,
+        )
         ax.set_yticks(range(n), names, fontsize=7 if annotate else 5)
         for i in range(n if annotate else 0):
             for j in range(n):
@@ -103,21 +119,26 @@ def plot_per_task(results: dict, path: Path) -> None:
     cols = 4
     rows = max(1, math.ceil(len(keys) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False)
-    for ax, (k, title) in zip(axes.flat, keys):
+    for ax, (k, title) in zip(axes.flat, keys, strict=False):
         vals = [tasks[n].get(k, float("nan")) for n in names]
         ax.bar(range(len(names)), [v if v is not None else float("nan") for v in vals], color="tab:blue")
         if k == "knn_overlap":
             ax.plot(range(len(names)), [tasks[n]["knn_chance"] for n in names], "k_", ms=14, label="chance")
         if k == "elite_action_rms_small":
-            ax.plot(range(len(names)), [tasks[n].get("elite_seed_floor_action_rms", np.nan) for n in names], "r_",
-                    ms=14, label="seed floor")
+            ax.plot(
+                range(len(names)),
+                [tasks[n].get("elite_seed_floor_action_rms", np.nan) for n in names],
+                "r_",
+                ms=14,
+                label="seed floor",
+            )
         if len(names) <= _NAMED_TICKS:
             ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=6)
         else:  # 80 rotated names in 3 inches cannot be read (and take seconds per panel to draw)
             ax.set_xticks(range(0, len(names), 10))
             ax.set_xlabel("task # (summary.md's table)", fontsize=6)
         ax.set_title(title, fontsize=8)
-    for ax in list(axes.flat)[len(keys):]:
+    for ax in list(axes.flat)[len(keys) :]:
         ax.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -128,8 +149,10 @@ def plot_calibration(results: dict, path: Path) -> None:
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(9, 4))
     n_tasks = len(results["tasks"])
-    for ax, key, title in ((axes[0], "reward_pairs", "reward: predicted vs realised"),
-                           (axes[1], "value_pairs", "value V(z_t) vs discounted return-to-go")):
+    for ax, key, title in (
+        (axes[0], "reward_pairs", "reward: predicted vs realised"),
+        (axes[1], "value_pairs", "value V(z_t) vs discounted return-to-go"),
+    ):
         lo, hi = float("inf"), float("-inf")
         for name, r in results["tasks"].items():
             if key in r:
@@ -164,12 +187,14 @@ def plot_dynamics(results: dict, path: Path) -> None:
             hs = r["horizon_sweep"]
             axes[2].plot(hs["horizons"], hs["predicted_return"], marker="o", ms=3, label=label)
             ws = r["warm_start"]
-            line, = axes[3].plot(ws["iterations"], ws["quality_warm"], marker="o", ms=3,
-                                 label=label and f"{label} warm")
+            (line,) = axes[3].plot(
+                ws["iterations"], ws["quality_warm"], marker="o", ms=3, label=label and f"{label} warm"
+            )
             axes[3].plot(ws["iterations"], ws["quality_cold"], ls="--", color=line.get_color())
     axes[0].set(xlabel="k", ylabel="relative latent error", title="k-step prediction vs encoder")
-    axes[1].set(xscale="log", xlabel="obs noise (x per-dim std)", ylabel="first-action RMS change",
-                title="elite stability")
+    axes[1].set(
+        xscale="log", xlabel="obs noise (x per-dim std)", ylabel="first-action RMS change", title="elite stability"
+    )
     axes[2].set(xlabel="planning horizon", ylabel="predicted return", title="terminal-value bias")
     axes[3].set(xlabel="MPPI iterations", ylabel="plan quality", title="warm (solid) vs cold (dashed)")
     for ax in axes:
@@ -189,13 +214,23 @@ def plot_latency_pareto(table: dict, path: Path) -> None:
     for s in dict.fromkeys(r["setting"] for r in rows):
         rs = [r for r in rows if r["setting"] == s]
         sc = ax.scatter([r["latency_p50_ms"] for r in rs], [r["return_mean"] for r in rs], s=12, alpha=0.35)
-        ax.errorbar(np.mean([r["latency_p50_ms"] for r in rs]), np.mean([r["return_mean"] for r in rs]),
-                    xerr=[[0], [np.mean([r["latency_p99_ms"] - r["latency_p50_ms"] for r in rs])]],
-                    fmt="o", ms=8, color=sc.get_facecolor()[0][:3], label=s, capsize=3)
+        ax.errorbar(
+            np.mean([r["latency_p50_ms"] for r in rs]),
+            np.mean([r["return_mean"] for r in rs]),
+            xerr=[[0], [np.mean([r["latency_p99_ms"] - r["latency_p50_ms"] for r in rs])]],
+            fmt="o",
+            ms=8,
+            color=sc.get_facecolor()[0][:3],
+            label=s,
+            capsize=3,
+        )
     if table.get("budget_ms"):
         ax.axvline(table["budget_ms"], color="r", ls="--", lw=0.8, label="control budget")
-    ax.set(xlabel="planning latency p50 ms (bar to p99)", ylabel="episode return",
-           title="latency / return (big dot: mean over tasks)")
+    ax.set(
+        xlabel="planning latency p50 ms (bar to p99)",
+        ylabel="episode return",
+        title="latency / return (big dot: mean over tasks)",
+    )
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -208,35 +243,48 @@ def findings(results: dict) -> list[str]:
     tasks = results.get("tasks", {})
     ct = results.get("cross_task", {})
     if len(ct.get("tasks", [])) > 1:
-        out.append(f"Shared latent: mean cross-task CKA is {_fmt(ct['cka_offdiag_mean'], 2)} (1 = the task "
-                   f"embedding leaves the geometry unchanged) and the closest two tasks' latent centroids are "
-                   f"{_fmt(ct['separation_offdiag_min'], 2)} spreads apart.")
+        out.append(
+            f"Shared latent: mean cross-task CKA is {_fmt(ct['cka_offdiag_mean'], 2)} (1 = the task "
+            f"embedding leaves the geometry unchanged) and the closest two tasks' latent centroids are "
+            f"{_fmt(ct['separation_offdiag_min'], 2)} spreads apart."
+        )
     if tasks:
+
         def rng(k, nd=2):
             vals = {n: r[k] for n, r in tasks.items() if isinstance(r.get(k), (int, float)) and math.isfinite(r[k])}
             if not vals:
                 return None
             lo, hi = min(vals, key=vals.get), max(vals, key=vals.get)
             return f"{_fmt(vals[lo], nd)} ({lo}) to {_fmt(vals[hi], nd)} ({hi})"
+
         s = rng("effective_rank")
         if s:
             cfg = results.get("config", {})
-            cap = (cfg["latent_dim"] // cfg["simnorm_group"] * (cfg["simnorm_group"] - 1)
-                   if "latent_dim" in cfg and "simnorm_group" in cfg else "?")
-            out.append(f"Latent effective rank per task ranges from {s}, out of an attainable {cap} "
-                       f"(SimNorm-corrected); participation ratio {rng('participation_ratio')}.")
+            cap = (
+                cfg["latent_dim"] // cfg["simnorm_group"] * (cfg["simnorm_group"] - 1)
+                if "latent_dim" in cfg and "simnorm_group" in cfg
+                else "?"
+            )
+            out.append(
+                f"Latent effective rank per task ranges from {s}, out of an attainable {cap} "
+                f"(SimNorm-corrected); participation ratio {rng('participation_ratio')}."
+            )
         s = rng("probe_r2")
         if s:
-            out.append(f"Information kept: held-out linear-probe R² of each task's own observation (over the "
-                       f"dims that vary) ranges from {s}.")
+            out.append(
+                f"Information kept: held-out linear-probe R² of each task's own observation (over the "
+                f"dims that vary) ranges from {s}."
+            )
         unprobed = {n: r["probe_r2_reason"] for n, r in tasks.items() if r.get("probe_r2_reason")}
         for reason in dict.fromkeys(unprobed.values()):
             names = [n for n, why in unprobed.items() if why == reason]
             out.append(f"No probe R² for {', '.join(names)}: {reason}.")
         s = rng("knn_overlap")
         if s:
-            out.append(f"Neighbourhoods: kNN overlap between observation and latent space ranges from {s} "
-                       f"(chance ≈ {_fmt(next(iter(tasks.values()))['knn_chance'], 3)}).")
+            out.append(
+                f"Neighbourhoods: kNN overlap between observation and latent space ranges from {s} "
+                f"(chance ≈ {_fmt(next(iter(tasks.values()))['knn_chance'], 3)})."
+            )
         s, s2 = rng("kstep_rel_error_1", 3), rng("kstep_rel_error_last", 3)
         if s:
             out.append(f"Dynamics: relative latent error is {s} at 1 step and {s2} at the longest step.")
@@ -248,32 +296,42 @@ def findings(results: dict) -> list[str]:
             out.append(f"Reward calibration: R² of predicted vs realised reward ranges from {s}.")
         s = rng("termination_brier", 3)
         if s:
-            out.append(f"Termination calibration (terminating tasks): Brier score ranges from {s}; predicted "
-                       f"minus realised termination rate {rng('termination_bias', 3)}; recall at p > 0.5 "
-                       f"{rng('termination_recall')} (along the model's rollout {rng('termination_rollout_recall')}), "
-                       f"false alarms {rng('termination_false_alarm', 3)} (rollout "
-                       f"{rng('termination_rollout_false_alarm', 3)}); realised terminations in the sample "
-                       f"{rng('termination_events', 0)}.")
+            out.append(
+                f"Termination calibration (terminating tasks): Brier score ranges from {s}; predicted "
+                f"minus realised termination rate {rng('termination_bias', 3)}; recall at p > 0.5 "
+                f"{rng('termination_recall')} (along the model's rollout {rng('termination_rollout_recall')}), "
+                f"false alarms {rng('termination_false_alarm', 3)} (rollout "
+                f"{rng('termination_rollout_false_alarm', 3)}); realised terminations in the sample "
+                f"{rng('termination_events', 0)}."
+            )
         s = rng("value_corr")
         if s:
-            out.append(f"Value calibration: correlation of V(z_t) with the realised discounted return ranges "
-                       f"from {s}; bias {rng('value_bias')}.")
+            out.append(
+                f"Value calibration: correlation of V(z_t) with the realised discounted return ranges "
+                f"from {s}; bias {rng('value_bias')}."
+            )
         s = rng("elite_action_rms_small", 3)
         if s:
-            out.append(f"Elite stability: the smallest observation noise moves the first action by {s} RMS "
-                       f"(planner seed floor {rng('elite_seed_floor_action_rms', 3)}).")
+            out.append(
+                f"Elite stability: the smallest observation noise moves the first action by {s} RMS "
+                f"(planner seed floor {rng('elite_seed_floor_action_rms', 3)})."
+            )
         s = rng("horizon_action_rms_h1", 3)
         if s:
-            out.append(f"Terminal value: planning with horizon 1 instead of H moves the first action by {s} RMS, "
-                       f"and doubling H shifts the predicted return by {rng('horizon_return_shift_2h')}.")
+            out.append(
+                f"Terminal value: planning with horizon 1 instead of H moves the first action by {s} RMS, "
+                f"and doubling H shifts the predicted return by {rng('horizon_return_shift_2h')}."
+            )
         w, c = rng("warm_iters_to_ref"), rng("cold_iters_to_ref")
         if w:
             out.append(f"Warm start: iterations to reach the cold plan's quality are {w} warm vs {c} cold.")
     for t in results.get("latency_table", {}).get("tradeoff", [])[1:]:
-        out.append(f"Latency/return: setting {t['setting']} gets {_fmt(100 * (t['return_ratio'] - 1), 1)}% return "
-                   f"at {_fmt(t['latency_ratio'], 2)}x the p50 latency of "
-                   f"{results['latency_table']['tradeoff'][0]['setting']}, missing "
-                   f"{_fmt(100 * t['deadline_miss_rate'], 1)}% of control deadlines.")
+        out.append(
+            f"Latency/return: setting {t['setting']} gets {_fmt(100 * (t['return_ratio'] - 1), 1)}% return "
+            f"at {_fmt(t['latency_ratio'], 2)}x the p50 latency of "
+            f"{results['latency_table']['tradeoff'][0]['setting']}, missing "
+            f"{_fmt(100 * t['deadline_miss_rate'], 1)}% of control deadlines."
+        )
     return out
 
 
@@ -281,37 +339,70 @@ def summary_markdown(results: dict, images: list[str]) -> str:
     from agents.diagnostics.evaluation import format_table
 
     tasks = results["tasks"]
-    cols = [("effective_rank", "eff.rank"), ("participation_ratio", "PR"), ("spread", "spread"),
-            ("knn_overlap", "kNN"), ("probe_r2", "probe R²"), ("kstep_rel_error_1", "err k=1"),
-            ("kstep_rel_error_last", "err k=2H"), ("lipschitz_median", "Lip."), ("reward_r2", "rew R²"),
-            ("value_corr", "val corr"), ("elite_action_rms_small", "elite Δa"), ("horizon_action_rms_h1", "H=1 Δa"),
-            ("warm_iters_to_ref", "warm it"), ("cold_iters_to_ref", "cold it")]
+    cols = [
+        ("effective_rank", "eff.rank"),
+        ("participation_ratio", "PR"),
+        ("spread", "spread"),
+        ("knn_overlap", "kNN"),
+        ("probe_r2", "probe R²"),
+        ("kstep_rel_error_1", "err k=1"),
+        ("kstep_rel_error_last", "err k=2H"),
+        ("lipschitz_median", "Lip."),
+        ("reward_r2", "rew R²"),
+        ("value_corr", "val corr"),
+        ("elite_action_rms_small", "elite Δa"),
+        ("horizon_action_rms_h1", "H=1 Δa"),
+        ("warm_iters_to_ref", "warm it"),
+        ("cold_iters_to_ref", "cold it"),
+    ]
     lines = ["# Latent-geometry and planner diagnostics", ""]
     cfg = results.get("config", {})
-    lines.append(f"Model: latent {cfg.get('latent_dim')} (SimNorm groups of {cfg.get('simnorm_group')}), "
-                 f"planner {cfg.get('planner')}, {cfg.get('updates')} updates; diagnostics took "
-                 f"{_fmt(results.get('seconds', float('nan')), 1)} s.")
+    lines.append(
+        f"Model: latent {cfg.get('latent_dim')} (SimNorm groups of {cfg.get('simnorm_group')}), "
+        f"planner {cfg.get('planner')}, {cfg.get('updates')} updates; diagnostics took "
+        f"{_fmt(results.get('seconds', float('nan')), 1)} s."
+    )
     lines += ["", "## Findings", ""] + [f"- {s}" for s in findings(results)]
-    lines += ["", "## Per task", "", "| # | task | " + " | ".join(c for _, c in cols) + " |",
-              "|---:|---|" + "---:|" * len(cols)]
+    lines += [
+        "",
+        "## Per task",
+        "",
+        "| # | task | " + " | ".join(c for _, c in cols) + " |",
+        "|---:|---|" + "---:|" * len(cols),
+    ]
     for i, (n, r) in enumerate(tasks.items()):  # `#`: the bar's position in per_task.png
         lines.append(f"| {i} | {n} | " + " | ".join(_fmt(r.get(k)) for k, _ in cols) + " |")
     if "latency_table" in results:
         lt = results["latency_table"]
-        lines += ["", "## Latency / return", "", f"Control budget for misses: {lt.get('budget_ms')} ms "
-                  "(a setting's `-dN` is the planner's own refinement budget, N ms).", "", format_table(lt["rows"]), "",
-                  "| setting | return / ref | p50 latency / ref | miss rate |", "|---|---:|---:|---:|"]
+        lines += [
+            "",
+            "## Latency / return",
+            "",
+            f"Control budget for misses: {lt.get('budget_ms')} ms "
+            "(a setting's `-dN` is the planner's own refinement budget, N ms).",
+            "",
+            format_table(lt["rows"]),
+            "",
+            "| setting | return / ref | p50 latency / ref | miss rate |",
+            "|---|---:|---:|---:|",
+        ]
         for t in lt["tradeoff"]:
-            lines.append(f"| {t['setting']} | {_fmt(t['return_ratio'])} | {_fmt(t['latency_ratio'], 2)} | "
-                         f"{_fmt(t['deadline_miss_rate'])} |")
+            lines.append(
+                f"| {t['setting']} | {_fmt(t['return_ratio'])} | {_fmt(t['latency_ratio'], 2)} | "
+                f"{_fmt(t['deadline_miss_rate'])} |"
+            )
     lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in images]
-    lines += ["", "Definitions: eff.rank/PR on the simplex-tangent covariance (attainable dim L·7/8); kNN = shared "
-              "fraction of 10 nearest neighbours, obs vs latent; probe R² = held-out R² of a linear map latent -> "
-              f"observation, averaged over the observation dims whose std exceeds {PROBE_VARY_RTOL:g} x their RMS value "
-              f"(and {PROBE_VARY_ATOL:g}) in both the fitted and held-out rows (– when none does); "
-              "err = k-step latent MSE / latent variance; Lip. = spectral norm of d next / d z; "
-              "elite Δa = first-action RMS change under 1% obs noise; H=1 Δa = first-action change when planning with horizon 1 instead of H; warm/cold it = MPPI "
-              "iterations to reach the cold plan's final quality.", ""]
+    lines += [
+        "",
+        "Definitions: eff.rank/PR on the simplex-tangent covariance (attainable dim L·7/8); kNN = shared "
+        "fraction of 10 nearest neighbours, obs vs latent; probe R² = held-out R² of a linear map latent -> "
+        f"observation, averaged over the observation dims whose std exceeds {PROBE_VARY_RTOL:g} x their RMS value "
+        f"(and {PROBE_VARY_ATOL:g}) in both the fitted and held-out rows (– when none does); "
+        "err = k-step latent MSE / latent variance; Lip. = spectral norm of d next / d z; "
+        "elite Δa = first-action RMS change under 1% obs noise; H=1 Δa = first-action change when planning with horizon 1 instead of H; warm/cold it = MPPI "
+        "iterations to reach the cold plan's final quality.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -321,8 +412,12 @@ def write_report(results: dict, out_dir: str | Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     (out / "diagnostics.json").write_text(json.dumps(_jsonable(results), indent=1))
     images = []
-    plots = [("cka.png", plot_cka), ("per_task.png", plot_per_task), ("calibration.png", plot_calibration),
-             ("dynamics.png", plot_dynamics)]
+    plots = [
+        ("cka.png", plot_cka),
+        ("per_task.png", plot_per_task),
+        ("calibration.png", plot_calibration),
+        ("dynamics.png", plot_dynamics),
+    ]
     for fname, fn in plots:
         fn(results, out / fname)
         images.append(fname)

@@ -4,13 +4,15 @@ replay-style windows (and, optionally, whole evaluation episodes), at a bounded 
 Rank 0 of the learner calls it every K updates on held-out samples; `launch/diagnose.py`
 calls it on a checkpoint. `scalars(results)` flattens it for wandb / metrics.jsonl.
 """
+
 from __future__ import annotations
 
 import json
 import math
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,13 +21,43 @@ from agents.diagnostics import audits, dynamics, geometry
 
 # per-task scalars that go to wandb / metrics.jsonl (the report shows more)
 SCALAR_KEYS = (
-    "effective_rank", "effective_rank_frac", "participation_ratio", "participation_ratio_frac", "spread",
-    "knn_overlap", "knn_chance", "probe_r2", "probe_dims", "kstep_rel_error_1", "kstep_rel_error_last", "lipschitz_median",
-    "lipschitz_max", "reward_r2", "reward_bias", "reward_mae", "reward_rollout_r2", "value_corr", "value_bias",
-    "value_slope", "value_mae", "plan_value_corr", "elite_action_rms_small", "elite_action_rms_large", "elite_jaccard_small",
-    "elite_seed_floor_action_rms", "horizon_action_rms_h1", "horizon_return_shift_2h",
-    "warm_iters_to_ref", "cold_iters_to_ref", "termination_brier", "termination_bias", "termination_recall",
-    "termination_false_alarm", "termination_rollout_recall", "termination_rollout_false_alarm", "termination_events",
+    "effective_rank",
+    "effective_rank_frac",
+    "participation_ratio",
+    "participation_ratio_frac",
+    "spread",
+    "knn_overlap",
+    "knn_chance",
+    "probe_r2",
+    "probe_dims",
+    "kstep_rel_error_1",
+    "kstep_rel_error_last",
+    "lipschitz_median",
+    "lipschitz_max",
+    "reward_r2",
+    "reward_bias",
+    "reward_mae",
+    "reward_rollout_r2",
+    "value_corr",
+    "value_bias",
+    "value_slope",
+    "value_mae",
+    "plan_value_corr",
+    "elite_action_rms_small",
+    "elite_action_rms_large",
+    "elite_jaccard_small",
+    "elite_seed_floor_action_rms",
+    "horizon_action_rms_h1",
+    "horizon_return_shift_2h",
+    "warm_iters_to_ref",
+    "cold_iters_to_ref",
+    "termination_brier",
+    "termination_bias",
+    "termination_recall",
+    "termination_false_alarm",
+    "termination_rollout_recall",
+    "termination_rollout_false_alarm",
+    "termination_events",
 )
 
 
@@ -49,17 +81,30 @@ def split_by_task(sample: Mapping[str, Any], names: list[str] | tuple[str, ...])
     for i, name in enumerate(names):
         rows = np.nonzero(task == i)[0]
         if rows.size:
-            out[name] = {k: (np.asarray(v)[rows] if k in ("task", "action_mask") else np.asarray(v)[:, rows])
-                         for k, v in sample.items()}
+            out[name] = {
+                k: (np.asarray(v)[rows] if k in ("task", "action_mask") else np.asarray(v)[:, rows])
+                for k, v in sample.items()
+            }
     return out
 
 
 @torch.no_grad()
-def task_metrics(agent, name: str, sample: Mapping[str, Any], *, obs_dim: int | None = None,
-                 episodes: list[dict] | None = None, max_samples: int = 512, audit_states: int = 16,
-                 knn_k: int = 10, lipschitz_rows: int = 64, run_audits: bool = True,
-                 horizons: tuple[int, ...] | None = None, ablation_iterations: int | None = None,
-                 seed: int = 0) -> dict:
+def task_metrics(
+    agent,
+    name: str,
+    sample: Mapping[str, Any],
+    *,
+    obs_dim: int | None = None,
+    episodes: list[dict] | None = None,
+    max_samples: int = 512,
+    audit_states: int = 16,
+    knn_k: int = 10,
+    lipschitz_rows: int = 64,
+    run_audits: bool = True,
+    horizons: tuple[int, ...] | None = None,
+    ablation_iterations: int | None = None,
+    seed: int = 0,
+) -> dict:
     """All metrics of one task from a replay sample (obs [K+1, N, O], action [K, N, A],
     reward [K, N], task [N]) and optional evaluation episodes (see evaluation.run_episodes)."""
     m, dev = agent.model, agent.device
@@ -100,8 +145,9 @@ def task_metrics(agent, name: str, sample: Mapping[str, Any], *, obs_dim: int | 
     r["kstep_rel_error_1"], r["kstep_rel_error_last"] = float(rel[0]), float(rel[-1])
     L = min(lipschitz_rows, N)
     with torch.enable_grad():
-        lip = dynamics.local_lipschitz(lambda z, a: m.next(z, a, task[:L]), z0[:L], action[0, :L], group=group,
-                                       generator=gen)
+        lip = dynamics.local_lipschitz(
+            lambda z, a: m.next(z, a, task[:L]), z0[:L], action[0, :L], group=group, generator=gen
+        )
     r["lipschitz_median"], r["lipschitz_max"] = float(lip.median()), float(lip.max())
 
     # reward calibration: from encoder latents (one step) and along the model's own rollout
@@ -167,12 +213,36 @@ def task_metrics(agent, name: str, sample: Mapping[str, Any], *, obs_dim: int | 
         S = min(audit_states, N)
         o_a, t_a = obs[0, :S], task[:S]
         scale = obs[0].std(0, keepdim=True, correction=ddof)
-        es = audits.elite_stability(m, o_a, t_a, agent.discounts, agent.cfg.planner, obs_scale=scale, seed=seed,
-                                    autocast_dtype=agent.autocast_dtype)
-        hs = audits.horizon_sweep(m, o_a, t_a, agent.discounts, agent.cfg.planner, horizons=horizons, seed=seed,
-                                  autocast_dtype=agent.autocast_dtype)
-        ws = audits.warm_start_ablation(m, obs[0, :S], obs[1, :S], t_a, agent.discounts, agent.cfg.planner, seed=seed,
-                                        max_iterations=ablation_iterations or max(6, agent.cfg.planner.iterations))
+        es = audits.elite_stability(
+            m,
+            o_a,
+            t_a,
+            agent.discounts,
+            agent.cfg.planner,
+            obs_scale=scale,
+            seed=seed,
+            autocast_dtype=agent.autocast_dtype,
+        )
+        hs = audits.horizon_sweep(
+            m,
+            o_a,
+            t_a,
+            agent.discounts,
+            agent.cfg.planner,
+            horizons=horizons,
+            seed=seed,
+            autocast_dtype=agent.autocast_dtype,
+        )
+        ws = audits.warm_start_ablation(
+            m,
+            obs[0, :S],
+            obs[1, :S],
+            t_a,
+            agent.discounts,
+            agent.cfg.planner,
+            seed=seed,
+            max_iterations=ablation_iterations or max(6, agent.cfg.planner.iterations),
+        )
         r["elite_stability"], r["horizon_sweep"], r["warm_start"] = es, hs, ws
         r["elite_action_rms_small"], r["elite_action_rms_large"] = es["action_rms"][0], es["action_rms"][-1]
         r["elite_jaccard_small"] = es["elite_jaccard"][0]
@@ -199,22 +269,34 @@ def cross_task(agent, obs_by_task: dict[str, torch.Tensor], ids: dict[str, int],
         own[n] = m.encode(o, torch.full((o.shape[0],), ids[n], dtype=torch.long, device=o.device)).float()
     for i in range(T):
         for j in range(i + 1, T):
-            o = torch.cat([obs_by_task[names[i]][:max_samples // 2], obs_by_task[names[j]][:max_samples // 2]])
+            o = torch.cat([obs_by_task[names[i]][: max_samples // 2], obs_by_task[names[j]][: max_samples // 2]])
             za = m.encode(o, torch.full((o.shape[0],), ids[names[i]], dtype=torch.long, device=o.device))
             zb = m.encode(o, torch.full((o.shape[0],), ids[names[j]], dtype=torch.long, device=o.device))
             cka[i, j] = cka[j, i] = geometry.linear_cka(za, zb)
             sep[i, j] = sep[j, i] = geometry.centroid_separation(own[names[i]], own[names[j]])
     off = ~np.eye(T, dtype=bool)
-    return {"tasks": names, "cka": cka.tolist(), "separation": sep.tolist(),
-            "cka_offdiag_mean": float(cka[off].mean()) if T > 1 else float("nan"),
-            "separation_offdiag_min": float(sep[off].min()) if T > 1 else float("nan")}
+    return {
+        "tasks": names,
+        "cka": cka.tolist(),
+        "separation": sep.tolist(),
+        "cka_offdiag_mean": float(cka[off].mean()) if T > 1 else float("nan"),
+        "separation_offdiag_min": float(sep[off].min()) if T > 1 else float("nan"),
+    }
 
 
-def run_diagnostics(agent, samples_by_task: Mapping[str, Mapping[str, Any]], *,
-                    episodes_by_task: Mapping[str, list[dict]] | None = None,
-                    obs_dims: Mapping[str, int] | None = None, max_samples: int = 512, audit_states: int = 16,
-                    run_audits: bool = True, horizons: tuple[int, ...] | None = None,
-                    ablation_iterations: int | None = None, seed: int = 0) -> dict:
+def run_diagnostics(
+    agent,
+    samples_by_task: Mapping[str, Mapping[str, Any]],
+    *,
+    episodes_by_task: Mapping[str, list[dict]] | None = None,
+    obs_dims: Mapping[str, int] | None = None,
+    max_samples: int = 512,
+    audit_states: int = 16,
+    run_audits: bool = True,
+    horizons: tuple[int, ...] | None = None,
+    ablation_iterations: int | None = None,
+    seed: int = 0,
+) -> dict:
     """Per-task geometry, information, dynamics, calibration and planner audits, plus the
     cross-task CKA / separation matrices.
 
@@ -230,18 +312,38 @@ def run_diagnostics(agent, samples_by_task: Mapping[str, Mapping[str, Any]], *,
     episodes_by_task = episodes_by_task or {}
     tasks, first_obs, ids = {}, {}, {}
     for i, (name, sample) in enumerate(samples_by_task.items()):
-        tasks[name] = task_metrics(agent, name, sample, obs_dim=(obs_dims or {}).get(name),
-                                   episodes=episodes_by_task.get(name), max_samples=max_samples,
-                                   audit_states=audit_states, run_audits=run_audits, horizons=horizons,
-                                   ablation_iterations=ablation_iterations, seed=seed + i)
+        tasks[name] = task_metrics(
+            agent,
+            name,
+            sample,
+            obs_dim=(obs_dims or {}).get(name),
+            episodes=episodes_by_task.get(name),
+            max_samples=max_samples,
+            audit_states=audit_states,
+            run_audits=run_audits,
+            horizons=horizons,
+            ablation_iterations=ablation_iterations,
+            seed=seed + i,
+        )
         first_obs[name] = _t(sample["obs"], agent.device)[0]
         ids[name] = tasks[name]["task_id"]
     pc = agent.cfg.planner
-    return {"tasks": tasks, "cross_task": cross_task(agent, first_obs, ids, max_samples=max_samples),
-            "config": {"latent_dim": agent.cfg.model.latent_dim, "simnorm_group": agent.cfg.model.simnorm_dim,
-                       "planner": {"horizon": pc.horizon, "iterations": pc.iterations, "num_samples": pc.num_samples,
-                                   "num_elites": pc.num_elites}, "updates": agent.updates},
-            "seconds": time.perf_counter() - t0}
+    return {
+        "tasks": tasks,
+        "cross_task": cross_task(agent, first_obs, ids, max_samples=max_samples),
+        "config": {
+            "latent_dim": agent.cfg.model.latent_dim,
+            "simnorm_group": agent.cfg.model.simnorm_dim,
+            "planner": {
+                "horizon": pc.horizon,
+                "iterations": pc.iterations,
+                "num_samples": pc.num_samples,
+                "num_elites": pc.num_elites,
+            },
+            "updates": agent.updates,
+        },
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 def scalars(results: dict, prefix: str = "diag") -> dict[str, float]:

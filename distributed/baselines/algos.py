@@ -10,6 +10,7 @@ Multitask support (a task set of more than one task):
   replay or return normalisation; a mixed-task stream is not something it was built or tested
   for, so a task set is refused with an error instead of producing numbers nobody validated.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -34,17 +35,37 @@ class AlgoSpec:
 SUPPORTED: dict[str, AlgoSpec] = {
     # SAC as in its paper / TD-MPC2's comparisons: one update of 256 per env step (RLlib's
     # rollout_fragment_length "auto" = 1), uniform replay, 2 x 256 MLPs, lr 3e-4 everywhere.
-    "sac": AlgoSpec("SAC", multitask=True, recurrent=False,
-                    defaults={"actor_lr": 3e-4, "critic_lr": 3e-4, "alpha_lr": 3e-4,
-                              "train_batch_size_per_learner": 256, "num_steps_sampled_before_learning_starts": 1000,
-                              "replay_buffer_config": {"type": "EpisodeReplayBuffer", "capacity": 1_000_000}},
-                    model={"fcnet_hiddens": [256], "head_fcnet_hiddens": [256]}),
-    "ppo": AlgoSpec("PPO", multitask=True, recurrent=False,
-                    defaults={"lr": 3e-4, "train_batch_size_per_learner": 4000, "minibatch_size": 128,
-                              "num_epochs": 10, "gamma": 0.99, "lambda_": 0.95},
-                    model={"fcnet_hiddens": [64, 64], "vf_share_layers": False}),
-    "dreamerv3": AlgoSpec("DreamerV3", multitask=False, recurrent=True,
-                          defaults={"model_size": "XS", "training_ratio": 512}, model={}),
+    "sac": AlgoSpec(
+        "SAC",
+        multitask=True,
+        recurrent=False,
+        defaults={
+            "actor_lr": 3e-4,
+            "critic_lr": 3e-4,
+            "alpha_lr": 3e-4,
+            "train_batch_size_per_learner": 256,
+            "num_steps_sampled_before_learning_starts": 1000,
+            "replay_buffer_config": {"type": "EpisodeReplayBuffer", "capacity": 1_000_000},
+        },
+        model={"fcnet_hiddens": [256], "head_fcnet_hiddens": [256]},
+    ),
+    "ppo": AlgoSpec(
+        "PPO",
+        multitask=True,
+        recurrent=False,
+        defaults={
+            "lr": 3e-4,
+            "train_batch_size_per_learner": 4000,
+            "minibatch_size": 128,
+            "num_epochs": 10,
+            "gamma": 0.99,
+            "lambda_": 0.95,
+        },
+        model={"fcnet_hiddens": [64, 64], "vf_share_layers": False},
+    ),
+    "dreamerv3": AlgoSpec(
+        "DreamerV3", multitask=False, recurrent=True, defaults={"model_size": "XS", "training_ratio": 512}, model={}
+    ),
 }
 
 
@@ -64,13 +85,17 @@ def check_algorithm(name: str) -> str:
     supported = ", ".join(SUPPORTED)
     match = next((r for r in rllib if r.lower() == key), None)
     if match is not None:
-        raise BaselineError(f"algo={name!r}: RLlib has {match}, but it is not one of the baselines run here "
-                            f"(supported: {supported}); it needs its own policy adapter for our evaluator")
+        raise BaselineError(
+            f"algo={name!r}: RLlib has {match}, but it is not one of the baselines run here "
+            f"(supported: {supported}); it needs its own policy adapter for our evaluator"
+        )
     names = list(dict.fromkeys(list(SUPPORTED) + [r.lower() for r in rllib]))
     close = difflib.get_close_matches(key, names, n=3, cutoff=0.5)
     hint = f"; did you mean {' or '.join(close)}?" if close else ""
-    raise BaselineError(f"algo={name!r}: RLlib {_ray_version()} has no algorithm of that name "
-                        f"(supported here: {supported}; RLlib has: {', '.join(rllib)}){hint}")
+    raise BaselineError(
+        f"algo={name!r}: RLlib {_ray_version()} has no algorithm of that name "
+        f"(supported here: {supported}; RLlib has: {', '.join(rllib)}){hint}"
+    )
 
 
 def check_task_set(algo: str, task_set) -> None:
@@ -79,10 +104,12 @@ def check_task_set(algo: str, task_set) -> None:
     if len(task_set) > 1 and not spec.multitask:
         shown = ", ".join(task_set.names[:4]) + (", ..." if len(task_set) > 4 else "")
         multi = ", ".join(k for k, s in SUPPORTED.items() if s.multitask)
-        raise BaselineError(f"algo={algo} trains on one task, but task={task_set.name!r} is a set of {len(task_set)} "
-                            f"tasks ({shown}): RLlib's {spec.rllib_name} has no task conditioning. Run one task "
-                            f"per job (e.g. task={task_set.names[0]}), or use {multi}, which take a task set "
-                            f"(padded observations + task one-hot)")
+        raise BaselineError(
+            f"algo={algo} trains on one task, but task={task_set.name!r} is a set of {len(task_set)} "
+            f"tasks ({shown}): RLlib's {spec.rllib_name} has no task conditioning. Run one task "
+            f"per job (e.g. task={task_set.names[0]}), or use {multi}, which take a task set "
+            f"(padded observations + task one-hot)"
+        )
 
 
 def _ray_version() -> str:
@@ -91,20 +118,31 @@ def _ray_version() -> str:
     return ray.__version__
 
 
-def build_algo_config(algo: str, env_name: str, env_config: dict, *, seed: int, training: dict | None = None,
-                      model: dict | None = None, num_env_runners: int = 0, num_envs_per_env_runner: int = 1,
-                      num_learners: int = 0):
+def build_algo_config(
+    algo: str,
+    env_name: str,
+    env_config: dict,
+    *,
+    seed: int,
+    training: dict | None = None,
+    model: dict | None = None,
+    num_env_runners: int = 0,
+    num_envs_per_env_runner: int = 1,
+    num_learners: int = 0,
+):
     """The RLlib AlgorithmConfig (new API stack, torch) of `algo` on a registered env; `training`
     and `model` override our defaults (any key RLlib's `.training()` / model_config accepts)."""
     from ray.rllib.algorithms.registry import ALGORITHMS
 
     spec = SUPPORTED[check_algorithm(algo)]
     _, config = ALGORITHMS[spec.rllib_name]()  # (Algorithm class, its default config)
-    config = (config.environment(env_name, env_config=env_config)
-              .framework("torch")
-              .env_runners(num_env_runners=num_env_runners, num_envs_per_env_runner=num_envs_per_env_runner)
-              .learners(num_learners=num_learners)
-              .debugging(seed=seed))
+    config = (
+        config.environment(env_name, env_config=env_config)
+        .framework("torch")
+        .env_runners(num_env_runners=num_env_runners, num_envs_per_env_runner=num_envs_per_env_runner)
+        .learners(num_learners=num_learners)
+        .debugging(seed=seed)
+    )
     config = config.training(**{**spec.defaults, **(training or {})})
     model_config = {**spec.model, **(model or {})}
     if model_config:
@@ -131,8 +169,10 @@ def policy_fn(module, algo: str, task_set, one_hot: bool, num_rows: int):
             x = torch.from_numpy(policy_obs(obs, task_ids, len(task_set), one_hot)).unsqueeze(1)
             with torch.no_grad():
                 actions, new = module.dreamer_model.forward_inference(
-                    observations=x, previous_states={k: v[rows] for k, v in state.items()},
-                    is_first=torch.from_numpy(first[rows]))
+                    observations=x,
+                    previous_states={k: v[rows] for k, v in state.items()},
+                    is_first=torch.from_numpy(first[rows]),
+                )
             for k, v in new.items():
                 state[k][rows] = v
             first[rows] = 0.0

@@ -7,6 +7,7 @@ return, env steps, wall-clock seconds and env steps per second. Wall-clock is th
 when a run was resumed (its clock restarts). The plot has two panels: mean eval return against
 env steps, and against wall-clock seconds.
 """
+
 from __future__ import annotations
 
 import csv
@@ -15,8 +16,18 @@ from pathlib import Path
 
 from distributed.run_log import read_metrics
 
-COLUMNS = ["run", "algorithm", "task", "env_steps", "wall_s", "env_steps_per_s", "final_return", "best_return",
-           "normalized_score", "evals"]
+COLUMNS = [
+    "run",
+    "algorithm",
+    "task",
+    "env_steps",
+    "wall_s",
+    "env_steps_per_s",
+    "final_return",
+    "best_return",
+    "normalized_score",
+    "evals",
+]
 
 
 def wall_clock(rows: list[dict]) -> list[float]:
@@ -39,8 +50,10 @@ def describe_run(run_dir: str | Path) -> dict:
     if meta.get("kind") == "baseline":
         return {"algorithm": f"RLlib {meta['algo']}", "task": meta.get("task")}
     size = meta.get("model_size")
-    return {"algorithm": "latentfleet" + (f" ({size})" if size else ""),
-            "task": meta.get("task") or meta.get("task_set")}
+    return {
+        "algorithm": "latentfleet" + (f" ({size})" if size else ""),
+        "task": meta.get("task") or meta.get("task_set"),
+    }
 
 
 def load_run(run_dir: str | Path, label: str | None = None) -> dict:
@@ -49,23 +62,40 @@ def load_run(run_dir: str | Path, label: str | None = None) -> dict:
     rows = read_metrics(run_dir)
     if not rows:
         raise ValueError(f"{run_dir}: no metrics.jsonl rows (is it a run directory?)")
-    clock = dict(zip(map(id, rows), wall_clock(rows)))
+    clock = dict(zip(map(id, rows), wall_clock(rows), strict=False))
     evals = [r for r in rows if r.get("kind") == "eval"]
     if not evals:
         raise ValueError(f"{run_dir}: no evaluation rows yet")
-    curve = [{"step": r["step"], "wall_s": clock[id(r)], "return": r["episode_return"],
-              "normalized_score": r.get("normalized_score")} for r in evals]
+    curve = [
+        {
+            "step": r["step"],
+            "wall_s": clock[id(r)],
+            "return": r["episode_return"],
+            "normalized_score": r.get("normalized_score"),
+        }
+        for r in evals
+    ]
     final, wall = evals[-1], max(clock.values())
     steps = max(r["step"] for r in rows)
-    return {"run": label or run_dir.name, "dir": str(run_dir), **describe_run(run_dir),
-            "env_steps": steps, "wall_s": round(wall, 1), "env_steps_per_s": round(steps / wall, 2) if wall else None,
-            "final_return": final["episode_return"], "best_return": max(c["return"] for c in curve),
-            "normalized_score": final.get("normalized_score"), "evals": len(evals),
-            "tasks": {k[len("return/"):]: v for k, v in final.items() if k.startswith("return/")}, "curve": curve}
+    return {
+        "run": label or run_dir.name,
+        "dir": str(run_dir),
+        **describe_run(run_dir),
+        "env_steps": steps,
+        "wall_s": round(wall, 1),
+        "env_steps_per_s": round(steps / wall, 2) if wall else None,
+        "final_return": final["episode_return"],
+        "best_return": max(c["return"] for c in curve),
+        "normalized_score": final.get("normalized_score"),
+        "evals": len(evals),
+        "tasks": {k[len("return/") :]: v for k, v in final.items() if k.startswith("return/")},
+        "curve": curve,
+    }
 
 
-def compare_runs(run_dirs: list[str | Path], out_dir: str | Path, labels: list[str] | None = None,
-                 title: str | None = None) -> dict:
+def compare_runs(
+    run_dirs: list[str | Path], out_dir: str | Path, labels: list[str] | None = None, title: str | None = None
+) -> dict:
     """comparison.md, comparison.csv and comparison.png in `out_dir`; returns {"runs", "files"}."""
     if not run_dirs:
         raise ValueError("compare: give at least one run directory (runs=[dirA,dirB])")
@@ -85,10 +115,15 @@ def compare_runs(run_dirs: list[str | Path], out_dir: str | Path, labels: list[s
     def cell(v):
         return "" if v is None else f"{v:.1f}" if isinstance(v, float) else str(v)
 
-    lines = [f"# {title or 'Comparison'}", "",
-             "Final evaluation of each run (our evaluator: same tasks, seeds and episodes); wall-clock "
-             "includes set-up and evaluations.", "",
-             "| " + " | ".join(header) + " |", "|---|---|---|" + "---:|" * (len(header) - 3)]
+    lines = [
+        f"# {title or 'Comparison'}",
+        "",
+        "Final evaluation of each run (our evaluator: same tasks, seeds and episodes); wall-clock "
+        "includes set-up and evaluations.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|---|---|---|" + "---:|" * (len(header) - 3),
+    ]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table]
     lines += ["", "Run directories:", ""] + [f"- {r['run']}: `{r['dir']}`" for r in runs]
     (out_dir / "comparison.md").write_text("\n".join(lines) + "\n")
@@ -102,9 +137,9 @@ def plot_comparison(runs: list[dict], path: Path, title: str | None = None) -> P
     with saved_figure(path, 1, 2, figsize=(12, 4.5), dpi=110) as (fig, axes):
         for r in runs:
             label = f"{r['run']} ({r['algorithm']})"
-            for ax, x in zip(axes, ("step", "wall_s")):
+            for ax, x in zip(axes, ("step", "wall_s"), strict=False):
                 ax.plot([c[x] for c in r["curve"]], [c["return"] for c in r["curve"]], marker="o", ms=3, label=label)
-        for ax, xlabel in zip(axes, ("env steps", "wall-clock seconds")):
+        for ax, xlabel in zip(axes, ("env steps", "wall-clock seconds"), strict=False):
             ax.set_xlabel(xlabel)
             ax.set_ylabel("eval return (mean over tasks)")
             ax.grid(alpha=0.3)

@@ -16,6 +16,7 @@ Observations are the padded observations of `envs.PaddedEnv` (identical to ours,
 optional one-hot); actions are padded to the set's `max_action_dim` and the padded dims are
 dropped before the simulator, exactly as in our runs.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -67,8 +68,7 @@ class LatentfleetEnv(gym.Env):
         self._t = 0
 
     def _obs(self, obs: np.ndarray) -> np.ndarray:
-        return policy_obs(obs[None], np.array([self.task_set.index(self.current)]), len(self.task_set),
-                          self.one_hot)[0]
+        return policy_obs(obs[None], np.array([self.task_set.index(self.current)]), len(self.task_set), self.one_hot)[0]
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)

@@ -12,6 +12,7 @@ same run-directory layout as `distributed.loop` runs:
 `step` is env steps (agent steps, after action repeat, over all envs) and `time` wall-clock
 seconds since the run started (RLlib's set-up included), as in our runs.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,7 +20,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any
 
 import numpy as np
 
@@ -32,6 +33,7 @@ class BaselineConfig:
     """A baseline run's options: a Hydra structured config (launch/baseline.py takes overrides of
     it). Construction checks the algorithm (normalised to its key), the task (set) and that the
     algorithm takes it, so a bad request fails before Ray starts."""
+
     algo: str = "sac"  # sac | ppo | dreamerv3 (dreamerv3: one task per run)
     task: str = "cartpole-swingup"  # a task, a task-set name (mt30, dmc-all, ...) or a quoted list: "task='a,b'"
     steps: int = 100_000  # env steps (agent steps after action repeat) over all envs, as launch/train.py counts
@@ -39,10 +41,10 @@ class BaselineConfig:
     run_dir: str = "runs/baselines/${algo}/${task}/s${seed}"
     eval_freq: int = 10_000  # env steps between evaluations (our evaluator, our seeds: seed + 17)
     eval_episodes: int = 5
-    eval_max_steps: Optional[int] = None
-    max_episode_steps: Optional[int] = None  # cap training episodes too (smoke runs)
-    training: Dict[str, Any] = field(default_factory=dict)  # RLlib .training() overrides: +training.<key>=..
-    model: Dict[str, Any] = field(default_factory=dict)  # RLlib model_config overrides: +model.fcnet_hiddens=[64,64]
+    eval_max_steps: int | None = None
+    max_episode_steps: int | None = None  # cap training episodes too (smoke runs)
+    training: dict[str, Any] = field(default_factory=dict)  # RLlib .training() overrides: +training.<key>=..
+    model: dict[str, Any] = field(default_factory=dict)  # RLlib model_config overrides: +model.fcnet_hiddens=[64,64]
     num_env_runners: int = 0  # 0: sample in the driver process; N: N EnvRunner actors (1 CPU each)
     num_envs_per_env_runner: int = 1
     num_learners: int = 0  # 0: learn in the driver process; N: N Learner actors
@@ -50,7 +52,7 @@ class BaselineConfig:
     checkpoint: bool = True  # RLlib checkpoint in <run_dir>/rllib_checkpoint at the end
     wandb_mode: str = "offline"  # offline | online | disabled
     wandb_project: str = "latentfleet"
-    wandb_group: Optional[str] = None  # None: the task (set) name, so ours can join it too
+    wandb_group: str | None = None  # None: the task (set) name, so ours can join it too
     progress: bool = True
     ray: RayOptions = field(default_factory=RayOptions)
 
@@ -59,8 +61,10 @@ class BaselineConfig:
         from envs import load_task_set
 
         if self.steps <= 0 or self.eval_freq <= 0 or self.eval_episodes <= 0:
-            raise ValueError(f"steps, eval_freq and eval_episodes must be positive (got {self.steps}, "
-                             f"{self.eval_freq}, {self.eval_episodes})")
+            raise ValueError(
+                f"steps, eval_freq and eval_episodes must be positive (got {self.steps}, "
+                f"{self.eval_freq}, {self.eval_episodes})"
+            )
         self.algo = check_algorithm(self.algo)
         check_task_set(self.algo, load_task_set(self.task))
 
@@ -85,26 +89,45 @@ class BaselineRun:
         self.run_dir = storage_path(cfg.run_dir)  # a directory, or an object-store URI (s3://bucket/prefix)
         self._check_run_dir()
         self.one_hot = len(self.task_set) > 1
-        env_config = {"task_set": cfg.task, "seed": cfg.seed, "task_one_hot": self.one_hot,
-                      "max_episode_steps": cfg.max_episode_steps}
+        env_config = {
+            "task_set": cfg.task,
+            "seed": cfg.seed,
+            "task_one_hot": self.one_hot,
+            "max_episode_steps": cfg.max_episode_steps,
+        }
         self.config = build_algo_config(
-            cfg.algo, register_env(cfg.task), env_config, seed=cfg.seed, training=cfg.training, model=cfg.model,
-            num_env_runners=cfg.num_env_runners, num_envs_per_env_runner=cfg.num_envs_per_env_runner,
-            num_learners=cfg.num_learners)
+            cfg.algo,
+            register_env(cfg.task),
+            env_config,
+            seed=cfg.seed,
+            training=cfg.training,
+            model=cfg.model,
+            num_env_runners=cfg.num_env_runners,
+            num_envs_per_env_runner=cfg.num_envs_per_env_runner,
+            num_learners=cfg.num_learners,
+        )
         self._write_configs()
-        self.logger = RunLogger(self.run_dir, asdict(cfg), wandb_mode=cfg.wandb_mode, project=cfg.wandb_project,
-                                group=cfg.wandb_group or cfg.task, name=f"{cfg.algo}-{self.run_dir.name}")
+        self.logger = RunLogger(
+            self.run_dir,
+            asdict(cfg),
+            wandb_mode=cfg.wandb_mode,
+            project=cfg.wandb_project,
+            group=cfg.wandb_group or cfg.task,
+            name=f"{cfg.algo}-{self.run_dir.name}",
+        )
         self.algo = self.config.build_algo()  # inside the logged wall-clock: RLlib's set-up is part of its cost
         # written once RLlib has built: a run that failed to start leaves its directory reusable
-        (self.run_dir / "run.json").write_text(json.dumps({**cfg.identity(), "tasks": list(self.task_set.names)},
-                                                          indent=1))
+        (self.run_dir / "run.json").write_text(
+            json.dumps({**cfg.identity(), "tasks": list(self.task_set.names)}, indent=1)
+        )
         self.env_steps, self.iterations, self.last_eval = 0, 0, None
 
     def _check_run_dir(self) -> None:
         meta = self.run_dir / "run.json"
         if meta.exists() or (self.run_dir / "metrics.jsonl").exists():
-            raise ValueError(f"run directory {self.run_dir} already holds a run; baselines do not resume: "
-                             f"choose another run_dir")
+            raise ValueError(
+                f"run directory {self.run_dir} already holds a run; baselines do not resume: choose another run_dir"
+            )
         check_writable(self.cfg.run_dir, "run_dir")
         if not is_remote(self.run_dir):
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -122,15 +145,19 @@ class BaselineRun:
         while self.env_steps < cfg.steps:
             result = self.algo.train()
             self.iterations += 1
-            self.env_steps = int(result.get("num_env_steps_sampled_lifetime")
-                                 or result["env_runners"]["num_env_steps_sampled_lifetime"])
+            self.env_steps = int(
+                result.get("num_env_steps_sampled_lifetime") or result["env_runners"]["num_env_steps_sampled_lifetime"]
+            )
             self.logger.log(self.env_steps, train_row(result, self.iterations), kind="train")
             if self.env_steps >= next_eval or self.env_steps >= cfg.steps:
                 self.evaluate()
                 next_eval = (self.env_steps // cfg.eval_freq + 1) * cfg.eval_freq
                 if cfg.progress:
-                    print(f"[{cfg.algo} {cfg.task}] env steps {self.env_steps}/{cfg.steps}, "
-                          f"eval return {self.last_eval['episode_return']:.1f}, {time.time() - t0:.0f} s", flush=True)
+                    print(
+                        f"[{cfg.algo} {cfg.task}] env steps {self.env_steps}/{cfg.steps}, "
+                        f"eval return {self.last_eval['episode_return']:.1f}, {time.time() - t0:.0f} s",
+                        flush=True,
+                    )
         return self.finish()
 
     def evaluate(self) -> dict:
@@ -139,20 +166,30 @@ class BaselineRun:
         import torch
 
         from distributed.baselines.algos import policy_fn
-        from distributed.evaluator import write_eval_table
-        from distributed.evaluator import eval_row, evaluate_policy
+        from distributed.evaluator import eval_row, evaluate_policy, write_eval_table
 
         cfg = self.cfg
-        act = policy_fn(self.algo.get_module(), cfg.algo, self.task_set, self.one_hot,
-                        num_rows=len(self.task_set) * cfg.eval_episodes)
+        act = policy_fn(
+            self.algo.get_module(),
+            cfg.algo,
+            self.task_set,
+            self.one_hot,
+            num_rows=len(self.task_set) * cfg.eval_episodes,
+        )
         with torch.random.fork_rng():  # DreamerV3 samples its posterior z: the same draws every evaluation,
             torch.manual_seed(10_000 + cfg.seed + 17)  # and RLlib's own RNG stream is left as it was
-            result = evaluate_policy(act, self.task_set, episodes=cfg.eval_episodes, seed=cfg.seed + 17,
-                                     max_steps=cfg.eval_max_steps)
+            result = evaluate_policy(
+                act, self.task_set, episodes=cfg.eval_episodes, seed=cfg.seed + 17, max_steps=cfg.eval_max_steps
+            )
         row = eval_row(result, iterations=self.iterations)
         self.logger.log(self.env_steps, row, kind="eval")
-        write_eval_table(self.run_dir, result, {t.name: t.domain for t in self.task_set.tasks}, self.env_steps,
-                         policy=f"RLlib {self.spec.rllib_name} policy")
+        write_eval_table(
+            self.run_dir,
+            result,
+            {t.name: t.domain for t in self.task_set.tasks},
+            self.env_steps,
+            policy=f"RLlib {self.spec.rllib_name} policy",
+        )
         self.last_eval = row
         return result
 
@@ -160,10 +197,16 @@ class BaselineRun:
         from distributed.run_log import plot_learning_curves
 
         wall = time.time() - self.logger.start
-        summary = {"algo": self.cfg.algo, "task": self.cfg.task, "env_steps": self.env_steps,
-                   "iterations": self.iterations, "wall_s": wall, "env_steps_per_s": self.env_steps / max(wall, 1e-9),
-                   "episode_return": self.last_eval["episode_return"] if self.last_eval else None,
-                   "normalized_score": self.last_eval.get("normalized_score") if self.last_eval else None}
+        summary = {
+            "algo": self.cfg.algo,
+            "task": self.cfg.task,
+            "env_steps": self.env_steps,
+            "iterations": self.iterations,
+            "wall_s": wall,
+            "env_steps_per_s": self.env_steps / max(wall, 1e-9),
+            "episode_return": self.last_eval["episode_return"] if self.last_eval else None,
+            "normalized_score": self.last_eval.get("normalized_score") if self.last_eval else None,
+        }
         if self.cfg.checkpoint:
             with local_staging(self.run_dir / "rllib_checkpoint") as d:  # RLlib writes files; uploaded to a URI
                 self.algo.save_to_path(str(Path(d).resolve()))
@@ -181,15 +224,18 @@ def train_row(result: dict, iteration: int) -> dict:
     """What a "train" row keeps of an RLlib result: RLlib's own episode stats (exploration
     episodes), timing, and every scalar the learner reports (losses, learning rates, ...)."""
     runners = result.get("env_runners", {})
-    row = {"iteration": iteration, "rllib_episode_return": runners.get("episode_return_mean"),
-           "rllib_episode_len": runners.get("episode_len_mean"), "num_episodes": runners.get("num_episodes_lifetime"),
-           "iteration_s": result.get("time_this_iter_s")}
+    row = {
+        "iteration": iteration,
+        "rllib_episode_return": runners.get("episode_return_mean"),
+        "rllib_episode_len": runners.get("episode_len_mean"),
+        "num_episodes": runners.get("num_episodes_lifetime"),
+        "iteration_s": result.get("time_this_iter_s"),
+    }
     learner = result.get("learners", {}).get("default_policy", {})
     for k, v in learner.items():
         if isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool):
             row[f"learner/{k}"] = float(v)
-    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()
-            if v is not None}
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items() if v is not None}
 
 
 def run_baseline(cfg: BaselineConfig) -> dict:

@@ -5,6 +5,7 @@ holds episodes of one length only (a chunk is a [N, T+1] batch), so a change of 
 a new file. Importing the output again gives the same episodes; exporting what was imported
 gives the original files back exactly (same keys, shapes, dtypes and values).
 """
+
 from __future__ import annotations
 
 import os
@@ -25,20 +26,30 @@ def store_episodes(shard: str | os.PathLike, batch: int = 64):
 
     _, commit = read_state(shard)
     g = zarr.open_group(str(shard), mode="r")
-    index = {k: g[EPISODE_GROUP][k][commit.first_episode:commit.episodes] for k in ("start", "length", "task")}
+    index = {k: g[EPISODE_GROUP][k][commit.first_episode : commit.episodes] for k in ("start", "length", "task")}
     live = np.flatnonzero(index["start"] >= commit.first_row)  # episodes whose head was evicted are gone
     for lo in range(0, len(live), batch):
-        sel = live[lo:lo + batch]
+        sel = live[lo : lo + batch]
         starts, lengths = index["start"][sel], index["length"][sel]
         r0, r1 = int(starts.min()), int((starts + lengths).max())
         rows = {k: g[k][r0:r1] for k in ("obs", "action", "reward", "terminated")}
-        yield [{**{k: v[s - r0:s - r0 + n] for k, v in rows.items()}, "task": int(t)}
-               for s, n, t in zip(starts, lengths, index["task"][sel])]
+        yield [
+            {**{k: v[s - r0 : s - r0 + n] for k, v in rows.items()}, "task": int(t)}
+            for s, n, t in zip(starts, lengths, index["task"][sel], strict=False)
+        ]
 
 
-def export_tdmpc2(shards, out_dir: str | os.PathLike, *, episodes_per_file: int = 1000, obs_dim: int | None = None,
-                  action_dim: int | None = None, with_terminated: bool = False, prefix: str = "chunk",
-                  progress: bool = True) -> list[Path]:
+def export_tdmpc2(
+    shards,
+    out_dir: str | os.PathLike,
+    *,
+    episodes_per_file: int = 1000,
+    obs_dim: int | None = None,
+    action_dim: int | None = None,
+    with_terminated: bool = False,
+    prefix: str = "chunk",
+    progress: bool = True,
+) -> list[Path]:
     """Export the live episodes of `shards` (one path or a list) to `out_dir/<prefix>-NNNNN.pt`.
 
     obs_dim/action_dim cut the store's zero padding back to a smaller width (the cut columns
@@ -74,15 +85,20 @@ def _chunk(episodes: list[dict], obs_dim: int | None, action_dim: int | None, wi
     action = np.stack([e["action"] for e in episodes]).astype(np.float32)
     for name, arr, width in (("obs", obs, obs_dim), ("action", action, action_dim)):
         if width is not None and width < arr.shape[-1] and np.any(arr[..., width:]):
-            raise ValueError(f"cannot cut {name} to {width} dims: "
-                             f"columns {width}..{arr.shape[-1] - 1} are not all zero")
+            raise ValueError(
+                f"cannot cut {name} to {width} dims: columns {width}..{arr.shape[-1] - 1} are not all zero"
+            )
     obs = obs[..., :obs_dim] if obs_dim else obs
     action = action[..., :action_dim] if action_dim else action
     reward = np.stack([e["reward"] for e in episodes]).astype(np.float32)
     action[:, 0], reward[:, 0] = np.nan, np.nan  # TD-MPC2 keeps NaN on row 0
     task = np.repeat(np.array([e["task"] for e in episodes], np.int64)[:, None], obs.shape[1], axis=1)
-    out = {"obs": torch.from_numpy(obs), "action": torch.from_numpy(action), "reward": torch.from_numpy(reward),
-           "task": torch.from_numpy(task)}
+    out = {
+        "obs": torch.from_numpy(obs),
+        "action": torch.from_numpy(action),
+        "reward": torch.from_numpy(reward),
+        "task": torch.from_numpy(task),
+    }
     if with_terminated:
         term = np.stack([e["terminated"] for e in episodes]).astype(np.float32)
         term[:, 0] = np.nan

@@ -18,6 +18,7 @@ dtypes), which loads with `torch.load(weights_only=True)`: the `tensordict` pack
 dependency. A file holding a pickled TensorDict object needs `tensordict` to unpickle; convert
 it once where tensordict is installed (`TENSORDICT_CONVERT` below says how).
 """
+
 from __future__ import annotations
 
 import os
@@ -27,13 +28,16 @@ import torch
 
 REQUIRED_KEYS = ("obs", "action", "reward", "task")
 OPTIONAL_KEYS = ("terminated",)  # newer TD-MPC2 versions: float [N, T+1], NaN on row 0, 1 on a terminal last row
-EXPECTED_LAYOUT = ("obs float32 [N, T+1, O], action float32 [N, T+1, A] (NaN on row 0), "
-                   "reward float32 [N, T+1] (NaN on row 0), task int64 [N, T+1]; "
-                   "optional terminated float32 [N, T+1]")
+EXPECTED_LAYOUT = (
+    "obs float32 [N, T+1, O], action float32 [N, T+1, A] (NaN on row 0), "
+    "reward float32 [N, T+1] (NaN on row 0), task int64 [N, T+1]; "
+    "optional terminated float32 [N, T+1]"
+)
 TENSORDICT_CONVERT = (
     "python -c \"import sys, torch; [torch.save(torch.load(f, weights_only=False).to_dict(), f[:-3] + '.dict.pt') "
-    "for f in sys.argv[1:]]\" chunk*.pt   # unpickles code: only for files you trust, where tensordict "
-    "is installed; the converted files then load with weights_only=True")
+    'for f in sys.argv[1:]]" chunk*.pt   # unpickles code: only for files you trust, where tensordict '
+    "is installed; the converted files then load with weights_only=True"
+)
 
 
 class ChunkFormatError(ValueError):
@@ -54,9 +58,12 @@ def read_chunk(path: str | os.PathLike, *, mmap: bool = True) -> dict[str, torch
         if "tensordict" in str(exc).lower():
             raise ChunkFormatError(
                 f"{path} holds a pickled TensorDict object; this importer reads the dict-of-tensors form "
-                f"({EXPECTED_LAYOUT}). Convert it with:\n  {TENSORDICT_CONVERT}") from exc
-        raise ChunkFormatError(f"{path}: not a readable torch file of tensors ({type(exc).__name__}: {exc}); "
-                               f"expected a dict with {EXPECTED_LAYOUT}") from exc
+                f"({EXPECTED_LAYOUT}). Convert it with:\n  {TENSORDICT_CONVERT}"
+            ) from exc
+        raise ChunkFormatError(
+            f"{path}: not a readable torch file of tensors ({type(exc).__name__}: {exc}); "
+            f"expected a dict with {EXPECTED_LAYOUT}"
+        ) from exc
     check_chunk(data, path)
     return data
 
@@ -68,8 +75,9 @@ def check_chunk(data, path: str | os.PathLike = "<chunk>") -> tuple[int, int, in
     missing = [k for k in REQUIRED_KEYS if k not in data]
     unknown = [k for k in data if k not in REQUIRED_KEYS + OPTIONAL_KEYS]
     if missing or unknown:
-        raise ChunkFormatError(f"{path}: keys {sorted(data)}; missing {missing}, unexpected {unknown}. "
-                               f"Expected {EXPECTED_LAYOUT}")
+        raise ChunkFormatError(
+            f"{path}: keys {sorted(data)}; missing {missing}, unexpected {unknown}. Expected {EXPECTED_LAYOUT}"
+        )
     for k, v in data.items():
         if not isinstance(v, torch.Tensor):
             raise ChunkFormatError(f"{path}: '{k}' is a {type(v).__name__}, expected a tensor ({EXPECTED_LAYOUT})")
@@ -82,8 +90,10 @@ def check_chunk(data, path: str | os.PathLike = "<chunk>") -> tuple[int, int, in
     for k, v in data.items():
         if tuple(v.shape) != expected[k] or (k == "action" and a < 1):
             want = "[N, T+1, A]" if k == "action" else "[N, T+1]"
-            raise ChunkFormatError(f"{path}: {k} has shape {list(v.shape)}, expected {want} = "
-                                   f"{[n, t1, 'A'] if k == 'action' else [n, t1]} (from obs {list(obs.shape)})")
+            raise ChunkFormatError(
+                f"{path}: {k} has shape {list(v.shape)}, expected {want} = "
+                f"{[n, t1, 'A'] if k == 'action' else [n, t1]} (from obs {list(obs.shape)})"
+            )
     for k in ("obs", "action", "reward", "terminated"):
         if k in data and not data[k].is_floating_point():
             raise ChunkFormatError(f"{path}: {k} has dtype {data[k].dtype}, expected a floating dtype (float32)")

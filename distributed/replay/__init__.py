@@ -5,15 +5,23 @@ Public API (see README.md for the on-disk layout):
     errors: ReplayError, WriterLockedError, ShardLayoutError, ChunkError, ShardInconsistentError.
 Names resolve lazily so a writer-only process never imports torch (via the batch contract).
 """
+
 from __future__ import annotations
 
 import importlib
 
 _WHERE = {
-    "ShardWriter": "writer", "ShardReader": "reader", "MultiShardSampler": "multi",
-    "verify_shard": "verify", "VerifyReport": "verify", "ReplayShardActor": "actor",
-    "ReplayError": "errors", "WriterLockedError": "errors", "ShardLayoutError": "errors",
-    "ChunkError": "errors", "ShardInconsistentError": "errors",
+    "ShardWriter": "writer",
+    "ShardReader": "reader",
+    "MultiShardSampler": "multi",
+    "verify_shard": "verify",
+    "VerifyReport": "verify",
+    "ReplayShardActor": "actor",
+    "ReplayError": "errors",
+    "WriterLockedError": "errors",
+    "ShardLayoutError": "errors",
+    "ChunkError": "errors",
+    "ShardInconsistentError": "errors",
 }
 __all__ = list(_WHERE)
 

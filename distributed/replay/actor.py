@@ -3,6 +3,7 @@
 The class is plain Python (tests and single-process runs use it directly); `remote_class()`
 wraps it with `ray.remote` on first use, so importing this module never imports Ray.
 """
+
 from __future__ import annotations
 
 import threading
@@ -26,11 +27,29 @@ class ReplayShardActor:
     inserted once: a retried call (Ray retries a call to a restarted actor) skips the ones the
     shard already holds, also across a restart (the ids are in the commit record)."""
 
-    def __init__(self, path: str | Path, *, obs_dim: int, action_dim: int, chunk_len: int | None = None,
-                 capacity: int | None = None, cache_bytes: int = 256 << 20, flush_every_s: float = 30.0,
-                 seed: int | None = None, durable: bool = True, task_names: list[str] | None = None):
-        self.writer = ShardWriter(path, obs_dim=obs_dim, action_dim=action_dim, chunk_len=chunk_len,
-                                  capacity=capacity, durable=durable, task_names=task_names)
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        obs_dim: int,
+        action_dim: int,
+        chunk_len: int | None = None,
+        capacity: int | None = None,
+        cache_bytes: int = 256 << 20,
+        flush_every_s: float = 30.0,
+        seed: int | None = None,
+        durable: bool = True,
+        task_names: list[str] | None = None,
+    ):
+        self.writer = ShardWriter(
+            path,
+            obs_dim=obs_dim,
+            action_dim=action_dim,
+            chunk_len=chunk_len,
+            capacity=capacity,
+            durable=durable,
+            task_names=task_names,
+        )
         self.reader = ShardReader(path, cache_bytes=cache_bytes, record_damage=self.writer.quarantine)
         self.rng = np.random.default_rng(seed)
         self.flush_every_s = flush_every_s
@@ -60,8 +79,11 @@ class ReplayShardActor:
             if missing:
                 raise ValueError(f"episode {i} is missing keys {missing}")
             try:
-                episode_rows(*(e[k] for k in EPISODE_KEYS), obs_dim=self.writer.info.obs_dim,
-                             action_dim=self.writer.info.action_dim)
+                episode_rows(
+                    *(e[k] for k in EPISODE_KEYS),
+                    obs_dim=self.writer.info.obs_dim,
+                    action_dim=self.writer.info.action_dim,
+                )
             except ValueError as err:
                 raise ValueError(f"episode {i}: {err}") from None
         with self._lock:
@@ -70,8 +92,11 @@ class ReplayShardActor:
                 source = tuple(e["source"]) if e.get("source") is not None else None
                 if source is not None and self.writer.seen(source):
                     continue  # a retried call: this episode is stored already
-                ids.append(self.writer.add_episode(*(e[k] for k in EPISODE_KEYS), source=source,
-                                                   version=int(e.get("weights_version", -1))))
+                ids.append(
+                    self.writer.add_episode(
+                        *(e[k] for k in EPISODE_KEYS), source=source, version=int(e.get("weights_version", -1))
+                    )
+                )
             if time.monotonic() - self._last_flush > self.flush_every_s:
                 self.flush()
             else:
@@ -104,12 +129,18 @@ class ReplayShardActor:
         whole episodes per task (`layout.whole_episodes_per_task`), everything handed over committed first."""
         with self._lock:
             self.flush()
-            return {"incarnation": self.incarnation, "opened_generation": self.opened_generation,
-                    "generation": self.writer.commit.generation, "path": str(self.writer.path), "node": _node_id(),
-                    "whole_per_task": whole_episodes_per_task(self.writer.path)}
+            return {
+                "incarnation": self.incarnation,
+                "opened_generation": self.opened_generation,
+                "generation": self.writer.commit.generation,
+                "path": str(self.writer.path),
+                "node": _node_id(),
+                "whole_per_task": whole_episodes_per_task(self.writer.path),
+            }
 
-    def sample(self, batch_size: int, horizon: int, balance: str = "uniform", action_masks=None,
-               seed: int | None = None) -> dict[str, np.ndarray]:
+    def sample(
+        self, batch_size: int, horizon: int, balance: str = "uniform", action_masks=None, seed: int | None = None
+    ) -> dict[str, np.ndarray]:
         """ShardReader.sample with the actor's generator (or a fresh one from `seed`)."""
         rng = self.rng if seed is None else np.random.default_rng(seed)
         with self._lock:
@@ -130,10 +161,16 @@ class ReplayShardActor:
     def stats(self) -> dict:
         """Committed counts plus what is still pending in the writer."""
         c = self.writer.commit
-        return {"path": str(self.writer.path), "transitions": c.live_transitions, "episodes": c.live_episodes,
-                "task_counts": {t: v[1] for t, v in c.live_per_task.items() if v[0]},
-                "pending_rows": self.writer.pending_rows, "next_episode_id": self.writer.next_episode_id,
-                "commits": c.generation, "quarantine": [q.summary() for q in self.reader.quarantine]}
+        return {
+            "path": str(self.writer.path),
+            "transitions": c.live_transitions,
+            "episodes": c.live_episodes,
+            "task_counts": {t: v[1] for t, v in c.live_per_task.items() if v[0]},
+            "pending_rows": self.writer.pending_rows,
+            "next_episode_id": self.writer.next_episode_id,
+            "commits": c.generation,
+            "quarantine": [q.summary() for q in self.reader.quarantine],
+        }
 
     def pid(self) -> int:
         """This process's id (fault-injection tests kill it with a real signal)."""

@@ -1,4 +1,5 @@
 """Errors a replay shard raises; each names the shard (and chunk) it is about."""
+
 from __future__ import annotations
 
 

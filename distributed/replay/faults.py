@@ -10,6 +10,7 @@ named point of the shard commit protocol. Unset (every normal run), a point cost
 
 The settings are read when a KillSwitch is made (a ShardWriter makes one in its constructor).
 """
+
 from __future__ import annotations
 
 import contextlib

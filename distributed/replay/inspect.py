@@ -2,6 +2,7 @@
 
 Reads only the commit record (and the directory sizes), so it is instant on any store size.
 """
+
 from __future__ import annotations
 
 import argparse

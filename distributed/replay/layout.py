@@ -3,6 +3,7 @@
 README.md beside this file describes what a user sees with plain `zarr.open_group`.
 Everything here is plain data; the writer and reader decide when to read or write it.
 """
+
 from __future__ import annotations
 
 import os
@@ -26,8 +27,16 @@ WRITE_CONFIG = {"write_empty_chunks": True}
 
 # Rows along time; "episode" and "step" are -1 on padding rows.
 ROW_ARRAYS = ("obs", "action", "reward", "terminated", "truncated", "task", "episode", "step")
-ROW_DTYPES = {"obs": np.float32, "action": np.float32, "reward": np.float32, "terminated": np.bool_,
-              "truncated": np.bool_, "task": np.int32, "episode": np.int64, "step": np.int32}
+ROW_DTYPES = {
+    "obs": np.float32,
+    "action": np.float32,
+    "reward": np.float32,
+    "terminated": np.bool_,
+    "truncated": np.bool_,
+    "task": np.int32,
+    "episode": np.int64,
+    "step": np.int32,
+}
 ROW_FILL = {"task": -1, "episode": -1, "step": -1}
 # The arrays a sampler reads (task comes from the episode index).
 SAMPLED_ARRAYS = ("obs", "action", "reward", "terminated")
@@ -58,6 +67,7 @@ class Commit:
     (ordinals below first_episode are evicted). task_index: committed length of tasks/<t>.
     live_*: what a sampler can use (whole episodes with start >= first_row).
     """
+
     rows: int = 0
     episodes: int = 0
     next_episode_id: int = 0
@@ -88,7 +98,7 @@ class Commit:
         return d
 
     @classmethod
-    def from_json(cls, d: dict) -> "Commit":
+    def from_json(cls, d: dict) -> Commit:
         d = dict(d)
         d["task_index"] = {int(k): int(v) for k, v in d["task_index"].items()}
         d["live_per_task"] = {int(k): [int(x) for x in v] for k, v in d["live_per_task"].items()}
@@ -103,6 +113,7 @@ class Quarantine:
     """One damaged chunk (missing, or failing its checksum/codec) and the live episodes whose rows it
     holds: those episodes are never sampled again; the rest of the shard is. `line()` is what a user
     reads (console, summary.json, eval.md)."""
+
     shard: str
     array: str
     chunk: int
@@ -112,23 +123,44 @@ class Quarantine:
 
     def record(self) -> dict:
         """The entry kept in the shard's commit record (the shard's path is where it is kept)."""
-        return {"array": self.array, "chunk": self.chunk, "reason": self.reason, "episodes": list(self.episodes),
-                "transitions": self.transitions, "time": time.time()}
+        return {
+            "array": self.array,
+            "chunk": self.chunk,
+            "reason": self.reason,
+            "episodes": list(self.episodes),
+            "transitions": self.transitions,
+            "time": time.time(),
+        }
 
     @classmethod
-    def from_record(cls, shard, d: dict) -> "Quarantine":
-        return cls(str(shard), d["array"], int(d["chunk"]), d["reason"], tuple(int(e) for e in d["episodes"]),
-                   int(d["transitions"]))
+    def from_record(cls, shard, d: dict) -> Quarantine:
+        return cls(
+            str(shard),
+            d["array"],
+            int(d["chunk"]),
+            d["reason"],
+            tuple(int(e) for e in d["episodes"]),
+            int(d["transitions"]),
+        )
 
     def summary(self) -> dict:
         """What a run reports (summary.json): where, what it cost, why, and `line`."""
-        return {"shard": self.shard, "array": self.array, "chunk": self.chunk, "episodes_lost": len(self.episodes),
-                "transitions_lost": self.transitions, "reason": self.reason, "line": self.line()}
+        return {
+            "shard": self.shard,
+            "array": self.array,
+            "chunk": self.chunk,
+            "episodes_lost": len(self.episodes),
+            "transitions_lost": self.transitions,
+            "reason": self.reason,
+            "line": self.line(),
+        }
 
     def line(self) -> str:
-        return (f"replay shard {self.shard}: chunk {self.chunk} of '{self.array}' is {self.reason}; "
-                f"{len(self.episodes)} episodes ({self.transitions} steps) in it set aside, the rest of the shard "
-                f"is sampled")
+        return (
+            f"replay shard {self.shard}: chunk {self.chunk} of '{self.array}' is {self.reason}; "
+            f"{len(self.episodes)} episodes ({self.transitions} steps) in it set aside, the rest of the shard "
+            f"is sampled"
+        )
 
 
 def episodes_in_chunk(start: np.ndarray, length: np.ndarray, chunk: int, chunk_len: int) -> np.ndarray:
@@ -140,6 +172,7 @@ def episodes_in_chunk(start: np.ndarray, length: np.ndarray, chunk: int, chunk_l
 @dataclass(frozen=True)
 class ShardInfo:
     """What a shard was created with; never changes."""
+
     obs_dim: int
     action_dim: int
     chunk_len: int
@@ -169,13 +202,18 @@ def open_state(path: str | Path, mode: str = "r") -> tuple[ShardInfo, Commit, za
         raise ShardLayoutError(f"{path} is not a replay shard (no zarr.json)") from None
     attrs = group.attrs.asdict().get(ATTR_KEY)
     if attrs is None or "commit" not in attrs:
-        raise ShardLayoutError(f"{path} is a Zarr group but not a (fully created) replay shard "
-                               f"(no '{ATTR_KEY}.commit' attribute)")
+        raise ShardLayoutError(
+            f"{path} is a Zarr group but not a (fully created) replay shard (no '{ATTR_KEY}.commit' attribute)"
+        )
     if attrs.get("format") != FORMAT:
         raise ShardLayoutError(f"{path} has replay format {attrs.get('format')!r}, this code reads {FORMAT!r}")
     tasks = attrs.get("tasks")
-    info = ShardInfo(int(attrs["obs_dim"]), int(attrs["action_dim"]), int(attrs["chunk_len"]),
-                     tuple(tasks) if tasks is not None else None)
+    info = ShardInfo(
+        int(attrs["obs_dim"]),
+        int(attrs["action_dim"]),
+        int(attrs["chunk_len"]),
+        tuple(tasks) if tasks is not None else None,
+    )
     return info, Commit.from_json(attrs["commit"]), group
 
 
@@ -185,14 +223,15 @@ def whole_episodes_per_task(path: str | Path) -> dict[int, int]:
     before it ends do not. What a run's counters count, so the two can be compared."""
     _, c = read_state(path)
     g = open_group(path, mode="r")
-    idx = {k: g[EPISODE_GROUP][k][c.first_episode:c.episodes] for k in ("start", "length", "task")}
+    idx = {k: g[EPISODE_GROUP][k][c.first_episode : c.episodes] for k in ("start", "length", "task")}
     if not len(idx["start"]):
         return {}
     last = idx["start"] + idx["length"] - 1
-    ends = np.asarray(g["terminated"].get_coordinate_selection(last)) | \
-        np.asarray(g["truncated"].get_coordinate_selection(last))
+    ends = np.asarray(g["terminated"].get_coordinate_selection(last)) | np.asarray(
+        g["truncated"].get_coordinate_selection(last)
+    )
     out: dict[int, int] = {}
-    for t, done in zip(idx["task"], ends):
+    for t, done in zip(idx["task"], ends, strict=False):
         if done:
             out[int(t)] = out.get(int(t), 0) + 1
     return out

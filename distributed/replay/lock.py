@@ -9,6 +9,7 @@ The kernel drops a flock when its process dies (even by SIGKILL), so a crashed w
 leaves a stale lock behind. flock is per open file, so a second writer in the same process is
 refused too. (Not reliable on NFS; shards live on a node's local disk.)
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -39,10 +40,12 @@ class WriterLock:
             os.close(self._fd)
             raise WriterLockedError(
                 f"shard {shard_dir} already has a live writer ({holder}); a shard has exactly one "
-                "writer: close it first or write to another shard") from None
+                "writer: close it first or write to another shard"
+            ) from None
         os.ftruncate(self._fd, 0)
-        os.pwrite(self._fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                        "since": time.time()}).encode(), 0)
+        os.pwrite(
+            self._fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}).encode(), 0
+        )
 
     def _read_holder(self) -> str:
         try:
@@ -93,23 +96,28 @@ class WriterLease:
             if time.time() > deadline:
                 raise WriterLockedError(
                     f"shard {shard} already has a live writer ({self._holder}); a shard has exactly one writer "
-                    f"(a lease renewed every {self.lease_s / 3:.0f} s): close it first or write to another shard")
+                    f"(a lease renewed every {self.lease_s / 3:.0f} s): close it first or write to another shard"
+                )
             time.sleep(min(1.0, self.lease_s / 10))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._renew_loop, daemon=True, name="shard-lease")
         self._thread.start()
 
     def _body(self, expires: float) -> bytes:
-        return json.dumps({"owner": self.owner, "host": socket.gethostname(), "pid": os.getpid(),
-                           "expires": expires}).encode()
+        return json.dumps(
+            {"owner": self.owner, "host": socket.gethostname(), "pid": os.getpid(), "expires": expires}
+        ).encode()
 
     def _put(self, expires: float, **condition) -> bool:
         """One conditional PUT of our lease; False if the condition failed (someone else's lease)."""
         try:
             out = self.fs.pipe_file(self.key, self._body(expires), **condition)
         except (FileExistsError, OSError) as exc:
-            if isinstance(exc, FileExistsError) or "pre-condition" in str(exc).lower() or \
-                    "precondition" in str(exc).lower():
+            if (
+                isinstance(exc, FileExistsError)
+                or "pre-condition" in str(exc).lower()
+                or "precondition" in str(exc).lower()
+            ):
                 return False
             raise
         self._etag = (out or {}).get("ETag") or self.fs.info(self.key)["ETag"]

@@ -7,6 +7,7 @@ with rows in it (`quarantine`; kept in the shard's commit record where this proc
 writer, see `record_damage`), and the batch is drawn again; a shard that cannot be opened at all is
 set aside whole (`failed`: path -> one line saying why) and the others serve.
 """
+
 from __future__ import annotations
 
 import logging
@@ -42,8 +43,9 @@ class MultiShardSampler:
                 self.failed[str(p)] = why
                 log.info("replay shard %s set aside whole: %s", p, why)
                 continue
-            self.readers.append(ShardReader(p, cache_bytes=cache_bytes // len(paths),
-                                            record_damage=record_damage.get(str(p))))
+            self.readers.append(
+                ShardReader(p, cache_bytes=cache_bytes // len(paths), record_damage=record_damage.get(str(p)))
+            )
         if not self.readers:
             raise ReplayError(f"no replay shard could be opened: {self.failed}")
         dims = {(r.info.obs_dim, r.info.action_dim) for r in self.readers}
@@ -82,8 +84,9 @@ class MultiShardSampler:
                 total[t] = total.get(t, 0) + n
         return dict(sorted(total.items()))
 
-    def sample(self, batch_size: int, horizon: int, rng: np.random.Generator, balance: str = "uniform",
-               action_masks=None) -> dict[str, np.ndarray]:
+    def sample(
+        self, batch_size: int, horizon: int, rng: np.random.Generator, balance: str = "uniform", action_masks=None
+    ) -> dict[str, np.ndarray]:
         """Like ShardReader.sample, over all healthy shards (see the module docstring)."""
         with self._lock:
             while True:
@@ -105,7 +108,7 @@ class MultiShardSampler:
     def _sample(self, readers, batch_size, horizon, rng, balance, action_masks):
         plan = plan_draws([r.task_windows(horizon) for r in readers], batch_size, balance, rng)
         parts, tasks_out = [], []
-        for r, p in zip(readers, plan):
+        for r, p in zip(readers, plan, strict=False):
             if p.get("n") or p.get("per_task"):
                 rows, task = r.draw(horizon, rng, **p)
                 parts.append(r.gather(rows))
@@ -115,8 +118,17 @@ class MultiShardSampler:
         return assemble_batch(merged, np.concatenate(tasks_out)[order], action_masks, self.action_dim)
 
     # ---- background prefetch -------------------------------------------------------------
-    def start_prefetch(self, batch_size: int, horizon: int, *, balance: str = "uniform", action_masks=None,
-                       seed: int | None = None, depth: int = 4, refresh_every_s: float = 5.0) -> None:
+    def start_prefetch(
+        self,
+        batch_size: int,
+        horizon: int,
+        *,
+        balance: str = "uniform",
+        action_masks=None,
+        seed: int | None = None,
+        depth: int = 4,
+        refresh_every_s: float = 5.0,
+    ) -> None:
         """Start a thread that keeps up to `depth` batches ready for next_batch()."""
         if self._thread is not None:
             raise RuntimeError("prefetch already running; call stop() first")
@@ -162,7 +174,7 @@ class MultiShardSampler:
             self._thread.join()
             self._thread, self._queue = None, None
 
-    def __enter__(self) -> "MultiShardSampler":
+    def __enter__(self) -> MultiShardSampler:
         return self
 
     def __exit__(self, *exc) -> None:

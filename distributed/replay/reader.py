@@ -5,6 +5,7 @@ sees exactly the state of the last commit record it read (`refresh()` reads the 
 RAM: the live episode index (a few ints per episode) plus at most `cache_bytes` of decoded
 chunks (plus LOAD_AT_ONCE chunks in flight); never proportional to the number of rows.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -15,10 +16,18 @@ from pathlib import Path
 import numpy as np
 
 from distributed.replay.errors import ChunkError, ChunkEvicted, NoWindowsError
-from distributed.replay.layout import (EPISODE_ARRAYS, EPISODE_GROUP, SAMPLED_ARRAYS, TASK_GROUP, Quarantine,
-                                       episodes_in_chunk, open_state, read_state)
-from distributed.storage import storage_path
+from distributed.replay.layout import (
+    EPISODE_ARRAYS,
+    EPISODE_GROUP,
+    SAMPLED_ARRAYS,
+    TASK_GROUP,
+    Quarantine,
+    episodes_in_chunk,
+    open_state,
+    read_state,
+)
 from distributed.replay.sampler import assemble_batch, draw_uniform, plan_draws, window_counts
+from distributed.storage import storage_path
 
 log = logging.getLogger(__name__)
 LOAD_AT_ONCE = 16  # chunks a batch fetches at once when they are not cached (RAM: cache_bytes + this many chunks)
@@ -41,7 +50,7 @@ def _open_and_read(group, reads: dict[str, tuple[int, tuple[int, int] | None]], 
     async def all_of():
         return await asyncio.gather(*(one(name, need, span) for name, (need, span) in reads.items()))
 
-    return dict(zip(reads, sync(all_of())))
+    return dict(zip(reads, sync(all_of()), strict=False))
 
 
 class ShardReader:
@@ -88,7 +97,7 @@ class ShardReader:
         new = {k: got[f"{EPISODE_GROUP}/{k}"][1] for k in EPISODE_ARRAYS}
         drop = min(max(base - held_base, 0), held_end - held_base)  # held entries now evicted
         self._episodes = {k: np.concatenate([v[drop:], new[k]]) for k, v in self._episodes.items()}
-        for t, n in commit.task_index.items():
+        for t in commit.task_index:
             fresh = got.get(f"{TASK_GROUP}/{t}", (None, np.zeros(0, np.int64)))[1]
             merged = np.concatenate([self._task_ordinals.get(t, np.zeros(0, np.int64)), fresh])
             self._task_ordinals[t] = merged[merged >= base]
@@ -108,8 +117,7 @@ class ShardReader:
         self._arrays = {k: arrays[k] for k in SAMPLED_ARRAYS}
         self._episodes = {k: np.array(index[k], dtype=dt) for k, dt in EPISODE_ARRAYS.items()}
         self._base = commit.first_episode
-        self._task_ordinals = {t: self._base + np.flatnonzero(self._episodes["task"] == t)
-                               for t in commit.task_index}
+        self._task_ordinals = {t: self._base + np.flatnonzero(self._episodes["task"] == t) for t in commit.task_index}
         self._commit = commit
         self._took_commit()
         return True
@@ -148,9 +156,14 @@ class ShardReader:
                 return q
         hit = episodes_in_chunk(self._episodes["start"], self._episodes["length"], err.chunk, self.info.chunk_len)
         hit = hit[~np.isin(self._episodes["id"][hit], self._aside)]
-        q = Quarantine(str(self.path), err.array, err.chunk, " ".join(err.reason.split())[:300],
-                       tuple(int(e) for e in self._episodes["id"][hit]),
-                       int((self._episodes["length"][hit] - 1).sum()))
+        q = Quarantine(
+            str(self.path),
+            err.array,
+            err.chunk,
+            " ".join(err.reason.split())[:300],
+            tuple(int(e) for e in self._episodes["id"][hit]),
+            int((self._episodes["length"][hit] - 1).sum()),
+        )
         self._local[err.chunk] = q
         if err.chunk in self._cache:
             self._drop(err.chunk)
@@ -163,7 +176,7 @@ class ShardReader:
         pos = np.flatnonzero(np.isin(self._episodes["id"], ids))
         steps = self._episodes["length"][pos] - 1
         per_task: dict[int, int] = {}
-        for t, n in zip(self._episodes["task"][pos].tolist(), steps.tolist()):
+        for t, n in zip(self._episodes["task"][pos].tolist(), steps.tolist(), strict=False):
             per_task[t] = per_task.get(t, 0) + n
         return len(pos), int(steps.sum()), per_task
 
@@ -216,8 +229,9 @@ class ShardReader:
         return {t: int(c.sum()) for t, (_, c) in self._window_index(horizon)[1].items()}
 
     # ---- sampling ------------------------------------------------------------------------
-    def draw(self, horizon: int, rng: np.random.Generator, *, n: int = 0,
-             per_task: dict[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def draw(
+        self, horizon: int, rng: np.random.Generator, *, n: int = 0, per_task: dict[int, int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Pick windows: n uniform over all windows, or per_task[t] uniform within task t.
 
         Returns (rows [n, H+1] int64 global row numbers, task [n] int64); order is shuffled.
@@ -250,24 +264,26 @@ class ShardReader:
         bounds = np.append(first, len(order))
         out = {k: np.empty((len(flat), *a.shape[1:]), a.dtype) for k, a in self._arrays.items()}
         for g in range(0, len(uniq), LOAD_AT_ONCE):  # the chunks not in the cache fetched LOAD_AT_ONCE at a time
-            group = [int(k) for k in uniq[g:g + LOAD_AT_ONCE]]
+            group = [int(k) for k in uniq[g : g + LOAD_AT_ONCE]]
             fresh = self._load_chunks([k for k in group if k not in self._cache])
             for i, k in enumerate(group, start=g):
-                idx = order[bounds[i]:bounds[i + 1]]
+                idx = order[bounds[i] : bounds[i + 1]]
                 data = self._keep(k, fresh[k]) if k in fresh else self._chunk(k)
                 local = flat[idx] - k * C
                 for name in out:
                     out[name][idx] = data[name][local]
         return {k: v.reshape(*rows.shape, *v.shape[1:]) for k, v in out.items()}
 
-    def sample(self, batch_size: int, horizon: int, rng: np.random.Generator, balance: str = "uniform",
-               action_masks=None) -> dict[str, np.ndarray]:
+    def sample(
+        self, batch_size: int, horizon: int, rng: np.random.Generator, balance: str = "uniform", action_masks=None
+    ) -> dict[str, np.ndarray]:
         """A training batch (agents.batch.BATCH_KEYS) of `batch_size` windows of horizon+1 rows.
 
         balance: "uniform", "task" or "sqrt", as `distributed.replay.sampler.plan_draws` defines
         them (the one meaning used everywhere). action_masks [num_tasks, A] gives action_mask [B, A].
         Raises ChunkError (naming shard and chunk) if a needed chunk is missing or corrupted.
         """
+
         def one():
             if balance == "uniform":  # straight over windows (no per-task index needed)
                 rows, task = self.draw(horizon, rng, n=batch_size)
@@ -281,6 +297,7 @@ class ShardReader:
     def sample_plan(self, plan: dict, horizon: int, rng: np.random.Generator, action_masks=None) -> dict:
         """The windows `plan` asks for ({"n": k} or {"per_task": {t: k}}, replay.sampler.plan_draws) as a batch.
         A task of the plan whose windows were all set aside meanwhile (damage) is drawn from uniformly instead."""
+
         def one():
             p = plan
             if "per_task" in p:
@@ -359,8 +376,7 @@ class ShardReader:
             a = arr.async_array
             lo, hi = k * C, min((k + 1) * C, self._commit.rows)
             key = a.metadata.encode_chunk_key((k,) + (0,) * (a.ndim - 1))
-            return await asyncio.gather((a.store_path / key).exists(), a.getitem(slice(lo, hi)),
-                                        return_exceptions=True)
+            return await asyncio.gather((a.store_path / key).exists(), a.getitem(slice(lo, hi)), return_exceptions=True)
 
         async def all_of():
             return await asyncio.gather(*(one(k, arr) for k in ks for arr in self._arrays.values()))

@@ -2,6 +2,7 @@
 
 Pure functions over index arrays; ShardReader and MultiShardSampler supply the data.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,7 +31,7 @@ def balanced_task_counts(tasks, n: int, rng: np.random.Generator) -> dict[int, i
     if not tasks:
         raise ValueError("no task has a window long enough to sample")
     counts = np.bincount(rng.integers(0, len(tasks), size=n), minlength=len(tasks))
-    return {int(t): int(c) for t, c in zip(tasks, counts) if c}
+    return {int(t): int(c) for t, c in zip(tasks, counts, strict=False) if c}
 
 
 def plan_draws(sources: list[dict[int, int]], n: int, balance: str, rng: np.random.Generator) -> list[dict]:
@@ -59,7 +60,7 @@ def plan_draws(sources: list[dict[int, int]], n: int, balance: str, rng: np.rand
         if not tasks:
             raise ValueError("no task has a window long enough to sample")
         w = np.sqrt([sum(s.get(t, 0) for s in sources) for t in tasks])
-        counts = {t: int(k) for t, k in zip(tasks, rng.multinomial(n, w / w.sum())) if k}
+        counts = {t: int(k) for t, k in zip(tasks, rng.multinomial(n, w / w.sum()), strict=False) if k}
     for t, k in counts.items():
         w = np.array([s.get(t, 0) for s in sources], np.float64)
         for i, m in enumerate(rng.multinomial(k, w / w.sum())):

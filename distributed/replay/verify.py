@@ -3,6 +3,7 @@
 Reads every live chunk of every row array once (streaming, one chunk in RAM at a time) and
 checks it against the episode index, the per-task indexes and the commit record.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -12,14 +13,22 @@ import numpy as np
 import zarr
 
 from distributed.replay.errors import ChunkError, ShardInconsistentError
-from distributed.replay.layout import (EPISODE_ARRAYS, EPISODE_GROUP, ROW_ARRAYS, TASK_GROUP,
-                                       chunk_file, open_group, read_state)
+from distributed.replay.layout import (
+    EPISODE_ARRAYS,
+    EPISODE_GROUP,
+    ROW_ARRAYS,
+    TASK_GROUP,
+    chunk_file,
+    open_group,
+    read_state,
+)
 from distributed.storage import storage_path
 
 
 @dataclass
 class VerifyReport:
     """What verify_shard found in a healthy shard."""
+
     shard: str
     rows: int
     chunks_checked: int
@@ -28,7 +37,9 @@ class VerifyReport:
     per_task: dict[int, list[int]] = field(default_factory=dict)  # task -> [episodes, transitions]
     orphan_rows: int = 0  # rows of an episode whose tail a killed writer lost (never sampled)
     padding_rows: int = 0
-    quarantined_chunks: list[int] = field(default_factory=list)  # damaged, recorded: not read, their episodes live no more
+    quarantined_chunks: list[int] = field(
+        default_factory=list
+    )  # damaged, recorded: not read, their episodes live no more
 
 
 def verify_shard(path: str | Path) -> VerifyReport:
@@ -59,7 +70,7 @@ def verify_shard(path: str | Path) -> VerifyReport:
     for k, a in ep_arrays.items():
         if a.shape[0] < c.episodes:
             fail(f"episodes/{k} has {a.shape[0]} entries but the commit record says {c.episodes}")
-    ep = {k: a[:c.episodes] for k, a in ep_arrays.items()}
+    ep = {k: a[: c.episodes] for k, a in ep_arrays.items()}
     ids, start, length, task = ep["id"], ep["start"], ep["length"], ep["task"]
     if len(ids):
         if (np.diff(ids) <= 0).any():
@@ -87,7 +98,8 @@ def verify_shard(path: str | Path) -> VerifyReport:
     lt, ll = task[fe:][~aside], length[fe:][~aside]
     per_task = {int(t): [int((lt == t).sum()), int((ll[lt == t] - 1).sum())] for t in np.unique(lt)}
     if (c.live_episodes, c.live_transitions) != (len(ll), int((ll - 1).sum())) or per_task != {
-            t: v for t, v in c.live_per_task.items() if v[0]}:
+        t: v for t, v in c.live_per_task.items() if v[0]
+    }:
         fail("commit record's live counts disagree with the episode index")
 
     # Rows, chunk by chunk: each live episode's rows carry its id, steps 0..L-1 and task.
@@ -109,9 +121,9 @@ def verify_shard(path: str | Path) -> VerifyReport:
         last = np.zeros(hi - lo, bool)
         for i in range(np.searchsorted(lend, lo, "right"), np.searchsorted(ls, hi, "left")):
             a, b = max(ls[i], lo), min(lend[i], hi)
-            want_id[a - lo:b - lo] = lid[i]
-            want_step[a - lo:b - lo] = np.arange(a - ls[i], b - ls[i])
-            want_task[a - lo:b - lo] = lt[i]
+            want_id[a - lo : b - lo] = lid[i]
+            want_step[a - lo : b - lo] = np.arange(a - ls[i], b - ls[i])
+            want_task[a - lo : b - lo] = lt[i]
             if lend[i] <= hi:
                 last[lend[i] - 1 - lo] = True
         cov = want_id >= 0
@@ -121,12 +133,20 @@ def verify_shard(path: str | Path) -> VerifyReport:
                 r = lo + bad[0]
                 fail(f"row {r} (chunk {k}) has {name}={d[name][bad[0]]}, the index says {want[bad[0]]}")
         first = cov & (want_step == 0)
-        if d["action"][first].any() or d["reward"][first].any() or d["terminated"][first].any() or d["truncated"][first].any():
+        if (
+            d["action"][first].any()
+            or d["reward"][first].any()
+            or d["terminated"][first].any()
+            or d["truncated"][first].any()
+        ):
             fail(f"an episode's row 0 in chunk {k} has a nonzero action/reward/flag")
         if (d["terminated"] | d["truncated"])[cov & ~last & ~first].any():
             fail(f"a terminated/truncated flag before an episode's last row in chunk {k}")
-        if not (np.isfinite(d["obs"][cov]).all() and np.isfinite(d["action"][cov]).all()
-                and np.isfinite(d["reward"][cov]).all()):
+        if not (
+            np.isfinite(d["obs"][cov]).all()
+            and np.isfinite(d["action"][cov]).all()
+            and np.isfinite(d["reward"][cov]).all()
+        ):
             fail(f"non-finite obs/action/reward in chunk {k}")
         stray = d["episode"][~cov]
         if np.isin(stray, lid).any():
@@ -135,5 +155,4 @@ def verify_shard(path: str | Path) -> VerifyReport:
         orphans += int((~evicted_tail & (stray >= 0)).sum())
         padding += int((stray < 0).sum())
         checked += 1
-    return VerifyReport(str(path), c.rows, checked, len(ll), int((ll - 1).sum()), per_task, orphans, padding,
-                        damaged)
+    return VerifyReport(str(path), c.rows, checked, len(ll), int((ll - 1).sum()), per_task, orphans, padding, damaged)

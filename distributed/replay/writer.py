@@ -10,6 +10,7 @@ On an object store (an s3:// URI, through Zarr's FsspecStore) the same order hol
 rename or fsync: every object is one atomic PUT, chunk objects first, the record last, and the
 single writer holds a lease instead of a flock (README.md, "On object storage").
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -23,11 +24,31 @@ import zarr
 
 from distributed.replay.errors import ShardLayoutError
 from distributed.replay.faults import KillSwitch
-from distributed.replay.layout import (ATTR_KEY, DEFAULT_CHUNK_LEN, EPISODE_ARRAYS, EPISODE_GROUP, EPISODE_VERSION,
-                                       FORMAT, INDEX_CHUNK_LEN, ROW_ARRAYS, ROW_DTYPES, ROW_FILL,
-                                       TASK_GROUP, WRITE_CONFIG, Commit, Quarantine, ShardInfo, chunk_file,
-                                       compressors, episodes_in_chunk, fsync_paths, open_arrays, open_group,
-                                       read_state, row_tail)
+from distributed.replay.layout import (
+    ATTR_KEY,
+    DEFAULT_CHUNK_LEN,
+    EPISODE_ARRAYS,
+    EPISODE_GROUP,
+    EPISODE_VERSION,
+    FORMAT,
+    INDEX_CHUNK_LEN,
+    ROW_ARRAYS,
+    ROW_DTYPES,
+    ROW_FILL,
+    TASK_GROUP,
+    WRITE_CONFIG,
+    Commit,
+    Quarantine,
+    ShardInfo,
+    chunk_file,
+    compressors,
+    episodes_in_chunk,
+    fsync_paths,
+    open_arrays,
+    open_group,
+    read_state,
+    row_tail,
+)
 from distributed.replay.lock import WriterLease, WriterLock
 from distributed.storage import is_remote, storage_path, zarr_store
 
@@ -72,22 +93,28 @@ def _write_all(jobs: list[tuple[zarr.Array, tuple[int, ...], int, np.ndarray]]) 
         sync(all_of())
 
 
-def episode_rows(obs, action, reward, terminated, truncated, task, *, obs_dim: int,
-                 action_dim: int) -> dict[str, np.ndarray]:
+def episode_rows(
+    obs, action, reward, terminated, truncated, task, *, obs_dim: int, action_dim: int
+) -> dict[str, np.ndarray]:
     """Check one episode against the row convention and return its rows in store dtypes.
 
     obs [T+1, O], action [T+1, A], reward/terminated/truncated [T+1], T >= 1; row 0 has zero
     action and reward and no flags; flags only on the last row. Raises ValueError naming the
     offending array and its shape before anything is written.
     """
-    arrays = {"obs": np.asarray(obs), "action": np.asarray(action), "reward": np.asarray(reward),
-              "terminated": np.asarray(terminated), "truncated": np.asarray(truncated)}
+    arrays = {
+        "obs": np.asarray(obs),
+        "action": np.asarray(action),
+        "reward": np.asarray(reward),
+        "terminated": np.asarray(terminated),
+        "truncated": np.asarray(truncated),
+    }
     n = arrays["obs"].shape[0] if arrays["obs"].ndim == 2 else -1
-    expected = {"obs": (n, obs_dim), "action": (n, action_dim), "reward": (n,),
-                "terminated": (n,), "truncated": (n,)}
+    expected = {"obs": (n, obs_dim), "action": (n, action_dim), "reward": (n,), "terminated": (n,), "truncated": (n,)}
     if arrays["obs"].ndim != 2 or arrays["obs"].shape[1] != obs_dim or n < 2:
-        raise ValueError(f"obs has shape {arrays['obs'].shape}; this shard takes obs of shape "
-                         f"[T+1, {obs_dim}] with T >= 1")
+        raise ValueError(
+            f"obs has shape {arrays['obs'].shape}; this shard takes obs of shape [T+1, {obs_dim}] with T >= 1"
+        )
     for name, shape in expected.items():
         a = arrays[name]
         if a.shape != shape:
@@ -103,8 +130,10 @@ def episode_rows(obs, action, reward, terminated, truncated, task, *, obs_dim: i
         raise ValueError(f"task must be an int in [0, 2**31), got {task!r}")
     rows = {k: arrays[k].astype(ROW_DTYPES[k], copy=False) for k in arrays}
     if rows["action"][0].any() or rows["reward"][0] != 0 or rows["terminated"][0] or rows["truncated"][0]:
-        raise ValueError("row 0 must hold the first observation with action 0, reward 0 and no "
-                         "terminated/truncated flag (row t holds obs_t and action/reward/flags of step t-1)")
+        raise ValueError(
+            "row 0 must hold the first observation with action 0, reward 0 and no "
+            "terminated/truncated flag (row t holds obs_t and action/reward/flags of step t-1)"
+        )
     if rows["terminated"][1:-1].any() or rows["truncated"][1:-1].any():
         raise ValueError("terminated/truncated may only be set on the last row of an episode")
     return rows
@@ -122,9 +151,18 @@ class ShardWriter:
     only used when the shard is created.
     """
 
-    def __init__(self, path: str | Path, *, obs_dim: int, action_dim: int, chunk_len: int | None = None,
-                 capacity: int | None = None, durable: bool = True, first_episode_id: int = 0,
-                 task_names: list[str] | tuple[str, ...] | None = None):
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        obs_dim: int,
+        action_dim: int,
+        chunk_len: int | None = None,
+        capacity: int | None = None,
+        durable: bool = True,
+        first_episode_id: int = 0,
+        task_names: list[str] | tuple[str, ...] | None = None,
+    ):
         self.path = storage_path(path)
         self.remote = is_remote(self.path)  # an object store: no rename, no fsync, no flock
         if not self.remote:
@@ -148,8 +186,9 @@ class ShardWriter:
         self._closed = False
 
     # ---- opening -------------------------------------------------------------------------
-    def _open_or_create(self, obs_dim: int, action_dim: int, chunk_len: int | None,
-                        first_episode_id: int, task_names) -> ShardInfo:
+    def _open_or_create(
+        self, obs_dim: int, action_dim: int, chunk_len: int | None, first_episode_id: int, task_names
+    ) -> ShardInfo:
         group_json = self.path / "zarr.json"
         if group_json.exists():
             attrs = open_group(self.path, mode="r").attrs.asdict().get(ATTR_KEY)
@@ -158,23 +197,34 @@ class ShardWriter:
             if "commit" not in attrs:  # creation was interrupted before its first commit: nothing to lose
                 self._remove_contents()
         else:
-            strays = [p.name for p in self.path.iterdir() if not p.name.endswith(".partial")] \
-                if self.path.exists() else []
+            strays = (
+                [p.name for p in self.path.iterdir() if not p.name.endswith(".partial")] if self.path.exists() else []
+            )
             if strays:
                 raise ShardLayoutError(f"{self.path} is not empty and not a replay shard (holds {strays[:5]})")
         if not group_json.exists():
             self._create(obs_dim, action_dim, chunk_len or DEFAULT_CHUNK_LEN, first_episode_id, task_names)
         info, _ = read_state(self.path)
         if (info.obs_dim, info.action_dim) != (obs_dim, action_dim):
-            raise ShardLayoutError(f"shard {self.path} holds obs_dim={info.obs_dim}, action_dim={info.action_dim}; "
-                                   f"it was reopened with obs_dim={obs_dim}, action_dim={action_dim}")
+            raise ShardLayoutError(
+                f"shard {self.path} holds obs_dim={info.obs_dim}, action_dim={info.action_dim}; "
+                f"it was reopened with obs_dim={obs_dim}, action_dim={action_dim}"
+            )
         if chunk_len is not None and chunk_len != info.chunk_len:
-            raise ShardLayoutError(f"shard {self.path} has chunk_len={info.chunk_len}; reopened with chunk_len={chunk_len}")
+            raise ShardLayoutError(
+                f"shard {self.path} has chunk_len={info.chunk_len}; reopened with chunk_len={chunk_len}"
+            )
         if task_names is not None and info.tasks is not None and tuple(task_names) != info.tasks:
-            diff = next(i for i, (a, b) in enumerate(zip(info.tasks + ("",) * len(task_names), task_names)) if a != b)
-            raise ShardLayoutError(f"shard {self.path} stores tasks by id in another order or set (id {diff}: "
-                                   f"{info.tasks[diff] if diff < len(info.tasks) else None!r} there, "
-                                   f"{task_names[diff]!r} here)")
+            diff = next(
+                i
+                for i, (a, b) in enumerate(zip(info.tasks + ("",) * len(task_names), task_names, strict=False))
+                if a != b
+            )
+            raise ShardLayoutError(
+                f"shard {self.path} stores tasks by id in another order or set (id {diff}: "
+                f"{info.tasks[diff] if diff < len(info.tasks) else None!r} there, "
+                f"{task_names[diff]!r} here)"
+            )
         return info
 
     def _remove_contents(self) -> None:
@@ -191,13 +241,28 @@ class ShardWriter:
         g = zarr.create_group(store=zarr_store(self.path), attributes={ATTR_KEY: static})
         for name in ROW_ARRAYS:
             tail = row_tail(name, obs_dim, action_dim)
-            g.create_array(name, shape=(0, *tail), chunks=(chunk_len, *tail), dtype=ROW_DTYPES[name],
-                           compressors=compressors(), fill_value=ROW_FILL.get(name, 0),
-                           dimension_names=("row", *(f"{name}_dim",) * len(tail)), config=WRITE_CONFIG)
+            g.create_array(
+                name,
+                shape=(0, *tail),
+                chunks=(chunk_len, *tail),
+                dtype=ROW_DTYPES[name],
+                compressors=compressors(),
+                fill_value=ROW_FILL.get(name, 0),
+                dimension_names=("row", *(f"{name}_dim",) * len(tail)),
+                config=WRITE_CONFIG,
+            )
         eg = g.create_group(EPISODE_GROUP)
         for name, dtype in {**EPISODE_ARRAYS, EPISODE_VERSION: np.int64}.items():
-            eg.create_array(name, shape=(0,), chunks=(INDEX_CHUNK_LEN,), dtype=dtype, compressors=compressors(),
-                            fill_value=-1, dimension_names=("episode",), config=WRITE_CONFIG)
+            eg.create_array(
+                name,
+                shape=(0,),
+                chunks=(INDEX_CHUNK_LEN,),
+                dtype=dtype,
+                compressors=compressors(),
+                fill_value=-1,
+                dimension_names=("episode",),
+                config=WRITE_CONFIG,
+            )
         g.create_group(TASK_GROUP)
         g.attrs[ATTR_KEY] = {**static, "commit": Commit(next_episode_id=first_episode_id, time=time.time()).to_json()}
 
@@ -250,8 +315,17 @@ class ShardWriter:
             return True
         return seq <= self._commit.sources.get(producer, -1) and seq not in self._commit.source_gaps.get(producer, ())
 
-    def add_episode(self, obs, action, reward, terminated, truncated, task: int,
-                    source: tuple[str, int] | None = None, version: int = -1) -> int:
+    def add_episode(
+        self,
+        obs,
+        action,
+        reward,
+        terminated,
+        truncated,
+        task: int,
+        source: tuple[str, int] | None = None,
+        version: int = -1,
+    ) -> int:
         """Append one episode (arrays [T+1, ...] in the row convention); returns its episode id.
         `source` (producer, sequence) is recorded in the commit record (see `seen`); `version`,
         the weights version it was collected with, in the episode index.
@@ -260,8 +334,9 @@ class ShardWriter:
         """
         if self._closed:
             raise RuntimeError(f"ShardWriter for {self.path} is closed")
-        rows = episode_rows(obs, action, reward, terminated, truncated, task,
-                            obs_dim=self.info.obs_dim, action_dim=self.info.action_dim)
+        rows = episode_rows(
+            obs, action, reward, terminated, truncated, task, obs_dim=self.info.obs_dim, action_dim=self.info.action_dim
+        )
         n = len(rows["obs"])
         eid = self._next_id
         self._next_id += 1
@@ -292,8 +367,15 @@ class ShardWriter:
         self._lock.check()  # a writer whose lease was taken over writes nothing more (object store)
         if self.remote:  # arrays grown ahead (see GROW_CHUNKS); the last chunk written whole, padded with fill
             padded = _round_up(end, C) - start
-            jobs = [(arr, (max(arr.shape[0], _round_up(end, C * GROW_CHUNKS)), *arr.shape[1:]), start,
-                     _pad(data[name][:n], padded, ROW_FILL.get(name, 0))) for name, arr in self._rows.items()]
+            jobs = [
+                (
+                    arr,
+                    (max(arr.shape[0], _round_up(end, C * GROW_CHUNKS)), *arr.shape[1:]),
+                    start,
+                    _pad(data[name][:n], padded, ROW_FILL.get(name, 0)),
+                )
+                for name, arr in self._rows.items()
+            ]
         else:
             jobs = [(arr, (end, *arr.shape[1:]), start, data[name][:n]) for name, arr in self._rows.items()]
         _write_all(jobs)
@@ -328,14 +410,27 @@ class ShardWriter:
         if not done:
             return []
         e0, e1 = self._n_episodes, self._n_episodes + len(done)
-        cols = dict(zip(("id", "start", "length", "task", EPISODE_VERSION), map(np.asarray, zip(*done))))
+        cols = dict(
+            zip(
+                ("id", "start", "length", "task", EPISODE_VERSION),
+                map(np.asarray, zip(*done, strict=False)),
+                strict=False,
+            )
+        )
         jobs = [self._index_job(arr, e0, cols[name]) for name, arr in self._episodes.items()]
         for t in np.unique(cols["task"]):
             t = int(t)
             if str(t) not in self._tasks:
                 self._tasks[str(t)] = self._group[TASK_GROUP].create_array(
-                    str(t), shape=(0,), chunks=(INDEX_CHUNK_LEN,), dtype=np.int64, compressors=compressors(),
-                    fill_value=-1, dimension_names=("entry",), config=WRITE_CONFIG)
+                    str(t),
+                    shape=(0,),
+                    chunks=(INDEX_CHUNK_LEN,),
+                    dtype=np.int64,
+                    compressors=compressors(),
+                    fill_value=-1,
+                    dimension_names=("entry",),
+                    config=WRITE_CONFIG,
+                )
             arr = self._tasks[str(t)]
             ordinals = e0 + np.flatnonzero(cols["task"] == t)
             n0 = self._task_index.get(t, 0)
@@ -363,7 +458,7 @@ class ShardWriter:
             held = arr[k0:n0] if n0 > k0 else np.zeros(0, arr.dtype)
         full = np.concatenate([held, np.asarray(values).astype(arr.dtype)])
         n1 = n0 + len(values)
-        self._tails[arr.path] = full[(n1 // INDEX_CHUNK_LEN) * INDEX_CHUNK_LEN - k0:]
+        self._tails[arr.path] = full[(n1 // INDEX_CHUNK_LEN) * INDEX_CHUNK_LEN - k0 :]
         if self.remote:  # grown a chunk at a time, its last chunk written whole (padded with the fill, -1)
             end = _round_up(n1, INDEX_CHUNK_LEN)
             return arr, (max(arr.shape[0], end),), k0, _pad(full, end - k0, -1)
@@ -382,14 +477,31 @@ class ShardWriter:
         hit = episodes_in_chunk(self._index["start"], self._index["length"], chunk, C)
         ids = [int(e) for e in self._index["id"][hit] if int(e) not in self._commit.quarantined_ids()]
         keep = np.isin(self._index["id"][hit], ids)
-        q = Quarantine(str(self.path), array, int(chunk), " ".join(str(reason).split())[:300], tuple(ids),
-                       int((self._index["length"][hit][keep] - 1).sum()))
-        self._commit_state(self._commit.rows, [], self._commit.sources, self._commit.source_gaps,
-                           quarantine=[*self._commit.quarantine, q.record()])
+        q = Quarantine(
+            str(self.path),
+            array,
+            int(chunk),
+            " ".join(str(reason).split())[:300],
+            tuple(ids),
+            int((self._index["length"][hit][keep] - 1).sum()),
+        )
+        self._commit_state(
+            self._commit.rows,
+            [],
+            self._commit.sources,
+            self._commit.source_gaps,
+            quarantine=[*self._commit.quarantine, q.record()],
+        )
         return q
 
-    def _commit_state(self, rows: int, written: list[Path], sources: dict[str, int],
-                      source_gaps: dict[str, list[int]], quarantine: list[dict] | None = None) -> None:
+    def _commit_state(
+        self,
+        rows: int,
+        written: list[Path],
+        sources: dict[str, int],
+        source_gaps: dict[str, list[int]],
+        quarantine: list[dict] | None = None,
+    ) -> None:
         old = self._commit
         C = self.info.chunk_len
         first_row = old.first_row
@@ -401,14 +513,27 @@ class ShardWriter:
         quarantine = [q for q in (old.quarantine if quarantine is None else quarantine) if q["chunk"] >= first_row // C]
         aside = np.isin(self._index["id"], [e for q in quarantine for e in q["episodes"]])
         live_tasks, lengths = self._index["task"][~aside], self._index["length"][~aside]
-        per_task = {int(t): [int((live_tasks == t).sum()), int((lengths[live_tasks == t] - 1).sum())]
-                    for t in np.unique(live_tasks)}
-        commit = Commit(rows=rows, episodes=self._n_episodes, next_episode_id=self._next_id, first_row=first_row,
-                        first_episode=old.first_episode + drop,
-                        task_index=dict(self._task_index),
-                        live_episodes=len(lengths), live_transitions=int((lengths - 1).sum()),
-                        live_per_task=per_task, generation=old.generation + 1, capacity=self.capacity,
-                        time=time.time(), sources=sources, source_gaps=source_gaps, quarantine=quarantine)
+        per_task = {
+            int(t): [int((live_tasks == t).sum()), int((lengths[live_tasks == t] - 1).sum())]
+            for t in np.unique(live_tasks)
+        }
+        commit = Commit(
+            rows=rows,
+            episodes=self._n_episodes,
+            next_episode_id=self._next_id,
+            first_row=first_row,
+            first_episode=old.first_episode + drop,
+            task_index=dict(self._task_index),
+            live_episodes=len(lengths),
+            live_transitions=int((lengths - 1).sum()),
+            live_per_task=per_task,
+            generation=old.generation + 1,
+            capacity=self.capacity,
+            time=time.time(),
+            sources=sources,
+            source_gaps=source_gaps,
+            quarantine=quarantine,
+        )
         durable = self.durable and not self.remote  # an object PUT is durable when it returns
         if durable:  # everything the record references is on disk before the record
             fsync_paths(written, root=self.path)
@@ -457,7 +582,7 @@ class ShardWriter:
             self._closed = True
             self._lock.release()
 
-    def __enter__(self) -> "ShardWriter":
+    def __enter__(self) -> ShardWriter:
         return self
 
     def __exit__(self, *exc) -> None:

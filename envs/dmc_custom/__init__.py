@@ -1,5 +1,6 @@
 """The 11 custom dm_control tasks of TD-MPC2's mt30, written from their published reward
 definitions. `CUSTOM_TASKS[(domain, task)](random=..., time_limit=...)` builds one."""
+
 from envs.dmc_custom import cheetah, cup, hopper, pendulum, reacher, walker
 
 CUSTOM_TASKS = {

@@ -1,5 +1,6 @@
 """Cheetah variations: running backwards, running on the front or back legs, jumping; and the
 suite's cheetah-run itself, all on a physics compiled without the deprecated `settotalmass`."""
+
 from dm_control.rl import control
 from dm_control.suite import cheetah
 from dm_control.utils import rewards
@@ -37,8 +38,7 @@ class RunOnOneEnd(cheetah.Cheetah):
         self._raised, self._speed = raised, speed
 
     def get_reward(self, physics):
-        up = (3 * _up(physics.named.data.xpos[self._raised, "z"])
-              + 2 * _up(physics.named.data.xpos["torso", "z"])) / 5
+        up = (3 * _up(physics.named.data.xpos[self._raised, "z"]) + 2 * _up(physics.named.data.xpos["torso", "z"])) / 5
         return up * (5 * _linear(physics.speed(), self._speed, _INF, self._speed) + 1) / 6
 
 
@@ -50,8 +50,9 @@ class Jump(cheetah.Cheetah):
     def get_reward(self, physics):
         torso_z = physics.named.data.xpos["torso", "z"]
         still = _linear(physics.speed(), -self._STILL_SPEED, self._STILL_SPEED, self._STILL_SPEED)
-        ends = [(5 * _up((torso_z + physics.named.data.xpos[foot, "z"]) / 2) + still) / 6
-                for foot in ("bfoot", "ffoot")]
+        ends = [
+            (5 * _up((torso_z + physics.named.data.xpos[foot, "z"]) / 2) + still) / 6 for foot in ("bfoot", "ffoot")
+        ]
         return sum(ends) / 2
 
 

@@ -1,4 +1,5 @@
 """Ball-in-cup spin: swing the ball around the cup fast and far from the target, not inside it."""
+
 import collections
 
 import numpy as np
@@ -30,15 +31,18 @@ class Spin(ball_in_cup.BallInCup):
     def get_reward(self, physics):
         dist = float(np.linalg.norm(physics.ball_to_target()))
         speed = float(np.linalg.norm(physics.named.data.qvel[["ball_x", "ball_z"]]))
-        far = rewards.tolerance(dist, bounds=(_FAR, float("inf")), margin=_FAR / 2,
-                                value_at_margin=0.5, sigmoid="linear")
-        fast = rewards.tolerance(speed, bounds=(_FAST, float("inf")), margin=_FAST / 2,
-                                 value_at_margin=0.5, sigmoid="linear")
+        far = rewards.tolerance(
+            dist, bounds=(_FAR, float("inf")), margin=_FAR / 2, value_at_margin=0.5, sigmoid="linear"
+        )
+        fast = rewards.tolerance(
+            speed, bounds=(_FAST, float("inf")), margin=_FAST / 2, value_at_margin=0.5, sigmoid="linear"
+        )
         return (1 - physics.in_target()) * (far + 2 * fast) / 3
 
 
 def spin(time_limit=ball_in_cup._DEFAULT_TIME_LIMIT, random=None):
     """cup-spin."""
     physics = ball_in_cup.Physics.from_xml_string(*ball_in_cup.get_model_and_assets())
-    return control.Environment(physics, Spin(random=random), time_limit=time_limit,
-                               control_timestep=ball_in_cup._CONTROL_TIMESTEP)
+    return control.Environment(
+        physics, Spin(random=random), time_limit=time_limit, control_timestep=ball_in_cup._CONTROL_TIMESTEP
+    )

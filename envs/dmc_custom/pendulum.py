@@ -1,4 +1,5 @@
 """Pendulum spin: reward for angular speed (either direction) of at least 9 rad/s."""
+
 import numpy as np
 from dm_control.rl import control
 from dm_control.suite import pendulum
@@ -11,8 +12,13 @@ class Spin(pendulum.SwingUp):
     """Same start states and observations as swing-up; the reward is for spinning fast."""
 
     def get_reward(self, physics):
-        return rewards.tolerance(float(np.linalg.norm(physics.angular_velocity())), bounds=(_SPIN_SPEED, float("inf")),
-                                 margin=_SPIN_SPEED / 2, value_at_margin=0.5, sigmoid="linear")
+        return rewards.tolerance(
+            float(np.linalg.norm(physics.angular_velocity())),
+            bounds=(_SPIN_SPEED, float("inf")),
+            margin=_SPIN_SPEED / 2,
+            value_at_margin=0.5,
+            sigmoid="linear",
+        )
 
 
 def spin(time_limit=pendulum._DEFAULT_TIME_LIMIT, random=None):

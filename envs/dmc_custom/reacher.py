@@ -1,5 +1,6 @@
 """Three-link planar reacher: the suite's two-link arm rebuilt with three hinged links of the
 same total reach, edited with MuJoCo's model-editing API; the suite's Reacher task on top."""
+
 import functools
 
 import mujoco
@@ -22,23 +23,39 @@ def three_link_xml() -> str:
     spec.geom("hand").fromto = [0, 0, 0, _LINK, 0, 0]
     spec.delete(spec.body("finger"))  # it moves to the end of the new third link
     digit = hand.add_body(name="digit", pos=[_LINK, 0, 0])
-    digit.add_geom(name="digit", type=mujoco.mjtGeom.mjGEOM_CAPSULE, fromto=[0, 0, 0, _CAPSULE, 0, 0],
-                   size=[0.01, 0, 0], material="self")
+    digit.add_geom(
+        name="digit",
+        type=mujoco.mjtGeom.mjGEOM_CAPSULE,
+        fromto=[0, 0, 0, _CAPSULE, 0, 0],
+        size=[0.01, 0, 0],
+        material="self",
+    )
     wrist = spec.joint("wrist")
-    digit.add_joint(name="knuckle", type=mujoco.mjtJoint.mjJNT_HINGE, axis=[0, 0, 1], damping=wrist.damping,
-                    limited=mujoco.mjtLimited.mjLIMITED_TRUE, range=wrist.range)
+    digit.add_joint(
+        name="knuckle",
+        type=mujoco.mjtJoint.mjJNT_HINGE,
+        axis=[0, 0, 1],
+        damping=wrist.damping,
+        limited=mujoco.mjtLimited.mjLIMITED_TRUE,
+        range=wrist.range,
+    )
     finger = digit.add_body(name="finger", pos=[_LINK, 0, 0])
     finger.add_geom(name="finger", type=mujoco.mjtGeom.mjGEOM_SPHERE, size=[0.01, 0, 0], material="effector")
     motor = spec.actuator("wrist")
-    spec.add_actuator(name="knuckle", target="knuckle", trntype=mujoco.mjtTrn.mjTRN_JOINT, gear=motor.gear,
-                      ctrlrange=motor.ctrlrange, ctrllimited=motor.ctrllimited)
+    spec.add_actuator(
+        name="knuckle",
+        target="knuckle",
+        trntype=mujoco.mjtTrn.mjTRN_JOINT,
+        gear=motor.gear,
+        ctrlrange=motor.ctrlrange,
+        ctrllimited=motor.ctrllimited,
+    )
     return spec.to_xml()
 
 
 def _make(target_size, time_limit, random):
     physics = reacher.Physics.from_xml_string(three_link_xml(), {})
-    return control.Environment(physics, reacher.Reacher(target_size=target_size, random=random),
-                               time_limit=time_limit)
+    return control.Environment(physics, reacher.Reacher(target_size=target_size, random=random), time_limit=time_limit)
 
 
 def three_easy(time_limit=reacher._DEFAULT_TIME_LIMIT, random=None):

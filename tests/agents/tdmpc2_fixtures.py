@@ -5,14 +5,20 @@ independently of agents/tdmpc2_import.py, plus a forward pass computed straight 
 Nothing can be downloaded here, so these stand in for the published files: same keys, shapes,
 layouts and metadata; random weights.
 """
+
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
 # TD-MPC2's MODEL_SIZE table (enc_dim, mlp_dim, latent_dim, num_enc_layers, num_q), num_q 5 unless given
-SIZES = {1: (256, 384, 128, 2, 2), 5: (256, 512, 512, 2, 5), 19: (1024, 1024, 768, 3, 5),
-         48: (1792, 1792, 768, 4, 5), 317: (4096, 4096, 1376, 5, 8)}
+SIZES = {
+    1: (256, 384, 128, 2, 2),
+    5: (256, 512, 512, 2, 5),
+    19: (1024, 1024, 768, 3, 5),
+    48: (1792, 1792, 768, 4, 5),
+    317: (4096, 4096, 1376, 5, 8),
+}
 # padded dims and task counts of TD-MPC2's task sets (the 30 dm_control tasks pad to 24 obs / 6 actions;
 # Meta-World's 39 obs dims set mt80's width)
 TASK_SETS = {"mt30": (30, 24, 6), "mt80": (80, 39, 6)}
@@ -33,8 +39,14 @@ def shapes(d: dict) -> dict[str, tuple]:
     s = {"_task_emb.weight": (d["T"], d["D"])}
 
     def normed(prefix, i, n_in, n_out, lead=()):
-        s.update({f"{prefix}.{i}.weight": lead + (n_out, n_in), f"{prefix}.{i}.bias": lead + (n_out,),
-                  f"{prefix}.{i}.ln.weight": lead + (n_out,), f"{prefix}.{i}.ln.bias": lead + (n_out,)})
+        s.update(
+            {
+                f"{prefix}.{i}.weight": lead + (n_out, n_in),
+                f"{prefix}.{i}.bias": lead + (n_out,),
+                f"{prefix}.{i}.ln.weight": lead + (n_out,),
+                f"{prefix}.{i}.ln.bias": lead + (n_out,),
+            }
+        )
 
     def plain(prefix, i, n_in, n_out, lead=()):
         s.update({f"{prefix}.{i}.weight": lead + (n_out, n_in), f"{prefix}.{i}.bias": lead + (n_out,)})
@@ -82,7 +94,7 @@ def current_layout(d: dict, action_dims: list[int], seed: int = 0, device: str =
             x = x / shape[-1] ** 0.5 * 1.5  # large enough that every input column matters
         state[key] = x
     for key in [k for k in state if k.startswith("_Qs.params.")]:
-        state["_detach_Qs_params." + key[len("_Qs.params."):]] = state[key]
+        state["_detach_Qs_params." + key[len("_Qs.params.") :]] = state[key]
     for prefix in ("_Qs.params.", "_detach_Qs_params.", "_target_Qs_params."):
         state[prefix + "__batch_size"] = torch.Size([d["K"]])
         state[prefix + "__device"] = torch.device("cuda:0")
@@ -99,7 +111,7 @@ def older_layout(current: dict) -> dict:
     for key, value in current["model"].items():
         for src, dst in (("_Qs.params.", "_Qs.params."), ("_target_Qs_params.", "_target_Qs.params.")):
             if key.startswith(src):
-                layer, _, name = key[len(src):].partition(".")
+                layer, _, name = key[len(src) :].partition(".")
                 if name in names:  # TensorDict metadata (__batch_size, __device) did not exist then
                     out[f"{dst}{4 * int(layer) + names.index(name)}"] = value
                 break

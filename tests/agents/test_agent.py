@@ -8,10 +8,14 @@ from agents.config import make_agent_config
 
 
 def _agent(num_tasks=2, model_size="tiny", obs_dim=5, action_dim=3, precision="fp32"):
-    cfg = make_agent_config(obs_dim=obs_dim, action_dim=action_dim, episode_lengths=[500] * num_tasks,
-                            model_size=model_size,
-                            planner=dict(num_samples=32, num_elites=4, num_pi_trajs=4, iterations=2),
-                            precision=precision)
+    cfg = make_agent_config(
+        obs_dim=obs_dim,
+        action_dim=action_dim,
+        episode_lengths=[500] * num_tasks,
+        model_size=model_size,
+        planner=dict(num_samples=32, num_elites=4, num_pi_trajs=4, iterations=2),
+        precision=precision,
+    )
     masks = torch.ones(num_tasks, action_dim)
     masks[-1, -1] = 0
     # bf16 runs as bf16 here even on a CPU without native bf16 (slow, but the math is what is tested)
@@ -25,8 +29,9 @@ def _batch(H=3, B=32, O=5, A=3, T=2, seed=0):
     task = torch.randint(0, T, (B,), generator=g)
     # a learnable world: reward is a function of obs and action
     reward = (obs[:-1, :, 0] * action[..., 0]).tanh()
-    return Batch(obs=obs, action=action, reward=reward, terminated=torch.zeros(H, B), task=task,
-                 action_mask=torch.ones(B, A))
+    return Batch(
+        obs=obs, action=action, reward=reward, terminated=torch.zeros(H, B), task=task, action_mask=torch.ones(B, A)
+    )
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
@@ -50,10 +55,10 @@ def test_target_network_trails_the_online_one():
     agent.update(_batch())
     online = list(agent.model.qs.parameters())
     after = list(agent.model.target_qs.parameters())
-    moved = [(a - b).abs().max() for a, b in zip(after, before)]
+    moved = [(a - b).abs().max() for a, b in zip(after, before, strict=False)]
     assert max(moved) > 0
     # Polyak with tau=0.01: target moved 1% of the way
-    for b, a, o in zip(before, after, online):
+    for b, a, o in zip(before, after, online, strict=False):
         assert torch.allclose(a, b + 0.01 * (o - b), atol=1e-6)
     assert not any(p.requires_grad for p in agent.model.target_qs.parameters())
 
@@ -82,7 +87,7 @@ def test_checkpoint_round_trips_exactly(tmp_path):
     assert raw["extra"]["step"] == 123
     restored, extra = agent_from_checkpoint(tmp_path)
     assert extra["step"] == 123 and restored.updates == 3
-    for (k, a), (_, b) in zip(agent.model.state_dict().items(), restored.model.state_dict().items()):
+    for (k, a), (_, b) in zip(agent.model.state_dict().items(), restored.model.state_dict().items(), strict=False):
         assert torch.equal(a, b), k
     assert torch.equal(agent.scale.value, restored.scale.value)
     # the optimiser state came back too: the next update is identical
@@ -94,6 +99,7 @@ def test_checkpoint_round_trips_exactly(tmp_path):
     assert s1 == pytest.approx(s2, rel=1e-3)  # same maths; kernels may round differently
     # and safetensors holds the same weights
     from safetensors.torch import load_file
+
     w = load_file(str(tmp_path / "model.safetensors"))
     saved = _agent().model  # a fresh model loads the safetensors weights as they were at save time
     saved.load_state_dict(w)
@@ -141,7 +147,7 @@ def test_compiled_update_matches_the_eager_one():
             agent = Agent(dataclasses.replace(cfg, compile_update=mode))
             stats[mode] = [agent.update(batch) for _ in range(2)]
             stats[mode].append({k: v.detach().clone() for k, v in agent.model.state_dict().items()})
-    for eager, compiled in zip(stats["off"][:2], stats["reduce-overhead"][:2]):
+    for eager, compiled in zip(stats["off"][:2], stats["reduce-overhead"][:2], strict=False):
         for k in eager:
             assert compiled[k] == pytest.approx(eager[k], rel=1e-4, abs=1e-5), k
     for k, v in stats["off"][2].items():

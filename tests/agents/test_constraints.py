@@ -1,5 +1,6 @@
 """Action bounds and rate limits in the planner (issue 19): every sequence the planner scores, its
 elites, refit mean and executed action are feasible; constraints off leaves plans bitwise as before."""
+
 import dataclasses
 import sys
 from pathlib import Path
@@ -19,16 +20,23 @@ TOL = 1e-6
 SMALL = dict(horizon=3, iterations=3, num_samples=48, num_elites=6, num_pi_trajs=6, rows_per_pass=2)
 MASKS = torch.tensor([[1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 0.0, 0.0], [1.0, 1.0, 1.0, 0.0]])
 # task 0: rate limit only; task 1 (2 dims): tight bounds, rate limit and a rest action; task 2: none
-CONSTRAINTS = (ActionConstraints(max_delta=(0.2,)).resolved("task 0", 4),
-               ActionConstraints(lo=(-0.3, 0.1), hi=(0.5, 0.9), max_delta=(0.1, 0.05), rest=(0.0, 0.5)).resolved(
-                   "task 1", 2),
-               None)
+CONSTRAINTS = (
+    ActionConstraints(max_delta=(0.2,)).resolved("task 0", 4),
+    ActionConstraints(lo=(-0.3, 0.1), hi=(0.5, 0.9), max_delta=(0.1, 0.05), rest=(0.0, 0.5)).resolved("task 1", 2),
+    None,
+)
 
 
 def _policy(constraints=CONSTRAINTS, **planner_kw):
-    cfg = make_agent_config(obs_dim=5, action_dim=4, episode_lengths=[500] * 3, model_size="tiny",
-                            model=dict(enc_dim=32, mlp_dim=32, latent_dim=16, num_q=2, task_dim=8),
-                            planner={**SMALL, **planner_kw}, constraints=constraints)
+    cfg = make_agent_config(
+        obs_dim=5,
+        action_dim=4,
+        episode_lengths=[500] * 3,
+        model_size="tiny",
+        model=dict(enc_dim=32, mlp_dim=32, latent_dim=16, num_q=2, task_dim=8),
+        planner={**SMALL, **planner_kw},
+        constraints=constraints,
+    )
     torch.manual_seed(0)
     policy = PlanningPolicy(cfg, MASKS)
     with torch.no_grad():  # non-trivial reward/value heads so the planner has preferences
@@ -63,8 +71,13 @@ def _assert_feasible(seq, task: int, ref, what: str):
 
 
 def test_projection_clips_each_step_relative_to_the_previous_projected_step():
-    c = PlanConstraints(lo=torch.tensor([[-0.3, -1.0]]), hi=torch.tensor([[1.0, 0.25]]),
-                        rate=torch.tensor([[0.2, float("inf")]]), rest=torch.zeros(1, 2), has_rest=torch.tensor([True]))
+    c = PlanConstraints(
+        lo=torch.tensor([[-0.3, -1.0]]),
+        hi=torch.tensor([[1.0, 0.25]]),
+        rate=torch.tensor([[0.2, float("inf")]]),
+        rest=torch.zeros(1, 2),
+        has_rest=torch.tensor([True]),
+    )
     a = torch.tensor([[0.9, 0.9], [0.9, -0.9], [-1.0, 0.0], [-1.0, 0.0]]).view(1, 4, 1, 2)  # [B, H, N, A]
     out = project_sequences(a, torch.zeros(1, 2), c.rate, c).view(4, 2)
     expected = torch.tensor([[0.2, 0.25], [0.4, -0.9], [0.2, 0.0], [0.0, 0.0]])
@@ -178,14 +191,17 @@ def test_violation_counter_catches_what_the_planner_avoids():
     assert c.violations(np.array([[0.0, 0.5], [0.1, 0.55], [0.3, 0.55]])) == 1  # the last step jumps by 0.2
 
 
-@pytest.mark.parametrize("kwargs, dims, words", [
-    (dict(lo=(0.5,), hi=(0.2,)), 3, ["task 'x'", "lo/hi"]),
-    (dict(lo=(-1.5,)), 3, ["lo/hi", "-1 <= lo"]),
-    (dict(max_delta=(0.0,)), 3, ["max_delta", "> 0"]),
-    (dict(max_delta=(0.2, 0.2)), 3, ["max_delta", "action_dim is 3"]),
-    (dict(lo=(-0.5,), max_delta=(0.2,), rest=(-0.8,)), 3, ["rest", "inside [lo, hi]"]),
-    (dict(hi=("a",)), 3, ["hi", "list of numbers"]),
-])
+@pytest.mark.parametrize(
+    "kwargs, dims, words",
+    [
+        (dict(lo=(0.5,), hi=(0.2,)), 3, ["task 'x'", "lo/hi"]),
+        (dict(lo=(-1.5,)), 3, ["lo/hi", "-1 <= lo"]),
+        (dict(max_delta=(0.0,)), 3, ["max_delta", "> 0"]),
+        (dict(max_delta=(0.2, 0.2)), 3, ["max_delta", "action_dim is 3"]),
+        (dict(lo=(-0.5,), max_delta=(0.2,), rest=(-0.8,)), 3, ["rest", "inside [lo, hi]"]),
+        (dict(hi=("a",)), 3, ["hi", "list of numbers"]),
+    ],
+)
 def test_bad_constraints_are_refused_naming_task_and_field(kwargs, dims, words):
     with pytest.raises(ValueError) as err:
         ActionConstraints(**kwargs).resolved("task 'x'", dims)
@@ -195,11 +211,13 @@ def test_bad_constraints_are_refused_naming_task_and_field(kwargs, dims, words):
 
 def test_agent_config_checks_constraint_entries_and_they_survive_a_checkpoint():
     with pytest.raises(ValueError, match="one per task"):
-        make_agent_config(obs_dim=5, action_dim=4, episode_lengths=[500] * 3, model_size="tiny",
-                          constraints=CONSTRAINTS[:2])
+        make_agent_config(
+            obs_dim=5, action_dim=4, episode_lengths=[500] * 3, model_size="tiny", constraints=CONSTRAINTS[:2]
+        )
     cfg = _policy().cfg
     assert constraints_from_plain(_plain(dataclasses.asdict(cfg))["constraints"]) == cfg.constraints
     # all-None constraints are constraints off
-    off = make_agent_config(obs_dim=5, action_dim=4, episode_lengths=[500] * 3, model_size="tiny",
-                            constraints=(None, None, None))
+    off = make_agent_config(
+        obs_dim=5, action_dim=4, episode_lengths=[500] * 3, model_size="tiny", constraints=(None, None, None)
+    )
     assert off.constraints is None

@@ -1,12 +1,26 @@
 """Each diagnostic metric on synthetic data with a known answer."""
+
 import math
 
 import pytest
 import torch
 
-from agents.diagnostics import (attainable_dim, calibration, centroid_separation, discounted_returns,
-                                effective_rank, knn_overlap, kstep_latent_error, linear_cka, linear_probe,
-                                linear_probe_r2, local_lipschitz, numerical_rank, participation_ratio, untruncated_steps)
+from agents.diagnostics import (
+    attainable_dim,
+    calibration,
+    centroid_separation,
+    discounted_returns,
+    effective_rank,
+    knn_overlap,
+    kstep_latent_error,
+    linear_cka,
+    linear_probe,
+    linear_probe_r2,
+    local_lipschitz,
+    numerical_rank,
+    participation_ratio,
+    untruncated_steps,
+)
 from agents.layers import SimNorm
 
 torch.set_num_threads(1)
@@ -88,7 +102,7 @@ def _resting_object_obs(n=64, latent=32):
     object resting at 0.6 m (float32 jitter) that moved 5 cm in 3 training rows only, and zero padding."""
     z = torch.randn(n, latent, generator=_gen(0), dtype=torch.float64)
     hand = 0.01 * z @ torch.randn(latent, 2, generator=_gen(1), dtype=torch.float64)
-    train_rows = torch.randperm(n, generator=_gen(2))[:round(0.7 * n)]  # the probe's split with generator _gen(2)
+    train_rows = torch.randperm(n, generator=_gen(2))[: round(0.7 * n)]  # the probe's split with generator _gen(2)
     obj = (0.6 + 1e-7 * torch.randn(n, 1, generator=_gen(3), dtype=torch.float64)).float().double()
     obj[train_rows[:3]] += 0.05
     return z, torch.cat([hand, obj, torch.zeros(n, 1, dtype=torch.float64)], 1)
@@ -143,7 +157,7 @@ def test_kstep_error_zero_for_exact_dynamics_and_grows_for_a_biased_one():
     assert mse.shape == (K,) and mse.max() < 1e-10
     mse_b, rel_b = kstep_latent_error(lambda o: o, lambda z, a: exact(z, a) + 0.05, obs, act)
     # a constant bias b accumulates: error_k = b * sum_{j<k} 0.9^j in every dim
-    expected = torch.tensor([(0.05 * (1 - 0.9 ** k) / 0.1) ** 2 for k in range(1, K + 1)], dtype=torch.float64)
+    expected = torch.tensor([(0.05 * (1 - 0.9**k) / 0.1) ** 2 for k in range(1, K + 1)], dtype=torch.float64)
     assert torch.allclose(mse_b, expected, rtol=1e-4)
     assert torch.all(rel_b > 0)
 
@@ -192,14 +206,24 @@ def test_a_task_with_one_sample_gets_its_metrics_without_a_warning():
     from agents.config import make_agent_config
     from agents.diagnostics.run import run_diagnostics
 
-    cfg = make_agent_config(obs_dim=5, action_dim=2, episode_lengths=[500] * 2, model_size="tiny",
-                            planner=dict(num_samples=16, num_elites=4, num_pi_trajs=4, iterations=1))
+    cfg = make_agent_config(
+        obs_dim=5,
+        action_dim=2,
+        episode_lengths=[500] * 2,
+        model_size="tiny",
+        planner=dict(num_samples=16, num_elites=4, num_pi_trajs=4, iterations=1),
+    )
     rng = np.random.default_rng(0)
 
     def sample(n, task):
-        return {"obs": rng.standard_normal((7, n, 5)).astype(np.float32),
-                "action": rng.uniform(-1, 1, (6, n, 2)).astype(np.float32), "reward": rng.random((6, n)).astype(np.float32),
-                "terminated": np.zeros((6, n), np.float32), "task": np.full(n, task), "action_mask": np.ones((n, 2), np.float32)}
+        return {
+            "obs": rng.standard_normal((7, n, 5)).astype(np.float32),
+            "action": rng.uniform(-1, 1, (6, n, 2)).astype(np.float32),
+            "reward": rng.random((6, n)).astype(np.float32),
+            "terminated": np.zeros((6, n), np.float32),
+            "task": np.full(n, task),
+            "action_mask": np.ones((n, 2), np.float32),
+        }
 
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)

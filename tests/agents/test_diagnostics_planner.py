@@ -1,5 +1,6 @@
 """Planner audits on hand-built models with known answers, and the deadline option with an
 injected clock (no wall-clock assertions)."""
+
 import dataclasses
 
 import numpy as np
@@ -7,8 +8,16 @@ import pytest
 import torch
 
 from agents.config import PlannerConfig, make_agent_config
-from agents.diagnostics import (PlannerSetting, elite_stability, horizon_sweep, latency_summary, parse_setting,
-                                state_value, tradeoff, warm_start_ablation)
+from agents.diagnostics import (
+    PlannerSetting,
+    elite_stability,
+    horizon_sweep,
+    latency_summary,
+    parse_setting,
+    state_value,
+    tradeoff,
+    warm_start_ablation,
+)
 from agents.planner import PlannerState, plan_batch
 from agents.world_model import WorldModel
 
@@ -58,8 +67,13 @@ class TargetModel(WorldModel):
 
 
 def _tiny(num_tasks=2, action_dim=4, masks=None, **planner):
-    cfg = make_agent_config(obs_dim=6, action_dim=action_dim, episode_lengths=[100] * num_tasks,
-                            model_size="tiny", planner={**SMALL, **planner})
+    cfg = make_agent_config(
+        obs_dim=6,
+        action_dim=action_dim,
+        episode_lengths=[100] * num_tasks,
+        model_size="tiny",
+        planner={**SMALL, **planner},
+    )
     torch.manual_seed(0)
     m = WorldModel(cfg.model, masks)
     with torch.no_grad():  # non-trivial heads (they start zeroed) so elites are not ties
@@ -80,7 +94,7 @@ def test_horizon_sweep_honest_vs_biased_terminal_value():
     assert honest["value_estimate"] == pytest.approx(10.0)
     # zero terminal value: the predicted return is the truncated sum (1 - gamma^h) / (1 - gamma)
     biased = horizon_sweep(ConstantRewardModel(cfg.model, 0.0).eval(), obs, task, disc, cfg.planner)
-    expect = [(1 - gamma ** h) / (1 - gamma) for h in range(1, 7)]
+    expect = [(1 - gamma**h) / (1 - gamma) for h in range(1, 7)]
     assert np.allclose(biased["predicted_return"], expect, atol=1e-3)
     assert biased["return_shift_vs_default"][0] == pytest.approx(expect[0] - expect[2], abs=1e-3)
 
@@ -142,8 +156,9 @@ def test_deadline_budget_bounds_iterations_and_actions_stay_valid_and_masked():
         pcfg = dataclasses.replace(cfg.planner, deadline_ms=budget, rows_per_pass=4)  # one pass: whole budget
         state = PlannerState.create(4, pcfg.horizon, 4, seed=0)
         for eval_mode in (True, False):
-            action, info = plan_batch(m, obs, task, state, pcfg, torch.tensor([0.95, 0.95]), eval_mode=eval_mode,
-                                      clock=TickClock(1.0))
+            action, info = plan_batch(
+                m, obs, task, state, pcfg, torch.tensor([0.95, 0.95]), eval_mode=eval_mode, clock=TickClock(1.0)
+            )
             assert action.shape == (4, 4) and torch.isfinite(action).all()
             assert action.abs().max() <= 1.0
             assert torch.all(action[masks[task] == 0] == 0)  # padded dims exactly zero
@@ -167,10 +182,12 @@ def test_latency_summary_and_tradeoff_from_given_latencies():
     lat = np.array([1.0] * 90 + [10.0] * 10)
     s = latency_summary(lat, budget_ms=5.0)
     assert s["latency_p50_ms"] == 1.0 and s["deadline_miss_rate"] == pytest.approx(0.1)
-    rows = [dict(setting="a", task="x", return_mean=100.0, latency_p50_ms=2.0, deadline_miss_rate=0.0),
-            dict(setting="a", task="y", return_mean=50.0, latency_p50_ms=2.0, deadline_miss_rate=0.0),
-            dict(setting="b", task="x", return_mean=108.0, latency_p50_ms=4.0, deadline_miss_rate=0.5),
-            dict(setting="b", task="y", return_mean=54.0, latency_p50_ms=4.0, deadline_miss_rate=0.1)]
+    rows = [
+        dict(setting="a", task="x", return_mean=100.0, latency_p50_ms=2.0, deadline_miss_rate=0.0),
+        dict(setting="a", task="y", return_mean=50.0, latency_p50_ms=2.0, deadline_miss_rate=0.0),
+        dict(setting="b", task="x", return_mean=108.0, latency_p50_ms=4.0, deadline_miss_rate=0.5),
+        dict(setting="b", task="y", return_mean=54.0, latency_p50_ms=4.0, deadline_miss_rate=0.1),
+    ]
     t = {r["setting"]: r for r in tradeoff(rows)}
     assert t["a"]["return_ratio"] == pytest.approx(1.0)
     assert t["b"]["return_ratio"] == pytest.approx(1.08) and t["b"]["latency_ratio"] == pytest.approx(2.0)
@@ -187,9 +204,14 @@ def test_split_by_task_keeps_each_tasks_rows():
 
     H, B = 2, 5
     task = np.array([1, 0, 1, 2, 1])
-    sample = {"obs": np.arange(3 * B * 2).reshape(H + 1, B, 2), "action": np.zeros((H, B, 1)),
-              "reward": np.tile(task, (H, 1)).astype(float), "terminated": np.zeros((H, B)), "task": task,
-              "action_mask": np.ones((B, 1))}
+    sample = {
+        "obs": np.arange(3 * B * 2).reshape(H + 1, B, 2),
+        "action": np.zeros((H, B, 1)),
+        "reward": np.tile(task, (H, 1)).astype(float),
+        "terminated": np.zeros((H, B)),
+        "task": task,
+        "action_mask": np.ones((B, 1)),
+    }
     parts = split_by_task(sample, ["a", "b", "c", "d"])
     assert list(parts) == ["a", "b", "c"]  # "d" has no rows
     assert parts["b"]["obs"].shape == (H + 1, 3, 2) and np.all(parts["b"]["reward"] == 1)

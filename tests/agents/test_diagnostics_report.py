@@ -1,5 +1,6 @@
 """End to end on a small trained checkpoint: launch/diagnose.py writes a report with finite
 values for every task and images that open; evaluation records deadline misses."""
+
 import json
 import math
 
@@ -12,16 +13,37 @@ envs = pytest.importorskip("envs")
 from agents.agent import Agent  # noqa: E402
 from agents.checkpoint import save_checkpoint  # noqa: E402
 from agents.config import make_agent_config  # noqa: E402
-from agents.diagnostics import (PlannerSetting, fit_on_episodes, log_scalars, random_episodes,  # noqa: E402
-                                run_episodes, scalars)
+from agents.diagnostics import (  # noqa: E402
+    PlannerSetting,
+    fit_on_episodes,
+    log_scalars,
+    random_episodes,  # noqa: E402
+    run_episodes,
+    scalars,
+)
 
 torch.set_num_threads(1)
 # two cartpole tasks share an embodiment; pendulum and reacher (2 action dims) are two more
 TASKS = "cartpole-balance,cartpole-swingup,pendulum-swingup,reacher-easy"
-ALWAYS_FINITE = ("effective_rank", "participation_ratio", "spread", "knn_overlap", "probe_r2", "kstep_rel_error_1",
-                 "kstep_rel_error_last", "lipschitz_median", "reward_mae", "reward_bias", "value_mae", "value_bias",
-                 "elite_action_rms_small", "elite_seed_floor_action_rms", "horizon_action_rms_h1",
-                 "warm_iters_to_ref", "cold_iters_to_ref")
+ALWAYS_FINITE = (
+    "effective_rank",
+    "participation_ratio",
+    "spread",
+    "knn_overlap",
+    "probe_r2",
+    "kstep_rel_error_1",
+    "kstep_rel_error_last",
+    "lipschitz_median",
+    "reward_mae",
+    "reward_bias",
+    "value_mae",
+    "value_bias",
+    "elite_action_rms_small",
+    "elite_seed_floor_action_rms",
+    "horizon_action_rms_h1",
+    "warm_iters_to_ref",
+    "cold_iters_to_ref",
+)
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +51,13 @@ def trained(tmp_path_factory):
     ts = envs.load_task_set(TASKS)
     masks = ts.action_masks()
     # short nominal episodes (discount 0.95) so truncated evaluation episodes still calibrate values
-    cfg = make_agent_config(obs_dim=ts.max_obs_dim, action_dim=ts.max_action_dim, episode_lengths=[100] * len(ts),
-                            model_size="tiny", planner=dict(num_samples=64, num_elites=8, num_pi_trajs=8, iterations=2))
+    cfg = make_agent_config(
+        obs_dim=ts.max_obs_dim,
+        action_dim=ts.max_action_dim,
+        episode_lengths=[100] * len(ts),
+        model_size="tiny",
+        planner=dict(num_samples=64, num_elites=8, num_pi_trajs=8, iterations=2),
+    )
     torch.manual_seed(0)
     agent = Agent(cfg, torch.as_tensor(masks))
     env_fn = lambda name, seed: envs.make_padded_env(ts, name, seed)  # noqa: E731
@@ -46,8 +73,18 @@ def test_diagnose_writes_a_finite_report_with_images(trained, tmp_path):
 
     agent, ts, _, ckpt = trained
     out = tmp_path / "report"
-    summary = main([f"checkpoint={ckpt}", f"out={out}", "episodes=1", "max_steps=80", "samples=64",
-                    "audit_states=4", "settings=[h3-i2-n64-fp32,h1-i2-n64-fp32-d5]", "budget_ms=1000"])
+    summary = main(
+        [
+            f"checkpoint={ckpt}",
+            f"out={out}",
+            "episodes=1",
+            "max_steps=80",
+            "samples=64",
+            "audit_states=4",
+            "settings=[h3-i2-n64-fp32,h1-i2-n64-fp32-d5]",
+            "budget_ms=1000",
+        ]
+    )
     assert summary == out / "summary.md"
     res = json.loads((out / "diagnostics.json").read_text())
     assert list(res["tasks"]) == list(ts.names)
@@ -59,8 +96,9 @@ def test_diagnose_writes_a_finite_report_with_images(trained, tmp_path):
     cka = np.array(res["cross_task"]["cka"])
     assert cka.shape == (4, 4) and np.allclose(np.diag(cka), 1) and np.isfinite(cka).all()
     rows = res["latency_table"]["rows"]
-    assert {(r["setting"], r["task"]) for r in rows} == {(s, t) for s in ("h3-i2-n64-fp32", "h1-i2-n64-fp32-d5")
-                                                         for t in ts.names}
+    assert {(r["setting"], r["task"]) for r in rows} == {
+        (s, t) for s in ("h3-i2-n64-fp32", "h1-i2-n64-fp32-d5") for t in ts.names
+    }
     assert all(math.isfinite(r["latency_p99_ms"]) and 0 <= r["deadline_miss_rate"] <= 1 for r in rows)
     import matplotlib.image as mpimg
 

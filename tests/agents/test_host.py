@@ -1,4 +1,5 @@
 """agents/host.py: a process's CPU share and the allocator settings that keep freed memory."""
+
 import json
 import os
 import platform
@@ -24,16 +25,30 @@ print(json.dumps({"kept": freed_memory_kept(), "threads": torch.get_num_threads(
 """
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
-                    reason="the allocator settings are glibc's")
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
+    reason="the allocator settings are glibc's",
+)
 def test_the_allocator_setting_is_in_effect_after_use_cpu_share_unless_turned_off():
     # what it buys is measured by the benches (faults/call, --glibc-default-malloc), not asserted here:
     # how many page faults glibc's defaults cost depends on the process's allocation history (a 1M plan:
     # ~1.6-8.5k per call in development processes, 850 in one CI process)
-    off = subprocess.Popen([sys.executable, "-c", SCRIPT], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True, env={**os.environ, "PYTHONPATH": str(REPO), "LATENTFLEET_KEEP_FREED_MEMORY": "0"})
-    on = subprocess.run([sys.executable, "-c", SCRIPT], cwd=REPO, capture_output=True, text=True, timeout=120,
-                        env={**os.environ, "PYTHONPATH": str(REPO), "LATENTFLEET_KEEP_FREED_MEMORY": "1"})
+    off = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO), "LATENTFLEET_KEEP_FREED_MEMORY": "0"},
+    )
+    on = subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO), "LATENTFLEET_KEEP_FREED_MEMORY": "1"},
+    )
     assert on.returncode == 0, on.stderr[-2000:]
     assert json.loads(on.stdout.strip().splitlines()[-1]) == {"kept": True, "threads": 2}
     out, err = off.communicate(timeout=120)

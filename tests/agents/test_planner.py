@@ -11,8 +11,9 @@ SMALL = dict(horizon=3, iterations=3, num_samples=64, num_elites=8, num_pi_trajs
 
 
 def _model(num_tasks=2, action_dim=4, masks=None):
-    cfg = make_agent_config(obs_dim=6, action_dim=action_dim, episode_lengths=[500] * num_tasks, model_size="tiny",
-                            planner=SMALL)
+    cfg = make_agent_config(
+        obs_dim=6, action_dim=action_dim, episode_lengths=[500] * num_tasks, model_size="tiny", planner=SMALL
+    )
     torch.manual_seed(0)
     m = WorldModel(cfg.model, masks)
     # non-trivial reward/value heads (they start zeroed) so elites are not ties
@@ -54,8 +55,9 @@ def test_planner_finds_the_optimum_of_a_hand_built_model():
     m = PeakedModel(cfg.model, target)
     pcfg = PlannerConfig(horizon=3, iterations=6, num_samples=512, num_elites=64, num_pi_trajs=24)
     state = PlannerState.create(4, 3, 2, seed=0)
-    action, info = plan_batch(m, torch.zeros(4, 3), torch.zeros(4, dtype=torch.long), state, pcfg,
-                              torch.tensor([0.99]), eval_mode=True)
+    action, info = plan_batch(
+        m, torch.zeros(4, 3), torch.zeros(4, dtype=torch.long), state, pcfg, torch.tensor([0.99]), eval_mode=True
+    )
     assert torch.allclose(info.mean, target.expand(4, 3, 2), atol=0.1), info.mean
     assert torch.allclose(action, target[0].expand(4, 2), atol=0.15), action
     # a random plan would be far off
@@ -84,8 +86,9 @@ def test_padded_action_dims_are_zero_everywhere():
     state.prev_mean.fill_(0.7)  # a warm start that would leak into padded dims if unmasked
     state.has_prev.fill_(True)
     for eval_mode in (False, True):
-        action, info = plan_batch(m, torch.randn(3, 6), task, state, cfg.planner, torch.tensor([0.99, 0.99]),
-                                  eval_mode=eval_mode)
+        action, info = plan_batch(
+            m, torch.randn(3, 6), task, state, cfg.planner, torch.tensor([0.99, 0.99]), eval_mode=eval_mode
+        )
         assert (action[:2, 2:] == 0).all() and (action[2, 2:] != 0).any()
         assert (info.mean[:2, :, 2:] == 0).all() and (info.std[:2, :, 2:] == 0).all()
         assert (info.elite_actions[:2, :, :, 2:] == 0).all()
@@ -138,7 +141,7 @@ def test_a_batch_gives_each_row_what_it_gets_alone(rows_per_pass):
         batch_action, batch_info = plan_batch(m, obs, task, batch_state, joint, disc, eval_mode=eval_mode)
         for b in range(5):
             alone = PlannerState.create(1, 3, 4, seed=3, row_ids=[b])
-            a, info = plan_batch(m, obs[b:b + 1], task[b:b + 1], alone, cfg.planner, disc, eval_mode=eval_mode)
+            a, info = plan_batch(m, obs[b : b + 1], task[b : b + 1], alone, cfg.planner, disc, eval_mode=eval_mode)
             assert torch.allclose(a[0], batch_action[b], atol=1e-4)
             assert torch.allclose(info.mean[0], batch_info.mean[b], atol=1e-3)  # batched matmuls round differently
     # and different seeds give different exploration
@@ -160,8 +163,9 @@ def test_deadline_with_an_injected_clock_cuts_iterations_and_keeps_actions_valid
     for budget in (None, 35.0, 15.0, 0.0):
         pcfg = dataclasses.replace(cfg.planner, iterations=6, deadline_ms=budget, rows_per_pass=2)
         state = PlannerState.create(2, 3, 4, seed=0)
-        action, info = plan_batch(m, torch.randn(2, 6), torch.tensor([0, 1]), state, pcfg,
-                                  torch.tensor([0.99, 0.99]), clock=clock)
+        action, info = plan_batch(
+            m, torch.randn(2, 6), torch.tensor([0, 1]), state, pcfg, torch.tensor([0.99, 0.99]), clock=clock
+        )
         done[budget] = info.iterations
         assert action.abs().max() <= 1 and torch.isfinite(action).all()
         assert (action[1, 1:] == 0).all()
@@ -170,23 +174,38 @@ def test_deadline_with_an_injected_clock_cuts_iterations_and_keeps_actions_valid
     # split into one pass per row, each pass gets its share of the budget: no row is starved
     ticks["t"] = 0.0
     pcfg = dataclasses.replace(cfg.planner, iterations=6, deadline_ms=70.0, rows_per_pass=1)
-    _, info = plan_batch(m, torch.randn(2, 6), torch.tensor([0, 1]), PlannerState.create(2, 3, 4), pcfg,
-                         torch.tensor([0.99, 0.99]), clock=clock)
+    _, info = plan_batch(
+        m,
+        torch.randn(2, 6),
+        torch.tensor([0, 1]),
+        PlannerState.create(2, 3, 4),
+        pcfg,
+        torch.tensor([0.99, 0.99]),
+        clock=clock,
+    )
     assert info.iterations >= 2
 
 
 def test_large_action_spaces_get_more_iterations():
     m, cfg = _model(num_tasks=1, action_dim=21)
     state = PlannerState.create(1, 3, 21)
-    _, info = plan_batch(m, torch.randn(1, 6), torch.zeros(1, dtype=torch.long), state, cfg.planner, torch.tensor([0.99]))
+    _, info = plan_batch(
+        m, torch.randn(1, 6), torch.zeros(1, dtype=torch.long), state, cfg.planner, torch.tensor([0.99])
+    )
     assert info.iterations == cfg.planner.iterations + 2
 
 
 def test_state_of_the_wrong_shape_is_refused():
     m, cfg = _model()
     with pytest.raises(ValueError, match="planner state holds 2 rows"):
-        plan_batch(m, torch.randn(3, 6), torch.zeros(3, dtype=torch.long), PlannerState.create(2, 3, 4),
-                   cfg.planner, torch.tensor([0.99, 0.99]))
+        plan_batch(
+            m,
+            torch.randn(3, 6),
+            torch.zeros(3, dtype=torch.long),
+            PlannerState.create(2, 3, 4),
+            cfg.planner,
+            torch.tensor([0.99, 0.99]),
+        )
 
 
 @pytest.mark.compile  # minutes of inductor compilation: ./scripts/test.sh -m compile tests/agents
@@ -201,7 +220,7 @@ def test_compiled_planning_gives_the_eager_actions():
         pcfg = dataclasses.replace(cfg.planner, compile=mode, rows_per_pass=2, horizon=2)
         state = PlannerState.create(2, 2, 4, seed=5)
         out[mode] = [plan_batch(m, obs, task, state, pcfg, disc) for _ in range(2)]  # 2nd call: warm start
-    for (a_e, i_e), (a_c, i_c) in zip(out["off"], out["reduce-overhead"]):
+    for (a_e, i_e), (a_c, i_c) in zip(out["off"], out["reduce-overhead"], strict=False):
         assert torch.equal(i_e.elite_index.sort(1).values, i_c.elite_index.sort(1).values)
         assert torch.allclose(i_e.elite_value, i_c.elite_value, atol=1e-4)
         assert torch.allclose(a_e, a_c, atol=1e-4), (a_e, a_c)

@@ -16,9 +16,14 @@ def fresh_warnings():
 
 
 def _cfg(prec):
-    return make_agent_config(obs_dim=5, action_dim=3, episode_lengths=[500, 500], model_size="tiny",
-                             planner=dict(num_samples=32, num_elites=4, num_pi_trajs=4, iterations=2),
-                             precision=prec)
+    return make_agent_config(
+        obs_dim=5,
+        action_dim=3,
+        episode_lengths=[500, 500],
+        model_size="tiny",
+        planner=dict(num_samples=32, num_elites=4, num_pi_trajs=4, iterations=2),
+        precision=prec,
+    )
 
 
 def test_bf16_without_native_support_falls_back_to_fp32_with_one_warning():

@@ -1,4 +1,5 @@
 """The running Q scale: per task when the model has several tasks, the old single scale otherwise."""
+
 import torch
 
 from agents.running_scale import RunningScale
@@ -13,7 +14,7 @@ def test_per_task_spread_equals_each_tasks_own_quantiles():
     g = torch.Generator().manual_seed(0)
     task = torch.tensor([0] * 50 + [2] * 7 + [3] * 1 + [0] * 13)
     scales = torch.tensor([100.0, 1.0, 10.0, 1.0])
-    q = (torch.randn(len(task), 1, generator=g) * scales[task].view(-1, 1))
+    q = torch.randn(len(task), 1, generator=g) * scales[task].view(-1, 1)
     s = RunningScale(0.01, num_tasks=5, init="first_batch")
     s.update(q, task=task)
     for t, expected in ((0, _quantile_spread(q[task == 0])), (2, _quantile_spread(q[task == 2])), (3, 1.0)):

@@ -1,4 +1,5 @@
 """Descriptor task conditioning, adding unseen tasks, and finetunes that train only what they say."""
+
 import numpy as np
 import pytest
 import torch
@@ -17,10 +18,15 @@ def _descriptors(n, seed=0):
 
 def _agent(mode="both", num_tasks=T, seed=0):
     torch.manual_seed(seed)
-    cfg = make_agent_config(obs_dim=O, action_dim=A, episode_lengths=[500] * num_tasks, model_size="tiny",
-                            model={"task_conditioning": mode},
-                            planner=dict(num_samples=32, num_elites=4, num_pi_trajs=4, iterations=2),
-                            task_descriptors=_descriptors(num_tasks))
+    cfg = make_agent_config(
+        obs_dim=O,
+        action_dim=A,
+        episode_lengths=[500] * num_tasks,
+        model_size="tiny",
+        model={"task_conditioning": mode},
+        planner=dict(num_samples=32, num_elites=4, num_pi_trajs=4, iterations=2),
+        task_descriptors=_descriptors(num_tasks),
+    )
     return Agent(cfg, action_masks=torch.ones(num_tasks, A))
 
 
@@ -29,13 +35,20 @@ def _batch(task_id, H=3, B=16, seed=0):
     obs = torch.randn(H + 1, B, O, generator=g)
     action = torch.rand(H, B, A, generator=g) * 2 - 1
     reward = (obs[:-1, :, 0] * action[..., 0]).tanh()
-    return Batch(obs=obs, action=action, reward=reward, terminated=torch.zeros(H, B),
-                 task=torch.full((B,), task_id, dtype=torch.long), action_mask=torch.ones(B, A))
+    return Batch(
+        obs=obs,
+        action=action,
+        reward=reward,
+        terminated=torch.zeros(H, B),
+        task=torch.full((B,), task_id, dtype=torch.long),
+        action_mask=torch.ones(B, A),
+    )
 
 
 def _params(agent):
     return {k: v.detach().clone() for k, v in agent.model.named_parameters()} | {
-        f"target.{k}": v.detach().clone() for k, v in agent.model.target_qs.named_parameters()}
+        f"target.{k}": v.detach().clone() for k, v in agent.model.target_qs.named_parameters()
+    }
 
 
 @pytest.mark.parametrize("mode", ["descriptor", "both"])
@@ -84,18 +97,23 @@ def test_add_tasks_rejects_what_the_conditioning_cannot_do():
     with pytest.raises(ValueError, match="single-task"):
         _agent("table", num_tasks=1).add_tasks(np.ones((1, A)), [0.99], None, init="mean")
     with pytest.raises(ValueError, match="needs task descriptors"):
-        make_agent_config(obs_dim=O, action_dim=A, episode_lengths=[500] * 2, model_size="tiny",
-                          model={"task_conditioning": "both"})
+        make_agent_config(
+            obs_dim=O, action_dim=A, episode_lengths=[500] * 2, model_size="tiny", model={"task_conditioning": "both"}
+        )
     with pytest.raises(ValueError, match="task_conditioning must be one of"):
-        make_agent_config(obs_dim=O, action_dim=A, episode_lengths=[500] * 2, model_size="tiny",
-                          model={"task_conditioning": "lookup"})
+        make_agent_config(
+            obs_dim=O, action_dim=A, episode_lengths=[500] * 2, model_size="tiny", model={"task_conditioning": "lookup"}
+        )
 
 
-@pytest.mark.parametrize("groups, changed", [
-    (["task_embedding"], {"task_emb.weight"}),
-    (["policy"], {"policy"}),
-    (["descriptor_map", "task_embedding"], {"descriptor_map", "task_emb.weight"}),
-])
+@pytest.mark.parametrize(
+    "groups, changed",
+    [
+        (["task_embedding"], {"task_emb.weight"}),
+        (["policy"], {"policy"}),
+        (["descriptor_map", "task_embedding"], {"descriptor_map", "task_emb.weight"}),
+    ],
+)
 def test_finetune_touches_only_the_configured_parameters(groups, changed):
     agent = _agent("both")
     (new,) = agent.add_tasks(np.ones((1, A)), [0.99], _descriptors(1, seed=5), init="descriptor")
@@ -119,7 +137,8 @@ def test_set_trainable_all_restores_full_training_and_rejects_unknown_groups():
     agent.set_trainable("all")
     assert all(p.requires_grad for p in agent.model.qs.parameters())
     assert sum(len(g["params"]) for g in agent.optim.param_groups) == len(
-        [p for n, p in agent.model.named_parameters() if not n.startswith(("policy", "target_qs"))])
+        [p for n, p in agent.model.named_parameters() if not n.startswith(("policy", "target_qs"))]
+    )
     with pytest.raises(ValueError, match="unknown parameter groups"):
         agent.set_trainable(["heads"])
     with pytest.raises(ValueError, match="no \\['descriptor_map'\\] parameters"):
@@ -140,10 +159,16 @@ def test_a_finetunes_checkpoint_reloads_with_its_frozen_groups(tmp_path):
 
 def _agent_with(pi_task_grad, mode="table"):
     torch.manual_seed(0)
-    cfg = make_agent_config(obs_dim=O, action_dim=A, episode_lengths=[500] * T, model_size="tiny",
-                            model={"task_conditioning": mode}, optim={"pi_task_grad": pi_task_grad},
-                            planner=dict(num_samples=32, num_elites=4, num_pi_trajs=4, iterations=2),
-                            task_descriptors=_descriptors(T))
+    cfg = make_agent_config(
+        obs_dim=O,
+        action_dim=A,
+        episode_lengths=[500] * T,
+        model_size="tiny",
+        model={"task_conditioning": mode},
+        optim={"pi_task_grad": pi_task_grad},
+        planner=dict(num_samples=32, num_elites=4, num_pi_trajs=4, iterations=2),
+        task_descriptors=_descriptors(T),
+    )
     return Agent(cfg, action_masks=torch.ones(T, A))
 
 
@@ -228,11 +253,17 @@ def _language(n, seed=0):
 
 def _language_agent(mode, num_tasks=T, size="tiny"):
     torch.manual_seed(0)
-    cfg = make_agent_config(obs_dim=O, action_dim=A, episode_lengths=[500] * num_tasks, model_size=size,
-                            model={"task_conditioning": mode},
-                            planner=dict(num_samples=32, num_elites=4, num_pi_trajs=4, iterations=2),
-                            task_descriptors=_descriptors(num_tasks), task_language=_language(num_tasks),
-                            language_encoder="test-encoder 1.0")
+    cfg = make_agent_config(
+        obs_dim=O,
+        action_dim=A,
+        episode_lengths=[500] * num_tasks,
+        model_size=size,
+        model={"task_conditioning": mode},
+        planner=dict(num_samples=32, num_elites=4, num_pi_trajs=4, iterations=2),
+        task_descriptors=_descriptors(num_tasks),
+        task_language=_language(num_tasks),
+        language_encoder="test-encoder 1.0",
+    )
     return Agent(cfg, action_masks=torch.ones(num_tasks, A))
 
 
@@ -282,7 +313,9 @@ def test_unseen_task_gets_the_map_embedding_of_its_text(mode):
 
 
 def test_language_needs_its_embeddings_and_encoder_name():
-    kw = dict(obs_dim=O, action_dim=A, episode_lengths=[500] * 2, model_size="tiny", model={"task_conditioning": "language"})
+    kw = dict(
+        obs_dim=O, action_dim=A, episode_lengths=[500] * 2, model_size="tiny", model={"task_conditioning": "language"}
+    )
     with pytest.raises(ValueError, match="needs the tasks' text embeddings"):
         make_agent_config(**kw)
     with pytest.raises(ValueError, match="needs the tasks' text embeddings"):
@@ -295,9 +328,16 @@ def test_language_needs_its_embeddings_and_encoder_name():
 def test_language_conditioning_at_every_model_size(size):
     """Every preset takes language conditioning; the map's output is the preset's task embedding."""
     for mode in LANGUAGE_MODES:
-        cfg = make_agent_config(obs_dim=O, action_dim=A, episode_lengths=[500] * T, model_size=size,
-                                model={"task_conditioning": mode}, task_descriptors=_descriptors(T),
-                                task_language=_language(T), language_encoder="test-encoder 1.0")
+        cfg = make_agent_config(
+            obs_dim=O,
+            action_dim=A,
+            episode_lengths=[500] * T,
+            model_size=size,
+            model={"task_conditioning": mode},
+            task_descriptors=_descriptors(T),
+            task_language=_language(T),
+            language_encoder="test-encoder 1.0",
+        )
         assert cfg.model.uses_language and cfg.model.feature_dim >= E
     if size in ("1", "5"):  # the larger presets' weights take GBs; their config is what differs
         from agents.world_model import WorldModel

@@ -3,6 +3,7 @@ holds what bench/fidelity.py --write-fixture recorded with it (small single-task
 heads in the multitask one, dropout 0.01): the weights before, a batch, the random draws of the update
 (policy noise, Q-head pairs, per-head dropout masks), and TD-MPC2's statistics and weights after one update.
 Our agent is built from those weights by the importer and replays the same draws (agents/rng_tape.py)."""
+
 from pathlib import Path
 
 import pytest
@@ -26,14 +27,19 @@ def fixture():
 
 
 def _ours_after_one_update(case: dict, multitask: bool, optim: dict | None = None):
-    agent = agent_from_tdmpc2_state(case["before"], case["hyper"], case["episode_lengths"], multitask=multitask,
-                                    optim=optim)
+    agent = agent_from_tdmpc2_state(
+        case["before"], case["hyper"], case["episode_lengths"], multitask=multitask, optim=optim
+    )
     b = case["batch"]
     B = b["action"].shape[1]
-    batch = Batch(obs=b["obs"], action=b["action"], reward=b["reward"].squeeze(-1),
-                  terminated=b["terminated"].squeeze(-1),
-                  task=b["task"] if b["task"] is not None else torch.zeros(B, dtype=torch.long),
-                  action_mask=b["action_mask"])
+    batch = Batch(
+        obs=b["obs"],
+        action=b["action"],
+        reward=b["reward"].squeeze(-1),
+        terminated=b["terminated"].squeeze(-1),
+        task=b["task"] if b["task"] is not None else torch.zeros(B, dtype=torch.long),
+        action_mask=b["action_mask"],
+    )
     with RandomTape.from_state_dict(case["tape"]).replaying():
         stats = agent.update(batch)
     return agent, stats

@@ -1,6 +1,7 @@
 """TD-MPC2 checkpoints map onto our WorldModel: both key layouts reproduce TD-MPC2's own forward pass
 (computed here from the raw tensors), padded action dims follow the file's masks, the size rules
 hold at every published size, and bad files fail with errors that name the problem."""
+
 import math
 
 import pytest
@@ -8,12 +9,25 @@ import torch
 
 from agents.agent import Agent
 from agents.config import AgentConfig, PlannerConfig
-from agents.tdmpc2_import import (TDMPC2CheckpointError, check_action_masks, check_architecture,
-                                  expected_architecture, load_into_world_model, load_tdmpc2_file, model_config,
-                                  parse_tdmpc2_state)
+from agents.tdmpc2_import import (
+    TDMPC2CheckpointError,
+    check_action_masks,
+    check_architecture,
+    expected_architecture,
+    load_into_world_model,
+    load_tdmpc2_file,
+    model_config,
+    parse_tdmpc2_state,
+)
 from agents.world_model import WorldModel
-from tests.agents.tdmpc2_fixtures import (TASK_SETS, current_layout, dims, masks_from_dims, older_layout,
-                                          reference_forward)
+from tests.agents.tdmpc2_fixtures import (
+    TASK_SETS,
+    current_layout,
+    dims,
+    masks_from_dims,
+    older_layout,
+    reference_forward,
+)
 
 torch.set_num_threads(1)
 # mt80's action dims in TD-MPC2's task order: 30 dm_control tasks, then 50 Meta-World tasks (4 dims)
@@ -53,9 +67,14 @@ def test_both_layouts_reproduce_tdmpc2s_forward_pass(mt80_1m, layout):
     ref = reference_forward(mt80_1m["model"], obs, action, task)
     with torch.no_grad():
         z = model.encode(obs, task)
-        got = {"z": z, "next": model.next(z, action, task), "reward": model.reward(z, action, task),
-               "q": model.Q(z, action, task, mode="all"), "target_q": model.Q(z, action, task, mode="all", target=True),
-               "pi_mean": model.pi(z, task)[1]["mean"]}
+        got = {
+            "z": z,
+            "next": model.next(z, action, task),
+            "reward": model.reward(z, action, task),
+            "q": model.Q(z, action, task, mode="all"),
+            "target_q": model.Q(z, action, task, mode="all", target=True),
+            "pi_mean": model.pi(z, task)[1]["mean"],
+        }
     assert got["q"].shape == (2, 12, 101)
     for key, expected in ref.items():
         assert torch.allclose(got[key], expected, atol=TOL, rtol=0), (key, (got[key] - expected).abs().max())
@@ -92,8 +111,11 @@ def test_padded_action_dims_follow_the_checkpoints_masks(mt80_1m):
     assert torch.all(act[masks[task] == 0] == 0) and torch.all(info["mean"][masks[task] == 0] == 0)
     assert torch.all(act[masks[task] == 1] != 0)
     # planning with the imported model: the executed action never drives a padded dim
-    cfg = AgentConfig(model=model.cfg, discounts=(0.99,) * 80,
-                      planner=PlannerConfig(num_samples=32, num_elites=4, num_pi_trajs=4, iterations=2))
+    cfg = AgentConfig(
+        model=model.cfg,
+        discounts=(0.99,) * 80,
+        planner=PlannerConfig(num_samples=32, num_elites=4, num_pi_trajs=4, iterations=2),
+    )
     agent = Agent(cfg, action_masks=masks)
     agent.model.load_state_dict(model.state_dict())
     tasks = torch.tensor([0, 6, 30, 16])
@@ -116,8 +138,11 @@ def test_every_published_size_has_tdmpc2s_shapes_and_size_rules(task_set):
         expected = _arch(task_set, size)
         check_architecture(w.arch, expected, f"task_set={task_set} model_size={size}")
         assert (w.arch.latent_dim, w.arch.task_dim) == (d["L"], d["D"])
-        n = sum(math.prod(v.shape) for k, v in state["model"].items()
-                if isinstance(v, torch.Tensor) and not k.startswith(("_target", "_detach", "_action", "log_std")))
+        n = sum(
+            math.prod(v.shape)
+            for k, v in state["model"].items()
+            if isinstance(v, torch.Tensor) and not k.startswith(("_target", "_detach", "_action", "log_std"))
+        )
         if (task_set, size) == ("mt30", 19):  # TD-MPC2: "this checkpoint is slightly smaller" (latent 512)
             assert 15e6 < n < 19e6
         elif size == 1:
@@ -131,11 +156,17 @@ def test_every_published_size_has_tdmpc2s_shapes_and_size_rules(task_set):
 def test_a_checkpoint_of_another_size_or_task_set_names_the_difference(mt80_1m):
     w = parse_tdmpc2_state(mt80_1m)
     candidates = {f"task_set={t} model_size={s}": _arch(t, s) for t in TASK_SETS for s in (1, 5, 19, 48, 317)}
-    with pytest.raises(TDMPC2CheckpointError, match=r"latent_dim: file has 128, task_set=mt80 model_size=5 expects "
-                                                    r"512.*matches task_set=mt80 model_size=1"):
+    with pytest.raises(
+        TDMPC2CheckpointError,
+        match=r"latent_dim: file has 128, task_set=mt80 model_size=5 expects "
+        r"512.*matches task_set=mt80 model_size=1",
+    ):
         check_architecture(w.arch, _arch("mt80", 5), "task_set=mt80 model_size=5", candidates)
-    with pytest.raises(TDMPC2CheckpointError, match=r"num_tasks: file has 80, task_set=mt30 model_size=1 expects 30.*"
-                                                    r"obs_dim: file has 39.*expects 24"):
+    with pytest.raises(
+        TDMPC2CheckpointError,
+        match=r"num_tasks: file has 80, task_set=mt30 model_size=1 expects 30.*"
+        r"obs_dim: file has 39.*expects 24",
+    ):
         check_architecture(w.arch, _arch("mt30", 1), "task_set=mt30 model_size=1", candidates)
     with pytest.raises(ValueError, match="not a TD-MPC2 size"):
         expected_architecture("mt80", "tiny", num_tasks=80, obs_dim=39, action_dim=6)
@@ -210,8 +241,10 @@ def test_the_mapping_module_imports_no_env_ray_or_zarr_package():
     import subprocess
     import sys
 
-    code = ("import sys, agents.tdmpc2_import; "
-            "print(sorted(m for m in ('ray', 'zarr', 'envs', 'dm_control', 'metaworld', 'gymnasium', 'mujoco') "
-            "if m in sys.modules))")
+    code = (
+        "import sys, agents.tdmpc2_import; "
+        "print(sorted(m for m in ('ray', 'zarr', 'envs', 'dm_control', 'metaworld', 'gymnasium', 'mujoco') "
+        "if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

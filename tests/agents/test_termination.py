@@ -1,4 +1,5 @@
 """The termination head: trained only on tasks that can terminate, used by the planner only for them."""
+
 import dataclasses
 import math
 
@@ -15,9 +16,16 @@ SMALL = dict(horizon=3, iterations=3, num_samples=64, num_elites=8, num_pi_trajs
 
 
 def _cfg(can_terminate, optim=None, **kw):
-    return make_agent_config(obs_dim=3, action_dim=1, episode_lengths=[500] * len(can_terminate), model_size="tiny",
-                             optim=optim or {}, planner=SMALL, can_terminate=can_terminate,
-                             **kw)
+    return make_agent_config(
+        obs_dim=3,
+        action_dim=1,
+        episode_lengths=[500] * len(can_terminate),
+        model_size="tiny",
+        optim=optim or {},
+        planner=SMALL,
+        can_terminate=can_terminate,
+        **kw,
+    )
 
 
 def cliff_windows(n: int, horizon: int, task: int, gen: torch.Generator) -> Batch:
@@ -33,12 +41,17 @@ def cliff_windows(n: int, horizon: int, task: int, gen: torch.Generator) -> Batc
         out = torch.cat(xs[1:]).abs() > 1
         if out[:-1].any():
             continue  # the episode ended inside the window: no such window in a store
-        obs.append(torch.stack([torch.cat([v, v ** 2, torch.ones(1)]) for v in xs]))
+        obs.append(torch.stack([torch.cat([v, v**2, torch.ones(1)]) for v in xs]))
         act.append(a.view(horizon, 1))
         term.append(out.float())
-    return Batch(obs=torch.stack(obs, 1), action=torch.stack(act, 1), reward=torch.ones(horizon, n),
-                 terminated=torch.stack(term, 1), task=torch.full((n,), task, dtype=torch.long),
-                 action_mask=torch.ones(n, 1))
+    return Batch(
+        obs=torch.stack(obs, 1),
+        action=torch.stack(act, 1),
+        reward=torch.ones(horizon, n),
+        terminated=torch.stack(term, 1),
+        task=torch.full((n,), task, dtype=torch.long),
+        action_mask=torch.ones(n, 1),
+    )
 
 
 def test_termination_loss_falls_on_data_with_known_terminations():
@@ -95,10 +108,10 @@ def test_tasks_that_never_terminate_pay_nothing_for_the_head():
     before = [p.clone() for p in agent.model.termination_head.parameters()]
     stats = agent.update(batch)
     assert stats["termination_loss"] == 0.0
-    assert all(torch.equal(a, b) for a, b in zip(before, agent.model.termination_head.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(before, agent.model.termination_head.parameters(), strict=False))
     # a batch of task 0 does train it
     agent.update(cliff_windows(64, 3, 0, torch.Generator().manual_seed(2)))
-    assert not all(torch.equal(a, b) for a, b in zip(before, agent.model.termination_head.parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(before, agent.model.termination_head.parameters(), strict=False))
 
 
 def test_a_task_set_without_terminating_tasks_has_no_head():
@@ -159,7 +172,7 @@ def test_plans_for_non_terminating_tasks_are_bitwise_unchanged_with_the_head():
         actions = [plan_batch(m, obs, task, state, c, discounts) for _ in range(3)]  # warm starts too
         runs.append(actions)
     rows = task == 1
-    for (a0, i0), (a1, i1), (a2, i2), (a3, i3) in zip(*runs):
+    for (a0, i0), (a1, i1), (a2, i2), (a3, i3) in zip(*runs, strict=False):
         assert torch.equal(a0[rows], a1[rows]) and torch.equal(a0[rows], a3[rows])
         assert torch.equal(i0.elite_value[rows], i3.elite_value[rows]) and torch.equal(i0.mean[rows], i3.mean[rows])
         assert torch.equal(i0.elite_value[rows], i1.elite_value[rows])
@@ -200,11 +213,13 @@ class CliffModel(WorldModel):
 def test_the_planner_avoids_a_tempting_termination_cliff_only_where_the_task_terminates(termination):
     cfg = _cfg([True, False])
     m = CliffModel(cfg.model)
-    pcfg = PlannerConfig(horizon=3, iterations=6, num_samples=512, num_elites=64, num_pi_trajs=24,
-                         termination=termination)
+    pcfg = PlannerConfig(
+        horizon=3, iterations=6, num_samples=512, num_elites=64, num_pi_trajs=24, termination=termination
+    )
     state = PlannerState.create(2, 3, 1, seed=0)
-    _, info = plan_batch(m, torch.zeros(2, 3), torch.tensor([0, 1]), state, pcfg, torch.tensor([0.99, 0.99]),
-                         eval_mode=True)
+    _, info = plan_batch(
+        m, torch.zeros(2, 3), torch.tensor([0, 1]), state, pcfg, torch.tensor([0.99, 0.99]), eval_mode=True
+    )
     pos = info.mean[..., 0].cumsum(1)  # [B, H] positions along the planned sequence
     print("planned positions", pos)
     assert pos[0].max() <= 1.5 + 0.05  # terminating task: stops at the cliff's edge
@@ -226,8 +241,16 @@ def test_soft_termination_weights_each_reward_and_the_terminal_value_by_the_pred
     m = HazardModel(_cfg([True, False]).model)
     g = 0.9
     actions = torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1).expand(2, 3, 1, 1)  # x = 1, 1, 1: rewards 1, 1, 1
-    value = estimate_value(m, torch.zeros(2, 1, m.cfg.latent_dim), actions, torch.tensor([[0], [1]]),
-                           torch.full((2, 1, 1), g), torch.zeros(2, 1, 1), torch.arange(2), termination)
+    value = estimate_value(
+        m,
+        torch.zeros(2, 1, m.cfg.latent_dim),
+        actions,
+        torch.tensor([[0], [1]]),
+        torch.full((2, 1, 1), g),
+        torch.zeros(2, 1, 1),
+        torch.arange(2),
+        termination,
+    )
     p = 0.75 if termination == "soft" else 1.0  # survival per step (hard: p = 1/4 < 1/2 never terminates)
     assert value[0].item() == pytest.approx(1 + g * p + g**2 * p**2 + 10 * g**3 * p**3, rel=1e-5)
     assert value[1].item() == pytest.approx(1 + g + g**2 + 10 * g**3, rel=1e-5)  # a task that never terminates
@@ -249,9 +272,14 @@ def test_termination_calibration_is_reported_for_terminating_tasks_only():
     samples = {}
     for tid, name in enumerate(("falls", "never")):
         b = cliff_windows(64, 3, tid, gen)
-        samples[name] = {"obs": b.obs.numpy(), "action": b.action.numpy(), "reward": b.reward.numpy(),
-                         "terminated": b.terminated.numpy(), "task": b.task.numpy(),
-                         "action_mask": b.action_mask.numpy()}
+        samples[name] = {
+            "obs": b.obs.numpy(),
+            "action": b.action.numpy(),
+            "reward": b.reward.numpy(),
+            "terminated": b.terminated.numpy(),
+            "task": b.task.numpy(),
+            "action_mask": b.action_mask.numpy(),
+        }
     res = run_diagnostics(agent, samples, max_samples=64, run_audits=False)
     cal = res["tasks"]["falls"]["termination_calibration"]
     assert cal["n"] == 3 * 64 and cal["terminations"] == samples["falls"]["terminated"].sum()
@@ -292,7 +320,8 @@ def test_held_out_windows_of_diagnose_carry_terminations_and_never_time_limits()
             obs, r, term, trunc, info = self.env.step(a)
             return obs, r, term, trunc or self.t >= 8, info
 
-    cut = random_episodes(lambda n, s: TimeLimit(make(n, s)), "cartpole-balance", 1, ts.action_masks()[1],
-                          episodes=2, seed=0)
+    cut = random_episodes(
+        lambda n, s: TimeLimit(make(n, s)), "cartpole-balance", 1, ts.action_masks()[1], episodes=2, seed=0
+    )
     assert all(len(e["reward"]) == 8 and e["terminated"].sum() == 0 for e in cut)
     assert windows_from_episodes(cut, 2, 50, ts.action_masks()[1], np.random.default_rng(0))["terminated"].sum() == 0

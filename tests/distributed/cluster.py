@@ -10,6 +10,7 @@ RAY_ADDRESS set to the cluster. Everything the cluster starts lives under a temp
 (RAY_TMPDIR too, so not even Ray's "current cluster" address file is shared with other Rays on the
 machine), and `stop` kills only processes whose command line names that dir.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -27,8 +28,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 # Fast failure detection: GCS declares a node dead after ~3 missed 1 s health checks (Ray's default
 # waits 5 x 3 s plus a 5 s start delay). Not faster: on 2 busy cores a healthy raylet can miss a check.
-HEALTH_CHECKS = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 1000,
-                 "health_check_timeout_ms": 2000, "health_check_failure_threshold": 3}
+HEALTH_CHECKS = {
+    "health_check_initial_delay_ms": 0,
+    "health_check_period_ms": 1000,
+    "health_check_timeout_ms": 2000,
+    "health_check_failure_threshold": 3,
+}
 
 
 def _descendants(roots: list[int]) -> list[int]:
@@ -53,17 +58,32 @@ class _Controller:
         from ray.cluster_utils import Cluster
 
         self.temp_dir = temp_dir
-        self.cluster = Cluster(initialize_head=True, connect=False, head_node_args={
-            "num_cpus": 0, "include_dashboard": False, "dashboard_host": "127.0.0.1", "node_ip_address": "127.0.0.1",
-            "node_name": "head", "temp_dir": temp_dir, "_system_config": HEALTH_CHECKS})
+        self.cluster = Cluster(
+            initialize_head=True,
+            connect=False,
+            head_node_args={
+                "num_cpus": 0,
+                "include_dashboard": False,
+                "dashboard_host": "127.0.0.1",
+                "node_ip_address": "127.0.0.1",
+                "node_name": "head",
+                "temp_dir": temp_dir,
+                "_system_config": HEALTH_CHECKS,
+            },
+        )
         self.nodes: dict[str, object] = {}  # name -> ray._private.node.Node, workers only
         self.added = 0
 
     def add(self, num_cpus: float = 1, resources: dict | None = None) -> dict:
         self.added += 1
         name = f"w{self.added}"  # never reused: a fresh node is a new name
-        node = self.cluster.add_node(num_cpus=num_cpus, resources=resources or {}, node_name=name,
-                                     node_ip_address="127.0.0.1", dashboard_host="127.0.0.1")
+        node = self.cluster.add_node(
+            num_cpus=num_cpus,
+            resources=resources or {},
+            node_name=name,
+            node_ip_address="127.0.0.1",
+            dashboard_host="127.0.0.1",
+        )
         self.nodes[name] = node
         return {"name": name, "node_id": node.node_id}
 
@@ -81,8 +101,11 @@ class _Controller:
         return {"name": name, "node_id": node.node_id}
 
     def info(self) -> dict:
-        return {"address": self.cluster.address, "temp_dir": self.temp_dir,
-                "nodes": {n: node.node_id for n, node in self.nodes.items()}}
+        return {
+            "address": self.cluster.address,
+            "temp_dir": self.temp_dir,
+            "nodes": {n: node.node_id for n, node in self.nodes.items()},
+        }
 
     def stop(self) -> dict:
         self.cluster.shutdown()
@@ -136,17 +159,37 @@ class SimulatedCluster:
         # otherwise swap 127.0.0.1 for this machine's outward IP (ray.init "resolves" localhost) and find no
         # GCS there; this Ray switch (named for Windows/macOS, it only changes that resolution) keeps loopback
         loopback = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-        env = {**os.environ, **extra, **loopback, "RAY_TMPDIR": self.temp_dir, "RAY_AUTH_MODE": "disabled",
-               # as distributed/ray_session.py: actors are the work; at Ray's nice 15 the 2 cores' other users starve them
-               "RAY_worker_niceness": os.environ.get("RAY_worker_niceness", "0"),
-               "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+        env = {
+            **os.environ,
+            **extra,
+            **loopback,
+            "RAY_TMPDIR": self.temp_dir,
+            "RAY_AUTH_MODE": "disabled",
+            # as distributed/ray_session.py: actors are the work; at Ray's nice 15 the 2 cores' other users starve them
+            "RAY_worker_niceness": os.environ.get("RAY_worker_niceness", "0"),
+            "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+        }
         self.log = open(Path(self.temp_dir) / "controller.log", "w")  # noqa: SIM115  closed in stop()
-        self.proc = subprocess.Popen([sys.executable, "-m", "tests.distributed.cluster"], cwd=REPO, env=env,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.distributed.cluster"],
+            cwd=REPO,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+            start_new_session=True,
+        )
         info = self._call({"op": "start", "workers": workers, "num_cpus": num_cpus}, timeout_s=start_timeout_s)
         self.address, self.nodes = info["address"], info["nodes"]
-        self.env = {**os.environ, **extra, **loopback, "RAY_ADDRESS": self.address, "RAY_AUTH_MODE": "disabled", "RAY_TMPDIR": self.temp_dir}
+        self.env = {
+            **os.environ,
+            **extra,
+            **loopback,
+            "RAY_ADDRESS": self.address,
+            "RAY_AUTH_MODE": "disabled",
+            "RAY_TMPDIR": self.temp_dir,
+        }
 
     def _call(self, cmd: dict, timeout_s: float = 120) -> dict:
         import select
@@ -157,8 +200,9 @@ class SimulatedCluster:
         line = self.proc.stdout.readline() if ready else ""
         if not line:
             self.stop()
-            raise RuntimeError(f"simulated cluster: no reply to {cmd['op']!r} in {timeout_s:.0f} s; its log: "
-                               f"{self._log_tail()}")
+            raise RuntimeError(
+                f"simulated cluster: no reply to {cmd['op']!r} in {timeout_s:.0f} s; its log: {self._log_tail()}"
+            )
         out = json.loads(line)
         if "error" in out:
             raise RuntimeError(f"simulated cluster: {cmd['op']!r} failed: {out['error']}")
@@ -199,7 +243,9 @@ class SimulatedCluster:
             with contextlib.suppress(ProcessLookupError):  # it ended meanwhile: what we wanted
                 os.kill(pid, signal.SIGKILL)
         self.log.close()
-        shutil.rmtree(self.temp_dir, ignore_errors=True)  # Ray's session logs: the job's own output is in the test's tmp_path
+        shutil.rmtree(
+            self.temp_dir, ignore_errors=True
+        )  # Ray's session logs: the job's own output is in the test's tmp_path
 
 
 if __name__ == "__main__":

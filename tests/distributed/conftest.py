@@ -1,4 +1,5 @@
 """Fixtures of the distributed tests."""
+
 import pytest
 
 

@@ -1,4 +1,5 @@
 """Helpers for the job tests: compose the real Hydra config, read a run's replay store."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -37,7 +38,7 @@ def store_episodes(run_dir: Path) -> dict[tuple[str, int], tuple[int, int]]:
         _, commit = read_state(shard)
         g = zarr.open_group(str(shard), mode="r")[EPISODE_GROUP]
         lo, hi = commit.first_episode, commit.episodes
-        for eid, task, length in zip(g["id"][lo:hi], g["task"][lo:hi], g["length"][lo:hi]):
+        for eid, task, length in zip(g["id"][lo:hi], g["task"][lo:hi], g["length"][lo:hi], strict=False):
             key = (shard.name, int(eid))
             assert key not in seen, f"duplicate episode {key}"
             seen[key] = (int(task), int(length))

@@ -1,5 +1,6 @@
 """Every bad input is refused before work starts: one clear line, exit status 2 on the command
 line, and nothing written into an existing run directory."""
+
 import hashlib
 import json
 import subprocess
@@ -13,34 +14,66 @@ from distributed.config import ConfigError, compose
 from distributed.loop import Loop, run
 
 REPO = Path(__file__).resolve().parents[2]
-QUICK = ["model_size=tiny", "wandb_mode=disabled", "progress=false", "eval_episodes=1", "eval_max_steps=5",
-         "planner.num_samples=16", "planner.num_elites=4", "planner.num_pi_trajs=4", "planner.iterations=1",
-         "batch_size=16", "task=cartpole-balance", "diagnostics=false"]
+QUICK = [
+    "model_size=tiny",
+    "wandb_mode=disabled",
+    "progress=false",
+    "eval_episodes=1",
+    "eval_max_steps=5",
+    "planner.num_samples=16",
+    "planner.num_elites=4",
+    "planner.num_pi_trajs=4",
+    "planner.iterations=1",
+    "batch_size=16",
+    "task=cartpole-balance",
+    "diagnostics=false",
+]
 
 
 def _snapshot(run_dir: Path) -> dict:
-    return {str(p.relative_to(run_dir)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(run_dir.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(run_dir)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(run_dir.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
 def existing_run(tmp_path_factory) -> Path:
     """A finished run: every refused command below points at it and must leave it as it is."""
     run_dir = tmp_path_factory.mktemp("bad") / "run"
-    run(compose("train", QUICK + ["steps=30", "seed_steps=20", "utd=0.5", "eval_freq=1000", "checkpoint_freq=1000",
-                                  f"run_dir={run_dir}"]))
+    run(
+        compose(
+            "train",
+            QUICK
+            + ["steps=30", "seed_steps=20", "utd=0.5", "eval_freq=1000", "checkpoint_freq=1000", f"run_dir={run_dir}"],
+        )
+    )
     return run_dir
 
 
 CLI_CASES = [  # (override, what the message must name)
-    ("steps=abc", "steps"), ("planner.num_samples=many", "planner.num_samples"), ("stepz=3", "stepz"),
-    ("eval_freq=0", "eval_freq"), ("checkpoint_freq=0", "checkpoint_freq"), ("envs_per_task=0", "envs_per_task"),
-    ("collect_steps=0", "collect_steps"), ("updates_per_round=0", "updates_per_round"),
-    ("num_learners=0", "num_learners"), ("batch_size=0", "batch_size"), ("seed=-1", "seed"), ("steps=-5", "steps"),
-    ("eval_episodes=0", "eval_episodes"), ("max_episode_steps=5", "max_episode_steps"), ("device=cuda", "device"),
-    ("offline_ratio=1.5", "offline_ratio"), ("task=cartpole-balanse", "cartpole-balance"),
-    ("model_size=3", "model_size"), ("task=pendulum-swingup", "belongs to another run"),
-    ("chunk_len=128", "belongs to another run"), ("num_runners=0", "offline_data"),
+    ("steps=abc", "steps"),
+    ("planner.num_samples=many", "planner.num_samples"),
+    ("stepz=3", "stepz"),
+    ("eval_freq=0", "eval_freq"),
+    ("checkpoint_freq=0", "checkpoint_freq"),
+    ("envs_per_task=0", "envs_per_task"),
+    ("collect_steps=0", "collect_steps"),
+    ("updates_per_round=0", "updates_per_round"),
+    ("num_learners=0", "num_learners"),
+    ("batch_size=0", "batch_size"),
+    ("seed=-1", "seed"),
+    ("steps=-5", "steps"),
+    ("eval_episodes=0", "eval_episodes"),
+    ("max_episode_steps=5", "max_episode_steps"),
+    ("device=cuda", "device"),
+    ("offline_ratio=1.5", "offline_ratio"),
+    ("task=cartpole-balanse", "cartpole-balance"),
+    ("model_size=3", "model_size"),
+    ("task=pendulum-swingup", "belongs to another run"),
+    ("chunk_len=128", "belongs to another run"),
+    ("num_runners=0", "offline_data"),
 ]
 
 
@@ -59,11 +92,18 @@ def test_a_bad_override_is_refused_with_status_2_and_writes_nothing(existing_run
     assert _snapshot(existing_run) == before
 
 
-@pytest.mark.parametrize("override, named", [("steps=abc", "steps"), ("task=pendulum-swingup", "belongs to another run")])
+@pytest.mark.parametrize(
+    "override, named", [("steps=abc", "steps"), ("task=pendulum-swingup", "belongs to another run")]
+)
 def test_the_command_line_prints_one_line_and_exits_2(existing_run, override, named):
     before = _snapshot(existing_run)
-    out = subprocess.run([sys.executable, str(REPO / "launch/train.py"), *QUICK, f"run_dir={existing_run}", override],
-                         cwd=REPO, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, str(REPO / "launch/train.py"), *QUICK, f"run_dir={existing_run}", override],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 2, (out.stdout, out.stderr)
     assert named in out.stderr and "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1, out.stderr
@@ -71,8 +111,13 @@ def test_the_command_line_prints_one_line_and_exits_2(existing_run, override, na
 
 
 def test_the_ray_job_is_refused_the_same_way_before_ray_starts(tmp_path):
-    out = subprocess.run([sys.executable, str(REPO / "launch/mt80.py"), "preset=smoke", "envs_per_task=0",
-                          f"run_dir={tmp_path}/run"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, str(REPO / "launch/mt80.py"), "preset=smoke", "envs_per_task=0", f"run_dir={tmp_path}/run"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 2 and "envs_per_task" in out.stderr and "ray:" not in out.stdout
     assert not (tmp_path / "run").exists()
 
@@ -102,8 +147,13 @@ def test_an_offline_store_of_another_task_order_is_refused_by_name(tmp_path):
     from envs import load_task_set
 
     ts = load_task_set("cartpole-balance,cartpole-swingup")
-    with ShardWriter(tmp_path / "data", obs_dim=ts.max_obs_dim, action_dim=ts.max_action_dim, chunk_len=64,
-                     task_names=["cartpole-swingup", "cartpole-balance"]) as w:  # the other order
+    with ShardWriter(
+        tmp_path / "data",
+        obs_dim=ts.max_obs_dim,
+        action_dim=ts.max_action_dim,
+        chunk_len=64,
+        task_names=["cartpole-swingup", "cartpole-balance"],
+    ) as w:  # the other order
         for task in (0, 1):
             b = EpisodeBuilder(task, ts.max_obs_dim, ts.max_action_dim)
             b.start(torch.zeros(ts.max_obs_dim).numpy())
@@ -111,8 +161,17 @@ def test_an_offline_store_of_another_task_order_is_refused_by_name(tmp_path):
                 b.add(torch.zeros(ts.max_action_dim).numpy(), torch.zeros(ts.max_obs_dim).numpy(), 0.0, False, t == 9)
             e = b.finish()
             w.add_episode(e["obs"], e["action"], e["reward"], e["terminated"], e["truncated"], task)
-    cfg = compose("train", QUICK + ["task='cartpole-balance,cartpole-swingup'", "num_runners=0",
-                                    f"offline_data={tmp_path}/data", "steps=5", f"run_dir={tmp_path}/run"])
+    cfg = compose(
+        "train",
+        QUICK
+        + [
+            "task='cartpole-balance,cartpole-swingup'",
+            "num_runners=0",
+            f"offline_data={tmp_path}/data",
+            "steps=5",
+            f"run_dir={tmp_path}/run",
+        ],
+    )
     with pytest.raises(ConfigError, match="id 0: 'cartpole-swingup' there, 'cartpole-balance' here"):
         Loop(cfg)
     assert not (tmp_path / "run").exists()
@@ -123,9 +182,23 @@ def test_a_job_that_dies_says_so_in_one_line_and_keeps_the_traceback_in_the_run_
     # write fails (IsADirectoryError) after the job has collected and trained
     run_dir = tmp_path / "run"
     (run_dir / "model.safetensors").mkdir(parents=True)
-    out = subprocess.run([sys.executable, str(REPO / "launch" / "train.py"), *QUICK, "steps=60", "seed_steps=20",
-                          "utd=0.5", "checkpoint_freq=40", "eval_freq=1000", f"run_dir={run_dir}"],
-                         capture_output=True, text=True, cwd=REPO, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "launch" / "train.py"),
+            *QUICK,
+            "steps=60",
+            "seed_steps=20",
+            "utd=0.5",
+            "checkpoint_freq=40",
+            "eval_freq=1000",
+            f"run_dir={run_dir}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
     assert out.returncode == 1, out.stderr
     lines = [ln for ln in out.stderr.splitlines() if "the job failed" in ln]
     assert len(lines) == 1 and "IsADirectoryError" in lines[0] and "errors.log" in lines[0]

@@ -2,6 +2,7 @@
 run as a user runs it, `python launch/mt80.py` with RAY_ADDRESS set, in a process of its own (this pytest
 process may hold the session's Ray; one Ray per process). Every simulated node shares this machine's disk,
 so the run directory is a local folder that every node reaches."""
+
 import json
 import subprocess
 import sys
@@ -11,14 +12,27 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-SMALL_JOB = ["preset=smoke", "task='cartpole-balance,cartpole-swingup'", "num_runners=2", "num_shards=2",
-             "steps=800", "seed_steps=400", "storage_shared=true"]  # ~40 updates; every simulated node shares the disk
+SMALL_JOB = [
+    "preset=smoke",
+    "task='cartpole-balance,cartpole-swingup'",
+    "num_runners=2",
+    "num_shards=2",
+    "steps=800",
+    "seed_steps=400",
+    "storage_shared=true",
+]  # ~40 updates; every simulated node shares the disk
 
 
 def run_job(cluster, run_dir: Path, *overrides: str, timeout_s: float = 600) -> subprocess.CompletedProcess:
     """launch/mt80.py on the cluster; its console output (stdout and stderr) is kept in run_dir's parent."""
-    out = subprocess.run([sys.executable, str(REPO / "launch" / "mt80.py"), *SMALL_JOB, *overrides, f"run_dir={run_dir}"],
-                         cwd=REPO, env=cluster.env, capture_output=True, text=True, timeout=timeout_s)
+    out = subprocess.run(
+        [sys.executable, str(REPO / "launch" / "mt80.py"), *SMALL_JOB, *overrides, f"run_dir={run_dir}"],
+        cwd=REPO,
+        env=cluster.env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
     (run_dir.parent / "console.txt").write_text(out.stdout + "\n--- stderr ---\n" + out.stderr)
     return out
 
@@ -39,10 +53,10 @@ def test_job_spreads_runners_and_shards_over_nodes_and_states_the_placement(ray_
     assert where["shard-000"] != where["shard-001"], f"both shards on one node: {where}"
     assert where["learner-0"] == where["learner-1"], f"learner ranks not packed on one node (there is room): {where}"
     # the console states the same placement: a header, then one line per node with its short id and its actors
-    printed = job.stdout[job.stdout.index("placement: "):].splitlines()
+    printed = job.stdout[job.stdout.index("placement: ") :].splitlines()
     assert printed[0].startswith(f"placement: 7 actors on {len(placement['nodes'])} node(s)")
     names = {v: k for k, v in ray_cluster.nodes.items()}
-    for line, node in zip(printed[1:], placement["nodes"]):
+    for line, node in zip(printed[1:], placement["nodes"], strict=False):
         assert line.split()[:3] == ["node", node["node_id"][:8], names[node["node_id"]]], line
         assert line.split(": ", 1)[1].split() == node["actors"], line
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -53,12 +67,15 @@ def test_job_spreads_runners_and_shards_over_nodes_and_states_the_placement(ray_
 @pytest.mark.slow
 @pytest.mark.ray
 def test_harness_removes_a_node_without_grace_and_adds_a_fresh_one(ray_cluster):
-    probe = ("import json, ray; ray.init(log_to_driver=False); "
-             "print(json.dumps({n['NodeID']: n['Alive'] for n in ray.nodes()}))")
+    probe = (
+        "import json, ray; ray.init(log_to_driver=False); "
+        "print(json.dumps({n['NodeID']: n['Alive'] for n in ray.nodes()}))"
+    )
 
     def alive() -> dict:
-        out = subprocess.run([sys.executable, "-c", probe], env=ray_cluster.env, capture_output=True, text=True,
-                             timeout=120)
+        out = subprocess.run(
+            [sys.executable, "-c", probe], env=ray_cluster.env, capture_output=True, text=True, timeout=120
+        )
         assert out.returncode == 0, out.stderr[-2000:]
         return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -102,12 +119,28 @@ def test_evaluator_survives_the_loss_of_its_node(ray_cluster, tmp_path):
     run_dir = tmp_path / "run"
     console = open(tmp_path / "console.txt", "w")
     job = subprocess.Popen(
-        [sys.executable, str(REPO / "launch" / "mt80.py"), *SMALL_JOB, "steps=3000", "eval_freq=100",
-         "cpus_per_evaluator=0", "+resources_per_evaluator.eval_node=1", f"run_dir={run_dir}"],
-        cwd=REPO, env=ray_cluster.env, stdout=console, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            str(REPO / "launch" / "mt80.py"),
+            *SMALL_JOB,
+            "steps=3000",
+            "eval_freq=100",
+            "cpus_per_evaluator=0",
+            "+resources_per_evaluator.eval_node=1",
+            f"run_dir={run_dir}",
+        ],
+        cwd=REPO,
+        env=ray_cluster.env,
+        stdout=console,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
-        placement = _wait_for("placement.json", lambda: (run_dir / "placement.json").exists() and json.loads(
-            (run_dir / "placement.json").read_text()), job)
+        placement = _wait_for(
+            "placement.json",
+            lambda: (run_dir / "placement.json").exists() and json.loads((run_dir / "placement.json").read_text()),
+            job,
+        )
         lost_id = ray_cluster.nodes[eval_node]
         assert [n["actors"] for n in placement["nodes"] if n["node_id"] == lost_id] == [["evaluator"]], placement
         where_learner = placement["actors"]["learner-0"]

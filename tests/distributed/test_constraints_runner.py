@@ -1,6 +1,7 @@
 """Constrained runs end to end on real dm_control physics: the env runner's executed actions
 (seeding, planned, mixed) and the evaluator's obey the run's limits across episode boundaries, and
 both count violations; constraint data and overrides resolve per task, variants inherit their body's."""
+
 import dataclasses
 
 import numpy as np
@@ -50,8 +51,11 @@ def test_runner_and_evaluator_actions_obey_the_limits_across_episodes():
     assert (diffs > 0.19).mean() > 0.3
 
     result = evaluate(policy, ts, episodes=1, max_steps=10)
-    assert result["constraint_violations"] == {"total": 0, "steps": 20, "tasks": {"cheetah-run": 0,
-                                                                                 "cartpole-balance": 0}}
+    assert result["constraint_violations"] == {
+        "total": 0,
+        "steps": 20,
+        "tasks": {"cheetah-run": 0, "cartpole-balance": 0},
+    }
     assert eval_row(result)["constraint_violations"] == 0
 
 
@@ -107,13 +111,19 @@ def test_latency_return_table_counts_violations_and_prices_the_constraints():
     from envs import make_padded_env
 
     ts = load_task_set("cheetah-run")
-    cfg = make_agent_config(obs_dim=ts.max_obs_dim, action_dim=6, episode_lengths=[500], model_size="tiny",
-                            constraints=(ActionConstraints(max_delta=(0.05,)).resolved("cheetah-run", 6),))
+    cfg = make_agent_config(
+        obs_dim=ts.max_obs_dim,
+        action_dim=6,
+        episode_lengths=[500],
+        model_size="tiny",
+        constraints=(ActionConstraints(max_delta=(0.05,)).resolved("cheetah-run", 6),),
+    )
     torch.manual_seed(0)
     agent = Agent(cfg, torch.as_tensor(ts.action_masks()))
     settings = [parse_setting("h3-i2-n32"), parse_setting("h3-i2-n32-free")]
-    table = latency_return_table(agent, lambda t, s: make_padded_env(ts, t, s), {"cheetah-run": 0}, settings,
-                                 max_steps=8)
+    table = latency_return_table(
+        agent, lambda t, s: make_padded_env(ts, t, s), {"cheetah-run": 0}, settings, max_steps=8
+    )
     constrained, free = table["rows"]
     assert constrained["constraint_violations"] == 0 and free["constraint_violations"] > 0
     assert "violations |" in format_table(table["rows"]).splitlines()[0]
@@ -124,10 +134,28 @@ def test_a_constrained_training_run_stores_only_feasible_actions_and_reports_zer
     from distributed.loop import run
     from distributed.run_log import read_metrics
 
-    summary = run(compose("train", ["task=cartpole-balance", "model_size=tiny", "steps=80", "seed_steps=40",
-                                    "max_episode_steps=30", "batch_size=16", "eval_freq=1000", "eval_episodes=1",
-                                    "eval_max_steps=20", "diagnostics=false", "wandb_mode=disabled", "progress=false",
-                                    "constraints.max_delta=[0.2]", f"run_dir={tmp_path}/run", *PLANNER]))
+    summary = run(
+        compose(
+            "train",
+            [
+                "task=cartpole-balance",
+                "model_size=tiny",
+                "steps=80",
+                "seed_steps=40",
+                "max_episode_steps=30",
+                "batch_size=16",
+                "eval_freq=1000",
+                "eval_episodes=1",
+                "eval_max_steps=20",
+                "diagnostics=false",
+                "wandb_mode=disabled",
+                "progress=false",
+                "constraints.max_delta=[0.2]",
+                f"run_dir={tmp_path}/run",
+                *PLANNER,
+            ],
+        )
+    )
     assert summary["updates"] > 0 and summary["constraint_violations"] == 0
     assert read_metrics(tmp_path / "run", "eval")[-1]["constraint_violations"] == 0
     import zarr
@@ -137,5 +165,5 @@ def test_a_constrained_training_run_stores_only_feasible_actions_and_reports_zer
     shard = tmp_path / "run" / "replay" / "shard-000"
     index, actions = episode_index(shard), zarr.open_group(str(shard), mode="r")["action"][:]
     assert len(index["start"]) >= 2  # several episodes, each checked from its first stored action
-    for start, length in zip(index["start"], index["length"]):
-        _check_episode(actions[start + 1:start + length, :1], -1.0, 1.0, 0.2)  # row 0 holds no action
+    for start, length in zip(index["start"], index["length"], strict=False):
+        _check_episode(actions[start + 1 : start + length, :1], -1.0, 1.0, 0.2)  # row 0 holds no action

@@ -5,6 +5,7 @@ during a checkpoint write. Each time: nothing committed is lost or changed, noth
 twice, nothing uncommitted is visible, and the writer or job carries on (a killed actor is restarted
 in a new process; a resumed job continues the checkpoint's counters, rate limiter and every learner
 rank's RNG streams)."""
+
 import pytest
 
 from bench.faults import C, corrupt_chunk_scenario, writer_scenario
@@ -16,8 +17,7 @@ def _assert_clean(tally):
 
 
 def test_writer_killed_at_each_commit_point_with_a_reader_sampling(tmp_path):
-    tally = writer_scenario(tmp_path, "points", ["chunk-data", "index", "commit-record", "eviction"],
-                            capacity=12 * C)
+    tally = writer_scenario(tmp_path, "points", ["chunk-data", "index", "commit-record", "eviction"], capacity=12 * C)
     _assert_clean(tally)
     assert tally.kills == 4
 

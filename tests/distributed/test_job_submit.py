@@ -1,6 +1,7 @@
 """`ray job submit -- python launch/mt80.py` against a real local Ray head that this test starts
 (loopback only, its own temp dir, auth off) and stops (only its own processes): mt80 end to end, all
 80 tasks, two learner ranks, the final diagnostics."""
+
 import contextlib
 import json
 import os
@@ -34,20 +35,43 @@ def ray_head():
     # the agents' ports of its own: another Ray on this machine (the test session's) already holds the
     # default dashboard-agent port 52365 (whether that caused the "No available agent" refusals seen
     # on a loaded machine is not established: with it held and the defaults kept, the test passed here)
-    own_ports = [f"--{name}={_free_port()}" for name in (
-        "dashboard-agent-listen-port", "dashboard-agent-grpc-port", "runtime-env-agent-port")]
-    env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}", "RAY_AUTH_MODE": "disabled",
-           "MUJOCO_GL": "egl", "WANDB_MODE": "disabled"}
+    own_ports = [
+        f"--{name}={_free_port()}"
+        for name in ("dashboard-agent-listen-port", "dashboard-agent-grpc-port", "runtime-env-agent-port")
+    ]
+    env = {
+        **os.environ,
+        "PATH": f"{VENV_BIN}:{os.environ['PATH']}",
+        "RAY_AUTH_MODE": "disabled",
+        "MUJOCO_GL": "egl",
+        "WANDB_MODE": "disabled",
+    }
     head = subprocess.Popen(
-        [str(VENV_BIN / "ray"), "start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1",
-         "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
-         f"--temp-dir={temp_dir}", "--num-cpus=2", *own_ports],
-        env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            str(VENV_BIN / "ray"),
+            "start",
+            "--head",
+            "--block",
+            f"--port={port}",
+            "--node-ip-address=127.0.0.1",
+            "--include-dashboard=true",
+            "--dashboard-host=127.0.0.1",
+            f"--dashboard-port={dash}",
+            f"--temp-dir={temp_dir}",
+            "--num-cpus=2",
+            *own_ports,
+        ],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     address = f"http://127.0.0.1:{dash}"
     deadline = time.time() + 120
     while time.time() < deadline:
-        probe = subprocess.run([str(VENV_BIN / "ray"), "job", "list", "--address", address], env=env,
-                               capture_output=True)
+        probe = subprocess.run(
+            [str(VENV_BIN / "ray"), "job", "list", "--address", address], env=env, capture_output=True
+        )
         if probe.returncode == 0:
             break
         time.sleep(2)
@@ -73,9 +97,25 @@ def test_ray_job_submit_runs_mt80_end_to_end_with_two_learner_ranks(ray_head, tm
     address, env = ray_head
     run_dir = tmp_path / "run"
     sub_id = f"latentfleet-test-{os.getpid()}"
-    cmd = [str(VENV_BIN / "ray"), "job", "submit", "--address", address, "--submission-id", sub_id, "--no-wait",
-           "--working-dir", str(REPO), "--", "python", "launch/mt80.py", "preset=smoke", "num_learners=2",
-           "diagnostics=true", f"run_dir={run_dir}"]
+    cmd = [
+        str(VENV_BIN / "ray"),
+        "job",
+        "submit",
+        "--address",
+        address,
+        "--submission-id",
+        sub_id,
+        "--no-wait",
+        "--working-dir",
+        str(REPO),
+        "--",
+        "python",
+        "launch/mt80.py",
+        "preset=smoke",
+        "num_learners=2",
+        "diagnostics=true",
+        f"run_dir={run_dir}",
+    ]
     for _ in range(30):  # the head answers before its job agent is up: "No available agent ... try again later"
         submit = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
         if submit.returncode == 0 or "try again later" not in submit.stderr + submit.stdout:
@@ -84,13 +124,18 @@ def test_ray_job_submit_runs_mt80_end_to_end_with_two_learner_ranks(ray_head, tm
     assert submit.returncode == 0, submit.stderr
     deadline, status = time.time() + 600, ""
     while time.time() < deadline:
-        status = subprocess.run([str(VENV_BIN / "ray"), "job", "status", "--address", address, sub_id],
-                                env=env, capture_output=True, text=True).stdout.lower()
+        status = subprocess.run(
+            [str(VENV_BIN / "ray"), "job", "status", "--address", address, sub_id],
+            env=env,
+            capture_output=True,
+            text=True,
+        ).stdout.lower()
         if any(s in status for s in ("succeeded", "failed", "stopped")):
             break
         time.sleep(3)
-    logs = subprocess.run([str(VENV_BIN / "ray"), "job", "logs", "--address", address, sub_id], env=env,
-                          capture_output=True, text=True).stdout
+    logs = subprocess.run(
+        [str(VENV_BIN / "ray"), "job", "logs", "--address", address, sub_id], env=env, capture_output=True, text=True
+    ).stdout
     assert "succeeded" in status, f"{status}\n{logs[-3000:]}"
     assert "cluster at" in logs  # it joined the submitted-to cluster, not an embedded one
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -132,9 +177,23 @@ def test_a_submitted_job_without_run_dir_keeps_its_run_outside_rays_package_fold
     deletes with the cluster: the default run directory goes under ~/latentfleet-runs instead."""
     address, env = ray_head
     sub_id = f"latentfleet-home-{os.getpid()}"
-    cmd = [str(VENV_BIN / "ray"), "job", "submit", "--address", address, "--submission-id", sub_id,
-           "--working-dir", str(REPO), "--", "python", "launch/mt80.py", "preset=smoke", "task=cartpole-balance",
-           "steps=200"]
+    cmd = [
+        str(VENV_BIN / "ray"),
+        "job",
+        "submit",
+        "--address",
+        address,
+        "--submission-id",
+        sub_id,
+        "--working-dir",
+        str(REPO),
+        "--",
+        "python",
+        "launch/mt80.py",
+        "preset=smoke",
+        "task=cartpole-balance",
+        "steps=200",
+    ]
     for _ in range(30):  # as above: the job agent may not be up yet
         submit = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
         if submit.returncode == 0 or "try again later" not in submit.stderr + submit.stdout:

@@ -2,6 +2,7 @@
 the updates since the newest state the driver reaches, not the run: every rank of the group is replaced
 (a surviving rank would wait for the dead one at every all-reduce), the new group loads the last checkpoint,
 the run reaches its steps, and the loss is one line on the console and in summary.json."""
+
 import json
 import os
 import signal
@@ -18,9 +19,23 @@ from distributed.loop import Loop
 @pytest.mark.slow
 def test_a_killed_learner_rank_costs_updates_not_the_run(tmp_path, ray_session, capfd):
     ray = ray_session
-    loop = Loop(compose("mt80", ["preset=smoke", "task='cartpole-balance,pendulum-swingup'", "num_runners=2",
-                                 "num_learners=2", "batch_size=16", "steps=1600", "seed_steps=200", "utd=0.2",
-                                 "checkpoint_freq=400", f"run_dir={tmp_path}/run"]))
+    loop = Loop(
+        compose(
+            "mt80",
+            [
+                "preset=smoke",
+                "task='cartpole-balance,pendulum-swingup'",
+                "num_runners=2",
+                "num_learners=2",
+                "batch_size=16",
+                "steps=1600",
+                "seed_steps=200",
+                "utd=0.2",
+                "checkpoint_freq=400",
+                f"run_dir={tmp_path}/run",
+            ],
+        )
+    )
     events: dict = {}
 
     def killer():

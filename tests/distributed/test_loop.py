@@ -1,5 +1,6 @@
 """The one loop: every mode writes the same artifacts, resume is exact in one process, and a bad
 command line fails at once, before Ray starts or anything is written."""
+
 import dataclasses
 import json
 import subprocess
@@ -16,11 +17,33 @@ from tests.distributed.test_offline_job import _write_store
 
 REPO = Path(__file__).resolve().parents[2]
 PAIR = "cartpole-balance,mw-reach"
-SMALL = ["model_size=tiny", "wandb_mode=disabled", "progress=false", "eval_episodes=1", "eval_max_steps=5",
-         "planner.num_samples=16", "planner.num_elites=4", "planner.num_pi_trajs=4", "planner.iterations=1",
-         "batch_size=16", "diag_samples_per_task=4", "diag_audit_states=1", f"task='{PAIR}'"]
-ARTIFACTS = {"checkpoint.pt", "model.safetensors", "metrics.jsonl", "eval.md", "eval.csv", "learning_curve.png",
-             "eval_tasks.png", "run.json", "config.json", "summary.json"}
+SMALL = [
+    "model_size=tiny",
+    "wandb_mode=disabled",
+    "progress=false",
+    "eval_episodes=1",
+    "eval_max_steps=5",
+    "planner.num_samples=16",
+    "planner.num_elites=4",
+    "planner.num_pi_trajs=4",
+    "planner.iterations=1",
+    "batch_size=16",
+    "diag_samples_per_task=4",
+    "diag_audit_states=1",
+    f"task='{PAIR}'",
+]
+ARTIFACTS = {
+    "checkpoint.pt",
+    "model.safetensors",
+    "metrics.jsonl",
+    "eval.md",
+    "eval.csv",
+    "learning_curve.png",
+    "eval_tasks.png",
+    "run.json",
+    "config.json",
+    "summary.json",
+}
 
 
 def _artifacts(run_dir: Path) -> tuple[set, list]:
@@ -32,12 +55,19 @@ def _artifacts(run_dir: Path) -> tuple[set, list]:
 
 def _local_modes(tmp_path) -> dict[str, list[str]]:
     data = f"offline_data={tmp_path}/data"
-    online = ["steps=240", "seed_steps=200", "utd=0.1", "max_episode_steps=40", "eval_freq=120",
-              "checkpoint_freq=120"]
-    return {"local": online,
-            "local-offline": ["num_runners=0", data, "steps=20", "updates_per_round=10", "eval_freq=10",
-                              "checkpoint_freq=10"],
-            "local-mixed": online + [data, "offline_ratio=0.5"]}
+    online = ["steps=240", "seed_steps=200", "utd=0.1", "max_episode_steps=40", "eval_freq=120", "checkpoint_freq=120"]
+    return {
+        "local": online,
+        "local-offline": [
+            "num_runners=0",
+            data,
+            "steps=20",
+            "updates_per_round=10",
+            "eval_freq=10",
+            "checkpoint_freq=10",
+        ],
+        "local-mixed": online + [data, "offline_ratio=0.5"],
+    }
 
 
 @pytest.mark.slow
@@ -49,10 +79,25 @@ def test_every_mode_writes_the_same_artifacts_and_eval_keys(ray_session, tmp_pat
         summary = run(compose("train", SMALL + args + [f"run_dir={tmp_path / name}"]))
         assert summary["updates"] > 0 and summary["failures"] == []
         results[name] = _artifacts(tmp_path / name)
-    ray_modes = {"ray": ["num_runners=1", "steps=240", "seed_steps=200", "utd=0.1", "max_episode_steps=40",
-                         "eval_freq=120", "checkpoint_freq=120"],
-                 "ray-offline": ["num_runners=0", f"offline_data={tmp_path}/data", "steps=20", "updates_per_round=10",
-                                 "eval_freq=10", "checkpoint_freq=10"]}
+    ray_modes = {
+        "ray": [
+            "num_runners=1",
+            "steps=240",
+            "seed_steps=200",
+            "utd=0.1",
+            "max_episode_steps=40",
+            "eval_freq=120",
+            "checkpoint_freq=120",
+        ],
+        "ray-offline": [
+            "num_runners=0",
+            f"offline_data={tmp_path}/data",
+            "steps=20",
+            "updates_per_round=10",
+            "eval_freq=10",
+            "checkpoint_freq=10",
+        ],
+    }
     for name, args in ray_modes.items():
         cfg = compose("mt80", ["preset=smoke"] + SMALL + args + [f"run_dir={tmp_path / name}"])
         summary = run(cfg)
@@ -61,8 +106,9 @@ def test_every_mode_writes_the_same_artifacts_and_eval_keys(ray_session, tmp_pat
     for name, (files, keys) in results.items():
         assert ARTIFACTS <= files, f"{name} lacks {ARTIFACTS - files}"
         assert keys == results["local"][1], f"{name}'s eval rows differ: {set(keys) ^ set(results['local'][1])}"
-    assert {"return/cartpole-balance", "return/mw-reach", "normalized_score", "latency_p50_ms"} <= \
-        set(results["local"][1])
+    assert {"return/cartpole-balance", "return/mw-reach", "normalized_score", "latency_p50_ms"} <= set(
+        results["local"][1]
+    )
     # a learning curve with more than one point, in every mode
     for name in results:
         assert len(read_metrics(tmp_path / name, "eval")) >= 2, name
@@ -75,8 +121,16 @@ def _train_rows(run_dir: Path) -> dict[int, dict]:
 def test_resume_in_one_process_gives_the_same_next_updates_as_an_uninterrupted_run(tmp_path):
     # 50-step episodes end at 50, 100, 150, ... in the uninterrupted run; the run stopped at 120 resumes with a
     # fresh episode that ends at 170, so up to update 140 both runs sample the same stored episodes
-    base = SMALL[:-1] + ["task=cartpole-balance", "max_episode_steps=50", "seed_steps=100", "utd=1", "batch_size=32",
-                         "eval_freq=100000", "checkpoint_freq=120", "diagnostics=false"]
+    base = SMALL[:-1] + [
+        "task=cartpole-balance",
+        "max_episode_steps=50",
+        "seed_steps=100",
+        "utd=1",
+        "batch_size=32",
+        "eval_freq=100000",
+        "checkpoint_freq=120",
+        "diagnostics=false",
+    ]
     run(compose("train", base + ["steps=140", f"run_dir={tmp_path / 'straight'}"]))
     run(compose("train", base + ["steps=120", f"run_dir={tmp_path / 'resumed'}"]))
     from distributed.replay.reader import ShardReader
@@ -102,13 +156,23 @@ def test_resume_in_one_process_gives_the_same_next_updates_as_an_uninterrupted_r
 
 
 def _cli(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / script), *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, str(REPO / script), *args], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
 
 
-@pytest.mark.parametrize("bad, key", [("steps=abc", "steps"), ("planner.num_samples=many", "planner.num_samples"),
-                                      ("stepz=3", "stepz"), ("eval_freq=0", "eval_freq"), ("seed=-1", "seed"),
-                                      ("num_learners=0", "num_learners"), ("device=cuda", "device=cuda")])
+@pytest.mark.parametrize(
+    "bad, key",
+    [
+        ("steps=abc", "steps"),
+        ("planner.num_samples=many", "planner.num_samples"),
+        ("stepz=3", "stepz"),
+        ("eval_freq=0", "eval_freq"),
+        ("seed=-1", "seed"),
+        ("num_learners=0", "num_learners"),
+        ("device=cuda", "device=cuda"),
+    ],
+)
 def test_a_bad_override_fails_at_once_naming_the_key_before_ray_starts(tmp_path, bad, key):
     out = _cli("launch/mt80.py", "preset=smoke", f"run_dir={tmp_path}/run", bad, cwd=tmp_path)
     assert out.returncode == 2, out.stderr
@@ -133,8 +197,11 @@ def test_config_tree_is_typed_and_built_once():
 
 
 def test_the_in_process_runner_shares_the_learners_model(tmp_path):
-    loop = Loop(compose("train", SMALL[:-1] + ["task=cartpole-balance", "steps=10", "seed_steps=5",
-                                               f"run_dir={tmp_path / 'r'}"]))
+    loop = Loop(
+        compose(
+            "train", SMALL[:-1] + ["task=cartpole-balance", "steps=10", "seed_steps=5", f"run_dir={tmp_path / 'r'}"]
+        )
+    )
     try:
         loop.start()
         assert loop.parts.collector.runner.policy.model is loop.parts.agent.model

@@ -1,4 +1,5 @@
 """The distributed job on an embedded Ray: bad input, no deadlock before the first episode."""
+
 import json
 import threading
 import time
@@ -17,8 +18,9 @@ pytestmark = pytest.mark.ray
 
 
 def _small(tmp_path, *extra):
-    return compose_run_config(["preset=smoke", "task='cartpole-balance,pendulum-swingup,mw-reach'",
-                               f"run_dir={tmp_path}/run", *extra])
+    return compose_run_config(
+        ["preset=smoke", "task='cartpole-balance,pendulum-swingup,mw-reach'", f"run_dir={tmp_path}/run", *extra]
+    )
 
 
 # a killed env runner or shard actor (restarted in a new process, nothing lost, the run finishes) and a
@@ -37,8 +39,9 @@ def test_bad_configs_fail_before_any_actor_starts(ray_session, tmp_path, monkeyp
         Loop(_small(tmp_path, "num_learners=1", "gpus_per_learner=1")).start()
     # a run directory made by another config
     (tmp_path / "run").mkdir()
-    (tmp_path / "run" / "run.json").write_text(json.dumps({"task": "mt30", "model_size": "tiny", "seed": 1,
-                                                           "num_shards": 2}))
+    (tmp_path / "run" / "run.json").write_text(
+        json.dumps({"task": "mt30", "model_size": "tiny", "seed": 1, "num_shards": 2})
+    )
     with pytest.raises(ConfigError, match="belongs to another run"):
         Loop(_small(tmp_path))
     # a task whose simulator package this machine lacks (all are installed here, so point
@@ -54,8 +57,19 @@ def test_bad_configs_fail_before_any_actor_starts(ray_session, tmp_path, monkeyp
 def test_collection_is_not_held_back_before_any_episode_can_be_learned_from(ray_session, tmp_path):
     """Learning is allowed after 100 steps but the first 500-step episode ends only at step 500:
     the limiter must not stop collection while there is nothing to sample (a deadlock)."""
-    cfg = compose_run_config(["preset=smoke", "task=cartpole-balance", "num_runners=1", "max_episode_steps=null",
-                              "seed_steps=100", "utd=0.2", "max_lag=5", "steps=700", f"run_dir={tmp_path}/run"])
+    cfg = compose_run_config(
+        [
+            "preset=smoke",
+            "task=cartpole-balance",
+            "num_runners=1",
+            "max_episode_steps=null",
+            "seed_steps=100",
+            "utd=0.2",
+            "max_lag=5",
+            "steps=700",
+            f"run_dir={tmp_path}/run",
+        ]
+    )
     co = Loop(cfg)
     done = {}
     worker = threading.Thread(target=lambda: done.update(co.run()), daemon=True)

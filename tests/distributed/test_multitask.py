@@ -1,4 +1,5 @@
 """Multitask collection and sampling: seeding per env, task balance modes, weight lag."""
+
 import numpy as np
 import pytest
 
@@ -33,11 +34,31 @@ def test_each_balance_mode_samples_in_its_proportions(balance, p_task0):
 def test_every_task_has_data_before_the_first_update_and_runners_act_with_current_weights(tmp_path):
     # cartpole episodes last 500 steps, mw-reach's 100 (x2 action repeat: 50 agent steps... either way
     # longer than seed_steps): learning must wait until both tasks have an episode in the store
-    cfg = compose("train", ["task='cartpole-balance,mw-reach'", "model_size=tiny", "steps=1300", "seed_steps=50",
-                            "seed_episodes=1", "utd=0.05", "publish_every=1000", "batch_size=16", "eval_freq=100000", "eval_episodes=1",
-                            "eval_max_steps=5", "checkpoint_freq=100000", "diagnostics=false",
-                            "wandb_mode=disabled", "progress=false", "planner.num_samples=16", "planner.num_elites=4",
-                            "planner.num_pi_trajs=4", "planner.iterations=1", f"run_dir={tmp_path}/run"])
+    cfg = compose(
+        "train",
+        [
+            "task='cartpole-balance,mw-reach'",
+            "model_size=tiny",
+            "steps=1300",
+            "seed_steps=50",
+            "seed_episodes=1",
+            "utd=0.05",
+            "publish_every=1000",
+            "batch_size=16",
+            "eval_freq=100000",
+            "eval_episodes=1",
+            "eval_max_steps=5",
+            "checkpoint_freq=100000",
+            "diagnostics=false",
+            "wandb_mode=disabled",
+            "progress=false",
+            "planner.num_samples=16",
+            "planner.num_elites=4",
+            "planner.num_pi_trajs=4",
+            "planner.iterations=1",
+            f"run_dir={tmp_path}/run",
+        ],
+    )
     summary = run(cfg)
     assert summary["updates"] > 0
     episodes, train = read_metrics(tmp_path / "run", "episode"), read_metrics(tmp_path / "run", "train")
@@ -57,8 +78,9 @@ def test_every_task_has_data_before_the_first_update_and_runners_act_with_curren
 
     index = episode_index(tmp_path / "run" / "replay" / "shard-000")
     names = ["cartpole-balance", "mw-reach"]
-    assert [(names[t], int(v)) for t, v in zip(index["task"], index["version"])] == \
-        [(e["task"], e["weights_version"]) for e in episodes]
+    assert [(names[t], int(v)) for t, v in zip(index["task"], index["version"], strict=False)] == [
+        (e["task"], e["weights_version"]) for e in episodes
+    ]
     assert len({e["weights_version"] for e in episodes}) > 1  # learning published new weights in between
 
 
@@ -68,8 +90,18 @@ def test_a_long_episode_is_sampleable_before_it_ends_and_its_pieces_hold_every_w
     from distributed.replay.reader import ShardReader
 
     H = 3
-    cfg = compose("train", ["task=cartpole-balance", "model_size=tiny", "partial_episodes=true", "steps=1000",
-                            "wandb_mode=disabled", "progress=false", f"run_dir={tmp_path}/run"])
+    cfg = compose(
+        "train",
+        [
+            "task=cartpole-balance",
+            "model_size=tiny",
+            "partial_episodes=true",
+            "steps=1000",
+            "wandb_mode=disabled",
+            "progress=false",
+            f"run_dir={tmp_path}/run",
+        ],
+    )
     loop = Loop(cfg)
     try:
         loop.start()
@@ -93,12 +125,12 @@ def test_a_long_episode_is_sampleable_before_it_ends_and_its_pieces_hold_every_w
         if t % 7 == 6 and (p := b.piece(H)) is not None:
             pieces.append(p)
     pieces.append(b.finish())
-    whole = {k: np.asarray(v) for k, v in zip(("obs", "reward"), (b.obs, b.reward))}
+    whole = {k: np.asarray(v) for k, v in zip(("obs", "reward"), (b.obs, b.reward), strict=False)}
     starts, first = [], 0
     for p in pieces:
         n = len(p["obs"])
-        assert np.array_equal(p["obs"], whole["obs"][first:first + n])
-        assert np.array_equal(p["reward"][1:], np.asarray(whole["reward"][first + 1:first + n], np.float32))
+        assert np.array_equal(p["obs"], whole["obs"][first : first + n])
+        assert np.array_equal(p["reward"][1:], np.asarray(whole["reward"][first + 1 : first + n], np.float32))
         starts += list(range(first, first + n - H))
         first += n - H
     assert starts == list(range(41 - H)) and pieces[-1]["truncated"][-1] and pieces[-1]["final"]
@@ -109,8 +141,18 @@ def test_a_runner_s_recorded_weight_lag_is_the_updates_made_since_its_weights_we
     # a controlled Ray run: weights are published once, at the start (publish_every exceeds the run's updates),
     # so the runner acts with version 1 all run long and an episode's true lag is the learner's update count
     # when the driver records the episode: the "updates" of the last train row logged before it
-    cfg = compose("mt80", ["preset=smoke", "task='cartpole-balance,mw-reach'", "num_runners=1", "steps=900",
-                              "seed_steps=200", "publish_every=1000000000", f"run_dir={tmp_path}/run"])
+    cfg = compose(
+        "mt80",
+        [
+            "preset=smoke",
+            "task='cartpole-balance,mw-reach'",
+            "num_runners=1",
+            "steps=900",
+            "seed_steps=200",
+            "publish_every=1000000000",
+            f"run_dir={tmp_path}/run",
+        ],
+    )
     run(cfg)
     updates, lags = 0, []
     for row in read_metrics(tmp_path / "run"):
@@ -121,4 +163,6 @@ def test_a_runner_s_recorded_weight_lag_is_the_updates_made_since_its_weights_we
             lags.append(row["weights_lag"])
     assert len(lags) > 10 and max(lags) > 10, lags  # stale weights, many updates stale (44 in a development run)
     summary = read_metrics(tmp_path / "run", "summary")[-1]
-    assert summary["weights_lag_p50"] == np.percentile(lags, 50) and summary["weights_lag_p99"] == np.percentile(lags, 99)
+    assert summary["weights_lag_p50"] == np.percentile(lags, 50) and summary["weights_lag_p99"] == np.percentile(
+        lags, 99
+    )

@@ -2,6 +2,7 @@
 env-runner actor, a replay-shard actor, a learner actor, an evaluator actor) on two bodies at once,
 cartpole-swingup and its procedural variant with a longer pole; every task must beat its random
 policy by a clear margin."""
+
 import pytest
 
 from distributed.run_log import read_metrics
@@ -21,12 +22,32 @@ MARGIN = 60.0
 @pytest.mark.slow
 def test_one_model_learns_two_tasks_on_ray_actors(ray_session, tmp_path):
     steps_per_task = 1500
-    cfg = compose_run_config([
-        "preset=smoke", f"task='{','.join(TASKS)}'", f"steps={steps_per_task * len(TASKS)}", "max_episode_steps=null",
-        "seed_steps=1000", "seed_episodes=1", "batch_size=64", "utd=0.5", "max_lag=200", "collect_steps=20",
-        "updates_per_round=20", "publish_every=20", "eval_freq=1000000000", "eval_episodes=2", "eval_max_steps=null",
-        "checkpoint_freq=1000000000", "diagnostics=false", "planner.num_samples=128", "planner.num_elites=16",
-        "planner.num_pi_trajs=8", "planner.iterations=3", f"run_dir={tmp_path}/run"])
+    cfg = compose_run_config(
+        [
+            "preset=smoke",
+            f"task='{','.join(TASKS)}'",
+            f"steps={steps_per_task * len(TASKS)}",
+            "max_episode_steps=null",
+            "seed_steps=1000",
+            "seed_episodes=1",
+            "batch_size=64",
+            "utd=0.5",
+            "max_lag=200",
+            "collect_steps=20",
+            "updates_per_round=20",
+            "publish_every=20",
+            "eval_freq=1000000000",
+            "eval_episodes=2",
+            "eval_max_steps=null",
+            "checkpoint_freq=1000000000",
+            "diagnostics=false",
+            "planner.num_samples=128",
+            "planner.num_elites=16",
+            "planner.num_pi_trajs=8",
+            "planner.iterations=3",
+            f"run_dir={tmp_path}/run",
+        ]
+    )
     summary, _ = run_job(cfg)
     final = read_metrics(tmp_path / "run", "eval")[-1]
     report = {}

@@ -3,6 +3,7 @@
 fresh node joins. The job finishes with exit 0, summary.json names the loss, every episode committed before
 the loss is still in the store byte for byte, none is stored twice, and the checkpoint's counters equal the
 store. Every simulated node shares this machine's disk, so a shard restarted on another node reopens its data."""
+
 import json
 import re
 import shutil
@@ -37,9 +38,16 @@ def _remove_when_still(path: Path, timeout_s: float = 10.0) -> None:
             time.sleep(0.1)
 
 
-def _lose_a_node_mid_run(cluster, tmp_path: Path, holding: str, *overrides: str, fresh_cpus: float = 1,
-                         disk_lost: bool = False, run_dir: str | None = None,
-                         committed: dict | None = None) -> tuple[dict, dict, str, str]:
+def _lose_a_node_mid_run(
+    cluster,
+    tmp_path: Path,
+    holding: str,
+    *overrides: str,
+    fresh_cpus: float = 1,
+    disk_lost: bool = False,
+    run_dir: str | None = None,
+    committed: dict | None = None,
+) -> tuple[dict, dict, str, str]:
     """Run the job; once it has a checkpoint, remove the node that holds actor `holding` (placement.json) and
     add a fresh one of `fresh_cpus`. Returns (summary, placement at start, console, the lost node's id); checks
     the store. `disk_lost`: the shard `holding` had its store on the lost node's own disk (deleted with the
@@ -50,12 +58,28 @@ def _lose_a_node_mid_run(cluster, tmp_path: Path, holding: str, *overrides: str,
     run_dir = storage_path(run_dir or tmp_path / "run")
     console_path = tmp_path / "console.txt"
     with open(console_path, "w") as console:
-        job = subprocess.Popen([sys.executable, str(REPO / "launch" / "mt80.py"), *SMALL_JOB, "steps=2400",
-                                "checkpoint_freq=600", *overrides, f"run_dir={run_dir}"],
-                               cwd=REPO, env=cluster.env, stdout=console, stderr=subprocess.STDOUT, text=True)
+        job = subprocess.Popen(
+            [
+                sys.executable,
+                str(REPO / "launch" / "mt80.py"),
+                *SMALL_JOB,
+                "steps=2400",
+                "checkpoint_freq=600",
+                *overrides,
+                f"run_dir={run_dir}",
+            ],
+            cwd=REPO,
+            env=cluster.env,
+            stdout=console,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         try:
-            placement = _wait_for("placement.json", lambda: (run_dir / "placement.json").exists() and json.loads(
-                (run_dir / "placement.json").read_text()), job)
+            placement = _wait_for(
+                "placement.json",
+                lambda: (run_dir / "placement.json").exists() and json.loads((run_dir / "placement.json").read_text()),
+                job,
+            )
             lost = placement["actors"][holding]
             name = next(n for n, i in cluster.nodes.items() if i == lost)
             _wait_for("a checkpoint", lambda: (run_dir / "checkpoint.pt").exists(), job, timeout_s=600)
@@ -84,7 +108,9 @@ def _lose_a_node_mid_run(cluster, tmp_path: Path, holding: str, *overrides: str,
     console = console_path.read_text()
     for raw in ("Traceback", "[state-dump]", "(pid=gcs_server)"):  # Ray's own dumps go to ray.log
         assert raw not in console, console[-3000:]
-    assert not re.search(r"^(\x1b\[\d+m)?\(raylet\)", console, re.M), console[-3000:]  # no raylet message as Ray prints it
+    assert not re.search(r"^(\x1b\[\d+m)?\(raylet\)", console, re.M), console[
+        -3000:
+    ]  # no raylet message as Ray prints it
     if "(all of it in" in console:  # a one-line gist of Ray's message on the console, all of it in ray.log
         assert "[state-dump]" in (run_dir / "ray.log").read_text() or "marked dead" in (run_dir / "ray.log").read_text()
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -138,9 +164,15 @@ def test_two_learner_ranks_on_two_nodes_one_node_lost_the_group_is_rebuilt(ray_c
     # a rank needs more than half a worker's CPU, so PACK cannot put both on one node: one rank per node
     # the replacement node is bigger: the actors restarted from the lost node may take the survivor's spare room
     # first, and a rank needs 0.55 of a node
-    summary, placement, console, lost = _lose_a_node_mid_run(ray_cluster, tmp_path, "learner-1", "num_learners=2",
-                                                             "cpus_per_learner=0.55", "cpus_per_evaluator=0.1",
-                                                             fresh_cpus=2)
+    summary, placement, console, lost = _lose_a_node_mid_run(
+        ray_cluster,
+        tmp_path,
+        "learner-1",
+        "num_learners=2",
+        "cpus_per_learner=0.55",
+        "cpus_per_evaluator=0.1",
+        fresh_cpus=2,
+    )
     assert placement["actors"]["learner-0"] != placement["actors"]["learner-1"], placement
     (line,) = [i for i in summary["incidents"] if "learner died" in i]
     assert "group of 2 rank(s) was rebuilt" in line
@@ -153,16 +185,49 @@ def test_the_cluster_presets_shape_runs_end_to_end_scaled_down(ray_cluster, tmp_
     # configs/preset/cluster.yaml (many runners, several shards, a learner group) with its sizes and devices
     # scaled to two 1-CPU nodes by overrides; everything else is the preset's
     run_dir = tmp_path / "run"
-    scaled = ["preset=cluster", "task='cartpole-balance,cartpole-swingup,pendulum-swingup,reacher-easy'",
-              "device=cpu", "runner_device=cpu", "precision=fp32", "model_size=tiny", "num_runners=4", "num_shards=3",
-              "num_learners=2", "envs_per_task=1", "gpus_per_runner=0", "gpus_per_learner=0", "cpus_per_runner=0.2",
-              "cpus_per_learner=0.25", "cpus_per_shard=0.05", "cpus_per_evaluator=0.1", "batch_size=32", "utd=0.1",
-              "steps=800", "seed_steps=400", "max_episode_steps=50", "eval_freq=100000", "eval_episodes=1",
-              "eval_max_steps=5", "checkpoint_freq=400", "diagnostics=false", "wandb_mode=disabled", "progress=false",
-              "planner.iterations=1", "planner.num_samples=16", "planner.num_elites=4", "planner.num_pi_trajs=4",
-              "storage_shared=true"]
-    out = subprocess.run([sys.executable, str(REPO / "launch" / "mt80.py"), *scaled, f"run_dir={run_dir}"], cwd=REPO,
-                         env=ray_cluster.env, capture_output=True, text=True, timeout=900)
+    scaled = [
+        "preset=cluster",
+        "task='cartpole-balance,cartpole-swingup,pendulum-swingup,reacher-easy'",
+        "device=cpu",
+        "runner_device=cpu",
+        "precision=fp32",
+        "model_size=tiny",
+        "num_runners=4",
+        "num_shards=3",
+        "num_learners=2",
+        "envs_per_task=1",
+        "gpus_per_runner=0",
+        "gpus_per_learner=0",
+        "cpus_per_runner=0.2",
+        "cpus_per_learner=0.25",
+        "cpus_per_shard=0.05",
+        "cpus_per_evaluator=0.1",
+        "batch_size=32",
+        "utd=0.1",
+        "steps=800",
+        "seed_steps=400",
+        "max_episode_steps=50",
+        "eval_freq=100000",
+        "eval_episodes=1",
+        "eval_max_steps=5",
+        "checkpoint_freq=400",
+        "diagnostics=false",
+        "wandb_mode=disabled",
+        "progress=false",
+        "planner.iterations=1",
+        "planner.num_samples=16",
+        "planner.num_elites=4",
+        "planner.num_pi_trajs=4",
+        "storage_shared=true",
+    ]
+    out = subprocess.run(
+        [sys.executable, str(REPO / "launch" / "mt80.py"), *scaled, f"run_dir={run_dir}"],
+        cwd=REPO,
+        env=ray_cluster.env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     placement = json.loads((run_dir / "placement.json").read_text())
     runners = {placement["actors"][f"runner-{i}"] for i in range(4)}

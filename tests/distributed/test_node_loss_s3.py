@@ -4,6 +4,7 @@ holding a shard is removed without grace mid-run. The shard actor restarts on an
 shard from the bucket once the dead writer's lease has run out (LATENTFLEET_LEASE_S, short here), and the job
 finishes: every episode committed before the loss is still in the store byte for byte, none is stored twice,
 and the checkpoint's counters equal the store (`_lose_a_node_mid_run`, shared with test_node_loss.py)."""
+
 import pytest
 
 from distributed.storage import storage_path
@@ -33,8 +34,9 @@ def s3_cluster(s3_server):
 def test_losing_a_shards_node_with_the_store_in_a_bucket(s3_cluster, s3_bucket, tmp_path):
     run_dir = f"{s3_bucket}/run"
     store = {}
-    summary, placement, console, lost = _lose_a_node_mid_run(s3_cluster, tmp_path, "shard-001", run_dir=run_dir,
-                                                             committed=store)
+    summary, placement, console, lost = _lose_a_node_mid_run(
+        s3_cluster, tmp_path, "shard-001", run_dir=run_dir, committed=store
+    )
     on_lost = [a for a, n in placement["actors"].items() if n == lost]
     assert "shard-001" in on_lost, placement
     assert summary["shards_set_aside"] == {} and summary["replay_quarantine"] == [] and summary["episodes"] > 0

@@ -1,15 +1,16 @@
 """TD-MPC2 dataset chunks <-> the Zarr replay store, and training from a store (offline, mixed)."""
+
 import json
 
 import numpy as np
 import pytest
 import torch
 
+from distributed.config import ConfigError, config_from_dict
+from distributed.loop import Loop, run
 from distributed.offline.exporter import export_tdmpc2
 from distributed.offline.importer import import_record_path, import_tdmpc2
 from distributed.offline.tdmpc2_format import ChunkFormatError, read_chunk
-from distributed.config import ConfigError, config_from_dict
-from distributed.loop import Loop, run
 from distributed.replay.layout import read_state
 
 
@@ -28,7 +29,7 @@ def make_chunk(n, t1, obs_dim, action_dim, tasks, seed, first_id=0):
     for t in range(1, t1):
         x = x @ A + action[:, t] @ B
         obs[:, t, 1:] = x
-        reward[:, t] = -(x ** 2).mean(-1)
+        reward[:, t] = -(x**2).mean(-1)
     obs[..., 0] = (first_id + torch.arange(n, dtype=torch.float32))[:, None]
     action[:, 0], reward[:, 0] = float("nan"), float("nan")
     task = torch.tensor([tasks[i % len(tasks)] for i in range(n)], dtype=torch.int64)[:, None].expand(n, t1)
@@ -51,7 +52,7 @@ def test_import_then_export_gives_the_same_files(tmp_path):
     assert commit.live_episodes == 18 and commit.live_per_task == {0: [9, 180], 1: [9, 180]}
     out = export_tdmpc2(tmp_path / "shard", tmp_path / "out", episodes_per_file=6, progress=False)
     assert [p.name for p in out] == [p.name for p in src]
-    for a, b in zip(src, out):
+    for a, b in zip(src, out, strict=False):
         orig, back = torch.load(a, weights_only=True), read_chunk(b)
         assert set(orig) == set(back)
         for k in orig:
@@ -63,14 +64,22 @@ def test_import_then_export_gives_the_same_files(tmp_path):
     assert read_state(tmp_path / "shard2")[1].live_per_task == commit.live_per_task
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda d: d.update(observation=d.pop("obs")),
-     r"missing \['obs'\].*unexpected \['observation'\].*Expected obs float32 \[N, T\+1, O\]"),
-    (lambda d: d.update(reward=d["reward"][:, 1:]), r"reward has shape \[6, 20\], expected \[N, T\+1\] = \[6, 21\]"),
-    (lambda d: d.update(action=d["action"][..., 0]), r"action has shape \[6, 21\], expected \[N, T\+1, A\]"),
-    (lambda d: d.update(task=d["task"].float()), r"task has dtype torch.float32, expected an integer dtype"),
-    (lambda d: d["obs"].__setitem__((2, 5, 3), float("nan")), r"episode 2: obs .* contains NaN"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (
+            lambda d: d.update(observation=d.pop("obs")),
+            r"missing \['obs'\].*unexpected \['observation'\].*Expected obs float32 \[N, T\+1, O\]",
+        ),
+        (
+            lambda d: d.update(reward=d["reward"][:, 1:]),
+            r"reward has shape \[6, 20\], expected \[N, T\+1\] = \[6, 21\]",
+        ),
+        (lambda d: d.update(action=d["action"][..., 0]), r"action has shape \[6, 21\], expected \[N, T\+1, A\]"),
+        (lambda d: d.update(task=d["task"].float()), r"task has dtype torch.float32, expected an integer dtype"),
+        (lambda d: d["obs"].__setitem__((2, 5, 3), float("nan")), r"episode 2: obs .* contains NaN"),
+    ],
+)
 def test_bad_dataset_files_name_what_was_expected(tmp_path, damage, message):
     files = make_dataset(tmp_path / "src", files=2)
     data = torch.load(files[1], weights_only=True)
@@ -114,8 +123,9 @@ def test_interrupted_import_resumes_without_duplicating_episodes(tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        import_tdmpc2(tmp_path / "src", tmp_path / "shard", chunk_len=32, flush_every=5, progress=False,
-                      on_commit=interrupt)
+        import_tdmpc2(
+            tmp_path / "src", tmp_path / "shard", chunk_len=32, flush_every=5, progress=False, on_commit=interrupt
+        )
     partial = read_state(tmp_path / "shard")[1].episodes
     assert 10 <= partial < 18
     report = import_tdmpc2(tmp_path / "src", tmp_path / "shard", chunk_len=32, flush_every=5, progress=False)
@@ -133,17 +143,35 @@ def test_interrupted_import_resumes_without_duplicating_episodes(tmp_path):
     assert json.loads(import_record_path(tmp_path / "shard").read_text())["obs_dim"] == 7
 
 
-QUICK = dict(model_size="tiny", wandb_mode="disabled", progress=False, eval_episodes=1, eval_max_steps=10,
-             planner=dict(num_samples=32, num_elites=4, num_pi_trajs=4, iterations=1))
+QUICK = dict(
+    model_size="tiny",
+    wandb_mode="disabled",
+    progress=False,
+    eval_episodes=1,
+    eval_max_steps=10,
+    planner=dict(num_samples=32, num_elites=4, num_pi_trajs=4, iterations=1),
+)
 PAIR = "cartpole-balance,reacher-easy"  # obs 5 / 6, actions 1 / 2
 
 
 def test_offline_training_from_an_imported_dataset_lowers_the_loss(tmp_path):
     make_dataset(tmp_path / "src", files=2, n=16, t1=31, obs_dim=6, action_dim=2, tasks=(0, 1))
     import_tdmpc2(tmp_path / "src", tmp_path / "data" / "shard-000", progress=False)
-    cfg = config_from_dict(dict(QUICK, task=PAIR, num_runners=0, offline_data=str(tmp_path / "data"), steps=240,
-                                batch_size=32, updates_per_round=40, eval_freq=10**9, checkpoint_freq=10**9,
-                                diagnostics=False, run_dir=str(tmp_path / "run")))
+    cfg = config_from_dict(
+        dict(
+            QUICK,
+            task=PAIR,
+            num_runners=0,
+            offline_data=str(tmp_path / "data"),
+            steps=240,
+            batch_size=32,
+            updates_per_round=40,
+            eval_freq=10**9,
+            checkpoint_freq=10**9,
+            diagnostics=False,
+            run_dir=str(tmp_path / "run"),
+        )
+    )
     summary = run(cfg)
     assert summary["updates"] == 240 and summary["env_steps"] == 0
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
@@ -164,9 +192,22 @@ def test_mixed_training_draws_its_batch_share_from_the_offline_store(tmp_path):
     (tmp_path / "src").mkdir()
     torch.save(chunk, tmp_path / "src" / "c.pt")
     import_tdmpc2(tmp_path / "src", tmp_path / "offline", progress=False)
-    cfg = config_from_dict(dict(QUICK, task="cartpole-balance", steps=600, seed_steps=500, utd=0.1, batch_size=40,
-                                offline_data=str(tmp_path / "offline"), offline_ratio=0.25, eval_freq=10**9,
-                                checkpoint_freq=10**9, diagnostics=False, run_dir=str(tmp_path / "run")))
+    cfg = config_from_dict(
+        dict(
+            QUICK,
+            task="cartpole-balance",
+            steps=600,
+            seed_steps=500,
+            utd=0.1,
+            batch_size=40,
+            offline_data=str(tmp_path / "offline"),
+            offline_ratio=0.25,
+            eval_freq=10**9,
+            checkpoint_freq=10**9,
+            diagnostics=False,
+            run_dir=str(tmp_path / "run"),
+        )
+    )
     loop = Loop(cfg)
     try:
         summary = loop.run()
@@ -189,9 +230,21 @@ def test_offline_training_with_a_task_set_pads_to_its_dims_and_evaluates(tmp_pat
     (tmp_path / "src").mkdir()
     torch.save(make_chunk(4, 21, 5, 1, (0,), seed=1), tmp_path / "src" / "c.pt")  # narrower than the set: padded
     import_tdmpc2(tmp_path / "src", tmp_path / "shard", progress=False)
-    cfg = config_from_dict(dict(QUICK, task=PAIR, num_runners=0, offline_data=str(tmp_path / "shard"), steps=20,
-                                batch_size=16, updates_per_round=10, eval_freq=20, checkpoint_freq=10**9,
-                                diagnostics=False, run_dir=str(tmp_path / "run")))
+    cfg = config_from_dict(
+        dict(
+            QUICK,
+            task=PAIR,
+            num_runners=0,
+            offline_data=str(tmp_path / "shard"),
+            steps=20,
+            batch_size=16,
+            updates_per_round=10,
+            eval_freq=20,
+            checkpoint_freq=10**9,
+            diagnostics=False,
+            run_dir=str(tmp_path / "run"),
+        )
+    )
     loop = Loop(cfg)
     try:
         assert loop.agent_cfg.model.obs_dim == ts.max_obs_dim and loop.agent_cfg.model.action_dim == 2
@@ -201,8 +254,11 @@ def test_offline_training_with_a_task_set_pads_to_its_dims_and_evaluates(tmp_pat
         loop.run()
     finally:
         loop.shutdown()
-    evals = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
-             if json.loads(x)["kind"] == "eval"]
+    evals = [
+        json.loads(x)
+        for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+        if json.loads(x)["kind"] == "eval"
+    ]
     assert len(evals) == 1 and {"return/cartpole-balance", "return/reacher-easy"} <= set(evals[0])
     with pytest.raises(ConfigError, match=r"holds obs/action dims \(5, 1\), wider than task set 'pendulum-swingup'"):
         Loop(config_from_dict({**cfg.to_dict(), "task": "pendulum-swingup", "run_dir": str(tmp_path / "r2")}))
@@ -220,8 +276,14 @@ def test_a_killed_import_process_resumes_without_duplicating_episodes(tmp_path):
 
     make_dataset(tmp_path / "src", files=3, n=20, t1=41, obs_dim=9)
     script = Path(__file__).resolve().parents[2] / "launch" / "import_tdmpc2.py"
-    cmd = [sys.executable, str(script), f"source={tmp_path / 'src'}", f"out={tmp_path / 'shard'}", "flush_every=1",
-           "chunk_len=64"]
+    cmd = [
+        sys.executable,
+        str(script),
+        f"source={tmp_path / 'src'}",
+        f"out={tmp_path / 'shard'}",
+        "flush_every=1",
+        "chunk_len=64",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     killed_at = None
     try:
@@ -257,8 +319,9 @@ def test_parallel_import_into_several_shards_exports_back_to_the_same_files(tmp_
     src = make_dataset(tmp_path / "src", files=3, n=6)
     reports = import_tdmpc2_sharded(tmp_path / "src", tmp_path / "data", 2, chunk_len=64, progress=False)
     assert [r["imported"] for r in reports] == [12, 6]  # files split in order: 2 + 1
-    out = export_tdmpc2(sorted((tmp_path / "data").glob("shard-*[0-9]")), tmp_path / "out", episodes_per_file=6,
-                        progress=False)
+    out = export_tdmpc2(
+        sorted((tmp_path / "data").glob("shard-*[0-9]")), tmp_path / "out", episodes_per_file=6, progress=False
+    )
     for a, b in zip(src, out, strict=True):
         orig, back = torch.load(a, weights_only=True), read_chunk(b)
         assert all(torch.equal(torch.nan_to_num(orig[k]), torch.nan_to_num(back[k])) for k in orig)

@@ -1,5 +1,6 @@
 """The distributed job learning from an offline store (TD-MPC2's mt80 setting) and mixing it
 with online collection."""
+
 import json
 
 import numpy as np
@@ -7,8 +8,8 @@ import pytest
 import ray
 
 from distributed.config import ConfigError
-from distributed.loop import Loop
 from distributed.episodes import EpisodeBuilder
+from distributed.loop import Loop
 from distributed.replay.writer import ShardWriter
 from tests.distributed.job_helpers import compose_run_config
 
@@ -39,8 +40,17 @@ def _write_store(path, episodes_per_task=3, steps=30, tasks=(0, 1)):
 
 def test_offline_run_learns_from_a_store_without_env_runners(ray_session, tmp_path):
     _write_store(tmp_path / "data" / "shard-000")
-    cfg = compose_run_config(["preset=smoke", f"task={TASKS}", "num_runners=0", f"offline_data={tmp_path}/data",
-                              "steps=60", "checkpoint_freq=30", f"run_dir={tmp_path}/run"])
+    cfg = compose_run_config(
+        [
+            "preset=smoke",
+            f"task={TASKS}",
+            "num_runners=0",
+            f"offline_data={tmp_path}/data",
+            "steps=60",
+            "checkpoint_freq=30",
+            f"run_dir={tmp_path}/run",
+        ]
+    )
     co = Loop(cfg)
     try:
         summary = co.run()
@@ -60,11 +70,13 @@ def test_mixed_batches_take_the_configured_share_from_the_offline_store(ray_sess
     ts = _write_store(tmp_path / "online", tasks=(0,))
     _write_store(tmp_path / "offline", tasks=(1,))
     masks = ts.action_masks()
-    online = actor_classes()["shard"].remote(str(tmp_path / "online"), obs_dim=ts.max_obs_dim,
-                                             action_dim=ts.max_action_dim)
+    online = actor_classes()["shard"].remote(
+        str(tmp_path / "online"), obs_dim=ts.max_obs_dim, action_dim=ts.max_action_dim
+    )
     try:
-        source = Mixture(ShardActorSource([online], masks), StoreSource(tmp_path / "offline", masks, ts.max_obs_dim),
-                         0.25)
+        source = Mixture(
+            ShardActorSource([online], masks), StoreSource(tmp_path / "offline", masks, ts.max_obs_dim), 0.25
+        )
         rng = np.random.default_rng(0)
         for _ in range(3):
             batch = source.sample(40, 3, rng)
@@ -80,15 +92,42 @@ def test_offline_config_errors(ray_session, tmp_path):
     with pytest.raises(ConfigError, match="num_runners=0 means an offline run"):
         Loop(compose_run_config(["preset=smoke", f"task={TASKS}", "num_runners=0", f"run_dir={tmp_path}/a"]))
     with pytest.raises(ConfigError, match="neither a replay shard"):
-        Loop(compose_run_config(["preset=smoke", f"task={TASKS}", "num_runners=0",
-                                 f"offline_data={tmp_path}/nothing", f"run_dir={tmp_path}/b"]))
+        Loop(
+            compose_run_config(
+                [
+                    "preset=smoke",
+                    f"task={TASKS}",
+                    "num_runners=0",
+                    f"offline_data={tmp_path}/nothing",
+                    f"run_dir={tmp_path}/b",
+                ]
+            )
+        )
     _write_store(tmp_path / "data" / "shard-000", episodes_per_task=1, steps=5)
     with pytest.raises(ConfigError, match=r"holds obs/action dims \(39, 4\), wider than task set 'cartpole-balance'"):
-        Loop(compose_run_config(["preset=smoke", "task=cartpole-balance", "num_runners=0",
-                                 f"offline_data={tmp_path}/data", f"run_dir={tmp_path}/c"]))
+        Loop(
+            compose_run_config(
+                [
+                    "preset=smoke",
+                    "task=cartpole-balance",
+                    "num_runners=0",
+                    f"offline_data={tmp_path}/data",
+                    f"run_dir={tmp_path}/c",
+                ]
+            )
+        )
     with pytest.raises(ConfigError, match=r"holds task ids \[1\]; task set 'mw-reach' has 1 tasks"):
-        Loop(compose_run_config(["preset=smoke", "task=mw-reach", "num_runners=0",
-                                 f"offline_data={tmp_path}/data", f"run_dir={tmp_path}/d"]))
+        Loop(
+            compose_run_config(
+                [
+                    "preset=smoke",
+                    "task=mw-reach",
+                    "num_runners=0",
+                    f"offline_data={tmp_path}/data",
+                    f"run_dir={tmp_path}/d",
+                ]
+            )
+        )
 
 
 def test_offline_training_reads_a_read_only_store_shared_by_two_concurrent_jobs(tmp_path):
@@ -105,18 +144,42 @@ def test_offline_training_reads_a_read_only_store_shared_by_two_concurrent_jobs(
     before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
     data = _read_only_view(tmp_path / "data", tmp_path / "ro")
     repo = Path(__file__).resolve().parents[2]
-    args = ["model_size=tiny", f"task={TASKS}", "num_runners=0", f"offline_data={data}", "steps=30",
-            "batch_size=16", "updates_per_round=10", "eval_freq=30", "eval_episodes=1", "eval_max_steps=5",
-            "checkpoint_freq=30", "diagnostics=false", "wandb_mode=disabled", "progress=false",
-            "planner.num_samples=16", "planner.num_elites=4", "planner.num_pi_trajs=4", "planner.iterations=1"]
-    jobs = [subprocess.Popen([sys.executable, str(repo / "launch/train.py"), *args, f"run_dir={tmp_path}/run{i}",
-                              f"seed={i + 1}"], cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             env={**os.environ, "MUJOCO_GL": "egl"}) for i in range(2)]
+    args = [
+        "model_size=tiny",
+        f"task={TASKS}",
+        "num_runners=0",
+        f"offline_data={data}",
+        "steps=30",
+        "batch_size=16",
+        "updates_per_round=10",
+        "eval_freq=30",
+        "eval_episodes=1",
+        "eval_max_steps=5",
+        "checkpoint_freq=30",
+        "diagnostics=false",
+        "wandb_mode=disabled",
+        "progress=false",
+        "planner.num_samples=16",
+        "planner.num_elites=4",
+        "planner.num_pi_trajs=4",
+        "planner.iterations=1",
+    ]
+    jobs = [
+        subprocess.Popen(
+            [sys.executable, str(repo / "launch/train.py"), *args, f"run_dir={tmp_path}/run{i}", f"seed={i + 1}"],
+            cwd=repo,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "MUJOCO_GL": "egl"},
+        )
+        for i in range(2)
+    ]
     try:
         outs = [j.communicate(timeout=300) for j in jobs]
     finally:
         _release(tmp_path / "data", data)
-    for j, (out, err) in zip(jobs, outs):
+    for j, (out, err) in zip(jobs, outs, strict=False):
         assert j.returncode == 0, err[-2000:]
         assert "'updates': 30" in out
     assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in files} == before
@@ -132,8 +195,11 @@ def _read_only_view(src, mount_point):
 
     if os.geteuid() == 0:
         mount_point.mkdir()
-        ok = subprocess.run(["mount", "--bind", str(src), str(mount_point)], capture_output=True).returncode == 0 and \
-            subprocess.run(["mount", "-o", "remount,ro,bind", str(mount_point)], capture_output=True).returncode == 0
+        ok = (
+            subprocess.run(["mount", "--bind", str(src), str(mount_point)], capture_output=True).returncode == 0
+            and subprocess.run(["mount", "-o", "remount,ro,bind", str(mount_point)], capture_output=True).returncode
+            == 0
+        )
         if ok:
             return mount_point
         subprocess.run(["umount", str(mount_point)], capture_output=True)

@@ -1,4 +1,5 @@
 """ReplayShardActor: the plain class in-process, and the same class as a Ray actor."""
+
 import numpy as np
 import pytest
 
@@ -43,8 +44,9 @@ def test_flush_interval_makes_data_sampleable(tmp_path):
 @pytest.mark.ray
 def test_ray_actor_round_trip(tmp_path, ray_session):
     ray = ray_session
-    actor = remote_class().options(num_cpus=0).remote(str(tmp_path / "s"), obs_dim=O, action_dim=A,
-                                                      chunk_len=64, seed=0)
+    actor = (
+        remote_class().options(num_cpus=0).remote(str(tmp_path / "s"), obs_dim=O, action_dim=A, chunk_len=64, seed=0)
+    )
     assert ray.get(actor.add_episodes.remote(episodes(0, 4))) == [0, 1, 2, 3]
     ray.get(actor.flush.remote())
     batch = ray.get(actor.sample.remote(8, 3))

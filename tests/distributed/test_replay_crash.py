@@ -1,6 +1,7 @@
 """A real writer process is SIGKILLed at random moments; every time, the reopened shard passes
 verify_shard, its committed episodes are exactly what was written, nothing committed is lost,
 and the next writer resumes with fresh ids. Two writer processes at once, read by a third."""
+
 import os
 import signal
 import subprocess
@@ -22,7 +23,7 @@ O, A, C = 5, 2, 64
 
 # Writes synthetic episodes forever (random lengths spanning chunks, random flushes) until killed,
 # or `count` episodes then closes. Prints "ready" once it holds the writer lock.
-WRITER = """
+WRITER = f"""
 import sys, numpy as np
 from distributed.replay.writer import ShardWriter
 from distributed.replay.synthetic import synthetic_episode
@@ -37,12 +38,16 @@ while count < 0 or n < count:
     if rng.random() < 0.2:
         w.flush()
 w.close()
-""".format(O=O, A=A, C=C)
+"""
 
 
 def start_writer(path, seed, count=-1):
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(seed), str(count)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path), str(seed), str(count)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     line = proc.stdout.readline()
     assert line.strip() == "ready", proc.stderr.read()
     return proc
@@ -69,8 +74,8 @@ def committed_episodes(path):
     """{episode id: (start, length, task)} of the live committed episodes."""
     _, c = read_state(path)
     g = zarr.open_group(str(path), mode="r")
-    cols = [g[f"episodes/{k}"][c.first_episode:c.episodes] for k in ("id", "start", "length", "task")]
-    return {int(i): (int(s), int(n), int(t)) for i, s, n, t in zip(*cols)}
+    cols = [g[f"episodes/{k}"][c.first_episode : c.episodes] for k in ("id", "start", "length", "task")]
+    return {int(i): (int(s), int(n), int(t)) for i, s, n, t in zip(*cols, strict=False)}
 
 
 def check_content(path, episodes):
@@ -80,7 +85,7 @@ def check_content(path, episodes):
         want = synthetic_episode(eid, obs_dim=O, action_dim=A, max_len=150)
         assert (length, task) == (len(want["obs"]), want["task"]), f"episode {eid} index entry"
         for k in ("obs", "action", "reward", "terminated", "truncated"):
-            np.testing.assert_array_equal(g[k][start:start + length], want[k], err_msg=f"episode {eid} {k}")
+            np.testing.assert_array_equal(g[k][start : start + length], want[k], err_msg=f"episode {eid} {k}")
 
 
 def test_sigkill_at_random_moments_never_loses_or_corrupts(tmp_path):

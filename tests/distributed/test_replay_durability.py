@@ -1,4 +1,5 @@
 """What a shard promises against retries, idle writers, power loss and damaged data."""
+
 import os
 import time
 
@@ -69,7 +70,16 @@ def test_a_commit_syncs_every_new_directory_and_array_record_before_the_commit_r
     shard = str(tmp_path / "s")
     record = opened.index(f"{shard}/zarr.json")
     before = set(opened[:record])
-    for must in ("obs/c/0", "obs/c/0/0", "obs/c", "obs/zarr.json", "tasks/7", "tasks/7/zarr.json", "tasks", "episodes/length"):
+    for must in (
+        "obs/c/0",
+        "obs/c/0/0",
+        "obs/c",
+        "obs/zarr.json",
+        "tasks/7",
+        "tasks/7/zarr.json",
+        "tasks",
+        "episodes/length",
+    ):
         assert f"{shard}/{must}" in before, f"{must} is not synced before the commit record"
 
 
@@ -79,8 +89,10 @@ def test_a_shard_actor_quarantines_a_damaged_chunks_episodes_and_keeps_serving_a
     from distributed.batches import ShardActorSource
 
     shard = remote_class()
-    actors = [shard.options(num_cpus=0).remote(str(tmp_path / f"s{i}"), obs_dim=O, action_dim=A, chunk_len=16,
-                                               cache_bytes=0) for i in range(2)]
+    actors = [
+        shard.options(num_cpus=0).remote(str(tmp_path / f"s{i}"), obs_dim=O, action_dim=A, chunk_len=16, cache_bytes=0)
+        for i in range(2)
+    ]
     try:
         for i, a in enumerate(actors):
             ray.get(a.add_episodes.remote(_episodes(10 * i, 4, producer=f"p{i}")))
@@ -95,7 +107,12 @@ def test_a_shard_actor_quarantines_a_damaged_chunks_episodes_and_keeps_serving_a
         assert source.failed == {}
         (q,) = source.damage()["quarantine"]
         assert (q["shard"], q["array"], q["chunk"], q["episodes_lost"], q["transitions_lost"]) == (
-            str(tmp_path / "s1"), "obs", 1, 2, 38)
+            str(tmp_path / "s1"),
+            "obs",
+            1,
+            2,
+            38,
+        )
         stats = ray.get(actors[1].stats.remote())
         assert (stats["episodes"], stats["transitions"]) == (2, 38)
         ray.get(actors[1].add_episodes.remote(_episodes(20, 2, producer="p1")))  # still taking episodes
@@ -134,7 +151,7 @@ def _overlapping(shard, chunk: int) -> set[int]:
 
     info, c = layout.read_state(shard)
     g = zarr.open_group(str(shard), mode="r")
-    ep = {k: g["episodes"][k][c.first_episode:c.episodes] for k in ("id", "start", "length")}
+    ep = {k: g["episodes"][k][c.first_episode : c.episodes] for k in ("id", "start", "length")}
     return set(ep["id"][layout.episodes_in_chunk(ep["start"], ep["length"], chunk, info.chunk_len)].tolist())
 
 
@@ -151,14 +168,32 @@ def test_a_job_with_a_corrupt_chunk_loses_exactly_its_episodes_and_says_so_once(
     if backend == "ray":
         request.getfixturevalue("ray_session")
         shard = tmp_path / "run" / "replay" / "shard-001"
-        args = ["preset=smoke", "task='cartpole-balance,pendulum-swingup'", "num_runners=2",
-                "partial_episodes=false", "balance=uniform", "shard_cache_mb=0"]
+        args = [
+            "preset=smoke",
+            "task='cartpole-balance,pendulum-swingup'",
+            "num_runners=2",
+            "partial_episodes=false",
+            "balance=uniform",
+            "shard_cache_mb=0",
+        ]
         config = "mt80"
     else:
         shard = tmp_path / "run" / "replay" / "shard-000"
-        args, config = ["task=cartpole-balance", "model_size=tiny", "progress=false", "wandb_mode=disabled",
-                        "planner.iterations=1", "planner.num_samples=16", "planner.num_elites=4",
-                        "planner.num_pi_trajs=2", "eval_episodes=1", "shard_cache_mb=0"], "train"
+        args, config = (
+            [
+                "task=cartpole-balance",
+                "model_size=tiny",
+                "progress=false",
+                "wandb_mode=disabled",
+                "planner.iterations=1",
+                "planner.num_samples=16",
+                "planner.num_elites=4",
+                "planner.num_pi_trajs=2",
+                "eval_episodes=1",
+                "shard_cache_mb=0",
+            ],
+            "train",
+        )
     args += ["max_episode_steps=40", "seed_steps=200", "utd=0.2", "chunk_len=64", f"run_dir={tmp_path}/run"]
     run(compose(config, args + ["steps=400"]))
     lost = _overlapping(shard, 1)
@@ -187,8 +222,16 @@ def test_a_job_sets_a_shard_with_unreadable_metadata_aside_whole_and_goes_on(tmp
     from distributed.config import compose
     from distributed.loop import run
 
-    args = ["preset=smoke", "task='cartpole-balance,pendulum-swingup'", "num_runners=2", "partial_episodes=false",
-            "max_episode_steps=40", "seed_steps=200", "utd=0.2", f"run_dir={tmp_path}/run"]
+    args = [
+        "preset=smoke",
+        "task='cartpole-balance,pendulum-swingup'",
+        "num_runners=2",
+        "partial_episodes=false",
+        "max_episode_steps=40",
+        "seed_steps=200",
+        "utd=0.2",
+        f"run_dir={tmp_path}/run",
+    ]
     run(compose("mt80", args + ["steps=400"]))
     replay = tmp_path / "run" / "replay"
     (replay / "shard-001" / "zarr.json").write_text("{ not json")

@@ -1,5 +1,6 @@
 """MultiShardSampler: size-proportional and task-balanced draws across shards, a damaged chunk that
 costs only its episodes, an unreadable shard set aside while the others keep serving, background prefetch that picks up new data."""
+
 import numpy as np
 import pytest
 

@@ -2,6 +2,7 @@
 Zarr's FsspecStore and s3fs, the code a run uses: writes, reopens exactly, samples, verifies; the
 single writer is a lease (a second writer is refused, a dead writer's lease runs out); a writer
 SIGKILLed at each point of the commit protocol loses only what it had not committed."""
+
 import os
 import signal
 import subprocess
@@ -22,8 +23,10 @@ O, A, C = 5, 2, 32
 
 
 def add(writer, n):
-    return [writer.add_episode(**synthetic_episode(writer.next_episode_id, obs_dim=O, action_dim=A, max_len=60))
-            for _ in range(n)]
+    return [
+        writer.add_episode(**synthetic_episode(writer.next_episode_id, obs_dim=O, action_dim=A, max_len=60))
+        for _ in range(n)
+    ]
 
 
 def test_shard_on_s3_commits_reopens_exactly_and_samples(s3_bucket, monkeypatch):
@@ -52,7 +55,7 @@ def test_shard_on_s3_commits_reopens_exactly_and_samples(s3_bucket, monkeypatch)
     obs = batch["obs"]  # [H+1, B, O]: obs[..., 0] is the episode id, obs[..., 1] the row in it
     for b in range(obs.shape[1]):
         eid, row0 = int(obs[0, b, 0]), int(obs[0, b, 1])
-        want = synthetic_episode(eid, obs_dim=O, action_dim=A, max_len=60)["obs"][row0:row0 + 4]
+        want = synthetic_episode(eid, obs_dim=O, action_dim=A, max_len=60)["obs"][row0 : row0 + 4]
         np.testing.assert_array_equal(obs[:, b], want)
 
 
@@ -86,7 +89,7 @@ def test_stalled_writer_whose_lease_was_taken_writes_nothing_more(s3_bucket, mon
     w2.close()
 
 
-WRITER = """
+WRITER = f"""
 import sys
 from distributed.replay.writer import ShardWriter
 from distributed.replay.synthetic import synthetic_episode
@@ -94,7 +97,7 @@ w = ShardWriter(sys.argv[1], obs_dim={O}, action_dim={A}, chunk_len={C})
 for _ in range(int(sys.argv[2])):
     w.add_episode(**synthetic_episode(w.next_episode_id, obs_dim={O}, action_dim={A}, max_len=60))
 w.flush()
-""".format(O=O, A=A, C=C)
+"""
 
 
 @pytest.mark.parametrize("point", ["chunk-data", "index", "commit-record", "eviction"])
@@ -105,14 +108,15 @@ def test_writer_killed_at_each_point_loses_only_uncommitted(s3_bucket, monkeypat
         add(w, 6)
     before = read_state(shard)[1]
     env = {**os.environ, "LATENTFLEET_KILL_AT": point}
-    code = WRITER if point != "eviction" else WRITER.replace("chunk_len=", "capacity=4 * {}, chunk_len=".format(C))
+    code = WRITER if point != "eviction" else WRITER.replace("chunk_len=", f"capacity=4 * {C}, chunk_len=")
     proc = subprocess.run([sys.executable, "-c", code, shard, "40"], env=env, capture_output=True, text=True)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     after = read_state(shard)[1]
     assert after.generation >= before.generation  # whatever was committed stays committed
     verify_shard(shard)  # every committed chunk decodes and matches the index
-    with ShardWriter(shard, obs_dim=O, action_dim=A, chunk_len=C,
-                     capacity=None if point != "eviction" else 4 * C) as w:  # waits out the dead writer's lease
+    with ShardWriter(
+        shard, obs_dim=O, action_dim=A, chunk_len=C, capacity=None if point != "eviction" else 4 * C
+    ) as w:  # waits out the dead writer's lease
         assert w.commit.generation == after.generation
         ids = add(w, 2)
     assert ids[0] == after.next_episode_id  # ids continue from the record: none reused
@@ -137,9 +141,14 @@ def test_a_commit_is_whole_chunk_puts_then_the_record_last_with_no_reads(s3_buck
         return await real(self, method, *args, **kwargs)
 
     monkeypatch.setattr(s3fs.S3FileSystem, "_call_s3", counted)
+
     def add_two_tasks(w, n):  # episodes of tasks 0 and 1 only
-        return [w.add_episode(**synthetic_episode(w.next_episode_id, obs_dim=O, action_dim=A, max_len=60,
-                                                  task=w.next_episode_id % 2)) for _ in range(n)]
+        return [
+            w.add_episode(
+                **synthetic_episode(w.next_episode_id, obs_dim=O, action_dim=A, max_len=60, task=w.next_episode_id % 2)
+            )
+            for _ in range(n)
+        ]
 
     with ShardWriter(shard, obs_dim=O, action_dim=A, chunk_len=C) as w:
         add_two_tasks(w, 3)
@@ -150,7 +159,9 @@ def test_a_commit_is_whole_chunk_puts_then_the_record_last_with_no_reads(s3_buck
         commit = list(sent)
         ids = add_two_tasks(w, 2)
     assert commit[-1] == ("put_object", "shard/zarr.json"), commit  # the record, last
-    assert {m for m, _ in commit} == {"put_object"}, [x for x in commit if x[0] != "put_object"]  # nothing read back, no lease renewal
+    assert {m for m, _ in commit} == {"put_object"}, [
+        x for x in commit if x[0] != "put_object"
+    ]  # nothing read back, no lease renewal
     keys = [k for _, k in commit[:-1]]
     assert all("/c/" in k for k in keys), keys  # chunk objects only: no array zarr.json rewritten
     assert len(keys) == len(set(keys))  # each object once
@@ -165,7 +176,7 @@ def test_a_commit_is_whole_chunk_puts_then_the_record_last_with_no_reads(s3_buck
     obs = batch["obs"]
     for b in range(obs.shape[1]):
         eid, row0 = int(obs[0, b, 0]), int(obs[0, b, 1])
-        want = synthetic_episode(eid, obs_dim=O, action_dim=A, max_len=60, task=eid % 2)["obs"][row0:row0 + 4]
+        want = synthetic_episode(eid, obs_dim=O, action_dim=A, max_len=60, task=eid % 2)["obs"][row0 : row0 + 4]
         np.testing.assert_array_equal(obs[:, b], want)
 
 
@@ -180,8 +191,10 @@ def test_a_shard_actors_reader_takes_its_writers_commits_as_a_fresh_reader_reads
     actor = ReplayShardActor(shard, obs_dim=O, action_dim=A, chunk_len=C, capacity=6 * C, flush_every_s=1000)
     try:
         for round_ in range(6):
-            eps = [dict(synthetic_episode(100 * round_ + i, obs_dim=O, action_dim=A, max_len=40, task=i % 3))
-                   for i in range(4)]
+            eps = [
+                dict(synthetic_episode(100 * round_ + i, obs_dim=O, action_dim=A, max_len=40, task=i % 3))
+                for i in range(4)
+            ]
             actor.add_episodes(eps)
             actor.flush()
             if round_ == 3:
@@ -195,8 +208,9 @@ def test_a_shard_actors_reader_takes_its_writers_commits_as_a_fresh_reader_reads
             assert mine.generation == fresh.generation == actor.writer.commit.generation
             for k in ("id", "start", "length", "task"):
                 np.testing.assert_array_equal(mine._episodes[k], fresh._episodes[k])
-            assert {t: list(v) for t, v in mine._task_ordinals.items() if len(v)} == \
-                   {t: list(v) for t, v in fresh._task_ordinals.items() if len(v)}
+            assert {t: list(v) for t, v in mine._task_ordinals.items() if len(v)} == {
+                t: list(v) for t, v in fresh._task_ordinals.items() if len(v)
+            }
             assert mine.task_windows(3) == fresh.task_windows(3) and mine.num_transitions == fresh.num_transitions
         assert actor.writer.commit.first_row > 0  # evictions happened (the quarantined chunk went with them)
         batch = actor.sample(16, 3, seed=0)
@@ -204,6 +218,6 @@ def test_a_shard_actors_reader_takes_its_writers_commits_as_a_fresh_reader_reads
         for b in range(obs.shape[1]):
             eid, row0 = int(obs[0, b, 0]), int(obs[0, b, 1])
             want = synthetic_episode(eid, obs_dim=O, action_dim=A, max_len=40, task=(eid % 100) % 3)["obs"]
-            np.testing.assert_array_equal(obs[:, b], want[row0:row0 + 4])
+            np.testing.assert_array_equal(obs[:, b], want[row0 : row0 + 4])
     finally:
         actor.close()

@@ -1,5 +1,6 @@
 """ShardReader sampling: the batch contract, windows inside one episode, uniform and task-balanced
 draws, a bounded cache, and named errors for missing or corrupted chunks."""
+
 import numpy as np
 import pytest
 
@@ -28,13 +29,13 @@ def check_windows(batch, episodes):
     """Every window lies inside one episode and matches its rows exactly; returns (ids, starts)."""
     obs = batch["obs"]
     ids, starts = obs[0, :, 0].astype(int), obs[0, :, 1].astype(int)
-    for b, (eid, s) in enumerate(zip(ids, starts)):
+    for b, (eid, s) in enumerate(zip(ids, starts, strict=False)):
         ep = episodes[eid]
         assert s + H < len(ep["obs"]), "window runs past the episode's last row"
-        np.testing.assert_array_equal(obs[:, b], ep["obs"][s:s + H + 1])
-        np.testing.assert_array_equal(batch["action"][:, b], ep["action"][s + 1:s + H + 1])
-        np.testing.assert_array_equal(batch["reward"][:, b], ep["reward"][s + 1:s + H + 1])
-        np.testing.assert_array_equal(batch["terminated"][:, b], ep["terminated"][s + 1:s + H + 1])
+        np.testing.assert_array_equal(obs[:, b], ep["obs"][s : s + H + 1])
+        np.testing.assert_array_equal(batch["action"][:, b], ep["action"][s + 1 : s + H + 1])
+        np.testing.assert_array_equal(batch["reward"][:, b], ep["reward"][s + 1 : s + H + 1])
+        np.testing.assert_array_equal(batch["terminated"][:, b], ep["terminated"][s + 1 : s + H + 1])
         assert batch["task"][b] == ep["task"]
     return ids, starts
 
@@ -53,8 +54,14 @@ def test_batch_has_the_learner_contract(mixed):
     batch = ShardReader(path).sample(32, H, np.random.default_rng(0), action_masks=masks)
     assert tuple(batch) == BATCH_KEYS
     shapes = {k: v.shape for k, v in batch.items()}
-    assert shapes == {"obs": (H + 1, 32, O), "action": (H, 32, A), "reward": (H, 32), "terminated": (H, 32),
-                      "task": (32,), "action_mask": (32, A)}
+    assert shapes == {
+        "obs": (H + 1, 32, O),
+        "action": (H, 32, A),
+        "reward": (H, 32),
+        "terminated": (H, 32),
+        "task": (32,),
+        "action_mask": (32, A),
+    }
     assert batch["task"].dtype == np.int64 and batch["action_mask"].dtype == np.float32
     np.testing.assert_array_equal(batch["action_mask"], masks[batch["task"]])
     assert Batch.from_numpy(batch).horizon == H
@@ -123,7 +130,7 @@ def corrupt(path, array="obs", chunk=1):
     """Flip bytes in the middle of a committed chunk file, for real."""
     f = chunk_file(path, array, chunk, ndim=2 if array in ("obs", "action") else 1)
     data = bytearray(f.read_bytes())
-    data[len(data) // 2:len(data) // 2 + 8] = b"\xff" * 8
+    data[len(data) // 2 : len(data) // 2 + 8] = b"\xff" * 8
     f.write_bytes(bytes(data))
 
 
@@ -174,7 +181,9 @@ def test_quarantine_recorded_by_the_writer_holds_for_every_reader_and_after_reop
     assert report.quarantined_chunks == [5] and report.episodes == 11
     fresh = ShardReader(path)
     assert [(q.chunk, q.episodes, q.reason) for q in fresh.quarantine] == [(5, (5, 6), reader.quarantine[0].reason)]
-    ids = np.concatenate([check_windows(fresh.sample(256, H, np.random.default_rng(s)), episodes)[0] for s in range(20)])
+    ids = np.concatenate(
+        [check_windows(fresh.sample(256, H, np.random.default_rng(s)), episodes)[0] for s in range(20)]
+    )
     assert set(ids.tolist()) == set(range(13)) - {5, 6}
     with ShardWriter(path, obs_dim=O, action_dim=A, chunk_len=64, durable=False) as again:
         assert again.commit.live_episodes == 11 and again.commit.quarantined_ids() == {5, 6}
@@ -183,11 +192,11 @@ def test_quarantine_recorded_by_the_writer_holds_for_every_reader_and_after_reop
 def test_eviction_takes_a_quarantine_entry_with_its_chunk(tmp_path):
     path = tmp_path / "s"
     with ShardWriter(path, obs_dim=O, action_dim=A, chunk_len=64, capacity=256, durable=False) as w:
-        for e in range(4):
+        for _e in range(4):
             w.add_episode(**synthetic_episode(w.next_episode_id, obs_dim=O, action_dim=A, length=60, task=0))
         w.flush()
         assert w.quarantine("obs", 1, "corrupted (test)").episodes == (1, 2)
-        for e in range(12):
+        for _e in range(12):
             w.add_episode(**synthetic_episode(w.next_episode_id, obs_dim=O, action_dim=A, length=60, task=0))
         w.flush()
         assert w.commit.first_row > 128 and w.commit.quarantine == []

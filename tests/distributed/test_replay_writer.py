@@ -1,4 +1,5 @@
 """ShardWriter: commit protocol, resume, single writer, input checks, eviction, plain-Zarr layout, CLI."""
+
 import os
 import subprocess
 import sys
@@ -27,7 +28,7 @@ def add(writer, n, **kw):
 def committed_ids(path):
     g = zarr.open_group(str(path), mode="r")
     c = g.attrs["latentfleet_replay"]["commit"]
-    return g["episodes/id"][c["first_episode"]:c["episodes"]].tolist()
+    return g["episodes/id"][c["first_episode"] : c["episodes"]].tolist()
 
 
 def test_plain_zarr_reads_every_episode_back(tmp_path):
@@ -47,7 +48,8 @@ def test_plain_zarr_reads_every_episode_back(tmp_path):
         assert (g["episode"][sl] == eid).all() and (g["step"][sl] == np.arange(length)).all()
         assert i in g[f"tasks/{task}"][:]
     assert sorted(name for name, _ in g.members()) == sorted(
-        ["obs", "action", "reward", "terminated", "truncated", "task", "episode", "step", "episodes", "tasks"])
+        ["obs", "action", "reward", "terminated", "truncated", "task", "episode", "step", "episodes", "tasks"]
+    )
 
 
 def test_reader_sees_only_committed_data_and_chunks_are_written_once(tmp_path):
@@ -79,7 +81,7 @@ def test_reopen_resumes_ids_and_content(tmp_path):
         second = add(w, 10)
     assert second == list(range(10, 20))
     assert committed_ids(path) == first + second
-    np.testing.assert_array_equal(zarr.open_group(str(path))["obs"][:len(content)], content)
+    np.testing.assert_array_equal(zarr.open_group(str(path))["obs"][: len(content)], content)
     assert verify_shard(path).episodes == 20
 
 
@@ -115,16 +117,19 @@ def test_refuses_a_directory_that_is_not_a_shard(tmp_path):
     assert (tmp_path / "d" / "notes.txt").read_text() == "mine"
 
 
-@pytest.mark.parametrize("key, value, message", [
-    ("obs", np.zeros((10, O + 1), np.float32), r"obs has shape \(10, 8\).*\[T\+1, 7\]"),
-    ("action", np.zeros((9, A), np.float32), r"action has shape \(9, 3\), expected \(10, 3\)"),
-    ("reward", np.zeros((10, 1), np.float32), r"reward has shape \(10, 1\), expected \(10,\)"),
-    ("obs", np.zeros((10, O), np.int64), r"obs has dtype int64"),
-    ("terminated", np.full(10, 0.5), r"terminated has dtype float64"),
-    ("reward", np.full(10, np.nan, np.float32), r"reward .* NaN"),
-    ("task", -1, r"task must be an int"),
-    ("obs", np.zeros((1, O), np.float32), r"T >= 1"),
-])
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("obs", np.zeros((10, O + 1), np.float32), r"obs has shape \(10, 8\).*\[T\+1, 7\]"),
+        ("action", np.zeros((9, A), np.float32), r"action has shape \(9, 3\), expected \(10, 3\)"),
+        ("reward", np.zeros((10, 1), np.float32), r"reward has shape \(10, 1\), expected \(10,\)"),
+        ("obs", np.zeros((10, O), np.int64), r"obs has dtype int64"),
+        ("terminated", np.full(10, 0.5), r"terminated has dtype float64"),
+        ("reward", np.full(10, np.nan, np.float32), r"reward .* NaN"),
+        ("task", -1, r"task must be an int"),
+        ("obs", np.zeros((1, O), np.float32), r"T >= 1"),
+    ],
+)
 def test_bad_inputs_are_rejected_before_anything_is_written(tmp_path, key, value, message):
     with ShardWriter(tmp_path / "s", obs_dim=O, action_dim=A) as w:
         ep = synthetic_episode(0, obs_dim=O, action_dim=A, length=10)
@@ -158,7 +163,7 @@ def test_fifo_eviction_by_whole_chunks_is_durable(tmp_path):
     for k in range(c.first_row // C):
         assert not (path / "obs" / "c" / str(k) / "0").exists()
     live = committed_ids(path)
-    assert live == ids[len(ids) - len(live):] and len(live) < len(ids)
+    assert live == ids[len(ids) - len(live) :] and len(live) < len(ids)
     report = verify_shard(path)
     assert report.episodes == len(live)
     r = ShardReader(path)
@@ -175,7 +180,8 @@ def test_inspect_cli_prints_summary(tmp_path):
     with ShardWriter(path, obs_dim=O, action_dim=A, chunk_len=64) as w:
         for i in range(6):
             w.add_episode(**synthetic_episode(i, obs_dim=O, action_dim=A, length=11, task=i % 2))
-    out = subprocess.run([sys.executable, "-m", "distributed.replay.inspect", str(path)], check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "distributed.replay.inspect", str(path)], check=True, capture_output=True, text=True
+    ).stdout
     assert "transitions  60" in out and "episodes     6" in out and "size on disk" in out
     assert any(line.split() == ["0", "3", "30"] for line in out.splitlines())

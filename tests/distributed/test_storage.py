@@ -2,6 +2,7 @@
 URI is never a local folder, files land as objects, checkpoints and logs round-trip, a missing
 bucket or an unknown scheme is refused by name, and the default run directory of a `ray job
 submit` job leaves Ray's package folder."""
+
 from pathlib import Path
 
 import pytest
@@ -57,7 +58,10 @@ def test_metrics_of_a_run_on_a_uri_are_uploaded_and_continue_after_a_restart(s3_
 
 def test_a_missing_bucket_is_refused_naming_the_key(s3_bucket):
     missing = "s3://no-such-bucket-latentfleet/run"
-    with pytest.raises(StorageError, match=r"run_dir=s3://no-such-bucket-latentfleet/run: bucket 'no-such-bucket-latentfleet' does not exist"):
+    with pytest.raises(
+        StorageError,
+        match=r"run_dir=s3://no-such-bucket-latentfleet/run: bucket 'no-such-bucket-latentfleet' does not exist",
+    ):
         check_writable(missing, "run_dir")
     with pytest.raises(ConfigError, match="does not exist"):
         from distributed.loop import Loop
@@ -69,7 +73,9 @@ def test_a_missing_bucket_is_refused_naming_the_key(s3_bucket):
 
 def test_default_run_dir_of_a_ray_job_outlives_the_job():
     pkg = "/tmp/ray/session_x/runtime_resources/working_dir_files/_ray_pkg_0123abcd"
-    assert run_location("runs/mt80-tiny-smoke-s1", cwd=pkg) == str(Path.home() / "latentfleet-runs" / "mt80-tiny-smoke-s1")
+    assert run_location("runs/mt80-tiny-smoke-s1", cwd=pkg) == str(
+        Path.home() / "latentfleet-runs" / "mt80-tiny-smoke-s1"
+    )
     assert run_location("runs/mt80-tiny-smoke-s1", cwd="/home/me/latentfleet") == "runs/mt80-tiny-smoke-s1"
     assert run_location("/data/runs/x", cwd=pkg) == "/data/runs/x"
     assert run_location("s3://b/p", cwd=pkg) == "s3://b/p"

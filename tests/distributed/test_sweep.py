@@ -1,4 +1,5 @@
 """Sweeps as Ray Tune trials on the embedded Ray: expansion, the results table, resume."""
+
 import json
 import subprocess
 import sys
@@ -11,15 +12,33 @@ from distributed.sweep import SweepConfig, expand_trials
 
 REPO = Path(__file__).resolve().parents[2]
 
-TINY = ["task=cartpole-balance", "model_size=tiny", "steps=600", "seed_steps=500", "utd=0.1", "batch_size=32",
-        "eval_freq=300", "eval_episodes=1", "eval_max_steps=30", "checkpoint_freq=300", "wandb_mode=disabled",
-        "planner.num_elites=4", "planner.num_pi_trajs=4", "planner.iterations=1"]
+TINY = [
+    "task=cartpole-balance",
+    "model_size=tiny",
+    "steps=600",
+    "seed_steps=500",
+    "utd=0.1",
+    "batch_size=32",
+    "eval_freq=300",
+    "eval_episodes=1",
+    "eval_max_steps=30",
+    "checkpoint_freq=300",
+    "wandb_mode=disabled",
+    "planner.num_elites=4",
+    "planner.num_pi_trajs=4",
+    "planner.iterations=1",
+]
 
 
 def test_grid_random_and_seeds_expand_to_stable_distinct_trials():
-    cfg = SweepConfig(base=["model_size=tiny"], grid={"planner.num_samples": [16, 32]},
-                      random={"optim.lr": {"loguniform": [1e-4, 1e-3]}, "utd": {"choice": [0.5, 1.0]}},
-                      num_random=3, random_seed=7, seeds=[1, 2])
+    cfg = SweepConfig(
+        base=["model_size=tiny"],
+        grid={"planner.num_samples": [16, 32]},
+        random={"optim.lr": {"loguniform": [1e-4, 1e-3]}, "utd": {"choice": [0.5, 1.0]}},
+        num_random=3,
+        random_seed=7,
+        seeds=[1, 2],
+    )
     trials = expand_trials(cfg)
     assert len(trials) == 2 * 3 * 2 and len({t["slug"] for t in trials}) == 12
     assert expand_trials(cfg) == trials  # a resumed sweep finds the same run directories
@@ -44,8 +63,13 @@ def test_a_bad_override_fails_before_any_trial_starts(tmp_path):
 
 @pytest.mark.parametrize("bad, key", [("num_random=many", "num_random"), ('base=["steps=many"]', "steps")])
 def test_the_command_fails_at_once_on_a_bad_override_naming_the_key(tmp_path, bad, key):
-    out = subprocess.run([sys.executable, str(REPO / "launch" / "sweep.py"), f"storage={tmp_path}/sweeps", bad],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, str(REPO / "launch" / "sweep.py"), f"storage={tmp_path}/sweeps", bad],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 2, out.stderr
     assert key in out.stderr and "Traceback" not in out.stderr
     assert list(tmp_path.iterdir()) == []  # nothing written (and Ray, started after the checks, never ran)
@@ -55,8 +79,16 @@ def test_the_command_fails_at_once_on_a_bad_override_naming_the_key(tmp_path, ba
 def test_sweep_of_four_trials_writes_its_table_and_a_resume_reruns_nothing_finished(tmp_path, ray_session):
     from distributed.sweep import run_sweep
 
-    cfg = SweepConfig(name="small", storage=str(tmp_path), base=TINY, grid={"planner.num_samples": [16, 32]},
-                      seeds=[1, 2], cpus_per_trial=0.5, max_failures=0, wandb_mode="disabled")
+    cfg = SweepConfig(
+        name="small",
+        storage=str(tmp_path),
+        base=TINY,
+        grid={"planner.num_samples": [16, 32]},
+        seeds=[1, 2],
+        cpus_per_trial=0.5,
+        max_failures=0,
+        wandb_mode="disabled",
+    )
     first = run_sweep(cfg)
     assert first["errors"] == {} and len(first["trained"]) == 4 and first["skipped"] == []
     rows = first["rows"]
@@ -91,8 +123,9 @@ def test_sweep_of_four_trials_writes_its_table_and_a_resume_reruns_nothing_finis
 
 
 def test_nested_keys_from_the_command_line_mean_dotted_overrides():
-    cfg = compose_options(SweepConfig, ["+grid.planner.num_samples=[16,32]", "+random.optim.lr={uniform:[1e-4,2e-4]}",
-                                        "num_random=1"])
+    cfg = compose_options(
+        SweepConfig, ["+grid.planner.num_samples=[16,32]", "+random.optim.lr={uniform:[1e-4,2e-4]}", "num_random=1"]
+    )
     assert list(cfg.grid) == ["planner.num_samples"] and list(cfg.random) == ["optim.lr"]
     assert expand_trials(cfg)[1]["overrides"][0] == "planner.num_samples=32"
 
@@ -101,10 +134,17 @@ def test_nested_keys_from_the_command_line_mean_dotted_overrides():
 def test_a_failing_trial_is_retried_then_reported_with_its_error(tmp_path, ray_session):
     from distributed.sweep import run_sweep
 
-    cfg = SweepConfig(name="bad", storage=str(tmp_path), base=TINY, grid={"task": ["walker-wlak"]},
-                      cpus_per_trial=0.5, max_failures=1, wandb_mode="disabled")
+    cfg = SweepConfig(
+        name="bad",
+        storage=str(tmp_path),
+        base=TINY,
+        grid={"task": ["walker-wlak"]},
+        cpus_per_trial=0.5,
+        max_failures=1,
+        wandb_mode="disabled",
+    )
     out = run_sweep(cfg)
-    (slug, error), = out["errors"].items()
+    ((slug, error),) = out["errors"].items()
     assert "walker-wlak" in error
     row = out["rows"][0]
     assert row["status"] == "error" and row["attempts"] == 2  # the first try and one retry

@@ -1,6 +1,7 @@
 """A TD-MPC2 checkpoint (synthetic, mt80 layout, 1M) becomes a run directory that our launchers accept:
 it reloads with the same outputs, plans, and finetunes on a task outside mt80; wrong requests fail
 by name before anything is written."""
+
 import json
 
 import numpy as np
@@ -13,9 +14,9 @@ from agents.agent import Agent
 from agents.checkpoint import agent_from_checkpoint
 from agents.config import discount_from_episode_length
 from agents.tdmpc2_import import TDMPC2CheckpointError
-from distributed.tdmpc2_checkpoint import import_tdmpc2_checkpoint
 from distributed.config import compose, config_from_dict
 from distributed.loop import Loop
+from distributed.tdmpc2_checkpoint import import_tdmpc2_checkpoint
 from tests.agents.tdmpc2_fixtures import current_layout, dims, older_layout, reference_forward
 
 torch.set_num_threads(1)
@@ -43,9 +44,21 @@ def run_dir(tdmpc2_file, tmp_path_factory):
     from launch.import_checkpoint import main
 
     out = tmp_path_factory.mktemp("imported") / "mt80-1"
-    assert main([str(tdmpc2_file[0]), "task_set=mt80", "model_size=1", f"out={out}",
-                 "planner.num_samples=32", "planner.num_elites=4", "planner.num_pi_trajs=4",
-                 "planner.iterations=2"]) == out
+    assert (
+        main(
+            [
+                str(tdmpc2_file[0]),
+                "task_set=mt80",
+                "model_size=1",
+                f"out={out}",
+                "planner.num_samples=32",
+                "planner.num_elites=4",
+                "planner.num_pi_trajs=4",
+                "planner.iterations=2",
+            ]
+        )
+        == out
+    )
     return out
 
 
@@ -94,21 +107,42 @@ def test_older_layout_and_wrong_requests(tdmpc2_file, tmp_path, run_dir):
     assert not (tmp_path / "x").exists()
     from launch.import_checkpoint import parse_args
 
-    for argv in (["f.pt", "task_set=mt80", "out=o"], ["f.pt", "modelsize=1"], ["task_set=mt80", "model_size=1", "out=o"],
-                 ["f.pt", "task_set=mt80", "model_size=1", "out=o", "planner.num_samples=many"]):
+    for argv in (
+        ["f.pt", "task_set=mt80", "out=o"],
+        ["f.pt", "modelsize=1"],
+        ["task_set=mt80", "model_size=1", "out=o"],
+        ["f.pt", "task_set=mt80", "model_size=1", "out=o", "planner.num_samples=many"],
+    ):
         with pytest.raises(SystemExit) as stop:
             parse_args(argv)
         assert stop.value.code == 2
-    assert parse_args(["f.pt", "task_set=mt80", "model_size=1", "out=o", "planner.num_samples=64"]).planner.num_samples == 64
+    assert (
+        parse_args(["f.pt", "task_set=mt80", "model_size=1", "out=o", "planner.num_samples=64"]).planner.num_samples
+        == 64
+    )
 
 
 def _finetune(agent: Agent, task_set_names: list[str], task: str, run_dir, *, steps: int, seed_steps: int):
     """The one place this file drives the training loop: finetune `agent` on `task` alone."""
-    cfg = config_from_dict(dict(task=",".join(task_set_names), model_size=agent.cfg.model.model_size, steps=steps,
-                                seed_steps=seed_steps, utd=0.02, batch_size=16,
-                                eval_freq=steps, eval_episodes=1, eval_max_steps=10, checkpoint_freq=steps,
-                                diagnostics=False, run_dir=str(run_dir), wandb_mode="disabled", progress=False,
-                                planner=SMALL_PLANNER))
+    cfg = config_from_dict(
+        dict(
+            task=",".join(task_set_names),
+            model_size=agent.cfg.model.model_size,
+            steps=steps,
+            seed_steps=seed_steps,
+            utd=0.02,
+            batch_size=16,
+            eval_freq=steps,
+            eval_episodes=1,
+            eval_max_steps=10,
+            checkpoint_freq=steps,
+            diagnostics=False,
+            run_dir=str(run_dir),
+            wandb_mode="disabled",
+            progress=False,
+            planner=SMALL_PLANNER,
+        )
+    )
     loop = Loop(cfg, agent=agent, tasks=[task])
     try:
         return loop, loop.run()
@@ -121,17 +155,22 @@ def test_finetune_from_the_import_on_a_task_outside_mt80(run_dir, mt80, tmp_path
     agent, _ = agent_from_checkpoint(run_dir)
     assert new_task not in mt80.names
     grown = envs.load_task_set(",".join(list(mt80.names) + [new_task]))  # pads the new task to mt80's dims
-    (tid,) = agent.add_tasks(grown.action_masks()[80:], [discount_from_episode_length(L) for L in grown.episode_lengths()[80:]], init="nearest",
-                             nearest=[mt80.index(NEW[new_task])])
+    (tid,) = agent.add_tasks(
+        grown.action_masks()[80:],
+        [discount_from_episode_length(L) for L in grown.episode_lengths()[80:]],
+        init="nearest",
+        nearest=[mt80.index(NEW[new_task])],
+    )
     agent.set_trainable(["task_embedding", "dynamics", "reward", "q", "policy"])  # finetune_params-style
     encoder_before = [p.clone() for p in agent.model.encoder.parameters()]
     row_before = agent.model.task_emb.weight[tid].clone()
-    loop, summary = _finetune(agent, list(grown.names), new_task, tmp_path / "ft", steps=520,
-                                 seed_steps=500)
+    loop, summary = _finetune(agent, list(grown.names), new_task, tmp_path / "ft", steps=520, seed_steps=500)
     assert summary["env_steps"] >= 520 and summary["updates"] >= 10
     assert summary["last_eval_return"] is not None
     assert not torch.equal(agent.model.task_emb.weight[tid], row_before)  # the new body's embedding trained
-    assert all(torch.equal(a, b) for a, b in zip(agent.model.encoder.parameters(), encoder_before))  # frozen
+    assert all(
+        torch.equal(a, b) for a, b in zip(agent.model.encoder.parameters(), encoder_before, strict=False)
+    )  # frozen
     # the finetuned run directory reloads with 81 tasks, the new one last
     tuned, extra = agent_from_checkpoint(tmp_path / "ft")
     assert tuned.cfg.model.num_tasks == 81 and extra["tasks"][-1] == new_task
@@ -140,7 +179,7 @@ def test_finetune_from_the_import_on_a_task_outside_mt80(run_dir, mt80, tmp_path
 
     rows = ShardReader(tmp_path / "ft" / "replay" / "shard-000").sample(64, 1, np.random.default_rng(0))
     assert set(rows["task"].tolist()) == {tid}  # only the new task was collected
-    assert np.all(rows["action"][..., grown.tasks[-1].action_dim:] == 0)  # its padded action dims stayed 0
+    assert np.all(rows["action"][..., grown.tasks[-1].action_dim :] == 0)  # its padded action dims stayed 0
 
 
 def test_launch_train_resumes_the_imported_directory(tmp_path):
@@ -148,14 +187,19 @@ def test_launch_train_resumes_the_imported_directory(tmp_path):
     mt30 = envs.load_task_set("mt30")
     state = current_layout(dims("mt30", 1), [t.action_dim for t in mt30.tasks], seed=4)
     out = import_tdmpc2_checkpoint(state, "mt30", 1, tmp_path / "mt30-1")
-    loop = Loop(compose("train", ["task=mt30", "model_size=1", f"run_dir={out}", "steps=1", "wandb_mode=disabled",
-                                  "progress=false"]))
+    loop = Loop(
+        compose(
+            "train", ["task=mt30", "model_size=1", f"run_dir={out}", "steps=1", "wandb_mode=disabled", "progress=false"]
+        )
+    )
     try:
         loop.start()
         imported, _ = agent_from_checkpoint(out)
         agent = loop.parts.agent
         assert loop.env_steps == 0 and agent.cfg.model.task_dim == 96
-        assert all(torch.equal(a, b) for a, b in zip(agent.model.state_dict().values(),
-                                                      imported.model.state_dict().values()))
+        assert all(
+            torch.equal(a, b)
+            for a, b in zip(agent.model.state_dict().values(), imported.model.state_dict().values(), strict=False)
+        )
     finally:
         loop.shutdown()

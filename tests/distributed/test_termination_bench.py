@@ -1,6 +1,7 @@
 """bench/termination.py's report: a run's score is the mean of its last evaluations once it has
 finished, each arm is compared with the no-head run of the same seed (counts and an exact one-sided
 Wilcoxon signed-rank p), and a finished run's final checkpoint can be re-evaluated over more episodes."""
+
 import json
 import random
 
@@ -65,8 +66,17 @@ def test_rescore_evaluates_a_finished_runs_checkpoint_once(tmp_path):
     from envs import load_task_set
 
     task = "gym-invertedpendulum"
-    cfg = compose("train", [f"task={task}", "model_size=tiny", "planner.num_samples=16", "planner.num_elites=4",
-                            "planner.num_pi_trajs=2", "planner.iterations=1"])
+    cfg = compose(
+        "train",
+        [
+            f"task={task}",
+            "model_size=tiny",
+            "planner.num_samples=16",
+            "planner.num_elites=4",
+            "planner.num_pi_trajs=2",
+            "planner.iterations=1",
+        ],
+    )
     ts = load_task_set(task)
     agent = Agent(build_agent_config(cfg, ts), action_masks=torch.tensor(ts.action_masks()))
     run = tmp_path / "hard-s1"
@@ -78,8 +88,9 @@ def test_rescore_evaluates_a_finished_runs_checkpoint_once(tmp_path):
     assert kept["return"] == value and kept["episodes"] == 3
     from bench.termination import RESCORE_SEED
 
-    assert value == pytest.approx(evaluate(agent, ts, [task], episodes=3, seed=RESCORE_SEED,
-                                           max_steps=30)["tasks"][task]["return"])
+    assert value == pytest.approx(
+        evaluate(agent, ts, [task], episodes=3, seed=RESCORE_SEED, max_steps=30)["tasks"][task]["return"]
+    )
     (run / "rescore_3.json").write_text(json.dumps({**kept, "return": -1.0}))
     assert rescore(run, task, 3, 30) == -1.0  # kept: not evaluated again
 
@@ -104,8 +115,18 @@ def test_replan_evaluates_the_same_checkpoint_with_another_use_of_its_head(tmp_p
     from envs import load_task_set
 
     task = "gym-hopper"  # a continuous reward: other actions, another return
-    cfg = compose("train", [f"task={task}", "model_size=tiny", "planner.num_samples=16", "planner.num_elites=4",
-                            "planner.num_pi_trajs=2", "planner.iterations=1", "planner.termination=hard"])
+    cfg = compose(
+        "train",
+        [
+            f"task={task}",
+            "model_size=tiny",
+            "planner.num_samples=16",
+            "planner.num_elites=4",
+            "planner.num_pi_trajs=2",
+            "planner.iterations=1",
+            "planner.termination=hard",
+        ],
+    )
     ts = load_task_set(task)
     agent = Agent(build_agent_config(cfg, ts), action_masks=torch.tensor(ts.action_masks()))
     with torch.no_grad():  # rewards and values that differ between samples (a fresh model's are all zero), and
@@ -133,8 +154,9 @@ def test_report_compares_a_head_run_planned_as_trained_with_its_replans(tmp_path
             _run(tmp_path / f"{arm}-s{seed}", [10, 20], wall=1)
             (tmp_path / f"{arm}-s{seed}" / "rescore_50.json").write_text(json.dumps({"return": trained}))
         (tmp_path / f"hard-s{seed}" / "rescore_50_off.json").write_text(json.dumps({"return": off}))
-    b = TerminationBench(out=str(tmp_path), arms=["hard", "none"], seeds=[1, 2, 3], eval_episodes=2,
-                         rescore_episodes=50, replan=["off"])
+    b = TerminationBench(
+        out=str(tmp_path), arms=["hard", "none"], seeds=[1, 2, 3], eval_episodes=2, rescore_episodes=50, replan=["off"]
+    )
     text = report(b, tmp_path)
     # differences 50, -5, 30: ranks 3, 1, 2; W+ = 5, reached by {+,+,+} and {+,-,+}: 2 of 8
     assert text.splitlines()[-1] == "| hard (hard) | 3 | 73.3 | 48.3 | 2/0/1, p 0.250 |"

@@ -1,5 +1,6 @@
 """A time limit (truncation) is never stored, sampled or learned as a termination; a fall is.
 Real Gymnasium MuJoCo / dm_control physics and a real Zarr replay store."""
+
 import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -12,8 +13,8 @@ import torch
 from agents.agent import Agent
 from agents.batch import Batch
 from agents.policy import PlanningPolicy
-from distributed.env_runner import EnvRunner
 from distributed.config import build_agent_config, compose
+from distributed.env_runner import EnvRunner
 from envs import load_task_set
 
 SET = "gym-invertedpendulum,cartpole-balance"
@@ -44,8 +45,9 @@ def test_env_adapters_report_a_time_limit_as_truncation_and_a_fall_as_terminatio
     push = _run(make_gym_mujoco(pend, "InvertedPendulum-v5", seed=0), [1.0])
     assert push[-1] == (True, False) and len(push) < 50  # pushed over: terminated, not truncated
     cart = task_spec("cartpole-balance")
-    flags = _run(DMControlEnv(load_dmc("cartpole-balance", "cartpole", "balance", 0), replace(cart, episode_length=4)),
-                 [1.0])
+    flags = _run(
+        DMControlEnv(load_dmc("cartpole-balance", "cartpole", "balance", 0), replace(cart, episode_length=4)), [1.0]
+    )
     assert flags == [(False, False)] * 3 + [(False, True)]
 
 
@@ -55,8 +57,14 @@ def test_truncated_episodes_are_stored_and_sampled_as_non_terminal(tmp_path):
 
     ts = load_task_set(SET)
     cfg = build_agent_config(compose("train", [f"task='{SET}'", "model_size=tiny"]), ts)
-    runner = EnvRunner(PlanningPolicy(cfg, torch.as_tensor(ts.action_masks())), ts, list(ts.names), envs_per_task=2,
-                       seed=3, max_episode_steps=12)
+    runner = EnvRunner(
+        PlanningPolicy(cfg, torch.as_tensor(ts.action_masks())),
+        ts,
+        list(ts.names),
+        envs_per_task=2,
+        seed=3,
+        max_episode_steps=12,
+    )
     episodes, _ = runner.collect(150, random_actions=True)
     writer = ShardWriter(tmp_path / "shard", obs_dim=ts.max_obs_dim, action_dim=ts.max_action_dim, chunk_len=64)
     falls = 0
@@ -87,8 +95,14 @@ def test_truncated_episodes_are_stored_and_sampled_as_non_terminal(tmp_path):
 
 
 def test_mixed_task_sets_flag_exactly_the_tasks_that_can_fall():
-    falls = {"gym-hopper", "gym-walker2d", "gym-ant", "gym-humanoid", "gym-invertedpendulum",
-             "gym-inverteddoublependulum"}
+    falls = {
+        "gym-hopper",
+        "gym-walker2d",
+        "gym-ant",
+        "gym-humanoid",
+        "gym-invertedpendulum",
+        "gym-inverteddoublependulum",
+    }
     for name in ("gym-all", "locomotion-mixed", "mt80"):
         ts = load_task_set(name)
         assert ts.can_terminate() == tuple(t in falls for t in ts.names), name
@@ -101,19 +115,28 @@ def test_mixed_task_sets_flag_exactly_the_tasks_that_can_fall():
 def test_a_head_trained_on_truncated_episodes_never_predicts_termination():
     ts = load_task_set(SET)
     cfg = build_agent_config(compose("train", [f"task='{SET}'", "model_size=tiny"]), ts)
-    runner = EnvRunner(PlanningPolicy(cfg, torch.as_tensor(ts.action_masks())), ts, ["gym-invertedpendulum"],
-                       envs_per_task=4, seed=5, max_episode_steps=4)
+    runner = EnvRunner(
+        PlanningPolicy(cfg, torch.as_tensor(ts.action_masks())),
+        ts,
+        ["gym-invertedpendulum"],
+        envs_per_task=4,
+        seed=5,
+        max_episode_steps=4,
+    )
     episodes, _ = runner.collect(60, random_actions=True)
     # episodes cut by the 4-step limit with the pendulum still up (the few that fell are left out)
     episodes = [e for e in episodes if e["length"] == 4 and not e["terminated"].any()]
     assert len(episodes) > 20 and all(e["truncated"][-1] for e in episodes)
     n = len(episodes)
     # windows ending on the truncated last step (rows 1..4): the target there must be "not terminated"
-    ends = Batch(obs=torch.as_tensor(np.stack([e["obs"][1:5] for e in episodes], 1)),
-                 action=torch.as_tensor(np.stack([e["action"][2:5] for e in episodes], 1)),
-                 reward=torch.as_tensor(np.stack([e["reward"][2:5] for e in episodes], 1)),
-                 terminated=torch.as_tensor(np.stack([e["terminated"][2:5] for e in episodes], 1)).float(),
-                 task=torch.zeros(n, dtype=torch.long), action_mask=torch.ones(n, ts.max_action_dim))
+    ends = Batch(
+        obs=torch.as_tensor(np.stack([e["obs"][1:5] for e in episodes], 1)),
+        action=torch.as_tensor(np.stack([e["action"][2:5] for e in episodes], 1)),
+        reward=torch.as_tensor(np.stack([e["reward"][2:5] for e in episodes], 1)),
+        terminated=torch.as_tensor(np.stack([e["terminated"][2:5] for e in episodes], 1)).float(),
+        task=torch.zeros(n, dtype=torch.long),
+        action_mask=torch.ones(n, ts.max_action_dim),
+    )
     torch.manual_seed(0)
     agent = Agent(cfg, torch.as_tensor(ts.action_masks()))
     for _ in range(60):

@@ -1,5 +1,6 @@
 """Zero-shot / few-shot transfer end to end on a small split run: training data never holds a
 held-out body, the experiment writes its table, and bad requests fail before any run."""
+
 import csv
 import json
 import shutil
@@ -13,8 +14,13 @@ import pytest
 from distributed.config import ConfigError, compose_options, config_from_dict
 from distributed.loop import run
 from distributed.run_log import read_metrics
-from distributed.transfer import (PlannerOverrides, TransferConfig, TransferExperiment, check_held_out_unseen,
-                                  stored_task_ids)
+from distributed.transfer import (
+    PlannerOverrides,
+    TransferConfig,
+    TransferExperiment,
+    check_held_out_unseen,
+    stored_task_ids,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 SPLIT = "cartpole-length"
@@ -22,10 +28,28 @@ SMALL_PLANNER = dict(num_samples=32, num_elites=4, num_pi_trajs=4, iterations=2)
 
 
 def _train(run_dir, conditioning, **kw):
-    cfg = config_from_dict({**dict(task=f"split:{SPLIT}", model_size="tiny", steps=2600, seed_steps=2500, utd=0.05,
-                                   batch_size=16, eval_freq=2600, eval_episodes=1, eval_max_steps=10, diagnostics=False,
-                                   run_dir=str(run_dir), wandb_mode="disabled", progress=False, planner=SMALL_PLANNER,
-                                   model={"task_conditioning": conditioning}), **kw})
+    cfg = config_from_dict(
+        {
+            **dict(
+                task=f"split:{SPLIT}",
+                model_size="tiny",
+                steps=2600,
+                seed_steps=2500,
+                utd=0.05,
+                batch_size=16,
+                eval_freq=2600,
+                eval_episodes=1,
+                eval_max_steps=10,
+                diagnostics=False,
+                run_dir=str(run_dir),
+                wandb_mode="disabled",
+                progress=False,
+                planner=SMALL_PLANNER,
+                model={"task_conditioning": conditioning},
+            ),
+            **kw,
+        }
+    )
     return run(cfg)
 
 
@@ -37,9 +61,18 @@ def both_run(tmp_path_factory):
 
 
 def _config(run_dir, out, **kw):
-    base = dict(checkpoint=str(run_dir), split=SPLIT, out_dir=str(out), held_out=["cartpole-swingup@length=1.7"],
-                episodes=1, eval_max_steps=10, finetune_steps=0, planner=PlannerOverrides(**SMALL_PLANNER),
-                wandb_mode="disabled", progress=False)
+    base = dict(
+        checkpoint=str(run_dir),
+        split=SPLIT,
+        out_dir=str(out),
+        held_out=["cartpole-swingup@length=1.7"],
+        episodes=1,
+        eval_max_steps=10,
+        finetune_steps=0,
+        planner=PlannerOverrides(**SMALL_PLANNER),
+        wandb_mode="disabled",
+        progress=False,
+    )
     return TransferConfig(**{**base, **kw})
 
 
@@ -69,8 +102,14 @@ def test_the_leak_check_catches_held_out_data(both_run, tmp_path):
     leaky = tmp_path / "leaky"
     shutil.copytree(both_run, leaky)
     with ShardWriter(leaky / "replay" / "shard-001", obs_dim=5, action_dim=1, chunk_len=8) as w:
-        w.add_episode(np.zeros((3, 5), np.float32), np.zeros((3, 1), np.float32), np.zeros(3, np.float32),
-                      np.zeros(3, bool), np.array([False, False, True]), len(trained))  # the first held-out id
+        w.add_episode(
+            np.zeros((3, 5), np.float32),
+            np.zeros((3, 1), np.float32),
+            np.zeros(3, np.float32),
+            np.zeros(3, bool),
+            np.array([False, False, True]),
+            len(trained),
+        )  # the first held-out id
     with pytest.raises(ValueError, match="outside the checkpoint's 5 training tasks"):
         check_held_out_unseen(trained, list(split.held_out), leaky)
     with pytest.raises(ValueError, match="outside"):
@@ -79,17 +118,34 @@ def test_the_leak_check_catches_held_out_data(both_run, tmp_path):
 
 def test_transfer_table_zero_shot_few_shot_scratch_random(both_run, tmp_path):
     out = tmp_path / "out"
-    cfg = _config(both_run, out, finetune_steps=520, finetune_params=["task_embedding"], scratch_seed_steps=500,
-                  finetune_inits=["descriptor"], finetune_evals=[260])
+    cfg = _config(
+        both_run,
+        out,
+        finetune_steps=520,
+        finetune_params=["task_embedding"],
+        scratch_seed_steps=500,
+        finetune_inits=["descriptor"],
+        finetune_evals=[260],
+    )
     exp = TransferExperiment(cfg)
     assert exp.zero_shot_inits == ["descriptor", "nearest", "mean"]
     assert [exp.trained[i] for i in exp.nearest] == ["cartpole-swingup@length=1.4"]
     (row,) = exp.run()
     assert row["task"] == "cartpole-swingup@length=1.7"
     assert row["nearest_training_task"] == "cartpole-swingup@length=1.4"
-    for key in ("zero_shot_descriptor", "zero_shot_nearest", "zero_shot_mean", "random_return",
-                "in_distribution_return", "finetune_descriptor_K", "scratch_K", "finetune_descriptor_K260",
-                "finetune_descriptor_K520", "scratch_K260", "scratch_K520"):
+    for key in (
+        "zero_shot_descriptor",
+        "zero_shot_nearest",
+        "zero_shot_mean",
+        "random_return",
+        "in_distribution_return",
+        "finetune_descriptor_K",
+        "scratch_K",
+        "finetune_descriptor_K260",
+        "finetune_descriptor_K520",
+        "scratch_K260",
+        "scratch_K520",
+    ):
         assert np.isfinite(row[key]), key
     assert row["finetune_descriptor_K520"] == row["finetune_descriptor_K"] and row["scratch_K520"] == row["scratch_K"]
     # one run per init reaches every K: it was evaluated at K = 260 and at 520, and the K=260 column is the former
@@ -128,13 +184,27 @@ def test_bad_transfer_requests_fail_before_running(both_run, tmp_path):
 
 
 def test_the_command_fails_at_once_on_a_bad_override_naming_the_key(tmp_path):
-    out = subprocess.run([sys.executable, str(REPO / "launch" / "transfer.py"), f"checkpoint={tmp_path}/run",
-                          f"split={SPLIT}", "episodes=many"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "launch" / "transfer.py"),
+            f"checkpoint={tmp_path}/run",
+            f"split={SPLIT}",
+            "episodes=many",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 2, out.stderr
     assert "episodes" in out.stderr and "Traceback" not in out.stderr
     assert list(tmp_path.iterdir()) == []  # nothing written
-    for bad, key in [("planner.num_sample=8", "planner.num_sample"), ("finetune_inits=[desc]", "finetune_inits"),
-                     ("held_out=a", "held_out")]:
+    for bad, key in [
+        ("planner.num_sample=8", "planner.num_sample"),
+        ("finetune_inits=[desc]", "finetune_inits"),
+        ("held_out=a", "held_out"),
+    ]:
         with pytest.raises(ConfigError, match=key):
             compose_options(TransferConfig, ["checkpoint=x", f"split={SPLIT}", bad])
     cfg = compose_options(TransferConfig, ["checkpoint=runs/x", f"split={SPLIT}", "planner.num_samples=64"])
@@ -143,7 +213,9 @@ def test_the_command_fails_at_once_on_a_bad_override_naming_the_key(tmp_path):
 
 def test_a_table_model_offers_nearest_and_mean_only(tmp_path):
     run_dir = tmp_path / "table"
-    _train(run_dir, "table", steps=120, seed_steps=100, max_episode_steps=20, eval_freq=120)  # a checkpoint is all it needs
+    _train(
+        run_dir, "table", steps=120, seed_steps=100, max_episode_steps=20, eval_freq=120
+    )  # a checkpoint is all it needs
     with pytest.raises(ValueError, match=r"finetune_inits \['descriptor'\] are not available"):
         TransferExperiment(_config(run_dir, tmp_path / "out", finetune_inits=["descriptor"]))
     exp = TransferExperiment(_config(run_dir, tmp_path / "out", finetune_inits=["nearest"]))
@@ -157,9 +229,19 @@ def test_distributed_job_on_a_split_with_descriptor_conditioning(ray_session, tm
     from agents.checkpoint import load_checkpoint
     from tests.distributed.job_helpers import compose_run_config, run_job, store_episodes
 
-    summary, digests = run_job(compose_run_config([
-        "preset=smoke", f"task=split:{SPLIT}", f"run_dir={tmp_path}/run", "num_learners=2",
-        "model.task_conditioning=both", "steps=800", "seed_steps=300"]))
+    summary, digests = run_job(
+        compose_run_config(
+            [
+                "preset=smoke",
+                f"task=split:{SPLIT}",
+                f"run_dir={tmp_path}/run",
+                "num_learners=2",
+                "model.task_conditioning=both",
+                "steps=800",
+                "seed_steps=300",
+            ]
+        )
+    )
     assert summary["updates"] > 0
     assert len(set(digests)) == 1, "learner ranks hold different parameters"
     assert {task for task, _ in store_episodes(tmp_path / "run").values()} == set(range(5))

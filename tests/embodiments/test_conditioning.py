@@ -1,10 +1,19 @@
 """Task descriptors (morphology + objective), nearest training tasks, and split task sets."""
+
 import numpy as np
 import pytest
 
 from embodiments import DESCRIPTOR_DIM, load_split, split_names
-from embodiments.conditioning import (OBJECTIVE_DIM, TASK_DESCRIPTOR_DIM, conditioning_descriptors, nearest_tasks,
-                                      objective_descriptor, objective_of, objective_words, task_descriptor)
+from embodiments.conditioning import (
+    OBJECTIVE_DIM,
+    TASK_DESCRIPTOR_DIM,
+    conditioning_descriptors,
+    nearest_tasks,
+    objective_descriptor,
+    objective_of,
+    objective_words,
+    task_descriptor,
+)
 from envs import load_task_set
 
 

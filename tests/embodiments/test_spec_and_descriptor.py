@@ -1,4 +1,5 @@
 """Embodiment specs read from MuJoCo models, and the fixed-size morphology descriptor."""
+
 import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -7,8 +8,16 @@ import numpy as np
 import pytest
 
 import embodiments.descriptor as descriptor_module
-from embodiments import (DESCRIPTOR_DIM, DESCRIPTOR_FEATURES, embodiment_names, load_embodiment,
-                         morphology_descriptor, task_descriptors, task_embodiment, tasks_of)
+from embodiments import (
+    DESCRIPTOR_DIM,
+    DESCRIPTOR_FEATURES,
+    embodiment_names,
+    load_embodiment,
+    morphology_descriptor,
+    task_descriptors,
+    task_embodiment,
+    tasks_of,
+)
 from envs import UnknownNameError, load_task_set, make_env, task_names, task_spec
 
 
@@ -42,8 +51,9 @@ def one_task_per_embodiment():
 
 def test_descriptor_is_fixed_size_finite_and_tells_bodies_apart(one_task_per_embodiment):
     vectors = {e: morphology_descriptor(load_embodiment(t)) for e, t in one_task_per_embodiment.items()}
-    assert all(v.shape == (DESCRIPTOR_DIM,) and v.dtype == np.float32 and np.isfinite(v).all()
-               for v in vectors.values())
+    assert all(
+        v.shape == (DESCRIPTOR_DIM,) and v.dtype == np.float32 and np.isfinite(v).all() for v in vectors.values()
+    )
     rows = np.stack(list(vectors.values()))
     assert len(np.unique(rows.round(4), axis=0)) == len(rows)
 

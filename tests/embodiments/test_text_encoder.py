@@ -1,5 +1,6 @@
 """The text encoder ships its weights (loads with the network off and no cache), embeds a text the
 same way every time, and tells different texts apart; task texts come from envs/describe.py."""
+
 import json
 import os
 import subprocess
@@ -29,9 +30,16 @@ print(json.dumps({"shape": list(e.shape), "norm": float((e ** 2).sum()), "name":
 def test_the_encoder_loads_with_the_network_off_and_no_cache(tmp_path):
     home = tmp_path / "hf-home"
     home.mkdir()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HOME": str(home),
-           "HF_HUB_CACHE": str(home / "hub"), "SENTENCE_TRANSFORMERS_HOME": str(home / "st"),
-           "XDG_CACHE_HOME": str(home / "xdg"), "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "HF_HOME": str(home),
+        "HF_HUB_CACHE": str(home / "hub"),
+        "SENTENCE_TRANSFORMERS_HOME": str(home / "st"),
+        "XDG_CACHE_HOME": str(home / "xdg"),
+        "OMP_NUM_THREADS": "1",
+    }
     out = subprocess.run([sys.executable, "-c", _OFFLINE_LOAD], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     got = json.loads(out.stdout.strip().splitlines()[-1])

@@ -1,4 +1,5 @@
 """Procedural variants change the physics through the model spec, keep dims, and are named canonically."""
+
 import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -30,7 +31,8 @@ def test_scaled_mass_shows_in_the_model_and_changes_the_trajectory():
 
 def test_mass_scaling_survives_settotalmass():
     assert make_env("cheetah-run@mass=2").mj_model.body_mass.sum() == pytest.approx(
-        2 * make_env("cheetah-run").mj_model.body_mass.sum())
+        2 * make_env("cheetah-run").mj_model.body_mass.sum()
+    )
 
 
 def test_leg_length_gear_and_damping_edit_the_right_parts():
@@ -66,14 +68,17 @@ def test_canonical_variant_names():
     assert ts.names == ("walker-walk@leg=1.2,mass=0.8", "cheetah-run", "walker-walk")
 
 
-@pytest.mark.parametrize("task,error,match", [
-    ("walker-walk@legg=1.2", UnknownNameError, "closest: leg"),
-    ("walker-walk@mas=0.8", UnknownNameError, "mass"),
-    ("walker-walk@mass=9", ValueError, r"outside \[0.25, 4.0\]"),
-    ("walker-walk@mass", ValueError, "key=value"),
-    ("walker-walk@mass=heavy", ValueError, "not a number"),
-    ("mw-reach@mass=1.2", ValueError, "no procedural variants"),
-])
+@pytest.mark.parametrize(
+    "task,error,match",
+    [
+        ("walker-walk@legg=1.2", UnknownNameError, "closest: leg"),
+        ("walker-walk@mas=0.8", UnknownNameError, "mass"),
+        ("walker-walk@mass=9", ValueError, r"outside \[0.25, 4.0\]"),
+        ("walker-walk@mass", ValueError, "key=value"),
+        ("walker-walk@mass=heavy", ValueError, "not a number"),
+        ("mw-reach@mass=1.2", ValueError, "no procedural variants"),
+    ],
+)
 def test_bad_variants_say_what_is_wrong(task, error, match):
     with pytest.raises(error, match=match):
         task_spec(task)

@@ -1,6 +1,7 @@
 """Every catalogued task (all of mt80, every dm_control suite task, Meta-World MT50, Gymnasium
 MuJoCo) builds, resets reproducibly and steps with the dims its task sets record, both through
 `make_env` and as the Gymnasium id `latentfleet/<task>` (the two give the same observations)."""
+
 import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -27,8 +28,7 @@ def test_builds_resets_and_steps_with_recorded_dims(task):
         assert env.action_space.shape == (spec.action_dim,) and env.action_space.dtype == np.float32
         rng = np.random.default_rng(0)
         for _ in range(3):
-            obs, reward, terminated, truncated, info = env.step(
-                rng.uniform(-1, 1, spec.action_dim).astype(np.float32))
+            obs, reward, terminated, truncated, info = env.step(rng.uniform(-1, 1, spec.action_dim).astype(np.float32))
             assert obs.shape == (spec.obs_dim,) and obs.dtype == np.float32 and np.isfinite(obs).all()
             assert isinstance(reward, float) and np.isfinite(reward)
             assert isinstance(terminated, bool) and isinstance(truncated, bool) and not truncated

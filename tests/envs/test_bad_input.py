@@ -1,4 +1,5 @@
 """Bad input fails at once and says what to do: closest names, the package to install."""
+
 import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -18,9 +19,14 @@ def test_unknown_task_lists_closest_names():
         make_env("mw-door-opn")
 
 
-@pytest.mark.parametrize("task,module,install", [("mw-reach", "metaworld", "pip install metaworld"),
-                                                 ("walker-walk", "dm_control.suite", "pip install dm-control"),
-                                                 ("gym-ant", "mujoco", "gymnasium[mujoco]")])
+@pytest.mark.parametrize(
+    "task,module,install",
+    [
+        ("mw-reach", "metaworld", "pip install metaworld"),
+        ("walker-walk", "dm_control.suite", "pip install dm-control"),
+        ("gym-ant", "mujoco", "gymnasium[mujoco]"),
+    ],
+)
 def test_missing_simulator_package_names_what_to_install(monkeypatch, task, module, install):
     monkeypatch.setitem(sys.modules, module, None)  # makes `import module` raise ImportError
     with pytest.raises(MissingPackageError, match=install.replace("[", r"\[").replace("]", r"\]")):

@@ -1,5 +1,6 @@
 """The TD-MPC2 custom dm_control tasks reward what their names say. Each test puts the body in
 a chosen state, takes one zero-action step and compares rewards."""
+
 import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -22,8 +23,15 @@ def reward_in_state(task, seed=0, **state):
     return env.step(np.zeros(env.action_space.shape, np.float32))[1]
 
 
-@pytest.mark.parametrize("task,speed", [("walker-walk-backwards", 1.5), ("walker-run-backwards", 8.0),
-                                        ("cheetah-run-backwards", 8.0), ("hopper-hop-backwards", 2.0)])
+@pytest.mark.parametrize(
+    "task,speed",
+    [
+        ("walker-walk-backwards", 1.5),
+        ("walker-run-backwards", 8.0),
+        ("cheetah-run-backwards", 8.0),
+        ("hopper-hop-backwards", 2.0),
+    ],
+)
 def test_backwards_tasks_pay_for_moving_backwards(task, speed):
     backwards = reward_in_state(task, qvel_rootx=-speed)
     forwards = reward_in_state(task, qvel_rootx=speed)

@@ -1,5 +1,6 @@
 """Every task and variant of the catalogue has a description built from its data, and
 `python -m envs.describe` prints it or names the closest tasks."""
+
 import os
 import subprocess
 import sys
@@ -43,14 +44,17 @@ def test_every_catalogue_variant_says_how_it_differs():
         assert text.replace(f"; {differs}", "") == base_text
 
 
-@pytest.mark.parametrize("suffix, words", [
-    ("leg=1.2,mass=0.8", "legs 20% longer, 20% lighter"),
-    ("mass=1.3", "30% heavier"),
-    ("gear=0.6,damping=1.5", "actuators 40% weaker, joint damping 50% higher"),
-    ("length=2.5", "every segment 2.5x as long"),
-    ("arm=0.5", "arms 0.5x as long"),
-    ("leg=1", ""),
-])
+@pytest.mark.parametrize(
+    "suffix, words",
+    [
+        ("leg=1.2,mass=0.8", "legs 20% longer, 20% lighter"),
+        ("mass=1.3", "30% heavier"),
+        ("gear=0.6,damping=1.5", "actuators 40% weaker, joint damping 50% higher"),
+        ("length=2.5", "every segment 2.5x as long"),
+        ("arm=0.5", "arms 0.5x as long"),
+        ("leg=1", ""),
+    ],
+)
 def test_variant_words(suffix, words):
     assert describe_variant(suffix) == words
 
@@ -71,14 +75,17 @@ def test_cli_prints_a_description_and_names_close_tasks_for_an_unknown_one(capsy
 
 
 def test_module_runs_as_a_command():
-    out = subprocess.run([sys.executable, "-m", "envs.describe", "cup-catch"], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "envs.describe", "cup-catch"], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == task_description("cup-catch")
 
 
 def test_envs_does_not_import_embodiments():
     """The import arrows run from embodiments down to envs only (descriptions included)."""
-    code = ("import sys, envs, envs.describe; envs.describe.task_description('walker-walk@leg=1.2'); "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'embodiments'))")
+    code = (
+        "import sys, envs, envs.describe; envs.describe.task_description('walker-walk@leg=1.2'); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'embodiments'))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -1,4 +1,5 @@
 """dm_control tasks through make_env: dims, dtypes, action repeat, time limit, seeding."""
+
 import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")

@@ -1,4 +1,5 @@
 """Meta-World specifics: the success flag, 100-step episodes, goals resampled per reset."""
+
 import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")

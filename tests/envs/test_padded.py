@@ -1,5 +1,6 @@
 """The multitask wrapper pads observations, drops padded action dims before the simulator, and
 exposes the set's mask, task id and discount."""
+
 import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")

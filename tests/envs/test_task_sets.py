@@ -1,17 +1,45 @@
 """Task sets as data: TD-MPC2's mt30/mt80 exactly, padded dims, masks, discounts, bad names."""
+
 import numpy as np
 import pytest
 
 from agents.config import discount_from_episode_length
 from envs import UnknownNameError, load_task_set, task_spec
 
-MT30_STANDARD = ["walker-stand", "walker-walk", "walker-run", "cheetah-run", "reacher-easy", "reacher-hard",
-                 "acrobot-swingup", "pendulum-swingup", "cartpole-balance", "cartpole-balance-sparse",
-                 "cartpole-swingup", "cartpole-swingup-sparse", "cup-catch", "finger-spin", "finger-turn-easy",
-                 "finger-turn-hard", "fish-swim", "hopper-stand", "hopper-hop"]
-MT30_CUSTOM = ["walker-walk-backwards", "walker-run-backwards", "cheetah-run-backwards", "cheetah-run-front",
-               "cheetah-run-back", "cheetah-jump", "hopper-hop-backwards", "reacher-three-easy",
-               "reacher-three-hard", "cup-spin", "pendulum-spin"]
+MT30_STANDARD = [
+    "walker-stand",
+    "walker-walk",
+    "walker-run",
+    "cheetah-run",
+    "reacher-easy",
+    "reacher-hard",
+    "acrobot-swingup",
+    "pendulum-swingup",
+    "cartpole-balance",
+    "cartpole-balance-sparse",
+    "cartpole-swingup",
+    "cartpole-swingup-sparse",
+    "cup-catch",
+    "finger-spin",
+    "finger-turn-easy",
+    "finger-turn-hard",
+    "fish-swim",
+    "hopper-stand",
+    "hopper-hop",
+]
+MT30_CUSTOM = [
+    "walker-walk-backwards",
+    "walker-run-backwards",
+    "cheetah-run-backwards",
+    "cheetah-run-front",
+    "cheetah-run-back",
+    "cheetah-jump",
+    "hopper-hop-backwards",
+    "reacher-three-easy",
+    "reacher-three-hard",
+    "cup-spin",
+    "pendulum-spin",
+]
 
 
 def test_mt30_and_mt80_are_tdmpc2s_lists_in_order():

@@ -1,5 +1,6 @@
 """The cheetahs' `settotalmass` is applied after compiling: the same model arrays as the compiler's
 deprecated attribute gives, and no deprecation warning on any channel when the env is built."""
+
 import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -48,8 +49,9 @@ def test_model_equals_the_settotalmass_compile(task):
     assert ours["body_mass"].sum() == pytest.approx(14.0)
 
 
-@pytest.mark.parametrize("task", ["cheetah-run", "cheetah-run-backwards@mass=2", "gym-halfcheetah",
-                                  "gym-halfcheetah@mass=2"])
+@pytest.mark.parametrize(
+    "task", ["cheetah-run", "cheetah-run-backwards@mass=2", "gym-halfcheetah", "gym-halfcheetah@mass=2"]
+)
 def test_building_a_cheetah_prints_no_deprecation(task, caplog, capfd):
     with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.WARNING):
         warnings.simplefilter("always")

@@ -1,4 +1,5 @@
 """The comparison command: one table and one two-panel plot over ours and baselines' run dirs."""
+
 import csv
 import json
 import subprocess
@@ -20,20 +21,36 @@ def _run_dir(path: Path, meta: dict, rows: list[dict]) -> Path:
 
 
 def _eval(step, time, ret):
-    return {"kind": "eval", "step": step, "time": time, "episode_return": ret, "return/cartpole-swingup": ret,
-            "success/cartpole-swingup": 0.0, "normalized_score": ret / 10}
+    return {
+        "kind": "eval",
+        "step": step,
+        "time": time,
+        "episode_return": ret,
+        "return/cartpole-swingup": ret,
+        "success/cartpole-swingup": 0.0,
+        "normalized_score": ret / 10,
+    }
 
 
 @pytest.fixture
 def two_runs(tmp_path):
-    ours = _run_dir(tmp_path / "ours", {"task": "cartpole-swingup", "model_size": "tiny", "seed": 1},
-                    [_eval(1000, 50.0, 100.0), {"kind": "train", "step": 2000, "time": 90.0},
-                     _eval(2000, 100.0, 500.0),
-                     # resumed: the clock restarts at 0 (a second attempt), 100 s already spent
-                     {"kind": "collect", "step": 3000, "time": 10.0}, _eval(4000, 60.0, 400.0)])
-    sac = _run_dir(tmp_path / "sac", {"kind": "baseline", "algo": "sac", "task": "cartpole-swingup", "seed": 1},
-                   [_eval(2000, 20.0, 50.0), _eval(4000, 40.0, 150.0),
-                    {"kind": "summary", "step": 4000, "time": 41.0}])
+    ours = _run_dir(
+        tmp_path / "ours",
+        {"task": "cartpole-swingup", "model_size": "tiny", "seed": 1},
+        [
+            _eval(1000, 50.0, 100.0),
+            {"kind": "train", "step": 2000, "time": 90.0},
+            _eval(2000, 100.0, 500.0),
+            # resumed: the clock restarts at 0 (a second attempt), 100 s already spent
+            {"kind": "collect", "step": 3000, "time": 10.0},
+            _eval(4000, 60.0, 400.0),
+        ],
+    )
+    sac = _run_dir(
+        tmp_path / "sac",
+        {"kind": "baseline", "algo": "sac", "task": "cartpole-swingup", "seed": 1},
+        [_eval(2000, 20.0, 50.0), _eval(4000, 40.0, 150.0), {"kind": "summary", "step": 4000, "time": 41.0}],
+    )
     return ours, sac
 
 
@@ -64,15 +81,25 @@ def test_the_table_has_each_runs_final_numbers(two_runs, tmp_path):
 def test_the_command_writes_table_and_plot_and_rejects_a_dir_without_evaluations(two_runs, tmp_path):
     ours, sac = two_runs
     out = tmp_path / "cmp"
-    proc = subprocess.run([sys.executable, str(ROOT / "launch" / "compare.py"), f"runs=[{ours},{sac}]", f"out={out}"],
-                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "launch" / "compare.py"), f"runs=[{ours},{sac}]", f"out={out}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stderr
     assert {p.name for p in out.iterdir()} >= {"comparison.md", "comparison.csv", "comparison.png"}
     assert "| sac | RLlib sac |" in proc.stdout
     empty = tmp_path / "empty"
     _run_dir(empty, {}, [{"kind": "train", "step": 10, "time": 1.0}])
-    proc = subprocess.run([sys.executable, str(ROOT / "launch" / "compare.py"), f"runs=[{empty}]", f"out={out}"],
-                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "launch" / "compare.py"), f"runs=[{empty}]", f"out={out}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
     assert proc.returncode != 0 and "no evaluation rows yet" in proc.stderr
 
 
@@ -80,8 +107,13 @@ def test_the_command_fails_at_once_on_a_bad_override_naming_the_key(tmp_path):
     from distributed.config import ConfigError, compose_options
     from launch.compare import CompareOptions
 
-    proc = subprocess.run([sys.executable, str(ROOT / "launch" / "compare.py"), "runs=abc", f"out={tmp_path}/cmp"],
-                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "launch" / "compare.py"), "runs=abc", f"out={tmp_path}/cmp"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 2, proc.stderr
     assert "runs" in proc.stderr and "Traceback" not in proc.stderr
     assert list(tmp_path.iterdir()) == []  # nothing written

@@ -1,4 +1,5 @@
 """RLlib sees our tasks exactly as our runs do; bad algorithm names and task sets fail clearly."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -19,8 +20,9 @@ def _rllib_env_runner(task_set: str, seed: int):
     """The vector env of an RLlib EnvRunner built from our registered env, as RLlib trains on it."""
     from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
 
-    config = build_algo_config("ppo", register_env(task_set), {"task_set": task_set, "seed": seed}, seed=seed,
-                               model={"fcnet_hiddens": [8]})
+    config = build_algo_config(
+        "ppo", register_env(task_set), {"task_set": task_set, "seed": seed}, seed=seed, model={"fcnet_hiddens": [8]}
+    )
     return SingleAgentEnvRunner(config=config)
 
 
@@ -39,10 +41,10 @@ def test_the_env_rllib_builds_gives_our_observations_for_the_same_seed_and_actio
         task = inner.current
         ours = make_padded_env(ts, task, seed=3)
         expected, _ = ours.reset(seed=reset_seed)
-        for t in range(25):
+        for _t in range(25):
             np.testing.assert_array_equal(obs[0, : ts.max_obs_dim], expected)
             if multitask:  # the task id one-hot follows the padded observation
-                np.testing.assert_array_equal(obs[0, ts.max_obs_dim:], np.eye(len(ts))[ts.index(task)])
+                np.testing.assert_array_equal(obs[0, ts.max_obs_dim :], np.eye(len(ts))[ts.index(task)])
             assert env.single_observation_space.contains(obs[0])
             action = rng.uniform(-1, 1, ts.max_action_dim).astype(np.float32)
             obs, reward, term, trunc, _ = env.step(action[None])
@@ -73,13 +75,18 @@ def test_every_task_and_set_name_is_an_rllib_env():
     assert {"latentfleet/mt30", "latentfleet/cartpole-swingup", "latentfleet/mw-reach"} <= set(ids)
     env = _global_registry.get(ENV_CREATOR, "latentfleet/reacher-easy")({"seed": 4})
     obs, _ = env.reset(seed=4)
-    np.testing.assert_array_equal(obs, make_padded_env(load_task_set("reacher-easy"), "reacher-easy", 4).reset(seed=4)[0])
+    np.testing.assert_array_equal(
+        obs, make_padded_env(load_task_set("reacher-easy"), "reacher-easy", 4).reset(seed=4)[0]
+    )
 
 
 def test_an_algorithm_rllib_lacks_or_we_do_not_run_is_a_clear_error():
     assert check_algorithm("SAC") == "sac" and check_algorithm("DreamerV3") == "dreamerv3"
-    with pytest.raises(BaselineError, match=r"algo='sacc': RLlib .* has no algorithm .*supported here: sac, ppo, "
-                                            r"dreamerv3.*did you mean sac"):
+    with pytest.raises(
+        BaselineError,
+        match=r"algo='sacc': RLlib .* has no algorithm .*supported here: sac, ppo, "
+        r"dreamerv3.*did you mean sac",
+    ):
         check_algorithm("sacc")
     with pytest.raises(BaselineError, match=r"RLlib has APPO, but it is not one of the baselines"):
         check_algorithm("appo")
@@ -88,8 +95,11 @@ def test_an_algorithm_rllib_lacks_or_we_do_not_run_is_a_clear_error():
 
 
 def test_a_task_set_for_a_single_task_algorithm_is_a_clear_error_and_sac_ppo_take_it():
-    with pytest.raises(BaselineError, match=r"algo=dreamerv3 trains on one task, but task='mt30' is a set of 30 "
-                                            r"tasks .* use sac, ppo"):
+    with pytest.raises(
+        BaselineError,
+        match=r"algo=dreamerv3 trains on one task, but task='mt30' is a set of 30 "
+        r"tasks .* use sac, ppo",
+    ):
         BaselineConfig(algo="dreamerv3", task="mt30")
     check_task_set("dreamerv3", load_task_set("cartpole-swingup"))
     for algo in ("sac", "ppo"):
@@ -105,16 +115,32 @@ def test_a_task_set_for_a_single_task_algorithm_is_a_clear_error_and_sac_ppo_tak
 
 
 def test_the_launch_command_reports_a_bad_algorithm_without_a_traceback(tmp_path):
-    proc = subprocess.run([sys.executable, str(ROOT / "launch" / "baseline.py"), "algo=dreamerv3", "task=mt30",
-                           f"run_dir={tmp_path / 'run'}"], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "launch" / "baseline.py"),
+            "algo=dreamerv3",
+            "task=mt30",
+            f"run_dir={tmp_path / 'run'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
     assert proc.returncode == 2
     assert "error: algo=dreamerv3 trains on one task" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
 
 
 def test_the_launch_command_fails_at_once_on_a_bad_override_naming_the_key(tmp_path):
-    proc = subprocess.run([sys.executable, str(ROOT / "launch" / "baseline.py"), f"run_dir={tmp_path / 'run'}",
-                           "steps=many"], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "launch" / "baseline.py"), f"run_dir={tmp_path / 'run'}", "steps=many"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 2, proc.stderr
     assert "steps" in proc.stderr and "Traceback" not in proc.stderr
     assert "ray:" not in proc.stdout and list(tmp_path.iterdir()) == []  # before Ray starts; nothing written

@@ -1,5 +1,6 @@
 """Each RLlib baseline trains a few iterations on a dm_control task and is scored by our evaluator
 into our run-directory layout; the evaluation protocol is the same one our agent gets."""
+
 import csv
 import dataclasses
 import json
@@ -15,19 +16,36 @@ from envs import load_task_set, make_padded_env
 TASK = "cartpole-swingup"
 # tiny networks, short episodes, small batches: seconds per algorithm on 2 cores
 TINY = {
-    "sac": dict(training={"train_batch_size_per_learner": 16, "num_steps_sampled_before_learning_starts": 40},
-                model={"fcnet_hiddens": [16], "head_fcnet_hiddens": [16]}),
-    "ppo": dict(training={"train_batch_size_per_learner": 60, "minibatch_size": 30, "num_epochs": 1},
-                model={"fcnet_hiddens": [16]}),
+    "sac": dict(
+        training={"train_batch_size_per_learner": 16, "num_steps_sampled_before_learning_starts": 40},
+        model={"fcnet_hiddens": [16], "head_fcnet_hiddens": [16]},
+    ),
+    "ppo": dict(
+        training={"train_batch_size_per_learner": 60, "minibatch_size": 30, "num_epochs": 1},
+        model={"fcnet_hiddens": [16]},
+    ),
     "dreamerv3": dict(training={"model_size": "nano", "training_ratio": 16, "batch_size_B": 2, "batch_length_T": 8}),
 }
 STEPS = {"sac": 120, "ppo": 120, "dreamerv3": 24}
 
 
 def _config(tmp_path, algo, task=TASK, **extra):
-    return BaselineConfig(algo=algo, task=task, steps=STEPS[algo], seed=2, eval_freq=STEPS[algo] // 2, eval_episodes=2,
-                          eval_max_steps=15, max_episode_steps=30, run_dir=str(tmp_path / f"{algo}-run"),
-                          wandb_mode="disabled", progress=False, checkpoint=False, **TINY[algo], **extra)
+    return BaselineConfig(
+        algo=algo,
+        task=task,
+        steps=STEPS[algo],
+        seed=2,
+        eval_freq=STEPS[algo] // 2,
+        eval_episodes=2,
+        eval_max_steps=15,
+        max_episode_steps=30,
+        run_dir=str(tmp_path / f"{algo}-run"),
+        wandb_mode="disabled",
+        progress=False,
+        checkpoint=False,
+        **TINY[algo],
+        **extra,
+    )
 
 
 def test_the_evaluation_protocol_is_ours_seeds_episodes_and_scores():
@@ -63,8 +81,18 @@ def test_each_baseline_trains_and_writes_our_eval_rows(tmp_path, ray_session, al
     assert len(evals) >= 2 and evals[-2]["step"] >= STEPS[algo] and summary["env_steps"] == evals[-2]["step"]
     row = evals[0]
     # the shape of our trainer's eval row (distributed.evaluator.eval_row), plus RLlib's iteration count
-    assert set(row) == {"kind", "step", "time", "episode_return", "iterations", "latency_p50_ms", "latency_p99_ms",
-                        f"return/{TASK}", f"success/{TASK}", "normalized_score"}
+    assert set(row) == {
+        "kind",
+        "step",
+        "time",
+        "episode_return",
+        "iterations",
+        "latency_p50_ms",
+        "latency_p99_ms",
+        f"return/{TASK}",
+        f"success/{TASK}",
+        "normalized_score",
+    }
     assert row["normalized_score"] == pytest.approx(row[f"return/{TASK}"] / 10)
     assert 0 <= row[f"return/{TASK}"] <= 15 * 2  # 15 capped steps, reward <= 1 per physics step x action repeat 2
     assert evals[-1][f"return/{TASK}"] == evals[-2][f"return/{TASK}"] == again["tasks"][TASK]["return"]
@@ -95,7 +123,9 @@ def test_sac_is_evaluated_with_its_squashed_mean_not_rllibs_pre_tanh_mean(tmp_pa
     try:
         module = run.algo.get_module()
         obs = np.random.default_rng(0).normal(size=(4, 5)).astype(np.float32)
-        act = policy_fn(module, "sac", run.task_set, one_hot=False, num_rows=4)(obs, np.zeros(4, np.int64), [0, 1, 2, 3])
+        act = policy_fn(module, "sac", run.task_set, one_hot=False, num_rows=4)(
+            obs, np.zeros(4, np.int64), [0, 1, 2, 3]
+        )
         with torch.no_grad():
             logits = module.forward_inference({Columns.OBS: torch.from_numpy(obs)})[Columns.ACTION_DIST_INPUTS]
         mean = logits[:, :1].numpy()  # [loc | log_std]
@@ -120,8 +150,7 @@ def test_ppo_takes_a_task_set_with_padding_and_a_task_one_hot(tmp_path, ray_sess
 
 
 @pytest.mark.ray
-def test_a_baseline_with_its_run_dir_in_a_bucket_writes_everything_there(tmp_path, ray_session, s3_bucket,
-                                                                          monkeypatch):
+def test_a_baseline_with_its_run_dir_in_a_bucket_writes_everything_there(tmp_path, ray_session, s3_bucket, monkeypatch):
     """The RLlib baseline's run directory on the S3 server: metrics, evaluation, plots, summary and RLlib's
     own checkpoint (written to a local staging folder, then uploaded) land in the bucket, nothing locally."""
     from distributed.storage import storage_path
@@ -135,8 +164,16 @@ def test_a_baseline_with_its_run_dir_in_a_bucket_writes_everything_there(tmp_pat
     finally:
         run.close()
     root = storage_path(run_dir)
-    for name in ("run.json", "config.yaml", "rllib_config.json", "metrics.jsonl", "eval.md", "eval.csv",
-                 "learning_curve.png", "summary.json"):
+    for name in (
+        "run.json",
+        "config.yaml",
+        "rllib_config.json",
+        "metrics.jsonl",
+        "eval.md",
+        "eval.csv",
+        "learning_curve.png",
+        "summary.json",
+    ):
         assert (root / name).exists(), name
     assert json.loads((root / "summary.json").read_text())["env_steps"] == summary["env_steps"]
     assert len(read_metrics(root, "eval")) >= 2

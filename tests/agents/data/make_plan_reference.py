@@ -11,6 +11,7 @@ Measured spread against it (2-core EPYC, ATEN_CPU_CAPABILITY=default/avx2/avx512
 and elite actions up to 1.3e-4, values up to 1.0e-2 on values of 29-85 (2e-4 relative); an Intel Xeon
 with AMX was reported at 3e-7 / 8e-3. A changed planner (another draw, an elite set that differs, a
 changed refit) moves actions by 1e-2 and more: the tolerance sits ~10x above rounding and well below that."""
+
 import sys
 from pathlib import Path
 
@@ -28,8 +29,9 @@ TASKS = [0, 1, 0]  # rows
 
 
 def build():
-    cfg = make_agent_config(obs_dim=5, action_dim=4, episode_lengths=[500, 500], model_size="tiny", model=MODEL,
-                            planner=PLANNER)
+    cfg = make_agent_config(
+        obs_dim=5, action_dim=4, episode_lengths=[500, 500], model_size="tiny", model=MODEL, planner=PLANNER
+    )
     return cfg, WorldModel(cfg.model, torch.tensor(MASKS)).eval()
 
 
@@ -41,30 +43,47 @@ def plans(model, cfg, obs):
     for k in range(4):
         if k == 2:
             state.reset([1])
-        action, info = plan_batch(model, obs[k], task, state, cfg.planner, torch.tensor([0.99, 0.95]),
-                                  eval_mode=(k == 3))
-        out.append({"action": action, "mean": info.mean, "std": info.std, "elite_actions": info.elite_actions,
-                    "elite_value": info.elite_value, "chosen_value": info.chosen_value})
+        action, info = plan_batch(
+            model, obs[k], task, state, cfg.planner, torch.tensor([0.99, 0.95]), eval_mode=(k == 3)
+        )
+        out.append(
+            {
+                "action": action,
+                "mean": info.mean,
+                "std": info.std,
+                "elite_actions": info.elite_actions,
+                "elite_value": info.elite_value,
+                "chosen_value": info.chosen_value,
+            }
+        )
     return out
 
 
 # (atol, rtol) per planner output: float rounding differs between CPUs and kernels (see the docstring)
-TOLERANCE = {"action": (1e-3, 0.0), "mean": (1e-3, 0.0), "std": (1e-3, 0.0), "elite_actions": (1e-3, 0.0),
-             "elite_value": (1e-2, 1e-3), "chosen_value": (1e-2, 1e-3)}
+TOLERANCE = {
+    "action": (1e-3, 0.0),
+    "mean": (1e-3, 0.0),
+    "std": (1e-3, 0.0),
+    "elite_actions": (1e-3, 0.0),
+    "elite_value": (1e-2, 1e-3),
+    "chosen_value": (1e-2, 1e-3),
+}
 
 
 def differences(model, cfg, ref: dict) -> list[str]:
     """Today's plans of `model` (holding ref["model"]) against the reference: one line per tensor outside
     TOLERANCE (shapes and dtypes must match exactly)."""
     out = []
-    for k, (got, want) in enumerate(zip(plans(model, cfg, ref["obs"]), ref["plans"])):
+    for k, (got, want) in enumerate(zip(plans(model, cfg, ref["obs"]), ref["plans"], strict=False)):
         for name, w in want.items():
             g, (atol, rtol) = got[name], TOLERANCE[name]
             if g.shape != w.shape or g.dtype != w.dtype:
                 out.append(f"call {k}: {name} is {tuple(g.shape)} {g.dtype}, the reference {tuple(w.shape)} {w.dtype}")
             elif not torch.allclose(g, w, atol=atol, rtol=rtol):
-                out.append(f"call {k}: {name} differs from the reference plan by up to {(g - w).abs().max():.3g} "
-                           f"(tolerance {atol:g} + {rtol:g} x |reference|)")
+                out.append(
+                    f"call {k}: {name} differs from the reference plan by up to {(g - w).abs().max():.3g} "
+                    f"(tolerance {atol:g} + {rtol:g} x |reference|)"
+                )
     return out
 
 
@@ -93,5 +112,7 @@ elif __name__ == "__main__":
         for p in list(model.reward_head[-1].parameters()) + list(model.qs.out.parameters()):
             p.normal_(0, 0.5)
     obs = torch.randn(4, len(TASKS), 5)
-    torch.save({"model": model.state_dict(), "obs": obs, "plans": plans(model, cfg, obs),
-                "torch": str(torch.__version__)}, Path(__file__).with_name("plan_reference.pt"))
+    torch.save(
+        {"model": model.state_dict(), "obs": obs, "plans": plans(model, cfg, obs), "torch": str(torch.__version__)},
+        Path(__file__).with_name("plan_reference.pt"),
+    )
