@@ -41,21 +41,29 @@ echo "tests without Ray: in the background ($workers worker(s)), output in $log;
 # CPUs (AMD/Intel, AVX2/AVX-512/AMX), and ATEN_CPU_CAPABILITY shows that spread on this one machine. Only the
 # kernels this CPU can execute: torch's own choice (the best it found) and those below it on x86's ladder
 # default < avx2 < avx512. Forcing one above it is SIGILL ("Illegal instruction") on a CPU without AVX-512.
+# The reruns take the files that compare numbers at a tolerance (not the learning or report checks).
 native=$(.venv/bin/python -c "import torch; print(torch.backends.cpu.get_cpu_capability().lower())" 2>/dev/null)
 others_caps=$(./scripts/cpu_kernels.sh "$native")
+numeric=(tests/agents/test_components.py tests/agents/test_planner.py tests/agents/test_noise.py
+  tests/agents/test_task_conditioning.py tests/agents/test_tdmpc2_fidelity.py tests/agents/test_tdmpc2_import.py
+  tests/agents/test_constraints.py tests/agents/test_diagnostics_metrics.py tests/agents/test_precision.py
+  tests/agents/test_running_scale.py)
+started=$SECONDS
 {
   pytest_run --durations=15 ${parallel[@]+"${parallel[@]}"} -m "not compile and not ray" tests
   code=$?
   for cap in $others_caps; do
-    echo "=== tests/agents with ATEN_CPU_CAPABILITY=$cap (this CPU runs $native kernels by default) ==="
-    ATEN_CPU_CAPABILITY=$cap pytest_run ${parallel[@]+"${parallel[@]}"} -m "not compile and not ray" tests/agents || code=1
+    echo "=== tests/agents' numerical checks with ATEN_CPU_CAPABILITY=$cap (this CPU runs $native kernels by default) ==="
+    ATEN_CPU_CAPABILITY=$cap pytest_run ${parallel[@]+"${parallel[@]}"} -m "not compile and not ray" "${numeric[@]}" || code=1
   done
+  echo "tests without Ray took $(( SECONDS - started )) s"
   exit "$code"
 } > "$log" 2>&1 &
 others=$!
 trap 'kill "$others" 2>/dev/null' INT TERM  # a background job ignores Ctrl-C: stop it with the Ray stream
 pytest_run --durations=20 -m "ray and not compile" tests
 with_ray=$?
+echo "tests with Ray took $(( SECONDS - started )) s"
 wait "$others"
 without_ray=$?
 echo; echo "=== tests without Ray ==="; cat "$log"
