@@ -1,5 +1,6 @@
 """Shared by the benchmarks: what the machine is, a plain fp32 matmul rate measured in the same
-run (to express figures in machine-independent units), timing, page-fault, FLOP and kernel-launch counts."""
+run (to express figures in machine-independent units), timing, page-fault and FLOP counts
+(kernel launches: agents/testing/launches.py)."""
 
 from __future__ import annotations
 
@@ -80,25 +81,6 @@ def count_flops(fn) -> int:
     with FlopCounterMode(display=False) as counter:
         fn()
     return counter.get_total_flops()
-
-
-def count_launches(fn) -> int:
-    """Top-level aten ops that fn() dispatches (torch.profiler on CPU): each would be at least one
-    kernel launch on a GPU, so this is the CPU-side proxy for launches per call."""
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        fn()
-
-    def outermost_aten(e) -> bool:
-        p = e.cpu_parent
-        while p is not None:
-            if p.name.startswith("aten::"):
-                return False
-            p = p.cpu_parent
-        return e.name.startswith("aten::")
-
-    return sum(1 for e in prof.events() if outermost_aten(e))
 
 
 def run_jobs(jobs: list[tuple[str, list[str], Path]], out: Path, parallel: int, cwd: Path) -> dict[str, float]:

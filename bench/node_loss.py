@@ -3,7 +3,7 @@
     .venv/bin/python bench/node_loss.py                 # lose the learner's node
     .venv/bin/python bench/node_loss.py --holding shard-001 --steps 6000
 
-Starts the simulated cluster of the tests (tests/distributed/cluster.py: a head with 0 CPUs and two 1-CPU
+Starts the simulated cluster of the tests (distributed/testing/cluster.py: a head with 0 CPUs and two 1-CPU
 worker nodes on this machine), runs `launch/mt80.py` on it as a user would (RAY_ADDRESS set), and once the run
 has a checkpoint and --after env steps, removes the node holding actor --holding without grace and adds a fresh
 one. It watches metrics.jsonl while the job runs and prints: the placement the job printed, the incident lines,
@@ -50,7 +50,7 @@ def main() -> int:
     p.add_argument("overrides", nargs="*", help="more launch/mt80.py overrides")
     args = p.parse_args()
 
-    from tests.distributed.cluster import SimulatedCluster
+    from distributed.testing.cluster import SimulatedCluster
 
     work = Path(tempfile.mkdtemp(prefix="node_loss"))
     run_dir, console_path = work / "run", work / "console.txt"

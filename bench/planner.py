@@ -24,10 +24,10 @@ import torch  # noqa: E402
 
 from agents.agent import Agent  # noqa: E402
 from agents.config import COMPILE_MODES, TASK_CONDITIONINGS, conditioning_parts, make_agent_config  # noqa: E402
+from agents.testing.launches import count_launches  # noqa: E402
 from bench.common import (
     add_host_args,
     count_flops,
-    count_launches,
     host_setup,
     machine_line,  # noqa: E402
     matmul_gflops,

@@ -55,7 +55,7 @@ def compare_s3(rows: int) -> None:
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from bench.common import machine_line, matmul_gflops
-    from tests.s3_server import S3Server
+    from distributed.testing.s3_server import S3Server
 
     print(machine_line(matmul_gflops()), f"; {os.cpu_count()} cores", flush=True)
     local_root = Path(tempfile.mkdtemp(prefix="replay-bench-"))
@@ -101,7 +101,7 @@ def compare_job_s3(overrides: list[str]) -> None:
     repo = Path(__file__).resolve().parents[1]
     sys.path.insert(0, str(repo))
     from bench.common import machine_line, matmul_gflops
-    from tests.s3_server import S3Server
+    from distributed.testing.s3_server import S3Server
 
     print(machine_line(matmul_gflops()), f"; {os.cpu_count()} cores", flush=True)
     tmp = tempfile.mkdtemp(prefix="replay-bench-job-")

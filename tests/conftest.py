@@ -31,7 +31,7 @@ def ray_session():
 def s3_server():
     """One S3-compatible server (moto, its own process on a free loopback port) for the session."""
     pytest.importorskip("moto.server", reason="moto[server] is in the dev extra: ./scripts/setup.sh")
-    from tests.s3_server import S3Server
+    from distributed.testing.s3_server import S3Server
 
     with S3Server() as server:
         yield server

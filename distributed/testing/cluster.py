@@ -2,13 +2,14 @@
 tests of the main job on a cluster: a head with 0 CPUs (it holds GCS and the driver, never an actor)
 and worker nodes named w1, w2, ...; a test removes a node without grace and adds a fresh one.
 
-The cluster lives in a child process of its own (`python -m tests.distributed.cluster`), driven by
+The cluster lives in a child process of its own (`python -m distributed.testing.cluster`), driven by
 one JSON command per line on stdin, one JSON reply per line on stdout. A pytest process may already
 hold the session's Ray (the `ray_session` fixture), and a process holds one Ray: this way it never
 holds a second one, and the job under test runs as a user runs it, `python launch/mt80.py` with
 RAY_ADDRESS set to the cluster. Everything the cluster starts lives under a temp dir of its own
 (RAY_TMPDIR too, so not even Ray's "current cluster" address file is shared with other Rays on the
-machine), and `stop` kills only processes whose command line names that dir.
+machine), and `stop` kills only processes whose command line names that dir. `SMALL_JOB` is a job small
+enough for it and `wait_for` polls a running job.
 """
 
 from __future__ import annotations
@@ -25,6 +26,15 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+SMALL_JOB = [
+    "preset=smoke",
+    "task='cartpole-balance,cartpole-swingup'",
+    "num_runners=2",
+    "num_shards=2",
+    "steps=800",
+    "seed_steps=400",
+    "storage_shared=true",
+]  # launch/mt80.py's overrides of a job on the cluster: ~40 updates; every simulated node shares the disk
 
 # Fast failure detection: GCS declares a node dead after ~3 missed 1 s health checks (Ray's default
 # waits 5 x 3 s plus a 5 s start delay). Not faster: on 2 busy cores a healthy raylet can miss a check.
@@ -50,6 +60,19 @@ def _descendants(roots: list[int]) -> list[int]:
             out.append(child)
             todo.append(child)
     return out
+
+
+def wait_for(what: str, check, job: subprocess.Popen, timeout_s: float = 300):
+    """Poll `check()` until it returns something truthy; the job ending first, or the time running out, fails
+    (AssertionError)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        assert job.poll() is None, f"the job ended (exit {job.returncode}) before {what}"
+        time.sleep(0.5)
+    raise AssertionError(f"no {what} in {timeout_s:.0f} s")
 
 
 # -- the child process: owns the Cluster -------------------------------------------------------------------
@@ -171,7 +194,7 @@ class SimulatedCluster:
         }
         self.log = open(Path(self.temp_dir) / "controller.log", "w")  # noqa: SIM115  closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.distributed.cluster"],
+            [sys.executable, "-m", "distributed.testing.cluster"],
             cwd=REPO,
             env=env,
             stdin=subprocess.PIPE,

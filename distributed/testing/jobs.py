@@ -1,10 +1,16 @@
-"""Helpers for the job tests: compose the real Hydra config, read a run's replay store."""
+"""Helpers for the job tests: compose the real Hydra config, run the loop on the session's Ray, read a
+run's replay store, write a store of random-action episodes, a random policy's return to beat, and a
+planner small enough for a test's budget."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from distributed.config import RunConfig, compose
+
+FAST_PLANNER = dict(num_samples=128, num_elites=16, num_pi_trajs=8, iterations=3)
 
 
 def compose_run_config(overrides: list[str], config_name: str = "mt80") -> RunConfig:
@@ -43,3 +49,45 @@ def store_episodes(run_dir: Path) -> dict[tuple[str, int], tuple[int, int]]:
             assert key not in seen, f"duplicate episode {key}"
             seen[key] = (int(task), int(length))
     return seen
+
+
+def random_policy_return(task: str, episodes: int, seed: int) -> float:
+    """The mean return of uniform random actions over `episodes` episodes (env seeds from `seed`)."""
+    from envs import make_env
+
+    returns = []
+    for k in range(episodes):
+        env = make_env(task, seed=seed * 7919 + k)
+        env.reset(seed=seed * 7919 + k)
+        rng = np.random.default_rng(k)
+        total, done = 0.0, False
+        while not done:
+            _, r, term, trunc, _ = env.step(rng.uniform(-1, 1, env.action_space.shape).astype(np.float32))
+            total += r
+            done = term or trunc
+        returns.append(total)
+    return float(np.mean(returns))
+
+
+def write_random_store(path, episodes_per_task=3, steps=30, tasks=(0, 1)):
+    """A shard at `path` of real random-action episodes of cartpole-balance (task 0) and mw-reach (task 1),
+    padded to the set's dims; returns the task set."""
+    from distributed.episodes import EpisodeBuilder
+    from distributed.replay.writer import ShardWriter
+    from envs import load_task_set, make_padded_env
+
+    ts = load_task_set("cartpole-balance,mw-reach")
+    with ShardWriter(path, obs_dim=ts.max_obs_dim, action_dim=ts.max_action_dim, chunk_len=64) as w:
+        for task in tasks:
+            env = make_padded_env(ts, ts.names[task], seed=task)
+            rng = np.random.default_rng(task)
+            for _ in range(episodes_per_task):
+                b = EpisodeBuilder(task, ts.max_obs_dim, ts.max_action_dim)
+                b.start(env.reset()[0])
+                for t in range(steps):
+                    a = rng.uniform(-1, 1, ts.max_action_dim).astype(np.float32) * env.action_mask
+                    obs, r, term, trunc, _ = env.step(a)
+                    b.add(a, obs, r, term, trunc or t == steps - 1)
+                e = b.finish()
+                w.add_episode(e["obs"], e["action"], e["reward"], e["terminated"], e["truncated"], task)
+    return ts

@@ -1,9 +1,11 @@
 """A real S3-compatible server for tests and benchmarks: moto's server mode in its own process on
 127.0.0.1 (no docker, no network). Clients talk to it through fsspec/s3fs, the code users run,
-configured only by the standard AWS_* environment that `S3Server.environ` gives."""
+configured only by the standard AWS_* environment that `S3Server.environ` gives. moto is in the dev
+extra only: this module never imports it, the server process does."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import subprocess
@@ -36,6 +38,8 @@ class S3Server:
         }
 
     def start(self) -> S3Server:
+        if importlib.util.find_spec("moto") is None:
+            raise RuntimeError("no moto: moto[server] is in the dev extra (./scripts/setup.sh)")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.DEVNULL,

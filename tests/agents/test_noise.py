@@ -8,8 +8,8 @@ import torch
 from agents.config import make_agent_config
 from agents.noise import counter_draw, philox4x32, row_key
 from agents.planner import PlannerState, plan_batch
+from agents.testing.launches import count_launches
 from agents.world_model import WorldModel
-from bench.common import count_launches
 
 M32 = 0xFFFFFFFF
 

@@ -19,8 +19,7 @@ from agents.tdmpc2_import import (
     model_config,
     parse_tdmpc2_state,
 )
-from agents.world_model import WorldModel
-from tests.agents.tdmpc2_fixtures import (
+from agents.testing.tdmpc2_checkpoints import (
     TASK_SETS,
     current_layout,
     dims,
@@ -28,6 +27,7 @@ from tests.agents.tdmpc2_fixtures import (
     older_layout,
     reference_forward,
 )
+from agents.world_model import WorldModel
 
 torch.set_num_threads(1)
 # mt80's action dims in TD-MPC2's task order: 30 dm_control tasks, then 50 Meta-World tasks (4 dims)

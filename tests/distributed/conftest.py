@@ -6,10 +6,10 @@ import pytest
 @pytest.fixture(scope="module")
 def ray_cluster():
     """A 3-node Ray cluster simulated on this machine (head with 0 CPUs, workers w1 and w2 with 1 CPU each),
-    in a child process of its own: tests/distributed/cluster.py. Shared by a module's tests; a test that
+    in a child process of its own: distributed/testing/cluster.py. Shared by a module's tests; a test that
     removes a node adds a fresh one if the module's later tests need two."""
     pytest.importorskip("ray")
-    from tests.distributed.cluster import SimulatedCluster
+    from distributed.testing.cluster import SimulatedCluster
 
     cluster = SimulatedCluster(workers=2, num_cpus=1)
     try:

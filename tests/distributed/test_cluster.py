@@ -1,4 +1,4 @@
-"""The main job on a Ray cluster of several nodes simulated on this machine (tests/distributed/cluster.py):
+"""The main job on a Ray cluster of several nodes simulated on this machine (distributed/testing/cluster.py):
 run as a user runs it, `python launch/mt80.py` with RAY_ADDRESS set, in a process of its own (this pytest
 process may hold the session's Ray; one Ray per process). Every simulated node shares this machine's disk,
 so the run directory is a local folder that every node reaches."""
@@ -11,16 +11,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-SMALL_JOB = [
-    "preset=smoke",
-    "task='cartpole-balance,cartpole-swingup'",
-    "num_runners=2",
-    "num_shards=2",
-    "steps=800",
-    "seed_steps=400",
-    "storage_shared=true",
-]  # ~40 updates; every simulated node shares the disk
+from distributed.testing.cluster import REPO, SMALL_JOB, wait_for
 
 
 def run_job(cluster, run_dir: Path, *overrides: str, timeout_s: float = 600) -> subprocess.CompletedProcess:
@@ -98,18 +89,6 @@ def _eval_rows(run_dir: Path) -> int:
     return sum(1 for line in path.read_text().splitlines() if '"kind": "eval"' in line)
 
 
-def _wait_for(what: str, check, job: subprocess.Popen, timeout_s: float = 300):
-    """Poll `check()` until it returns something truthy; the job ending first, or the time running out, fails."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        assert job.poll() is None, f"the job ended (exit {job.returncode}) before {what}"
-        time.sleep(0.5)
-    pytest.fail(f"no {what} in {timeout_s:.0f} s")
-
-
 @pytest.mark.slow
 @pytest.mark.ray
 def test_evaluator_survives_the_loss_of_its_node(ray_cluster, tmp_path):
@@ -136,7 +115,7 @@ def test_evaluator_survives_the_loss_of_its_node(ray_cluster, tmp_path):
         text=True,
     )
     try:
-        placement = _wait_for(
+        placement = wait_for(
             "placement.json",
             lambda: (run_dir / "placement.json").exists() and json.loads((run_dir / "placement.json").read_text()),
             job,
@@ -144,7 +123,7 @@ def test_evaluator_survives_the_loss_of_its_node(ray_cluster, tmp_path):
         lost_id = ray_cluster.nodes[eval_node]
         assert [n["actors"] for n in placement["nodes"] if n["node_id"] == lost_id] == [["evaluator"]], placement
         where_learner = placement["actors"]["learner-0"]
-        before = _wait_for("evaluation before the loss", lambda: _eval_rows(run_dir), job)
+        before = wait_for("evaluation before the loss", lambda: _eval_rows(run_dir), job)
         ray_cluster.remove_node(eval_node)
         replacement = ray_cluster.add_node(num_cpus=0, resources={"eval_node": 1})
         assert job.wait(timeout=600) == 0, (tmp_path / "console.txt").read_text()[-3000:]

@@ -10,7 +10,7 @@ import pytest
 from distributed.config import config_from_dict
 from distributed.loop import Loop
 from distributed.run_log import read_metrics
-from tests.distributed.test_trainer import FAST_PLANNER, random_policy_return
+from distributed.testing.jobs import FAST_PLANNER, random_policy_return
 
 TASK = "gym-invertedpendulum"
 

@@ -1,4 +1,4 @@
-"""The fault-injection suite (bench/faults.py, smaller): real SIGKILLs of a shard writer at each
+"""The fault-injection suite (distributed/testing/faults.py, as bench/faults.py runs it, smaller): real SIGKILLs of a shard writer at each
 named point of its commit and at random moments while a reader process samples; of a shard actor's
 and an env runner's process inside a running Ray job; of a whole job during a shard commit and
 during a checkpoint write. Each time: nothing committed is lost or changed, nothing is stored
@@ -8,7 +8,7 @@ rank's RNG streams)."""
 
 import pytest
 
-from bench.faults import C, corrupt_chunk_scenario, writer_scenario
+from distributed.testing.faults import C, corrupt_chunk_scenario, writer_scenario
 
 
 def _assert_clean(tally):
@@ -35,7 +35,7 @@ def test_writer_killed_at_random_moments_with_a_reader_sampling(tmp_path):
 
 @pytest.mark.ray
 def test_shard_actor_and_env_runner_processes_killed_inside_a_running_job(ray_session, tmp_path):
-    from bench.faults import actors_scenario
+    from distributed.testing.faults import actors_scenario
 
     tally = actors_scenario(tmp_path, steps=2000)
     _assert_clean(tally)
@@ -46,7 +46,7 @@ def test_shard_actor_and_env_runner_processes_killed_inside_a_running_job(ray_se
 @pytest.mark.slow
 @pytest.mark.parametrize("point", ["checkpoint-write:2", "commit-record:10"])
 def test_a_whole_job_killed_at_a_checkpoint_write_or_a_shard_commit_resumes(ray_session, tmp_path, point):
-    from bench.faults import job_scenario
+    from distributed.testing.faults import job_scenario
 
     # checkpoints come every 400 env steps (the first at 400-420: steps advance a collect call at a time);
     # the kill lands in the 2nd checkpoint.pt write or in the 10th commit of a shard (~420-800 steps in

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from distributed.ray_session import processes_with
-from tests.distributed.job_helpers import store_episodes
+from distributed.testing.jobs import store_episodes
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent

@@ -213,7 +213,7 @@ def test_one_run_compares_nearest_mean_descriptor_language_and_both(language_run
 def test_ray_job_trains_a_language_model_with_two_learner_ranks(ray_session, tmp_path):
     """The driver embeds the texts once; runners, learners and the evaluator get them in the config."""
     from agents.checkpoint import load_checkpoint
-    from tests.distributed.job_helpers import compose_run_config, run_job
+    from distributed.testing.jobs import compose_run_config, run_job
 
     summary, digests = run_job(
         compose_run_config(

@@ -13,7 +13,7 @@ import pytest
 from distributed.config import compose, config_from_dict
 from distributed.loop import Loop, run
 from distributed.run_log import read_metrics
-from tests.distributed.test_offline_job import _write_store
+from distributed.testing.jobs import write_random_store
 
 REPO = Path(__file__).resolve().parents[2]
 PAIR = "cartpole-balance,mw-reach"
@@ -73,7 +73,7 @@ def _local_modes(tmp_path) -> dict[str, list[str]]:
 @pytest.mark.slow
 @pytest.mark.ray
 def test_every_mode_writes_the_same_artifacts_and_eval_keys(ray_session, tmp_path):
-    _write_store(tmp_path / "data" / "shard-000", episodes_per_task=2, steps=30)
+    write_random_store(tmp_path / "data" / "shard-000", episodes_per_task=2, steps=30)
     results = {}
     for name, args in _local_modes(tmp_path).items():
         summary = run(compose("train", SMALL + args + [f"run_dir={tmp_path / name}"]))

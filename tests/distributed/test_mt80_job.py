@@ -9,7 +9,7 @@ import ray
 
 from distributed.config import ConfigError
 from distributed.loop import Loop
-from tests.distributed.job_helpers import compose_run_config
+from distributed.testing.jobs import compose_run_config
 
 pytestmark = pytest.mark.ray
 

@@ -6,8 +6,7 @@ policy by a clear margin."""
 import pytest
 
 from distributed.run_log import read_metrics
-from tests.distributed.job_helpers import compose_run_config, run_job
-from tests.distributed.test_trainer import random_policy_return
+from distributed.testing.jobs import compose_run_config, random_policy_return, run_job
 
 pytestmark = pytest.mark.ray
 

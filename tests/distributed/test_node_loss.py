@@ -1,4 +1,4 @@
-"""Node loss on the simulated cluster (tests/distributed/cluster.py), the main job run as a user runs it
+"""Node loss on the simulated cluster (distributed/testing/cluster.py), the main job run as a user runs it
 (`launch/mt80.py`, RAY_ADDRESS set, its own process): a worker node is removed without grace mid-run and a
 fresh node joins. The job finishes with exit 0, summary.json names the loss, every episode committed before
 the loss is still in the store byte for byte, none is stored twice, and the checkpoint's counters equal the
@@ -6,122 +6,19 @@ store. Every simulated node shares this machine's disk, so a shard restarted on 
 
 import json
 import re
-import shutil
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 
-from agents.checkpoint import load_checkpoint
-from bench.faults import counted_per_task, shards_of, snapshot, store_per_task
-from distributed.storage import storage_path
-from tests.distributed.test_cluster import REPO, SMALL_JOB, _wait_for
-
-
-def _committed(run_dir) -> dict:
-    """shard -> {episode id: (first obs value, start, length, task, digest)} of what its commit record covers."""
-    return {s.name: snapshot(s)[0] for s in shards_of(run_dir)}
-
-
-def _remove_when_still(path: Path, timeout_s: float = 10.0) -> None:
-    """Delete a directory that a dying process may still be writing into."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            shutil.rmtree(path)
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-
-
-def _lose_a_node_mid_run(
-    cluster,
-    tmp_path: Path,
-    holding: str,
-    *overrides: str,
-    fresh_cpus: float = 1,
-    disk_lost: bool = False,
-    run_dir: str | None = None,
-    committed: dict | None = None,
-) -> tuple[dict, dict, str, str]:
-    """Run the job; once it has a checkpoint, remove the node that holds actor `holding` (placement.json) and
-    add a fresh one of `fresh_cpus`. Returns (summary, placement at start, console, the lost node's id); checks
-    the store. `disk_lost`: the shard `holding` had its store on the lost node's own disk (deleted with the
-    node: the simulated nodes share one disk, so a node-local disk is the one fault made by hand here);
-    every other shard must keep what it had. `run_dir`: where the run lives (default: tmp_path/run; an s3://
-    URI for a run in a bucket); `committed`, if given, gets what the store held at the loss ("before") and
-    at the end ("after")."""
-    run_dir = storage_path(run_dir or tmp_path / "run")
-    console_path = tmp_path / "console.txt"
-    with open(console_path, "w") as console:
-        job = subprocess.Popen(
-            [
-                sys.executable,
-                str(REPO / "launch" / "mt80.py"),
-                *SMALL_JOB,
-                "steps=2400",
-                "checkpoint_freq=600",
-                *overrides,
-                f"run_dir={run_dir}",
-            ],
-            cwd=REPO,
-            env=cluster.env,
-            stdout=console,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        try:
-            placement = _wait_for(
-                "placement.json",
-                lambda: (run_dir / "placement.json").exists() and json.loads((run_dir / "placement.json").read_text()),
-                job,
-            )
-            lost = placement["actors"][holding]
-            name = next(n for n, i in cluster.nodes.items() if i == lost)
-            _wait_for("a checkpoint", lambda: (run_dir / "checkpoint.pt").exists(), job, timeout_s=600)
-            before = _committed(run_dir)
-            cluster.remove_node(name)
-            if disk_lost:  # the dead node's worker processes may take a moment to exit: until then they write
-                _remove_when_still(run_dir / "replay" / holding)
-            cluster.add_node(num_cpus=fresh_cpus)
-            assert job.wait(timeout=900) == 0, console_path.read_text()[-4000:]
-        finally:
-            if job.poll() is None:
-                job.kill()
-    after = _committed(run_dir)
-    if committed is not None:
-        committed.update(before=before, after=after)
-    for shard, episodes in before.items():
-        if disk_lost and shard == holding:
-            continue
-        gone = [e for e, v in episodes.items() if after.get(shard, {}).get(e) != v]
-        assert not gone, f"{shard}: {len(gone)} episodes committed before the loss are gone or changed"
-    digests = [v[4] for eps in after.values() for v in eps.values()]
-    assert len(digests) == len(set(digests)), "an episode is stored twice"
-    state = load_checkpoint(run_dir)
-    tasks = json.loads((run_dir / "run.json").read_text())["tasks"]
-    assert counted_per_task(state, tasks) == store_per_task(run_dir), "the checkpoint's counters differ from the store"
-    console = console_path.read_text()
-    for raw in ("Traceback", "[state-dump]", "(pid=gcs_server)"):  # Ray's own dumps go to ray.log
-        assert raw not in console, console[-3000:]
-    assert not re.search(r"^(\x1b\[\d+m)?\(raylet\)", console, re.M), console[
-        -3000:
-    ]  # no raylet message as Ray prints it
-    if "(all of it in" in console:  # a one-line gist of Ray's message on the console, all of it in ray.log
-        assert "[state-dump]" in (run_dir / "ray.log").read_text() or "marked dead" in (run_dir / "ray.log").read_text()
-    summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["env_steps"] >= 2400 and summary["failures"] == [], summary
-    return summary, placement, console, lost
+from distributed.testing.cluster import REPO
+from distributed.testing.node_loss import lose_a_node_mid_run
 
 
 @pytest.mark.slow
 @pytest.mark.ray
 def test_losing_the_learners_node_costs_updates_not_the_run(ray_cluster, tmp_path):
-    summary, placement, console, lost = _lose_a_node_mid_run(ray_cluster, tmp_path, "learner-0")
+    summary, placement, console, lost = lose_a_node_mid_run(ray_cluster, tmp_path, "learner-0")
     (line,) = [i for i in summary["incidents"] if "learner died" in i]
     assert "rebuilt from the last checkpoint" in line and "updates lost" in line
     assert f"the group ran on node {lost[:8]}" in line  # the lost node, named
@@ -132,7 +29,7 @@ def test_losing_the_learners_node_costs_updates_not_the_run(ray_cluster, tmp_pat
 @pytest.mark.slow
 @pytest.mark.ray
 def test_losing_a_node_of_runners_and_shards_restarts_them_elsewhere(ray_cluster, tmp_path):
-    summary, placement, console, lost = _lose_a_node_mid_run(ray_cluster, tmp_path, "shard-001")
+    summary, placement, console, lost = lose_a_node_mid_run(ray_cluster, tmp_path, "shard-001")
     on_lost = [a for a, n in placement["actors"].items() if n == lost]
     assert "shard-001" in on_lost and any(a.startswith("runner") for a in on_lost), placement
     now = json.loads((tmp_path / "run" / "placement.json").read_text())  # follows the restarts
@@ -146,7 +43,7 @@ def test_losing_a_node_of_runners_and_shards_restarts_them_elsewhere(ray_cluster
 @pytest.mark.slow
 @pytest.mark.ray
 def test_a_shard_restarted_where_its_storage_is_not_reachable_names_the_episodes_lost(ray_cluster, tmp_path):
-    summary, placement, console, lost = _lose_a_node_mid_run(ray_cluster, tmp_path, "shard-001", disk_lost=True)
+    summary, placement, console, lost = lose_a_node_mid_run(ray_cluster, tmp_path, "shard-001", disk_lost=True)
     (line,) = [i for i in summary["incidents"] if "shard-001" in i and "without its data" in i]
     assert "committed episodes lost (taken off the counters)" in line and "not reachable" in line
     assert console.count(f"latentfleet: {line}") == 1
@@ -164,7 +61,7 @@ def test_two_learner_ranks_on_two_nodes_one_node_lost_the_group_is_rebuilt(ray_c
     # a rank needs more than half a worker's CPU, so PACK cannot put both on one node: one rank per node
     # the replacement node is bigger: the actors restarted from the lost node may take the survivor's spare room
     # first, and a rank needs 0.55 of a node
-    summary, placement, console, lost = _lose_a_node_mid_run(
+    summary, placement, console, lost = lose_a_node_mid_run(
         ray_cluster,
         tmp_path,
         "learner-1",

@@ -1,15 +1,15 @@
-"""Node loss with the run in a bucket (issues 34 and 35): on the simulated cluster (tests/distributed/cluster.py)
+"""Node loss with the run in a bucket (issues 34 and 35): on the simulated cluster (distributed/testing/cluster.py)
 whose nodes reach the moto S3 server of the s3_server fixture, the job runs with run_dir=s3://...; the node
 holding a shard is removed without grace mid-run. The shard actor restarts on another node, reopens its
 shard from the bucket once the dead writer's lease has run out (LATENTFLEET_LEASE_S, short here), and the job
 finishes: every episode committed before the loss is still in the store byte for byte, none is stored twice,
-and the checkpoint's counters equal the store (`_lose_a_node_mid_run`, shared with test_node_loss.py)."""
+and the checkpoint's counters equal the store (`lose_a_node_mid_run`, distributed/testing/node_loss.py)."""
 
 import pytest
 
 from distributed.storage import storage_path
-from tests.distributed.test_cluster import REPO
-from tests.distributed.test_node_loss import _lose_a_node_mid_run
+from distributed.testing.cluster import REPO
+from distributed.testing.node_loss import lose_a_node_mid_run
 
 LEASE_S = 4
 
@@ -20,7 +20,7 @@ def s3_cluster(s3_server):
     endpoint and credentials in its environment, as every node of a real cluster needs (Ray does not forward
     the driver's environment to actors on other nodes), and a short writer lease."""
     pytest.importorskip("ray")
-    from tests.distributed.cluster import SimulatedCluster
+    from distributed.testing.cluster import SimulatedCluster
 
     cluster = SimulatedCluster(workers=2, num_cpus=1, env={**s3_server.environ, "LATENTFLEET_LEASE_S": str(LEASE_S)})
     try:
@@ -34,7 +34,7 @@ def s3_cluster(s3_server):
 def test_losing_a_shards_node_with_the_store_in_a_bucket(s3_cluster, s3_bucket, tmp_path):
     run_dir = f"{s3_bucket}/run"
     store = {}
-    summary, placement, console, lost = _lose_a_node_mid_run(
+    summary, placement, console, lost = lose_a_node_mid_run(
         s3_cluster, tmp_path, "shard-001", run_dir=run_dir, committed=store
     )
     on_lost = [a for a, n in placement["actors"].items() if n == lost]

@@ -8,38 +8,15 @@ import pytest
 import ray
 
 from distributed.config import ConfigError
-from distributed.episodes import EpisodeBuilder
 from distributed.loop import Loop
-from distributed.replay.writer import ShardWriter
-from tests.distributed.job_helpers import compose_run_config
+from distributed.testing.jobs import compose_run_config, write_random_store
 
 pytestmark = pytest.mark.ray
 TASKS = "'cartpole-balance,mw-reach'"
 
 
-def _write_store(path, episodes_per_task=3, steps=30, tasks=(0, 1)):
-    """Real random-action episodes of the two tasks, padded to the set's dims."""
-    from envs import load_task_set, make_padded_env
-
-    ts = load_task_set("cartpole-balance,mw-reach")
-    with ShardWriter(path, obs_dim=ts.max_obs_dim, action_dim=ts.max_action_dim, chunk_len=64) as w:
-        for task in tasks:
-            env = make_padded_env(ts, ts.names[task], seed=task)
-            rng = np.random.default_rng(task)
-            for _ in range(episodes_per_task):
-                b = EpisodeBuilder(task, ts.max_obs_dim, ts.max_action_dim)
-                b.start(env.reset()[0])
-                for t in range(steps):
-                    a = rng.uniform(-1, 1, ts.max_action_dim).astype(np.float32) * env.action_mask
-                    obs, r, term, trunc, _ = env.step(a)
-                    b.add(a, obs, r, term, trunc or t == steps - 1)
-                e = b.finish()
-                w.add_episode(e["obs"], e["action"], e["reward"], e["terminated"], e["truncated"], task)
-    return ts
-
-
 def test_offline_run_learns_from_a_store_without_env_runners(ray_session, tmp_path):
-    _write_store(tmp_path / "data" / "shard-000")
+    write_random_store(tmp_path / "data" / "shard-000")
     cfg = compose_run_config(
         [
             "preset=smoke",
@@ -67,8 +44,8 @@ def test_mixed_batches_take_the_configured_share_from_the_offline_store(ray_sess
     from distributed.actors import actor_classes
     from distributed.batches import Mixture, ShardActorSource, StoreSource
 
-    ts = _write_store(tmp_path / "online", tasks=(0,))
-    _write_store(tmp_path / "offline", tasks=(1,))
+    ts = write_random_store(tmp_path / "online", tasks=(0,))
+    write_random_store(tmp_path / "offline", tasks=(1,))
     masks = ts.action_masks()
     online = actor_classes()["shard"].remote(
         str(tmp_path / "online"), obs_dim=ts.max_obs_dim, action_dim=ts.max_action_dim
@@ -103,7 +80,7 @@ def test_offline_config_errors(ray_session, tmp_path):
                 ]
             )
         )
-    _write_store(tmp_path / "data" / "shard-000", episodes_per_task=1, steps=5)
+    write_random_store(tmp_path / "data" / "shard-000", episodes_per_task=1, steps=5)
     with pytest.raises(ConfigError, match=r"holds obs/action dims \(39, 4\), wider than task set 'cartpole-balance'"):
         Loop(
             compose_run_config(
@@ -139,7 +116,7 @@ def test_offline_training_reads_a_read_only_store_shared_by_two_concurrent_jobs(
     import sys
     from pathlib import Path
 
-    _write_store(tmp_path / "data" / "shard-000")
+    write_random_store(tmp_path / "data" / "shard-000")
     files = sorted(p for p in (tmp_path / "data").rglob("*") if p.is_file())
     before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
     data = _read_only_view(tmp_path / "data", tmp_path / "ro")

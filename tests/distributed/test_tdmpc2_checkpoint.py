@@ -14,10 +14,10 @@ from agents.agent import Agent
 from agents.checkpoint import agent_from_checkpoint
 from agents.config import discount_from_episode_length
 from agents.tdmpc2_import import TDMPC2CheckpointError
+from agents.testing.tdmpc2_checkpoints import current_layout, dims, older_layout, reference_forward
 from distributed.config import compose, config_from_dict
 from distributed.loop import Loop
 from distributed.tdmpc2_checkpoint import import_tdmpc2_checkpoint
-from tests.agents.tdmpc2_fixtures import current_layout, dims, older_layout, reference_forward
 
 torch.set_num_threads(1)
 SMALL_PLANNER = dict(num_samples=32, num_elites=4, num_pi_trajs=4, iterations=2)

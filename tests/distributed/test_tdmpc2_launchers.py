@@ -9,10 +9,10 @@ import pytest
 import torch
 
 import envs
+from agents.testing.tdmpc2_checkpoints import current_layout, dims
 from distributed.config import PlannerOverrides
 from distributed.tdmpc2_checkpoint import import_tdmpc2_checkpoint
 from distributed.transfer import TransferConfig, TransferExperiment
-from tests.agents.tdmpc2_fixtures import current_layout, dims
 
 torch.set_num_threads(1)
 SMALL_PLANNER = dict(num_samples=32, num_elites=4, num_pi_trajs=4, iterations=2)

@@ -1,5 +1,5 @@
-"""bench/termination.py's report: a run's score is the mean of its last evaluations once it has
-finished, each arm is compared with the no-head run of the same seed (counts and an exact one-sided
+"""The termination study's report (distributed/testing/termination.py, run by bench/termination.py): a
+run's score is the mean of its last evaluations once it has finished, each arm is compared with the no-head run of the same seed (counts and an exact one-sided
 Wilcoxon signed-rank p), and a finished run's final checkpoint can be re-evaluated over more episodes."""
 
 import json
@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from bench.termination import TerminationBench, report, rescore, run_scores, signed_rank_p
+from distributed.testing.termination import TerminationBench, report, rescore, run_scores, signed_rank_p
 
 
 def _run(path, returns, wall=None):
@@ -86,7 +86,7 @@ def test_rescore_evaluates_a_finished_runs_checkpoint_once(tmp_path):
     value = rescore(run, task, 3, 30)
     kept = json.loads((run / "rescore_3.json").read_text())
     assert kept["return"] == value and kept["episodes"] == 3
-    from bench.termination import RESCORE_SEED
+    from distributed.testing.termination import RESCORE_SEED
 
     assert value == pytest.approx(
         evaluate(agent, ts, [task], episodes=3, seed=RESCORE_SEED, max_steps=30)["tasks"][task]["return"]

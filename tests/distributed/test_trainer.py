@@ -1,13 +1,11 @@
 """The loop in one process (backend=local) on real dm_control physics and a real Zarr replay store."""
 
-import numpy as np
 import pytest
 
 from distributed.config import ConfigError, compose, config_from_dict
 from distributed.loop import Loop, run
 from distributed.run_log import read_metrics
-
-FAST_PLANNER = dict(num_samples=128, num_elites=16, num_pi_trajs=8, iterations=3)
+from distributed.testing.jobs import FAST_PLANNER, random_policy_return
 
 
 def _cfg(tmp_path, **kw):
@@ -28,23 +26,6 @@ def _cfg(tmp_path, **kw):
     )
     base.update(kw)
     return config_from_dict(base)
-
-
-def random_policy_return(task: str, episodes: int, seed: int) -> float:
-    from envs import make_env
-
-    returns = []
-    for k in range(episodes):
-        env = make_env(task, seed=seed * 7919 + k)
-        env.reset(seed=seed * 7919 + k)
-        rng = np.random.default_rng(k)
-        total, done = 0.0, False
-        while not done:
-            _, r, term, trunc, _ = env.step(rng.uniform(-1, 1, env.action_space.shape).astype(np.float32))
-            total += r
-            done = term or trunc
-        returns.append(total)
-    return float(np.mean(returns))
 
 
 @pytest.mark.slow

@@ -227,7 +227,7 @@ def test_distributed_job_on_a_split_with_descriptor_conditioning(ray_session, tm
     """The Ray job trains a descriptor-conditioned model on a split's training bodies with two learner
     ranks: replicas stay identical (no in-place embedding renorm) and held-out ids never reach replay."""
     from agents.checkpoint import load_checkpoint
-    from tests.distributed.job_helpers import compose_run_config, run_job, store_episodes
+    from distributed.testing.jobs import compose_run_config, run_job, store_episodes
 
     summary, digests = run_job(
         compose_run_config(
