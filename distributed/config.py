@@ -90,6 +90,9 @@ class RayOptions:
 @dataclass
 class RunConfig:
     task: str = "cartpole-balance"  # a task, a comma-separated list, a task-set name (mt80) or split:<name>
+    # comma-separated names from task's set: collect and evaluate only these; the model keeps the whole set's
+    # task ids and dims (offline data that covers part of a set, or a cheaper evaluation of a set's model)
+    only_tasks: str | None = None
     model_size: str = "1"  # 1 | 5 | 19 | 48 | 317 (TD-MPC2's presets) | tiny (tests, CI)
     steps: int = 100_000  # env (agent) steps over all envs; updates when offline (num_runners=0)
     seed: int = 1

@@ -159,10 +159,13 @@ class Loop:
         except UnknownNameError as exc:
             raise ConfigError(str(exc)) from None
         self.names = list(self.task_set.names)
-        self.tasks = list(tasks or self.names)
+        self.tasks = list(tasks or [t.strip() for t in (cfg.only_tasks or "").split(",") if t.strip()] or self.names)
         missing = [t for t in self.tasks if t not in self.names]
         if missing:
-            raise ConfigError(f"tasks {missing} are not in the task set {cfg.task!r}")
+            raise ConfigError(
+                f"tasks {missing} are not in the task set {cfg.task!r}: only_tasks takes names of that set, "
+                f"comma-separated and quoted: \"only_tasks='a,b'\""
+            )
         if agent is not None and (cfg.backend != "local" or agent.cfg.model.num_tasks != len(self.names)):
             raise ConfigError(
                 f"a given agent ({agent.cfg.model.num_tasks} tasks) continues only in backend=local "

@@ -40,10 +40,11 @@ DOMAIN_PACKAGES = {
 }
 
 
-def assign_tasks(task_set, num_runners: int) -> list[list[str]]:
-    """Split tasks over runners so each runner holds as few embodiment families as possible:
-    runners go to domains in proportion to their task counts (at least one each when there are
-    enough runners), and each domain's tasks, sorted by embodiment, are cut into contiguous runs."""
+def assign_tasks(task_set, num_runners: int, only: list[str] | None = None) -> list[list[str]]:
+    """Split tasks (the set's, or those of them named in `only`) over runners so each runner holds as few
+    embodiment families as possible: runners go to domains in proportion to their task counts (at least one
+    each when there are enough runners), and each domain's tasks, sorted by embodiment, are cut into
+    contiguous runs."""
 
     def split(tasks, n: int) -> list[list[str]]:  # sorted by (domain,) embodiment, cut into n contiguous runs
         ordered = sorted(tasks, key=lambda t: (t.domain, t.embodiment, t.name))
@@ -51,12 +52,13 @@ def assign_tasks(task_set, num_runners: int) -> list[list[str]]:
 
     if num_runners == 0:  # an offline run
         return []
+    chosen = [t for t in task_set.tasks if only is None or t.name in only]
     by_domain: dict[str, list] = {}
-    for t in task_set.tasks:
+    for t in chosen:
         by_domain.setdefault(t.domain, []).append(t)
     domains = sorted(by_domain, key=lambda d: -len(by_domain[d]))
     if num_runners < len(domains):
-        return split(task_set.tasks, num_runners)
+        return split(chosen, num_runners)
     share = {d: 1 for d in domains}
     for _ in range(num_runners - len(domains)):  # give spare runners to the domain with most tasks per runner
         d = max(domains, key=lambda d: len(by_domain[d]) / share[d])
@@ -534,7 +536,7 @@ def build(loop) -> Parts:
             max_episode_steps=cfg.max_episode_steps,
             piece_horizon=cfg.planner.horizon if cfg.partial_episodes else None,
         )
-        for i, tasks in enumerate(assign_tasks(ts, cfg.num_runners))
+        for i, tasks in enumerate(assign_tasks(ts, cfg.num_runners, loop.tasks))
     ]
     pg = learner_group_placement(cfg, token)
 

@@ -74,6 +74,7 @@ CLI_CASES = [  # (override, what the message must name)
     ("task=pendulum-swingup", "belongs to another run"),
     ("chunk_len=128", "belongs to another run"),
     ("num_runners=0", "offline_data"),
+    ("only_tasks=cartpole-swingup", "only_tasks"),
 ]
 
 
