@@ -63,7 +63,7 @@ def _source_class(cls: type) -> type:
     import agents.config
 
     origin = getattr(agents.config, cls.__name__.replace("Options", "Config").replace("Overrides", "Config"), None)
-    if origin is None or not dataclasses.is_dataclass(origin):
+    if not isinstance(origin, type) or not dataclasses.is_dataclass(origin):
         raise LookupError(f"no source found for the dataclass {cls.__name__}: teach launch/config_doc.py where it is")
     return origin
 
@@ -102,9 +102,10 @@ def field_docs(cls: type) -> tuple[dict[str, str], dict[str, str]]:
         elif len(above) > 1 and not parts:
             parts = above
         nxt = body[i + 1] if i + 1 < len(body) else None
-        if not parts and isinstance(nxt, ast.Expr) and isinstance(getattr(nxt, "value", None), ast.Constant):
-            if isinstance(nxt.value.value, str):
-                parts = [inspect.cleandoc(nxt.value.value)]
+        if not parts and isinstance(nxt, ast.Expr):
+            value = nxt.value
+            if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                parts = [inspect.cleandoc(value.value)]
         docs[name] = " ".join(p for p in parts if p)
         sections[name] = section
     return docs, sections
@@ -237,7 +238,7 @@ def render(schema: type | None = None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m launch.config_doc", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m launch.config_doc", description=(__doc__ or "").splitlines()[0])
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--write", action="store_true", help=f"write {PAGE.relative_to(PAGE.parents[2])}")
     mode.add_argument("--check", action="store_true", help="exit 1 if the committed page is out of date")
