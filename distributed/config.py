@@ -22,7 +22,7 @@ import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Optional, TypeAlias, TypeVar
 
 from agents.config import (
     COMPILE_MODES,
@@ -38,6 +38,7 @@ from embodiments.constraints import ConstraintOptions
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 BACKENDS = ("local", "ray")
 BALANCES = ("uniform", "task", "sqrt")
+_Schema = TypeVar("_Schema")
 
 
 class ConfigError(ValueError):
@@ -59,25 +60,34 @@ def _options_of(cls, exclude: tuple[str, ...] = (), optional: bool = False):
     return dataclasses.make_dataclass(cls.__name__.replace("Config", "Options"), fields)
 
 
-PlannerOptions = _options_of(PlannerConfig)
-PlannerOverrides = _options_of(PlannerConfig, optional=True)  # for a saved model: None keeps its value
-OptimOptions = _options_of(OptimConfig)
-ModelOptions = _options_of(
-    ModelConfig,
-    optional=True,
-    exclude=(
-        "obs_dim",
-        "action_dim",
-        "num_tasks",
-        "model_size",
-        "task_descriptors",
-        "descriptor_mean",
-        "descriptor_std",
-        "task_language",
-        "language_encoder",
-        "can_terminate",
-    ),
-)
+if TYPE_CHECKING:
+    # _options_of builds these classes at run time, which a type checker cannot follow. PlannerOptions and
+    # OptimOptions have exactly the agent config's fields and types (mutable, where those are frozen); the
+    # optional ones (every field may be None, some left out) are typed loosely.
+    PlannerOptions = PlannerConfig
+    OptimOptions = OptimConfig
+    PlannerOverrides: TypeAlias = Any
+    ModelOptions: TypeAlias = Any
+else:
+    PlannerOptions = _options_of(PlannerConfig)
+    PlannerOverrides = _options_of(PlannerConfig, optional=True)  # for a saved model: None keeps its value
+    OptimOptions = _options_of(OptimConfig)
+    ModelOptions = _options_of(
+        ModelConfig,
+        optional=True,
+        exclude=(
+            "obs_dim",
+            "action_dim",
+            "num_tasks",
+            "model_size",
+            "task_descriptors",
+            "descriptor_mean",
+            "descriptor_std",
+            "task_language",
+            "language_encoder",
+            "can_terminate",
+        ),
+    )
 
 
 @dataclass
@@ -204,14 +214,16 @@ def compose(config_name: str = "train", overrides: list[str] | tuple[str, ...] =
     return config_from_dict(values)
 
 
-def _hydra_compose(schema, overrides, config_name: str, config_dir: str | None) -> dict:
+def _hydra_compose(
+    schema: type, overrides: list[str] | tuple[str, ...], config_name: str, config_dir: str | None
+) -> dict:
     """Hydra's compose of `config_name` (in `config_dir`, or the ConfigStore) with `overrides`, as a
     resolved plain dict; a Hydra/OmegaConf error becomes a one-line ConfigError naming the key."""
     from hydra import compose as hydra_compose
     from hydra import initialize, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
-    from omegaconf import OmegaConf
+    from omegaconf import OmegaConf, SCMode
     from omegaconf.errors import OmegaConfBaseException
 
     try:
@@ -223,9 +235,11 @@ def _hydra_compose(schema, overrides, config_name: str, config_dir: str | None) 
         )
         with context:
             node = hydra_compose(config_name=config_name, overrides=list(overrides))
-        values = OmegaConf.to_container(node, resolve=True, structured_config_mode=None)
+        values = OmegaConf.to_container(node, resolve=True, structured_config_mode=SCMode.DICT)
     except (HydraException, OmegaConfBaseException) as exc:
         raise ConfigError(_one_line_hydra_error(exc, schema)) from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"config {config_name!r} composed to a {type(values).__name__}, not a mapping of keys")
     values.pop("hydra", None)
     return values
 
@@ -237,19 +251,22 @@ def config_from_dict(values: dict) -> RunConfig:
     return cfg
 
 
-def _to_object(schema, values: dict):
+def _to_object(schema: type[_Schema], values: dict) -> _Schema:
     """`values` merged onto the structured config `schema`, as an instance of `schema`; an
     OmegaConf error becomes a one-line ConfigError naming the key."""
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     try:
-        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), values))
+        obj = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), values))
     except OmegaConfBaseException as exc:
         raise ConfigError(_one_line_hydra_error(exc, schema)) from None
+    if not isinstance(obj, schema):  # a structured config always becomes an instance of its class
+        raise ConfigError(f"config for {schema.__name__} became a {type(obj).__name__}")
+    return obj
 
 
-def _one_line_hydra_error(exc: Exception, schema) -> str:
+def _one_line_hydra_error(exc: Exception, schema: type) -> str:
     """Hydra/OmegaConf's multi-line error as one line that names the key (and the closest key)."""
     text = str(exc)
     if exc.__cause__ is not None:
@@ -277,7 +294,7 @@ def _one_line_hydra_error(exc: Exception, schema) -> str:
     return f"bad value for {key.group(1) if key else 'a config key'}: " + "; ".join(dict.fromkeys(keep))
 
 
-def compose_options(schema, overrides: list[str] | tuple[str, ...] = ()):
+def compose_options(schema: type[_Schema], overrides: list[str] | tuple[str, ...] = ()) -> _Schema:
     """An entry point's own options: the dataclass `schema` (registered in the ConfigStore) with
     Hydra command-line overrides applied, type-checked; returns an instance of `schema`.
     Raises ConfigError naming the key."""

@@ -5,7 +5,6 @@ the single-process trainer uses it directly."""
 from __future__ import annotations
 
 import time
-from collections import Counter
 
 import numpy as np
 import torch
@@ -61,7 +60,7 @@ class EnvRunner:
         self.has_last = np.zeros(n, bool)
         self.episode_violations = np.zeros(n, np.int64)
         self.violations = 0
-        self.timing = Counter(plan_s=0.0, sim_s=0.0, wall_s=0.0, steps=0)  # update() adds
+        self.timing: dict[str, float] = {"plan_s": 0.0, "sim_s": 0.0, "wall_s": 0.0, "steps": 0}  # step() adds
 
     def __len__(self) -> int:
         return len(self.envs)
@@ -72,7 +71,8 @@ class EnvRunner:
         (see EpisodeBuilder.finish; each also carries the weights version that finished it)."""
         t0 = time.perf_counter()
         random = self.rng.uniform(-1, 1, self.masks.shape).astype(np.float32) * self.masks
-        constrained = self.policy.constraints is not None
+        constraints = self.policy.constraints
+        constrained = constraints is not None
         if constrained:  # seeding actions obey the limits too
             random = self.policy.feasible(torch.from_numpy(random), self.task_tensor, self.plan_state).numpy()
         rows = np.isin(self.task_ids, list(random_tasks)) if len(random_tasks) else np.zeros(len(self.envs), bool)
@@ -82,9 +82,9 @@ class EnvRunner:
             act, _ = self.policy.act(torch.from_numpy(self.obs), self.task_tensor, self.plan_state)
             actions = act.numpy()
             actions[rows] = random[rows]
-        if constrained:
+        if constraints is not None:
             self.policy.record_actions(torch.from_numpy(actions), self.plan_state)
-            bad = self.policy.constraints.violations(
+            bad = constraints.violations(
                 self.task_tensor,
                 torch.from_numpy(actions),
                 torch.from_numpy(self.last_action),
@@ -117,7 +117,8 @@ class EnvRunner:
             self.plan_state.reset(reset_rows)
         t2 = time.perf_counter()
         self.env_steps += len(self.envs)
-        self.timing.update(plan_s=t1 - t0, sim_s=t2 - t1, wall_s=t2 - t0, steps=1)
+        for key, add in (("plan_s", t1 - t0), ("sim_s", t2 - t1), ("wall_s", t2 - t0), ("steps", 1)):
+            self.timing[key] += add
         return finished
 
     def collect(

@@ -25,10 +25,11 @@ from agents.config import AgentConfig
 
 def _grad_sync(world_size: int):
     def sync(params: list[torch.nn.Parameter]) -> None:
+        grads: list[torch.Tensor] = []
         for p in params:
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
-        grads = [p.grad for p in params]
+            grads.append(p.grad)
         flat = _flatten_dense_tensors(grads)  # one all-reduce for the whole model
         dist.all_reduce(flat)
         flat /= world_size
@@ -90,13 +91,13 @@ class Learner:
         """Join the group (all ranks must call this concurrently). Returns the rank."""
         backend = "nccl" if self.agent_cfg.device.startswith("cuda") else "gloo"
         dist.init_process_group(backend, init_method=init_method, rank=self.rank, world_size=self.world_size)
-        self._build_agent()
+        agent = self._build_agent()
         # start from rank 0's initial parameters
-        for t in list(self.agent.model.parameters()) + list(self.agent.model.buffers()):
+        for t in list(agent.model.parameters()) + list(agent.model.buffers()):
             dist.broadcast(t.data, src=0)
         return self.rank
 
-    def _build_agent(self) -> None:
+    def _build_agent(self) -> Agent:
         multi = self.world_size > 1
         self.agent = Agent(
             self.agent_cfg,
@@ -104,19 +105,27 @@ class Learner:
             grad_sync=_grad_sync(self.world_size) if multi else None,
             gather_sync=_gather_sync(self.world_size) if multi else None,
         )
+        return self.agent
+
+    def built_agent(self) -> Agent:
+        """The agent: built in __init__ for a single learner, in init_process_group for a group's ranks."""
+        if self.agent is None:
+            raise RuntimeError("this learner has no agent yet: a learner group's ranks build it in init_process_group")
+        return self.agent
 
     def train(self, num_updates: int) -> dict:
         """Run `num_updates` updates (every rank must be asked for the same number)."""
         info: dict = {}
+        agent = self.built_agent()
         for _ in range(num_updates):
             t0 = time.perf_counter()
             arrays = self.source.sample(self.batch_size // self.world_size, self.agent_cfg.planner.horizon, self.rng)
-            batch = Batch.from_numpy(arrays, self.agent.device)
+            batch = Batch.from_numpy(arrays, agent.device)
             t1 = time.perf_counter()
-            info = self.agent.update(batch)
+            info = agent.update(batch)
             self.sample_s += t1 - t0
             self.update_s += time.perf_counter() - t1
-        return {**info, "updates": self.agent.updates, "sample_s": self.sample_s, "update_s": self.update_s}
+        return {**info, "updates": agent.updates, "sample_s": self.sample_s, "update_s": self.update_s}
 
     def diagnostics(
         self,
@@ -135,13 +144,14 @@ class Learner:
 
         H = self.agent_cfg.planner.horizon
         arrays = self.source.sample(per_task * len(task_names), 2 * H, self.rng, balance="task")
+        agent = self.built_agent()
         results = run_diagnostics(
-            self.agent,
+            agent,
             split_by_task(arrays, task_names),
             obs_dims=dict(zip(task_names, obs_dims, strict=False)),
             max_samples=per_task,
             audit_states=audit_states,
-            seed=self.agent.updates,
+            seed=agent.updates,
         )
         if out_dir is not None:
             from distributed.storage import local_staging
@@ -152,13 +162,13 @@ class Learner:
 
     def weights(self) -> dict[str, torch.Tensor]:
         """The world model's parameters and buffers on CPU (what runners load)."""
-        return {k: v.detach().cpu().clone() for k, v in self.agent.model.state_dict().items()}
+        return {k: v.detach().cpu().clone() for k, v in self.built_agent().model.state_dict().items()}
 
     def agent_state(self) -> dict:
-        return self.agent.state_dict()
+        return self.built_agent().state_dict()
 
     def load_agent_state(self, state: dict) -> None:
-        self.agent.load_state_dict(state)
+        self.built_agent().load_state_dict(state)
 
     def replay_damage(self) -> dict:
         """What damaged replay data cost the source: see distributed.batches.StoreSource.damage."""
@@ -167,7 +177,7 @@ class Learner:
     def param_digest(self) -> str:
         """SHA-256 of every parameter's bytes: equal digests mean identical replicas."""
         h = hashlib.sha256()
-        for p in self.agent.model.parameters():
+        for p in self.built_agent().model.parameters():
             h.update(p.detach().cpu().contiguous().numpy().tobytes())
         return h.hexdigest()
 

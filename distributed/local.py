@@ -88,8 +88,9 @@ def build(loop) -> Parts:
             record_damage={shard: writer.quarantine},
         )  # damage found while sampling is kept
         source = online if offline is None else Mixture(online, offline, cfg.offline_ratio)
+        refresh = source.refresh
     learner = Learner(loop.agent_cfg, masks, source, batch_size=cfg.batch_size, seed=cfg.seed, agent=loop.agent)
-    policy = learner.agent.policy()  # shares the learner's model and its precision decision
+    policy = learner.built_agent().policy()  # shares the learner's model and its precision decision
     if not cfg.offline:
         runner = EnvRunner(
             policy,
@@ -99,9 +100,7 @@ def build(loop) -> Parts:
             seed=resumed_seed(cfg.seed, writer.next_episode_id),
             max_episode_steps=cfg.max_episode_steps,
         )
-        collector = LocalCollector(
-            runner, writer, source.refresh, cfg.planner.horizon if cfg.partial_episodes else None
-        )
+        collector = LocalCollector(runner, writer, refresh, cfg.planner.horizon if cfg.partial_episodes else None)
     # the runner and evaluator plan with the learner's own model: every update is published as it happens
     return Parts(
         collector=collector,

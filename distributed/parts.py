@@ -48,7 +48,7 @@ class Job:
     def done(self) -> bool:
         return self.refs is None or self._lost is not None or len(self._ready) == len(self.refs)
 
-    def result(self):
+    def result(self) -> Any:  # whatever the call returned (finish() of the refs' values)
         if self.refs is None:
             return self.value
         import ray
@@ -101,6 +101,7 @@ class Collector(Protocol):
         """Step slot's envs `num_steps` times (at random while `seeding`, and for `random_tasks`); its
         value: {"collected", "episodes": [(task, return, success, length, weights version)], timings...}, or
         {"restarted": True, "slot", "error"} when the runner died and was restarted."""
+        ...
 
     def set_weights(self, weights, version: int) -> None:
         """Plan with these weights (None: the learner's own model, shared in process) from now on."""

@@ -17,16 +17,29 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Literal
 
-from distributed.storage import is_remote, storage_path
+from distributed.storage import Location, StoragePath, is_remote, local_path, storage_path
+
+WandbMode = Literal["online", "offline", "disabled", "shared"]
+_WANDB_MODES: tuple[WandbMode, ...] = ("online", "offline", "disabled", "shared")
+
+
+def wandb_mode_of(mode: str) -> WandbMode:
+    """`mode` (a config's string) as one of wandb's modes; ValueError naming them for another."""
+    for m in _WANDB_MODES:
+        if mode == m:
+            return m
+    raise ValueError(f"wandb_mode must be one of {'|'.join(_WANDB_MODES)}, got {mode!r}")
 
 
 class RunLogger:
     def __init__(
         self,
-        run_dir: str | os.PathLike,
+        run_dir: Location,
         config: dict,
         *,
         wandb_mode: str = "offline",
@@ -44,8 +57,9 @@ class RunLogger:
             if (self.run_dir / "metrics.jsonl").exists():  # a resumed run goes on appending to its log
                 self.path.write_bytes((self.run_dir / "metrics.jsonl").read_bytes())
         else:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            self.path = self.run_dir / "metrics.jsonl"
+            local = local_path(self.run_dir)
+            local.mkdir(parents=True, exist_ok=True)
+            self.path = local / "metrics.jsonl"
         self.start = time.time()
         self._wandb = None
         if wandb_mode != "disabled":
@@ -58,7 +72,7 @@ class RunLogger:
                 name=name or self.run_dir.name,
                 config=config,
                 dir=str(wandb_dir(self.run_dir)),
-                mode=wandb_mode,
+                mode=wandb_mode_of(wandb_mode),
                 resume="allow",
                 id=_wandb_id(self.run_dir),
                 reinit="finish_previous",
@@ -92,11 +106,11 @@ class RunLogger:
             self.remote = False  # closed: nothing more to upload
 
 
-def wandb_dir(run_dir) -> Path:
+def wandb_dir(run_dir: StoragePath) -> Path:
     """Where wandb writes: the run directory, or (wandb cannot write to an object store) a local
     folder named after the URI, ~/.cache/latentfleet/wandb/<bucket-prefix>-<hash>."""
     if not is_remote(run_dir):
-        return Path(run_dir)
+        return local_path(run_dir)
     text = str(run_dir)
     slug = "".join(c if c.isalnum() or c in "-_." else "-" for c in text.split("://", 1)[1])[-60:]
     d = Path.home() / ".cache" / "latentfleet" / "wandb" / f"{slug}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
@@ -104,7 +118,7 @@ def wandb_dir(run_dir) -> Path:
     return d
 
 
-def finished(run_dir: str | os.PathLike) -> bool:
+def finished(run_dir: Location) -> bool:
     """Whether the run ended by finishing its steps: summary.json is there and does not say it failed."""
     path = storage_path(run_dir) / "summary.json"
     try:
@@ -113,7 +127,7 @@ def finished(run_dir: str | os.PathLike) -> bool:
         return False
 
 
-def read_metrics(run_dir: str | os.PathLike, kind: str | None = None) -> list[dict]:
+def read_metrics(run_dir: Location, kind: str | None = None) -> list[dict]:
     path = storage_path(run_dir) / "metrics.jsonl"
     if not path.exists():
         return []
@@ -129,7 +143,9 @@ def read_metrics(run_dir: str | os.PathLike, kind: str | None = None) -> list[di
 
 
 @contextmanager
-def saved_figure(path: str | os.PathLike, *grid: int, dpi: int = 100, bbox: str | None = None, **subplots):
+def saved_figure(
+    path: Location, *grid: int, dpi: int = 100, bbox: str | None = None, **subplots: Any
+) -> Iterator[tuple[Any, Any]]:
     """`with saved_figure(path, 1, 2, figsize=(11, 4)) as (fig, axes):` a matplotlib figure (Agg: no
     display needed) that is laid out tight, written to `path` and closed when the block ends;
     `bbox="tight"` crops it instead (many long labels, where tight_layout warns)."""
@@ -147,13 +163,13 @@ def saved_figure(path: str | os.PathLike, *grid: int, dpi: int = 100, bbox: str 
             buf = io.BytesIO()
             fig.savefig(buf, dpi=dpi, bbox_inches=bbox, format=Path(str(path)).suffix.lstrip(".") or "png")
             storage_path(path).write_bytes(buf.getvalue())
-        else:
-            fig.savefig(path, dpi=dpi, bbox_inches=bbox)
+        else:  # an UPath is remote, as storage_path makes them
+            fig.savefig(path if isinstance(path, (str, os.PathLike)) else local_path(path), dpi=dpi, bbox_inches=bbox)
     finally:
         plt.close(fig)
 
 
-def plot_learning_curves(run_dir: str | os.PathLike, out: str = "learning_curve.png") -> Path | None:
+def plot_learning_curves(run_dir: Location, out: str = "learning_curve.png") -> StoragePath | None:
     """Eval return (and normalized score when present) against env steps, per task."""
     rows = read_metrics(run_dir, "eval")
     if not rows:
@@ -180,7 +196,7 @@ def plot_learning_curves(run_dir: str | os.PathLike, out: str = "learning_curve.
     return path
 
 
-def _wandb_id(run_dir: Path) -> str:
+def _wandb_id(run_dir: StoragePath) -> str:
     """A stable wandb run id per run directory so a resumed run continues the same wandb run."""
     path = run_dir / ".wandb_id"
     if path.exists():

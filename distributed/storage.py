@@ -19,19 +19,33 @@ import re
 import shutil
 import tempfile
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+if TYPE_CHECKING:
+    from upath import UPath
+    from zarr.storage import FsspecStore
+
+# What storage_path returns: a pathlib.Path (local or shared file system) or an UPath (a URI)
+StoragePath: TypeAlias = "Path | UPath"
+# What a run's location may be given as: a path string or URI, a path object, or an UPath
+Location: TypeAlias = "str | os.PathLike[str] | UPath"
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 # s3fs caches directory listings; a reader polling a shard another process writes must not see a stale one
-_NO_LISTING_CACHE = {"s3": {"use_listings_cache": False}, "s3a": {"use_listings_cache": False}}
+_NO_LISTING_CACHE: dict[str, dict[str, Any]] = {
+    "s3": {"use_listings_cache": False},
+    "s3a": {"use_listings_cache": False},
+}
 
 
 class StorageError(ValueError):
     """A storage location that cannot be used; the message names the location and the fix."""
 
 
-def scheme(location) -> str | None:
+def scheme(location: object) -> str | None:
     """'s3' for 's3://b/p' (or an UPath on S3); None for a local path."""
     protocol = getattr(location, "protocol", None)
     if isinstance(protocol, str) and protocol not in ("", "file", "local"):
@@ -40,12 +54,12 @@ def scheme(location) -> str | None:
     return m.group(1).lower() if m and m.group(1).lower() not in ("file", "local") else None
 
 
-def is_remote(location) -> bool:
+def is_remote(location: object) -> bool:
     """Whether `location` is an object-store (or other fsspec) URI rather than a file-system path."""
     return scheme(location) is not None
 
 
-def storage_path(location):
+def storage_path(location: Location) -> StoragePath:
     """A path object for `location`: pathlib.Path (local, `~` expanded) or UPath (a URI).
 
     Raises StorageError for a scheme fsspec has no implementation for (one line naming it)."""
@@ -57,10 +71,13 @@ def storage_path(location):
         if text.startswith("file://"):
             text = text[len("file://") :]
         return Path(os.path.expanduser(text))
-    if not isinstance(location, str):
-        return location  # already an UPath
-    import fsspec
     from upath import UPath
+
+    if isinstance(location, UPath):
+        return location
+    if not isinstance(location, str):
+        raise StorageError(f"{location!r}: a '{proto}://' location must be a URI string or an UPath")
+    import fsspec
 
     if proto not in fsspec.available_protocols():
         raise StorageError(
@@ -73,13 +90,22 @@ def storage_path(location):
         raise StorageError(f"{location!r}: {exc}") from None
 
 
-def write_bytes(path, data: bytes) -> None:
+def local_path(path: StoragePath) -> Path:
+    """`path` (from storage_path, not remote) as the pathlib.Path it is; StorageError for an object-store
+    location, where a caller needs a file system."""
+    if not isinstance(path, Path):
+        raise StorageError(f"{path}: an object-store location where a local file-system path is needed")
+    return path
+
+
+def write_bytes(path: Location, data: bytes) -> None:
     """Replace the file at `path` with `data` so a reader sees the old content or the new, never a
     torn file: temp file + fsync + rename on a file system, one PUT on an object store."""
-    path = storage_path(path)
-    if is_remote(path):
-        path.write_bytes(data)
+    where = storage_path(path)
+    if is_remote(where):
+        where.write_bytes(data)
         return
+    path = local_path(where)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     with open(tmp, "wb") as f:
@@ -94,25 +120,26 @@ def write_bytes(path, data: bytes) -> None:
         os.close(fd)
 
 
-def append_text(path, text: str) -> None:
+def append_text(path: Location, text: str) -> None:
     """Append to a text file. Object stores cannot append: the object is read and written back whole
     (metrics.jsonl grows by a row per call; fine at this size, and only one process appends)."""
-    path = storage_path(path)
-    if not is_remote(path):
-        with open(path, "a") as f:
+    where = storage_path(path)
+    if not is_remote(where):
+        with open(local_path(where), "a") as f:
             f.write(text)
         return
-    old = path.read_bytes() if path.exists() else b""
-    path.write_bytes(old + text.encode())
+    old = where.read_bytes() if where.exists() else b""
+    where.write_bytes(old + text.encode())
 
 
 @contextmanager
-def local_staging(path):
+def local_staging(path: Location) -> Iterator[Path]:
     """`with local_staging(dest) as d:` a local directory to write into (tools that need a real file
     system: matplotlib, wandb, report writers); for a URI its files are uploaded to `dest` at the end.
     For a local `dest` it is `dest` itself."""
     dest = storage_path(path)
     if not is_remote(dest):
+        dest = local_path(dest)
         dest.mkdir(parents=True, exist_ok=True)
         yield dest
         return
@@ -124,7 +151,7 @@ def local_staging(path):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def upload_tree(local: Path, dest) -> None:
+def upload_tree(local: Path, dest: Location) -> None:
     """Copy every file under the local directory `local` to `dest` (a URI), one object each."""
     dest = storage_path(dest)
     for p in sorted(Path(local).rglob("*")):
@@ -132,7 +159,7 @@ def upload_tree(local: Path, dest) -> None:
             (dest / p.relative_to(local).as_posix()).write_bytes(p.read_bytes())
 
 
-def check_writable(location, key: str) -> None:
+def check_writable(location: Location, key: str) -> None:
     """Refuse, before anything is written, a URI whose bucket does not exist or cannot be written:
     a probe object is written and deleted. Raises StorageError naming `key` and the fix. A local
     path needs no probe (it is created on first write)."""
@@ -162,7 +189,7 @@ def check_writable(location, key: str) -> None:
         ) from None
 
 
-def zarr_store(path, *, read_only: bool = False):
+def zarr_store(path: Location, *, read_only: bool = False) -> str | FsspecStore:
     """What to hand Zarr for the group at `path`: the path string for a local directory (Zarr's
     LocalStore, whose writes are temp file + rename), else Zarr's own FsspecStore over the URI."""
     path = storage_path(path)
@@ -171,7 +198,8 @@ def zarr_store(path, *, read_only: bool = False):
     from zarr.storage import FsspecStore
 
     url = str(path)
-    options = dict(_NO_LISTING_CACHE.get(scheme(url), {}))
-    if scheme(url) in ("s3", "s3a"):  # s3fs asks an object's size (a HEAD) before each whole GET unless
+    proto = scheme(url)
+    options = dict(_NO_LISTING_CACHE[proto]) if proto in _NO_LISTING_CACHE else {}
+    if proto in ("s3", "s3a"):  # s3fs asks an object's size (a HEAD) before each whole GET unless
         options["max_concurrency"] = 1  # ranged reads are off; a Zarr object is small and read whole
     return FsspecStore.from_url(url, storage_options=options, read_only=read_only)

@@ -33,10 +33,12 @@ import re
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from distributed.storage import Location, StoragePath
 
 DONE_FILE = "done.json"
 ATTEMPTS_FILE = "attempts.jsonl"
@@ -85,7 +87,7 @@ class SweepConfig:
             raise ValueError("seeds is empty: give at least one, e.g. seeds=[1]")
 
     @property
-    def directory(self):
+    def directory(self) -> StoragePath:
         """<storage>/<name>: an absolute Path, or an UPath for a URI."""
         from distributed.config import run_location
         from distributed.storage import is_remote, storage_path
@@ -192,7 +194,7 @@ def run_trial(config: dict) -> None:
     tune.report({**result, "skipped": False})
 
 
-def trial_result(run_dir: str | Path) -> dict:
+def trial_result(run_dir: Location) -> dict:
     """Scores of one run directory from its metrics.jsonl and attempts: final and best score
     (normalized score when the tasks have one, else mean eval return), per-task final returns,
     env steps, wall time summed over attempts."""
@@ -291,6 +293,8 @@ def run_sweep(cfg: SweepConfig, *, trials: list[dict] | None = None, verbose: in
         for r in tuner.fit():
             if r.error is not None:
                 cause = getattr(r.error, "cause", None) or r.error  # a RayTaskError wraps the trial's exception
+                if r.config is None:
+                    raise RuntimeError(f"Tune reported a failed trial without its config: {cause}")
                 errors[r.config["trial"]["slug"]] = " ".join(str(cause).split())[:300]
 
     rows = []
@@ -327,7 +331,7 @@ def _tune_storage(tune_dir) -> dict:
     return {"storage_path": tune_dir.path, "storage_filesystem": PyFileSystem(FSSpecHandler(tune_dir.fs))}
 
 
-def write_results(rows: list[dict], sweep_dir: Path, cfg: SweepConfig) -> dict:
+def write_results(rows: list[dict], sweep_dir: StoragePath, cfg: SweepConfig) -> dict:
     """results.csv, results.md and results.png in sweep_dir; the table to wandb when it is on."""
     fixed = ["status", "score_kind", "final_score", "best_score", "env_steps", "updates", "wall_s", "attempts"]
     varied = [
@@ -354,7 +358,12 @@ def write_results(rows: list[dict], sweep_dir: Path, cfg: SweepConfig) -> dict:
         "| " + " | ".join(columns) + " |",
         "|" + "---|" * len(columns),
     ]
-    ranked = sorted(rows, key=lambda r: -(r.get("final_score") if r.get("final_score") is not None else -math.inf))
+
+    def final_score(r: dict) -> float:
+        score = r.get("final_score")
+        return -math.inf if score is None else score
+
+    ranked = sorted(rows, key=lambda r: -final_score(r))
     lines += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in ranked]
     md_path.write_text("\n".join(lines) + "\n")
     labels = [" ".join(f"{k.rsplit('.', 1)[-1]}={r.get(k)}" for k in varied) or r["trial"] for r in rows]
@@ -364,7 +373,7 @@ def write_results(rows: list[dict], sweep_dir: Path, cfg: SweepConfig) -> dict:
     return {"csv": csv_path, "md": md_path, "png": png}
 
 
-def _plot(rows: list[dict], labels: list[str], path: Path) -> Path | None:
+def _plot(rows: list[dict], labels: list[str], path: StoragePath) -> StoragePath | None:
     """Final and best score per trial (bars) and each trial's eval curve."""
     from distributed.run_log import read_metrics, saved_figure
 
@@ -396,10 +405,10 @@ def _plot(rows: list[dict], labels: list[str], path: Path) -> Path | None:
     return path
 
 
-def _wandb_table(rows: list[dict], columns: list[str], sweep_dir: Path, cfg: SweepConfig) -> None:
+def _wandb_table(rows: list[dict], columns: list[str], sweep_dir: StoragePath, cfg: SweepConfig) -> None:
     import wandb
 
-    from distributed.run_log import wandb_dir
+    from distributed.run_log import wandb_dir, wandb_mode_of
 
     run = wandb.init(
         project=cfg.wandb_project,
@@ -407,8 +416,8 @@ def _wandb_table(rows: list[dict], columns: list[str], sweep_dir: Path, cfg: Swe
         name=f"{cfg.name}-summary",
         job_type="sweep-summary",
         dir=str(wandb_dir(sweep_dir)),
-        mode=cfg.wandb_mode,
+        mode=wandb_mode_of(cfg.wandb_mode),
         reinit="finish_previous",
     )
-    run.log({"results": wandb.Table(columns=columns, data=[[r.get(c) for c in columns] for r in rows])})
+    run.log({"results": wandb.Table(columns=list(columns), data=[[r.get(c) for c in columns] for r in rows])})
     run.finish()
