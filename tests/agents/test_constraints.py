@@ -2,8 +2,6 @@
 elites, refit mean and executed action are feasible; constraints off leaves plans bitwise as before."""
 
 import dataclasses
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +13,6 @@ from agents.config import ActionConstraints, constraints_from_plain, make_agent_
 from agents.planner import ConstraintTable, PlanConstraints, project_sequences
 from agents.policy import PlanningPolicy
 
-DATA = Path(__file__).with_name("data")
 TOL = 1e-6
 SMALL = dict(horizon=3, iterations=3, num_samples=48, num_elites=6, num_pi_trajs=6, rows_per_pass=2)
 MASKS = torch.tensor([[1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 0.0, 0.0], [1.0, 1.0, 1.0, 0.0]])
@@ -145,12 +142,9 @@ def test_warm_start_is_feasible_from_the_executed_action():
 
 def test_constraints_off_plans_are_those_of_the_reference_commit():
     # the reference plans were made before constraints existed, on another CPU: compared within the rounding
-    # spread of CPUs and kernels (make_plan_reference.TOLERANCE), not bit for bit
-    sys.path.insert(0, str(DATA))
-    try:
-        from make_plan_reference import differences, load_reference
-    finally:
-        sys.path.remove(str(DATA))
+    # spread of CPUs and kernels (agents/testing/plan_reference.py: TOLERANCE), not bit for bit
+    from agents.testing.plan_reference import differences, load_reference
+
     cfg, model, ref = load_reference()
     assert PlanningPolicy(cfg, model=model).constraints is None  # no constraint op on this path
     assert differences(model, cfg, ref) == []

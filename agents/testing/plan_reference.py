@@ -1,10 +1,11 @@
-"""Writes plan_reference.pt: plans of a small fixed model, for the constraints-off regression test.
+"""Writes tests/agents/data/plan_reference.pt: plans of a small fixed model, for the constraints-off
+regression test (tests/agents/test_constraints.py), and compares today's plans with it.
 
 Run from the repository root at the commit whose plans are the reference:
-    python tests/agents/data/make_plan_reference.py
+    python -m agents.testing.plan_reference
 The file holds the model weights too, so the test does not depend on torch's init stream.
 
-    python tests/agents/data/make_plan_reference.py --check
+    python -m agents.testing.plan_reference --check
 recomputes the plans with today's code and exits 1 unless every tensor matches the reference within
 TOLERANCE. The reference was written on one CPU with AVX2 kernels; other kernels round differently.
 Measured spread against it (2-core EPYC, ATEN_CPU_CAPABILITY=default/avx2/avx512): actions, means, stds
@@ -26,6 +27,7 @@ PLANNER = dict(horizon=3, iterations=3, num_samples=48, num_elites=6, num_pi_tra
 MODEL = dict(enc_dim=32, mlp_dim=32, latent_dim=16, num_q=2, task_dim=8)
 MASKS = [[1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 0.0, 0.0]]
 TASKS = [0, 1, 0]  # rows
+REFERENCE = Path(__file__).resolve().parents[2] / "tests" / "agents" / "data" / "plan_reference.pt"
 
 
 def build():
@@ -87,9 +89,9 @@ def differences(model, cfg, ref: dict) -> list[str]:
     return out
 
 
-def load_reference() -> tuple:
+def load_reference(path: Path = REFERENCE) -> tuple:
     """(cfg, model with the reference weights, reference dict)."""
-    ref = torch.load(Path(__file__).with_name("plan_reference.pt"), weights_only=True)
+    ref = torch.load(path, weights_only=True)
     cfg, model = build()
     model.load_state_dict(ref["model"])
     return cfg, model, ref
@@ -114,5 +116,5 @@ elif __name__ == "__main__":
     obs = torch.randn(4, len(TASKS), 5)
     torch.save(
         {"model": model.state_dict(), "obs": obs, "plans": plans(model, cfg, obs), "torch": str(torch.__version__)},
-        Path(__file__).with_name("plan_reference.pt"),
+        REFERENCE,
     )
