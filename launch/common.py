@@ -11,6 +11,45 @@ import sys
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 
+def unreadable_override(argv: list[str]) -> str | None:
+    """The message for the first override Hydra's grammar cannot read as one value, or None. The usual cause
+    is a value holding ',' or '=' that reached Hydra unquoted (a task list, a task variant: the shell took the
+    quotes off); the message shows the override quoted for Hydra and, around that, for the shell."""
+    import shlex
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    parser = OverridesParser.create()
+
+    def reads_as_one_value(arg: str) -> bool:
+        try:
+            return not parser.parse_override(arg).is_sweep_override()
+        except HydraException:  # the grammar's error (OverrideParseException is one too)
+            return False
+
+    for arg in argv:
+        if reads_as_one_value(arg):
+            continue
+        key, _, value = arg.partition("=")
+        quoted = f"{key}='{value}'" if "'" not in value else f'{key}="{value}"'
+        if not value or value.startswith(("[", "{")) or not reads_as_one_value(quoted):
+            return None  # not a quoting matter (an unclosed list, no '='): Hydra's own message says what it is
+        shell = f'"{quoted}"' if not any(c in quoted for c in '"$`\\!') else shlex.quote(quoted)
+        return (
+            f"Hydra cannot read the override {arg} as one value (',' and '=' in a value need quotes): "
+            f"write {shell} (the inner quotes are Hydra's, the outer ones keep them from the shell)"
+        )
+    return None
+
+
+def _exit_if_unreadable(argv: list[str]) -> None:
+    message = unreadable_override(argv)
+    if message is not None:
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def options(schema, argv: list[str] | None = None):
     """`schema` (a dataclass of an entry point's options) from the command line's Hydra overrides;
     a bad one is one line on stderr and exit status 2."""
@@ -28,6 +67,7 @@ def options(schema, argv: list[str] | None = None):
             )
         )
         raise SystemExit(0)
+    _exit_if_unreadable(argv)
     try:
         return compose_options(schema, argv)
     except ConfigError as exc:
@@ -46,6 +86,7 @@ def main(config_name: str, argv: list[str] | None = None) -> dict:
             f"distributed/config.py RunConfig)"
         )
         raise SystemExit(0)
+    _exit_if_unreadable(argv)
     try:
         cfg = compose(config_name, argv)
         loop = Loop(cfg)

@@ -208,3 +208,39 @@ def test_a_job_that_dies_says_so_in_one_line_and_keeps_the_traceback_in_the_run_
     assert summary["failed"] in lines[0] and summary["env_steps"] >= 40
     log = (run_dir / "errors.log").read_text()
     assert "Traceback" in log and "IsADirectoryError" in log
+
+
+# what the shell passes on when `task='cartpole-swingup,walker-walk@leg=1.25'` is typed: its quotes are gone
+UNQUOTED_TASKS = "task=cartpole-swingup,walker-walk@leg=1.25"
+
+
+@pytest.mark.parametrize("launcher", ["train.py", "mt80.py", "baseline.py"])  # launch.common's main and options
+def test_an_unquoted_task_list_is_refused_with_the_quoted_form(launcher, tmp_path):
+    out = subprocess.run(
+        [sys.executable, str(REPO / "launch" / launcher), UNQUOTED_TASKS, f"run_dir={tmp_path}/run"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert out.stderr.startswith(f"error: Hydra cannot read the override {UNQUOTED_TASKS} "), out.stderr
+    assert "write \"task='cartpole-swingup,walker-walk@leg=1.25'\" (" in out.stderr, out.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_quoted_form_shown_is_what_the_launchers_read():
+    import shlex
+
+    from envs import load_task_set
+    from launch.common import unreadable_override
+
+    message = unreadable_override(["steps=10", UNQUOTED_TASKS])
+    (arg,) = shlex.split(message.split(" write ", 1)[1].split(" (the inner", 1)[0])  # as the shell passes it on
+    assert arg == "task='cartpole-swingup,walker-walk@leg=1.25'" and unreadable_override([arg]) is None
+    for config in ("train", "mt80", "mt30"):
+        assert compose(config, [arg]).task == "cartpole-swingup,walker-walk@leg=1.25"
+    assert load_task_set("cartpole-swingup,walker-walk@leg=1.25").names == ("cartpole-swingup", "walker-walk@leg=1.25")
+    # an override that is not a quoting matter keeps Hydra's own message
+    assert unreadable_override(["steps=abc", "task=[a,b", "foo"]) is None
