@@ -20,6 +20,7 @@ from agents.policy import PlanningPolicy
 from distributed.env_runner import EnvRunner, resumed_seed
 from distributed.evaluator import Evaluator
 from distributed.learner import Learner
+from distributed.parts import ray_value
 
 RUNNER_EPISODE_KEYS = ("obs", "action", "reward", "terminated", "truncated", "task", "weights_version")
 
@@ -51,7 +52,7 @@ class EnvRunnerShell:
         self.call_s = 0.0
         # a restarted runner, or a resumed job's, must not collect again the very episodes stored
         # before (same env seeds, same random actions): its seed also depends on what its shard holds
-        seed = resumed_seed(seed, ray.get(self.shard.stats.remote())["next_episode_id"])
+        seed = resumed_seed(seed, ray_value(self.shard.stats.remote())["next_episode_id"])
         task_set = load_task_set(task_set_name)
         policy = PlanningPolicy(agent_cfg, torch.as_tensor(task_set.action_masks()))
         self.runner = EnvRunner(

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from agents.batch import BATCH_KEYS
+from distributed.parts import ray_value
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +160,6 @@ class ShardActorSource:
         ]
 
     def sample(self, batch_size: int, horizon: int, rng: np.random.Generator, balance: str | None = None) -> dict:
-        import ray
         from ray.exceptions import RayTaskError
 
         from distributed.replay.errors import ChunkError, NoWindowsError
@@ -171,7 +171,7 @@ class ShardActorSource:
             requests = self._pending[1]
             self._pending = None
             try:
-                parts = [ray.get(ref) for _, ref in requests]
+                parts = [ray_value(ref) for _, ref in requests]
             except RayTaskError as exc:
                 if isinstance(exc.cause, NoWindowsError):  # planned on stale counts (a shard restarted without its
                     self._counts = None  # data holds fewer windows): count again and redraw

@@ -8,10 +8,13 @@ import csv
 import io
 import time
 from collections.abc import Callable
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from distributed.storage import StoragePath
 
 
 def normalized_score(per_task: dict[str, dict], domains: dict[str, str]) -> float | None:
@@ -203,7 +206,12 @@ def eval_row(result: dict, **extra) -> dict:
 
 
 def write_eval_table(
-    run_dir: Path, result: dict, domains: dict, env_steps: int, policy: str = "planner", notes: list[str] | None = None
+    run_dir: StoragePath,
+    result: dict,
+    domains: dict,
+    env_steps: int,
+    policy: str = "planner",
+    notes: list[str] | None = None,
 ) -> None:
     """Per-task evaluation as eval.md and eval.csv, plus a bar chart eval_tasks.png (`policy`
     names what acted, for the latency line)."""

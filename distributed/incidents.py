@@ -12,9 +12,8 @@ import json
 import sys
 import time
 import traceback
-from pathlib import Path
 
-from distributed.storage import append_text, is_remote, storage_path
+from distributed.storage import Location, append_text, is_remote, storage_path
 
 ERRORS_LOG = "errors.log"
 
@@ -48,7 +47,7 @@ def one_line(exc: BaseException, limit: int = 300) -> str:
 class Incidents:
     """The run's incidents in the order they happened; `report` prints each new one once."""
 
-    def __init__(self, run_dir: str | Path, stream=None):
+    def __init__(self, run_dir: Location, stream=None):
         self.run_dir = storage_path(run_dir)  # a Path, or an UPath on an object store
         self.stream = stream or sys.stderr
         self.items: list[dict] = []

@@ -23,7 +23,6 @@ import random
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -32,10 +31,10 @@ from tqdm import tqdm
 
 from distributed.config import ConfigError, RunConfig, build_agent_config, check_run_dir, seed_steps, write_run_file
 from distributed.incidents import Incidents, one_line
-from distributed.parts import Job, PartLost, wait_any
+from distributed.parts import Job, PartLost, Parts, wait_any
 from distributed.rate_limiter import RateLimiter
 from distributed.run_log import RunLogger, plot_learning_curves
-from distributed.storage import is_remote, storage_path
+from distributed.storage import StoragePath, is_remote, storage_path
 
 # the modules that build each backend's parts (distributed/parts.py: `check`, `build`)
 BACKENDS = {"local": "distributed.local", "ray": "distributed.ray_parts"}
@@ -51,7 +50,7 @@ class Checkpoint:
     plus `model.safetensors` from the `agent` entry. Writes are atomic and fsynced (one object
     each on an object store)."""
 
-    def __init__(self, run_dir: Path, items: dict):
+    def __init__(self, run_dir: StoragePath, items: dict):
         self.run_dir, self.items = storage_path(run_dir), items  # name -> object with state_dict()/load_state_dict()
 
     def save(self, extra: dict) -> dict:
@@ -191,7 +190,13 @@ class Loop:
         self.lags: list[int] = []  # per collected episode: learner updates since its weights were published
         self._lag_mark = 0
         self.incidents = Incidents(self.run_dir)
-        self.parts = None
+        self.parts: Parts | None = None
+
+    def _parts(self) -> Parts:
+        """The parts start() built (a run's actors, or the in-process objects)."""
+        if self.parts is None:
+            raise RuntimeError("the loop has no parts: start() builds them, shutdown() closes them")
+        return self.parts
 
     # -- start-up ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -222,7 +227,7 @@ class Loop:
             project=cfg.wandb_project,
             group=cfg.task if len(self.names) > 1 else None,
         )
-        learners = lambda: self.parts.learners  # noqa: E731  the group of the moment (it may be rebuilt)
+        learners = lambda: self._parts().learners  # noqa: E731  the group of the moment (it may be rebuilt)
         self.checkpoint = Checkpoint(
             self.run_dir,
             {
@@ -261,7 +266,7 @@ class Loop:
     def _publish(self) -> None:
         self.counters.weights_version += 1
         self.version_updates[self.counters.weights_version] = self.updates
-        self.parts.collector.set_weights(self.parts.learners.publish(), self.counters.weights_version)
+        self._parts().collector.set_weights(self._parts().learners.publish(), self.counters.weights_version)
 
     def _has_data(self) -> bool:
         """Something to learn from: offline data, or (online) every collected task's seed episodes."""
@@ -280,10 +285,11 @@ class Loop:
     def run(self) -> dict:
         if self.parts is None:
             self.start()
-        cfg, collector = self.cfg, self.parts.collector
+        cfg, collector = self.cfg, self._parts().collector
         jobs: dict[Job, tuple] = {}
-        every = lambda freq: (self.progress() // freq + 1) * freq if freq else None  # noqa: E731
-        next_eval, next_ckpt, next_diag = every(cfg.eval_freq), every(cfg.checkpoint_freq), every(cfg.diag_freq)
+        upcoming = lambda freq: (self.progress() // freq + 1) * freq  # noqa: E731  (freq > 0: check_config)
+        every = lambda freq: upcoming(freq) if freq else None  # noqa: E731
+        next_eval, next_ckpt, next_diag = upcoming(cfg.eval_freq), upcoming(cfg.checkpoint_freq), every(cfg.diag_freq)
         last_publish = self.updates
         bar = (
             tqdm(
@@ -318,7 +324,7 @@ class Loop:
                 allowed = cfg.steps - self.updates if cfg.offline else self.limiter.allowed_samples()
                 n = min(cfg.updates_per_round, allowed)
                 if n > 0:
-                    jobs[self.parts.learners.train(n)] = ("learn", n)
+                    jobs[self._parts().learners.train(n)] = ("learn", n)
             for job in wait_any(jobs):
                 kind = jobs.pop(job, None)
                 if kind is None:  # a job of a learner group that was rebuilt meanwhile
@@ -336,7 +342,7 @@ class Loop:
                     timing[kind[1]] = result
                 elif kind[0] == "learn":
                     self.limiter.record_samples(kind[1])
-                    if self.updates - last_publish >= self.parts.publish_every:
+                    if self.updates - last_publish >= self._parts().publish_every:
                         self._publish()
                         last_publish = self.updates
                     ratio = (
@@ -365,10 +371,10 @@ class Loop:
             if self.progress() >= next_eval:
                 if "eval" not in kinds and self.progress() < cfg.steps:
                     jobs[self._evaluate()] = ("eval",)
-                next_eval = every(cfg.eval_freq)
+                next_eval = upcoming(cfg.eval_freq)
             if self.progress() >= next_ckpt:
                 self.save()
-                next_ckpt = every(cfg.checkpoint_freq)
+                next_ckpt = upcoming(cfg.checkpoint_freq)
             if bar is not None and time.time() - bar.last_print_t >= bar.mininterval:
                 el = max(time.time() - t0, 1e-9)
                 last = self.last_eval
@@ -395,19 +401,20 @@ class Loop:
         """A new learner group in place of one that lost a member, loaded from the newest state the driver
         reaches (the run's checkpoint; no checkpoint yet: fresh weights); the updates since then are lost and
         done again (the rate limiter goes back with them). Reported once as an incident."""
-        if self.parts.rebuild_learners is None:
+        parts = self._parts()
+        if parts.rebuild_learners is None:
             raise lost.cause
         t0, before = time.time(), self.updates
-        self.parts.learners, where = self.parts.rebuild_learners()
+        parts.learners, where = parts.rebuild_learners()
         state = self.checkpoint.load_items(["agent", "learner_rng"])
-        restored = self.parts.learners.train(0).result()["updates"]
+        restored = parts.learners.train(0).result()["updates"]
         self.limiter.samples = restored
         source = "the last checkpoint" if state else "fresh weights (no checkpoint yet)"
         self.incidents.report(
             "learners_rebuilt",
             f"a learner died ({one_line(lost.cause)}"
             f"{'; the group ran on ' + where if where else ''}); the group of "
-            f"{len(self.parts.learners.members)} rank(s) was rebuilt from {source} at update "
+            f"{len(parts.learners.members)} rank(s) was rebuilt from {source} at update "
             f"{restored} in {time.time() - t0:.1f} s; {before - restored} updates lost",
             key=(before, self.env_steps),
             updates_lost=before - restored,
@@ -450,7 +457,7 @@ class Loop:
                     exc=exc,
                 )
         distinct = len(
-            set(self._learners_call(lambda: self.parts.learners.digests()))
+            set(self._learners_call(lambda: self._parts().learners.digests()))
         )  # data-parallel replicas must end identical
         if distinct > 1:
             failures.append(f"learner ranks hold {distinct} different sets of parameters: replicas diverged")
@@ -550,8 +557,8 @@ class Loop:
         return None if result.get("lost") else result
 
     def _evaluate(self) -> Job:
-        return self.parts.evaluator.evaluate(
-            self.parts.learners.publish(),
+        return self._parts().evaluator.evaluate(
+            self._parts().learners.publish(),
             self.counters.weights_version,
             tasks=self.tasks,
             episodes=self.cfg.eval_episodes,
@@ -560,7 +567,7 @@ class Loop:
         )
 
     def _diagnostics(self, out_dir: str | None = None) -> Job:
-        return self.parts.learners.diagnostics(
+        return self._parts().learners.diagnostics(
             self.names,
             [t.obs_dim for t in self.task_set.tasks],
             per_task=self.cfg.diag_samples_per_task,
@@ -600,7 +607,7 @@ class Loop:
     def _check_replay_damage(self) -> dict:
         """Damaged replay data the learners met (layout.Quarantine, whole shards set aside), each reported
         once as an incident; returns it."""
-        damage = self._learners_call(lambda: self.parts.learners.replay_damage())
+        damage = self._learners_call(lambda: self._parts().learners.replay_damage())
         for path, why in damage["set_aside"].items():
             self.incidents.report(
                 "shard_set_aside", f"replay shard {path} set aside whole: {why}", key=path, shard=path, reason=why
@@ -624,7 +631,7 @@ class Loop:
 
     def save(self) -> dict:
         """Every reported episode committed first, so the saved counters match the store."""
-        for incident in self.parts.collector.drain() or []:  # a shard restarted since the last drain
+        for incident in self._parts().collector.drain() or []:  # a shard restarted since the last drain
             for task, n in incident.get("counter_delta", {}).items():  # committed once, now lost: the counters
                 self.counters.episodes[self.names[task]] += n  # follow the store
             if incident.get("kind"):

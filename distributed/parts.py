@@ -27,6 +27,14 @@ class PartLost(Exception):
         self.cause = cause
 
 
+def ray_value(ref: Any, timeout: float | None = None) -> Any:
+    """`ray.get` of one object ref: the value, whatever it is. (Ray types an actor handle's methods as Never,
+    so `ray.get(handle.method.remote())` would be typed as its list overload.)"""
+    import ray
+
+    return ray.get(ref, timeout=timeout)
+
+
 def _actor_lost_errors() -> tuple:
     from ray.exceptions import ObjectLostError, RayActorError
 

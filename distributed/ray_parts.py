@@ -14,16 +14,20 @@ import importlib.util
 import json
 import uuid
 from collections import Counter
+from collections.abc import Collection, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import ray
-from ray.exceptions import RayActorError
+from ray.actor import ActorHandle
+from ray.exceptions import GetTimeoutError, RayActorError
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from distributed.config import ConfigError, RunConfig, build_agent_config
 from distributed.incidents import one_line
-from distributed.parts import Evaluators, Job, Learners, Parts, usable_shards
+from distributed.parts import Evaluators, Job, Learners, Parts, ray_value, usable_shards
+from distributed.storage import StoragePath
 
 # How long start-up waits for the cluster to find room for the actors: autoscaled nodes take minutes to join
 PLACEMENT_TIMEOUT_S = 600.0
@@ -94,7 +98,7 @@ def resource_needs(cfg: RunConfig) -> dict[str, float]:
     }
 
 
-def check_resources(cfg: RunConfig, available: dict[str, float]) -> None:
+def check_resources(cfg: RunConfig, available: Mapping[str, float]) -> None:
     need = resource_needs(cfg)
     short = {k: (v, available.get(k, 0.0)) for k, v in need.items() if v > available.get(k, 0.0) + 1e-9}
     if short:
@@ -131,7 +135,7 @@ def _node_id(_actor) -> str:
     return ray.get_runtime_context().get_node_id()
 
 
-def actor_placement(actors: dict[str, object], timeout_s: float = PLACEMENT_TIMEOUT_S) -> dict:
+def actor_placement(actors: dict[str, ActorHandle], timeout_s: float = PLACEMENT_TIMEOUT_S) -> dict:
     """Which node each actor (name -> handle) runs on, once all have started:
     {"nodes": [{"node_id", "name", "ip", "actors"}], "actors": {name: node_id}, "strategies": STRATEGIES}.
     Actors the cluster could not start in `timeout_s` are a one-line error naming them."""
@@ -171,13 +175,13 @@ def placement_lines(placement: dict) -> list[str]:
     return lines
 
 
-def report_placement(run_dir: Path, placement: dict) -> None:
+def report_placement(run_dir: StoragePath, placement: dict) -> None:
     """Print the placement and record it in `<run_dir>/placement.json`."""
     print("\n".join(placement_lines(placement)), flush=True)
     write_placement(run_dir, placement)
 
 
-def write_placement(run_dir: Path, placement: dict) -> None:
+def write_placement(run_dir: StoragePath, placement: dict) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / PLACEMENT_FILE).write_text(json.dumps(placement, indent=1))
 
@@ -240,7 +244,7 @@ class RayCollector:
     def __init__(self, runners: list, shards: list):
         self.runners, self.shards = runners, shards
         self.slots = len(runners)
-        self.weights = None
+        self.weights: tuple[Any, int] | None = None  # (weights ref, version) of set_weights
         self.reported: dict[int, list[tuple[str, int, int]]] = {slot: [] for slot in range(self.slots)}
         self.acked: dict[int, tuple[str | None, int]] = {slot: (None, -1) for slot in range(self.slots)}
         # per shard: the whole episodes counted for it (task -> n), and its state at the last drain (a restarted
@@ -253,22 +257,26 @@ class RayCollector:
         self.reconcile: set[int] = set()
         self.in_flight: Counter = Counter()  # collect calls per slot whose reply the loop has not taken yet
         self.placement: dict | None = None  # where the actors run (placement.json in run_dir), kept up to date
-        self.run_dir: Path | None = None
+        self.run_dir: StoragePath | None = None
 
     def _moved(self, actor: str, node_id: str | None) -> None:
         """`actor` was restarted on `node_id`: placement.json says so."""
         if self.placement is not None and node_id and self.placement["actors"].get(actor) != node_id:
             move_actor(self.placement, actor, node_id)
+            if self.run_dir is None:
+                raise RuntimeError("the collector has a placement but no run_dir to write it to")
             write_placement(self.run_dir, self.placement)
 
     def collect(self, slot: int, num_steps: int, seeding: bool, random_tasks=()) -> Job:
         def restarted(exc):  # Ray restarts the actor (or it was unreachable): give it the current weights
             self.in_flight[slot] -= 1
+            if self.weights is None:
+                raise RuntimeError(f"runner {slot} restarted before any weights were published") from exc
             self.runners[slot].set_weights.remote(*self.weights)
             new_process, lost = self._lost(slot)
             if new_process:
                 self.reconcile.add(slot % len(self.shards))
-                with contextlib.suppress(RayActorError, ray.exceptions.GetTimeoutError):
+                with contextlib.suppress(RayActorError, GetTimeoutError):
                     self._moved(f"runner-{slot}", ray.get(self.runners[slot].node_id.remote(), timeout=30))
             self.credited[slot % len(self.shards)].subtract(lost)
             return {
@@ -306,7 +314,7 @@ class RayCollector:
         from ray.exceptions import RayActorError
 
         try:
-            current = ray.get(self.runners[slot].current_producer.remote())
+            current = ray_value(self.runners[slot].current_producer.remote())
         except RayActorError:
             current = None
         new_process = current != self.acked[slot][0] or current is None
@@ -324,10 +332,10 @@ class RayCollector:
             lost += [task for p, seq, task in reported if p == producer and (seq > top or seq in set(gaps))]
         return new_process, lost
 
-    def set_weights(self, weights_ref, version: int) -> None:
-        self.weights = (weights_ref, version)
+    def set_weights(self, weights, version: int) -> None:
+        self.weights = (weights, version)
         for r in self.runners:
-            r.set_weights.remote(weights_ref, version)
+            r.set_weights.remote(weights, version)
 
     def drain(self) -> list[dict]:
         """Episodes the runners reported are in their shards, and committed. Returns what a shard restarted
@@ -350,7 +358,7 @@ class RayCollector:
                     self._moved(f"runner-{slot}", ray.get(ref))
         return self.check_shards(drained)
 
-    def check_shards(self, drained: list[int] = ()) -> list[dict]:
+    def check_shards(self, drained: Collection[int] = ()) -> list[dict]:
         """Each shard's state against the last one seen: a shard restarted (a new incarnation) must have
         reopened at least what it had committed. If its storage is not reachable from its new node, it
         reopened an older or an empty store: the episodes counted for it that it no longer holds are lost,
@@ -361,7 +369,7 @@ class RayCollector:
         incidents = []
         for i, ref in enumerate([s.state.remote() for s in self.shards]):
             try:
-                now = ray.get(ref)
+                now = ray_value(ref)
             except RayActorError:  # being restarted: checked at the next drain
                 continue
             before, self.known[i] = self.known.get(i), now
@@ -428,7 +436,7 @@ class RayEvaluator(Evaluators):
     carries an `incident` for the loop to report (once per lost node: its key is the node); placement.json is
     rewritten to say where it runs now."""
 
-    def __init__(self, actor, placement: dict, run_dir: Path):
+    def __init__(self, actor, placement: dict, run_dir: StoragePath):
         super().__init__([actor], remote=True)
         self.placement, self.run_dir = placement, run_dir
         self.node_id = placement["actors"]["evaluator"]  # where it last ran

@@ -33,14 +33,13 @@ import io
 import json
 import time
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 
 import numpy as np
 
 from agents.config import PlannerConfig, discount_from_episode_length
 from agents.host import use_cpu_share
 from distributed.config import PlannerOverrides
-from distributed.storage import check_writable, is_remote, storage_path, write_bytes
+from distributed.storage import Location, StoragePath, check_writable, is_remote, storage_path, write_bytes
 
 # the first three are the feature map's embedding (Agent.add_tasks init="descriptor"), named by what the
 # map reads; a model offers the one its task_conditioning names
@@ -109,7 +108,7 @@ class TransferConfig:
 
 
 # -- checks -----------------------------------------------------------------------------------
-def stored_task_ids(run_dir: str | Path) -> dict[str, set[int]]:
+def stored_task_ids(run_dir: Location) -> dict[str, set[int]]:
     """{shard path: task ids ever committed to it} for every replay shard under `run_dir/replay`."""
     from distributed.replay.layout import read_state
 
@@ -126,7 +125,7 @@ def stored_task_ids(run_dir: str | Path) -> dict[str, set[int]]:
     return out
 
 
-def check_held_out_unseen(trained: list[str], held_out: list[str], run_dir: str | Path | None) -> dict:
+def check_held_out_unseen(trained: list[str], held_out: list[str], run_dir: Location | None) -> dict:
     """Raise if a held-out task is among the trained tasks or its id was ever written to the run's
     replay; returns what was checked."""
     leaked = sorted(set(trained) & set(held_out))
@@ -201,7 +200,9 @@ class TransferExperiment:
             self.sources[map_init(models[path])] = path
         encoders = {mc.language_encoder for mc in models.values() if mc.uses_language}
         if len(encoders) > 1:
-            raise ValueError(f"compare_checkpoints: the runs embed text with different encoders {sorted(encoders)}")
+            raise ValueError(
+                f"compare_checkpoints: the runs embed text with different encoders {sorted(encoders, key=str)}"
+            )
         self.text_encoder = next(iter(encoders), None)
         uses_language = self.text_encoder is not None
         if uses_language and self.text_encoder != encoder_name():
@@ -334,7 +335,7 @@ class TransferExperiment:
         )
         return {t: r["return"] for t, r in result["tasks"].items()}
 
-    def _train(self, run_dir: Path, task: str, steps: int, seed_steps: int, agent=None) -> tuple[dict, float]:
+    def _train(self, run_dir: StoragePath, task: str, steps: int, seed_steps: int, agent=None) -> tuple[dict, float]:
         """Train `agent` (or a fresh single-task model) on `task` for `steps`, evaluating at every K of
         the config; ({K: eval return}, wall s)."""
         from distributed.config import config_from_dict
@@ -495,7 +496,7 @@ def _by_k(prefix: str, returns: dict, k_max: int) -> dict:
     return out
 
 
-def _run_dir_of(checkpoint: str):
+def _run_dir_of(checkpoint: str) -> StoragePath:
     """The run directory of `checkpoint` (a run directory, or its checkpoint.pt), local or a URI."""
     path = storage_path(checkpoint)
     return path if path.is_dir() else path.parent
@@ -505,7 +506,7 @@ def _slug(task: str) -> str:
     return task.replace("@", "_").replace("=", "").replace(",", "_")
 
 
-def write_transfer_table(out: Path, rows: list[dict], meta: dict) -> None:
+def write_transfer_table(out: Location, rows: list[dict], meta: dict) -> None:
     """transfer.md / .csv / .json / .png from the per-task rows."""
     out = storage_path(out)  # a directory, or an object-store URI: each file one whole write
     cols = list(dict.fromkeys(k for r in rows for k in r))
@@ -566,7 +567,7 @@ def write_transfer_table(out: Path, rows: list[dict], meta: dict) -> None:
     _plot(out / "transfer.png", rows)
 
 
-def _plot(path: Path, rows: list[dict]) -> None:
+def _plot(path: StoragePath, rows: list[dict]) -> None:
     from distributed.run_log import saved_figure
 
     series = [

@@ -164,7 +164,7 @@ def policy_fn(module, algo: str, task_set, one_hot: bool, num_rows: int):
         state = {k: v.float().unsqueeze(0).repeat(num_rows, *([1] * v.dim())) for k, v in init.items()}
         first = np.ones(num_rows, np.float32)
 
-        def act(obs, task_ids, rows):
+        def act_recurrent(obs, task_ids, rows):
             # [B, T=1, obs]: the RSSM's posterior folds a time rank, as in RLlib's own env runner
             x = torch.from_numpy(policy_obs(obs, task_ids, len(task_set), one_hot)).unsqueeze(1)
             with torch.no_grad():
@@ -178,7 +178,7 @@ def policy_fn(module, algo: str, task_set, one_hot: bool, num_rows: int):
             first[rows] = 0.0
             return np.clip(actions.numpy(), -1.0, 1.0)
 
-        return act
+        return act_recurrent
 
     from ray.rllib.core.columns import Columns
 
@@ -202,5 +202,5 @@ def deterministic_action(dist):
     from ray.rllib.core.distribution.torch.torch_distribution import TorchSquashedGaussian
 
     if isinstance(dist, TorchSquashedGaussian):
-        return dist.low + (torch.tanh(dist.loc) + 1.0) / 2.0 * (dist.high - dist.low)
+        return dist.low + (torch.tanh(torch.as_tensor(dist.loc)) + 1.0) / 2.0 * (dist.high - dist.low)
     return dist.to_deterministic().sample()

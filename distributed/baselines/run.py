@@ -120,7 +120,8 @@ class BaselineRun:
         (self.run_dir / "run.json").write_text(
             json.dumps({**cfg.identity(), "tasks": list(self.task_set.names)}, indent=1)
         )
-        self.env_steps, self.iterations, self.last_eval = 0, 0, None
+        self.env_steps, self.iterations = 0, 0
+        self.last_eval: dict | None = None
 
     def _check_run_dir(self) -> None:
         meta = self.run_dir / "run.json"
@@ -153,9 +154,12 @@ class BaselineRun:
                 self.evaluate()
                 next_eval = (self.env_steps // cfg.eval_freq + 1) * cfg.eval_freq
                 if cfg.progress:
+                    last = self.last_eval
+                    if last is None:
+                        raise RuntimeError("evaluate() recorded no evaluation row")
                     print(
                         f"[{cfg.algo} {cfg.task}] env steps {self.env_steps}/{cfg.steps}, "
-                        f"eval return {self.last_eval['episode_return']:.1f}, {time.time() - t0:.0f} s",
+                        f"eval return {last['episode_return']:.1f}, {time.time() - t0:.0f} s",
                         flush=True,
                     )
         return self.finish()
