@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from distributed.storage import StoragePath
+
 
 class ReplayError(Exception):
     """Base class of every replay-store error."""
@@ -18,7 +23,7 @@ class ShardLayoutError(ReplayError, ValueError):
 class ChunkError(ReplayError):
     """A committed chunk file is missing or does not decode (checksum, codec)."""
 
-    def __init__(self, shard: str, array: str, chunk: int, reason: str):
+    def __init__(self, shard: str | StoragePath, array: str, chunk: int, reason: str):
         self.shard, self.array, self.chunk, self.reason = str(shard), array, chunk, reason
         super().__init__(f"shard {self.shard}: chunk {chunk} of array '{array}' is {reason}")
 
@@ -29,7 +34,7 @@ class ChunkError(ReplayError):
 class ShardInconsistentError(ReplayError):
     """Committed data and its indexes disagree (found by verify_shard)."""
 
-    def __init__(self, shard: str, detail: str):
+    def __init__(self, shard: str | StoragePath, detail: str):
         self.shard, self.detail = str(shard), detail
         super().__init__(f"shard {self.shard}: {detail}")
 

@@ -65,12 +65,14 @@ class KillSwitch:
             yield
             return
         real = pathlib.Path.replace
-        target = pathlib.Path(target)
+        watched = pathlib.Path(target)
+        reached = self.reached
 
-        def replace(src, dst):
-            if pathlib.Path(dst) == target:
-                self.reached(point)
-            return real(src, dst)
+        # Path.replace's own signature (parameter names too: it replaces that method)
+        def replace(self: pathlib.Path, target: str | os.PathLike[str]) -> pathlib.Path:
+            if pathlib.Path(target) == watched:
+                reached(point)
+            return real(self, target)
 
         pathlib.Path.replace = replace
         try:

@@ -8,20 +8,27 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
-from distributed.replay.layout import open_group, read_state
-from distributed.storage import is_remote, storage_path
+from distributed.replay.layout import array_at, group_at, object_store_path, open_group, read_rows, read_state
+from distributed.storage import is_remote, local_path, storage_path
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from distributed.storage import Location, StoragePath
 
 
-def size_on_disk(path: Path) -> int:
+def size_on_disk(path: StoragePath) -> int:
     """Bytes of all files (or objects) under `path`."""
     if is_remote(path):
-        return int(path.fs.du(path.path))
-    return sum(os.path.getsize(os.path.join(root, f)) for root, _, files in os.walk(path) for f in files)
+        remote = object_store_path(path)
+        # fsspec's du is unannotated (int | dict inferred); with total=True, its default, it returns the int sum
+        return int(cast(int, remote.fs.du(remote.path)))
+    return sum(os.path.getsize(os.path.join(root, f)) for root, _, files in os.walk(local_path(path)) for f in files)
 
 
-def summary(path: str | Path) -> str:
+def summary(path: Location) -> str:
     """A human-readable summary: steps, episodes, per-task counts, chunks, size on disk."""
     path = storage_path(path)
     info, c = read_state(path)
@@ -41,7 +48,7 @@ def summary(path: str | Path) -> str:
     return "\n".join(lines)
 
 
-def episode_index(path: str | Path) -> dict:
+def episode_index(path: Location) -> dict[str, np.ndarray]:
     """The live episodes' index columns {id, start, length, task, version} as arrays (version -1
     where the shard does not record it)."""
     import numpy as np
@@ -49,10 +56,12 @@ def episode_index(path: str | Path) -> dict:
     from distributed.replay.layout import EPISODE_ARRAYS, EPISODE_GROUP, EPISODE_VERSION
 
     _, c = read_state(path)
-    g = open_group(path, mode="r")[EPISODE_GROUP]
+    g = group_at(open_group(path, mode="r"), EPISODE_GROUP)
     live = slice(c.first_episode, c.episodes)
-    out = {k: g[k][live] for k in EPISODE_ARRAYS}
-    out[EPISODE_VERSION] = g[EPISODE_VERSION][live] if EPISODE_VERSION in g else np.full(c.live_episodes, -1)
+    out = {k: read_rows(array_at(g, k), live) for k in EPISODE_ARRAYS}
+    out[EPISODE_VERSION] = (
+        read_rows(array_at(g, EPISODE_VERSION), live) if EPISODE_VERSION in g else np.full(c.live_episodes, -1)
+    )
     return out
 
 

@@ -8,22 +8,31 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, Crc32cCodec
 
 from distributed.replay.errors import ShardLayoutError
-from distributed.storage import storage_path, zarr_store
+from distributed.storage import local_path, storage_path, zarr_store
+
+if TYPE_CHECKING:
+    from upath import UPath
+    from zarr.core.array_spec import ArrayConfigParams
+    from zarr.core.common import AccessModeLiteral
+
+    from distributed.storage import Location, StoragePath
 
 FORMAT = "latentfleet.replay/1"
 ATTR_KEY = "latentfleet_replay"
 DEFAULT_CHUNK_LEN = 1024
 INDEX_CHUNK_LEN = 4096
 # Zarr skips writing (and deletes) all-fill chunks by default; a missing chunk must mean damage.
-WRITE_CONFIG = {"write_empty_chunks": True}
+WRITE_CONFIG: ArrayConfigParams = {"write_empty_chunks": True}
 
 # Rows along time; "episode" and "step" are -1 on padding rows.
 ROW_ARRAYS = ("obs", "action", "reward", "terminated", "truncated", "task", "episode", "step")
@@ -179,20 +188,20 @@ class ShardInfo:
     tasks: tuple[str, ...] | None = None  # task names by id (None: a store that does not record them)
 
 
-def open_group(path, mode: str) -> zarr.Group:
+def open_group(path: Location, mode: AccessModeLiteral) -> zarr.Group:
     """The shard's Zarr group at `path` (a directory, or an object-store URI through Zarr's FsspecStore)."""
     # Zarr v3, no consolidated metadata: opening reads the group's zarr.json and nothing else (no probing
     # for v2 files, one request on an object store)
     return zarr.open_group(zarr_store(path, read_only=mode == "r"), mode=mode, zarr_format=3, use_consolidated=False)
 
 
-def read_state(path: str | Path) -> tuple[ShardInfo, Commit]:
+def read_state(path: Location) -> tuple[ShardInfo, Commit]:
     """Read the shard's static info and its commit record (one small JSON file, or object)."""
     info, commit, _ = open_state(path)
     return info, commit
 
 
-def open_state(path: str | Path, mode: str = "r") -> tuple[ShardInfo, Commit, zarr.Group]:
+def open_state(path: Location, mode: AccessModeLiteral = "r") -> tuple[ShardInfo, Commit, zarr.Group]:
     """`read_state` and the group it was read from: the record is read once (on an object store, one
     GET: no existence check first)."""
     path = storage_path(path)
@@ -200,7 +209,7 @@ def open_state(path: str | Path, mode: str = "r") -> tuple[ShardInfo, Commit, za
         group = open_group(path, mode=mode)
     except FileNotFoundError:  # zarr's GroupNotFoundError is one
         raise ShardLayoutError(f"{path} is not a replay shard (no zarr.json)") from None
-    attrs = group.attrs.asdict().get(ATTR_KEY)
+    attrs = shard_attrs(group)
     if attrs is None or "commit" not in attrs:
         raise ShardLayoutError(
             f"{path} is a Zarr group but not a (fully created) replay shard (no '{ATTR_KEY}.commit' attribute)"
@@ -217,18 +226,19 @@ def open_state(path: str | Path, mode: str = "r") -> tuple[ShardInfo, Commit, za
     return info, Commit.from_json(attrs["commit"]), group
 
 
-def whole_episodes_per_task(path: str | Path) -> dict[int, int]:
+def whole_episodes_per_task(path: Location) -> dict[int, int]:
     """task id -> live committed whole episodes of the shard at `path`: a stored piece counts when its
     last row ends the episode (terminated or truncated); the pieces a running episode is stored as
     before it ends do not. What a run's counters count, so the two can be compared."""
     _, c = read_state(path)
     g = open_group(path, mode="r")
-    idx = {k: g[EPISODE_GROUP][k][c.first_episode : c.episodes] for k in ("start", "length", "task")}
+    eg = group_at(g, EPISODE_GROUP)
+    idx = {k: read_rows(array_at(eg, k), slice(c.first_episode, c.episodes)) for k in ("start", "length", "task")}
     if not len(idx["start"]):
         return {}
     last = idx["start"] + idx["length"] - 1
-    ends = np.asarray(g["terminated"].get_coordinate_selection(last)) | np.asarray(
-        g["truncated"].get_coordinate_selection(last)
+    ends = np.asarray(array_at(g, "terminated").get_coordinate_selection(last)) | np.asarray(
+        array_at(g, "truncated").get_coordinate_selection(last)
     )
     out: dict[int, int] = {}
     for t, done in zip(idx["task"], ends, strict=False):
@@ -237,7 +247,7 @@ def whole_episodes_per_task(path: str | Path) -> dict[int, int]:
     return out
 
 
-def unreadable(path: str | Path) -> str | None:
+def unreadable(path: Location) -> str | None:
     """Why an existing shard at `path` cannot be opened (metadata missing or not decoding), in one line;
     None if it opens or does not exist yet (a writer creates it)."""
     path = storage_path(path)
@@ -250,23 +260,73 @@ def unreadable(path: str | Path) -> str | None:
     return None
 
 
-def chunk_file(shard: Path, array: str, chunk: int, ndim: int) -> Path:
+def chunk_file(shard: Location, array: str, chunk: int, ndim: int) -> StoragePath:
     """Path of chunk `chunk` (along time) of a row array; Zarr v3 default key encoding."""
     return storage_path(shard).joinpath(array, "c", str(chunk), *(["0"] * (ndim - 1)))
 
 
-def open_arrays(group: zarr.Group, names, *, write: bool = False) -> dict[str, zarr.Array]:
-    return {n: (group[n].with_config(WRITE_CONFIG) if write else group[n]) for n in names}
+def open_arrays(group: zarr.Group, names: Iterable[str], *, write: bool = False) -> dict[str, zarr.Array]:
+    return {n: (array_at(group, n).with_config(WRITE_CONFIG) if write else array_at(group, n)) for n in names}
 
 
-def fsync_paths(paths, root: str | Path | None = None) -> None:
+def shard_attrs(group: zarr.Group) -> dict[str, Any] | None:
+    """The group's replay attribute (`ATTR_KEY`: format, dims, commit record), None if it has none;
+    ShardLayoutError naming the store path if it is there but not a JSON object."""
+    attrs = group.attrs.asdict().get(ATTR_KEY)
+    if attrs is None:
+        return None
+    if not isinstance(attrs, dict):
+        raise ShardLayoutError(
+            f"{group.store_path}: attribute '{ATTR_KEY}' is a {type(attrs).__name__}, not a JSON object; "
+            f"not a replay shard"
+        )
+    return attrs
+
+
+def array_at(group: zarr.Group, name: str) -> zarr.Array:
+    """The array `name` (a path below `group`, e.g. 'episodes/id') of a shard; ShardLayoutError naming the
+    store path if there is none or it is a group."""
+    try:
+        node = group[name]
+    except KeyError:
+        raise ShardLayoutError(f"{group.store_path}/{name}: no such array (not a complete replay shard)") from None
+    if not isinstance(node, zarr.Array):
+        raise ShardLayoutError(f"{group.store_path}/{name} is a Zarr group where a replay shard has an array")
+    return node
+
+
+def group_at(group: zarr.Group, name: str) -> zarr.Group:
+    """The group `name` (e.g. EPISODE_GROUP) of a shard; ShardLayoutError naming the store path if there is
+    none or it is an array."""
+    try:
+        node = group[name]
+    except KeyError:
+        raise ShardLayoutError(f"{group.store_path}/{name}: no such group (not a complete replay shard)") from None
+    if not isinstance(node, zarr.Group):
+        raise ShardLayoutError(f"{group.store_path}/{name} is a Zarr array where a replay shard has a group")
+    return node
+
+
+def read_rows(arr: zarr.Array, rows: slice) -> np.ndarray:
+    """`arr[rows]` as the NumPy array Zarr returns for it (its default buffer is NumPy's; no copy)."""
+    return np.asarray(arr[rows])
+
+
+def object_store_path(path: StoragePath) -> UPath:
+    """`path` (from storage_path, on an object store) as the UPath it is; ShardLayoutError for a local path."""
+    if isinstance(path, Path):
+        raise ShardLayoutError(f"{path}: a file-system path where an object-store location is needed")
+    return path
+
+
+def fsync_paths(paths: Iterable[StoragePath], root: Path | None = None) -> None:
     """Flush files and their directories to disk (power loss; a killed process needs no fsync):
     every directory from a file's parent up to `root` (inclusive), so a directory created for a
     new chunk or a new task array is durable too, not only the file inside it."""
     dirs = set()
     root = Path(root) if root is not None else None
-    for p in paths:
-        p = Path(p)
+    for where in paths:
+        p = local_path(where)
         if p.exists():
             fd = os.open(p, os.O_RDONLY)
             try:

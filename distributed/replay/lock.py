@@ -36,7 +36,7 @@ class WriterLock:
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = self._read_holder()
+            holder = self._read_holder(self._fd)
             os.close(self._fd)
             raise WriterLockedError(
                 f"shard {shard_dir} already has a live writer ({holder}); a shard has exactly one "
@@ -47,9 +47,11 @@ class WriterLock:
             self._fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}).encode(), 0
         )
 
-    def _read_holder(self) -> str:
+    @staticmethod
+    def _read_holder(fd: int) -> str:
+        """Who holds the lock, from the lock file open at `fd`."""
         try:
-            info = json.loads(os.pread(self._fd, 4096, 0) or b"{}")
+            info = json.loads(os.pread(fd, 4096, 0) or b"{}")
             return f"pid {info.get('pid')} on {info.get('host')}"
         except (OSError, ValueError):
             return "holder unknown"

@@ -133,13 +133,13 @@ class MultiShardSampler:
         if self._thread is not None:
             raise RuntimeError("prefetch already running; call stop() first")
         rng = np.random.default_rng(seed)
-        self._queue = queue.Queue(maxsize=depth)
+        self._queue = batches = queue.Queue(maxsize=depth)
         self._stop.clear()
 
         def put(item) -> None:
             while not self._stop.is_set():  # never block stop() on a full queue
                 try:
-                    self._queue.put(item, timeout=0.1)
+                    batches.put(item, timeout=0.1)
                     return
                 except queue.Full:
                     continue

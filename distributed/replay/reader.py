@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,6 +21,7 @@ from distributed.replay.layout import (
     EPISODE_GROUP,
     SAMPLED_ARRAYS,
     TASK_GROUP,
+    Commit,
     Quarantine,
     episodes_in_chunk,
     open_state,
@@ -28,6 +29,9 @@ from distributed.replay.layout import (
 )
 from distributed.replay.sampler import assemble_batch, draw_uniform, plan_draws, window_counts
 from distributed.storage import storage_path
+
+if TYPE_CHECKING:
+    from distributed.storage import Location
 
 log = logging.getLogger(__name__)
 LOAD_AT_ONCE = 16  # chunks a batch fetches at once when they are not cached (RAM: cache_bytes + this many chunks)
@@ -56,7 +60,7 @@ def _open_and_read(group, reads: dict[str, tuple[int, tuple[int, int] | None]], 
 class ShardReader:
     """Read-only view of one shard. `cache_bytes` bounds the decoded-chunk cache."""
 
-    def __init__(self, path: str | Path, cache_bytes: int = 256 << 20, record_damage=None):
+    def __init__(self, path: Location, cache_bytes: int = 256 << 20, record_damage=None):
         """`record_damage(array, chunk, reason)`: the shard's writer's `quarantine`, where this reader's
         process owns it, so damage found while sampling is kept in the commit record (None: read-only,
         kept in this reader)."""
@@ -66,7 +70,7 @@ class ShardReader:
         self._cache: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
         self._cached_bytes = 0
         self._handles: dict = {}  # array path -> zarr.Array opened by the last refresh
-        self._commit = None
+        self._commit: Commit | None = None  # set by refresh() below, before any other method runs
         self._episodes = {k: np.zeros(0, dt) for k, dt in EPISODE_ARRAYS.items()}  # live ordinals
         self._task_ordinals: dict[int, np.ndarray] = {}  # live ordinals per task, from tasks/<t>
         self._windows: dict[int, tuple] = {}
@@ -85,7 +89,9 @@ class ShardReader:
         base = commit.first_episode
         held_base, held_end = (self._base, old.episodes) if old else (base, base)
         lo = max(held_end, base)
-        reads = {k: (commit.rows, None) for k in SAMPLED_ARRAYS}  # opened (shapes to cover rows), nothing read
+        reads: dict[str, tuple[int, tuple[int, int] | None]] = {
+            k: (commit.rows, None) for k in SAMPLED_ARRAYS
+        }  # opened (shapes to cover rows), nothing read
         reads.update({f"{EPISODE_GROUP}/{k}": (commit.episodes, (lo, commit.episodes)) for k in EPISODE_ARRAYS})
         for t, n in commit.task_index.items():
             have = old.task_index.get(t, 0) if old else 0
@@ -122,9 +128,16 @@ class ShardReader:
         self._took_commit()
         return True
 
+    @property
+    def _record(self) -> Commit:
+        """The commit record this reader holds (the constructor's refresh() reads the first one)."""
+        if self._commit is None:
+            raise RuntimeError(f"ShardReader for {self.path} holds no commit record yet")
+        return self._commit
+
     def _took_commit(self) -> None:
         """What follows a new commit record, read or adopted: damage it records, evicted chunks leave the cache."""
-        commit = self._commit
+        commit = self._record
         self._local = {k: q for k, q in self._local.items() if k not in {r["chunk"] for r in commit.quarantine}}
         self._set_aside_ids()
         first_chunk = commit.first_row // self.info.chunk_len
@@ -134,10 +147,10 @@ class ShardReader:
     @property
     def generation(self) -> int:
         """The generation of the commit record this reader holds."""
-        return self._commit.generation
+        return self._record.generation
 
     def _set_aside_ids(self) -> None:
-        ids = self._commit.quarantined_ids() | {e for q in self._local.values() for e in q.episodes}
+        ids = self._record.quarantined_ids() | {e for q in self._local.values() for e in q.episodes}
         self._aside = np.fromiter(ids, np.int64, len(ids))
         self._windows.clear()
 
@@ -145,7 +158,7 @@ class ShardReader:
     def quarantine(self) -> list[Quarantine]:
         """Damaged chunks and the episodes left out with them: the commit record's, then those found
         by this reader that no writer has recorded (a read-only store)."""
-        return [Quarantine.from_record(self.path, q) for q in self._commit.quarantine] + list(self._local.values())
+        return [Quarantine.from_record(self.path, q) for q in self._record.quarantine] + list(self._local.values())
 
     def set_aside(self, err: ChunkError) -> Quarantine:
         """Leave out, in this reader, the live episodes with rows in the chunk `err` names (and drop the
@@ -183,16 +196,16 @@ class ShardReader:
     @property
     def num_transitions(self) -> int:
         """Transitions (agent steps) in live episodes that are not set aside: an episode of T+1 rows has T."""
-        return self._commit.live_transitions - (self._local_loss()[1] if self._local else 0)
+        return self._record.live_transitions - (self._local_loss()[1] if self._local else 0)
 
     @property
     def num_episodes(self) -> int:
-        return self._commit.live_episodes - (self._local_loss()[0] if self._local else 0)
+        return self._record.live_episodes - (self._local_loss()[0] if self._local else 0)
 
     def task_counts(self) -> dict[int, int]:
         """task id -> live transitions (not set aside)."""
         lost = self._local_loss()[2] if self._local else {}
-        counts = {t: v[1] - lost.get(t, 0) for t, v in sorted(self._commit.live_per_task.items()) if v[0]}
+        counts = {t: v[1] - lost.get(t, 0) for t, v in sorted(self._record.live_per_task.items()) if v[0]}
         return {t: n for t, n in counts.items() if n > 0}
 
     @property
@@ -299,7 +312,7 @@ class ShardReader:
         A task of the plan whose windows were all set aside meanwhile (damage) is drawn from uniformly instead."""
 
         def one():
-            p = plan
+            p: dict[str, Any] = plan
             if "per_task" in p:
                 have = self.task_windows(horizon)
                 gone = sum(k for t, k in p["per_task"].items() if t not in have)
@@ -362,7 +375,7 @@ class ShardReader:
     def _drop(self, k: int) -> None:
         self._cached_bytes -= sum(v.nbytes for v in self._cache.pop(k).values())
 
-    def _load_chunks(self, ks: list[int]) -> dict[str, dict[str, np.ndarray]]:
+    def _load_chunks(self, ks: list[int]) -> dict[int, dict[str, np.ndarray]]:
         """Chunks `ks` of every sampled array, each checked to exist (Zarr would read a missing chunk as fill)
         and decoded; all their requests at once (each a round trip on an object store). Raises ChunkError
         (or ChunkEvicted) for the first bad chunk of `ks`."""
@@ -374,7 +387,7 @@ class ShardReader:
 
         async def one(k, arr):
             a = arr.async_array
-            lo, hi = k * C, min((k + 1) * C, self._commit.rows)
+            lo, hi = k * C, min((k + 1) * C, self._record.rows)
             key = a.metadata.encode_chunk_key((k,) + (0,) * (a.ndim - 1))
             return await asyncio.gather((a.store_path / key).exists(), a.getitem(slice(lo, hi)), return_exceptions=True)
 

@@ -7,7 +7,7 @@ checks it against the episode index, the per-task indexes and the commit record.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 import numpy as np
 import zarr
@@ -18,11 +18,17 @@ from distributed.replay.layout import (
     EPISODE_GROUP,
     ROW_ARRAYS,
     TASK_GROUP,
+    array_at,
     chunk_file,
+    group_at,
     open_group,
+    read_rows,
     read_state,
 )
 from distributed.storage import storage_path
+
+if TYPE_CHECKING:
+    from distributed.storage import Location
 
 
 @dataclass
@@ -42,7 +48,7 @@ class VerifyReport:
     )  # damaged, recorded: not read, their episodes live no more
 
 
-def verify_shard(path: str | Path) -> VerifyReport:
+def verify_shard(path: Location) -> VerifyReport:
     """Check everything committed in the shard at `path`; returns a VerifyReport.
 
     Raises ChunkError (naming shard, array and chunk) for a missing or corrupted chunk and
@@ -54,23 +60,24 @@ def verify_shard(path: str | Path) -> VerifyReport:
     C = info.chunk_len
     g = open_group(path, mode="r")
 
-    def fail(msg: str):
+    def fail(msg: str) -> NoReturn:
         raise ShardInconsistentError(path, msg)
 
     def read(arr: zarr.Array, name: str, k: int, lo: int, hi: int) -> np.ndarray:
         if not chunk_file(path, name, k, arr.ndim).exists():
             raise ChunkError(path, name, k, "missing")
         try:
-            return arr[lo:hi]
+            return read_rows(arr, slice(lo, hi))
         except Exception as e:
             raise ChunkError(path, name, k, f"corrupted ({type(e).__name__}: {e})") from e
 
     # Episode index: unique increasing ids, ordered non-overlapping ranges inside committed rows.
-    ep_arrays = {k: g[EPISODE_GROUP][k] for k in EPISODE_ARRAYS}
+    eg = group_at(g, EPISODE_GROUP)
+    ep_arrays = {k: array_at(eg, k) for k in EPISODE_ARRAYS}
     for k, a in ep_arrays.items():
         if a.shape[0] < c.episodes:
             fail(f"episodes/{k} has {a.shape[0]} entries but the commit record says {c.episodes}")
-    ep = {k: a[: c.episodes] for k, a in ep_arrays.items()}
+    ep = {k: read_rows(a, slice(None, c.episodes)) for k, a in ep_arrays.items()}
     ids, start, length, task = ep["id"], ep["start"], ep["length"], ep["task"]
     if len(ids):
         if (np.diff(ids) <= 0).any():
@@ -86,10 +93,11 @@ def verify_shard(path: str | Path) -> VerifyReport:
         fail(f"first_episode {fe} does not match the eviction point first_row {c.first_row}")
 
     # Per-task indexes list every ordinal of their task, in order.
-    stored = {int(n) for n, _ in g[TASK_GROUP].arrays()}
+    tg = group_at(g, TASK_GROUP)
+    stored = {int(n) for n, _ in tg.arrays()}
     for t in sorted(set(np.unique(task).tolist()) | set(c.task_index)):
         n = c.task_index.get(t, 0)
-        got = g[TASK_GROUP][str(t)][:n] if t in stored else np.zeros(0, np.int64)
+        got = read_rows(array_at(tg, str(t)), slice(None, n)) if t in stored else np.zeros(0, np.int64)
         if len(got) != n or not np.array_equal(got, np.flatnonzero(task == t)):
             fail(f"tasks/{t} does not list exactly the episodes of task {t}")
 
@@ -103,7 +111,7 @@ def verify_shard(path: str | Path) -> VerifyReport:
         fail("commit record's live counts disagree with the episode index")
 
     # Rows, chunk by chunk: each live episode's rows carry its id, steps 0..L-1 and task.
-    rows = {n: g[n] for n in ROW_ARRAYS}
+    rows = {n: array_at(g, n) for n in ROW_ARRAYS}
     for n, a in rows.items():
         if a.shape[0] < c.rows:
             fail(f"array {n} has {a.shape[0]} rows but the commit record says {c.rows}")

@@ -17,7 +17,7 @@ import asyncio
 import os
 import shutil
 import time
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import zarr
@@ -44,13 +44,20 @@ from distributed.replay.layout import (
     compressors,
     episodes_in_chunk,
     fsync_paths,
+    group_at,
+    object_store_path,
     open_arrays,
     open_group,
+    read_rows,
     read_state,
     row_tail,
+    shard_attrs,
 )
 from distributed.replay.lock import WriterLease, WriterLock
-from distributed.storage import is_remote, storage_path, zarr_store
+from distributed.storage import is_remote, local_path, storage_path, zarr_store
+
+if TYPE_CHECKING:
+    from distributed.storage import Location, StoragePath
 
 
 def _round_up(n: int, k: int) -> int:
@@ -153,7 +160,7 @@ class ShardWriter:
 
     def __init__(
         self,
-        path: str | Path,
+        path: Location,
         *,
         obs_dim: int,
         action_dim: int,
@@ -167,7 +174,7 @@ class ShardWriter:
         self.remote = is_remote(self.path)  # an object store: no rename, no fsync, no flock
         if not self.remote:
             self.path.mkdir(parents=True, exist_ok=True)
-        self._lock = WriterLease(self.path) if self.remote else WriterLock(self.path)
+        self._lock = WriterLease(self.path) if self.remote else WriterLock(local_path(self.path))
         self._faults = KillSwitch()  # test-only: LATENTFLEET_KILL_AT (distributed/replay/faults.py)
         try:
             self.info = self._open_or_create(obs_dim, action_dim, chunk_len, first_episode_id, task_names)
@@ -191,7 +198,7 @@ class ShardWriter:
     ) -> ShardInfo:
         group_json = self.path / "zarr.json"
         if group_json.exists():
-            attrs = open_group(self.path, mode="r").attrs.asdict().get(ATTR_KEY)
+            attrs = shard_attrs(open_group(self.path, mode="r"))
             if attrs is None:
                 raise ShardLayoutError(f"{self.path} is a Zarr group but not a replay shard; refusing to write there")
             if "commit" not in attrs:  # creation was interrupted before its first commit: nothing to lose
@@ -229,9 +236,10 @@ class ShardWriter:
 
     def _remove_contents(self) -> None:
         if self.remote:
-            self.path.fs.rm(self.path.path, recursive=True)
+            remote = object_store_path(self.path)
+            remote.fs.rm(remote.path, recursive=True)
             return
-        for p in self.path.iterdir():
+        for p in local_path(self.path).iterdir():
             shutil.rmtree(p) if p.is_dir() else p.unlink()
 
     def _create(self, obs_dim: int, action_dim: int, chunk_len: int, first_episode_id: int, task_names) -> None:
@@ -269,16 +277,19 @@ class ShardWriter:
     def _recover(self) -> None:
         """Drop what a killed writer left beyond the commit record; load the live index."""
         _, commit = read_state(self.path)
-        for root, _, files in [] if self.remote else os.walk(self.path):  # an object PUT leaves no temp file
+        for root, _, files in (
+            [] if self.remote else os.walk(local_path(self.path))
+        ):  # an object PUT leaves no temp file
             for f in files:
                 if f.endswith(".partial"):  # temp file of a write that was killed before its rename
                     os.remove(os.path.join(root, f))
         g = open_group(self.path, mode="r+")
         self._group = g
         self._rows = open_arrays(g, ROW_ARRAYS, write=True)
-        optional = [EPISODE_VERSION] if EPISODE_VERSION in g[EPISODE_GROUP] else []  # older shards lack it
-        self._episodes = open_arrays(g[EPISODE_GROUP], [*EPISODE_ARRAYS, *optional], write=True)
-        self._tasks = open_arrays(g[TASK_GROUP], [n for n, _ in g[TASK_GROUP].arrays()], write=True)
+        episodes, tasks = group_at(g, EPISODE_GROUP), group_at(g, TASK_GROUP)
+        optional = [EPISODE_VERSION] if EPISODE_VERSION in episodes else []  # older shards lack it
+        self._episodes = open_arrays(episodes, [*EPISODE_ARRAYS, *optional], write=True)
+        self._tasks = open_arrays(tasks, [n for n, _ in tasks.arrays()], write=True)
         C = self.info.chunk_len
         # on an object store arrays are grown ahead (GROW_CHUNKS): a shape up to that is not a leftover, and
         # what a killed writer left inside it is overwritten (whole chunks) before any record covers it
@@ -296,8 +307,14 @@ class ShardWriter:
             if arr.shape[0] > ahead(commit.task_index.get(int(name), 0), INDEX_CHUNK_LEN):
                 arr.resize((commit.task_index.get(int(name), 0),))
         live = slice(commit.first_episode, commit.episodes)
-        self._index = {k: a[live] for k, a in self._episodes.items()}  # ordinals >= first_episode
-        self._static = {k: v for k, v in g.attrs[ATTR_KEY].items() if k != "commit"}
+        # ordinals >= first_episode
+        self._index: dict[str, np.ndarray] = {k: read_rows(a, live) for k, a in self._episodes.items()}
+        attrs = shard_attrs(g)
+        if attrs is None:  # read_state found it just now
+            raise ShardLayoutError(
+                f"{self.path}: the '{ATTR_KEY}' attribute is gone (another process replaced the shard?)"
+            )
+        self._static = {k: v for k, v in attrs.items() if k != "commit"}
         self._commit = commit
         self._n_episodes = commit.episodes
         self._task_index = dict(commit.task_index)
@@ -363,7 +380,7 @@ class ShardWriter:
         n = (self._buffered // C) * C if whole_chunks_only else self._buffered
         data = {k: np.concatenate([b[k] for b in self._buffer]) for k in ROW_ARRAYS}
         start, end = self._next_row, self._next_row + n
-        written = []
+        written: list[StoragePath] = []
         self._lock.check()  # a writer whose lease was taken over writes nothing more (object store)
         if self.remote:  # arrays grown ahead (see GROW_CHUNKS); the last chunk written whole, padded with fill
             padded = _round_up(end, C) - start
@@ -406,11 +423,11 @@ class ShardWriter:
         self._commit_state(end, written, sources, gaps)
         self._next_row = _round_up(end, C)
 
-    def _append_index(self, done: list[tuple[int, int, int, int, int]]) -> list[Path]:
+    def _append_index(self, done: list[tuple[int, int, int, int, int]]) -> list[StoragePath]:
         if not done:
             return []
         e0, e1 = self._n_episodes, self._n_episodes + len(done)
-        cols = dict(
+        cols: dict[str, np.ndarray] = dict(
             zip(
                 ("id", "start", "length", "task", EPISODE_VERSION),
                 map(np.asarray, zip(*done, strict=False)),
@@ -421,7 +438,7 @@ class ShardWriter:
         for t in np.unique(cols["task"]):
             t = int(t)
             if str(t) not in self._tasks:
-                self._tasks[str(t)] = self._group[TASK_GROUP].create_array(
+                self._tasks[str(t)] = group_at(self._group, TASK_GROUP).create_array(
                     str(t),
                     shape=(0,),
                     chunks=(INDEX_CHUNK_LEN,),
@@ -455,7 +472,7 @@ class ShardWriter:
         k0 = (n0 // INDEX_CHUNK_LEN) * INDEX_CHUNK_LEN
         held = self._tails.get(arr.path)
         if held is None or len(held) != n0 - k0:
-            held = arr[k0:n0] if n0 > k0 else np.zeros(0, arr.dtype)
+            held = read_rows(arr, slice(k0, n0)) if n0 > k0 else np.zeros(0, arr.dtype)
         full = np.concatenate([held, np.asarray(values).astype(arr.dtype)])
         n1 = n0 + len(values)
         self._tails[arr.path] = full[(n1 // INDEX_CHUNK_LEN) * INDEX_CHUNK_LEN - k0 :]
@@ -497,7 +514,7 @@ class ShardWriter:
     def _commit_state(
         self,
         rows: int,
-        written: list[Path],
+        written: list[StoragePath],
         sources: dict[str, int],
         source_gaps: dict[str, list[int]],
         quarantine: list[dict] | None = None,
@@ -536,13 +553,13 @@ class ShardWriter:
         )
         durable = self.durable and not self.remote  # an object PUT is durable when it returns
         if durable:  # everything the record references is on disk before the record
-            fsync_paths(written, root=self.path)
+            fsync_paths(written, root=local_path(self.path))
         if self.remote:
             self._lock.check()
             self._faults.reached("commit-record")  # no temp file there: killed just before the record's PUT
             self._group.attrs[ATTR_KEY] = {**self._static, "commit": commit.to_json()}
         else:
-            with self._faults.before_rename("commit-record", self.path / "zarr.json"):
+            with self._faults.before_rename("commit-record", local_path(self.path) / "zarr.json"):
                 self._group.attrs[ATTR_KEY] = {**self._static, "commit": commit.to_json()}
         if durable:
             fsync_paths([self.path / "zarr.json"])
