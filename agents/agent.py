@@ -190,10 +190,10 @@ class Agent:
             num_tasks=T + n,
             can_terminate=mc.can_terminate and mc.can_terminate + (False,) * n,
             task_descriptors=(mc.task_descriptors + tuple(tuple(r) for r in new_desc.cpu().tolist()))
-            if new_desc is not None
+            if new_desc is not None and mc.task_descriptors is not None  # (set whenever the model uses descriptors)
             else None,
             task_language=(mc.task_language + tuple(tuple(r) for r in new_lang.cpu().tolist()))
-            if new_lang is not None
+            if new_lang is not None and mc.task_language is not None  # (set whenever the model uses language)
             else None,
         )
         m.add_tasks(new_mc, masks, rows)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeGuard
 
 import torch
 from safetensors.torch import save, save_file
@@ -18,30 +19,41 @@ from safetensors.torch import save, save_file
 from agents.agent import Agent
 from agents.config import AgentConfig, ModelConfig, OptimConfig, PlannerConfig, constraints_from_plain
 
+if TYPE_CHECKING:
+    from upath import UPath
+
 CHECKPOINT_FILE = "checkpoint.pt"
 WEIGHTS_FILE = "model.safetensors"
 
 
-def _path(p):
+def _path(p: str | os.PathLike[str] | UPath) -> Path | UPath:
     """A path object for a file-system path or an fsspec URI (agents/ stays free of the run-storage module)."""
     if isinstance(p, str) and "://" in p:
         from upath import UPath
 
         return UPath(p)
-    return p if hasattr(p, "protocol") else Path(p)
+    if hasattr(p, "protocol"):  # an UPath already (only it has `protocol`; upath is imported if one exists)
+        from upath import UPath
+
+        if not isinstance(p, UPath):
+            raise TypeError(f"{p!r} has an fsspec `protocol` but is not an UPath; pass a path, URI string or UPath")
+        return p
+    if not isinstance(p, (str, os.PathLike)):
+        raise TypeError(f"{p!r} is not a path: pass a path, URI string or UPath")
+    return Path(p)
 
 
-def _local(p) -> bool:
+def _local(p: object) -> TypeGuard[Path]:
     return isinstance(p, Path) and getattr(p, "protocol", "") in ("", "file", "local")
 
 
-def save_checkpoint(directory: str | os.PathLike, agent: Agent, extra: dict | None = None) -> Path:
+def save_checkpoint(directory: str | os.PathLike[str] | UPath, agent: Agent, extra: dict | None = None) -> Path | UPath:
     """Write `agent` (model, optimisers, scale, counters) and `extra` (plain data: counters,
     RNG states, run metadata) to `directory/checkpoint.pt`; returns that path."""
     return write_checkpoint(directory, {"agent": agent.state_dict(), "extra": extra or {}}, agent.model.state_dict())
 
 
-def write_checkpoint(directory: str | os.PathLike, state: dict, model_weights: dict) -> Path:
+def write_checkpoint(directory: str | os.PathLike[str] | UPath, state: dict, model_weights: dict) -> Path | UPath:
     """`state` (plain containers and tensors, with an "agent" entry) to `directory/checkpoint.pt`
     and `model_weights` (a WorldModel state dict) to `model.safetensors`. Each file is written
     to a temp file, fsynced, renamed, and the directory fsynced: a kill or power loss leaves the
@@ -57,7 +69,7 @@ def write_checkpoint(directory: str | os.PathLike, state: dict, model_weights: d
         (directory / WEIGHTS_FILE).write_bytes(save(weights))
         return path
     directory.mkdir(parents=True, exist_ok=True)
-    _atomic(path, lambda tmp: torch.save(state, tmp))
+    _atomic(directory / CHECKPOINT_FILE, lambda tmp: torch.save(state, tmp))
     _atomic(directory / WEIGHTS_FILE, lambda tmp: save_file(weights, str(tmp)))
     return path
 
@@ -75,7 +87,7 @@ def _atomic(path: Path, write) -> None:
         os.close(fd)
 
 
-def load_checkpoint(path: str | os.PathLike) -> dict:
+def load_checkpoint(path: str | os.PathLike[str] | UPath) -> dict:
     """Read a checkpoint file (or the checkpoint in a directory) with weights_only=True."""
     path = _path(path)
     if path.is_dir():  # (on an object store: a prefix with objects under it)

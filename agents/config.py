@@ -352,8 +352,14 @@ class ActionConstraints:
                 raise ValueError(f"{owner}: constraints.{name} contains NaN: {list(v)}")
             return v
 
-        lo, hi = full("lo", -1.0), full("hi", 1.0)
-        delta, rest = full("max_delta", float("inf")), full("rest", None)
+        def bounded(name: str, default: float) -> tuple[float, ...]:
+            v = full(name, default)
+            if v is None:  # unreachable: full() returns the default's tuple for an unset field
+                raise AssertionError(f"{owner}: constraints.{name} resolved to None despite a default")
+            return v
+
+        lo, hi = bounded("lo", -1.0), bounded("hi", 1.0)
+        delta, rest = bounded("max_delta", float("inf")), full("rest", None)
         bad = [i for i in range(action_dim) if not -1.0 <= lo[i] < hi[i] <= 1.0]
         if bad:
             raise ValueError(
@@ -381,6 +387,8 @@ class ActionConstraints:
         import numpy as np
 
         c = self.resolved("violations", int(np.shape(actions)[-1]))
+        if c.lo is None or c.hi is None or c.max_delta is None:  # resolved() sets every bound
+            raise AssertionError(f"resolved constraints left a bound unset: {c}")
         a = np.asarray(actions, np.float64).reshape(-1, len(c.lo))
         lo, hi, r = (np.asarray(x) for x in (c.lo, c.hi, c.max_delta))
         bad = ((a < lo - VIOLATION_TOL) | (a > hi + VIOLATION_TOL)).any(1)
@@ -498,7 +506,7 @@ def make_agent_config(
     task, e.g. `TaskSet.can_terminate()`; None: no task terminates) gives the model a termination
     head unless `model.termination_head` is false. `constraints` (one resolved ActionConstraints or None
     per task) limit the planner's actions; None or all None: constraints off."""
-    dims = model_preset(model_size)
+    dims: dict[str, Any] = model_preset(model_size)
     dims.update(checked_options(ModelConfig, model))
     parts = conditioning_parts(dims.get("task_conditioning", "table"))
     if task_descriptors is not None and "descriptor" in parts:

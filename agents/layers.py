@@ -93,8 +93,14 @@ class NormedLinear(nn.Linear):
 def run_mlp(seq: nn.Sequential, x: torch.Tensor, ctx: torch.Tensor | None = None) -> torch.Tensor:
     """seq(cat([x, ctx], -1)) for an `mlp`, with ctx [..., C] applied as in linear_with_context."""
     first = seq[0]
-    h = first(x, ctx) if isinstance(first, NormedLinear) else linear_with_context(first, x, ctx)
-    for layer in seq[1:]:
+    if isinstance(first, NormedLinear):
+        h = first(x, ctx)
+    elif isinstance(first, nn.Linear):
+        h = linear_with_context(first, x, ctx)
+    else:
+        raise TypeError(f"run_mlp: the first layer must be a Linear, got {type(first).__name__}")
+    # torch annotates Sequential.__getitem__ as `Sequential | Module` even for a slice (always a Sequential)
+    for layer in seq[1:]:  # pyright: ignore[reportGeneralTypeIssues]
         h = layer(h)
     return h
 
@@ -161,6 +167,8 @@ class EnsembleMLP(nn.Module):
         lead = x.shape[:-1]
         h = x.reshape(1, -1, x.shape[-1]).expand(k, -1, -1)
         for i, lin in enumerate(self.linears):
+            if not isinstance(lin, EnsembleLinear):
+                raise TypeError(f"EnsembleMLP.linears[{i}] must be an EnsembleLinear, got {type(lin).__name__}")
             w, b = pick(lin.weight), pick(lin.bias)
             if i == 0 and ctx is not None:
                 n = x.shape[-1]
@@ -189,6 +197,8 @@ def init_weights(module: nn.Module) -> None:
 def zero_output_layer(seq: nn.Sequential) -> None:
     """Zero the last Linear's weights so a head starts by predicting the zero-reward/value bin."""
     last = seq[-1]
+    if not isinstance(last, nn.Linear):
+        raise TypeError(f"zero_output_layer: the last layer must be a Linear, got {type(last).__name__}")
     nn.init.zeros_(last.weight)
     if last.bias is not None:
         nn.init.zeros_(last.bias)

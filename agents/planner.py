@@ -102,8 +102,8 @@ class PlannerState:
             seed=self.seed,
             calls=self.calls,
             counter_rows=idx if self.counter_rows is None else self.counter_rows[idx],
-            prev_action=self.prev_action[idx].clone(),
-            has_prev_action=self.has_prev_action[idx].clone(),
+            prev_action=self.last_action()[0][idx].clone(),
+            has_prev_action=self.last_action()[1][idx].clone(),
         )
 
     def clone(self) -> PlannerState:
@@ -111,12 +111,15 @@ class PlannerState:
         advances neither this state's streams nor its warm start."""
         hg = torch.Generator(device="cpu")
         hg.set_state(self.head_generator.get_state())
-        copy = lambda t: None if t is None else t.clone()  # noqa: E731
+
+        def copy(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.clone()
+
         return PlannerState(
-            prev_mean=copy(self.prev_mean),
-            has_prev=copy(self.has_prev),
-            keys=copy(self.keys),
-            counters=copy(self.counters),
+            prev_mean=self.prev_mean.clone(),
+            has_prev=self.has_prev.clone(),
+            keys=self.keys.clone(),
+            counters=self.counters.clone(),
             head_generator=hg,
             seed=self.seed,
             calls=self.calls,
@@ -141,16 +144,23 @@ class PlannerState:
         """Forget the warm start and the previous action of `rows` (all rows if None): call at episode start."""
         if rows is None:
             self.has_prev.zero_()
-            self.has_prev_action.zero_()
+            self.last_action()[1].zero_()
         else:
             idx = torch.as_tensor(rows, dtype=torch.long, device=self.has_prev.device)
             self.has_prev[idx] = False
-            self.has_prev_action[idx] = False
+            self.last_action()[1][idx] = False
 
     def record_actions(self, actions: torch.Tensor) -> None:
         """actions [B, A] were executed: the next step's rate limit is measured from them."""
-        self.prev_action = actions.to(self.prev_action.device, self.prev_action.dtype).clone()
-        self.has_prev_action = torch.ones_like(self.has_prev_action)
+        prev_action, has_prev_action = self.last_action()
+        self.prev_action = actions.to(prev_action.device, prev_action.dtype).clone()
+        self.has_prev_action = torch.ones_like(has_prev_action)
+
+    def last_action(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(prev_action [B, A], has_prev_action [B]); PlannerState.create always sets both."""
+        if self.prev_action is None or self.has_prev_action is None:
+            raise ValueError("this PlannerState has no previous-action rows; build it with PlannerState.create")
+        return self.prev_action, self.has_prev_action
 
 
 @dataclass
@@ -167,8 +177,9 @@ class PlanConstraints:
     def first_reference(self, state: PlannerState) -> tuple[torch.Tensor, torch.Tensor]:
         """What step 0 of a row is measured from -> (reference [B, A], rate [B, A]): the previous
         executed action; at an episode start the rest action, or none (rate inf: bounds only)."""
-        has = state.has_prev_action.view(-1, 1)
-        ref = torch.where(has, state.prev_action, self.rest)
+        prev_action, has_prev_action = state.last_action()
+        has = has_prev_action.view(-1, 1)
+        ref = torch.where(has, prev_action, self.rest)
         rate = torch.where(has | self.has_rest.view(-1, 1), self.rate, torch.full_like(self.rate, float("inf")))
         return ref, rate
 
@@ -191,6 +202,8 @@ class ConstraintTable:
         for i, c in enumerate(constraints):
             if c is None:
                 continue
+            if c.lo is None or c.hi is None or c.max_delta is None:
+                raise ValueError(f"task {i}'s constraints are not resolved (use ActionConstraints.resolved): {c}")
             n = len(c.lo)
             self.lo[i, :n], self.hi[i, :n] = torch.tensor(c.lo), torch.tensor(c.hi)
             self.rate[i, :n] = torch.tensor(c.max_delta)
@@ -353,15 +366,16 @@ def _plan_batch(model, obs, task, state, cfg, discounts, eval_mode, autocast_dty
     )
     warm_mean = torch.zeros(B, H, A, device=obs.device)
     warm_mean[:, :-1] = torch.where(state.has_prev.view(B, 1, 1), state.prev_mean[:, 1:], warm_mean[:, :-1])
-    first = None
+    first: tuple[torch.Tensor, torch.Tensor] | None = None
     if constraints is not None:
         if constraints.lo.shape != (B, A):
             raise ValueError(
                 f"constraints are for {tuple(constraints.lo.shape)} rows x action dims, the call has "
                 f"{(B, A)}; build them with ConstraintTable.for_rows(task)"
             )
-        first = constraints.first_reference(state)  # reference and rate limit of each row's step 0
-        warm_mean = project_sequences(warm_mean.unsqueeze(2), *first, constraints).squeeze(2)
+        ref, first_rate = constraints.first_reference(state)  # reference and rate limit of each row's step 0
+        first = (ref, first_rate)
+        warm_mean = project_sequences(warm_mean.unsqueeze(2), ref, first_rate, constraints).squeeze(2)
 
     per_pass = cfg.rows_per_pass or (cpu_rows_per_pass(N, model.cfg.mlp_dim) if obs.device.type == "cpu" else B)
     passes = -(-B // per_pass)
@@ -370,7 +384,9 @@ def _plan_batch(model, obs, task, state, cfg, discounts, eval_mode, autocast_dty
         rows = slice(lo, min(B, lo + per_pass))
         # each pass gets its share of the budget, so later rows are not starved
         deadline_at = None if cfg.deadline_ms is None else start + cfg.deadline_ms * 1e-3 * (k + 1) / passes
-        cons = None if constraints is None else (constraints.rows(rows), first[0][rows], first[1][rows])
+        cons = (
+            None if constraints is None or first is None else (constraints.rows(rows), first[0][rows], first[1][rows])
+        )
         parts.append(
             _plan_rows(
                 model,
@@ -438,7 +454,7 @@ def mppi_iteration(
     heads,
     cfg: PlannerConfig,
     cons=None,
-):
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """One MPPI refinement: sample around mean/std, score with the policy-prior trajectories, refit
     mean/std to the temperature-weighted elites.
 
@@ -521,17 +537,26 @@ def _plan_rows(
         pi_value = torch.empty(B, P, device=device)
         if P > 0:
             zp = z.unsqueeze(1).expand(B, P, z.shape[-1])
+            # (prev, this step's rate, later steps' rate, lo, hi) [B, 1, A] of the projection, or None: unconstrained
+            proj: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None
             if cons is not None:
-                prev, rate = cons[1].unsqueeze(1), cons[2].unsqueeze(1)  # [B, 1, A]
-                lo, hi = cons[0].lo.unsqueeze(1), cons[0].hi.unsqueeze(1)
+                c = cons[0]
+                proj = (
+                    cons[1].unsqueeze(1),
+                    cons[2].unsqueeze(1),
+                    c.rate.unsqueeze(1),
+                    c.lo.unsqueeze(1),
+                    c.hi.unsqueeze(1),
+                )
             for t in range(H):
                 pi_actions[:, t] = model.pi(zp, task_b1, eps=noise.pi[:, t])[0].float()
-                if cons is not None:  # project before the step, so the rollout follows the feasible action
+                if proj is not None:  # project before the step, so the rollout follows the feasible action
+                    prev, rate, later_rate, lo, hi = proj
                     prev = torch.minimum(
                         torch.maximum(pi_actions[:, t], torch.maximum(lo, prev - rate)), torch.minimum(hi, prev + rate)
                     )
                     pi_actions[:, t] = prev
-                    rate = cons[0].rate.unsqueeze(1)
+                    proj = (prev, later_rate, later_rate, lo, hi)
                 if t < H - 1:
                     zp = model.next(zp, pi_actions[:, t], task_b1)
             z_pi = z.unsqueeze(1).expand(B, P, z.shape[-1])
@@ -545,6 +570,7 @@ def _plan_rows(
         iteration = _iteration_fn(cfg.compile, device)
         graphs = cfg.compile == "reduce-overhead" and device.type == "cuda"
         done = 0
+        score: torch.Tensor | None = None
         for i in range(iters):
             if graphs:  # each iteration is a new CUDA-graph replay; its inputs are the last one's outputs
                 torch.compiler.cudagraph_mark_step_begin()
@@ -567,9 +593,16 @@ def _plan_rows(
             done = i + 1
             if deadline_at is not None and clock() >= deadline_at:
                 break
+        if score is None:
+            raise ValueError(f"MPPI needs at least one iteration per plan call, got {iters}")
         if graphs:  # graph outputs are overwritten by the next replay: keep our own copies
             mean, std, elite_actions, elite_value, elite_index, score = (
-                t.clone() for t in (mean, std, elite_actions, elite_value, elite_index, score)
+                mean.clone(),
+                std.clone(),
+                elite_actions.clone(),
+                elite_value.clone(),
+                elite_index.clone(),
+                score.clone(),
             )
 
     # draw the executed sequence among the elites in proportion to their score (Gumbel-max)

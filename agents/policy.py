@@ -6,6 +6,8 @@ WorldModel (no weight copies); in a Ray actor it owns a model that loads publish
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 
 from agents.config import AgentConfig
@@ -21,7 +23,7 @@ class PlanningPolicy:
         action_masks: torch.Tensor | None = None,
         *,
         model: WorldModel | None = None,
-        autocast_dtype: torch.dtype | None | str = "auto",
+        autocast_dtype: torch.dtype | None | Literal["auto"] = "auto",
     ):
         """`model` (optional) is shared, e.g. the learner's own; else a new one is built on cfg.device.
         `autocast_dtype` "auto": from cfg.precision and what the device supports (agents/precision.py)."""

@@ -60,16 +60,20 @@ class RandomTape:
             self.perm.append(out.detach().clone())
             return out
 
-        def dropout(module, x):
+        tape = self
+
+        # named as nn.Dropout.forward's parameters (`self` is the module): it replaces that method
+        def dropout(self: nn.Dropout, input: torch.Tensor) -> torch.Tensor:
+            module, x = self, input
             if not module.training or module.p == 0:
                 return x
-            if self._group is None:
+            if tape._group is None:
                 raise TapeMismatch(
                     "a dropout outside a recorded ensemble call: wrap each call of the Q ensemble "
                     "in RandomTape.ensemble_call() and evaluate it head by head"
                 )
             mask = torch.rand_like(x) >= module.p
-            self._group.append(mask)
+            tape._group.append(mask)
             return x * mask.to(x.dtype) / (1 - module.p)
 
         torch.randn_like, torch.randperm, nn.Dropout.forward = randn_like, randperm, dropout
@@ -127,14 +131,20 @@ class RandomTape:
                 )
             return out.to(device) if device is not None else out
 
-        def forward(module, x, ctx=None, heads=None):
+        # named as the methods' parameters (`self` is the module): they replace EnsembleMLP.forward and
+        # nn.Dropout.forward
+        def forward(
+            self: EnsembleMLP, x: torch.Tensor, ctx: torch.Tensor | None = None, heads: torch.Tensor | None = None
+        ) -> torch.Tensor:
+            module = self
             heads_now[0] = heads
             try:
                 return real_forward(module, x, ctx, heads)
             finally:
                 heads_now[0] = None
 
-        def dropout(module, x):
+        def dropout(self: nn.Dropout, input: torch.Tensor) -> torch.Tensor:
+            module, x = self, input
             if not module.training or module.p == 0:
                 return x
             group = take(drops, "a dropout mask", x.shape)

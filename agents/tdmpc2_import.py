@@ -32,6 +32,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -197,6 +198,14 @@ def _shape(params: dict, key: str) -> tuple[int, ...] | None:
     return tuple(v.shape) if isinstance(v, torch.Tensor) else None
 
 
+def _checked_shape(params: dict, key: str) -> tuple[int, ...]:
+    """The shape of a key already checked to be present and a tensor."""
+    shape = _shape(params, key)
+    if shape is None:
+        raise TDMPC2CheckpointError(f"the file lacks {key!r} or holds no tensor there")
+    return shape
+
+
 def parse_tdmpc2_state(state: Mapping, *, multitask: bool = True) -> TDMPC2Weights:
     """Normalise either key layout and infer the architecture from the tensor shapes; raises
     TDMPC2CheckpointError naming missing, unexpected or mis-shaped keys, and (with `multitask`) a
@@ -251,18 +260,18 @@ def parse_tdmpc2_state(state: Mapping, *, multitask: bool = True) -> TDMPC2Weigh
         )
     T, D = _shape(params, "_task_emb.weight") or (1, 0)
     last = num_enc_layers - 1
-    num_q = _shape(params, "_Qs.params.0.weight")[0]
+    num_q = _checked_shape(params, "_Qs.params.0.weight")[0]
     arch = TDMPC2Architecture(
         num_tasks=T,
         task_dim=D,
-        obs_dim=_shape(params, "_encoder.state.0.weight")[1] - D,
-        action_dim=_shape(params, "_pi.2.weight")[0] // 2,
-        latent_dim=_shape(params, f"_encoder.state.{last}.weight")[0],
-        enc_dim=_shape(params, "_encoder.state.0.weight")[0],
-        mlp_dim=_shape(params, "_dynamics.0.weight")[0],
+        obs_dim=_checked_shape(params, "_encoder.state.0.weight")[1] - D,
+        action_dim=_checked_shape(params, "_pi.2.weight")[0] // 2,
+        latent_dim=_checked_shape(params, f"_encoder.state.{last}.weight")[0],
+        enc_dim=_checked_shape(params, "_encoder.state.0.weight")[0],
+        mlp_dim=_checked_shape(params, "_dynamics.0.weight")[0],
         num_enc_layers=num_enc_layers,
         num_q=num_q,
-        num_bins=_shape(params, "_reward.2.weight")[0],
+        num_bins=_checked_shape(params, "_reward.2.weight")[0],
     )
     want = expected_shapes(arch)
     bad = {k: (_shape(params, k), s) for k, s in want.items() if _shape(params, k) != s}
@@ -382,7 +391,7 @@ def model_config(w: TDMPC2Weights, model_size: str | int, **overrides) -> ModelC
     """Our ModelConfig for the weights (TD-MPC2's defaults where the file carries no value:
     SimNorm groups of 8, bins in [-10, 10], dropout 0.01, log-std in [-10, 2])."""
     a = w.arch
-    fields = dict(
+    fields: dict[str, Any] = dict(
         obs_dim=a.obs_dim,
         action_dim=a.action_dim,
         num_tasks=a.num_tasks,

@@ -29,6 +29,16 @@ _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
 
 class WorldModel(nn.Module):
+    # buffers (register_buffer), declared for the type checker; the descriptor, language and termination
+    # ones exist only when the conditioning uses them / the model has a termination head
+    action_masks: torch.Tensor
+    task_descriptors: torch.Tensor
+    descriptor_mean: torch.Tensor
+    descriptor_std: torch.Tensor
+    task_language: torch.Tensor
+    can_terminate: torch.Tensor
+    _embedding_cache: torch.Tensor | None  # set only inside cached_task_embeddings
+
     def __init__(self, cfg: ModelConfig, action_masks: torch.Tensor | None = None):
         super().__init__()
         self.cfg = cfg
@@ -82,11 +92,17 @@ class WorldModel(nn.Module):
         """The map's embedding of a task's features -> [..., D] (before the offset and clip): raw
         descriptors [..., Dd] (if the conditioning uses them) and text embeddings [..., E] (if it uses
         language); the descriptor is standardised, the text embedding is unit-norm as it is."""
-        parts = []
+        parts: list[torch.Tensor] = []
         if self.cfg.uses_descriptors:
+            if descriptors is None:
+                raise ValueError("this model's task conditioning uses descriptors: pass them")
             parts.append((descriptors - self.descriptor_mean) / self.descriptor_std)
         if self.cfg.uses_language:
+            if language is None:
+                raise ValueError("this model's task conditioning uses language: pass the text embeddings")
             parts.append(language)
+        if self.descriptor_map is None:
+            raise ValueError("this model's task conditioning has no descriptor map (it uses the table only)")
         return self.descriptor_map(torch.cat(parts, dim=-1))
 
     @contextlib.contextmanager
@@ -98,10 +114,11 @@ class WorldModel(nn.Module):
             return
         if not self.cfg.uses_map:
             # the lookup's max-norm, as a function (no in-place renorm of the table)
-            w = self.task_emb.weight
-            self._embedding_cache = w * (
-                self.task_emb.max_norm / w.norm(dim=-1, keepdim=True).clamp(min=self.task_emb.max_norm)
-            )
+            emb = self._table()
+            if emb.max_norm is None:
+                raise ValueError("a table-only task conditioning has a max-norm task table")
+            w = emb.weight
+            self._embedding_cache = w * (emb.max_norm / w.norm(dim=-1, keepdim=True).clamp(min=emb.max_norm))
         else:
             self._embedding_cache = self.all_task_embeddings()
         try:
@@ -111,10 +128,11 @@ class WorldModel(nn.Module):
 
     def task_embedding(self, task: torch.Tensor) -> torch.Tensor:
         """[...] task ids -> [..., D] embeddings of norm <= 1."""
-        if getattr(self, "_embedding_cache", None) is not None:
-            return self._embedding_cache[task]
+        cache = getattr(self, "_embedding_cache", None)
+        if cache is not None:
+            return cache[task]
         if not self.cfg.uses_map:
-            return self.task_emb(task)
+            return self._table()(task)
         emb = self.descriptor_embedding(
             self.task_descriptors[task] if self.cfg.uses_descriptors else None,
             self.task_language[task] if self.cfg.uses_language else None,
@@ -123,6 +141,12 @@ class WorldModel(nn.Module):
             emb = emb + self.task_emb(task)
         # max-norm 1 as a function (no in-place renorm: data-parallel replicas stay identical)
         return emb * emb.norm(dim=-1, keepdim=True).clamp(min=1.0).reciprocal()
+
+    def _table(self) -> nn.Embedding:
+        """The task table (a conditioning without a descriptor map always has one)."""
+        if self.task_emb is None:
+            raise ValueError(f"task conditioning {self.cfg.task_conditioning!r} has no task table")
+        return self.task_emb
 
     def all_task_embeddings(self) -> torch.Tensor:
         """[num_tasks, D]."""
@@ -280,6 +304,8 @@ class WorldModel(nn.Module):
         if self.termination_head is not None:
             self.can_terminate = torch.tensor(cfg.can_terminate, dtype=torch.float32, device=dev)
         if self.task_emb is not None:
+            if table_rows is None:
+                raise ValueError(f"this model has a task table: adding {n} tasks needs their table_rows [{n}, D]")
             old = self.task_emb
             self.task_emb = nn.Embedding(cfg.num_tasks, old.embedding_dim, max_norm=old.max_norm).to(dev)
             self.task_emb.weight.copy_(torch.cat([old.weight, table_rows.to(dev, old.weight.dtype)]))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -153,7 +154,7 @@ def run_episodes(
         close = getattr(env, "close", None)
         if close is not None:
             close()
-        ep_out = {k: np.asarray(v, dtype=np.float32) for k, v in rec.items()}
+        ep_out: dict[str, Any] = {k: np.asarray(v, dtype=np.float32) for k, v in rec.items()}
         ep_out["return"] = float(ep_out["reward"].sum())
         ep_out["task_id"] = task_id
         if table is not None:
@@ -295,7 +296,7 @@ def random_episodes(
                 break
         if hasattr(env, "close"):
             env.close()
-        ep_out = {k: np.asarray(v, dtype=np.float32) for k, v in rec.items()}
+        ep_out: dict[str, Any] = {k: np.asarray(v, dtype=np.float32) for k, v in rec.items()}
         ep_out["return"], ep_out["task_id"] = float(ep_out["reward"].sum()), task_id
         out.append(ep_out)
     return out

@@ -217,10 +217,10 @@ def plot_latency_pareto(table: dict, path: Path) -> None:
         ax.errorbar(
             np.mean([r["latency_p50_ms"] for r in rs]),
             np.mean([r["return_mean"] for r in rs]),
-            xerr=[[0], [np.mean([r["latency_p99_ms"] - r["latency_p50_ms"] for r in rs])]],
+            xerr=[[0.0], [float(np.mean([r["latency_p99_ms"] - r["latency_p50_ms"] for r in rs]))]],
             fmt="o",
             ms=8,
-            color=sc.get_facecolor()[0][:3],
+            color=np.asarray(sc.get_facecolor())[0][:3],  # (an [N, 4] RGBA array)
             label=s,
             capsize=3,
         )
@@ -254,7 +254,7 @@ def findings(results: dict) -> list[str]:
             vals = {n: r[k] for n, r in tasks.items() if isinstance(r.get(k), (int, float)) and math.isfinite(r[k])}
             if not vals:
                 return None
-            lo, hi = min(vals, key=vals.get), max(vals, key=vals.get)
+            lo, hi = min(vals, key=lambda n: vals[n]), max(vals, key=lambda n: vals[n])
             return f"{_fmt(vals[lo], nd)} ({lo}) to {_fmt(vals[hi], nd)} ({hi})"
 
         s = rng("effective_rank")

@@ -19,4 +19,7 @@ def count_launches(fn) -> int:
             p = p.cpu_parent
         return e.name.startswith("aten::")
 
-    return sum(1 for e in prof.events() if outermost_aten(e))
+    events = prof.events()
+    if events is None:  # (only before the profile block has run)
+        raise RuntimeError("the profiler recorded no events")
+    return sum(1 for e in events if outermost_aten(e))
