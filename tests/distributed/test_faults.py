@@ -1,10 +1,10 @@
-"""The fault-injection suite (distributed/testing/faults.py, as bench/faults.py runs it, smaller): real SIGKILLs of a shard writer at each
-named point of its commit and at random moments while a reader process samples; of a shard actor's
-and an env runner's process inside a running Ray job; of a whole job during a shard commit and
-during a checkpoint write. Each time: nothing committed is lost or changed, nothing is stored
-twice, nothing uncommitted is visible, and the writer or job carries on (a killed actor is restarted
-in a new process; a resumed job continues the checkpoint's counters, rate limiter and every learner
-rank's RNG streams)."""
+"""The fault-injection suite (distributed/testing/faults.py, as bench/faults.py runs it, smaller): real
+SIGKILLs of a shard writer at each named point of its commit and at random moments while a reader process
+samples; of a shard actor's and an env runner's process inside a running Ray job; of a whole job during a
+shard commit and during a checkpoint write. Each time: nothing committed is lost or changed, nothing is
+stored twice, nothing uncommitted is visible, and the writer or job carries on (a killed actor is
+restarted in a new process; a resumed job continues the checkpoint's counters, rate limiter and every
+learner rank's RNG streams)."""
 
 import pytest
 

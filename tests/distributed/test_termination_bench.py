@@ -1,6 +1,7 @@
-"""The termination study's report (distributed/testing/termination.py, run by bench/termination.py): a
-run's score is the mean of its last evaluations once it has finished, each arm is compared with the no-head run of the same seed (counts and an exact one-sided
-Wilcoxon signed-rank p), and a finished run's final checkpoint can be re-evaluated over more episodes."""
+"""The termination study's report (distributed/testing/termination.py, run by bench/termination.py): a run's
+score is the mean of its last evaluations once it has finished, each arm is compared with the no-head run
+of the same seed (counts and an exact one-sided Wilcoxon signed-rank p), and a finished run's final
+checkpoint can be re-evaluated over more episodes."""
 
 import json
 import random
