@@ -192,7 +192,7 @@ class Loop:
         self.incidents = Incidents(self.run_dir)
         self.parts: Parts | None = None
 
-    def _parts(self) -> Parts:
+    def built_parts(self) -> Parts:
         """The parts start() built (a run's actors, or the in-process objects)."""
         if self.parts is None:
             raise RuntimeError("the loop has no parts: start() builds them, shutdown() closes them")
@@ -227,7 +227,7 @@ class Loop:
             project=cfg.wandb_project,
             group=cfg.task if len(self.names) > 1 else None,
         )
-        learners = lambda: self._parts().learners  # noqa: E731  the group of the moment (it may be rebuilt)
+        learners = lambda: self.built_parts().learners  # noqa: E731  the group of the moment (it may be rebuilt)
         self.checkpoint = Checkpoint(
             self.run_dir,
             {
@@ -266,7 +266,7 @@ class Loop:
     def _publish(self) -> None:
         self.counters.weights_version += 1
         self.version_updates[self.counters.weights_version] = self.updates
-        self._parts().collector.set_weights(self._parts().learners.publish(), self.counters.weights_version)
+        self.built_parts().collector.set_weights(self.built_parts().learners.publish(), self.counters.weights_version)
 
     def _has_data(self) -> bool:
         """Something to learn from: offline data, or (online) every collected task's seed episodes."""
@@ -285,7 +285,7 @@ class Loop:
     def run(self) -> dict:
         if self.parts is None:
             self.start()
-        cfg, collector = self.cfg, self._parts().collector
+        cfg, collector = self.cfg, self.built_parts().collector
         jobs: dict[Job, tuple] = {}
         upcoming = lambda freq: (self.progress() // freq + 1) * freq  # noqa: E731  (freq > 0: check_config)
         every = lambda freq: upcoming(freq) if freq else None  # noqa: E731
@@ -324,7 +324,7 @@ class Loop:
                 allowed = cfg.steps - self.updates if cfg.offline else self.limiter.allowed_samples()
                 n = min(cfg.updates_per_round, allowed)
                 if n > 0:
-                    jobs[self._parts().learners.train(n)] = ("learn", n)
+                    jobs[self.built_parts().learners.train(n)] = ("learn", n)
             for job in wait_any(jobs):
                 kind = jobs.pop(job, None)
                 if kind is None:  # a job of a learner group that was rebuilt meanwhile
@@ -342,7 +342,7 @@ class Loop:
                     timing[kind[1]] = result
                 elif kind[0] == "learn":
                     self.limiter.record_samples(kind[1])
-                    if self.updates - last_publish >= self._parts().publish_every:
+                    if self.updates - last_publish >= self.built_parts().publish_every:
                         self._publish()
                         last_publish = self.updates
                     ratio = (
@@ -401,7 +401,7 @@ class Loop:
         """A new learner group in place of one that lost a member, loaded from the newest state the driver
         reaches (the run's checkpoint; no checkpoint yet: fresh weights); the updates since then are lost and
         done again (the rate limiter goes back with them). Reported once as an incident."""
-        parts = self._parts()
+        parts = self.built_parts()
         if parts.rebuild_learners is None:
             raise lost.cause
         t0, before = time.time(), self.updates
@@ -457,7 +457,7 @@ class Loop:
                     exc=exc,
                 )
         distinct = len(
-            set(self._learners_call(lambda: self._parts().learners.digests()))
+            set(self._learners_call(lambda: self.built_parts().learners.digests()))
         )  # data-parallel replicas must end identical
         if distinct > 1:
             failures.append(f"learner ranks hold {distinct} different sets of parameters: replicas diverged")
@@ -557,8 +557,8 @@ class Loop:
         return None if result.get("lost") else result
 
     def _evaluate(self) -> Job:
-        return self._parts().evaluator.evaluate(
-            self._parts().learners.publish(),
+        return self.built_parts().evaluator.evaluate(
+            self.built_parts().learners.publish(),
             self.counters.weights_version,
             tasks=self.tasks,
             episodes=self.cfg.eval_episodes,
@@ -567,7 +567,7 @@ class Loop:
         )
 
     def _diagnostics(self, out_dir: str | None = None) -> Job:
-        return self._parts().learners.diagnostics(
+        return self.built_parts().learners.diagnostics(
             self.names,
             [t.obs_dim for t in self.task_set.tasks],
             per_task=self.cfg.diag_samples_per_task,
@@ -607,7 +607,7 @@ class Loop:
     def _check_replay_damage(self) -> dict:
         """Damaged replay data the learners met (layout.Quarantine, whole shards set aside), each reported
         once as an incident; returns it."""
-        damage = self._learners_call(lambda: self._parts().learners.replay_damage())
+        damage = self._learners_call(lambda: self.built_parts().learners.replay_damage())
         for path, why in damage["set_aside"].items():
             self.incidents.report(
                 "shard_set_aside", f"replay shard {path} set aside whole: {why}", key=path, shard=path, reason=why
@@ -631,7 +631,7 @@ class Loop:
 
     def save(self) -> dict:
         """Every reported episode committed first, so the saved counters match the store."""
-        for incident in self._parts().collector.drain() or []:  # a shard restarted since the last drain
+        for incident in self.built_parts().collector.drain() or []:  # a shard restarted since the last drain
             for task, n in incident.get("counter_delta", {}).items():  # committed once, now lost: the counters
                 self.counters.episodes[self.names[task]] += n  # follow the store
             if incident.get("kind"):

@@ -22,17 +22,20 @@ from distributed.offline.tdmpc2_format import write_chunk
 def store_episodes(shard: str | os.PathLike, batch: int = 64):
     """Yield lists of up to `batch` consecutive live episodes of a shard, each a dict of the
     store's rows (obs [T+1, O], action [T+1, A], reward, terminated [T+1], task int)."""
-    from distributed.replay.layout import EPISODE_GROUP, read_state
+    from distributed.replay.layout import EPISODE_GROUP, array_at, read_rows, read_state
 
     _, commit = read_state(shard)
     g = zarr.open_group(str(shard), mode="r")
-    index = {k: g[EPISODE_GROUP][k][commit.first_episode : commit.episodes] for k in ("start", "length", "task")}
+    index = {
+        k: read_rows(array_at(g, f"{EPISODE_GROUP}/{k}"), slice(commit.first_episode, commit.episodes))
+        for k in ("start", "length", "task")
+    }
     live = np.flatnonzero(index["start"] >= commit.first_row)  # episodes whose head was evicted are gone
     for lo in range(0, len(live), batch):
         sel = live[lo : lo + batch]
         starts, lengths = index["start"][sel], index["length"][sel]
         r0, r1 = int(starts.min()), int((starts + lengths).max())
-        rows = {k: g[k][r0:r1] for k in ("obs", "action", "reward", "terminated")}
+        rows = {k: read_rows(array_at(g, k), slice(r0, r1)) for k in ("obs", "action", "reward", "terminated")}
         yield [
             {**{k: v[s - r0 : s - r0 + n] for k, v in rows.items()}, "task": int(t)}
             for s, n, t in zip(starts, lengths, index["task"][sel], strict=False)

@@ -24,6 +24,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ray._private.node import Node
 
 REPO = Path(__file__).resolve().parents[2]
 SMALL_JOB = [
@@ -94,7 +98,7 @@ class _Controller:
                 "_system_config": HEALTH_CHECKS,
             },
         )
-        self.nodes: dict[str, object] = {}  # name -> ray._private.node.Node, workers only
+        self.nodes: dict[str, Node] = {}  # workers only
         self.added = 0
 
     def add(self, num_cpus: float = 1, resources: dict | None = None) -> dict:
@@ -140,7 +144,13 @@ def _serve() -> None:
     os.makedirs(os.path.join(temp_dir, "ray"), exist_ok=True)  # where Ray writes its address file under RAY_TMPDIR
     reply_to = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # anything Ray prints goes to stderr; stdout carries only the replies
-    controller = None
+    controller: _Controller | None = None
+
+    def started() -> _Controller:
+        if controller is None:
+            raise RuntimeError("no cluster yet: the first op must be 'start'")
+        return controller
+
     for line in sys.stdin:
         cmd = json.loads(line)
         try:
@@ -151,12 +161,12 @@ def _serve() -> None:
                 controller.cluster.wait_for_nodes()
                 out = controller.info()
             elif cmd["op"] == "add":
-                out = controller.add(cmd.get("num_cpus", 1), cmd.get("resources"))
-                controller.cluster.wait_for_nodes()
+                out = started().add(cmd.get("num_cpus", 1), cmd.get("resources"))
+                started().cluster.wait_for_nodes()
             elif cmd["op"] == "remove":
-                out = controller.remove(cmd["name"])
+                out = started().remove(cmd["name"])
             elif cmd["op"] == "info":
-                out = controller.info()
+                out = started().info()
             elif cmd["op"] == "stop":
                 out = controller.stop() if controller else {"stopped": True}
                 reply_to.write(json.dumps(out) + "\n")
@@ -217,10 +227,11 @@ class SimulatedCluster:
     def _call(self, cmd: dict, timeout_s: float = 120) -> dict:
         import select
 
-        self.proc.stdin.write(json.dumps(cmd) + "\n")
-        self.proc.stdin.flush()
-        ready, _, _ = select.select([self.proc.stdout], [], [], timeout_s)
-        line = self.proc.stdout.readline() if ready else ""
+        stdin, stdout = self._pipes()
+        stdin.write(json.dumps(cmd) + "\n")
+        stdin.flush()
+        ready, _, _ = select.select([stdout], [], [], timeout_s)
+        line = stdout.readline() if ready else ""
         if not line:
             self.stop()
             raise RuntimeError(
@@ -230,6 +241,12 @@ class SimulatedCluster:
         if "error" in out:
             raise RuntimeError(f"simulated cluster: {cmd['op']!r} failed: {out['error']}")
         return out
+
+    def _pipes(self) -> tuple[IO[str], IO[str]]:
+        """The controller's stdin and stdout (opened as pipes in __init__)."""
+        if self.proc.stdin is None or self.proc.stdout is None:
+            raise RuntimeError("simulated cluster: the controller process has no stdin/stdout pipes")
+        return self.proc.stdin, self.proc.stdout
 
     def _log_tail(self, chars: int = 1500) -> str:
         with contextlib.suppress(OSError):
@@ -253,9 +270,10 @@ class SimulatedCluster:
         from distributed.ray_session import processes_with
 
         if self.proc.poll() is None:
+            stdin, _ = self._pipes()
             with contextlib.suppress(OSError, ValueError):
-                self.proc.stdin.write(json.dumps({"op": "stop"}) + "\n")
-                self.proc.stdin.close()
+                stdin.write(json.dumps({"op": "stop"}) + "\n")
+                stdin.close()
             try:
                 self.proc.wait(timeout=60)
             except subprocess.TimeoutExpired:

@@ -27,17 +27,21 @@ from pathlib import Path
 
 import numpy as np
 
+from distributed.parts import ray_value
 from distributed.ray_session import processes_with
 from distributed.replay.faults import ENV_AT, ENV_CLAIM, ENV_SIGNAL
 from distributed.replay.layout import (
     EPISODE_ARRAYS,
     EPISODE_GROUP,
+    Commit,
+    array_at,
     chunk_file,
     open_group,
+    read_rows,
     read_state,
     whole_episodes_per_task,
 )
-from distributed.storage import is_remote, storage_path
+from distributed.storage import StoragePath, is_remote, storage_path
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -94,7 +98,7 @@ def synthetic_digest(k: int, task: int | None = None) -> tuple[str, int]:
     return digest(e, e["task"]), e["task"]
 
 
-def read_episode(group, shard: Path, start: int, length: int) -> dict | None:
+def read_episode(group, shard: StoragePath, start: int, length: int) -> dict | None:
     """Rows [start, start+length) of the content arrays; None if a chunk file is missing or does not decode."""
     for name in CONTENT:
         ndim = group[name].ndim
@@ -107,13 +111,15 @@ def read_episode(group, shard: Path, start: int, length: int) -> dict | None:
         return None
 
 
-def snapshot(shard: Path) -> tuple[dict, object]:
+def snapshot(shard: StoragePath) -> tuple[dict, Commit]:
     """The shard's committed live episodes as {episode id: (key, start, length, task, digest)}, and
     its commit record. key is obs[0, 0] (a synthetic episode's number) and digest None when a chunk
     the commit record covers is missing."""
     _, c = read_state(shard)
     g = open_group(shard, mode="r")
-    cols = {k: g[EPISODE_GROUP][k][c.first_episode : c.episodes] for k in EPISODE_ARRAYS}
+    cols = {
+        k: read_rows(array_at(g, f"{EPISODE_GROUP}/{k}"), slice(c.first_episode, c.episodes)) for k in EPISODE_ARRAYS
+    }
     out = {}
     for eid, s, n, t in zip(cols["id"], cols["start"], cols["length"], cols["task"], strict=False):
         rows = read_episode(g, shard, int(s), int(n))
@@ -227,7 +233,15 @@ def child_env(**extra) -> dict:
     return env
 
 
-def start_writer(path: Path, seed: int, capacity: int, env: dict, count: int = -1) -> subprocess.Popen:
+def _stderr_tail(proc: subprocess.Popen, chars: int = 2000) -> str:
+    """The end of what a child process (started with stderr=PIPE) wrote to stderr."""
+    if proc.stderr is None:
+        raise RuntimeError("the child process's stderr is not a pipe")
+    err = proc.stderr.read()
+    return (err.decode() if isinstance(err, bytes) else err)[-chars:]
+
+
+def start_writer(path: StoragePath, seed: int, capacity: int, env: dict, count: int = -1) -> subprocess.Popen:
     proc = subprocess.Popen(
         [sys.executable, "-c", WRITER, str(path), str(seed), str(capacity), str(count)],
         stdout=subprocess.PIPE,
@@ -236,10 +250,12 @@ def start_writer(path: Path, seed: int, capacity: int, env: dict, count: int = -
         env=env,
         cwd=REPO,
     )
+    if proc.stdout is None:
+        raise RuntimeError("the writer process's stdout is not a pipe")
     line = proc.stdout.readline()
     if line.strip() != "ready":
         proc.wait()
-        raise RuntimeError(f"writer did not start: {proc.stderr.read()[-2000:]}")
+        raise RuntimeError(f"writer did not start: {_stderr_tail(proc)}")
     return proc
 
 
@@ -267,7 +283,7 @@ class ReaderLog:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
-        return self.proc.stderr.read().decode()[-2000:]
+        return _stderr_tail(self.proc)
 
 
 class Ledger:
@@ -291,7 +307,7 @@ class Ledger:
             known[e["id"]] = (e["key"], e["start"], e["digest"])
             self.ever.add((e["shard"], e["id"]))
 
-    def check(self, shard: Path) -> dict:
+    def check(self, shard: StoragePath) -> dict:
         """Compare the shard's committed episodes with what was known committed before; learn them."""
         from distributed.replay.errors import ReplayError
         from distributed.replay.verify import verify_shard
@@ -330,7 +346,7 @@ class Ledger:
         return now
 
 
-def check_recovery(shard: Path, tally: Tally) -> None:
+def check_recovery(shard: StoragePath, tally: Tally) -> None:
     """Reopen the shard as its next writer would and close it: only committed content remains
     (row and index arrays cut to the commit record, no temp files), and the committed content is
     what it was before."""
@@ -348,8 +364,10 @@ def check_recovery(shard: Path, tally: Tally) -> None:
         if is_remote(shard)
         else (c.rows, c.episodes)
     )
-    extra = [n for n in ROW_ARRAYS if not c.rows <= g[n].shape[0] <= rows] + [
-        f"episodes/{n}" for n in EPISODE_ARRAYS if not c.episodes <= g[EPISODE_GROUP][n].shape[0] <= episodes
+    extra = [n for n in ROW_ARRAYS if not c.rows <= array_at(g, n).shape[0] <= rows] + [
+        f"episodes/{n}"
+        for n in EPISODE_ARRAYS
+        if not c.episodes <= array_at(g, f"{EPISODE_GROUP}/{n}").shape[0] <= episodes
     ]
     if extra or not is_remote(shard) and list(shard.rglob("*.partial")):
         tally.bad("uncommitted", f"{shard}: after reopening, {extra or 'temp files'} go beyond the commit record")
@@ -385,7 +403,7 @@ def writer_scenario(work: Path, name: str, points: list, seed: int = 0, capacity
                 code = proc.wait()
                 tally.problems.append(f"writer {i} never reached {point}")
             if code != -signal.SIGKILL:
-                raise RuntimeError(f"writer {i} ended with {code}, not SIGKILL: {proc.stderr.read()[-2000:]}")
+                raise RuntimeError(f"writer {i} ended with {code}, not SIGKILL: {_stderr_tail(proc)}")
             tally.kills += 1
             time.sleep(0.1)  # the reader catches up with the last commit (not needed for correctness)
             ledger.add_reader_entries(reader.new_entries())
@@ -395,8 +413,10 @@ def writer_scenario(work: Path, name: str, points: list, seed: int = 0, capacity
         proc = start_writer(shard, seed * 1000 + len(points), capacity, child_env(), count=20)
         if proc.wait(timeout=120) != 0:
             tally.resumed = "no"
-            tally.problems.append(f"the writer after the kills failed: {proc.stderr.read()[-2000:]}")
+            tally.problems.append(f"the writer after the kills failed: {_stderr_tail(proc)}")
         time.sleep(0.3)
+        if reader is None:
+            raise RuntimeError("writer_scenario needs at least one kill point")
         ledger.add_reader_entries(reader.new_entries())
         ledger.check(shard)
         tally.committed = committed
@@ -503,11 +523,11 @@ def corrupt_chunk_scenario(work: Path, episodes: int = 60, more: int = 20, batch
     return tally
 
 
-def shards_of(run_dir: Path) -> list[Path]:
+def shards_of(run_dir: StoragePath) -> list[StoragePath]:
     return sorted(p for p in (run_dir / "replay").glob("shard-*") if (p / "zarr.json").exists())
 
 
-def store_per_task(run_dir: Path) -> dict[int, int]:
+def store_per_task(run_dir: StoragePath) -> dict[int, int]:
     """task id -> live committed whole episodes over every shard of the run (layout.whole_episodes_per_task)."""
     out: dict[int, int] = {}
     for shard in shards_of(run_dir):
@@ -535,7 +555,7 @@ def compare_counters(tally: Tally, counted: dict, stored: dict) -> None:
         tally.problems.append(f"counters: task -> (counted, stored): {diff}")
 
 
-def _checkpoint(run_dir: Path) -> dict | None:
+def _checkpoint(run_dir: StoragePath) -> dict | None:
     from agents.checkpoint import CHECKPOINT_FILE, load_checkpoint
 
     return load_checkpoint(run_dir) if (run_dir / CHECKPOINT_FILE).exists() else None
@@ -547,7 +567,7 @@ def _check_continues(tally: Tally, loop, saved: dict) -> None:
     if loop.limiter.state_dict() != saved["limiter"]:
         tally.resumed = "no"
         tally.problems.append(f"rate limiter resumed as {loop.limiter.state_dict()}, saved {saved['limiter']}")
-    rngs = loop.parts.learners.rng_states()
+    rngs = loop.built_parts().learners.rng_states()
     if [r["numpy"] for r in rngs] != [r["numpy"] for r in saved["learner_rng"]] or not all(
         torch.equal(a["torch"], b["torch"]) for a, b in zip(rngs, saved["learner_rng"], strict=False)
     ):
@@ -563,8 +583,6 @@ def actors_scenario(work: Path, steps: int = 3000, root=None) -> Tally:
     s3:// URI; default `work`, which holds the reader's log either way)."""
     import threading
 
-    import ray
-
     from distributed.config import compose
     from distributed.loop import Loop
 
@@ -579,12 +597,12 @@ def actors_scenario(work: Path, steps: int = 3000, root=None) -> Tally:
         try:
             while loop.env_steps < steps // 5:
                 time.sleep(0.05)
-            events["runner"] = ray.get(loop.parts.actors["runners"][0].pid.remote())
+            events["runner"] = ray_value(loop.built_parts().actors["runners"][0].pid.remote())
             os.kill(events["runner"], signal.SIGKILL)
             tally.kills += 1
             while loop.env_steps < steps // 2:
                 time.sleep(0.05)
-            events["shard"] = ray.get(loop.parts.actors["shards"][1].pid.remote())
+            events["shard"] = ray_value(loop.built_parts().actors["shards"][1].pid.remote())
             ledger.check(run_dir / "replay" / "shard-001")  # what it committed before the kill
             os.kill(events["shard"], signal.SIGKILL)
             tally.kills += 1
@@ -599,8 +617,8 @@ def actors_scenario(work: Path, steps: int = 3000, root=None) -> Tally:
         summary = loop.run()
         thread.join(timeout=10)
         new_pids = (
-            ray.get(loop.parts.actors["runners"][0].pid.remote()),
-            ray.get(loop.parts.actors["shards"][1].pid.remote()),
+            ray_value(loop.built_parts().actors["runners"][0].pid.remote()),
+            ray_value(loop.built_parts().actors["shards"][1].pid.remote()),
         )
     finally:
         loop.shutdown()

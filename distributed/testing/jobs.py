@@ -24,7 +24,7 @@ def run_job(cfg: RunConfig) -> tuple[dict, list[str]]:
     loop = Loop(cfg)
     try:
         summary = loop.run()
-        digests = loop.parts.learners.digests()
+        digests = loop.built_parts().learners.digests()
     finally:
         loop.shutdown()
     return summary, digests
@@ -35,16 +35,17 @@ def store_episodes(run_dir: Path) -> dict[tuple[str, int], tuple[int, int]]:
     verified first; a duplicate id fails the test."""
     import zarr
 
-    from distributed.replay.layout import EPISODE_GROUP, read_state
+    from distributed.replay.layout import EPISODE_GROUP, array_at, read_rows, read_state
     from distributed.replay.verify import verify_shard
 
     seen: dict = {}
     for shard in sorted(p for p in (run_dir / "replay").glob("shard-*") if p.is_dir()):
         verify_shard(shard)
         _, commit = read_state(shard)
-        g = zarr.open_group(str(shard), mode="r")[EPISODE_GROUP]
-        lo, hi = commit.first_episode, commit.episodes
-        for eid, task, length in zip(g["id"][lo:hi], g["task"][lo:hi], g["length"][lo:hi], strict=False):
+        g = zarr.open_group(str(shard), mode="r")
+        rows = slice(commit.first_episode, commit.episodes)
+        ids, tasks, lengths = (read_rows(array_at(g, f"{EPISODE_GROUP}/{k}"), rows) for k in ("id", "task", "length"))
+        for eid, task, length in zip(ids, tasks, lengths, strict=False):
             key = (shard.name, int(eid))
             assert key not in seen, f"duplicate episode {key}"
             seen[key] = (int(task), int(length))
@@ -63,7 +64,7 @@ def random_policy_return(task: str, episodes: int, seed: int) -> float:
         total, done = 0.0, False
         while not done:
             _, r, term, trunc, _ = env.step(rng.uniform(-1, 1, env.action_space.shape).astype(np.float32))
-            total += r
+            total += float(r)
             done = term or trunc
         returns.append(total)
     return float(np.mean(returns))

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from agents.checkpoint import load_checkpoint
-from distributed.storage import storage_path
+from distributed.storage import local_path, storage_path
 from distributed.testing.cluster import REPO, SMALL_JOB, wait_for
 from distributed.testing.faults import counted_per_task, shards_of, snapshot, store_per_task
 
@@ -54,7 +54,7 @@ def lose_a_node_mid_run(
     every other shard must keep what it had. `run_dir`: where the run lives (default: tmp_path/run; an s3://
     URI for a run in a bucket); `committed`, if given, gets what the store held at the loss ("before") and
     at the end ("after")."""
-    run_dir = storage_path(run_dir or tmp_path / "run")
+    run = storage_path(run_dir or tmp_path / "run")
     console_path = tmp_path / "console.txt"
     with open(console_path, "w") as console:
         job = subprocess.Popen(
@@ -65,7 +65,7 @@ def lose_a_node_mid_run(
                 "steps=2400",
                 "checkpoint_freq=600",
                 *overrides,
-                f"run_dir={run_dir}",
+                f"run_dir={run}",
             ],
             cwd=REPO,
             env=cluster.env,
@@ -76,22 +76,22 @@ def lose_a_node_mid_run(
         try:
             placement = wait_for(
                 "placement.json",
-                lambda: (run_dir / "placement.json").exists() and json.loads((run_dir / "placement.json").read_text()),
+                lambda: (run / "placement.json").exists() and json.loads((run / "placement.json").read_text()),
                 job,
             )
             lost = placement["actors"][holding]
             name = next(n for n, i in cluster.nodes.items() if i == lost)
-            wait_for("a checkpoint", lambda: (run_dir / "checkpoint.pt").exists(), job, timeout_s=600)
-            before = _committed(run_dir)
+            wait_for("a checkpoint", lambda: (run / "checkpoint.pt").exists(), job, timeout_s=600)
+            before = _committed(run)
             cluster.remove_node(name)
             if disk_lost:  # the dead node's worker processes may take a moment to exit: until then they write
-                _remove_when_still(run_dir / "replay" / holding)
+                _remove_when_still(local_path(run / "replay" / holding))
             cluster.add_node(num_cpus=fresh_cpus)
             assert job.wait(timeout=900) == 0, console_path.read_text()[-4000:]
         finally:
             if job.poll() is None:
                 job.kill()
-    after = _committed(run_dir)
+    after = _committed(run)
     if committed is not None:
         committed.update(before=before, after=after)
     for shard, episodes in before.items():
@@ -101,9 +101,9 @@ def lose_a_node_mid_run(
         assert not gone, f"{shard}: {len(gone)} episodes committed before the loss are gone or changed"
     digests = [v[4] for eps in after.values() for v in eps.values()]
     assert len(digests) == len(set(digests)), "an episode is stored twice"
-    state = load_checkpoint(run_dir)
-    tasks = json.loads((run_dir / "run.json").read_text())["tasks"]
-    assert counted_per_task(state, tasks) == store_per_task(run_dir), "the checkpoint's counters differ from the store"
+    state = load_checkpoint(run)
+    tasks = json.loads((run / "run.json").read_text())["tasks"]
+    assert counted_per_task(state, tasks) == store_per_task(run), "the checkpoint's counters differ from the store"
     console = console_path.read_text()
     for raw in ("Traceback", "[state-dump]", "(pid=gcs_server)"):  # Ray's own dumps go to ray.log
         assert raw not in console, console[-3000:]
@@ -111,7 +111,7 @@ def lose_a_node_mid_run(
         -3000:
     ]  # no raylet message as Ray prints it
     if "(all of it in" in console:  # a one-line gist of Ray's message on the console, all of it in ray.log
-        assert "[state-dump]" in (run_dir / "ray.log").read_text() or "marked dead" in (run_dir / "ray.log").read_text()
-    summary = json.loads((run_dir / "summary.json").read_text())
+        assert "[state-dump]" in (run / "ray.log").read_text() or "marked dead" in (run / "ray.log").read_text()
+    summary = json.loads((run / "summary.json").read_text())
     assert summary["env_steps"] >= 2400 and summary["failures"] == [], summary
     return summary, placement, console, lost

@@ -246,7 +246,7 @@ def report(b: TerminationBench, out: Path) -> str:
 
     scores = {k: v[1] for k, v in runs.items()}
     for arm in b.arms:
-        vals = [scores[arm, s] for s in b.seeds if scores[arm, s] is not None]
+        vals = [v for s in b.seeds if (v := scores[arm, s]) is not None]
         lines.append(
             f"| {arm} | {len(vals)} | {mean(arm, scores)} | "
             f"{fmt(statistics.median(vals) if vals else None)} | {above(arm, scores)} | "
