@@ -362,7 +362,7 @@ def report() -> None:
     md = RESULTS.parent / "parity_offline.md"  # bench/results/parity_offline.md (--smoke: beside its runs)
     md.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    print(f"\nwrote {md.relative_to(MAIN)}")
+    print(f"\nwrote {md}")
 
 
 def main() -> None:
