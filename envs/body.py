@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import mujoco
 import numpy as np
@@ -122,6 +123,20 @@ def robot_body_ids(model: mujoco.MjModel) -> list[int]:
     return sorted(keep)
 
 
+def _pair(row) -> tuple[float, float]:
+    """A (lo, hi) row of a model's range array as floats."""
+    lo, hi = row
+    return float(lo), float(hi)
+
+
+@runtime_checkable
+class _Simulated(Protocol):
+    """An env that exposes the MuJoCo model it simulates (every env make_env builds does)."""
+
+    @property
+    def mj_model(self) -> mujoco.MjModel: ...
+
+
 def embodiment_from_model(name: str, model: mujoco.MjModel, obs_dim: int, action_dim: int) -> Embodiment:
     """Read an Embodiment from a compiled model: the robot's bodies (see `robot_body_ids`), their
     joints, and every actuator."""
@@ -144,7 +159,7 @@ def embodiment_from_model(name: str, model: mujoco.MjModel, obs_dim: int, action
             name=_name(model, mujoco.mjtObj.mjOBJ_JOINT, j),
             type=_JOINT_TYPES[int(model.jnt_type[j])],
             body=_name(model, mujoco.mjtObj.mjOBJ_BODY, int(model.jnt_bodyid[j])),
-            range=tuple(map(float, model.jnt_range[j])) if model.jnt_limited[j] else None,
+            range=_pair(model.jnt_range[j]) if model.jnt_limited[j] else None,
             damping=float(model.dof_damping[model.jnt_dofadr[j]]),
         )
         for j in range(model.njnt)
@@ -162,7 +177,7 @@ def embodiment_from_model(name: str, model: mujoco.MjModel, obs_dim: int, action
                 name=_name(model, mujoco.mjtObj.mjOBJ_ACTUATOR, a),
                 target=_name(model, target_obj, int(model.actuator_trnid[a, 0])),
                 gear=float(model.actuator_gear[a, 0]),
-                ctrl_range=tuple(map(float, model.actuator_ctrlrange[a])) if model.actuator_ctrllimited[a] else None,
+                ctrl_range=_pair(model.actuator_ctrlrange[a]) if model.actuator_ctrllimited[a] else None,
             )
         )
     return Embodiment(
@@ -177,6 +192,8 @@ def load_embodiment(task: str) -> Embodiment:
     spec = task_spec(task)
     env = make_env(task, seed=0)
     try:
+        if not isinstance(env, _Simulated):
+            raise TypeError(f"{task}: its env ({type(env).__name__}) exposes no MuJoCo model (`mj_model`)")
         return embodiment_from_model(spec.embodiment, env.mj_model, spec.obs_dim, spec.action_dim)
     finally:
         env.close()

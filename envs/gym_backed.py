@@ -4,13 +4,24 @@ actions in [-1, 1] rescaled to the simulator's bounds, action repeat, time limit
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import gymnasium as gym
 import numpy as np
 
 from envs.actions import simulator_action
 from envs.spec import TaskSpec
+
+if TYPE_CHECKING:
+    import mujoco
+
+
+@runtime_checkable
+class _MujocoSimulator(Protocol):
+    """A MuJoCo-backed simulator (Gymnasium's MujocoEnv, Meta-World's envs): its model and data."""
+
+    model: mujoco.MjModel
+    data: mujoco.MjData
 
 
 class RepeatedActionEnv(gym.Env):
@@ -33,6 +44,8 @@ class RepeatedActionEnv(gym.Env):
                 f"{spec.name}: simulator action shape {sim.action_space.shape} != catalogue "
                 f"({spec.action_dim},); fix envs/data/tasks.json"
             )
+        if not isinstance(sim.action_space, gym.spaces.Box):
+            raise ValueError(f"{spec.name}: simulator action space {sim.action_space} is not a Box")
         self._low = np.asarray(sim.action_space.low, np.float64)
         self._high = np.asarray(sim.action_space.high, np.float64)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (spec.action_dim,), np.float32)
@@ -40,14 +53,20 @@ class RepeatedActionEnv(gym.Env):
         self._t, self._done = 0, True
 
     @property
-    def mj_model(self):
+    def mj_model(self) -> mujoco.MjModel:
         """The compiled `mujoco.MjModel` being simulated."""
-        return self.sim.unwrapped.model
+        return self._mujoco_sim().model
 
     @property
-    def mj_data(self):
+    def mj_data(self) -> mujoco.MjData:
         """The `mujoco.MjData` being simulated."""
-        return self.sim.unwrapped.data
+        return self._mujoco_sim().data
+
+    def _mujoco_sim(self) -> _MujocoSimulator:
+        sim = self.sim.unwrapped
+        if not isinstance(sim, _MujocoSimulator):
+            raise TypeError(f"{self.spec_.name}: the simulator {type(sim).__name__} has no MuJoCo model/data")
+        return sim
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         if seed is None:

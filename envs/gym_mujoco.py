@@ -20,10 +20,11 @@ def base_xml_path(env_id: str) -> Path:
     from gymnasium.envs.registration import load_env_creator
 
     spec = gymnasium.spec(env_id)
-    xml_file = (
-        spec.kwargs.get("xml_file")
-        or inspect.signature(load_env_creator(spec.entry_point)).parameters["xml_file"].default
-    )
+    xml_file = spec.kwargs.get("xml_file")
+    if not xml_file:
+        if not isinstance(spec.entry_point, str):
+            raise ValueError(f"{env_id}: Gymnasium registers it with entry point {spec.entry_point!r}, not a string")
+        xml_file = inspect.signature(load_env_creator(spec.entry_point)).parameters["xml_file"].default
     return Path(expand_model_path(xml_file))
 
 

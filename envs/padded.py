@@ -47,7 +47,7 @@ class PaddedEnv(gym.Wrapper):
                 f"{self.spec_.name}: padded action shape {action.shape}, expected {self.action_space.shape}"
             )
         obs, reward, terminated, truncated, info = self.env.step(action[: self.spec_.action_dim])
-        return self._pad(obs), reward, terminated, truncated, info
+        return self._pad(obs), float(reward), terminated, truncated, info
 
 
 @functools.lru_cache(maxsize=64)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium as gym
+from gymnasium.envs.registration import EnvSpec
 
 from envs.catalog import split_variant, task_names
 
@@ -28,14 +29,14 @@ def env_id(task: str) -> str:
     return f"{NAMESPACE}/{task}"
 
 
-def task_env_spec(task: str, seed: int, task_set: Any) -> gym.envs.registration.EnvSpec:
+def task_env_spec(task: str, seed: int, task_set: Any) -> EnvSpec:
     """The EnvSpec that rebuilds `make_padded_env(task_set, task, seed)` through `gymnasium.make`
     (`task_set` as a set name, or the TaskSet itself when its name does not load back to it)."""
     base, variant = split_variant(task)
     kwargs = {"task": base, "seed": seed, "task_set": task_set}
     if variant:
         kwargs["variant"] = variant
-    return gym.envs.registration.EnvSpec(id=env_id(base), entry_point=ENTRY_POINT, kwargs=kwargs)
+    return EnvSpec(id=env_id(base), entry_point=ENTRY_POINT, kwargs=kwargs)
 
 
 def register_tasks() -> None:
