@@ -4,6 +4,7 @@
 # (mkdocs build --strict). Needs the venv of ./scripts/setup.sh.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+export NO_MKDOCS_2_WARNING=1  # mkdocs-material's end-of-life banner on every build
 code=0
 step() {
   local name=$1; shift

@@ -22,13 +22,17 @@ if [ "$#" -gt 0 ]; then
   exit $?
 fi
 
-# With no arguments: every test but the inductor compile checks (minutes of compilation each; run those
+# With no arguments: first the static checks (scripts/check.sh: ruff, basedpyright, mkdocs --strict; about a
+# minute), then every test but the inductor compile checks (minutes of compilation each; run those
 # with ./scripts/test.sh -m compile tests/agents), in two streams that run side by side:
 # - the tests with Ray (marked `ray`, or using the ray_session fixture: tests/conftest.py), in one
 #   process, in order: one Ray session, no second Ray beside it. Its actors keep ~1.5 of 2 cores busy
 #   (start-up, waits on actors), so the other stream fills the rest;
 # - the tests without Ray on pytest-xdist workers (one per core beyond the first, at least one, at most
 #   3), each one process with one torch thread. Their output is printed when both streams are done.
+./scripts/check.sh
+checks=$?
+
 cores=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc 2>/dev/null || echo 1)  # nproc obeys OMP_NUM_THREADS
 workers=$(( cores - 1 ))
 [ "$workers" -lt 1 ] && workers=1
@@ -67,6 +71,7 @@ echo "tests with Ray took $(( SECONDS - started )) s"
 wait "$others"
 without_ray=$?
 echo; echo "=== tests without Ray ==="; cat "$log"
-echo "tests with Ray: exit $with_ray; tests without Ray: exit $without_ray"
+echo "static checks: exit $checks; tests with Ray: exit $with_ray; tests without Ray: exit $without_ray"
 [ "$without_ray" -ne 0 ] && exit "$without_ray"
-exit "$with_ray"
+[ "$with_ray" -ne 0 ] && exit "$with_ray"
+exit "$checks"

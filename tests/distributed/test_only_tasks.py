@@ -56,7 +56,8 @@ def test_a_run_on_part_of_a_set_collects_and_evaluates_only_that_part(tmp_path):
     identity = json.loads((run_dir / "run.json").read_text())
     assert identity["tasks"] == ["cartpole-balance", "cartpole-swingup", "reacher-easy"]  # the whole set's model
     assert (identity["obs_dim"], identity["action_dim"]) == (6, 2)  # reacher-easy's 6 obs, cartpole's 1 action: padded
-    assert sorted(ShardReader(run_dir / "replay" / "shard-000").task_counts()) == [1, 2]  # nothing of cartpole-balance (id 0)
+    # nothing of cartpole-balance (id 0)
+    assert sorted(ShardReader(run_dir / "replay" / "shard-000").task_counts()) == [1, 2]
     evals = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     evaluated = {k for row in evals if row.get("kind") == "eval" for k in row if k.startswith("return/")}
     assert evaluated == {"return/cartpole-swingup", "return/reacher-easy"}, evaluated
