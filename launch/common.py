@@ -7,8 +7,14 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 os.environ.setdefault("MUJOCO_GL", "egl")
+
+_Schema = TypeVar("_Schema", bound="DataclassInstance")  # an entry point's options dataclass
 
 
 def unreadable_override(argv: list[str]) -> str | None:
@@ -50,7 +56,7 @@ def _exit_if_unreadable(argv: list[str]) -> None:
         raise SystemExit(2)
 
 
-def options(schema, argv: list[str] | None = None):
+def options(schema: type[_Schema], argv: list[str] | None = None) -> _Schema:
     """`schema` (a dataclass of an entry point's options) from the command line's Hydra overrides;
     a bad one is one line on stderr and exit status 2."""
     from distributed.config import ConfigError, compose_options
@@ -59,12 +65,16 @@ def options(schema, argv: list[str] | None = None):
     if any(a in ("-h", "--help") for a in argv):
         import dataclasses
 
+        def shown_default(f: dataclasses.Field) -> str:
+            if f.default is not dataclasses.MISSING:
+                return repr(f.default)
+            if f.default_factory is not dataclasses.MISSING:
+                return f"{f.default_factory()}"
+            return "(required)"
+
         print(
             f"usage: {sys.argv[0]} key=value ...\n"
-            + "\n".join(
-                f"  {f.name}={f.default_factory() if f.default is dataclasses.MISSING else f.default!r}"
-                for f in dataclasses.fields(schema)
-            )
+            + "\n".join(f"  {f.name}={shown_default(f)}" for f in dataclasses.fields(schema))
         )
         raise SystemExit(0)
     _exit_if_unreadable(argv)

@@ -10,12 +10,14 @@ import os
 import sys
 from dataclasses import dataclass
 
+from omegaconf import MISSING
+
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @dataclass
 class CompareOptions:
-    runs: list[str] = "???"  # run directories (launch/train.py, launch/mt80.py, launch/baseline.py); required
+    runs: list[str] = MISSING  # ("???") run directories (launch/train.py, launch/mt80.py, launch/baseline.py); required
     labels: list[str] | None = None  # one name per run (None: the directory names)
     out: str = "runs/compare"
     title: str | None = None

@@ -17,8 +17,10 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from distributed.storage import StoragePath
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -54,7 +56,7 @@ def default_settings(pc) -> list[str]:
     ]
 
 
-def main(argv: list[str]) -> Path:
+def main(argv: list[str]) -> StoragePath:
     import numpy as np
 
     import envs
@@ -79,9 +81,9 @@ def main(argv: list[str]) -> Path:
     from distributed.storage import check_writable, is_remote, local_staging, storage_path
 
     try:
-        out = storage_path(a["out"] or storage_path(a["checkpoint"]) / "diagnostics")  # a directory or a URI
+        out = storage_path(o.out or storage_path(o.checkpoint) / "diagnostics")  # a directory or a URI
         check_writable(str(out), "out")  # a missing bucket: said now, not after the diagnostics ran
-        agent, extra = agent_from_checkpoint(a["checkpoint"], device=a["device"])
+        agent, extra = agent_from_checkpoint(o.checkpoint, device=o.device)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -98,7 +100,7 @@ def main(argv: list[str]) -> Path:
         a["tasks"].split(",") if a["tasks"] and extra.get("task_set") else list(extra.get("tasks") or task_set.names)
     )
     ids = {n: task_set.index(n) for n in names}
-    seed, max_steps = int(a["seed"]), int(a["max_steps"]) if a["max_steps"] else None
+    seed, max_steps = o.seed, o.max_steps
     env_fn = lambda task, s: envs.make_padded_env(task_set, task, s)  # noqa: E731
     log = lambda msg: print(msg, flush=True)  # noqa: E731
 
@@ -106,18 +108,16 @@ def main(argv: list[str]) -> Path:
     rng = np.random.default_rng(seed)
     masks = task_set.action_masks()
     for n, i in ids.items():
-        episodes[n] = run_episodes(
-            agent, env_fn, n, i, episodes=int(a["episodes"]), seed=seed + 1000, max_steps=max_steps
-        )
-        samples[n] = windows_from_episodes(episodes[n], 2 * agent.cfg.planner.horizon, int(a["samples"]), masks[i], rng)
+        episodes[n] = run_episodes(agent, env_fn, n, i, episodes=o.episodes, seed=seed + 1000, max_steps=max_steps)
+        samples[n] = windows_from_episodes(episodes[n], 2 * agent.cfg.planner.horizon, o.samples, masks[i], rng)
         log(f"{n}: returns {[round(e['return'], 1) for e in episodes[n]]}")
     results = run_diagnostics(
         agent,
         samples,
         episodes_by_task=episodes,
         obs_dims={n: task_set.tasks[i].obs_dim for n, i in ids.items()},
-        max_samples=int(a["samples"]),
-        audit_states=int(a["audit_states"]),
+        max_samples=o.samples,
+        audit_states=o.audit_states,
         seed=seed,
     )
     log(f"diagnostics: {results['seconds']:.1f} s")
@@ -129,14 +129,14 @@ def main(argv: list[str]) -> Path:
         env_fn,
         ids,
         settings,
-        episodes=int(a["table_episodes"]),
-        budget_ms=float(a["budget_ms"]),
+        episodes=o.table_episodes,
+        budget_ms=o.budget_ms,
         seed=seed + 2000,
         max_steps=max_steps,
         progress=log,
     )
     results["checkpoint"] = {
-        "path": str(a["checkpoint"]),
+        "path": o.checkpoint,
         "task_set": set_name,
         **{k: extra[k] for k in ("tasks", "env_steps", "updates") if k in extra},
     }

@@ -39,7 +39,7 @@ def main() -> None:
 
     a = options(ImportOptions)
     source = a.source if isinstance(a.source, str) else list(a.source)
-    kw = dict(
+    kw: dict[str, Any] = dict(
         obs_dim=a.obs_dim, action_dim=a.action_dim, chunk_len=a.chunk_len, flush_every=a.flush_every, durable=a.fsync
     )
     if a.task_set:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from distributed.run_log import read_metrics
@@ -94,7 +95,7 @@ def load_run(run_dir: str | Path, label: str | None = None) -> dict:
 
 
 def compare_runs(
-    run_dirs: list[str | Path], out_dir: str | Path, labels: list[str] | None = None, title: str | None = None
+    run_dirs: Sequence[str | Path], out_dir: str | Path, labels: list[str] | None = None, title: str | None = None
 ) -> dict:
     """comparison.md, comparison.csv and comparison.png in `out_dir`; returns {"runs", "files"}."""
     if not run_dirs:
