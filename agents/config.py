@@ -66,19 +66,19 @@ class ModelConfig:
     action_dim: int
     num_tasks: int = 1
     model_size: str = "5"
-    enc_dim: int = 256
-    mlp_dim: int = 512
-    latent_dim: int = 512
-    num_enc_layers: int = 2
-    num_q: int = 5
+    enc_dim: int = 256  # encoder hidden width (run options: None keeps the model size preset's)
+    mlp_dim: int = 512  # hidden width of the dynamics, reward, termination, policy and Q networks
+    latent_dim: int = 512  # width of the latent state
+    num_enc_layers: int = 2  # encoder layers
+    num_q: int = 5  # Q heads in the ensemble (two are drawn for each target)
     task_dim: int = 96  # used only when num_tasks > 1 (single-task models carry no embedding)
-    simnorm_dim: int = 8
-    num_bins: int = 101
-    vmin: float = -10.0
-    vmax: float = 10.0
-    dropout: float = 0.01
-    log_std_min: float = -10.0
-    log_std_max: float = 2.0
+    simnorm_dim: int = 8  # group size of the latent's simplicial normalisation
+    num_bins: int = 101  # bins of the two-hot reward and value regression
+    vmin: float = -10.0  # lowest bin of the two-hot regression (symlog space)
+    vmax: float = 10.0  # highest bin of the two-hot regression (symlog space)
+    dropout: float = 0.01  # dropout in the Q heads' first layer
+    log_std_min: float = -10.0  # lower bound of the policy's log std
+    log_std_max: float = 2.0  # upper bound of the policy's log std
     # How a task id becomes its embedding (multitask models only):
     #   table      - a learned lookup table, one row per task (TD-MPC2); new tasks need finetuning
     #   descriptor - a learned map from the task's descriptor (body morphology + objective) alone
@@ -88,7 +88,7 @@ class ModelConfig:
     #                table offset (initialised to 0, L2-regularised)
     # All but `table` reach bodies never trained on (zero-shot transfer).
     task_conditioning: str = "table"
-    descriptor_hidden: int = 256
+    descriptor_hidden: int = 256  # hidden width of the map from descriptor or text to task embedding
     task_descriptors: tuple[tuple[float, ...], ...] | None = None  # [num_tasks, descriptor_dim], raw
     descriptor_mean: tuple[float, ...] | None = None  # standardisation fixed at creation (training tasks)
     descriptor_std: tuple[float, ...] | None = None
@@ -99,7 +99,7 @@ class ModelConfig:
     # Episodic tasks: `can_terminate` [num_tasks] says which tasks' episodes can end early (None: none).
     # A termination head exists iff `termination_head` and some task can terminate.
     can_terminate: tuple[bool, ...] | None = None
-    termination_head: bool = True
+    termination_head: bool = True  # learn a termination head where some task can terminate (false: never)
 
     def __post_init__(self):
         conditioning_parts(self.task_conditioning)  # refuses an unknown value
@@ -207,15 +207,15 @@ class OptimConfig:
     """The update's hyperparameters. The batch size belongs to whoever samples (distributed RunConfig.batch_size,
     the learner's), the training horizon is the planner's (PlannerConfig.horizon): one home each."""
 
-    lr: float = 3e-4
-    enc_lr_scale: float = 0.3
-    grad_clip_norm: float = 20.0
-    tau: float = 0.01
-    rho: float = 0.5
-    consistency_coef: float = 20.0
-    reward_coef: float = 0.1
-    value_coef: float = 0.1
-    entropy_coef: float = 1e-4
+    lr: float = 3e-4  # Adam's learning rate
+    enc_lr_scale: float = 0.3  # the encoder learns at lr times this
+    grad_clip_norm: float = 20.0  # the world-model gradient's norm is clipped to this
+    tau: float = 0.01  # update rate of the target Q heads and of the running Q scale
+    rho: float = 0.5  # losses at rollout step t are weighted rho**t
+    consistency_coef: float = 20.0  # weight of the latent consistency loss
+    reward_coef: float = 0.1  # weight of the reward loss
+    value_coef: float = 0.1  # weight of the Q loss
+    entropy_coef: float = 1e-4  # weight of the policy's entropy bonus
     scale_tau: float = 0.01  # EMA rate of the running Q scale (P95 - P5)
     task_offset_coef: float = 0.1  # L2 on the per-task table offsets (a map plus a table: both, language+table, ...)
     termination_coef: float = 1.0  # BCE of the termination head (terminating tasks only)
@@ -260,16 +260,16 @@ TERMINATION_MODES = ("hard", "soft", "off")
 
 @dataclass(frozen=True)
 class PlannerConfig:
-    horizon: int = 3
-    iterations: int = 6
-    num_samples: int = 512
-    num_elites: int = 64
-    num_pi_trajs: int = 24
-    min_std: float = 0.05
-    max_std: float = 2.0
-    temperature: float = 0.5
+    horizon: int = 3  # model steps of every planned sequence (and of the training rollout)
+    iterations: int = 6  # MPPI iterations per planned action
+    num_samples: int = 512  # action sequences sampled per iteration
+    num_elites: int = 64  # best-scoring sequences that set the next mean and std
+    num_pi_trajs: int = 24  # sequences of the samples proposed by the policy prior
+    min_std: float = 0.05  # lower bound of the sampling std
+    max_std: float = 2.0  # the sampling std of the first iteration (and its upper bound)
+    temperature: float = 0.5  # the elites' weights are softmax(temperature * score)
     large_action_dim: int = 20  # TD-MPC2's heuristic: +2 iterations at or above this action dim
-    large_action_extra_iterations: int = 2
+    large_action_extra_iterations: int = 2  # iterations added at or above large_action_dim
     deadline_ms: float | None = None  # stop refining once this budget is spent (None: never)
     rows_per_pass: int | None = (
         None  # rows planned together in one pass (None: all on GPU; planner.cpu_rows_per_pass on CPU)

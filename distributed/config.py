@@ -105,7 +105,7 @@ class RunConfig:
     only_tasks: str | None = None
     model_size: str = "1"  # 1 | 5 | 19 | 48 | 317 (TD-MPC2's presets) | tiny (tests, CI)
     steps: int = 100_000  # env (agent) steps over all envs; updates when offline (num_runners=0)
-    seed: int = 1
+    seed: int = 1  # seeds the model's initialisation, the environments and replay sampling (evaluation: seed + 17)
     tag: str = ""  # set by presets: part of the default run directory, so presets never share one
     # a path, a shared file-system path, or an object-store URI (s3://bucket/prefix): distributed/storage.py;
     # a relative path inside a `ray job submit` package folder goes under ~/latentfleet-runs (run_location)
@@ -114,7 +114,7 @@ class RunConfig:
     backend: str = "local"  # local (one process) | ray
     # collection
     num_runners: int = 1  # env-runner actors (ray); local: 1 in-process runner, or 0 (offline)
-    envs_per_task: int = 1
+    envs_per_task: int = 1  # environments per task in a runner, stepped and planned as one batch
     collect_steps: int = 1  # env steps per runner call (per env) between learning rounds
     max_episode_steps: int | None = None  # truncate episodes early (smoke presets only)
     partial_episodes: bool = False  # store running episodes' new windows after every collect call (pieces
@@ -124,13 +124,13 @@ class RunConfig:
     #                         this many per env (1: every task has data before the first update)
     # replay
     num_shards: int | None = None  # ray: None = one per runner; local: always 1
-    chunk_len: int = 256
-    shard_flush_s: float = 10.0
-    shard_cache_mb: int = 256
+    chunk_len: int = 256  # replay rows per Zarr chunk: the unit of a write, a read and of damage
+    shard_flush_s: float = 10.0  # a shard commits what it holds at least this often (seconds)
+    shard_cache_mb: int = 256  # RAM of a replay reader for decoded chunks (MiB)
     offline_data: str | None = None  # a replay store (shard or directory of shards), opened read-only
     offline_ratio: float = 0.5  # share of every batch from offline_data when runners also collect
     # learning
-    num_learners: int = 1
+    num_learners: int = 1  # learner ranks training one model data-parallel (ray)
     batch_size: int = 256  # global: each of num_learners ranks samples batch_size / num_learners
     balance: str = "task"  # uniform | task | sqrt (see distributed/replay/sampler.py plan_draws)
     utd: float = 1.0  # gradient updates per stored env step (samples per insert)
@@ -138,21 +138,21 @@ class RunConfig:
     updates_per_round: int = 1  # updates per learner call between other work
     publish_every: int = 1  # publish weights to runners every K updates (ray; one process shares the model)
     # evaluation, diagnostics, checkpoints (in env steps; in updates when offline)
-    eval_freq: int = 10_000
-    eval_episodes: int = 5
-    eval_max_steps: int | None = None
-    checkpoint_freq: int = 10_000
+    eval_freq: int = 10_000  # evaluate every this many env steps (updates when offline)
+    eval_episodes: int = 5  # episodes per task in each evaluation
+    eval_max_steps: int | None = None  # cut evaluation episodes at this many steps (None: the task's own length)
+    checkpoint_freq: int = 10_000  # write checkpoint.pt every this many env steps (updates when offline)
     diag_freq: int = 0  # per-task latent diagnostics every N (0: only the final report)
     diagnostics: bool = True  # write the final diagnostics report
-    diag_samples_per_task: int = 64
-    diag_audit_states: int = 4
+    diag_samples_per_task: int = 64  # latent states per task in the diagnostics (geometry, dynamics)
+    diag_audit_states: int = 4  # states per task whose plans the diagnostics audit (terminal value, horizon)
     # resources
-    cpus_per_runner: float = 1.0
-    gpus_per_runner: float = 0.0
-    cpus_per_learner: float = 1.0
-    gpus_per_learner: float = 0.0
-    cpus_per_shard: float = 0.1
-    cpus_per_evaluator: float = 1.0
+    cpus_per_runner: float = 1.0  # Ray CPUs of an env-runner actor (also its torch threads)
+    gpus_per_runner: float = 0.0  # Ray GPUs of an env-runner actor (a fraction shares a GPU)
+    cpus_per_learner: float = 1.0  # Ray CPUs of a learner rank (also its torch threads)
+    gpus_per_learner: float = 0.0  # Ray GPUs of a learner rank (a fraction shares a GPU)
+    cpus_per_shard: float = 0.1  # Ray CPUs of a replay shard actor
+    cpus_per_evaluator: float = 1.0  # Ray CPUs of the evaluator actor (also its torch threads)
     # custom Ray resources the evaluator needs (`+resources_per_evaluator.eval_node=1`: only on nodes started with
     # `--resources='{"eval_node": 1}'`), to keep it on a kind of node, and off the learners' nodes
     resources_per_evaluator: dict[str, float] = field(default_factory=dict)
@@ -163,8 +163,8 @@ class RunConfig:
     compile_update: str = "off"  # torch.compile the update: off | default | reduce-overhead (CUDA graphs, GPU only)
     # logging
     wandb_mode: str = "offline"  # offline | online | disabled
-    wandb_project: str = "latentfleet"
-    progress: bool = True
+    wandb_project: str = "latentfleet"  # the wandb project runs log to
+    progress: bool = True  # a progress bar on the console
     planner: PlannerOptions = field(default_factory=PlannerOptions)
     optim: OptimOptions = field(default_factory=OptimOptions)
     model: ModelOptions = field(default_factory=ModelOptions)

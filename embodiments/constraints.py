@@ -26,10 +26,10 @@ class ConstraintOptions:
     the run: one value for every dim, or one per dim (then every task must have that many dims).
     Constraints are off unless some task ends with a bound or a rate limit."""
 
-    from_data: bool = True
-    lo: list[float] | None = None
-    hi: list[float] | None = None
-    max_delta: list[float] | None = None
+    from_data: bool = True  # use the tasks' and bodies' own action limits (embodiments/data/constraints.json)
+    lo: list[float] | None = None  # lower action bound for every task of the run: one value, or one per dim
+    hi: list[float] | None = None  # upper action bound for every task of the run: one value, or one per dim
+    max_delta: list[float] | None = None  # largest step-to-step change of an action: one value, or one per dim
     rest: list[float] | None = None  # reference of an episode's first action (None: bounds only)
 
 
