@@ -136,10 +136,10 @@ def _default(f: dataclasses.Field) -> object:
 
 def _nested(tp) -> type | None:
     """The dataclass a field holds (also through `X | None`), else None."""
-    if dataclasses.is_dataclass(tp):
-        return tp  # type: ignore[return-value]
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return tp
     inner = [a for a in typing.get_args(tp) if a is not type(None)]
-    return inner[0] if len(inner) == 1 and dataclasses.is_dataclass(inner[0]) else None  # type: ignore[return-value]
+    return inner[0] if len(inner) == 1 and isinstance(inner[0], type) and dataclasses.is_dataclass(inner[0]) else None
 
 
 def groups(schema: type | None = None) -> list[Group]:
