@@ -11,6 +11,20 @@ import numpy as np
 from distributed.config import RunConfig, compose
 
 FAST_PLANNER = dict(num_samples=128, num_elites=16, num_pi_trajs=8, iterations=3)
+# overrides of a run that takes seconds: tiny model, a one-iteration planner, one short evaluation episode
+TINY_RUN = [
+    "model_size=tiny",
+    "wandb_mode=disabled",
+    "progress=false",
+    "eval_episodes=1",
+    "eval_max_steps=5",
+    "planner.num_samples=16",
+    "planner.num_elites=4",
+    "planner.num_pi_trajs=4",
+    "planner.iterations=1",
+    "batch_size=16",
+    "diagnostics=false",
+]
 
 
 def compose_run_config(overrides: list[str], config_name: str = "mt80") -> RunConfig:

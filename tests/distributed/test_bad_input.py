@@ -12,22 +12,10 @@ import torch
 
 from distributed.config import ConfigError, compose
 from distributed.loop import Loop, run
+from distributed.testing.jobs import TINY_RUN
 
 REPO = Path(__file__).resolve().parents[2]
-QUICK = [
-    "model_size=tiny",
-    "wandb_mode=disabled",
-    "progress=false",
-    "eval_episodes=1",
-    "eval_max_steps=5",
-    "planner.num_samples=16",
-    "planner.num_elites=4",
-    "planner.num_pi_trajs=4",
-    "planner.iterations=1",
-    "batch_size=16",
-    "task=cartpole-balance",
-    "diagnostics=false",
-]
+QUICK = [*TINY_RUN, "task=cartpole-balance"]
 
 
 def _snapshot(run_dir: Path) -> dict:

@@ -7,21 +7,8 @@ from distributed.config import compose
 from distributed.loop import run
 from distributed.ray_parts import assign_tasks
 from distributed.replay.reader import ShardReader
+from distributed.testing.jobs import TINY_RUN
 from envs import load_task_set
-
-QUICK = [
-    "model_size=tiny",
-    "wandb_mode=disabled",
-    "progress=false",
-    "eval_episodes=1",
-    "eval_max_steps=5",
-    "planner.num_samples=16",
-    "planner.num_elites=4",
-    "planner.num_pi_trajs=4",
-    "planner.iterations=1",
-    "batch_size=16",
-    "diagnostics=false",
-]
 
 
 def test_runners_get_only_the_named_tasks():
@@ -39,7 +26,7 @@ def test_a_run_on_part_of_a_set_collects_and_evaluates_only_that_part(tmp_path):
         compose(
             "train",
             [
-                *QUICK,
+                *TINY_RUN,
                 "task='cartpole-balance,cartpole-swingup,reacher-easy'",
                 "only_tasks='reacher-easy, cartpole-swingup'",
                 "steps=60",
