@@ -52,15 +52,20 @@ class Group:
     keys: list[Key]
 
 
+def _has_source(cls: type) -> bool:
+    try:
+        inspect.getsource(cls)
+    except (OSError, TypeError):  # no file behind it: the caller looks elsewhere, or raises LookupError
+        return False
+    return True
+
+
 def _source_class(cls: type) -> type:
     """The class whose source holds `cls`'s field comments: itself, or for the options that
     distributed/config.py builds with `dataclasses.make_dataclass`, the agent config they copy."""
-    try:
-        inspect.getsource(cls)
+    if _has_source(cls):
         return cls
-    except (OSError, TypeError):
-        pass
-    import agents.config
+    import agents.config  # a class made at run time (make_dataclass): read the agent config it copies
 
     origin = getattr(agents.config, cls.__name__.replace("Options", "Config").replace("Overrides", "Config"), None)
     if not isinstance(origin, type) or not dataclasses.is_dataclass(origin):

@@ -13,21 +13,12 @@ import pytest
 from distributed.config import compose, config_from_dict
 from distributed.loop import Loop, run
 from distributed.run_log import read_metrics
-from distributed.testing.jobs import write_random_store
+from distributed.testing.jobs import TINY_RUN, write_random_store
 
 REPO = Path(__file__).resolve().parents[2]
 PAIR = "cartpole-balance,mw-reach"
 SMALL = [
-    "model_size=tiny",
-    "wandb_mode=disabled",
-    "progress=false",
-    "eval_episodes=1",
-    "eval_max_steps=5",
-    "planner.num_samples=16",
-    "planner.num_elites=4",
-    "planner.num_pi_trajs=4",
-    "planner.iterations=1",
-    "batch_size=16",
+    *[o for o in TINY_RUN if o != "diagnostics=false"],
     "diag_samples_per_task=4",
     "diag_audit_states=1",
     f"task='{PAIR}'",
